@@ -1,0 +1,2 @@
+//! Placeholder until the Windows shell lands.
+#![no_std]

@@ -1,0 +1,221 @@
+//! UTF-16 text: case folding as Windows compares names, well-formedness, and the string
+//! operators. Patterns are folded once when content is compiled; inputs are folded on the
+//! fly, one code unit at a time, so evaluation allocates nothing.
+
+/// Wildcard: any run of code units, possibly empty.
+pub const STAR: u16 = 0x2A;
+/// Wildcard: exactly one code unit.
+pub const QMARK: u16 = 0x3F;
+
+/// Upper-cases one UTF-16 code unit the way an NTFS upcase table does: a one-to-one map of
+/// code units, so characters whose upper case is longer (`ß`) or outside the BMP map to
+/// themselves, and surrogates are compared exactly.
+#[inline]
+pub fn fold(unit: u16) -> u16 {
+    if unit < 0x80 {
+        return if (0x61..=0x7A).contains(&unit) {
+            unit ^ 0x20
+        } else {
+            unit
+        };
+    }
+    let Some(c) = char::from_u32(u32::from(unit)) else {
+        return unit; // a surrogate half
+    };
+    let mut upper = c.to_uppercase();
+    match (upper.next(), upper.next()) {
+        (Some(u), None) => u16::try_from(u32::from(u)).unwrap_or(unit),
+        _ => unit,
+    }
+}
+
+/// Position and value of the first unpaired surrogate, if any.
+pub fn first_unpaired_surrogate(units: &[u16]) -> Option<(usize, u16)> {
+    let mut it = units.iter().copied().enumerate();
+    while let Some((i, u)) = it.next() {
+        match u {
+            0xD800..=0xDBFF => match it.next() {
+                Some((_, 0xDC00..=0xDFFF)) => {}
+                _ => return Some((i, u)),
+            },
+            0xDC00..=0xDFFF => return Some((i, u)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `input` (any case) equals the folded `pat`.
+#[inline]
+pub fn eq_folded(input: &[u16], pat: &[u16]) -> bool {
+    input.len() == pat.len() && input.iter().zip(pat).all(|(&i, &p)| fold(i) == p)
+}
+
+/// `input` starts with the folded `pat`.
+#[inline]
+pub fn starts_with_folded(input: &[u16], pat: &[u16]) -> bool {
+    input
+        .get(..pat.len())
+        .is_some_and(|head| eq_folded(head, pat))
+}
+
+/// `input` ends with the folded `pat`.
+#[inline]
+pub fn ends_with_folded(input: &[u16], pat: &[u16]) -> bool {
+    input
+        .len()
+        .checked_sub(pat.len())
+        .and_then(|start| input.get(start..))
+        .is_some_and(|tail| eq_folded(tail, pat))
+}
+
+/// `input` contains the folded `pat` (naive scan; used only to re-check candidates and for
+/// rules the index cannot anchor).
+pub fn contains_folded(input: &[u16], pat: &[u16]) -> bool {
+    let Some(last) = input.len().checked_sub(pat.len()) else {
+        return false;
+    };
+    (0..=last).any(|start| {
+        input
+            .get(start..)
+            .and_then(|rest| rest.get(..pat.len()))
+            .is_some_and(|window| eq_folded(window, pat))
+    })
+}
+
+/// `input` matches the folded wildcard `pat`. Greedy with single-star backtracking:
+/// O(len(input) * len(pat)) in the worst case, never recursive, never unbounded.
+pub fn wildcard_folded(input: &[u16], pat: &[u16]) -> bool {
+    let (mut i, mut p) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        let Some(&unit) = input.get(i) else {
+            while pat.get(p) == Some(&STAR) {
+                p = p.saturating_add(1);
+            }
+            return p == pat.len();
+        };
+        match pat.get(p) {
+            Some(&STAR) => {
+                star = Some((p, i));
+                p = p.saturating_add(1);
+                continue;
+            }
+            Some(&q) if q == QMARK || q == fold(unit) => {
+                i = i.saturating_add(1);
+                p = p.saturating_add(1);
+                continue;
+            }
+            _ => {}
+        }
+        match star {
+            Some((sp, si)) => {
+                let next = si.saturating_add(1);
+                p = sp.saturating_add(1);
+                i = next;
+                star = Some((sp, next));
+            }
+            None => return false,
+        }
+    }
+}
+
+/// The longest run of literal (non-wildcard) code units in a wildcard pattern, for indexing.
+pub fn longest_literal(pat: &[u16]) -> &[u16] {
+    pat.split(|&u| u == STAR || u == QMARK)
+        .fold(
+            &[][..],
+            |best, run| if run.len() > best.len() { run } else { best },
+        )
+}
+
+/// Splits a normalized path into `(parent, name, extension)`, as the sensor derives the
+/// `parent`, `name` and `extension` inputs. The extension is the text after the last `.` of
+/// the final component (empty when there is none); separators are `\` and `/`.
+pub fn split_path(path: &[u16]) -> (&[u16], &[u16], &[u16]) {
+    let is_sep = |u: &u16| *u == 0x5C || *u == 0x2F;
+    let (parent, name) = match path.iter().rposition(is_sep) {
+        Some(pos) => (
+            path.get(..pos).unwrap_or(&[]),
+            path.get(pos.saturating_add(1)..).unwrap_or(&[]),
+        ),
+        None => (&[][..], path),
+    };
+    let ext = match name.iter().rposition(|&u| u == 0x2E) {
+        Some(dot) => name.get(dot.saturating_add(1)..).unwrap_or(&[]),
+        None => &[],
+    };
+    (parent, name, ext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn w(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+    fn wf(s: &str) -> Vec<u16> {
+        s.encode_utf16().map(fold).collect()
+    }
+
+    #[test]
+    fn folding_matches_windows_one_to_one_upcase() {
+        assert_eq!(fold(u16::from(b'a')), u16::from(b'A'));
+        assert_eq!(fold(0x00E9), 0x00C9); // é -> É
+        assert_eq!(fold(0x00DF), 0x00DF); // ß has no one-unit upper case
+        assert_eq!(fold(0x0434), 0x0414); // д -> Д
+        assert_eq!(fold(0xD83D), 0xD83D); // surrogate half unchanged
+    }
+
+    #[test]
+    fn string_operators() {
+        let path = w("C:\\Users\\Bob\\Documents\\Report.DOCX");
+        assert!(ends_with_folded(&path, &wf(".docx")));
+        assert!(starts_with_folded(&path, &wf("c:\\users\\")));
+        assert!(contains_folded(&path, &wf("\\bob\\")));
+        assert!(!contains_folded(&path, &wf("\\alice\\")));
+        assert!(eq_folded(&w("lsass.exe"), &wf("LSASS.EXE")));
+        assert!(!eq_folded(&w("lsass.ex"), &wf("LSASS.EXE")));
+        assert!(!ends_with_folded(&w("x"), &wf("longer")));
+    }
+
+    #[test]
+    fn wildcards() {
+        let t = |i: &str, p: &str| wildcard_folded(&w(i), &wf(p));
+        assert!(t("report.docx", "*.docx"));
+        assert!(t("report.docx", "r?port.*"));
+        assert!(t("", "*"));
+        assert!(!t("", "?"));
+        assert!(t("abcabcabd", "*abd"));
+        assert!(!t("abcabcabe", "*abd"));
+        assert!(t("a\\b\\c", "a*c"));
+        assert!(!t("ab", "a"));
+        assert_eq!(
+            longest_literal(&w("*\\temp\\*.t?p")),
+            w("\\temp\\").as_slice()
+        );
+    }
+
+    #[test]
+    fn unpaired_surrogates_are_found() {
+        assert_eq!(first_unpaired_surrogate(&w("ok 😀")), None);
+        assert_eq!(first_unpaired_surrogate(&[0x41, 0xD800]), Some((1, 0xD800)));
+        assert_eq!(first_unpaired_surrogate(&[0xDC00, 0x41]), Some((0, 0xDC00)));
+        assert_eq!(first_unpaired_surrogate(&[0xD800, 0x41]), Some((0, 0xD800)));
+    }
+
+    #[test]
+    fn path_split() {
+        let p = w("\\Device\\HarddiskVolume3\\Users\\a.b.txt");
+        let (parent, name, ext) = split_path(&p);
+        assert_eq!(parent, w("\\Device\\HarddiskVolume3\\Users").as_slice());
+        assert_eq!(name, w("a.b.txt").as_slice());
+        assert_eq!(ext, w("txt").as_slice());
+        let (parent, name, ext) = split_path(&[]);
+        assert!(parent.is_empty() && name.is_empty() && ext.is_empty());
+        let q = w("noext");
+        assert_eq!(split_path(&q), (&[][..], q.as_slice(), &[][..]));
+    }
+}
