@@ -189,6 +189,13 @@ pub enum ErrorKind {
     },
     /// Memory could not be reserved for the decoded content.
     OutOfMemory,
+    /// The store holds the file under another version than its header declares.
+    VersionMismatch {
+        /// Version the store names it by.
+        expected: u64,
+        /// Version in the header.
+        found: u64,
+    },
 }
 
 /// A precise validation error.
@@ -201,39 +208,83 @@ pub struct ContentError {
 }
 
 impl ContentError {
-    /// Short stable code for the kind (state records, JSON, exit reasons).
-    pub const fn code(&self) -> &'static str {
+    /// Short stable code for the kind (JSON, tests, state records via [`Self::ordinal`]).
+    pub fn code(&self) -> &'static str {
+        code_of_ordinal(self.ordinal()).unwrap_or("unknown")
+    }
+
+    /// Position of the kind in [`ERROR_CODES`] (kept in the state record's quarantine).
+    pub const fn ordinal(&self) -> u32 {
         match self.kind {
-            ErrorKind::Truncated { .. } => "truncated",
-            ErrorKind::TrailingBytes { .. } => "trailing-bytes",
-            ErrorKind::BadMagic { .. } => "bad-magic",
-            ErrorKind::UnsupportedFormat { .. } => "unsupported-format",
-            ErrorKind::UnsupportedSchema { .. } => "unsupported-schema",
-            ErrorKind::BadHeaderLength { .. } => "bad-header-length",
-            ErrorKind::ReservedNonZero { .. } => "reserved-nonzero",
-            ErrorKind::SignatureUnsupported { .. } => "signature-unsupported",
-            ErrorKind::LimitExceeded { .. } => "limit-exceeded",
-            ErrorKind::DigestMismatch { .. } => "digest-mismatch",
-            ErrorKind::ZeroContentVersion => "zero-content-version",
-            ErrorKind::RuleTableLength { .. } => "rule-table-length",
-            ErrorKind::UnknownEventType { .. } => "unknown-event-type",
-            ErrorKind::UnknownAction { .. } => "unknown-action",
-            ErrorKind::UnknownOperator { .. } => "unknown-operator",
-            ErrorKind::NoCriteria => "no-criteria",
-            ErrorKind::FieldOutOfRange { .. } => "field-out-of-range",
-            ErrorKind::OperatorMismatch { .. } => "operator-mismatch",
-            ErrorKind::EmptyList => "empty-list",
-            ErrorKind::UnexpectedValues { .. } => "unexpected-values",
-            ErrorKind::StringOutOfRange { .. } => "string-out-of-range",
-            ErrorKind::EmptyString => "empty-string",
-            ErrorKind::InvalidUtf16 { .. } => "invalid-utf16",
-            ErrorKind::NulInString { .. } => "nul-in-string",
-            ErrorKind::EmptyRange { .. } => "empty-range",
-            ErrorKind::DuplicateRuleId { .. } => "duplicate-rule-id",
-            ErrorKind::OddStringTable { .. } => "odd-string-table",
-            ErrorKind::OutOfMemory => "out-of-memory",
+            ErrorKind::Truncated { .. } => 0,
+            ErrorKind::TrailingBytes { .. } => 1,
+            ErrorKind::BadMagic { .. } => 2,
+            ErrorKind::UnsupportedFormat { .. } => 3,
+            ErrorKind::UnsupportedSchema { .. } => 4,
+            ErrorKind::BadHeaderLength { .. } => 5,
+            ErrorKind::ReservedNonZero { .. } => 6,
+            ErrorKind::SignatureUnsupported { .. } => 7,
+            ErrorKind::LimitExceeded { .. } => 8,
+            ErrorKind::DigestMismatch { .. } => 9,
+            ErrorKind::ZeroContentVersion => 10,
+            ErrorKind::RuleTableLength { .. } => 11,
+            ErrorKind::UnknownEventType { .. } => 12,
+            ErrorKind::UnknownAction { .. } => 13,
+            ErrorKind::UnknownOperator { .. } => 14,
+            ErrorKind::NoCriteria => 15,
+            ErrorKind::FieldOutOfRange { .. } => 16,
+            ErrorKind::OperatorMismatch { .. } => 17,
+            ErrorKind::EmptyList => 18,
+            ErrorKind::UnexpectedValues { .. } => 19,
+            ErrorKind::StringOutOfRange { .. } => 20,
+            ErrorKind::EmptyString => 21,
+            ErrorKind::InvalidUtf16 { .. } => 22,
+            ErrorKind::NulInString { .. } => 23,
+            ErrorKind::EmptyRange { .. } => 24,
+            ErrorKind::DuplicateRuleId { .. } => 25,
+            ErrorKind::OddStringTable { .. } => 26,
+            ErrorKind::OutOfMemory => 27,
+            ErrorKind::VersionMismatch { .. } => 28,
         }
     }
+}
+
+/// Stable error codes, indexed by [`ContentError::ordinal`].
+pub const ERROR_CODES: [&str; 29] = [
+    "truncated",
+    "trailing-bytes",
+    "bad-magic",
+    "unsupported-format",
+    "unsupported-schema",
+    "bad-header-length",
+    "reserved-nonzero",
+    "signature-unsupported",
+    "limit-exceeded",
+    "digest-mismatch",
+    "zero-content-version",
+    "rule-table-length",
+    "unknown-event-type",
+    "unknown-action",
+    "unknown-operator",
+    "no-criteria",
+    "field-out-of-range",
+    "operator-mismatch",
+    "empty-list",
+    "unexpected-values",
+    "string-out-of-range",
+    "empty-string",
+    "invalid-utf16",
+    "nul-in-string",
+    "empty-range",
+    "duplicate-rule-id",
+    "odd-string-table",
+    "out-of-memory",
+    "version-mismatch",
+];
+
+/// The code for an ordinal read back from a state record.
+pub fn code_of_ordinal(ordinal: u32) -> Option<&'static str> {
+    ERROR_CODES.get(usize::try_from(ordinal).ok()?).copied()
 }
 
 struct Hex<'a>(&'a [u8]);
@@ -416,6 +467,10 @@ impl fmt::Display for ErrorKind {
                 )
             }
             ErrorKind::OutOfMemory => f.write_str("out of memory while decoding"),
+            ErrorKind::VersionMismatch { expected, found } => write!(
+                f,
+                "header declares content version {found}, but the store holds it as version {expected}"
+            ),
         }
     }
 }

@@ -647,6 +647,7 @@ impl Parser<'_> {
             kind: ErrorKind::UnknownAction { found: code },
         })?;
         at.offset = r.pos;
+        let crit_count_at = at;
         let ncrit = r.u8(&at, "criteria count")?;
         at.offset = r.pos;
         let nsets = r.u8(&at, "exception set count")?;
@@ -660,7 +661,7 @@ impl Parser<'_> {
                 },
             });
         }
-        let criteria = self.criteria(r, event, ncrit, at)?;
+        let criteria = self.criteria(r, event, ncrit, crit_count_at)?;
         let mut exceptions: Vec<Vec<Criterion>> = Vec::new();
         if usize::from(nsets).saturating_mul(SET_FIXED.saturating_add(CRIT_FIXED)) > r.remaining() {
             return Err(ContentError {

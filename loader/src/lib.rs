@@ -21,6 +21,7 @@ pub mod error;
 pub mod eval;
 pub mod format;
 pub mod schema;
+pub mod state;
 pub mod text;
 
 pub use content::{Content, Criterion, Rule, Values};

@@ -1,0 +1,541 @@
+//! The durable state record: two fixed-size slots, each with a sequence number and a
+//! SHA-256 checksum. A write goes to the slot not holding the newest valid copy, so a torn
+//! write destroys at most the copy being written; a read takes the valid slot with the
+//! higher sequence number. Layout in `docs/boot-safety.md`.
+
+use sha2::{Digest as _, Sha256};
+
+/// Bytes in one slot.
+pub const SLOT_LEN: usize = 1024;
+/// Bytes in the whole record (two slots).
+pub const RECORD_LEN: usize = 2 * SLOT_LEN;
+/// Versions whose attempt counts are kept.
+pub const MAX_TRACKED: usize = 8;
+/// Quarantine entries kept.
+pub const MAX_QUARANTINE: usize = 12;
+
+const MAGIC: [u8; 4] = *b"FSST";
+const LAYOUT: u16 = 1;
+const SUM_AT: usize = SLOT_LEN - 32;
+
+/// A content version and the SHA-256 of its file (all zero when not known).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ver {
+    /// Content version.
+    pub version: u64,
+    /// SHA-256 of the whole content file.
+    pub digest: [u8; 32],
+}
+
+/// How the attempt of the last start ended, as far as the record knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Content was activated and nothing since: if this is still the phase at the next
+    /// start, that start ended uncleanly and is charged to the version.
+    InProgress,
+    /// The system stayed up `healthy_after` seconds with the content.
+    Healthy,
+    /// An orderly shutdown was seen before healthy: not charged.
+    Clean,
+}
+
+impl Phase {
+    fn code(self) -> u8 {
+        match self {
+            Phase::InProgress => 1,
+            Phase::Healthy => 2,
+            Phase::Clean => 3,
+        }
+    }
+    fn from_code(c: u8) -> Option<Option<Self>> {
+        match c {
+            0 => Some(None),
+            1 => Some(Some(Phase::InProgress)),
+            2 => Some(Some(Phase::Healthy)),
+            3 => Some(Some(Phase::Clean)),
+            _ => None,
+        }
+    }
+    /// Name for displays.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Phase::InProgress => "in-progress",
+            Phase::Healthy => "healthy",
+            Phase::Clean => "clean-shutdown",
+        }
+    }
+}
+
+/// The attempt made by the last start that activated content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// Version activated.
+    pub ver: Ver,
+    /// How it has gone.
+    pub phase: Phase,
+}
+
+/// Consecutive unclean starts charged to a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Track {
+    /// Version.
+    pub version: u64,
+    /// Unclean starts since it was last healthy (or first seen).
+    pub attempts: u8,
+}
+
+/// Why a version is quarantined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuarantineReason {
+    /// It was started `threshold` times and never reached healthy nor a clean shutdown.
+    CrashLoop,
+    /// It was read and failed validation; `detail` is the error's ordinal.
+    Invalid,
+}
+
+impl QuarantineReason {
+    fn code(self) -> u8 {
+        match self {
+            QuarantineReason::CrashLoop => 1,
+            QuarantineReason::Invalid => 2,
+        }
+    }
+    fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(QuarantineReason::CrashLoop),
+            2 => Some(QuarantineReason::Invalid),
+            _ => None,
+        }
+    }
+    /// Name for displays.
+    pub const fn name(self) -> &'static str {
+        match self {
+            QuarantineReason::CrashLoop => "crash-loop",
+            QuarantineReason::Invalid => "invalid-content",
+        }
+    }
+}
+
+/// One quarantined version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QEntry {
+    /// Version and digest (digest zero if the file was never read).
+    pub ver: Ver,
+    /// Why.
+    pub reason: QuarantineReason,
+    /// Crash loop: attempts charged. Invalid: validation error ordinal.
+    pub detail: u32,
+    /// Boot sequence number at which it was quarantined.
+    pub boot: u64,
+}
+
+/// Mode the driver runs in after a start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Running the newest content in the store (or the store is empty).
+    Normal,
+    /// Newer content was skipped (quarantined or unreadable); running older or none.
+    Fallback,
+    /// Safe mode: no content at all (switch, Windows Safe Mode, or state not trusted).
+    Safe,
+}
+
+impl Mode {
+    fn code(self) -> u8 {
+        match self {
+            Mode::Normal => 1,
+            Mode::Fallback => 2,
+            Mode::Safe => 3,
+        }
+    }
+    fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(Mode::Normal),
+            2 => Some(Mode::Fallback),
+            3 => Some(Mode::Safe),
+            _ => None,
+        }
+    }
+    /// Name for displays.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Fallback => "fallback",
+            Mode::Safe => "safe",
+        }
+    }
+}
+
+/// Why a start decided what it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The newest version in the store was activated.
+    NewestContent,
+    /// The store holds no content: pass-through.
+    NoContentStaged,
+    /// Newer versions are quarantined: an older one (at least last-known-good) runs.
+    NewerQuarantined,
+    /// A newer version could not be read this start (not quarantined): an older one runs.
+    NewerUnreadable,
+    /// Every version at or above last-known-good is quarantined or unreadable: no content.
+    NothingUsable,
+    /// The content store could not be listed: no content this start.
+    StoreUnreadable,
+    /// The operator's force-safe-mode switch is on.
+    ForceSafeMode,
+    /// Windows runs in Safe Mode.
+    WindowsSafeMode,
+    /// The record was present but both slots were invalid: nothing new is activated; a
+    /// fresh record was written.
+    StateLost,
+    /// The record could not be read (I/O error): nothing activated, nothing written.
+    StateUnreadable,
+    /// The record could not be written durably, so no content may be activated.
+    StateUnwritable,
+}
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; 11] = [
+        Reason::NewestContent,
+        Reason::NoContentStaged,
+        Reason::NewerQuarantined,
+        Reason::NewerUnreadable,
+        Reason::NothingUsable,
+        Reason::StoreUnreadable,
+        Reason::ForceSafeMode,
+        Reason::WindowsSafeMode,
+        Reason::StateLost,
+        Reason::StateUnreadable,
+        Reason::StateUnwritable,
+    ];
+    fn code(self) -> u8 {
+        let pos = Self::ALL.iter().position(|r| *r == self).unwrap_or(0);
+        u8::try_from(pos).unwrap_or(0).saturating_add(1)
+    }
+    fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(c.checked_sub(1)?)).copied()
+    }
+    /// Stable reason string (state displays, JSON, docs).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::NewestContent => "newest-content",
+            Reason::NoContentStaged => "no-content-staged",
+            Reason::NewerQuarantined => "newer-quarantined",
+            Reason::NewerUnreadable => "newer-unreadable",
+            Reason::NothingUsable => "nothing-usable",
+            Reason::StoreUnreadable => "store-unreadable",
+            Reason::ForceSafeMode => "force-safe-mode",
+            Reason::WindowsSafeMode => "windows-safe-mode",
+            Reason::StateLost => "state-lost",
+            Reason::StateUnreadable => "state-unreadable",
+            Reason::StateUnwritable => "state-unwritable",
+        }
+    }
+}
+
+/// What the last start decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastDecision {
+    /// Mode.
+    pub mode: Mode,
+    /// Reason.
+    pub reason: Reason,
+    /// Version activated (0: none).
+    pub version: u64,
+    /// Boot sequence number of that start.
+    pub boot: u64,
+}
+
+/// The boot-attempt state. Fixed size: no allocation, ever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Starts seen (incremented by every start that writes the record).
+    pub boot: u64,
+    /// Operator's force-safe-mode switch.
+    pub force_safe: bool,
+    /// The attempt of the last start that activated content.
+    pub attempt: Option<Attempt>,
+    /// Last-known-good: the newest version that reached healthy.
+    pub lkg: Option<Ver>,
+    /// Attempt counts per version.
+    pub tracks: [Option<Track>; MAX_TRACKED],
+    /// Quarantined versions.
+    pub quarantine: [Option<QEntry>; MAX_QUARANTINE],
+    /// Last start's decision.
+    pub last: Option<LastDecision>,
+}
+
+impl State {
+    /// Attempts charged to `version`.
+    pub fn attempts(&self, version: u64) -> u8 {
+        self.tracks
+            .iter()
+            .flatten()
+            .find(|t| t.version == version)
+            .map_or(0, |t| t.attempts)
+    }
+
+    /// The quarantine entry for `version`.
+    pub fn quarantined(&self, version: u64) -> Option<&QEntry> {
+        self.quarantine
+            .iter()
+            .flatten()
+            .find(|q| q.ver.version == version)
+    }
+}
+
+/// A slot that decoded, with its sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The state.
+    pub state: State,
+    /// Sequence number of the slot it came from.
+    pub seq: u64,
+    /// Which slot (0 or 1).
+    pub slot: usize,
+}
+
+struct W<'a> {
+    buf: &'a mut [u8; SLOT_LEN],
+    pos: usize,
+}
+
+impl W<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.pos = end;
+    }
+    fn at(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
+struct R<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl R<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let end = self.pos.checked_add(N)?;
+        let src = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        let mut out = [0u8; N];
+        out.copy_from_slice(src);
+        Some(out)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+    fn at(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
+// Field offsets within a slot.
+const O_SEQ: usize = 8;
+const O_BOOT: usize = 16;
+const O_FLAGS: usize = 24;
+const O_PHASE: usize = 25;
+const O_ATTEMPT: usize = 32; // version u64 + digest 32
+const O_LKG: usize = 72; // version u64 (0 = none) + digest 32
+const O_TRACKS: usize = 112; // MAX_TRACKED x (version u64, attempts u8, 7 reserved)
+const O_QUAR: usize = O_TRACKS + MAX_TRACKED * 16; // MAX_QUARANTINE x 56
+const Q_LEN: usize = 56; // version 8, digest 32, reason 1, 3 reserved, detail 4, boot 8
+const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, 6 reserved, version 8, boot 8
+const O_END: usize = O_LAST + 24;
+const _: () = assert!(O_END <= SUM_AT);
+
+/// Encodes `state` as slot bytes with sequence number `seq`.
+pub fn encode_slot(state: &State, seq: u64) -> [u8; SLOT_LEN] {
+    let mut buf = [0u8; SLOT_LEN];
+    let mut w = W {
+        buf: &mut buf,
+        pos: 0,
+    };
+    w.put(&MAGIC);
+    w.put(&LAYOUT.to_le_bytes());
+    w.put(&u16::try_from(SLOT_LEN).unwrap_or(0).to_le_bytes());
+    w.put(&seq.to_le_bytes());
+    w.put(&state.boot.to_le_bytes());
+    w.put(&[
+        u8::from(state.force_safe),
+        state.attempt.map_or(0, |a| a.phase.code()),
+    ]);
+    w.at(O_ATTEMPT);
+    let a = state.attempt.map(|a| a.ver).unwrap_or_default();
+    w.put(&a.version.to_le_bytes());
+    w.put(&a.digest);
+    let l = state.lkg.unwrap_or_default();
+    w.put(&l.version.to_le_bytes());
+    w.put(&l.digest);
+    for (i, t) in state.tracks.iter().enumerate() {
+        w.at(O_TRACKS.saturating_add(i.saturating_mul(16)));
+        if let Some(t) = t {
+            w.put(&t.version.to_le_bytes());
+            w.put(&[t.attempts]);
+        }
+    }
+    for (i, q) in state.quarantine.iter().enumerate() {
+        w.at(O_QUAR.saturating_add(i.saturating_mul(Q_LEN)));
+        if let Some(q) = q {
+            w.put(&q.ver.version.to_le_bytes());
+            w.put(&q.ver.digest);
+            w.put(&[q.reason.code(), 0, 0, 0]);
+            w.put(&q.detail.to_le_bytes());
+            w.put(&q.boot.to_le_bytes());
+        }
+    }
+    w.at(O_LAST);
+    if let Some(d) = state.last {
+        w.put(&[d.mode.code(), d.reason.code(), 0, 0, 0, 0, 0, 0]);
+        w.put(&d.version.to_le_bytes());
+        w.put(&d.boot.to_le_bytes());
+    }
+    let sum = checksum(buf.get(..SUM_AT).unwrap_or(&[]));
+    if let Some(dst) = buf.get_mut(SUM_AT..) {
+        dst.copy_from_slice(&sum);
+    }
+    buf
+}
+
+fn checksum(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Decodes one slot; `None` if it is not a valid slot (torn, zeroed, corrupt).
+pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
+    if slot.len() != SLOT_LEN {
+        return None;
+    }
+    let (body, sum) = slot.split_at_checked(SUM_AT)?;
+    if checksum(body) != sum {
+        return None;
+    }
+    let mut r = R { buf: slot, pos: 0 };
+    if r.take::<4>()? != MAGIC
+        || r.take::<2>().map(u16::from_le_bytes)? != LAYOUT
+        || usize::from(r.take::<2>().map(u16::from_le_bytes)?) != SLOT_LEN
+    {
+        return None;
+    }
+    r.at(O_SEQ);
+    let seq = r.u64()?;
+    r.at(O_BOOT);
+    let boot = r.u64()?;
+    r.at(O_FLAGS);
+    let flags = r.u8()?;
+    if flags > 1 {
+        return None;
+    }
+    r.at(O_PHASE);
+    let phase = Phase::from_code(r.u8()?)?;
+    r.at(O_ATTEMPT);
+    let av = Ver {
+        version: r.u64()?,
+        digest: r.take()?,
+    };
+    let attempt = phase.map(|phase| Attempt { ver: av, phase });
+    r.at(O_LKG);
+    let lv = Ver {
+        version: r.u64()?,
+        digest: r.take()?,
+    };
+    let lkg = (lv.version != 0).then_some(lv);
+    let mut tracks = [None; MAX_TRACKED];
+    for (i, t) in tracks.iter_mut().enumerate() {
+        r.at(O_TRACKS.saturating_add(i.saturating_mul(16)));
+        let version = r.u64()?;
+        let attempts = r.u8()?;
+        *t = (version != 0).then_some(Track { version, attempts });
+    }
+    let mut quarantine = [None; MAX_QUARANTINE];
+    for (i, q) in quarantine.iter_mut().enumerate() {
+        r.at(O_QUAR.saturating_add(i.saturating_mul(Q_LEN)));
+        let ver = Ver {
+            version: r.u64()?,
+            digest: r.take()?,
+        };
+        let code = r.take::<4>()?;
+        let detail = r.u32()?;
+        let boot = r.u64()?;
+        if ver.version != 0 {
+            let reason = QuarantineReason::from_code(code.first().copied()?)?;
+            *q = Some(QEntry {
+                ver,
+                reason,
+                detail,
+                boot,
+            });
+        }
+    }
+    r.at(O_LAST);
+    let head = r.take::<8>()?;
+    let version = r.u64()?;
+    let dboot = r.u64()?;
+    let last = match head {
+        [0, ..] => None,
+        [m, c, ..] => Some(LastDecision {
+            mode: Mode::from_code(m)?,
+            reason: Reason::from_code(c)?,
+            version,
+            boot: dboot,
+        }),
+    };
+    Some((
+        State {
+            boot,
+            force_safe: flags == 1,
+            attempt,
+            lkg,
+            tracks,
+            quarantine,
+            last,
+        },
+        seq,
+    ))
+}
+
+/// What reading the record found.
+// The record is fixed-size by design (no allocation at start); about 1 KiB on the stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// No record at all: first install.
+    Fresh,
+    /// A record whose two slots are both invalid.
+    Lost,
+    /// The newest valid slot.
+    Ok(Stored),
+}
+
+/// Picks the newest valid slot of a whole record.
+pub fn decode_record(record: &[u8]) -> Loaded {
+    let slot = |i: usize| {
+        let start = i.saturating_mul(SLOT_LEN);
+        record
+            .get(start..start.saturating_add(SLOT_LEN))
+            .and_then(decode_slot)
+            .map(|(state, seq)| Stored {
+                state,
+                seq,
+                slot: i,
+            })
+    };
+    match (slot(0), slot(1)) {
+        (Some(a), Some(b)) => Loaded::Ok(if b.seq > a.seq { b } else { a }),
+        (Some(a), None) => Loaded::Ok(a),
+        (None, Some(b)) => Loaded::Ok(b),
+        (None, None) => Loaded::Lost,
+    }
+}

@@ -1,0 +1,287 @@
+//! The start sequence the driver runs in `DriverEntry` (and `failsafectl boot` runs on a
+//! host), generic over the three things the OS provides: a state medium, a content store
+//! and a clock.
+//!
+//! Order matters: the record saying "attempt in progress with version V" is written
+//! durably *before* V is parsed or activated, so a crash anywhere in parsing, activation or
+//! afterwards is charged to V at the next start.
+
+use alloc::vec::Vec;
+use core::fmt;
+use sha2::{Digest as _, Sha256};
+
+use super::machine::{
+    Begin, Choice, Config, Env, Prior, begin, choose, record_attempt, reject_invalid,
+    state_unwritable, store_unreadable,
+};
+use super::record::{Loaded, Mode, RECORD_LEN, SLOT_LEN, State, Ver, decode_record, encode_slot};
+use crate::content::limits;
+use crate::engine::RuleSet;
+use crate::error::{ContentError, ErrorKind, Location};
+
+/// An I/O failure reported by a medium or store (NTSTATUS on Windows, errno on hosts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoError {
+    /// Platform error code.
+    pub code: i64,
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "I/O error (code {:#x})", self.code)
+    }
+}
+
+/// Where the state record lives. Writes must be durable when `write_slot` returns.
+pub trait StateMedium {
+    /// Reads the whole record into `buf`. `Ok(false)`: no record exists (first install).
+    /// A short record leaves the rest of `buf` zero (those slots then fail their checksum).
+    fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError>;
+    /// Writes slot `slot` (0 or 1) and returns only once the bytes are on stable storage.
+    fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError>;
+}
+
+/// Where content versions live.
+pub trait ContentStore {
+    /// Appends the versions present to `out`.
+    fn versions(&mut self, out: &mut Vec<u64>) -> Result<(), IoError>;
+    /// Replaces `buf` with at most `limit` bytes of version `version`'s file.
+    fn read(&mut self, version: u64, limit: usize, buf: &mut Vec<u8>) -> Result<(), IoError>;
+}
+
+/// A monotonic clock.
+pub trait Clock {
+    /// Milliseconds since an arbitrary fixed point.
+    fn now_ms(&mut self) -> u64;
+}
+
+/// When the active content becomes healthy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthTimer {
+    due_ms: u64,
+}
+
+impl HealthTimer {
+    /// Armed now for `cfg.healthy_after_secs`.
+    pub fn arm(clock: &mut impl Clock, cfg: &Config) -> Self {
+        let after = u64::from(cfg.healthy_after_secs).saturating_mul(1000);
+        HealthTimer {
+            due_ms: clock.now_ms().saturating_add(after),
+        }
+    }
+    /// Has the uptime been reached?
+    pub fn due(&self, clock: &mut impl Clock) -> bool {
+        clock.now_ms() >= self.due_ms
+    }
+}
+
+/// The record on its medium: reads once, then writes alternate slots with rising sequence
+/// numbers.
+#[derive(Debug)]
+pub struct Durable<M> {
+    medium: M,
+    newest_slot: Option<usize>,
+    seq: u64,
+    state: State,
+}
+
+impl<M: StateMedium> Durable<M> {
+    /// Reads the record.
+    pub fn open(mut medium: M) -> (Prior, Self) {
+        let mut buf = [0u8; RECORD_LEN];
+        let prior = match medium.read(&mut buf) {
+            Err(_) => Prior::Unreadable,
+            Ok(false) => Prior::Loaded(Loaded::Fresh),
+            Ok(true) => Prior::Loaded(decode_record(&buf)),
+        };
+        let (newest_slot, seq, state) = match prior {
+            Prior::Loaded(Loaded::Ok(s)) => (Some(s.slot), s.seq, s.state),
+            _ => (None, 0, State::default()),
+        };
+        (
+            prior,
+            Durable {
+                medium,
+                newest_slot,
+                seq,
+                state,
+            },
+        )
+    }
+
+    /// Makes `s` durable in the slot not holding the newest copy.
+    pub fn persist(&mut self, s: &State) -> Result<(), IoError> {
+        let slot = match self.newest_slot {
+            Some(0) => 1,
+            _ => 0,
+        };
+        let seq = self.seq.saturating_add(1);
+        self.medium.write_slot(slot, &encode_slot(s, seq))?;
+        self.newest_slot = Some(slot);
+        self.seq = seq;
+        self.state = *s;
+        Ok(())
+    }
+
+    /// Applies an event (healthy, clean shutdown, operator command) and persists the result
+    /// if there is one. `Ok(false)`: nothing to record.
+    pub fn apply(&mut self, event: impl FnOnce(&State) -> Option<State>) -> Result<bool, IoError> {
+        match event(&self.state) {
+            Some(n) => self.persist(&n).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The state as last read or written.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The medium (hosts use it to inject faults in drills).
+    pub fn medium_mut(&mut self) -> &mut M {
+        &mut self.medium
+    }
+}
+
+/// A version that was read at this start and rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Version and file digest.
+    pub ver: Ver,
+    /// Why.
+    pub error: ContentError,
+}
+
+/// What a start did.
+#[derive(Debug)]
+pub struct Started<M> {
+    /// The record, for the events that follow (healthy, shutdown).
+    pub durable: Durable<M>,
+    /// The state read at start.
+    pub prior: Prior,
+    /// The final decision.
+    pub choice: Choice,
+    /// The content activated, if any.
+    pub active: Option<(Ver, RuleSet)>,
+    /// Versions read and rejected at this start (quarantined).
+    pub rejected: Vec<Rejection>,
+    /// Versions that could not be read at this start (not quarantined).
+    pub unreadable: Vec<u64>,
+    /// The final state could not be written (the decision stands; nothing was activated
+    /// without a durable attempt record).
+    pub persist_failed: bool,
+}
+
+/// SHA-256 of a whole content file: the digest the record and the CLI show.
+pub fn file_digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Runs the start sequence: read the record, charge the previous attempt, choose, make the
+/// attempt durable, validate and activate; quarantine invalid content at once and fall back.
+pub fn start<M: StateMedium, S: ContentStore>(
+    medium: M,
+    store: &mut S,
+    cfg: &Config,
+    env: &Env,
+) -> Started<M> {
+    let (prior, durable) = Durable::open(medium);
+    let mut out = Started {
+        durable,
+        prior,
+        choice: Choice {
+            target: None,
+            mode: Mode::Safe,
+            reason: super::record::Reason::StateUnreadable,
+        },
+        active: None,
+        rejected: Vec::new(),
+        unreadable: Vec::new(),
+        persist_failed: false,
+    };
+    let mut s = match begin(prior, cfg, env) {
+        Begin::Safe { reason, write } => {
+            out.choice = Choice {
+                target: None,
+                mode: Mode::Safe,
+                reason,
+            };
+            if let Some(w) = write {
+                out.persist_failed = out.durable.persist(&w).is_err();
+            }
+            return out;
+        }
+        Begin::Choose(s) => s,
+    };
+    let mut versions: Vec<u64> = Vec::new();
+    if store.versions(&mut versions).is_err() {
+        out.choice = store_unreadable(&mut s);
+        out.persist_failed = out.durable.persist(&s).is_err();
+        return out;
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let read_limit = limits::MAX_FILE_BYTES.saturating_add(1);
+    // Versions skipped at this start: unreadable, or read and rejected. Each turn of the
+    // loop adds one or returns, so it ends after at most `versions.len() + 1` turns.
+    let mut skip: Vec<u64> = Vec::new();
+    loop {
+        if skip.try_reserve(1).is_err() {
+            out.choice = state_unwritable(&mut s);
+            out.persist_failed = out.durable.persist(&s).is_err();
+            return out;
+        }
+        let choice = choose(&mut s, &versions, &skip, cfg);
+        out.choice = choice;
+        let Some(v) = choice.target else {
+            out.persist_failed = out.durable.persist(&s).is_err();
+            return out;
+        };
+        skip.push(v);
+        if store.read(v, read_limit, &mut buf).is_err() {
+            if out.unreadable.try_reserve(1).is_ok() {
+                out.unreadable.push(v);
+            }
+            continue;
+        }
+        let ver = Ver {
+            version: v,
+            digest: file_digest(&buf),
+        };
+        record_attempt(&mut s, ver);
+        if out.durable.persist(&s).is_err() {
+            // Counting cannot be guaranteed: activate nothing.
+            out.choice = state_unwritable(&mut s);
+            out.persist_failed = true;
+            return out;
+        }
+        let loaded = RuleSet::load(&buf).and_then(|rs| {
+            if rs.version() == v {
+                Ok(rs)
+            } else {
+                let kind = ErrorKind::VersionMismatch {
+                    expected: v,
+                    found: rs.version(),
+                };
+                Err(ContentError {
+                    at: Location {
+                        offset: 16,
+                        ..Location::default()
+                    },
+                    kind,
+                })
+            }
+        });
+        match loaded {
+            Ok(rs) => {
+                out.active = Some((ver, rs));
+                return out;
+            }
+            Err(error) => {
+                reject_invalid(&mut s, ver, error.ordinal());
+                if out.rejected.try_reserve(1).is_ok() {
+                    out.rejected.push(Rejection { ver, error });
+                }
+            }
+        }
+    }
+}
