@@ -1,0 +1,326 @@
+//! Output: errors with exit codes, JSON and text renderings of content, state and starts.
+
+use std::path::Path;
+
+use failsafe_loader::error::code_of_ordinal;
+use failsafe_loader::state::machine::{self, Begin, Config, Env};
+use failsafe_loader::state::record::QuarantineReason;
+use failsafe_loader::state::{Loaded, Prior, Started, State};
+use failsafe_loader::{ContentError, Rule};
+use serde_json::{Value, json};
+
+use crate::host::{DirStore, FileMedium};
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: u8,
+    pub msg: String,
+}
+
+impl Fail {
+    pub fn invalid(msg: String) -> Self {
+        Fail { code: 1, msg }
+    }
+    pub fn io(msg: String) -> Self {
+        Fail { code: 2, msg }
+    }
+    pub fn usage(msg: String) -> Self {
+        Fail { code: 2, msg }
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Prints `value` as one JSON line, or `text`.
+pub fn out(json: bool, value: Value, text: String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+pub fn error_json(e: &ContentError) -> Value {
+    json!({
+        "code": e.code(),
+        "message": e.kind.to_string(),
+        "offset": e.at.offset,
+        "rule_index": e.at.rule_index,
+        "rule_id": e.at.rule_id,
+        "exception": e.at.exception,
+        "criterion": e.at.criterion,
+        "value": e.at.value,
+        "display": e.to_string(),
+    })
+}
+
+pub fn rule_json(index: usize, r: &Rule) -> Value {
+    let crit = |c: &failsafe_loader::Criterion| {
+        json!({"field": r.event.field(c.field).map(|f| f.name), "field_index": c.field, "op": c.op.name(),
+               "negate": c.negate, "text": crate::source::describe_criterion(r.event, c)})
+    };
+    json!({
+        "index": index, "id": r.id, "event": r.event.name(), "action": r.action.name(),
+        "match": r.criteria.iter().map(crit).collect::<Vec<_>>(),
+        "except": r.exceptions.iter().map(|s| s.iter().map(crit).collect::<Vec<_>>()).collect::<Vec<_>>(),
+    })
+}
+
+fn prior_name(p: &Prior) -> &'static str {
+    match p {
+        Prior::Unreadable => "unreadable",
+        Prior::Loaded(Loaded::Fresh) => "none (first install)",
+        Prior::Loaded(Loaded::Lost) => "lost (both slots invalid)",
+        Prior::Loaded(Loaded::Ok(_)) => "ok",
+    }
+}
+
+fn quarantine_detail(reason: QuarantineReason, detail: u32) -> String {
+    match reason {
+        QuarantineReason::CrashLoop => format!("{detail} unclean starts"),
+        QuarantineReason::Invalid => code_of_ordinal(detail)
+            .unwrap_or("unknown error")
+            .to_owned(),
+    }
+}
+
+pub fn state_json(prior: &Prior, s: &State) -> Value {
+    json!({
+        "record": prior_name(prior),
+        "boot": s.boot,
+        "force_safe_mode": s.force_safe,
+        "attempt": s.attempt.map(|a| json!({"version": a.ver.version, "sha256": hex(&a.ver.digest), "phase": a.phase.name()})),
+        "last_known_good": s.lkg.map(|l| json!({"version": l.version, "sha256": hex(&l.digest)})),
+        "attempts": s.tracks.iter().flatten().map(|t| json!({"version": t.version, "attempts": t.attempts})).collect::<Vec<_>>(),
+        "quarantine": s.quarantine.iter().flatten().map(|q| json!({
+            "version": q.ver.version, "sha256": hex(&q.ver.digest), "reason": q.reason.name(),
+            "detail": quarantine_detail(q.reason, q.detail), "boot": q.boot})).collect::<Vec<_>>(),
+        "last_decision": s.last.map(|d| json!({"mode": d.mode.name(), "reason": d.reason.name(),
+            "version": (d.version != 0).then_some(d.version), "boot": d.boot})),
+    })
+}
+
+pub fn state_text(prior: &Prior, s: &State) -> String {
+    let mut t = format!("state record: {}\n", prior_name(prior));
+    t += &format!("  boots counted:     {}\n", s.boot);
+    t += &format!(
+        "  force-safe-mode:   {}\n",
+        if s.force_safe { "ON" } else { "off" }
+    );
+    t += &format!(
+        "  last decision:     {}\n",
+        s.last.map_or("none".into(), |d| format!(
+            "{} mode, {}, content {} (boot {})",
+            d.mode.name(),
+            d.reason.name(),
+            if d.version == 0 {
+                "none".into()
+            } else {
+                format!("v{}", d.version)
+            },
+            d.boot
+        ))
+    );
+    t += &format!(
+        "  last attempt:      {}\n",
+        s.attempt.map_or("none".into(), |a| format!(
+            "v{} ({})",
+            a.ver.version,
+            a.phase.name()
+        ))
+    );
+    t += &format!(
+        "  last-known-good:   {}\n",
+        s.lkg.map_or("none".into(), |l| format!("v{}", l.version))
+    );
+    let counts: Vec<_> = s
+        .tracks
+        .iter()
+        .flatten()
+        .map(|t| format!("v{}: {}", t.version, t.attempts))
+        .collect();
+    t += &format!(
+        "  unclean attempts:  {}\n",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    );
+    let q: Vec<_> = s
+        .quarantine
+        .iter()
+        .flatten()
+        .map(|q| {
+            format!(
+                "v{} ({}: {}, boot {})",
+                q.ver.version,
+                q.reason.name(),
+                quarantine_detail(q.reason, q.detail),
+                q.boot
+            )
+        })
+        .collect();
+    t += &format!(
+        "  quarantined:       {}\n",
+        if q.is_empty() {
+            "none".into()
+        } else {
+            q.join("; ")
+        }
+    );
+    t
+}
+
+/// What the next start would do, from the record and the store as they are now (the
+/// files are not read; Windows Safe Mode and the registry switch are not known here).
+pub fn preview(dir: &Path, threshold: u8) -> (Value, String) {
+    let (prior, _) = failsafe_loader::state::Durable::open(FileMedium::new(dir, None));
+    let versions = DirStore::new(dir).list().unwrap_or_default();
+    let cfg = Config {
+        threshold,
+        ..Config::default()
+    };
+    match machine::begin(prior, &cfg, &Env::default()) {
+        Begin::Safe { reason, .. } => (
+            json!({"mode": "safe", "reason": reason.name(), "version": null}),
+            format!("safe mode ({}), no content", reason.name()),
+        ),
+        Begin::Choose(mut s) => {
+            let before: Vec<u64> = s
+                .quarantine
+                .iter()
+                .flatten()
+                .map(|q| q.ver.version)
+                .collect();
+            let c = machine::choose(&mut s, &versions, &[], &cfg);
+            let newly: Vec<u64> = s
+                .quarantine
+                .iter()
+                .flatten()
+                .map(|q| q.ver.version)
+                .filter(|v| !before.contains(v))
+                .collect();
+            let q = if newly.is_empty() {
+                String::new()
+            } else {
+                format!(" after quarantining {newly:?} (attempts used up)")
+            };
+            let text = match c.target {
+                Some(v) => format!(
+                    "{} mode ({}): tries v{v}, start {} of {}{q}",
+                    c.mode.name(),
+                    c.reason.name(),
+                    u32::from(s.attempts(v)) + 1,
+                    cfg.threshold()
+                ),
+                None => format!(
+                    "{} mode ({}): no content{q}",
+                    c.mode.name(),
+                    c.reason.name()
+                ),
+            };
+            (
+                json!({"mode": c.mode.name(), "reason": c.reason.name(), "version": c.target, "quarantines": newly}),
+                text,
+            )
+        }
+    }
+}
+
+fn newly_quarantined(s: &Started<FileMedium>) -> Vec<Value> {
+    let before: Vec<u64> = match s.prior {
+        Prior::Loaded(Loaded::Ok(p)) => p
+            .state
+            .quarantine
+            .iter()
+            .flatten()
+            .map(|q| q.ver.version)
+            .collect(),
+        _ => vec![],
+    };
+    s.durable
+        .state()
+        .quarantine
+        .iter()
+        .flatten()
+        .filter(|q| !before.contains(&q.ver.version))
+        .map(|q| json!({"version": q.ver.version, "reason": q.reason.name(), "detail": quarantine_detail(q.reason, q.detail)}))
+        .collect()
+}
+
+pub fn started_json(s: &Started<FileMedium>) -> Value {
+    let st = s.durable.state();
+    json!({
+        "boot": st.boot,
+        "mode": s.choice.mode.name(),
+        "reason": s.choice.reason.name(),
+        "version": s.active.as_ref().map(|(v, _)| v.version),
+        "sha256": s.active.as_ref().map(|(v, _)| hex(&v.digest)),
+        "rules": s.active.as_ref().map(|(_, r)| r.len()),
+        "attempts_before": s.active.as_ref().map(|(v, _)| st.attempts(v.version)),
+        "quarantined": newly_quarantined(s),
+        "rejected": s.rejected.iter().map(|r| json!({"version": r.ver.version, "error": error_json(&r.error)})).collect::<Vec<_>>(),
+        "unreadable": s.unreadable,
+        "persist_failed": s.persist_failed,
+        "record": prior_name(&s.prior),
+    })
+}
+
+pub fn started_text(s: &Started<FileMedium>) -> String {
+    let st = s.durable.state();
+    let mut t = format!(
+        "boot {}: {} mode ({})\n",
+        st.boot,
+        s.choice.mode.name(),
+        s.choice.reason.name()
+    );
+    match &s.active {
+        Some((v, r)) => {
+            t += &format!(
+                "  activated v{} ({} rules, sha256 {}), unclean starts so far: {}\n",
+                v.version,
+                r.len(),
+                hex(&v.digest),
+                st.attempts(v.version)
+            )
+        }
+        None => t += "  no content active (pass-through)\n",
+    }
+    for r in &s.rejected {
+        t += &format!("  rejected v{}: {}\n", r.ver.version, r.error);
+    }
+    for v in &s.unreadable {
+        t += &format!("  could not read v{v} (not quarantined)\n");
+    }
+    for q in newly_quarantined(s) {
+        t += &format!(
+            "  quarantined v{} ({}: {})\n",
+            q["version"],
+            q["reason"].as_str().unwrap_or(""),
+            q["detail"].as_str().unwrap_or("")
+        );
+    }
+    if s.persist_failed {
+        t += "  WARNING: the state record could not be written\n";
+    }
+    t
+}
+
+#[cfg(windows)]
+pub mod windows {
+    //! The driver's service `Parameters` key (see inf/failsafeflt.inx).
+    const KEY: &str = r"SYSTEM\CurrentControlSet\Services\failsafeflt\Parameters";
+
+    /// Mirrors the force-safe-mode switch into the registry value the driver reads.
+    pub fn set_force_safe_registry(on: bool) -> Result<(), String> {
+        let key = windows_registry::LOCAL_MACHINE
+            .create(KEY)
+            .map_err(|e| format!("cannot open HKLM\\{KEY}: {e}"))?;
+        key.set_u32("ForceSafeMode", u32::from(on))
+            .map_err(|e| format!("cannot set ForceSafeMode: {e}"))
+    }
+}
