@@ -133,8 +133,9 @@ impl StateMedium for FileMedium {
             let mut rec = vec![0u8; RECORD_LEN];
             rec[at..at + SLOT_LEN].copy_from_slice(bytes);
             if first && let Some(CrashAt::StateWrite(n)) = self.crash {
-                // Torn creation: the partial file is what a crash mid-create leaves at worst.
-                let mut f = File::create(&self.path).map_err(e)?;
+                // Torn creation: what `write_atomic` leaves when it dies mid-write is a
+                // partial temporary file and no record.
+                let mut f = File::create(self.path.with_file_name(".state.bin.tmp")).map_err(e)?;
                 f.write_all(&rec[..at + n]).map_err(e)?;
                 f.sync_all().map_err(e)?;
                 die();

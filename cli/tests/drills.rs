@@ -1,0 +1,464 @@
+//! Drills with real crashes: every boot is a `failsafectl boot` child process that reaches
+//! healthy, shuts down cleanly, abort()s, hangs until SIGKILLed from here, or dies in the
+//! middle of writing the state record. Each scenario asserts the exact decision sequence.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, decode_record};
+use failsafe_loader::state::{Loaded, Phase, State};
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_failsafectl");
+
+/// (version, mode, reason, outcome) of every boot in a scenario's timeline.
+fn drill(n: u32) -> Vec<(Option<u64>, String, String, String)> {
+    let o = Command::new(EXE)
+        .args(["drill", &n.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "boot")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+            (r["version"].as_u64(), s("mode"), s("reason"), s("outcome"))
+        })
+        .collect()
+}
+
+fn row(
+    v: Option<u64>,
+    mode: &str,
+    reason: &str,
+    outcome: &str,
+) -> (Option<u64>, String, String, String) {
+    (v, mode.into(), reason.into(), outcome.into())
+}
+
+const N: &str = "normal";
+const F: &str = "fallback";
+const S: &str = "safe";
+const NEW: &str = "newest-content";
+const NQ: &str = "newer-quarantined";
+
+#[test]
+fn scenario_1_crash_loop_falls_back_on_boot_4_and_never_retries() {
+    assert_eq!(
+        drill(1),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(Some(2), N, NEW, "crashed"),
+            row(Some(2), N, NEW, "crashed"),
+            row(Some(2), N, NEW, "crashed"),
+            row(Some(1), F, NQ, "healthy"),
+            row(Some(1), F, NQ, "clean-shutdown"),
+        ]
+    );
+}
+
+#[test]
+fn scenario_2_one_unrelated_crash_then_healthy() {
+    assert_eq!(
+        drill(2),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(Some(2), N, NEW, "crashed"),
+            row(Some(2), N, NEW, "healthy"),
+            row(Some(2), N, NEW, "clean-shutdown")
+        ]
+    );
+}
+
+#[test]
+fn scenario_3_candidate_and_last_known_good_both_crash() {
+    let mut want = vec![row(Some(1), N, NEW, "healthy")];
+    want.extend(std::iter::repeat_n(row(Some(2), N, NEW, "crashed"), 3));
+    want.extend(std::iter::repeat_n(row(Some(1), F, NQ, "crashed"), 3));
+    want.extend(std::iter::repeat_n(
+        row(None, F, "nothing-usable", "clean-shutdown"),
+        2,
+    ));
+    assert_eq!(drill(3), want);
+}
+
+#[test]
+fn scenario_4_newer_version_after_quarantine_is_tried() {
+    let t = drill(4);
+    assert_eq!(t[4], row(Some(1), F, NQ, "clean-shutdown"));
+    assert_eq!(t[5], row(Some(3), N, NEW, "healthy"));
+    assert_eq!(t.len(), 6);
+}
+
+#[test]
+fn scenario_5_torn_writes_lose_only_the_record_being_written() {
+    let t = drill(5);
+    assert_eq!(t[0], row(Some(1), N, NEW, "healthy"));
+    for (i, at) in [
+        "state-write:0",
+        "state-write:1",
+        "state-write:512",
+        "state-write:1023",
+        "after-state-write",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            t[i + 1],
+            (None, "-".into(), "-".into(), format!("crashed at {at}"))
+        );
+    }
+    assert_eq!(t[6], row(Some(2), N, NEW, "healthy"));
+}
+
+#[test]
+fn scenario_6_clean_reboots_never_quarantine() {
+    let mut want = vec![row(Some(1), N, NEW, "healthy")];
+    want.extend(std::iter::repeat_n(
+        row(Some(2), N, NEW, "clean-shutdown"),
+        5,
+    ));
+    want.push(row(Some(2), N, NEW, "healthy"));
+    assert_eq!(drill(6), want);
+}
+
+#[test]
+fn scenario_7_safe_mode_switches() {
+    assert_eq!(
+        drill(7),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(None, S, "force-safe-mode", "crashed"),
+            row(None, S, "windows-safe-mode", "crashed"),
+            row(None, S, "force-safe-mode", "crashed"),
+            row(Some(2), N, NEW, "healthy"),
+        ]
+    );
+}
+
+#[test]
+fn scenario_8_corrupt_state_activates_nothing_new() {
+    assert_eq!(
+        drill(8),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(None, S, "state-lost", "clean-shutdown"),
+            row(Some(1), N, NEW, "healthy")
+        ]
+    );
+}
+
+#[test]
+fn scenario_9_invalid_content_is_quarantined_at_once() {
+    assert_eq!(
+        drill(9),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(Some(1), F, NQ, "clean-shutdown"),
+            row(Some(1), F, NQ, "clean-shutdown")
+        ]
+    );
+    let o = Command::new(EXE)
+        .args(["drill", "9", "--json"])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let boot = &j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "boot")
+        .nth(1)
+        .unwrap()
+        .clone();
+    assert_eq!(boot["rejected"][0]["error"]["code"], "field-out-of-range");
+    assert_eq!(boot["rejected"][0]["error"]["rule_id"], 9999);
+    assert_eq!(boot["quarantined"][0]["reason"], "invalid-content");
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn compile(dir: &Path, version: u64) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml");
+    let out = dir.join("content").join(format!("{version}.fsc"));
+    std::fs::create_dir_all(dir.join("content")).unwrap();
+    let o = Command::new(EXE)
+        .arg("compile")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--version", &version.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+fn boot(dir: &Path, args: &[&str]) -> (bool, Option<Value>) {
+    let o = Command::new(EXE)
+        .args(["boot", "--json", "--healthy-after", "0", "--store"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let first = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok());
+    (o.status.success(), first)
+}
+
+fn read_state(dir: &Path) -> (Loaded, Vec<u8>) {
+    let bytes = std::fs::read(dir.join("state.bin")).unwrap();
+    assert_eq!(bytes.len(), RECORD_LEN);
+    (decode_record(&bytes), bytes)
+}
+
+fn state(dir: &Path) -> State {
+    match read_state(dir).0 {
+        Loaded::Ok(s) => s.state,
+        other => panic!("state record not valid: {other:?}"),
+    }
+}
+
+/// A kill at every byte offset of a state write leaves the previous record, intact and
+/// chosen, and the other slot untouched; nothing is charged for a start that never made
+/// its attempt durable.
+#[test]
+fn torn_write_at_every_byte_offset() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    compile(dir, 1);
+    assert!(boot(dir, &["--then", "healthy"]).0);
+    compile(dir, 2);
+    let (before, before_bytes) = read_state(dir);
+    let Loaded::Ok(prev) = before else {
+        panic!("no state")
+    };
+    for n in 0..SLOT_LEN {
+        let (ok, decided) = boot(dir, &["--crash-at", &format!("state-write:{n}")]);
+        assert!(
+            !ok && decided.is_none(),
+            "byte {n}: the child must die inside the write"
+        );
+        let (after, bytes) = read_state(dir);
+        assert_eq!(
+            after,
+            Loaded::Ok(prev),
+            "byte {n}: previous record must survive and be chosen"
+        );
+        let keep = prev.slot * SLOT_LEN..(prev.slot + 1) * SLOT_LEN;
+        assert_eq!(
+            bytes[keep.clone()],
+            before_bytes[keep],
+            "byte {n}: the newest slot was touched"
+        );
+    }
+    // Nothing was charged: v2 starts with no unclean attempts.
+    let (ok, d2) = boot(dir, &["--then", "clean-shutdown"]);
+    let d2 = d2.unwrap();
+    assert!(ok);
+    assert_eq!(
+        (d2["version"].as_u64(), d2["attempts_before"].as_u64()),
+        (Some(2), Some(0))
+    );
+}
+
+/// The very first record is created atomically: a crash while creating it leaves no
+/// record (first install again), never a half record.
+#[test]
+fn torn_first_record_is_a_first_install_again() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    compile(dir, 1);
+    for n in [0, 1, 100, SLOT_LEN - 1] {
+        let (ok, _) = boot(dir, &["--crash-at", &format!("state-write:{n}")]);
+        assert!(!ok);
+        assert!(!dir.join("state.bin").exists());
+    }
+    let (_, dec) = boot(dir, &["--then", "clean-shutdown"]);
+    assert_eq!(dec.unwrap()["record"], "none (first install)");
+}
+
+/// Seeded, reproducible: hundreds of boots with random outcomes, including external
+/// SIGKILLs at random moments, with the invariants checked after every boot.
+#[test]
+fn randomized_drill() {
+    let seed: u64 = std::env::var("FAILSAFE_DRILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_2024_0719);
+    let boots: usize = std::env::var("FAILSAFE_DRILL_BOOTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let mut rng = seed;
+    let mut next = move |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    };
+    let threshold = 3u64;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mut newest = 1u64;
+    compile(dir, newest);
+    let mut consecutive: std::collections::HashMap<u64, u64> = Default::default();
+    let mut best_lkg = 0u64;
+    let mut counts = [0usize; 8];
+    let mut quarantined_seen = std::collections::BTreeSet::new();
+    for i in 0..boots {
+        let ctx = format!("seed {seed:#x}, boot {i}");
+        match next(20) {
+            0 | 1 => {
+                newest += 1;
+                compile(dir, newest);
+            }
+            2 => {
+                // A bad update: garbage under the next version's name.
+                newest += 1;
+                std::fs::write(
+                    dir.join("content").join(format!("{newest}.fsc")),
+                    b"\x89FSC\r\n\x1a\nnot content",
+                )
+                .unwrap();
+            }
+            _ => {}
+        }
+        let before = if dir.join("state.bin").exists() {
+            Some(state(dir))
+        } else {
+            None
+        };
+        let pick = next(100);
+        let (kind, activated, unclean) = if pick < 12 {
+            // External SIGKILL: after the decision, or at a random moment.
+            counts[0] += 1;
+            let mut child = Command::new(EXE)
+                .args(["boot", "--json", "--then", "hang", "--store"])
+                .arg(dir)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut decided = None;
+            if next(2) == 0 {
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                decided = serde_json::from_str::<Value>(&line).ok();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(next(3000)));
+            }
+            child.kill().unwrap();
+            assert!(!child.wait().unwrap().success());
+            ("kill", decided.and_then(|d| d["version"].as_u64()), true)
+        } else if pick < 22 {
+            counts[1] += 1;
+            let (ok, dec) = boot(
+                dir,
+                &[
+                    "--crash-at",
+                    &format!("state-write:{}", next(SLOT_LEN as u64)),
+                ],
+            );
+            assert!(!ok, "{ctx}");
+            ("torn", dec.and_then(|d| d["version"].as_u64()), true)
+        } else if pick < 27 {
+            counts[2] += 1;
+            let (ok, dec) = boot(dir, &["--crash-at", "after-state-write"]);
+            assert!(!ok, "{ctx}");
+            (
+                "after-state-write",
+                dec.and_then(|d| d["version"].as_u64()),
+                true,
+            )
+        } else {
+            let then = match pick {
+                27..=64 => "crash",
+                65..=82 => "healthy",
+                _ => "clean-shutdown",
+            };
+            counts[if then == "crash" {
+                3
+            } else if then == "healthy" {
+                4
+            } else {
+                5
+            }] += 1;
+            let (ok, dec) = boot(dir, &["--then", then]);
+            assert_eq!(ok, then != "crash", "{ctx}");
+            (
+                then,
+                dec.as_ref().and_then(|d| d["version"].as_u64()),
+                then == "crash",
+            )
+        };
+        if !dir.join("state.bin").exists() {
+            continue; // killed before the first record existed
+        }
+        let after = state(dir);
+        // Which version did this boot attempt? The printed decision, or (when the child
+        // died before printing) the attempt the record says is in progress.
+        let attempted = activated.or_else(|| {
+            let fresh = before.map_or(0, |b| b.boot) < after.boot;
+            after
+                .attempt
+                .filter(|a| fresh && a.phase == Phase::InProgress)
+                .map(|a| a.ver.version)
+        });
+        if let Some(v) = attempted {
+            // Invariant: a version quarantined before this boot is never activated.
+            if let Some(b) = before {
+                assert!(
+                    b.quarantined(v).is_none(),
+                    "{ctx}: quarantined v{v} was activated"
+                );
+            }
+            let c = consecutive.entry(v).or_insert(0);
+            match kind {
+                "healthy" => *c = 0,
+                "clean-shutdown" => {}
+                _ if unclean => *c += 1,
+                _ => {}
+            }
+            // Invariant: never more than `threshold` consecutive unclean attempts.
+            assert!(
+                *c <= threshold,
+                "{ctx}: v{v} has {c} consecutive unclean attempts"
+            );
+        }
+        // Invariant: last-known-good is never lost and never goes backwards.
+        let lkg = after.lkg.map_or(0, |l| l.version);
+        assert!(
+            lkg >= best_lkg,
+            "{ctx}: last-known-good went from v{best_lkg} to v{lkg}"
+        );
+        best_lkg = lkg;
+        // Invariant: quarantined versions have no attempt count left running.
+        for q in after.quarantine.iter().flatten() {
+            assert_eq!(after.attempts(q.ver.version), 0, "{ctx}");
+            quarantined_seen.insert((q.ver.version, q.reason.name()));
+        }
+    }
+    eprintln!(
+        "randomized drill: seed {seed:#x}, {boots} boots, kills {}, torn {}, after-write {}, crash {}, healthy {}, clean {}; newest v{newest}, lkg v{best_lkg}; quarantined {quarantined_seen:?}",
+        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
+    );
+    assert!(
+        counts.iter().take(6).all(|&c| c > 0),
+        "every kind of boot ran: {counts:?}"
+    );
+    for reason in ["crash-loop", "invalid-content"] {
+        assert!(
+            quarantined_seen.iter().any(|q| q.1 == reason),
+            "the drill never quarantined for {reason}"
+        );
+    }
+}
