@@ -18,13 +18,20 @@ fn golden_files_decode_as_recorded() {
     for name in ["empty", "sample-v1", "every-operator"] {
         let bytes = std::fs::read(dir.join(format!("{name}.fsc"))).expect("golden file");
         let v = validate(&bytes).unwrap_or_else(|e| panic!("{name}.fsc no longer validates: {e}"));
-        let decoded = format!("sha256 {}\n{:#?}\n", hex(&Sha256::digest(&bytes)), v.content);
+        let decoded = format!(
+            "sha256 {}\n{:#?}\n",
+            hex(&Sha256::digest(&bytes)),
+            v.content
+        );
         let expected_path = dir.join(format!("{name}.decoded"));
         if bless {
             std::fs::write(&expected_path, &decoded).expect("write");
         }
         let expected = std::fs::read_to_string(&expected_path).expect("expected decode");
-        assert_eq!(decoded, expected, "{name}.fsc decodes differently from {name}.decoded");
+        assert_eq!(
+            decoded, expected,
+            "{name}.fsc decodes differently from {name}.decoded"
+        );
         assert!(RuleSet::compile(&v).is_ok());
         seen += 1;
     }
@@ -36,14 +43,34 @@ fn regression_corpus_is_rejected_precisely() {
     let dir = root().join("corpus");
     let manifest = std::fs::read_to_string(dir.join("expected.txt")).expect("manifest");
     let mut checked = 0;
-    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let parts: Vec<&str> = line.split_whitespace().collect();
-        let [file, code, offset] = parts[..] else { panic!("bad manifest line: {line}") };
+        let [file, code, offset] = parts[..] else {
+            panic!("bad manifest line: {line}")
+        };
         let bytes = std::fs::read(dir.join(file)).expect("corpus file");
-        let e = validate(&bytes).err().unwrap_or_else(|| panic!("{file} validated"));
-        assert_eq!((e.code(), e.at.offset.to_string().as_str()), (code, offset), "{file}: {e}");
+        let e = validate(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{file} validated"));
+        assert_eq!(
+            (e.code(), e.at.offset.to_string().as_str()),
+            (code, offset),
+            "{file}: {e}"
+        );
         checked += 1;
     }
-    let files = std::fs::read_dir(&dir).expect("dir").filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "fsc"))).count();
-    assert_eq!(checked, files, "every corpus file is listed in expected.txt");
+    let files = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "fsc"))
+        })
+        .count();
+    assert_eq!(
+        checked, files,
+        "every corpus file is listed in expected.txt"
+    );
 }
