@@ -201,7 +201,7 @@ fn find(which: &str) -> Option<&'static Scenario> {
 pub fn run(which: &str, list: bool, keep: Option<&Path>, json: bool) -> Result<u8, Fail> {
     if list {
         for s in SCENARIOS {
-            println!("{:>2}  {:<24} {}", s.number, s.name, s.title);
+            outln!("{:>2}  {:<24} {}", s.number, s.name, s.title);
         }
         return Ok(0);
     }
@@ -255,7 +255,7 @@ pub fn run(which: &str, list: bool, keep: Option<&Path>, json: bool) -> Result<u
         }
     }
     if json {
-        println!(
+        outln!(
             "{}",
             if all.len() == 1 {
                 all.remove(0)
@@ -363,8 +363,8 @@ fn play(s: &Scenario, dir: &Path) -> Result<Vec<Value>, Fail> {
 }
 
 fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
-    println!("Scenario {} ({}): {}", s.number, s.name, s.title);
-    println!(
+    outln!("Scenario {} ({}): {}", s.number, s.name, s.title);
+    outln!(
         "store: {}{}",
         dir.display(),
         if kept {
@@ -373,9 +373,13 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
             " (scratch, removed afterwards; --keep DIR keeps it)"
         }
     );
-    println!(
+    outln!(
         "{:<5} {:<8} {:<9} {:<19} {:<28} note",
-        "boot", "content", "mode", "reason", "outcome"
+        "boot",
+        "content",
+        "mode",
+        "reason",
+        "outcome"
     );
     for row in timeline {
         match row["event"].as_str() {
@@ -403,7 +407,7 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                     ));
                 }
                 if row["decision"].is_null() && row.get("decision").is_some() {
-                    println!(
+                    outln!(
                         "{:<5} {:<8} {:<9} {:<19} {:<28} died before deciding",
                         "-",
                         "-",
@@ -413,7 +417,7 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                     );
                     continue;
                 }
-                println!(
+                outln!(
                     "{:<5} {:<8} {:<9} {:<19} {:<28} {}",
                     row["boot"].to_string(),
                     version,
@@ -423,20 +427,20 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                     notes.join("; ")
                 );
             }
-            Some("staged") => println!(
+            Some("staged") => outln!(
                 "  -- update channel drops v{}{}",
                 row["version"],
                 row["note"]
                     .as_str()
                     .map_or(String::new(), |n| format!(" ({n})"))
             ),
-            Some("recover") => println!(
+            Some("recover") => outln!(
                 "  -- responder: failsafectl recover {}",
                 row["command"].as_str().unwrap_or("")
             ),
-            Some("state-corrupted") => println!("  -- state record overwritten with garbage"),
+            Some("state-corrupted") => outln!("  -- state record overwritten with garbage"),
             _ => {}
         }
     }
-    println!();
+    outln!();
 }

@@ -2,6 +2,35 @@
 //! and override the boot-attempt state; simulate driver starts and run crash-loop drills.
 //! Every decision is made by `failsafe-loader`, the code the kernel runs.
 
+/// `println!` that never panics: a closed pipe (`failsafectl inspect f | head`) ends the
+/// process quietly with 141, as a shell reports a SIGPIPE death; other errors exit 2.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let r = writeln!(std::io::stdout(), $($t)*);
+        $crate::stdout_result(r);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+macro_rules! outp {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let r = write!(std::io::stdout(), $($t)*);
+        $crate::stdout_result(r);
+    }};
+}
+
+fn stdout_result(r: std::io::Result<()>) {
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 mod drill;
 mod events;
 mod host;
@@ -421,12 +450,12 @@ fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
         };
         worst = worst.max(code);
         if !json {
-            println!("{text}");
+            outln!("{text}");
         }
         results.push(value);
     }
     if json {
-        println!("{}", serde_json::Value::Array(results));
+        outln!("{}", serde_json::Value::Array(results));
     }
     Ok(worst)
 }
@@ -442,7 +471,7 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
         ))
     })?;
     if as_source {
-        print!("{}", source::to_source(&v.content));
+        outp!("{}", source::to_source(&v.content));
         return Ok(0);
     }
     let d = hex(&file_digest(&bytes));
@@ -454,7 +483,7 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
             .enumerate()
             .map(|(i, r)| report::rule_json(i, r))
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
                    "rules": rules, "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
@@ -462,32 +491,33 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
         );
         return Ok(0);
     }
-    println!("file:          {}", file.display());
-    println!(
+    outln!("file:          {}", file.display());
+    outln!(
         "format:        v{} (event schema {})",
-        header.format, header.schema
+        header.format,
+        header.schema
     );
-    println!("version:       {}", header.version);
-    println!(
+    outln!("version:       {}", header.version);
+    outln!(
         "size:          {} bytes (rule table {}, string table {})",
         bytes.len(),
         header.rules_len,
         header.strings_len
     );
-    println!("sha256:        {d}");
-    println!("body digest:   {} (verified)", hex(&header.digest));
-    println!("rules:         {}", header.rule_count);
+    outln!("sha256:        {d}");
+    outln!("body digest:   {} (verified)", hex(&header.digest));
+    outln!("rules:         {}", header.rule_count);
     for (i, r) in v.content.rules.iter().enumerate() {
-        println!("  #{i} id {} {} on {}:", r.id, r.action, r.event);
+        outln!("  #{i} id {} {} on {}:", r.id, r.action, r.event);
         for c in &r.criteria {
-            println!("      {}", source::describe_criterion(r.event, c));
+            outln!("      {}", source::describe_criterion(r.event, c));
         }
         for (k, set) in r.exceptions.iter().enumerate() {
             let parts: Vec<_> = set
                 .iter()
                 .map(|c| source::describe_criterion(r.event, c))
                 .collect();
-            println!("      except[{k}]: {}", parts.join(" and "));
+            outln!("      except[{k}]: {}", parts.join(" and "));
         }
     }
     Ok(0)
@@ -501,8 +531,8 @@ fn test(
     json: bool,
 ) -> Result<u8, Fail> {
     let bytes = read(file)?;
-    let rs =
-        RuleSet::load(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
+    let v = validate(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
+    let rs = RuleSet::compile(&v).map_err(|e| Fail::io(format!("{}: {e}", file.display())))?;
     let mut evs = Vec::new();
     for (i, s) in specs.iter().enumerate() {
         evs.push(
@@ -537,7 +567,12 @@ fn test(
         if !ok {
             code = 1;
         }
-        let rule = m.and_then(|m| rs.rule(m.rule_index).map(|r| (m, r)));
+        let rule = m.and_then(|m| {
+            v.content
+                .rules
+                .get(usize::try_from(m.rule_index).ok()?)
+                .map(|r| (m, r))
+        });
         if json {
             rows.push(json!({"event": e.describe(), "verdict": verdict, "rule_id": m.map(|m| m.rule_id),
                              "rule_index": m.map(|m| m.rule_index), "expected": expect.map(Verdict::name), "ok": ok}));
@@ -559,11 +594,11 @@ fn test(
                 None => " (no rule matched)".into(),
             };
             let flag = if ok { "" } else { "  <-- UNEXPECTED" };
-            println!("{}\n  => {verdict}{why}{flag}", e.describe());
+            outln!("{}\n  => {verdict}{why}{flag}", e.describe());
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
     }
     Ok(code)
 }
@@ -666,16 +701,16 @@ fn status(dir: &Path, tuning: Tuning, json: bool) -> Result<u8, Fail> {
         .collect();
     let st = report::state_json(&prior, durable.state());
     if json {
-        println!(
+        outln!(
             "{}",
             json!({"store": dir, "state": st, "content": files, "next_start": next.0})
         );
     } else {
-        println!("store: {}", dir.display());
-        print!("{}", report::state_text(&prior, durable.state()));
-        println!("content:");
+        outln!("store: {}", dir.display());
+        outp!("{}", report::state_text(&prior, durable.state()));
+        outln!("content:");
         if files.is_empty() {
-            println!("  (none)");
+            outln!("  (none)");
         }
         for f in &files {
             let v = f["version"].as_u64().unwrap_or(0);
@@ -691,13 +726,13 @@ fn status(dir: &Path, tuning: Tuning, json: bool) -> Result<u8, Fail> {
             } else {
                 format!("INVALID: {}", f["error"].as_str().unwrap_or("?"))
             };
-            println!(
+            outln!(
                 "  v{v}: {validity}; sha256 {} {}",
                 f["sha256"].as_str().unwrap_or("-"),
                 tags.join(" ")
             );
         }
-        println!("next start: {}", next.1);
+        outln!("next start: {}", next.1);
     }
     Ok(0)
 }
@@ -779,9 +814,9 @@ fn boot(
     let mut s = start(FileMedium::new(dir, crash_at), &mut store, &cfg, &env);
     let line = report::started_json(&s);
     if json {
-        println!("{line}");
+        outln!("{line}");
     } else {
-        print!("{}", report::started_text(&s));
+        outp!("{}", report::started_text(&s));
     }
     let _ = std::io::stdout().flush();
     if crash_at == Some(CrashAt::AfterActivate) {
@@ -810,7 +845,7 @@ fn boot(
         }
     }
     if !json {
-        println!(
+        outln!(
             "ended: {}",
             match then {
                 Then::Healthy if s.active.is_some() => "healthy, then clean shutdown",

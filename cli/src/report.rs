@@ -37,9 +37,9 @@ pub fn hex(b: &[u8]) -> String {
 /// Prints `value` as one JSON line, or `text`.
 pub fn out(json: bool, value: Value, text: String) {
     if json {
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 

@@ -343,11 +343,13 @@ fn value_text(c: &Criterion, kind: FieldKind) -> Option<String> {
             format!("[{}]", items.join(", "))
         }
     };
+    let masks = matches!(c.op, Op::AnyBits | Op::AllBits);
     let int = |v: u64| {
         if v > i64::MAX as u64 {
             format!("\"{v:#x}\"")
-        } else if kind == FieldKind::Int && v > 0xFFFF && v.count_ones() <= 2 {
-            format!("0x{v:x}")
+        } else if masks && kind == FieldKind::Int {
+            // Bit masks read better in hex.
+            format!("{v:#x}")
         } else {
             v.to_string()
         }

@@ -523,3 +523,56 @@ fn usage_errors_exit_2_without_panics() {
         .code(2)
         .stderr(predicate::str::contains("cannot read"));
 }
+
+#[test]
+fn output_file_without_a_directory_part() {
+    let d = tempfile::tempdir().unwrap();
+    ctl()
+        .current_dir(d.path())
+        .arg("compile")
+        .arg(sample_toml())
+        .args(["-o", "plain.fsc"])
+        .assert()
+        .success()
+        .stderr("");
+    assert!(d.path().join("plain.fsc").exists());
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_without_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let d = tempfile::tempdir().unwrap();
+    let mut src = String::from("version = 1\n");
+    for i in 0..3000 {
+        src += &format!(
+            "[[rule]]\nid = {i}\nevent = \"file-create\"\naction = \"audit\"\nmatch = [{{ field = \"name\", op = \"equals\", value = \"file-{i}.txt\" }}]\n"
+        );
+    }
+    let toml = d.path().join("big.toml");
+    std::fs::write(&toml, src).unwrap();
+    let fsc = d.path().join("big.fsc");
+    ctl()
+        .arg("compile")
+        .arg(&toml)
+        .arg("-o")
+        .arg(&fsc)
+        .assert()
+        .success();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("failsafectl"))
+        .arg("inspect")
+        .arg(&fsc)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the pipe closes
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
