@@ -57,11 +57,7 @@ struct Automaton {
     root_ascii: [u32; 128],
 }
 
-fn push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
-    v.try_reserve(1).map_err(|_| AllocError)?;
-    v.push(x);
-    Ok(())
-}
+use crate::mem::push;
 
 fn idx(x: u32) -> usize {
     usize::try_from(x).unwrap_or(usize::MAX)
@@ -133,7 +129,7 @@ impl Automaton {
             .fold(1, usize::saturating_add);
         let mut t: Vec<T> = Vec::new();
         t.try_reserve_exact(total).map_err(|_| AllocError)?;
-        t.push(leaf(0, 0));
+        push(&mut t, leaf(0, 0))?;
         let mut outs: Vec<Out> = Vec::new();
         outs.try_reserve_exact(pats.len()).map_err(|_| AllocError)?;
         for (i, (pat, out)) in pats.iter().enumerate() {
@@ -164,7 +160,7 @@ impl Automaton {
                 end.out_start = u32_of(i)?;
             }
             end.out_len = end.out_len.saturating_add(1);
-            outs.push(*out);
+            push(&mut outs, *out)?;
         }
         // Flatten children into sorted edge runs.
         let mut nodes: Vec<Node> = Vec::new();
@@ -177,11 +173,11 @@ impl Automaton {
             let edge_start = u32_of(edges.len())?;
             let mut c = n.first;
             while let Some(ch) = t.get(idx(c)) {
-                edges.push((ch.ch, c));
+                push(&mut edges, (ch.ch, c))?;
                 c = ch.sibling;
             }
             let edge_len = u32_of(edges.len())?.saturating_sub(edge_start);
-            nodes.push(Node {
+            let node = Node {
                 edge_start,
                 edge_len,
                 fail: ROOT,
@@ -189,7 +185,8 @@ impl Automaton {
                 out_start: n.out_start,
                 out_len: n.out_len,
                 depth: n.depth,
-            });
+            };
+            push(&mut nodes, node)?;
         }
         drop(t);
         let mut a = Automaton {
@@ -203,7 +200,7 @@ impl Automaton {
         queue
             .try_reserve_exact(a.nodes.len())
             .map_err(|_| AllocError)?;
-        queue.push(ROOT);
+        push(&mut queue, ROOT)?;
         let mut head = 0usize;
         while let Some(&u) = queue.get(head) {
             head = head.saturating_add(1);
@@ -234,7 +231,7 @@ impl Automaton {
                     vn.fail = fail;
                     vn.dict = dict;
                 }
-                queue.push(v);
+                push(&mut queue, v)?;
             }
         }
         for c in 0u16..128 {
@@ -381,10 +378,8 @@ impl RuleSet {
                 None => push(&mut ti.always, rule)?,
             }
         }
-        pats.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| a.1.cmp(b.1))
-                .then_with(|| a.2.rule.cmp(&b.2.rule))
+        crate::mem::heapsort_by(&mut pats, |a, b| {
+            (a.0, a.1, a.2.rule) < (b.0, b.1, b.2.rule)
         });
         let mut rest: &[(u8, &[u16], Out)] = &pats;
         while let Some(&(field, _, _)) = rest.first() {
@@ -394,7 +389,9 @@ impl RuleSet {
             let mut flat: Vec<(&[u16], Out)> = Vec::new();
             flat.try_reserve_exact(group.len())
                 .map_err(|_| AllocError)?;
-            flat.extend(group.iter().map(|&(_, p, o)| (p, o)));
+            for &(_, p, o) in group {
+                push(&mut flat, (p, o))?;
+            }
             push(&mut ti.fields, (field, Automaton::build(&flat)?))?;
         }
         Ok(ti)

@@ -122,31 +122,34 @@ pub fn fold_content(content: &Content) -> Result<Content, AllocError> {
                     for s in v {
                         let mut f: Vec<u16> = Vec::new();
                         f.try_reserve_exact(s.len()).map_err(|_| AllocError)?;
-                        f.extend(s.iter().map(|&u| text::fold(u)));
-                        strs.push(f);
+                        for &u in s {
+                            crate::mem::push(&mut f, text::fold(u))?;
+                        }
+                        crate::mem::push(&mut strs, f)?;
                     }
                     Values::Strs(strs)
                 }
                 Values::Ints(v) => {
                     let mut w = Vec::new();
                     w.try_reserve_exact(v.len()).map_err(|_| AllocError)?;
-                    w.extend_from_slice(v);
+                    crate::mem::extend_from_slice(&mut w, v)?;
                     Values::Ints(w)
                 }
                 Values::Ranges(v) => {
                     let mut w = Vec::new();
                     w.try_reserve_exact(v.len()).map_err(|_| AllocError)?;
-                    w.extend_from_slice(v);
+                    crate::mem::extend_from_slice(&mut w, v)?;
                     Values::Ranges(w)
                 }
                 Values::None => Values::None,
             };
-            out.push(Criterion {
+            let folded = Criterion {
                 field: c.field,
                 op: c.op,
                 negate: c.negate,
                 values,
-            });
+            };
+            crate::mem::push(&mut out, folded)?;
         }
         Ok(out)
     }
@@ -160,15 +163,16 @@ pub fn fold_content(content: &Content) -> Result<Content, AllocError> {
             .try_reserve_exact(r.exceptions.len())
             .map_err(|_| AllocError)?;
         for set in &r.exceptions {
-            exceptions.push(fold_list(set)?);
+            crate::mem::push(&mut exceptions, fold_list(set)?)?;
         }
-        rules.push(Rule {
+        let rule = Rule {
             id: r.id,
             event: r.event,
             action: r.action,
             criteria: fold_list(&r.criteria)?,
             exceptions,
-        });
+        };
+        crate::mem::push(&mut rules, rule)?;
     }
     Ok(Content {
         version: content.version,

@@ -591,8 +591,9 @@ impl Parser<'_> {
         for index in 0..h.rule_count {
             let start = r.pos;
             let rule = self.rule(&mut r, index)?;
-            ids.push((rule.id, index, start));
-            rules.push(rule);
+            crate::mem::push(&mut ids, (rule.id, index, start))
+                .map_err(|_| oom(&Location::default()))?;
+            crate::mem::push(&mut rules, rule).map_err(|_| oom(&Location::default()))?;
         }
         if r.remaining() != 0 {
             return Err(err(
@@ -603,7 +604,7 @@ impl Parser<'_> {
                 },
             ));
         }
-        ids.sort_unstable();
+        crate::mem::heapsort_by(&mut ids, |a, b| a < b);
         for pair in ids.windows(2) {
             if let [(a, first_index, _), (b, index, offset)] = *pair
                 && a == b
@@ -685,7 +686,8 @@ impl Parser<'_> {
                 ..at
             };
             let n = r.u8(&set_at, "exception criteria count")?;
-            exceptions.push(self.criteria(r, event, n, set_at)?);
+            let set = self.criteria(r, event, n, set_at)?;
+            crate::mem::push(&mut exceptions, set).map_err(|_| oom(&set_at))?;
         }
         Ok(Rule {
             id,
@@ -741,7 +743,8 @@ impl Parser<'_> {
                 criterion: Some(i),
                 ..at
             };
-            out.push(self.criterion(r, event, at)?);
+            let c = self.criterion(r, event, at)?;
+            crate::mem::push(&mut out, c).map_err(|_| oom(&at))?;
         }
         Ok(out)
     }
@@ -868,7 +871,8 @@ impl Parser<'_> {
                 value: Some(i),
                 ..at
             };
-            out.push(each(self, r, &vat)?);
+            let x = each(self, r, &vat)?;
+            crate::mem::push(&mut out, x).map_err(|_| oom(&vat))?;
         }
         Ok(out)
     }
@@ -900,11 +904,10 @@ impl Parser<'_> {
         units
             .try_reserve_exact(usize::from(len))
             .map_err(|_| oom(at))?;
-        units.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([*c.first().unwrap_or(&0), *c.get(1).unwrap_or(&0)])),
-        );
+        for c in bytes.chunks_exact(2) {
+            let unit = u16::from_le_bytes([*c.first().unwrap_or(&0), *c.get(1).unwrap_or(&0)]);
+            crate::mem::push(&mut units, unit).map_err(|_| oom(at))?;
+        }
         let str_at = |i: usize| Location {
             offset: self
                 .strings_at

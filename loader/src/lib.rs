@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod format;
+pub mod mem;
 pub mod schema;
 pub mod state;
 pub mod text;

@@ -258,6 +258,23 @@ pub fn store_unreadable(s: &mut State) -> Choice {
     choice
 }
 
+/// Memory for the start could not be reserved: nothing may be activated.
+pub fn out_of_memory(s: &mut State) -> Choice {
+    s.attempt = None;
+    let choice = Choice {
+        target: None,
+        mode: Mode::Safe,
+        reason: Reason::OutOfMemory,
+    };
+    s.last = Some(LastDecision {
+        mode: choice.mode,
+        reason: choice.reason,
+        version: 0,
+        boot: s.boot,
+    });
+    choice
+}
+
 /// The record could not be written before activation: nothing may be activated.
 pub fn state_unwritable(s: &mut State) -> Choice {
     s.attempt = None;

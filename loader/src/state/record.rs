@@ -192,11 +192,13 @@ pub enum Reason {
     StateUnreadable,
     /// The record could not be written durably, so no content may be activated.
     StateUnwritable,
+    /// Memory for the start could not be reserved: nothing activated.
+    OutOfMemory,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::NewestContent,
         Reason::NoContentStaged,
         Reason::NewerQuarantined,
@@ -208,6 +210,7 @@ impl Reason {
         Reason::StateLost,
         Reason::StateUnreadable,
         Reason::StateUnwritable,
+        Reason::OutOfMemory,
     ];
     fn code(self) -> u8 {
         let pos = Self::ALL.iter().position(|r| *r == self).unwrap_or(0);
@@ -230,6 +233,7 @@ impl Reason {
             Reason::StateLost => "state-lost",
             Reason::StateUnreadable => "state-unreadable",
             Reason::StateUnwritable => "state-unwritable",
+            Reason::OutOfMemory => "out-of-memory",
         }
     }
 }

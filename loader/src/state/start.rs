@@ -11,13 +11,14 @@ use core::fmt;
 use sha2::{Digest as _, Sha256};
 
 use super::machine::{
-    Begin, Choice, Config, Env, Prior, begin, choose, record_attempt, reject_invalid,
-    state_unwritable, store_unreadable,
+    Begin, Choice, Config, Env, Prior, begin, choose, out_of_memory, record_attempt,
+    reject_invalid, state_unwritable, store_unreadable,
 };
 use super::record::{Loaded, Mode, RECORD_LEN, SLOT_LEN, State, Ver, decode_record, encode_slot};
 use crate::content::limits;
 use crate::engine::RuleSet;
 use crate::error::{ContentError, ErrorKind, Location};
+use crate::mem;
 
 /// An I/O failure reported by a medium or store (NTSTATUS on Windows, errno on hosts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,22 +226,20 @@ pub fn start<M: StateMedium, S: ContentStore>(
     // loop adds one or returns, so it ends after at most `versions.len() + 1` turns.
     let mut skip: Vec<u64> = Vec::new();
     loop {
-        if skip.try_reserve(1).is_err() {
-            out.choice = state_unwritable(&mut s);
-            out.persist_failed = out.durable.persist(&s).is_err();
-            return out;
-        }
         let choice = choose(&mut s, &versions, &skip, cfg);
         out.choice = choice;
         let Some(v) = choice.target else {
             out.persist_failed = out.durable.persist(&s).is_err();
             return out;
         };
-        skip.push(v);
+        if mem::push(&mut skip, v).is_err() {
+            out.choice = out_of_memory(&mut s);
+            out.persist_failed = out.durable.persist(&s).is_err();
+            return out;
+        }
         if store.read(v, read_limit, &mut buf).is_err() {
-            if out.unreadable.try_reserve(1).is_ok() {
-                out.unreadable.push(v);
-            }
+            // Only a report: `skip` already keeps the start from retrying it.
+            let _ = mem::push(&mut out.unreadable, v);
             continue;
         }
         let ver = Ver {
@@ -278,9 +277,8 @@ pub fn start<M: StateMedium, S: ContentStore>(
             }
             Err(error) => {
                 reject_invalid(&mut s, ver, error.ordinal());
-                if out.rejected.try_reserve(1).is_ok() {
-                    out.rejected.push(Rejection { ver, error });
-                }
+                // Only a report: the quarantine entry in the record is what counts.
+                let _ = mem::push(&mut out.rejected, Rejection { ver, error });
             }
         }
     }

@@ -1,0 +1,126 @@
+//! Fallible collection helpers with no panic path.
+//!
+//! `Vec::push` and `extend_from_slice` carry an infallible growth path (grow, then
+//! `handle_alloc_error`, which panics: a bugcheck in the kernel) even right after a
+//! successful `try_reserve`, because the optimizer cannot see that the capacity is there.
+//! These helpers check the capacity explicitly in front of the call, so the growth path is
+//! provably dead and the optimizer removes it; `proof/` checks that it did. `sort_unstable`
+//! likewise keeps a panic for inconsistent orderings, so sorting uses [`heapsort_by`].
+
+use alloc::vec::Vec;
+
+use crate::error::AllocError;
+
+/// An empty vector with room for exactly `n` elements, or an error.
+pub fn with_capacity<T>(n: usize) -> Result<Vec<T>, AllocError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| AllocError)?;
+    Ok(v)
+}
+
+/// Appends `x`, growing fallibly if needed.
+#[inline]
+pub fn push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
+    if v.len() == v.capacity() {
+        v.try_reserve(1).map_err(|_| AllocError)?;
+    }
+    if v.len() < v.capacity() {
+        v.push(x);
+        Ok(())
+    } else {
+        Err(AllocError)
+    }
+}
+
+/// Appends a copy of `xs`, growing fallibly if needed.
+#[inline]
+pub fn extend_from_slice<T: Copy>(v: &mut Vec<T>, xs: &[T]) -> Result<(), AllocError> {
+    v.try_reserve(xs.len()).map_err(|_| AllocError)?;
+    if v.capacity().saturating_sub(v.len()) >= xs.len() {
+        v.extend_from_slice(xs);
+        Ok(())
+    } else {
+        Err(AllocError)
+    }
+}
+
+/// Sorts in place by `less`, in O(n log n), without allocating and without any panic path
+/// (an inconsistent `less` gives some order, never a panic).
+pub fn heapsort_by<T>(v: &mut [T], mut less: impl FnMut(&T, &T) -> bool) {
+    let len = v.len();
+    let mut start = len / 2;
+    while start > 0 {
+        start = start.saturating_sub(1);
+        sift_down(v, start, len, &mut less);
+    }
+    let mut end = len;
+    while end > 1 {
+        end = end.saturating_sub(1);
+        if end < v.len() {
+            v.swap(0, end);
+        }
+        sift_down(v, 0, end, &mut less);
+    }
+}
+
+fn sift_down<T>(v: &mut [T], mut root: usize, end: usize, less: &mut impl FnMut(&T, &T) -> bool) {
+    let end = end.min(v.len());
+    loop {
+        let Some(mut child) = root.checked_mul(2).and_then(|c| c.checked_add(1)) else {
+            return;
+        };
+        if child >= end {
+            return;
+        }
+        if let Some(right) = child.checked_add(1)
+            && right < end
+            && let (Some(l), Some(r)) = (v.get(child), v.get(right))
+            && less(l, r)
+        {
+            child = right;
+        }
+        match (v.get(root), v.get(child)) {
+            (Some(a), Some(b)) if less(a, b) => {
+                if root < end && child < end {
+                    v.swap(root, child);
+                }
+                root = child;
+            }
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heapsort_sorts() {
+        let mut seed = 12345u64;
+        for n in [0usize, 1, 2, 3, 7, 64, 1000] {
+            let mut v: Vec<u64> = (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed % 50
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            heapsort_by(&mut v, |a, b| a < b);
+            assert_eq!(v, want);
+        }
+    }
+
+    #[test]
+    fn fallible_push_and_extend() {
+        let mut v: Vec<u16> = with_capacity(1).unwrap_or_default();
+        assert_eq!(push(&mut v, 1), Ok(()));
+        assert_eq!(push(&mut v, 2), Ok(()));
+        assert_eq!(extend_from_slice(&mut v, &[3, 4]), Ok(()));
+        assert_eq!(v, [1, 2, 3, 4]);
+        assert_eq!(with_capacity::<u64>(usize::MAX).err(), Some(AllocError));
+    }
+}

@@ -1,0 +1,195 @@
+//! Panic-freedom proof for `failsafe-loader`.
+//!
+//! This `no_std` staticlib exports every entry point that runs on untrusted input or at
+//! boot. Its panic handler calls `failsafe_reachable_panic`, a symbol defined nowhere. After
+//! a release build with LTO, the archive references that symbol if and only if some path
+//! from an exported function can reach a panic (an index out of bounds, an overflow check,
+//! an `unwrap`, an infallible allocation that fails, ...). `proof/check.sh` builds it for
+//! the host, `x86_64-pc-windows-msvc` and `aarch64-pc-windows-msvc` and fails if
+//! `llvm-nm -u` lists the symbol. The inputs come in as arguments (slices, function
+//! pointers), so the optimizer can assume nothing about them.
+#![no_std]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::alloc::{GlobalAlloc, Layout};
+
+use failsafe_loader::state::machine::{self, Begin, Config, Env, Prior};
+use failsafe_loader::state::record::{self, RECORD_LEN, SLOT_LEN, State};
+use failsafe_loader::state::{ContentStore, IoError, StateMedium, start};
+use failsafe_loader::{Event, Input, RuleSet, validate};
+
+unsafe extern "C" {
+    /// Defined nowhere: a reference to it in the built archive is a reachable panic.
+    fn failsafe_reachable_panic() -> !;
+    fn failsafe_alloc(size: usize, align: usize) -> *mut u8;
+    fn failsafe_free(ptr: *mut u8, size: usize, align: usize);
+}
+
+#[panic_handler]
+fn on_panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    // SAFETY: never defined; the proof is that no call to it survives optimization.
+    unsafe { failsafe_reachable_panic() }
+}
+
+/// The kernel's allocator stands behind these two symbols (wdk-alloc: `ExAllocatePool2`,
+/// which returns null on failure); the proof needs only that they may fail.
+struct ExternAlloc;
+
+// SAFETY: forwards to an allocator that honours the GlobalAlloc contract or returns null.
+unsafe impl GlobalAlloc for ExternAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: size and alignment come from a valid Layout.
+        unsafe { failsafe_alloc(layout.size(), layout.align()) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr was returned by alloc with this layout (GlobalAlloc contract).
+        unsafe { failsafe_free(ptr, layout.size(), layout.align()) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: ExternAlloc = ExternAlloc;
+
+/// Content validation: the error ordinal, or `u32::MAX` when valid.
+#[unsafe(no_mangle)]
+pub fn fs_validate(bytes: &[u8]) -> u32 {
+    match validate(bytes) {
+        Ok(v) => u32::try_from(v.content.rules.len()).unwrap_or(0),
+        Err(e) => e.ordinal(),
+    }
+}
+
+/// Validation and rule-set compilation (what activation does).
+#[unsafe(no_mangle)]
+pub fn fs_load(bytes: &[u8], out: &mut Option<RuleSet>) -> bool {
+    *out = RuleSet::load(bytes).ok();
+    out.is_some()
+}
+
+/// Evaluation of an event with any number of inputs of any types.
+#[unsafe(no_mangle)]
+pub fn fs_evaluate(rs: &RuleSet, set_info: bool, inputs: &[Input<'_>]) -> u64 {
+    let kind = if set_info {
+        failsafe_loader::EventType::FileSetInfo
+    } else {
+        failsafe_loader::EventType::FileCreate
+    };
+    rs.evaluate(&Event::new(kind, inputs))
+        .map_or(u64::MAX, |m| u64::from(m.rule_id))
+}
+
+/// State record decode (both slots).
+#[unsafe(no_mangle)]
+pub fn fs_decode_record(bytes: &[u8]) -> u64 {
+    match record::decode_record(bytes) {
+        record::Loaded::Ok(s) => s.state.boot,
+        record::Loaded::Lost => 1,
+        record::Loaded::Fresh => 2,
+    }
+}
+
+/// The start decision as pure functions: begin, then choose.
+#[unsafe(no_mangle)]
+pub fn fs_decide(
+    prior: &Prior,
+    store: &[u64],
+    excluded: &[u64],
+    cfg: &Config,
+    env: &Env,
+    out: &mut State,
+) -> u64 {
+    match machine::begin(*prior, cfg, env) {
+        Begin::Safe { write, .. } => {
+            *out = write.unwrap_or_default();
+            0
+        }
+        Begin::Choose(mut s) => {
+            let c = machine::choose(&mut s, store, excluded, cfg);
+            *out = s;
+            c.target.unwrap_or(0)
+        }
+    }
+}
+
+/// The post-start events and the operator's commands.
+#[unsafe(no_mangle)]
+pub fn fs_events(
+    s: &State,
+    which: u8,
+    version: u64,
+    ver: &record::Ver,
+    ordinal: u32,
+    out: &mut State,
+) -> bool {
+    let mut n = *s;
+    let r = match which {
+        0 => machine::healthy(s),
+        1 => machine::clean_shutdown(s),
+        2 => Some(machine::set_force_safe(s, version != 0)),
+        3 => Some(machine::reset(s)),
+        4 => machine::unquarantine(s, version),
+        5 => {
+            machine::record_attempt(&mut n, *ver);
+            Some(n)
+        }
+        _ => {
+            machine::reject_invalid(&mut n, *ver, ordinal);
+            Some(n)
+        }
+    };
+    match r {
+        Some(x) => {
+            *out = x;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Slot encoding.
+#[unsafe(no_mangle)]
+pub fn fs_encode_slot(s: &State, seq: u64, out: &mut [u8; SLOT_LEN]) {
+    *out = record::encode_slot(s, seq);
+}
+
+/// Media whose behaviour is unknown to the optimizer.
+pub struct Medium {
+    read: fn(&mut [u8; RECORD_LEN]) -> Result<bool, IoError>,
+    write: fn(usize, &[u8; SLOT_LEN]) -> Result<(), IoError>,
+}
+
+impl StateMedium for Medium {
+    fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError> {
+        (self.read)(buf)
+    }
+    fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+        (self.write)(slot, bytes)
+    }
+}
+
+/// A content store whose behaviour is unknown to the optimizer.
+pub struct Store {
+    versions: fn(&mut Vec<u64>) -> Result<(), IoError>,
+    read: fn(u64, usize, &mut Vec<u8>) -> Result<(), IoError>,
+}
+
+impl ContentStore for Store {
+    fn versions(&mut self, out: &mut Vec<u64>) -> Result<(), IoError> {
+        (self.versions)(out)
+    }
+    fn read(&mut self, version: u64, limit: usize, buf: &mut Vec<u8>) -> Result<(), IoError> {
+        (self.read)(version, limit, buf)
+    }
+}
+
+/// The whole start sequence, then healthy and clean shutdown, as `DriverEntry`, the health
+/// work item and the shutdown notification run them.
+#[unsafe(no_mangle)]
+pub fn fs_start(medium: Medium, mut store: Store, cfg: &Config, env: &Env) -> u64 {
+    let mut s = start(medium, &mut store, cfg, env);
+    let _ = s.durable.apply(machine::healthy);
+    let _ = s.durable.apply(machine::clean_shutdown);
+    s.active.map_or(0, |(v, _)| v.version)
+}
