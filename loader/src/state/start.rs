@@ -275,6 +275,12 @@ pub fn start<M: StateMedium, S: ContentStore>(
                 out.active = Some((ver, rs));
                 return out;
             }
+            Err(error) if error.kind == ErrorKind::OutOfMemory => {
+                // Running out of memory is not proof of bad content: skip it for this start
+                // like an unreadable file, without quarantine.
+                let _ = mem::push(&mut out.unreadable, v);
+                s.attempt = None;
+            }
             Err(error) => {
                 reject_invalid(&mut s, ver, error.ordinal());
                 // Only a report: the quarantine entry in the record is what counts.
