@@ -447,3 +447,25 @@ fn many_quarantined_versions_end_the_start_loop() {
         (Mode::Fallback, Reason::NothingUsable, None)
     );
 }
+
+#[test]
+fn a_full_count_table_never_forgets_an_unclean_count() {
+    // Nine versions, each tried once and crashed: the ninth needs a count slot while all
+    // eight hold an unclean start. The oldest is quarantined rather than forgotten (a
+    // forgotten count would give it fresh attempts if it were ever chosen again).
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    for v in 1..=9 {
+        store.stage(v);
+        assert_eq!(
+            boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash).2,
+            Some(v)
+        );
+    }
+    let s = state_of(&mem);
+    let q = s.quarantined(1).expect("v1 quarantined, not forgotten");
+    assert_eq!((q.reason, q.detail), (QuarantineReason::CrashLoop, 1));
+    assert!(s.tracks.iter().flatten().any(|t| t.version == 9));
+    for v in 2..=8 {
+        assert_eq!(s.attempts(v), 1, "v{v}");
+    }
+}

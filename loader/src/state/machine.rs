@@ -369,22 +369,44 @@ fn set_attempts(s: &mut State, version: u64, attempts: u8) {
     let keep = |t: &Track| {
         t.version == lkg || t.version >= lkg && !is_quarantined(&s.quarantine, t.version)
     };
-    // A free slot, else one whose count can no longer matter, else the lowest version
-    // other than last-known-good (its count restarts if it is ever tried again).
-    let slot = match s.tracks.iter().position(Option::is_none) {
-        Some(i) => Some(i),
-        None => s
-            .tracks
+    // A free slot; else one whose count can no longer matter (quarantined, or below
+    // last-known-good); else one with no unclean start to remember (a count of 0 is what a
+    // forgotten version gets anyway).
+    let free = s.tracks.iter().position(Option::is_none).or_else(|| {
+        s.tracks
             .iter()
             .position(|t| t.is_some_and(|t| !keep(&t)))
             .or_else(|| {
                 s.tracks
                     .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.is_some_and(|t| t.version != lkg))
-                    .min_by_key(|(_, t)| t.map_or(u64::MAX, |t| t.version))
-                    .map(|(i, _)| i)
-            }),
+                    .position(|t| t.is_some_and(|t| t.attempts == 0 && t.version != lkg))
+            })
+    });
+    let slot = match free {
+        Some(i) => Some(i),
+        None => {
+            // Every entry is a version with unclean starts. Forgetting one would give it
+            // fresh attempts if it is ever chosen again, breaking "at most `threshold`
+            // consecutive unclean starts": quarantine the oldest instead (it has been
+            // superseded by newer versions that were tried since).
+            let oldest = s
+                .tracks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.filter(|t| t.version != lkg).map(|t| (i, t)))
+                .min_by_key(|(_, t)| t.version);
+            if let Some((i, t)) = oldest {
+                let digest = digest_known(s, t.version);
+                let ver = Ver {
+                    version: t.version,
+                    digest,
+                };
+                quarantine(s, ver, QuarantineReason::CrashLoop, u32::from(t.attempts));
+                Some(i)
+            } else {
+                None
+            }
+        }
     };
     if let Some(t) = slot.and_then(|i| s.tracks.get_mut(i)) {
         *t = Some(Track { version, attempts });
