@@ -1,0 +1,154 @@
+//! One-screen summary: the evaluator against its baselines on the same rules and paths, and
+//! validation against memcpy and the digest alone, as ratios measured in this process.
+//! `cargo bench -p failsafe-loader --bench summary` (a few seconds; `--full` for 100k rules
+//! against the naive scan and more passes).
+#![allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use common::*;
+use failsafe_loader::{RuleSet, validate};
+use sha2::{Digest, Sha256};
+
+/// Median over passes of (pass time / items), in nanoseconds.
+fn per_item(items: usize, budget: Duration, mut pass: impl FnMut()) -> f64 {
+    pass(); // warm-up
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 51) {
+        let t = Instant::now();
+        pass();
+        samples.push(t.elapsed().as_nanos() as f64 / items as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--full");
+    let budget = Duration::from_millis(if full { 2000 } else { 300 });
+    let evs = events(2000, 7);
+    println!(
+        "failsafe-loader benchmark summary ({} events of realistic Windows paths; median ns per event)",
+        evs.len()
+    );
+    println!(
+        "{:>7} {:>10} {:>12} {:>10} {:>12} {:>9} {:>10}",
+        "rules", "engine", "naive scan", "aho-cor.", "RegexSet", "naive/eng", "regex/eng"
+    );
+    let mut engine_at = Vec::new();
+    for n in [100usize, 1_000, 10_000, 100_000] {
+        let w = workload(n);
+        let mut matched = 0usize;
+        for e in &evs {
+            if e.with(|ev| w.rules.evaluate(ev)).is_some() {
+                matched += 1;
+            }
+            assert_eq!(
+                e.with(|ev| w.rules.evaluate(ev)),
+                scan(&w, e),
+                "engine and scan disagree"
+            );
+        }
+        let engine = per_item(evs.len(), budget, || {
+            for e in &evs {
+                black_box(e.with(|ev| w.rules.evaluate(ev)));
+            }
+        });
+        engine_at.push((n, engine));
+        let naive_evs = if n >= 100_000 && !full {
+            &evs[..0]
+        } else if n >= 10_000 {
+            &evs[..200]
+        } else {
+            &evs[..]
+        };
+        let naive = if naive_evs.is_empty() {
+            f64::NAN
+        } else {
+            per_item(naive_evs.len(), budget, || {
+                for e in naive_evs {
+                    black_box(scan(&w, e));
+                }
+            })
+        };
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(literals(&w.content))
+            .unwrap();
+        let acs = per_item(evs.len(), budget, || {
+            for e in &evs {
+                black_box(ac.find_overlapping_iter(&e.path8).count());
+            }
+        });
+        let regex = if n <= 10_000 {
+            let set = regex::RegexSetBuilder::new(regexes(&w.content))
+                .size_limit(1 << 30)
+                .dfa_size_limit(1 << 30)
+                .build()
+                .unwrap();
+            let subjects: Vec<String> = evs.iter().map(regex_subject).collect();
+            per_item(subjects.len(), budget, || {
+                for s in &subjects {
+                    black_box(set.matches(s).iter().next());
+                }
+            })
+        } else {
+            f64::NAN
+        };
+        println!(
+            "{n:>7} {engine:>10.1} {naive:>12.1} {acs:>10.1} {regex:>12.1} {:>9.1} {:>10.1}   ({matched} of {} events matched a rule)",
+            naive / engine,
+            regex / engine,
+            evs.len()
+        );
+    }
+    let at = |n: usize| {
+        engine_at
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or(f64::NAN, |x| x.1)
+    };
+    println!(
+        "growth of engine time from 1k to 100k rules: {:.2}x",
+        at(100_000) / at(1_000)
+    );
+
+    let w = workload(10_000);
+    let bytes = &w.bytes;
+    let mut dst = vec![0u8; bytes.len()];
+    let mb = bytes.len() as f64 / 1e6;
+    let reps = 1;
+    let val = per_item(reps, budget, || {
+        black_box(validate(black_box(bytes)).unwrap());
+    });
+    let load = per_item(reps, budget, || {
+        black_box(RuleSet::load(black_box(bytes)).unwrap());
+    });
+    let digest = per_item(reps, budget, || {
+        black_box(Sha256::digest(black_box(bytes)));
+    });
+    let copy = per_item(reps, budget, || {
+        dst.copy_from_slice(black_box(bytes));
+        black_box(&dst);
+    });
+    let mbs = |ns: f64| mb / (ns / 1e9);
+    println!(
+        "validation of a 10k-rule file ({:.2} MB): validate {:.0} MB/s, validate+compile {:.0} MB/s, SHA-256 alone {:.0} MB/s, memcpy {:.0} MB/s; validate/digest = {:.2}x, validate/memcpy = {:.0}x",
+        mb,
+        mbs(val),
+        mbs(load),
+        mbs(digest),
+        mbs(copy),
+        val / digest,
+        val / copy
+    );
+}
