@@ -1,0 +1,194 @@
+//! Building the core's `Event` from what the Filter Manager reports. Portable and tested
+//! here: the kernel layer only copies raw values out of `FLT_CALLBACK_DATA` into these
+//! structs, so the mapping to the schema's field order is checked on Linux.
+
+use failsafe_loader::text::split_path;
+use failsafe_loader::{Event, EventType, Input};
+
+/// `FILE_DIRECTORY_FILE` (ntifs.h / wdm.h; windows-sys `Wdk::Storage::FileSystem`).
+pub const FILE_DIRECTORY_FILE: u32 = 0x0000_0001;
+/// `FileRenameInformation` (wdm.h `FILE_INFORMATION_CLASS`).
+pub const FILE_RENAME_INFORMATION: i32 = 10;
+/// `FileDispositionInformation`.
+pub const FILE_DISPOSITION_INFORMATION: i32 = 13;
+/// `FileDispositionInformationEx`.
+pub const FILE_DISPOSITION_INFORMATION_EX: i32 = 64;
+/// `FileRenameInformationEx`.
+pub const FILE_RENAME_INFORMATION_EX: i32 = 65;
+/// `FILE_DISPOSITION_DELETE` flag of `FILE_DISPOSITION_INFORMATION_EX`.
+pub const FILE_DISPOSITION_DELETE: u32 = 0x1;
+
+/// Which set-information classes the sensor evaluates; others pass without a lookup.
+pub fn set_info_class_of_interest(class: i32) -> bool {
+    matches!(
+        class,
+        FILE_RENAME_INFORMATION
+            | FILE_RENAME_INFORMATION_EX
+            | FILE_DISPOSITION_INFORMATION
+            | FILE_DISPOSITION_INFORMATION_EX
+    )
+}
+
+/// Strips an alternate data stream (`name:stream[:type]`) reported by
+/// `FltParseFileNameInformation` (its `Stream` length) from a normalized name.
+pub fn without_stream(name: &[u16], stream_units: usize) -> &[u16] {
+    name.get(..name.len().saturating_sub(stream_units))
+        .unwrap_or(name)
+}
+
+/// What a pre-create callback knows.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateFacts<'a> {
+    /// Normalized path without stream.
+    pub path: &'a [u16],
+    /// Requesting process image path (empty when unknown).
+    pub process: &'a [u16],
+    /// Requesting process id.
+    pub pid: u64,
+    /// `Parameters.Create.SecurityContext->DesiredAccess`.
+    pub desired_access: u32,
+    /// `Parameters.Create.Options`: disposition in the high 8 bits, options in the low 24.
+    pub options: u32,
+    /// `Data->RequestorMode == KernelMode`.
+    pub kernel_mode: bool,
+}
+
+/// What a pre-set-information callback knows.
+#[derive(Clone, Copy, Debug)]
+pub struct SetInfoFacts<'a> {
+    /// Normalized path of the file renamed or deleted, without stream.
+    pub path: &'a [u16],
+    /// Requesting process image path (empty when unknown).
+    pub process: &'a [u16],
+    /// Requesting process id.
+    pub pid: u64,
+    /// `FILE_INFORMATION_CLASS`.
+    pub class: i32,
+    /// Rename target (normalized), empty for delete.
+    pub target: &'a [u16],
+    /// The operation deletes the file.
+    pub delete: bool,
+    /// `Data->RequestorMode == KernelMode`.
+    pub kernel_mode: bool,
+}
+
+/// The inputs of a `file-create` event, in schema order (arity 11).
+pub fn create_inputs<'a>(f: &CreateFacts<'a>) -> [Input<'a>; 11] {
+    let (parent, name, ext) = split_path(f.path);
+    [
+        Input::Str(f.path),
+        Input::Str(name),
+        Input::Str(ext),
+        Input::Str(parent),
+        Input::Str(f.process),
+        Input::Int(f.pid),
+        Input::Int(u64::from(f.desired_access)),
+        Input::Int(u64::from(f.options >> 24)),
+        Input::Int(u64::from(f.options & 0x00FF_FFFF)),
+        Input::Flag(f.options & FILE_DIRECTORY_FILE != 0),
+        Input::Flag(f.kernel_mode),
+    ]
+}
+
+/// The inputs of a `file-set-info` event, in schema order (arity 10).
+pub fn set_info_inputs<'a>(f: &SetInfoFacts<'a>) -> [Input<'a>; 10] {
+    let (parent, name, ext) = split_path(f.path);
+    [
+        Input::Str(f.path),
+        Input::Str(name),
+        Input::Str(ext),
+        Input::Str(parent),
+        Input::Str(f.process),
+        Input::Int(f.pid),
+        Input::Int(u64::try_from(f.class).unwrap_or(0)),
+        Input::Str(f.target),
+        Input::Flag(f.delete),
+        Input::Flag(f.kernel_mode),
+    ]
+}
+
+/// An event over `inputs` (checked against nothing: the core's accessor does the checking).
+pub fn event<'a>(kind: EventType, inputs: &'a [Input<'a>]) -> Event<'a> {
+    Event::new(kind, inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failsafe_loader::{EventType, FieldKind};
+
+    fn w(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn create_inputs_follow_the_schema() {
+        let path = w("\\Device\\HarddiskVolume3\\Users\\bob\\a.LOCKY");
+        let process = w("\\Device\\HarddiskVolume3\\x.exe");
+        // FILE_OVERWRITE_IF (5) << 24 | FILE_DIRECTORY_FILE | FILE_NON_DIRECTORY_FILE (0x40)
+        let f = CreateFacts {
+            path: &path,
+            process: &process,
+            pid: 7,
+            desired_access: 0x12_0116,
+            options: (5 << 24) | 0x41,
+            kernel_mode: false,
+        };
+        let inputs = create_inputs(&f);
+        assert_eq!(inputs.len(), EventType::FileCreate.arity());
+        for (input, field) in inputs.iter().zip(EventType::FileCreate.fields()) {
+            let kind = match input {
+                Input::Str(_) => FieldKind::Str,
+                Input::Int(_) => FieldKind::Int,
+                Input::Flag(_) => FieldKind::Flag,
+            };
+            assert_eq!(kind, field.kind, "field {}", field.name);
+        }
+        assert_eq!(inputs[2], Input::Str(&w("LOCKY")));
+        assert_eq!(
+            inputs[3],
+            Input::Str(&w("\\Device\\HarddiskVolume3\\Users\\bob"))
+        );
+        assert_eq!(inputs[7], Input::Int(5));
+        assert_eq!(inputs[8], Input::Int(0x41));
+        assert_eq!(inputs[9], Input::Flag(true));
+    }
+
+    #[test]
+    fn set_info_inputs_follow_the_schema() {
+        let path = w("\\Device\\HarddiskVolume3\\Windows\\Failsafe\\content\\7.fsc");
+        let f = SetInfoFacts {
+            path: &path,
+            process: &[],
+            pid: 4,
+            class: FILE_DISPOSITION_INFORMATION_EX,
+            target: &[],
+            delete: true,
+            kernel_mode: true,
+        };
+        let inputs = set_info_inputs(&f);
+        assert_eq!(inputs.len(), EventType::FileSetInfo.arity());
+        for (input, field) in inputs.iter().zip(EventType::FileSetInfo.fields()) {
+            let kind = match input {
+                Input::Str(_) => FieldKind::Str,
+                Input::Int(_) => FieldKind::Int,
+                Input::Flag(_) => FieldKind::Flag,
+            };
+            assert_eq!(kind, field.kind, "field {}", field.name);
+        }
+        assert_eq!(inputs[6], Input::Int(64));
+        assert_eq!(inputs[8], Input::Flag(true));
+    }
+
+    #[test]
+    fn streams_and_classes() {
+        let n = w("\\Device\\HarddiskVolume3\\a.txt:zone:$DATA");
+        assert_eq!(
+            without_stream(&n, 11),
+            w("\\Device\\HarddiskVolume3\\a.txt").as_slice()
+        );
+        assert_eq!(without_stream(&n, 999), &[] as &[u16]);
+        assert!(set_info_class_of_interest(10) && set_info_class_of_interest(64));
+        assert!(!set_info_class_of_interest(4)); // FileBasicInformation
+    }
+}

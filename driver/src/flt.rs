@@ -1,0 +1,504 @@
+//! The Filter Manager layer: registration table, pre-operation callbacks, instance setup,
+//! name-information handling. FFI from `windows-sys` 0.61.2
+//! (`Wdk::Storage::FileSystem::Minifilters`, linked to `fltmgr.sys`); wdk-sys 0.5 has no
+//! Filter Manager bindings. Every declaration used here was checked against
+//! `windows-sys-0.61.2/src/Windows/Wdk/Storage/FileSystem/Minifilters/mod.rs` and the
+//! header it is generated from, `fltkernel.h` (Microsoft Learn, "fltkernel.h header").
+//!
+//! Generic over [`Host`], which the wdk-sys layer (`kernel.rs`) implements. That keeps this
+//! file free of wdk-sys, so it is type-checked on Linux:
+//! `RUSTFLAGS="--cfg failsafe_fltcheck" cargo check -p failsafeflt --target x86_64-pc-windows-msvc`.
+//!
+//! Nothing here allocates: names come from the Filter Manager's name cache (released on
+//! every path by [`NameInfo`]'s `Drop`), the process image is copied to the stack, and the
+//! rule set is read through [`Active`] without a lock.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicIsize, Ordering};
+
+use failsafe_loader::{Action, EventType, Match};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED,
+    FLT_FILE_NAME_QUERY_DEFAULT, FLT_OPERATION_REGISTRATION, FLT_PREOP_CALLBACK_STATUS,
+    FLT_PREOP_COMPLETE, FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_REGISTRATION, FLT_REGISTRATION_VERSION,
+    FLT_RELATED_OBJECTS, FLTFL_CALLBACK_DATA_IRP_OPERATION,
+    FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO, FltAcquirePushLockExclusive,
+    FltAcquirePushLockShared, FltDeletePushLock, FltGetDestinationFileNameInformation,
+    FltGetFileNameInformation, FltGetRequestorProcessId, FltInitializePushLock,
+    FltParseFileNameInformation, FltReleaseFileNameInformation, FltReleasePushLock,
+    FltUnregisterFilter, IRP_MJ_OPERATION_END, PFLT_FILTER,
+};
+use windows_sys::Wdk::Storage::FileSystem::{
+    FILE_DISPOSITION_INFORMATION, FILE_DISPOSITION_INFORMATION_EX, FILE_RENAME_INFORMATION,
+};
+use windows_sys::Wdk::System::SystemServices::{
+    IRP_MJ_CREATE, IRP_MJ_SET_INFORMATION, SL_OPEN_PAGING_FILE,
+};
+use windows_sys::Win32::Foundation::{
+    NTSTATUS, STATUS_ACCESS_DENIED, STATUS_FLT_DO_NOT_ATTACH, STATUS_SUCCESS, UNICODE_STRING,
+};
+use windows_sys::Win32::Storage::InstallableFileSystems::{
+    FLT_FILESYSTEM_TYPE, FLT_FSTYPE_NTFS, FLT_FSTYPE_REFS,
+};
+use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
+
+use crate::active::Active;
+use crate::event::{
+    CreateFacts, FILE_DISPOSITION_DELETE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
+    FILE_DISPOSITION_INFORMATION_EX as CLASS_DISPOSITION_EX, SetInfoFacts, create_inputs, event,
+    set_info_class_of_interest, set_info_inputs, without_stream,
+};
+use crate::proctable::{MAX_UNITS, ProcessTable};
+
+/// What the kernel layer provides to the callbacks.
+pub trait Host: 'static {
+    /// Records an audited or blocked operation (rate-limited `DbgPrintEx` in the driver).
+    /// Called at the callback's IRQL (PASSIVE_LEVEL or APC_LEVEL); must not block.
+    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64);
+    /// The filter unload callback (PASSIVE_LEVEL): tear everything down, in order.
+    fn unload(flags: u32) -> NTSTATUS;
+}
+
+/// `KernelMode` (wdm.h `MODE`): the value of `FLT_CALLBACK_DATA::RequestorMode` for
+/// kernel-mode requests.
+const KERNEL_MODE: i8 = 0;
+/// The System process id: kernel-mode requests from it (this driver's own state and
+/// content I/O among them) are not evaluated.
+const SYSTEM_PID: u64 = 4;
+const NAME_OPTIONS: u32 = FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT;
+
+/// The filter handle from `FltRegisterFilter` (`PFLT_FILTER` is `isize` in windows-sys).
+pub static FILTER: AtomicIsize = AtomicIsize::new(0);
+/// The active rule set.
+pub static ACTIVE: Active = Active::new();
+
+/// The process table under a Filter Manager push lock.
+struct Processes {
+    lock: UnsafeCell<usize>,
+    table: UnsafeCell<Option<ProcessTable>>,
+}
+
+// SAFETY: `table` is only touched with `lock` held (shared for reads, exclusive for
+// writes), and `lock` itself is only used through the FltXxxPushLock routines.
+unsafe impl Sync for Processes {}
+
+static PROCESSES: Processes = Processes {
+    lock: UnsafeCell::new(0),
+    table: UnsafeCell::new(None),
+};
+
+/// Installs the process table (PASSIVE_LEVEL, `DriverEntry`, before the process-notify
+/// routine is registered).
+///
+/// # Safety
+/// Called once, before any other function of this module touches the process table.
+pub unsafe fn processes_init(table: ProcessTable) {
+    // SAFETY: the lock word is static and not yet in use (contract above).
+    unsafe { FltInitializePushLock(PROCESSES.lock.get()) };
+    // SAFETY: no other reference to the table exists yet (contract above).
+    unsafe { *PROCESSES.table.get() = Some(table) };
+}
+
+/// A process started (process-notify routine, PASSIVE_LEVEL).
+pub fn process_started(pid: u64, image: &[u16]) {
+    // SAFETY: initialized lock (processes_init ran before the notify routine was registered).
+    unsafe { FltAcquirePushLockExclusive(PROCESSES.lock.get()) };
+    // SAFETY: the exclusive lock is held: this is the only reference to the table.
+    if let Some(t) = unsafe { (*PROCESSES.table.get()).as_mut() } {
+        t.insert(pid, image);
+    }
+    // SAFETY: acquired above.
+    unsafe { FltReleasePushLock(PROCESSES.lock.get()) };
+}
+
+/// A process exited (process-notify routine, PASSIVE_LEVEL).
+pub fn process_exited(pid: u64) {
+    // SAFETY: initialized lock.
+    unsafe { FltAcquirePushLockExclusive(PROCESSES.lock.get()) };
+    // SAFETY: the exclusive lock is held.
+    if let Some(t) = unsafe { (*PROCESSES.table.get()).as_mut() } {
+        t.remove(pid);
+    }
+    // SAFETY: acquired above.
+    unsafe { FltReleasePushLock(PROCESSES.lock.get()) };
+}
+
+fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
+    // SAFETY: initialized lock; callbacks run at <= APC_LEVEL as push locks require.
+    unsafe { FltAcquirePushLockShared(PROCESSES.lock.get()) };
+    // The table's lookup takes `&mut self` for the set slice but does not write; the lock
+    // is only shared, so go through a raw pointer and read.
+    // SAFETY: shared lock held; `get_into` does not modify the table.
+    let n = unsafe { (*PROCESSES.table.get()).as_mut() }.map_or(0, |t| t.get_into(pid, out));
+    // SAFETY: acquired above.
+    unsafe { FltReleasePushLock(PROCESSES.lock.get()) };
+    n
+}
+
+/// Frees the process table (unload, after the notify routine was removed and the filter
+/// unregistered).
+///
+/// # Safety
+/// No callback or notify routine may run concurrently or afterwards.
+pub unsafe fn processes_free() {
+    // SAFETY: contract above: nothing else uses the table or the lock any more.
+    unsafe {
+        *PROCESSES.table.get() = None;
+    }
+    // SAFETY: same.
+    unsafe { FltDeletePushLock(PROCESSES.lock.get()) };
+}
+
+/// Unregisters the filter (waits for every outstanding callback) and frees the rule set.
+/// PASSIVE_LEVEL, from the unload path.
+pub fn unregister_and_free() {
+    let f: PFLT_FILTER = FILTER.swap(0, Ordering::AcqRel);
+    if f != 0 {
+        // SAFETY: `f` came from FltRegisterFilter and is unregistered exactly once (swap).
+        unsafe { FltUnregisterFilter(f) };
+    }
+    // SAFETY: FltUnregisterFilter returned: no callback is running or will start.
+    drop(unsafe { ACTIVE.take() });
+}
+
+/// A name from the Filter Manager, released on drop.
+struct NameInfo(*mut FLT_FILE_NAME_INFORMATION);
+
+impl NameInfo {
+    fn from_raw(status: NTSTATUS, p: *mut FLT_FILE_NAME_INFORMATION) -> Option<Self> {
+        if status < 0 || p.is_null() {
+            return None;
+        }
+        let n = NameInfo(p);
+        // SAFETY: `p` is a valid name information structure from the Filter Manager. A
+        // parse failure leaves the components empty; `path` then keeps the whole name.
+        let _ = unsafe { FltParseFileNameInformation(p) };
+        Some(n)
+    }
+
+    fn units(s: &UNICODE_STRING) -> &[u16] {
+        if s.Buffer.is_null() {
+            return &[];
+        }
+        // SAFETY: a UNICODE_STRING from the Filter Manager describes `Length` bytes at
+        // `Buffer`, valid while the name information is referenced (until drop).
+        unsafe { core::slice::from_raw_parts(s.Buffer, usize::from(s.Length) / 2) }
+    }
+
+    /// The normalized name without an alternate data stream suffix.
+    fn path(&self) -> &[u16] {
+        // SAFETY: non-null (checked in from_raw) and referenced until drop.
+        let info = unsafe { &*self.0 };
+        without_stream(Self::units(&info.Name), usize::from(info.Stream.Length) / 2)
+    }
+}
+
+impl Drop for NameInfo {
+    fn drop(&mut self) {
+        // SAFETY: obtained from FltGet*FileNameInformation, released exactly once.
+        unsafe { FltReleaseFileNameInformation(self.0) };
+    }
+}
+
+fn complete_denied(data: &mut FLT_CALLBACK_DATA) -> FLT_PREOP_CALLBACK_STATUS {
+    data.IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
+    data.IoStatus.Information = 0;
+    FLT_PREOP_COMPLETE
+}
+
+fn apply<H: Host>(
+    data: &mut FLT_CALLBACK_DATA,
+    m: Option<Match>,
+    kind: EventType,
+    path: &[u16],
+    pid: u64,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    match m {
+        Some(m) if m.action == Action::Block => {
+            H::report(&m, kind, path, pid);
+            complete_denied(data)
+        }
+        Some(m) if m.action == Action::Audit => {
+            H::report(&m, kind, path, pid);
+            FLT_PREOP_SUCCESS_NO_CALLBACK
+        }
+        _ => FLT_PREOP_SUCCESS_NO_CALLBACK,
+    }
+}
+
+/// Common early exits: not an IRP operation, the System process's own kernel-mode I/O,
+/// or no content active (pass-through without a name lookup).
+fn skip(data: &FLT_CALLBACK_DATA, pid: u64) -> bool {
+    data.Flags & FLTFL_CALLBACK_DATA_IRP_OPERATION == 0
+        || (data.RequestorMode == KERNEL_MODE && pid == SYSTEM_PID)
+        || ACTIVE.with(|_| ()).is_none()
+}
+
+/// Pre-operation callback for `IRP_MJ_CREATE`. IRQL: PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called by the Filter Manager with valid `data` and `objects` (fltkernel.h
+/// `PFLT_PRE_OPERATION_CALLBACK`).
+pub unsafe extern "system" fn pre_create<H: Host>(
+    data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    // SAFETY: the Filter Manager passes valid callback data for the duration of the call.
+    let Some(d) = (unsafe { data.as_mut() }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    // SAFETY: valid callback data (above).
+    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
+    if skip(d, pid) {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    }
+    // SAFETY: Iopb points into the callback data, valid for the call.
+    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    if u32::from(iopb.OperationFlags) & SL_OPEN_PAGING_FILE != 0 {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK; // paging files are the memory manager's
+    }
+    // SAFETY: for IRP_MJ_CREATE the `Create` member of the parameter union is the valid one.
+    let create = unsafe { iopb.Parameters.Create };
+    // SAFETY: SecurityContext is valid for a create (or null, then no access is known).
+    let desired_access = unsafe { create.SecurityContext.as_ref() }.map_or(0, |s| s.DesiredAccess);
+    let mut raw = core::ptr::null_mut();
+    // SAFETY: valid callback data; the out pointer is a local.
+    let status = unsafe { FltGetFileNameInformation(data, NAME_OPTIONS, &mut raw) };
+    // No name, no evaluation: the operation passes (the sensor fails open, never closed).
+    let Some(name) = NameInfo::from_raw(status, raw) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    let mut image = [0u16; MAX_UNITS];
+    let n = process_image(pid, &mut image);
+    let facts = CreateFacts {
+        path: name.path(),
+        process: image.get(..n).unwrap_or(&[]),
+        pid,
+        desired_access,
+        options: create.Options,
+        kernel_mode: d.RequestorMode == KERNEL_MODE,
+    };
+    let inputs = create_inputs(&facts);
+    let verdict = ACTIVE
+        .with(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs)))
+        .flatten();
+    apply::<H>(d, verdict, EventType::FileCreate, facts.path, pid)
+}
+
+/// Pre-operation callback for `IRP_MJ_SET_INFORMATION` (rename, delete). IRQL:
+/// PASSIVE_LEVEL or APC_LEVEL.
+///
+/// # Safety
+/// As [`pre_create`].
+pub unsafe extern "system" fn pre_set_information<H: Host>(
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    // SAFETY: valid callback data for the duration of the call.
+    let Some(d) = (unsafe { data.as_mut() }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    // SAFETY: valid callback data.
+    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
+    if skip(d, pid) {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    }
+    // SAFETY: Iopb points into the callback data.
+    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
+    let p = unsafe { iopb.Parameters.SetFileInformation };
+    if !set_info_class_of_interest(p.FileInformationClass) || p.InfoBuffer.is_null() {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    }
+    let len = usize::try_from(p.Length).unwrap_or(0);
+    let (delete, target) = match p.FileInformationClass {
+        CLASS_DISPOSITION if len >= size_of::<FILE_DISPOSITION_INFORMATION>() => {
+            // SAFETY: InfoBuffer is the system buffer of at least `Length` bytes, checked above.
+            (
+                unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION>()).DeleteFile },
+                None,
+            )
+        }
+        CLASS_DISPOSITION_EX if len >= size_of::<FILE_DISPOSITION_INFORMATION_EX>() => {
+            // SAFETY: as above.
+            let flags = unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
+            (flags & FILE_DISPOSITION_DELETE != 0, None)
+        }
+        CLASS_DISPOSITION | CLASS_DISPOSITION_EX => return FLT_PREOP_SUCCESS_NO_CALLBACK,
+        _ => (false, rename_target(objects, p.InfoBuffer, len)),
+    };
+    let mut raw = core::ptr::null_mut();
+    // SAFETY: valid callback data; the out pointer is a local.
+    let status = unsafe { FltGetFileNameInformation(data, NAME_OPTIONS, &mut raw) };
+    let Some(name) = NameInfo::from_raw(status, raw) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    let mut image = [0u16; MAX_UNITS];
+    let n = process_image(pid, &mut image);
+    let facts = SetInfoFacts {
+        path: name.path(),
+        process: image.get(..n).unwrap_or(&[]),
+        pid,
+        class: p.FileInformationClass,
+        target: target.as_ref().map_or(&[], NameInfo::path),
+        delete,
+        kernel_mode: d.RequestorMode == KERNEL_MODE,
+    };
+    let inputs = set_info_inputs(&facts);
+    let verdict = ACTIVE
+        .with(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs)))
+        .flatten();
+    apply::<H>(d, verdict, EventType::FileSetInfo, facts.path, pid)
+}
+
+/// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).
+fn rename_target(
+    objects: *const FLT_RELATED_OBJECTS,
+    buffer: *mut c_void,
+    len: usize,
+) -> Option<NameInfo> {
+    // SAFETY: the Filter Manager passes valid related objects for the call.
+    let o = unsafe { objects.as_ref() }?;
+    let info = buffer.cast::<FILE_RENAME_INFORMATION>();
+    let header = core::mem::offset_of!(FILE_RENAME_INFORMATION, FileName);
+    if len < size_of::<FILE_RENAME_INFORMATION>() {
+        return None; // a reference below covers the whole fixed structure
+    }
+    // SAFETY: the system buffer holds at least a whole FILE_RENAME_INFORMATION (checked).
+    let fixed = unsafe { &*info };
+    let (root, name_len) = (fixed.RootDirectory, fixed.FileNameLength);
+    if usize::try_from(name_len).ok()?.checked_add(header)? > len {
+        return None;
+    }
+    // SAFETY: FileName lies inside the checked buffer.
+    let name = unsafe { core::ptr::addr_of!((*info).FileName) }.cast::<u16>();
+    let mut raw = core::ptr::null_mut();
+    // SAFETY: valid instance and file object from the related objects; name and length
+    // describe memory inside the rename buffer.
+    let status = unsafe {
+        FltGetDestinationFileNameInformation(
+            o.Instance,
+            o.FileObject,
+            root,
+            name,
+            name_len,
+            NAME_OPTIONS,
+            &mut raw,
+        )
+    };
+    NameInfo::from_raw(status, raw)
+}
+
+/// Attach to NTFS and ReFS volumes on disks only. IRQL: PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called by the Filter Manager (fltkernel.h `PFLT_INSTANCE_SETUP_CALLBACK`).
+pub unsafe extern "system" fn instance_setup(
+    _objects: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+    volume_device_type: u32,
+    file_system: FLT_FILESYSTEM_TYPE,
+) -> NTSTATUS {
+    if volume_device_type == FILE_DEVICE_DISK_FILE_SYSTEM
+        && (file_system == FLT_FSTYPE_NTFS || file_system == FLT_FSTYPE_REFS)
+    {
+        STATUS_SUCCESS
+    } else {
+        STATUS_FLT_DO_NOT_ATTACH
+    }
+}
+
+/// Manual detach (`fltmc detach`) is allowed: test VMs need it. IRQL: PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called by the Filter Manager (`PFLT_INSTANCE_QUERY_TEARDOWN_CALLBACK`).
+pub unsafe extern "system" fn instance_query_teardown(
+    _objects: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+
+/// Filter unload. IRQL: PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called by the Filter Manager (`PFLT_FILTER_UNLOAD_CALLBACK`).
+pub unsafe extern "system" fn filter_unload<H: Host>(flags: u32) -> NTSTATUS {
+    H::unload(flags)
+}
+
+// `IRP_MJ_*` are u32 in windows-sys; the registration field is a UCHAR.
+const MJ_CREATE: u8 = IRP_MJ_CREATE as u8;
+const MJ_SET_INFORMATION: u8 = IRP_MJ_SET_INFORMATION as u8;
+const MJ_END: u8 = IRP_MJ_OPERATION_END as u8;
+
+/// The operation table: create and set-information pre-callbacks, paging I/O skipped,
+/// terminated by `IRP_MJ_OPERATION_END`.
+pub const fn operations<H: Host>() -> [FLT_OPERATION_REGISTRATION; 3] {
+    [
+        FLT_OPERATION_REGISTRATION {
+            MajorFunction: MJ_CREATE,
+            Flags: 0,
+            PreOperation: Some(pre_create::<H>),
+            PostOperation: None,
+            Reserved1: core::ptr::null_mut(),
+        },
+        FLT_OPERATION_REGISTRATION {
+            MajorFunction: MJ_SET_INFORMATION,
+            Flags: FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO,
+            PreOperation: Some(pre_set_information::<H>),
+            PostOperation: None,
+            Reserved1: core::ptr::null_mut(),
+        },
+        FLT_OPERATION_REGISTRATION {
+            MajorFunction: MJ_END,
+            Flags: 0,
+            PreOperation: None,
+            PostOperation: None,
+            Reserved1: core::ptr::null_mut(),
+        },
+    ]
+}
+
+/// The registration structure (`FLT_REGISTRATION_VERSION` 0x203), pointing at `ops`.
+pub const fn registration<H: Host>(ops: *const FLT_OPERATION_REGISTRATION) -> FLT_REGISTRATION {
+    FLT_REGISTRATION {
+        Size: size_of::<FLT_REGISTRATION>() as u16,
+        Version: FLT_REGISTRATION_VERSION as u16,
+        Flags: 0,
+        ContextRegistration: core::ptr::null(),
+        OperationRegistration: ops,
+        FilterUnloadCallback: Some(filter_unload::<H>),
+        InstanceSetupCallback: Some(instance_setup),
+        InstanceQueryTeardownCallback: Some(instance_query_teardown),
+        InstanceTeardownStartCallback: None,
+        InstanceTeardownCompleteCallback: None,
+        GenerateFileNameCallback: None,
+        NormalizeNameComponentCallback: None,
+        NormalizeContextCleanupCallback: None,
+        TransactionNotificationCallback: None,
+        NormalizeNameComponentExCallback: None,
+        SectionNotificationCallback: None,
+    }
+}
+
+/// Read-only data that holds raw pointers, in a `static` (the registration table must
+/// outlive the filter, as the C samples' global `const FLT_REGISTRATION`).
+#[repr(transparent)]
+pub struct Static<T>(pub T);
+
+impl<T> core::fmt::Debug for Static<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Static(..)")
+    }
+}
+
+// SAFETY: used only for tables that are never written after initialization.
+unsafe impl<T> Sync for Static<T> {}
