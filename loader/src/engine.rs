@@ -72,10 +72,15 @@ impl Automaton {
         self.nodes.get(idx(s))
     }
 
+    #[inline]
     fn child(&self, s: u32, c: u16) -> Option<u32> {
         let n = self.node(s)?;
         let end = n.edge_start.checked_add(n.edge_len)?;
         let edges = self.edges.get(idx(n.edge_start)..idx(end))?;
+        // Most nodes below the root have one or two children: a scan beats a search.
+        if edges.len() <= 8 {
+            return edges.iter().find(|&&(ch, _)| ch == c).map(|&(_, t)| t);
+        }
         edges
             .binary_search_by(|&(ch, _)| ch.cmp(&c))
             .ok()
@@ -85,17 +90,18 @@ impl Automaton {
 
     #[inline]
     fn next(&self, mut s: u32, c: u16) -> u32 {
-        if s == ROOT
-            && let Some(&t) = self.root_ascii.get(usize::from(c))
-        {
-            return t;
-        }
+        let from_root = self.root_ascii.get(usize::from(c)).copied();
         loop {
+            // The root's transitions for ASCII come from a table, whether the scan is at
+            // the root or has just failed back to it.
+            if s == ROOT {
+                return match from_root {
+                    Some(t) => t,
+                    None => self.child(ROOT, c).unwrap_or(ROOT),
+                };
+            }
             if let Some(t) = self.child(s, c) {
                 return t;
-            }
-            if s == ROOT {
-                return ROOT;
             }
             s = self.node(s).map_or(ROOT, |n| n.fail);
         }
