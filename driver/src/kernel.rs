@@ -71,6 +71,7 @@ const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 const FILE_NAMES_INFORMATION: i32 = 12; // wdm.h FILE_INFORMATION_CLASS FileNamesInformation
 const FILE_STANDARD_INFORMATION: i32 = 5; // FileStandardInformation
 const KEY_VALUE_PARTIAL_INFORMATION: i32 = 2; // wdm.h KeyValuePartialInformation
+const REG_SZ: u32 = 1; // winnt.h
 const REG_DWORD: u32 = 4; // winnt.h
 const REG_QWORD: u32 = 11;
 const FILE_DEVICE_UNKNOWN: u32 = 0x22; // devioctl.h
@@ -673,9 +674,49 @@ fn read_dword(key: HANDLE, name: &str) -> Option<u64> {
     }
 }
 
+/// A REG_SZ value into `out` (trailing NULs dropped). False when absent or not a string.
+fn read_string(key: HANDLE, name: &str, out: &mut PathBuf) -> bool {
+    let mut n = PathBuf::new();
+    n.push_str(name);
+    let mut us = n.unicode();
+    // KEY_VALUE_PARTIAL_INFORMATION header (12 bytes) + up to 512 UTF-16 units.
+    let mut buf = [0u32; 3 + 256];
+    let mut len = 0u32;
+    // SAFETY: live key handle, local buffers of the stated size.
+    let status = unsafe {
+        ZwQueryValueKey(
+            key,
+            &mut us,
+            KEY_VALUE_PARTIAL_INFORMATION as _,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * 4) as u32,
+            &mut len,
+        )
+    };
+    if status < 0 || buf[1] != REG_SZ {
+        return false;
+    }
+    let bytes = (buf[2] as usize).min((buf.len() - 3) * 4);
+    let mut units = [0u16; 512];
+    for (i, u) in units.iter_mut().enumerate().take(bytes / 2) {
+        let word = buf.get(3 + i / 2).copied().unwrap_or(0);
+        *u = if i % 2 == 0 {
+            word as u16
+        } else {
+            (word >> 16) as u16
+        };
+    }
+    let mut n = bytes / 2;
+    while n > 0 && units.get(n - 1) == Some(&0) {
+        n -= 1;
+    }
+    n > 0 && out.push(units.get(..n).unwrap_or(&[]))
+}
+
 /// Reads `<RegistryPath>\Parameters` (the pattern of Windows-driver-samples
 /// `NameChanger/ncinit.c` `NcOpenServiceParametersKey`, ZwOpenKey variant).
-fn read_parameters(registry_path: PCUNICODE_STRING) -> (RegistryValues, Option<u64>) {
+fn read_parameters(registry_path: PCUNICODE_STRING) -> (RegistryValues, Option<u64>, PathBuf) {
+    let mut dir = PathBuf::new();
     let mut p = PathBuf::new();
     // SAFETY: the registry path passed to DriverEntry is a valid UNICODE_STRING.
     if let Some(rp) = unsafe { registry_path.as_ref() } {
@@ -688,7 +729,8 @@ fn read_parameters(registry_path: PCUNICODE_STRING) -> (RegistryValues, Option<u
     let mut key: HANDLE = core::ptr::null_mut();
     // SAFETY: locals; PASSIVE_LEVEL.
     if unsafe { ZwOpenKey(&mut key, KEY_READ, &mut attrs) } < 0 {
-        return (RegistryValues::default(), None);
+        dir.push_str(crate::config::DEFAULT_DIR);
+        return (RegistryValues::default(), None, dir);
     }
     let key = Handle(key);
     let values = RegistryValues {
@@ -697,7 +739,11 @@ fn read_parameters(registry_path: PCUNICODE_STRING) -> (RegistryValues, Option<u
             .and_then(|v| u32::try_from(v).ok()),
         force_safe_mode: read_dword(key.0, "ForceSafeMode").and_then(|v| u32::try_from(v).ok()),
     };
-    (values, read_dword(key.0, "DrillCrashVersion"))
+    if !read_string(key.0, "ContentDirectory", &mut dir) {
+        dir = PathBuf::new();
+        dir.push_str(crate::config::DEFAULT_DIR);
+    }
+    (values, read_dword(key.0, "DrillCrashVersion"), dir)
 }
 
 #[link(name = "ntoskrnl")]
@@ -735,14 +781,11 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
     unsafe { KeInitializeDpc(DPC.ptr(), Some(health_dpc), core::ptr::null_mut()) };
 
-    let (values, drill_version) = read_parameters(registry_path);
+    let (values, drill_version, dir) = read_parameters(registry_path);
     let cfg = config_from(&values);
     let env = Env {
         windows_safe_mode: windows_safe_mode(),
     };
-    let mut dir = PathBuf::new();
-    dir.push_str(crate::config::DEFAULT_DIR);
-
     // The process table is allocated once; without it the sensor still runs (process
     // image unknown: criteria on `process` are then false, as for a missing input).
     if let Some(table) = ProcessTable::try_new(256) {

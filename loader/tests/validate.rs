@@ -668,21 +668,41 @@ fn counts_that_run_past_the_rule_table() {
     bytes[91] = 3;
     refix(&mut bytes);
     let e = rejects(&bytes);
-    assert_eq!(e.kind, ErrorKind::Truncated { what: "values", needed: 18, remaining: 6 });
+    assert_eq!(
+        e.kind,
+        ErrorKind::Truncated {
+            what: "values",
+            needed: 18,
+            remaining: 6
+        }
+    );
     assert_eq!(e.at, at_crit(92, 0, 100, 0));
     // Criteria: 5 need at least 20 bytes, 10 remain.
     let mut bytes = encode(&one_rule()).unwrap();
     bytes[86] = 5;
     refix(&mut bytes);
     let e = rejects(&bytes);
-    assert_eq!(e.kind, ErrorKind::Truncated { what: "criteria", needed: 20, remaining: 10 });
+    assert_eq!(
+        e.kind,
+        ErrorKind::Truncated {
+            what: "criteria",
+            needed: 20,
+            remaining: 10
+        }
+    );
     assert_eq!(e.at.offset, 88);
     // Exception sets: 2 declared, the table ends after the criteria.
     let mut bytes = encode(&one_rule()).unwrap();
     bytes[87] = 2;
     refix(&mut bytes);
     let e = rejects(&bytes);
-    assert_eq!(e.kind, ErrorKind::RuleTableLength { declared_rules: 1, unread_bytes: 0 });
+    assert_eq!(
+        e.kind,
+        ErrorKind::RuleTableLength {
+            declared_rules: 1,
+            unread_bytes: 0
+        }
+    );
     assert_eq!(e.at, at_rule(98, 0, 100));
 }
 
@@ -690,20 +710,52 @@ fn counts_that_run_past_the_rule_table() {
 fn a_rule_cut_off_by_the_end_of_the_table() {
     // Two 18-byte rules and a declared third: the count passes the 12-bytes-per-rule bound
     // (36 <= 36), then the third rule's id runs off the end.
-    let r = |id| rule(id, EventType::FileCreate, Action::Block, vec![strs(Op::StrEquals, 2, &["x"])]);
+    let r = |id| {
+        rule(
+            id,
+            EventType::FileCreate,
+            Action::Block,
+            vec![strs(Op::StrEquals, 2, &["x"])],
+        )
+    };
     let mut bytes = encode(&content(vec![r(1), r(2)])).unwrap();
     put_u32(&mut bytes, 24, 3);
     refix(&mut bytes);
     let e = rejects(&bytes);
-    assert_eq!(e.kind, ErrorKind::Truncated { what: "rule id", needed: 4, remaining: 0 });
-    assert_eq!(e.at, Location { offset: 80 + 36, rule_index: Some(2), ..Location::default() });
+    assert_eq!(
+        e.kind,
+        ErrorKind::Truncated {
+            what: "rule id",
+            needed: 4,
+            remaining: 0
+        }
+    );
+    assert_eq!(
+        e.at,
+        Location {
+            offset: 80 + 36,
+            rule_index: Some(2),
+            ..Location::default()
+        }
+    );
 }
 
 #[test]
 fn encoder_errors_read_well() {
     use failsafe_loader::format::EncodeError;
-    let e = EncodeError::Limit { rule_index: Some(3), what: "values", limit: 255, found: 256 };
-    assert_eq!(e.to_string(), "rule #3: values: 256 exceeds the limit of 255");
-    let e = EncodeError::ValuesShape { rule_index: 1, op: Op::Range };
+    let e = EncodeError::Limit {
+        rule_index: Some(3),
+        what: "values",
+        limit: 255,
+        found: 256,
+    };
+    assert_eq!(
+        e.to_string(),
+        "rule #3: values: 256 exceeds the limit of 255"
+    );
+    let e = EncodeError::ValuesShape {
+        rule_index: 1,
+        op: Op::Range,
+    };
     assert_eq!(e.to_string(), "rule #1: values do not fit operator range");
 }

@@ -168,13 +168,16 @@ fn instance_and_parameters_match_what_the_driver_reads() {
     // drill's DrillCrashVersion is test-only and set by hand, never by the INF).
     let kernel =
         std::fs::read_to_string(root().join("../driver/src/kernel.rs")).expect("kernel.rs");
-    let read: Vec<&str> = kernel
-        .match_indices("read_dword(key.0, \"")
-        .map(|(i, m)| {
-            let rest = &kernel[i + m.len()..];
-            &rest[..rest.find('"').unwrap_or(0)]
+    let read: Vec<&str> = ["read_dword(key.0, \"", "read_string(key.0, \""]
+        .iter()
+        .flat_map(|pat| {
+            kernel.match_indices(pat).map(|(i, m)| {
+                let rest = &kernel[i + m.len()..];
+                &rest[..rest.find('"').unwrap_or(0)]
+            })
         })
         .collect();
+    assert_eq!(value("Parameters", "ContentDirectory"), default_dir());
     let mut in_inf: Vec<String> = regs
         .iter()
         .filter(|r| r[1] == "Parameters" && r[2] != "SupportedFeatures")
@@ -196,6 +199,18 @@ fn instance_and_parameters_match_what_the_driver_reads() {
     assert!(
         cli.contains(r#"Services\failsafeflt\Parameters"#) && cli.contains("\"ForceSafeMode\"")
     );
+}
+
+/// The driver's default store directory, as `driver/src/config.rs` states it.
+fn default_dir() -> String {
+    let config =
+        std::fs::read_to_string(root().join("../driver/src/config.rs")).expect("config.rs");
+    let line = config
+        .lines()
+        .find(|l| l.contains("pub const DEFAULT_DIR"))
+        .expect("DEFAULT_DIR");
+    let quoted = &line[line.find('"').expect("quote") + 1..line.rfind('"').expect("quote")];
+    quoted.replace("\\\\", "\\")
 }
 
 #[test]
