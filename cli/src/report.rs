@@ -98,6 +98,7 @@ pub fn state_json(prior: &Prior, s: &State) -> Value {
         "quarantine": s.quarantine.iter().flatten().map(|q| json!({
             "version": q.ver.version, "sha256": hex(&q.ver.digest), "reason": q.reason.name(),
             "detail": quarantine_detail(q.reason, q.detail), "boot": q.boot})).collect::<Vec<_>>(),
+        "floor": (s.floor != 0).then_some(s.floor),
         "last_decision": s.last.map(|d| json!({"mode": d.mode.name(), "reason": d.reason.name(),
             "version": (d.version != 0).then_some(d.version), "boot": d.boot})),
     })
@@ -172,6 +173,12 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
             q.join("; ")
         }
     );
+    if s.floor != 0 {
+        t += &format!(
+            "  floor:             v{} (a crash-looping version had to leave the full quarantine list; nothing at or below it but last-known-good is chosen automatically; `recover reset` clears it)\n",
+            s.floor
+        );
+    }
     t
 }
 

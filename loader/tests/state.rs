@@ -469,3 +469,34 @@ fn a_full_count_table_never_forgets_an_unclean_count() {
         assert_eq!(s.attempts(v), 1, "v{v}");
     }
 }
+
+#[test]
+fn a_crash_looping_version_is_not_released_by_quarantine_evictions() {
+    // Found by the boot_sequence fuzzer: more versions to quarantine than entries. A
+    // crash-looping v2 was quarantined (count cleared), then evicted to make room for an
+    // invalid version, and came back with fresh attempts.
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(2);
+    for v in 3..=14 {
+        store.stage_invalid(v);
+    }
+    let mut consecutive = 0;
+    for boot_no in 0..30 {
+        let (_, _, active) = boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+        if active == Some(2) {
+            consecutive += 1;
+        }
+        assert!(
+            consecutive <= 3,
+            "boot {boot_no}: v2 activated {consecutive} times without healthy"
+        );
+    }
+    assert_eq!(consecutive, 3);
+    let s = state_of(&mem);
+    assert!(
+        s.quarantined(2).is_some() || s.floor >= 2,
+        "v2 stays out: quarantined or below the floor"
+    );
+    // The operator's reset clears the floor.
+    assert_eq!(reset(&s).floor, 0);
+}

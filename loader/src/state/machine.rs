@@ -154,7 +154,11 @@ pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config) -> C
             .iter()
             .copied()
             .filter(|&v| {
-                v != 0 && v >= floor && s.quarantined(v).is_none() && !excluded.contains(&v)
+                v != 0
+                    && v >= floor
+                    && (v > s.floor || v == floor)
+                    && s.quarantined(v).is_none()
+                    && !excluded.contains(&v)
             })
             .max();
         let Some(v) = cand else {
@@ -433,16 +437,32 @@ fn quarantine(s: &mut State, ver: Ver, reason: QuarantineReason, detail: u32) {
         boot: s.boot,
     };
     let lkg = s.lkg.map_or(0, |l| l.version);
-    // Free slot; else an entry below last-known-good (never chosen anyway); else the lowest
-    // version, which could then be tried again and would be caught again.
-    let slot = s.quarantine.iter().position(Option::is_none).or_else(|| {
+    let lowest = |s: &State, pick: &dyn Fn(&QEntry) -> bool| {
         s.quarantine
             .iter()
             .enumerate()
-            .filter(|(_, q)| q.is_some_and(|q| q.ver.version != lkg))
-            .min_by_key(|(_, q)| q.map_or(u64::MAX, |q| q.ver.version))
-            .map(|(i, _)| i)
-    });
+            .filter_map(|(i, q)| {
+                q.filter(|q| q.ver.version != lkg && pick(q))
+                    .map(|q| (i, q.ver.version))
+            })
+            .min_by_key(|&(_, v)| v)
+    };
+    // A free slot; else an entry below last-known-good (never chosen anyway); else invalid
+    // content (if tried again it is read, rejected and quarantined again, never activated).
+    // Only then a crash-looping version, and its release must not give it fresh attempts:
+    // the floor rises to it, and automatic selection never picks it (or anything below
+    // it but last-known-good) again.
+    let slot = s
+        .quarantine
+        .iter()
+        .position(Option::is_none)
+        .or_else(|| lowest(s, &|q| q.ver.version < lkg).map(|(i, _)| i))
+        .or_else(|| lowest(s, &|q| q.reason == QuarantineReason::Invalid).map(|(i, _)| i))
+        .or_else(|| {
+            let (i, v) = lowest(s, &|_| true)?;
+            s.floor = s.floor.max(v);
+            Some(i)
+        });
     if let Some(q) = slot.and_then(|i| s.quarantine.get_mut(i)) {
         *q = Some(entry);
     }

@@ -268,6 +268,9 @@ pub struct State {
     pub quarantine: [Option<QEntry>; MAX_QUARANTINE],
     /// Last start's decision.
     pub last: Option<LastDecision>,
+    /// Versions at or below this one are never chosen automatically (last-known-good
+    /// excepted): raised when a crash-looping version's quarantine entry had to make room.
+    pub floor: u64,
 }
 
 impl State {
@@ -357,7 +360,8 @@ const O_TRACKS: usize = 112; // MAX_TRACKED x (version u64, attempts u8, 7 reser
 const O_QUAR: usize = O_TRACKS + MAX_TRACKED * 16; // MAX_QUARANTINE x 56
 const Q_LEN: usize = 56; // version 8, digest 32, reason 1, 3 reserved, detail 4, boot 8
 const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, 6 reserved, version 8, boot 8
-const O_END: usize = O_LAST + 24;
+const O_FLOOR: usize = O_LAST + 24; // u64
+const O_END: usize = O_FLOOR + 8;
 const _: () = assert!(O_END <= SUM_AT);
 
 /// Encodes `state` as slot bytes with sequence number `seq`.
@@ -406,6 +410,8 @@ pub fn encode_slot(state: &State, seq: u64) -> [u8; SLOT_LEN] {
         w.put(&d.version.to_le_bytes());
         w.put(&d.boot.to_le_bytes());
     }
+    w.at(O_FLOOR);
+    w.put(&state.floor.to_le_bytes());
     let sum = checksum(buf.get(..SUM_AT).unwrap_or(&[]));
     if let Some(dst) = buf.get_mut(SUM_AT..) {
         dst.copy_from_slice(&sum);
@@ -496,6 +502,8 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
             boot: dboot,
         }),
     };
+    r.at(O_FLOOR);
+    let floor = r.u64()?;
     Some((
         State {
             boot,
@@ -505,6 +513,7 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
             tracks,
             quarantine,
             last,
+            floor,
         },
         seq,
     ))
