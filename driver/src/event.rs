@@ -121,6 +121,19 @@ mod tests {
         s.encode_utf16().collect()
     }
 
+    /// Each input has the type its schema field declares.
+    fn assert_types(inputs: &[Input<'_>], kind: EventType) {
+        assert_eq!(inputs.len(), kind.arity());
+        for (input, field) in inputs.iter().zip(kind.fields()) {
+            let found = match input {
+                Input::Str(_) => FieldKind::Str,
+                Input::Int(_) => FieldKind::Int,
+                Input::Flag(_) => FieldKind::Flag,
+            };
+            assert_eq!(found, field.kind, "field {}", field.name);
+        }
+    }
+
     #[test]
     fn create_inputs_follow_the_schema() {
         let path = w("\\Device\\HarddiskVolume3\\Users\\bob\\a.LOCKY");
@@ -136,14 +149,7 @@ mod tests {
         };
         let inputs = create_inputs(&f);
         assert_eq!(inputs.len(), EventType::FileCreate.arity());
-        for (input, field) in inputs.iter().zip(EventType::FileCreate.fields()) {
-            let kind = match input {
-                Input::Str(_) => FieldKind::Str,
-                Input::Int(_) => FieldKind::Int,
-                Input::Flag(_) => FieldKind::Flag,
-            };
-            assert_eq!(kind, field.kind, "field {}", field.name);
-        }
+        assert_types(&inputs, EventType::FileCreate);
         assert_eq!(inputs[2], Input::Str(&w("LOCKY")));
         assert_eq!(
             inputs[3],
@@ -168,14 +174,7 @@ mod tests {
         };
         let inputs = set_info_inputs(&f);
         assert_eq!(inputs.len(), EventType::FileSetInfo.arity());
-        for (input, field) in inputs.iter().zip(EventType::FileSetInfo.fields()) {
-            let kind = match input {
-                Input::Str(_) => FieldKind::Str,
-                Input::Int(_) => FieldKind::Int,
-                Input::Flag(_) => FieldKind::Flag,
-            };
-            assert_eq!(kind, field.kind, "field {}", field.name);
-        }
+        assert_types(&inputs, EventType::FileSetInfo);
         assert_eq!(inputs[6], Input::Int(64));
         assert_eq!(inputs[8], Input::Flag(true));
     }

@@ -20,9 +20,9 @@ use core::sync::atomic::{AtomicIsize, Ordering};
 use failsafe_loader::{Action, EventType, Match};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED,
-    FLT_FILE_NAME_QUERY_DEFAULT, FLT_OPERATION_REGISTRATION, FLT_PREOP_CALLBACK_STATUS,
-    FLT_PREOP_COMPLETE, FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_REGISTRATION, FLT_REGISTRATION_VERSION,
-    FLT_RELATED_OBJECTS, FLTFL_CALLBACK_DATA_IRP_OPERATION,
+    FLT_FILE_NAME_QUERY_DEFAULT, FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION,
+    FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE, FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_REGISTRATION,
+    FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS, FLTFL_CALLBACK_DATA_IRP_OPERATION,
     FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO, FltAcquirePushLockExclusive,
     FltAcquirePushLockShared, FltDeletePushLock, FltGetDestinationFileNameInformation,
     FltGetFileNameInformation, FltGetRequestorProcessId, FltInitializePushLock,
@@ -235,6 +235,34 @@ fn skip(data: &FLT_CALLBACK_DATA, pid: u64) -> bool {
         || ACTIVE.with(|_| ()).is_none()
 }
 
+/// What both pre-operation callbacks start from: the callback data, the requestor's
+/// process id and the parameter block; `None` when the operation is not evaluated.
+///
+/// # Safety
+/// `data` is the callback data the Filter Manager passed to the current callback.
+unsafe fn prologue<'a>(
+    data: *mut FLT_CALLBACK_DATA,
+) -> Option<(&'a mut FLT_CALLBACK_DATA, u64, &'a FLT_IO_PARAMETER_BLOCK)> {
+    // SAFETY: valid callback data for the duration of the call (contract above).
+    let d = unsafe { data.as_mut() }?;
+    // SAFETY: valid callback data.
+    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
+    if skip(d, pid) {
+        return None;
+    }
+    // SAFETY: Iopb points to the parameter block of this callback data, valid for the call.
+    let iopb = unsafe { d.Iopb.as_ref() }?;
+    Some((d, pid, iopb))
+}
+
+/// The operation's normalized name (released when the result is dropped).
+fn name_of(data: *mut FLT_CALLBACK_DATA) -> Option<NameInfo> {
+    let mut raw = core::ptr::null_mut();
+    // SAFETY: valid callback data (the callers' contract); the out pointer is a local.
+    let status = unsafe { FltGetFileNameInformation(data, NAME_OPTIONS, &mut raw) };
+    NameInfo::from_raw(status, raw)
+}
+
 /// Pre-operation callback for `IRP_MJ_CREATE`. IRQL: PASSIVE_LEVEL.
 ///
 /// # Safety
@@ -245,17 +273,8 @@ pub unsafe extern "system" fn pre_create<H: Host>(
     _objects: *const FLT_RELATED_OBJECTS,
     _context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
-    // SAFETY: the Filter Manager passes valid callback data for the duration of the call.
-    let Some(d) = (unsafe { data.as_mut() }) else {
-        return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    };
-    // SAFETY: valid callback data (above).
-    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
-    if skip(d, pid) {
-        return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    }
-    // SAFETY: Iopb points into the callback data, valid for the call.
-    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
+    // SAFETY: `data` comes from the Filter Manager for this callback.
+    let Some((d, pid, iopb)) = (unsafe { prologue(data) }) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     if u32::from(iopb.OperationFlags) & SL_OPEN_PAGING_FILE != 0 {
@@ -265,11 +284,8 @@ pub unsafe extern "system" fn pre_create<H: Host>(
     let create = unsafe { iopb.Parameters.Create };
     // SAFETY: SecurityContext is valid for a create (or null, then no access is known).
     let desired_access = unsafe { create.SecurityContext.as_ref() }.map_or(0, |s| s.DesiredAccess);
-    let mut raw = core::ptr::null_mut();
-    // SAFETY: valid callback data; the out pointer is a local.
-    let status = unsafe { FltGetFileNameInformation(data, NAME_OPTIONS, &mut raw) };
     // No name, no evaluation: the operation passes (the sensor fails open, never closed).
-    let Some(name) = NameInfo::from_raw(status, raw) else {
+    let Some(name) = name_of(data) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     let mut image = [0u16; MAX_UNITS];
@@ -299,17 +315,8 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
     objects: *const FLT_RELATED_OBJECTS,
     _context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
-    // SAFETY: valid callback data for the duration of the call.
-    let Some(d) = (unsafe { data.as_mut() }) else {
-        return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    };
-    // SAFETY: valid callback data.
-    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
-    if skip(d, pid) {
-        return FLT_PREOP_SUCCESS_NO_CALLBACK;
-    }
-    // SAFETY: Iopb points into the callback data.
-    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
+    // SAFETY: `data` comes from the Filter Manager for this callback.
+    let Some((d, pid, iopb)) = (unsafe { prologue(data) }) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
@@ -334,10 +341,7 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
         CLASS_DISPOSITION | CLASS_DISPOSITION_EX => return FLT_PREOP_SUCCESS_NO_CALLBACK,
         _ => (false, rename_target(objects, p.InfoBuffer, len)),
     };
-    let mut raw = core::ptr::null_mut();
-    // SAFETY: valid callback data; the out pointer is a local.
-    let status = unsafe { FltGetFileNameInformation(data, NAME_OPTIONS, &mut raw) };
-    let Some(name) = NameInfo::from_raw(status, raw) else {
+    let Some(name) = name_of(data) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     let mut image = [0u16; MAX_UNITS];

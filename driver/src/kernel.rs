@@ -52,6 +52,7 @@ static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 const STATUS_SUCCESS: NTSTATUS = 0; // ntstatus.h
 const STATUS_OBJECT_NAME_NOT_FOUND: NTSTATUS = 0xC000_0034_u32 as NTSTATUS; // ntstatus.h
 const STATUS_NO_MORE_FILES: NTSTATUS = 0x8000_0006_u32 as NTSTATUS; // ntstatus.h
+const STATUS_END_OF_FILE: NTSTATUS = 0xC000_0011_u32 as NTSTATUS; // ntstatus.h
 const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32 as NTSTATUS; // ntstatus.h
 const OBJ_CASE_INSENSITIVE: u32 = 0x40; // ntdef.h
 const OBJ_KERNEL_HANDLE: u32 = 0x200; // ntdef.h
@@ -201,6 +202,33 @@ fn offset(at: usize) -> LARGE_INTEGER {
     li
 }
 
+/// Synchronous read from the start of the file into `buf`; the bytes read (0 at end of
+/// file, so an empty or short file is not an error). PASSIVE_LEVEL.
+fn read_start(h: &Handle, buf: &mut [u8]) -> Result<usize, NTSTATUS> {
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let mut at = offset(0);
+    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    // SAFETY: synchronous read of at most `len` bytes into `buf`, on a live handle.
+    let status = unsafe {
+        ZwReadFile(
+            h.0,
+            core::ptr::null_mut(),
+            None,
+            core::ptr::null_mut(),
+            &mut iosb,
+            buf.as_mut_ptr().cast(),
+            len,
+            &mut at,
+            core::ptr::null_mut(),
+        )
+    };
+    match status {
+        STATUS_END_OF_FILE => Ok(0),
+        s if s < 0 => Err(s),
+        _ => Ok(iosb.Information.min(buf.len())),
+    }
+}
+
 // ---- The state medium: `<dir>\state.bin`, written through.
 
 /// The record file (ADR 0002): 2048 bytes, slots written in place with
@@ -226,28 +254,9 @@ impl StateMedium for KernelMedium {
             Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Ok(false),
             Err(s) => return Err(io(s)),
         };
-        let mut iosb = IO_STATUS_BLOCK::default();
-        let mut at = offset(0);
-        // SAFETY: synchronous read into `buf` of RECORD_LEN bytes on a live handle.
-        let status = unsafe {
-            ZwReadFile(
-                h.0,
-                core::ptr::null_mut(),
-                None,
-                core::ptr::null_mut(),
-                &mut iosb,
-                buf.as_mut_ptr().cast(),
-                RECORD_LEN as u32,
-                &mut at,
-                core::ptr::null_mut(),
-            )
-        };
-        // A short record leaves the rest zero (its slots then fail their checksum).
-        if status < 0 && status != STATUS_NO_MORE_FILES {
-            Err(io(status))
-        } else {
-            Ok(true)
-        }
+        // A short or empty record leaves the rest zero (its slots then fail their
+        // checksum: "state lost", and a fresh record is written).
+        read_start(&h, buf).map(|_| true).map_err(io)
     }
 
     fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
@@ -424,25 +433,8 @@ impl ContentStore for KernelStore {
         buf.try_reserve_exact(size)
             .map_err(|_| io(STATUS_INSUFFICIENT_RESOURCES))?;
         buf.resize(size, 0);
-        let mut pos = offset(0);
-        // SAFETY: synchronous read of `size` bytes into the reserved buffer.
-        let status = unsafe {
-            ZwReadFile(
-                h.0,
-                core::ptr::null_mut(),
-                None,
-                core::ptr::null_mut(),
-                &mut iosb,
-                buf.as_mut_ptr().cast(),
-                u32::try_from(size).unwrap_or(0),
-                &mut pos,
-                core::ptr::null_mut(),
-            )
-        };
-        if status < 0 {
-            return Err(io(status));
-        }
-        buf.truncate(iosb.Information.min(size));
+        let n = read_start(&h, buf).map_err(io)?;
+        buf.truncate(n);
         Ok(())
     }
 }

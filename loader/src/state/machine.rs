@@ -246,54 +246,36 @@ pub fn reject_invalid(s: &mut State, ver: Ver, error_ordinal: u32) {
     quarantine(s, ver, QuarantineReason::Invalid, error_ordinal);
 }
 
-/// The store could not be listed: no content this start, nothing quarantined.
-pub fn store_unreadable(s: &mut State) -> Choice {
-    let choice = Choice {
-        target: None,
-        mode: Mode::Fallback,
-        reason: Reason::StoreUnreadable,
-    };
+/// A start that activates nothing, for `reason`; records the decision. No attempt is left
+/// in progress (none was made with content).
+fn no_content(s: &mut State, mode: Mode, reason: Reason) -> Choice {
+    s.attempt = None;
     s.last = Some(LastDecision {
-        mode: choice.mode,
-        reason: choice.reason,
+        mode,
+        reason,
         version: 0,
         boot: s.boot,
     });
-    choice
+    Choice {
+        target: None,
+        mode,
+        reason,
+    }
+}
+
+/// The store could not be listed: no content this start, nothing quarantined.
+pub fn store_unreadable(s: &mut State) -> Choice {
+    no_content(s, Mode::Fallback, Reason::StoreUnreadable)
 }
 
 /// Memory for the start could not be reserved: nothing may be activated.
 pub fn out_of_memory(s: &mut State) -> Choice {
-    s.attempt = None;
-    let choice = Choice {
-        target: None,
-        mode: Mode::Safe,
-        reason: Reason::OutOfMemory,
-    };
-    s.last = Some(LastDecision {
-        mode: choice.mode,
-        reason: choice.reason,
-        version: 0,
-        boot: s.boot,
-    });
-    choice
+    no_content(s, Mode::Safe, Reason::OutOfMemory)
 }
 
 /// The record could not be written before activation: nothing may be activated.
 pub fn state_unwritable(s: &mut State) -> Choice {
-    s.attempt = None;
-    let choice = Choice {
-        target: None,
-        mode: Mode::Safe,
-        reason: Reason::StateUnwritable,
-    };
-    s.last = Some(LastDecision {
-        mode: choice.mode,
-        reason: choice.reason,
-        version: 0,
-        boot: s.boot,
-    });
-    choice
+    no_content(s, Mode::Safe, Reason::StateUnwritable)
 }
 
 /// The system stayed up `healthy_after` with the active content: its count is cleared and
