@@ -121,6 +121,13 @@ impl PathBuf {
         }
         ok
     }
+    /// This path followed by `suffix` (e.g. `\\state.bin`; `""` copies the path).
+    fn join(&self, suffix: &str) -> PathBuf {
+        let mut p = PathBuf::new();
+        p.push(self.units.get(..self.len).unwrap_or(&[]));
+        p.push_str(suffix);
+        p
+    }
     /// A UNICODE_STRING over the buffer, valid while `self` is not moved or changed.
     fn unicode(&mut self) -> UNICODE_STRING {
         let bytes = u16::try_from(self.len.saturating_mul(2)).unwrap_or(u16::MAX & !1);
@@ -239,10 +246,7 @@ struct KernelMedium {
 
 impl KernelMedium {
     fn path(&self) -> PathBuf {
-        let mut p = PathBuf::new();
-        p.push(self.dir.units.get(..self.dir.len).unwrap_or(&[]));
-        p.push_str("\\state.bin");
-        p
+        self.dir.join("\\state.bin")
     }
 }
 
@@ -316,10 +320,7 @@ struct KernelStore {
 
 impl KernelStore {
     fn content_dir(&self) -> PathBuf {
-        let mut p = PathBuf::new();
-        p.push(self.dir.units.get(..self.dir.len).unwrap_or(&[]));
-        p.push_str("\\content");
-        p
+        self.dir.join("\\content")
     }
 }
 
@@ -791,10 +792,7 @@ pub unsafe extern "system" fn driver_entry(
     }
 
     // The start decision: the attempt is durable before the content is parsed.
-    let mut store = KernelStore {
-        dir: PathBuf::new(),
-    };
-    store.dir.push(dir.units.get(..dir.len).unwrap_or(&[]));
+    let mut store = KernelStore { dir: dir.join("") };
     let started = start(KernelMedium { dir }, &mut store, &cfg, &env);
     let active_version = started.active.as_ref().map(|(v, _)| v.version);
     if let Some((_, rules)) = started.active {
