@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The kernel check (`cargo make kcheck`; docs/windows.md, "The kernel check").
+#
+#   driver/kcheck/run.sh [--no-link]
+#
+# 1. Generates bindings from a header set with wdk-build 0.6's WDM settings
+#    (driver/kcheck: bindgen as a library). WDK_INCLUDE names a WDK `Include/<version>`
+#    directory (km/, shared/); default: MinGW-w64's headers (Debian mingw-w64-x86-64-dev).
+# 2. Type-checks and lints every line of driver/ for x86_64-pc-windows-msvc against them
+#    (`--cfg failsafe_kcheck`), with and without the drill feature, warnings as errors.
+# 3. Unless --no-link (or no MinGW import libraries are installed): links failsafeflt.sys
+#    and failsafeflt-drill.sys with rust-lld against MinGW-w64's libntoskrnl.a / libhal.a,
+#    and runs tests/tests/pe.rs on both images.
+#
+# Proves names, types and signatures against a header set, and the shape of the image.
+# Does not prove behaviour: nothing here runs kernel code.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+link=1
+[ "${1:-}" = "--no-link" ] && link=0
+out=target/kcheck
+mkdir -p "$out"
+include=${WDK_INCLUDE:-/usr/share/mingw-w64/include}
+mingw_lib=${MINGW_LIB:-/usr/x86_64-w64-mingw32/lib}
+target=x86_64-pc-windows-msvc
+
+# libclang for bindgen: Debian installs it under /usr/lib/llvm-N/lib.
+if [ -z "${LIBCLANG_PATH:-}" ]; then
+  for d in /usr/lib/llvm-*/lib; do
+    [ -e "$d/libclang.so" ] || ls "$d"/libclang-*.so* >/dev/null 2>&1 || continue
+    export LIBCLANG_PATH=$d
+  done
+fi
+
+echo "kcheck: bindings from $include"
+cargo build -q --release --locked --manifest-path driver/kcheck/Cargo.toml --target-dir "$out/tool"
+name=$(basename "$(realpath "$include")")
+bindings=$PWD/$out/bindings-$name.rs
+"$out/tool/release/failsafe-kbind" --include "$include" --out "$bindings"
+
+# RUSTFLAGS replaces .cargo/config.toml's target rustflags: repeat +crt-static.
+flags="--cfg failsafe_kcheck -C target-feature=+crt-static"
+for features in "" "--features drill"; do
+  echo "kcheck: clippy -D warnings, failsafeflt ${features:-(release features)}"
+  FAILSAFE_KBIND=$bindings RUSTFLAGS="$flags" \
+    cargo clippy -q --locked -p failsafeflt $features --target $target --target-dir "$out/build" -- -D warnings
+done
+
+if [ "$link" = 0 ]; then
+  echo "kcheck: type-checked against $include (no link requested)"
+  exit 0
+fi
+if [ ! -f "$mingw_lib/libntoskrnl.a" ]; then
+  echo "kcheck: $mingw_lib/libntoskrnl.a not found (apt-get install mingw-w64-x86-64-dev): not linking" >&2
+  exit 1
+fi
+
+# Import libraries under the names lld-link looks for, and the export lists the PE test
+# checks imports against (derived from the same import libraries: mingw-w64's .def files
+# list what each module exports).
+mkdir -p "$out/lib" "$out/exports"
+cp "$mingw_lib/libntoskrnl.a" "$out/lib/ntoskrnl.lib"
+cp "$mingw_lib/libhal.a" "$out/lib/hal.lib"
+nm=$(find "$(rustc --print sysroot)" -name llvm-nm -type f | head -n 1)
+[ -n "$nm" ] || { echo "kcheck: llvm-nm not found (rustup component add llvm-tools)" >&2; exit 1; }
+for m in ntoskrnl.exe:libntoskrnl.a hal.dll:libhal.a; do
+  "$nm" "$mingw_lib/${m#*:}" 2>/dev/null | sed -n 's/^.* I __imp_\(.*\)$/\1/p' | sort -u > "$out/exports/${m%%:*}.txt"
+done
+
+for variant in release drill; do
+  features=""
+  [ "$variant" = drill ] && features="--features drill"
+  echo "kcheck: linking failsafeflt.sys ($variant) with rust-lld"
+  FAILSAFE_KBIND=$bindings FAILSAFE_KLIB_DIR=$PWD/$out/lib RUSTFLAGS="$flags -C linker=rust-lld" \
+    cargo build -q --locked -p failsafeflt $features --release --target $target --target-dir "$out/link-$variant"
+  suffix=""
+  [ "$variant" = drill ] && suffix="-drill"
+  cp "$out/link-$variant/$target/release/failsafeflt.dll" "$out/failsafeflt$suffix.sys"
+done
+
+echo "kcheck: PE checks (tests/tests/pe.rs)"
+FAILSAFE_SYS=$PWD/$out/failsafeflt.sys FAILSAFE_SYS_DRILL=$PWD/$out/failsafeflt-drill.sys \
+  FAILSAFE_EXPORTS=$PWD/$out/exports \
+  cargo test -q --locked -p failsafe-tests --test pe -- --ignored --nocapture --test-threads 1
+echo "kcheck: passed against $include; images: $out/failsafeflt.sys, $out/failsafeflt-drill.sys"
