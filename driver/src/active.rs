@@ -1,7 +1,8 @@
-//! The active rule set, published once before filtering starts and taken back only after
-//! the Filter Manager has drained every callback (`FltUnregisterFilter` returned). Between
-//! the two it is immutable, so callbacks read it through a plain atomic pointer: no lock,
-//! nothing that blocks, valid at any IRQL the callbacks run at.
+//! Values the callbacks read, published once before filtering starts and taken back only
+//! after the Filter Manager has drained every callback (`FltUnregisterFilter` returned):
+//! the active rule set and the driver's own directory. Between the two they are
+//! immutable, so callbacks read them through a plain atomic pointer: no lock, nothing that
+//! blocks, valid at any IRQL the callbacks run at.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -24,22 +25,27 @@ pub fn try_box<T>(value: T) -> Result<Box<T>, T> {
     Ok(unsafe { Box::from_raw(raw) })
 }
 
-/// Holder of the active rule set.
+/// Holder of a value published once (see the module documentation).
 #[derive(Debug)]
-pub struct Active {
-    ptr: AtomicPtr<RuleSet>,
+pub struct Published<T> {
+    ptr: AtomicPtr<T>,
 }
 
-impl Active {
-    /// No rule set: everything passes.
+/// The active rule set: none means everything passes.
+pub type Active = Published<RuleSet>;
+
+// Callbacks on many threads share the value: it must be Sync (and Send, to be freed by
+// whichever thread unloads).
+impl<T: Send + Sync> Published<T> {
+    /// Nothing published.
     pub const fn new() -> Self {
-        Active {
+        Published {
             ptr: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
-    /// Publishes `rules`. Returns them back if a set is already active.
-    pub fn publish(&self, rules: Box<RuleSet>) -> Result<(), Box<RuleSet>> {
+    /// Publishes `rules`. Returns them back if a value is already published.
+    pub fn publish(&self, rules: Box<T>) -> Result<(), Box<T>> {
         let raw = Box::into_raw(rules);
         match self.ptr.compare_exchange(
             core::ptr::null_mut(),
@@ -53,20 +59,20 @@ impl Active {
         }
     }
 
-    /// Runs `f` with the active rule set, if there is one.
-    pub fn with<R>(&self, f: impl FnOnce(&RuleSet) -> R) -> Option<R> {
+    /// Runs `f` with the published value, if there is one.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
         let raw = self.ptr.load(Ordering::Acquire);
         // SAFETY: a non-null pointer was published from a Box and is only freed by `take`,
         // whose contract is that no `with` runs concurrently or afterwards.
         unsafe { raw.as_ref() }.map(f)
     }
 
-    /// Takes the rule set back (to free it).
+    /// Takes the value back (to free it).
     ///
     /// # Safety
-    /// No call to [`Active::with`] may be running or start afterwards: in the driver,
+    /// No call to [`Published::with`] may be running or start afterwards: in the driver,
     /// call this only after `FltUnregisterFilter` has returned.
-    pub unsafe fn take(&self) -> Option<Box<RuleSet>> {
+    pub unsafe fn take(&self) -> Option<Box<T>> {
         let raw = self.ptr.swap(core::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: non-null pointers in `ptr` come from `Box::into_raw` in `publish`, and
         // the swap made this the only owner.
@@ -74,13 +80,22 @@ impl Active {
     }
 }
 
-impl Default for Active {
+impl<T: Send + Sync> Default for Published<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a test failure"
+)]
 mod tests {
     use super::*;
     use failsafe_loader::{Content, encode};

@@ -80,6 +80,15 @@ pub fn parse_content_name(name: &[u16]) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a test failure"
+)]
 mod tests {
     use super::*;
 

@@ -15,15 +15,24 @@ pub const FILE_DISPOSITION_INFORMATION: i32 = 13;
 pub const FILE_DISPOSITION_INFORMATION_EX: i32 = 64;
 /// `FileRenameInformationEx`.
 pub const FILE_RENAME_INFORMATION_EX: i32 = 65;
+/// `FileLinkInformation` (a new hard link; same layout as a rename).
+pub const FILE_LINK_INFORMATION: i32 = 11;
+/// `FileLinkInformationEx`.
+pub const FILE_LINK_INFORMATION_EX: i32 = 72;
 /// `FILE_DISPOSITION_DELETE` flag of `FILE_DISPOSITION_INFORMATION_EX`.
 pub const FILE_DISPOSITION_DELETE: u32 = 0x1;
 
 /// Which set-information classes the sensor evaluates; others pass without a lookup.
+/// Hard links are evaluated like renames (the new name is the `target` input, the class
+/// tells them apart): otherwise a link would reach a protected path under a name no rule
+/// sees.
 pub fn set_info_class_of_interest(class: i32) -> bool {
     matches!(
         class,
         FILE_RENAME_INFORMATION
             | FILE_RENAME_INFORMATION_EX
+            | FILE_LINK_INFORMATION
+            | FILE_LINK_INFORMATION_EX
             | FILE_DISPOSITION_INFORMATION
             | FILE_DISPOSITION_INFORMATION_EX
     )
@@ -113,6 +122,15 @@ pub fn event<'a>(kind: EventType, inputs: &'a [Input<'a>]) -> Event<'a> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a test failure"
+)]
 mod tests {
     use super::*;
     use failsafe_loader::{EventType, FieldKind};
@@ -188,6 +206,8 @@ mod tests {
         );
         assert_eq!(without_stream(&n, 999), &[] as &[u16]);
         assert!(set_info_class_of_interest(10) && set_info_class_of_interest(64));
+        // Hard links (FileLinkInformation, FileLinkInformationEx) are evaluated too.
+        assert!(set_info_class_of_interest(11) && set_info_class_of_interest(72));
         assert!(!set_info_class_of_interest(4)); // FileBasicInformation
     }
 }

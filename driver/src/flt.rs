@@ -15,7 +15,7 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicIsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use failsafe_loader::{Action, EventType, Match};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
@@ -43,19 +43,22 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 };
 use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
 
-use crate::active::Active;
+use crate::active::{Active, Published};
 use crate::event::{
     CreateFacts, FILE_DISPOSITION_DELETE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
     FILE_DISPOSITION_INFORMATION_EX as CLASS_DISPOSITION_EX, SetInfoFacts, create_inputs, event,
     set_info_class_of_interest, set_info_inputs, without_stream,
 };
+use crate::guard::OwnDir;
 use crate::proctable::{MAX_UNITS, ProcessTable};
 
 /// What the kernel layer provides to the callbacks.
 pub trait Host: 'static {
     /// Records an audited or blocked operation (rate-limited `DbgPrintEx` in the driver).
-    /// Called at the callback's IRQL (PASSIVE_LEVEL or APC_LEVEL); must not block.
-    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64);
+    /// `vetoed`: a `block` that was not applied because the operation is inside the
+    /// driver's own directory. Called at the callback's IRQL (PASSIVE_LEVEL or
+    /// APC_LEVEL); must not block.
+    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool);
     /// The filter unload callback (PASSIVE_LEVEL): tear everything down, in order.
     fn unload(flags: u32) -> NTSTATUS;
 }
@@ -63,8 +66,10 @@ pub trait Host: 'static {
 /// `KernelMode` (wdm.h `MODE`): the value of `FLT_CALLBACK_DATA::RequestorMode` for
 /// kernel-mode requests.
 const KERNEL_MODE: i8 = 0;
-/// The System process id: kernel-mode requests from it (this driver's own state and
-/// content I/O among them) are not evaluated.
+/// The System process id. Its kernel-mode requests are evaluated like any other (the SMB
+/// server issues them for remote clients); only if the driver's own directory could not
+/// be resolved are they exempt from `block`, so that content can still never block the
+/// driver's own record writes.
 const SYSTEM_PID: u64 = 4;
 const NAME_OPTIONS: u32 = FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT;
 
@@ -72,21 +77,117 @@ const NAME_OPTIONS: u32 = FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT
 pub static FILTER: AtomicIsize = AtomicIsize::new(0);
 /// The active rule set.
 pub static ACTIVE: Active = Active::new();
+/// The driver's own directory, where `block` is never applied (`crate::guard`).
+pub static OWN_DIR: Published<OwnDir> = Published::new();
 
-/// The process table under a Filter Manager push lock.
-struct Processes {
+/// A Filter Manager push lock guarding a value: readers share it (`&T`), a writer has it
+/// alone (`&mut T`); each guard releases the lock when dropped. Push locks may be
+/// acquired at IRQL ≤ APC_LEVEL (Microsoft Learn, "FltAcquirePushLockShared"), which is
+/// where every user of this lock runs.
+struct PushLock<T> {
     lock: UnsafeCell<usize>,
-    table: UnsafeCell<Option<ProcessTable>>,
+    value: UnsafeCell<Option<T>>,
+    /// `init` ran and `free` has not: the lock may be used.
+    ready: AtomicBool,
 }
 
-// SAFETY: `table` is only touched with `lock` held (shared for reads, exclusive for
-// writes), and `lock` itself is only used through the FltXxxPushLock routines.
-unsafe impl Sync for Processes {}
+// SAFETY: `value` is only reached through a guard, and guards exist only while the push
+// lock is held (shared for `Read`, exclusive for `Write`); the lock word itself is only
+// used through the FltXxxPushLock routines. `T: Send + Sync` because readers on several
+// threads share it and the writer may be any thread.
+unsafe impl<T: Send + Sync> Sync for PushLock<T> {}
 
-static PROCESSES: Processes = Processes {
-    lock: UnsafeCell::new(0),
-    table: UnsafeCell::new(None),
-};
+/// Shared access; releases the push lock on drop.
+struct Read<'a, T>(&'a PushLock<T>);
+/// Exclusive access; releases the push lock on drop.
+struct Write<'a, T>(&'a PushLock<T>);
+
+impl<T> PushLock<T> {
+    const fn new() -> Self {
+        PushLock {
+            lock: UnsafeCell::new(0),
+            value: UnsafeCell::new(None),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Initializes the lock and installs the value.
+    ///
+    /// # Safety
+    /// Once, before any other use of this lock.
+    unsafe fn init(&self, value: T) {
+        // SAFETY: the lock word is static and not yet in use (contract above).
+        unsafe { FltInitializePushLock(self.lock.get()) };
+        // SAFETY: no guard exists yet (contract above), so this is the only access.
+        unsafe { *self.value.get() = Some(value) };
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Shared access (`None` before `init`). IRQL ≤ APC_LEVEL.
+    fn read(&self) -> Option<Read<'_, T>> {
+        if !self.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: initialized lock (`ready`); callers run at IRQL ≤ APC_LEVEL.
+        unsafe { FltAcquirePushLockShared(self.lock.get()) };
+        Some(Read(self))
+    }
+
+    /// Exclusive access (`None` before `init`). IRQL ≤ APC_LEVEL.
+    fn write(&self) -> Option<Write<'_, T>> {
+        if !self.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: initialized lock (`ready`); callers run at IRQL ≤ APC_LEVEL.
+        unsafe { FltAcquirePushLockExclusive(self.lock.get()) };
+        Some(Write(self))
+    }
+
+    /// Drops the value and deletes the lock (nothing if `init` never ran).
+    ///
+    /// # Safety
+    /// No guard exists and no thread will take one again.
+    unsafe fn free(&self) {
+        if !self.ready.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: no guard exists (contract above): this is the only access.
+        unsafe { *self.value.get() = None };
+        // SAFETY: the lock is initialized and nobody holds or will take it.
+        unsafe { FltDeletePushLock(self.lock.get()) };
+    }
+}
+
+impl<T> Read<'_, T> {
+    fn get(&self) -> Option<&T> {
+        // SAFETY: the shared lock is held for the guard's lifetime: no writer exists.
+        unsafe { (*self.0.value.get()).as_ref() }
+    }
+}
+
+impl<T> Write<'_, T> {
+    fn get(&mut self) -> Option<&mut T> {
+        // SAFETY: the exclusive lock is held for the guard's lifetime: no other access.
+        unsafe { (*self.0.value.get()).as_mut() }
+    }
+}
+
+impl<T> Drop for Read<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: acquired (shared) when this guard was made, released once here.
+        unsafe { FltReleasePushLock(self.0.lock.get()) };
+    }
+}
+
+impl<T> Drop for Write<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: acquired (exclusive) when this guard was made, released once here.
+        unsafe { FltReleasePushLock(self.0.lock.get()) };
+    }
+}
+
+/// The process table, filled by the process-notify routine, read by the callbacks.
+static PROCESSES: PushLock<ProcessTable> = PushLock::new();
 
 /// Installs the process table (PASSIVE_LEVEL, `DriverEntry`, before the process-notify
 /// routine is registered).
@@ -94,46 +195,30 @@ static PROCESSES: Processes = Processes {
 /// # Safety
 /// Called once, before any other function of this module touches the process table.
 pub unsafe fn processes_init(table: ProcessTable) {
-    // SAFETY: the lock word is static and not yet in use (contract above).
-    unsafe { FltInitializePushLock(PROCESSES.lock.get()) };
-    // SAFETY: no other reference to the table exists yet (contract above).
-    unsafe { *PROCESSES.table.get() = Some(table) };
+    // SAFETY: once, first (contract above).
+    unsafe { PROCESSES.init(table) };
 }
 
 /// A process started (process-notify routine, PASSIVE_LEVEL).
 pub fn process_started(pid: u64, image: &[u16]) {
-    // SAFETY: initialized lock (processes_init ran before the notify routine was registered).
-    unsafe { FltAcquirePushLockExclusive(PROCESSES.lock.get()) };
-    // SAFETY: the exclusive lock is held: this is the only reference to the table.
-    if let Some(t) = unsafe { (*PROCESSES.table.get()).as_mut() } {
+    if let Some(t) = PROCESSES.write().as_mut().and_then(Write::get) {
         t.insert(pid, image);
     }
-    // SAFETY: acquired above.
-    unsafe { FltReleasePushLock(PROCESSES.lock.get()) };
 }
 
 /// A process exited (process-notify routine, PASSIVE_LEVEL).
 pub fn process_exited(pid: u64) {
-    // SAFETY: initialized lock.
-    unsafe { FltAcquirePushLockExclusive(PROCESSES.lock.get()) };
-    // SAFETY: the exclusive lock is held.
-    if let Some(t) = unsafe { (*PROCESSES.table.get()).as_mut() } {
+    if let Some(t) = PROCESSES.write().as_mut().and_then(Write::get) {
         t.remove(pid);
     }
-    // SAFETY: acquired above.
-    unsafe { FltReleasePushLock(PROCESSES.lock.get()) };
 }
 
 fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
-    // SAFETY: initialized lock; callbacks run at <= APC_LEVEL as push locks require.
-    unsafe { FltAcquirePushLockShared(PROCESSES.lock.get()) };
-    // The table's lookup takes `&mut self` for the set slice but does not write; the lock
-    // is only shared, so go through a raw pointer and read.
-    // SAFETY: shared lock held; `get_into` does not modify the table.
-    let n = unsafe { (*PROCESSES.table.get()).as_mut() }.map_or(0, |t| t.get_into(pid, out));
-    // SAFETY: acquired above.
-    unsafe { FltReleasePushLock(PROCESSES.lock.get()) };
-    n
+    let guard = PROCESSES.read();
+    guard
+        .as_ref()
+        .and_then(Read::get)
+        .map_or(0, |t| t.get_into(pid, out))
 }
 
 /// Frees the process table (unload, after the notify routine was removed and the filter
@@ -142,12 +227,8 @@ fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
 /// # Safety
 /// No callback or notify routine may run concurrently or afterwards.
 pub unsafe fn processes_free() {
-    // SAFETY: contract above: nothing else uses the table or the lock any more.
-    unsafe {
-        *PROCESSES.table.get() = None;
-    }
-    // SAFETY: same.
-    unsafe { FltDeletePushLock(PROCESSES.lock.get()) };
+    // SAFETY: contract above.
+    unsafe { PROCESSES.free() };
 }
 
 /// Unregisters the filter (waits for every outstanding callback) and frees the rule set.
@@ -207,32 +288,44 @@ fn complete_denied(data: &mut FLT_CALLBACK_DATA) -> FLT_PREOP_CALLBACK_STATUS {
     FLT_PREOP_COMPLETE
 }
 
+/// Content never blocks the driver's own directory (the operation's file, or a rename or
+/// link target); if that directory is unknown, it never blocks the System process's
+/// kernel-mode requests, which include the driver's own.
+fn block_vetoed(data: &FLT_CALLBACK_DATA, pid: u64, path: &[u16], target: &[u16]) -> bool {
+    OWN_DIR
+        .with(|own| own.contains(path) || own.contains(target))
+        .unwrap_or(data.RequestorMode == KERNEL_MODE && pid == SYSTEM_PID)
+}
+
 fn apply<H: Host>(
     data: &mut FLT_CALLBACK_DATA,
     m: Option<Match>,
     kind: EventType,
-    path: &[u16],
+    (path, target): (&[u16], &[u16]),
     pid: u64,
 ) -> FLT_PREOP_CALLBACK_STATUS {
     match m {
         Some(m) if m.action == Action::Block => {
-            H::report(&m, kind, path, pid);
-            complete_denied(data)
+            let vetoed = block_vetoed(data, pid, path, target);
+            H::report(&m, kind, path, pid, vetoed);
+            if vetoed {
+                FLT_PREOP_SUCCESS_NO_CALLBACK
+            } else {
+                complete_denied(data)
+            }
         }
         Some(m) if m.action == Action::Audit => {
-            H::report(&m, kind, path, pid);
+            H::report(&m, kind, path, pid, false);
             FLT_PREOP_SUCCESS_NO_CALLBACK
         }
         _ => FLT_PREOP_SUCCESS_NO_CALLBACK,
     }
 }
 
-/// Common early exits: not an IRP operation, the System process's own kernel-mode I/O,
-/// or no content active (pass-through without a name lookup).
-fn skip(data: &FLT_CALLBACK_DATA, pid: u64) -> bool {
-    data.Flags & FLTFL_CALLBACK_DATA_IRP_OPERATION == 0
-        || (data.RequestorMode == KERNEL_MODE && pid == SYSTEM_PID)
-        || ACTIVE.with(|_| ()).is_none()
+/// Common early exits: not an IRP operation, or no content active (pass-through without
+/// a name lookup).
+fn skip(data: &FLT_CALLBACK_DATA) -> bool {
+    data.Flags & FLTFL_CALLBACK_DATA_IRP_OPERATION == 0 || ACTIVE.with(|_| ()).is_none()
 }
 
 /// What both pre-operation callbacks start from: the callback data, the requestor's
@@ -245,11 +338,11 @@ unsafe fn prologue<'a>(
 ) -> Option<(&'a mut FLT_CALLBACK_DATA, u64, &'a FLT_IO_PARAMETER_BLOCK)> {
     // SAFETY: valid callback data for the duration of the call (contract above).
     let d = unsafe { data.as_mut() }?;
-    // SAFETY: valid callback data.
-    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
-    if skip(d, pid) {
+    if skip(d) {
         return None;
     }
+    // SAFETY: `data` is the valid callback data of the current callback.
+    let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
     // SAFETY: Iopb points to the parameter block of this callback data, valid for the call.
     let iopb = unsafe { d.Iopb.as_ref() }?;
     Some((d, pid, iopb))
@@ -302,7 +395,7 @@ pub unsafe extern "system" fn pre_create<H: Host>(
     let verdict = ACTIVE
         .with(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs)))
         .flatten();
-    apply::<H>(d, verdict, EventType::FileCreate, facts.path, pid)
+    apply::<H>(d, verdict, EventType::FileCreate, (facts.path, &[]), pid)
 }
 
 /// Pre-operation callback for `IRP_MJ_SET_INFORMATION` (rename, delete). IRQL:
@@ -359,7 +452,13 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
     let verdict = ACTIVE
         .with(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs)))
         .flatten();
-    apply::<H>(d, verdict, EventType::FileSetInfo, facts.path, pid)
+    apply::<H>(
+        d,
+        verdict,
+        EventType::FileSetInfo,
+        (facts.path, facts.target),
+        pid,
+    )
 }
 
 /// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).
@@ -438,10 +537,47 @@ pub unsafe extern "system" fn filter_unload<H: Host>(flags: u32) -> NTSTATUS {
     H::unload(flags)
 }
 
+/// A `u32` constant as the UCHAR/USHORT a registration field holds. `as` because
+/// `TryFrom` is not `const`; every use is checked at compile time to fit.
+#[allow(
+    clippy::as_conversions,
+    reason = "const context; fit asserted at compile time"
+)]
+const fn narrow_u8(v: u32) -> u8 {
+    assert!(v <= 0xFF);
+    v as u8
+}
+#[allow(
+    clippy::as_conversions,
+    reason = "const context; fit asserted at compile time"
+)]
+const fn narrow_u16(v: u32) -> u16 {
+    assert!(v <= 0xFFFF);
+    v as u16
+}
+#[allow(
+    clippy::as_conversions,
+    reason = "const context; fit asserted at compile time"
+)]
+const fn size_u16(v: usize) -> u16 {
+    assert!(v <= 0xFFFF);
+    v as u16
+}
+
 // `IRP_MJ_*` are u32 in windows-sys; the registration field is a UCHAR.
-const MJ_CREATE: u8 = IRP_MJ_CREATE as u8;
-const MJ_SET_INFORMATION: u8 = IRP_MJ_SET_INFORMATION as u8;
-const MJ_END: u8 = IRP_MJ_OPERATION_END as u8;
+const MJ_CREATE: u8 = narrow_u8(IRP_MJ_CREATE);
+const MJ_SET_INFORMATION: u8 = narrow_u8(IRP_MJ_SET_INFORMATION);
+// IRP_MJ_OPERATION_END is a u16 in windows-sys.
+#[allow(
+    clippy::as_conversions,
+    reason = "const context; fit asserted at compile time"
+)]
+const MJ_END: u8 = {
+    assert!(IRP_MJ_OPERATION_END <= 0xFF);
+    IRP_MJ_OPERATION_END as u8
+};
+const REGISTRATION_SIZE: u16 = size_u16(size_of::<FLT_REGISTRATION>());
+const REGISTRATION_VERSION: u16 = narrow_u16(FLT_REGISTRATION_VERSION);
 
 /// The operation table: create and set-information pre-callbacks, paging I/O skipped,
 /// terminated by `IRP_MJ_OPERATION_END`.
@@ -474,8 +610,8 @@ pub const fn operations<H: Host>() -> [FLT_OPERATION_REGISTRATION; 3] {
 /// The registration structure (`FLT_REGISTRATION_VERSION` 0x203), pointing at `ops`.
 pub const fn registration<H: Host>(ops: *const FLT_OPERATION_REGISTRATION) -> FLT_REGISTRATION {
     FLT_REGISTRATION {
-        Size: size_of::<FLT_REGISTRATION>() as u16,
-        Version: FLT_REGISTRATION_VERSION as u16,
+        Size: REGISTRATION_SIZE,
+        Version: REGISTRATION_VERSION,
         Flags: 0,
         ContextRegistration: core::ptr::null(),
         OperationRegistration: ops,

@@ -4,11 +4,12 @@
 //!
 //! | module | needs | built and tested here |
 //! |---|---|---|
-//! | [`event`], [`active`], [`proctable`], [`config`] | nothing OS-specific | yes: built and unit-tested on Linux |
-//! | `flt` | windows-sys (Filter Manager) | type-checked for `x86_64-pc-windows-msvc` with `--cfg failsafe_fltcheck`; never run |
-//! | `kernel` | wdk-sys (WDK) | **never compiled here**: needs the WDK (eWDK prompt or Windows CI) |
+//! | [`event`], [`active`], [`proctable`], [`config`], [`guard`], [`wire`] | nothing OS-specific | built and unit-tested on Linux |
+//! | `flt` | windows-sys (Filter Manager) | type-checked, clippy-clean and linked by the kernel check; never run |
+//! | `kernel` | wdk-sys (WDK) | type-checked, clippy-clean and linked by the kernel check (`cargo make kcheck`, `--cfg failsafe_kcheck`: bindings generated from MinGW's or the WDK's headers in place of wdk-sys); never run |
 //!
-//! The driver is built with `cargo make` in an eWDK prompt (see `docs/windows.md`).
+//! The shipping driver is built with `cargo make` (or `cargo wdk build`) in an eWDK prompt
+//! (see `docs/windows.md`).
 #![cfg_attr(all(windows, not(failsafe_fltcheck), not(test)), no_std)]
 
 extern crate alloc;
@@ -16,10 +17,15 @@ extern crate alloc;
 pub mod active;
 pub mod config;
 pub mod event;
+pub mod guard;
 pub mod proctable;
+pub mod wire;
 
 #[cfg(windows)]
 pub mod flt;
+
+#[cfg(all(windows, failsafe_kcheck))]
+mod kbind;
 
 #[cfg(all(windows, not(failsafe_fltcheck)))]
 mod kernel;

@@ -48,13 +48,19 @@ impl ProcessTable {
         Some(ProcessTable { entries, sets })
     }
 
-    fn set(&mut self, pid: u64) -> &mut [Entry] {
-        // Windows process ids are multiples of 4.
-        let s = usize::try_from(pid / 4).unwrap_or(0) % self.sets;
+    /// The index range of `pid`'s set. Windows process ids are multiples of 4.
+    fn range(&self, pid: u64) -> core::ops::Range<usize> {
+        let s = usize::try_from(pid / 4)
+            .unwrap_or(0)
+            .checked_rem(self.sets)
+            .unwrap_or(0);
         let start = s.saturating_mul(WAYS);
-        self.entries
-            .get_mut(start..start.saturating_add(WAYS))
-            .unwrap_or(&mut [])
+        start..start.saturating_add(WAYS)
+    }
+
+    fn set(&mut self, pid: u64) -> &mut [Entry] {
+        let r = self.range(pid);
+        self.entries.get_mut(r).unwrap_or(&mut [])
     }
 
     /// Records the image of a new process (pid 0 is ignored).
@@ -88,9 +94,11 @@ impl ProcessTable {
         }
     }
 
-    /// Copies the image of `pid` into `out` and returns its length (0: unknown).
-    pub fn get_into(&mut self, pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
-        let Some(e) = self.set(pid).iter().find(|e| e.pid == pid && pid != 0) else {
+    /// Copies the image of `pid` into `out` and returns its length (0: unknown). Reads
+    /// only, so readers may share the table.
+    pub fn get_into(&self, pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
+        let set = self.entries.get(self.range(pid)).unwrap_or(&[]);
+        let Some(e) = set.iter().find(|e| e.pid == pid && pid != 0) else {
             return 0;
         };
         let n = usize::from(e.len).min(MAX_UNITS);
@@ -105,6 +113,15 @@ impl ProcessTable {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a test failure"
+)]
 mod tests {
     use super::*;
 

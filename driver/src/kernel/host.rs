@@ -1,0 +1,100 @@
+//! The kernel's side of the Filter Manager layer (`flt::Host`): audit lines and unload; and
+//! the process-creation notify routine that feeds the process-image table.
+
+use core::sync::atomic::Ordering;
+
+use failsafe_loader::{Action, EventType, Match};
+
+use super::ffi::{
+    DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL, DbgPrintEx, HANDLE, KeQueryUnbiasedInterruptTime,
+    NTSTATUS, PCUNICODE_STRING, PEPROCESS, PS_CREATE_NOTIFY_INFO, STATUS_SUCCESS, UNICODE_STRING,
+};
+use super::globals::LAST_REPORT;
+use crate::flt::{self, Host};
+
+/// The host the Filter Manager callbacks are instantiated with.
+#[derive(Debug)]
+pub struct Kernel;
+
+/// Audit lines: at most one per 10 ms (interrupt time is in 100 ns units).
+const REPORT_INTERVAL: u64 = 100_000;
+
+impl Host for Kernel {
+    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool) {
+        // SAFETY: callable at any IRQL (Microsoft Learn, "KeQueryUnbiasedInterruptTime").
+        let now = unsafe { KeQueryUnbiasedInterruptTime() };
+        let last = LAST_REPORT.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < REPORT_INTERVAL
+            || LAST_REPORT
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // The path's tail as ASCII ('?' for anything else), NUL-terminated: `%s` is valid at
+        // any IRQL (`%wZ` needs PASSIVE_LEVEL). 256 bytes on the stack.
+        let mut text = [0u8; 256];
+        let room = text.len().saturating_sub(1);
+        let tail = path.get(path.len().saturating_sub(room)..).unwrap_or(&[]);
+        for (d, &u) in text.iter_mut().zip(tail) {
+            *d = u8::try_from(u)
+                .ok()
+                .filter(|b| (0x20..0x7F).contains(b))
+                .unwrap_or(b'?');
+        }
+        let action = match (m.action, vetoed) {
+            (Action::Block, true) => c"block (not applied: the driver's own directory)",
+            (Action::Allow, _) => c"allow",
+            (Action::Audit, _) => c"audit",
+            (Action::Block, false) => c"block",
+        };
+        let kind = match kind {
+            EventType::FileCreate => c"file-create",
+            EventType::FileSetInfo => c"file-set-info",
+        };
+        // SAFETY: the format string's conversions match the arguments: %s (NUL-terminated
+        // static string), %u (u32), %s (static), %I64u (u64), %s (NUL-terminated buffer:
+        // `text` has at least one trailing NUL).
+        let _ = unsafe {
+            DbgPrintEx(
+                DPFLTR_IHVDRIVER_ID,
+                DPFLTR_WARNING_LEVEL,
+                c"failsafeflt: %s rule %u on %s pid %I64u: %s\n".as_ptr(),
+                action.as_ptr(),
+                m.rule_id,
+                kind.as_ptr(),
+                pid,
+                text.as_ptr(),
+            )
+        };
+    }
+
+    fn unload(_flags: u32) -> NTSTATUS {
+        super::teardown();
+        STATUS_SUCCESS
+    }
+}
+
+/// Process creation / exit (PASSIVE_LEVEL): feeds the process-image table.
+pub unsafe extern "C" fn process_notify(
+    _process: PEPROCESS,
+    pid: HANDLE,
+    info: *mut PS_CREATE_NOTIFY_INFO,
+) {
+    // A process id is a HANDLE-sized integer.
+    let pid = u64::try_from(pid.addr()).unwrap_or(0);
+    // SAFETY: valid for the duration of the callback when non-null (creation); null on exit.
+    match unsafe { info.as_ref() } {
+        Some(i) => {
+            let image: PCUNICODE_STRING = i.ImageFileName;
+            // SAFETY: ImageFileName is a valid UNICODE_STRING during the callback, or null.
+            let name: Option<&UNICODE_STRING> = unsafe { image.as_ref() };
+            let units = name.filter(|n| !n.Buffer.is_null()).map_or(&[][..], |n| {
+                // SAFETY: `Length` bytes of UTF-16 at `Buffer`, valid during the callback.
+                unsafe { core::slice::from_raw_parts(n.Buffer, usize::from(n.Length) / 2) }
+            });
+            flt::process_started(pid, units);
+        }
+        None => flt::process_exited(pid),
+    }
+}

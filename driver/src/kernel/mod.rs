@@ -1,0 +1,363 @@
+//! The kernel layer: `DriverEntry`, its teardown, and the modules they use. Runs on
+//! Windows; checked on every CI run by the kernel check (`cargo make kcheck`:
+//! type-checked and clippy-clean against bindings generated from a header set, and linked
+//! into a `.sys` whose PE is inspected) — see docs/windows.md for what that proves and
+//! what only a Windows run proves.
+//!
+//! | module | what | IRQL |
+//! |---|---|---|
+//! | [`ffi`] | every import, constants with their headers | — |
+//! | [`globals`] | every global, who writes and reads it | — |
+//! | [`nt`] | names, handles, synchronous file I/O | PASSIVE |
+//! | [`medium`], [`store`] | the state record and the content store over `Zw*` | PASSIVE |
+//! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
+//! | [`health`] | health timer, DPC, work item, canary, shutdown | DPC at DISPATCH, rest PASSIVE |
+//! | [`host`] | audit lines, unload, process notify | ≤ APC; PASSIVE |
+//! | [`pool`] | the global allocator | ≤ APC |
+
+#[cfg(all(failsafe_kcheck, not(test)))]
+mod crt;
+pub mod ffi;
+pub mod globals;
+pub mod health;
+pub mod host;
+pub mod medium;
+pub mod nt;
+#[cfg(all(failsafe_kcheck, not(test)))]
+mod panic;
+pub mod pool;
+pub mod registry;
+pub mod store;
+
+#[cfg(all(not(test), not(failsafe_kcheck)))]
+extern crate wdk_panic;
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use failsafe_loader::state::machine::clean_shutdown;
+use failsafe_loader::state::{Env, start};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FltRegisterFilter, FltStartFiltering,
+};
+
+use crate::active::try_box;
+use crate::config::config_from;
+use crate::flt::{self, ACTIVE, FILTER, OWN_DIR, Static};
+use crate::guard::OwnDir;
+use crate::proctable::ProcessTable;
+use ffi::{
+    _EVENT_TYPE, DRIVER_OBJECT, FILE_DEVICE_UNKNOWN, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY,
+    FILE_OPEN, IRP_MJ_SHUTDOWN, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
+    IoRegisterShutdownNotification, IoUnregisterShutdownNotification, KERNEL_MODE, KeInitializeDpc,
+    KeInitializeEvent, KeInitializeTimer, NTSTATUS, ObQueryNameString, ObReferenceObjectByHandle,
+    ObfDereferenceObject, PCUNICODE_STRING, PDEVICE_OBJECT, PIO_WORKITEM,
+    PsSetCreateProcessNotifyRoutineEx, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
+};
+use globals::{
+    DEVICE, DIR, DPC, PROCESS_NOTIFY, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, WORK_IDLE, WORK_ITEM,
+};
+use host::{Kernel, process_notify};
+use medium::KernelMedium;
+use nt::{Wide, debug_assert_passive, open};
+use store::KernelStore;
+
+#[global_allocator]
+static GLOBAL_ALLOCATOR: pool::Pool = pool::Pool;
+
+/// Bugcheck code of the drill build: "FSDC", Failsafe Drill Crash.
+#[cfg(feature = "drill")]
+const DRILL_BUGCHECK: u32 = 0x4653_4443;
+/// Process-image table size: 256 sets of 4 (about 530 KiB of paged pool).
+const PROCESS_SETS: usize = 256;
+
+static OPERATIONS: Static<[FLT_OPERATION_REGISTRATION; 3]> = Static(flt::operations::<Kernel>());
+static REGISTRATION: Static<FLT_REGISTRATION> =
+    Static(flt::registration::<Kernel>(OPERATIONS.0.as_ptr()));
+
+/// The driver's entry point (PASSIVE_LEVEL, System process).
+///
+/// Order (docs/boot-safety.md, "What is charged"): everything that can fail for reasons of
+/// the driver's own — the filter registration, the control device, its work item and
+/// shutdown notification, the store paths — is set up first; only then is the start
+/// decision made and the attempt made durable, content activated, and filtering started.
+/// A failure before the decision charges no content; a failure to start filtering after
+/// it closes the attempt as not run.
+///
+/// # Safety
+/// Called by the I/O manager with a valid driver object and registry path.
+#[unsafe(export_name = "DriverEntry")]
+pub unsafe extern "system" fn driver_entry(
+    driver: &mut DRIVER_OBJECT,
+    registry_path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    debug_assert_passive!();
+    pool::init();
+    // SAFETY: static storage, initialized once here before any use; a synchronization event
+    // that starts signaled serves as a mutex.
+    unsafe { KeInitializeEvent(STATE_LOCK.ptr(), _EVENT_TYPE::SynchronizationEvent, 1) };
+    // SAFETY: as above; a notification event, signaled: no work item in flight.
+    unsafe { KeInitializeEvent(WORK_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
+    // SAFETY: static storage, initialized once.
+    unsafe { KeInitializeTimer(TIMER.ptr()) };
+    // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
+    unsafe { KeInitializeDpc(DPC.ptr(), Some(health::health_dpc), core::ptr::null_mut()) };
+
+    let Some(params) = registry::read_parameters(registry_path) else {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    };
+    let cfg = config_from(&params.values);
+    let safe_boot = registry::windows_safe_mode();
+    let env = Env {
+        windows_safe_mode: safe_boot != 0,
+    };
+    let dir = params.dir;
+    let (Some(medium), Some(mut store), Some(canary_dir)) = (
+        KernelMedium::new(dir.units()),
+        KernelStore::new(dir.units()),
+        Wide::join(dir.units(), ""),
+    ) else {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    };
+
+    // 1. The driver's own setup. Nothing here charges content.
+    if let Err(status) = setup(driver) {
+        teardown();
+        return status;
+    }
+    // The process table is optional: without it `process` is empty (criteria on it are
+    // then false, as for any missing input).
+    if let Some(table) = ProcessTable::try_new(PROCESS_SETS) {
+        // SAFETY: once, before the notify routine is registered.
+        unsafe { flt::processes_init(table) };
+        // SAFETY: process_notify has the PCREATE_PROCESS_NOTIFY_ROUTINE_EX signature; the
+        // image is linked with /INTEGRITYCHECK, which this routine requires.
+        if unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), 0) } >= 0 {
+            PROCESS_NOTIFY.store(true, Ordering::Release);
+        }
+    }
+    // Content never blocks inside the driver's own directory. Unresolvable (no directory
+    // yet, out of memory): the callbacks then never block the System process's kernel-mode
+    // requests, the driver's own among them (flt.rs, `OWN_DIR`).
+    if let Some(own) = own_dir(&dir).and_then(|d| try_box(d).ok()) {
+        let _ = OWN_DIR.publish(own);
+    }
+    // SAFETY: DIR has no reader yet (the timer is not armed).
+    unsafe { *DIR.0.get() = Some(canary_dir) };
+
+    // 2. The start decision: the attempt is durable before content is parsed.
+    let started = start(medium, &mut store, &cfg, &env);
+    let active_version = started.active.as_ref().map(|(v, _)| v.version);
+    if let Some(b) = started.active.and_then(|(_, rules)| try_box(rules).ok()) {
+        let _ = ACTIVE.publish(b);
+    }
+    let durable = started.durable;
+    health::with_state(|s| *s = Some(durable));
+    log_start(safe_boot, active_version);
+
+    #[cfg(feature = "drill")]
+    if params.drill_version.is_some() && params.drill_version == active_version {
+        // SAFETY: deliberate: the drill build's crash, after the attempt is durable.
+        unsafe { ffi::KeBugCheckEx(DRILL_BUGCHECK, active_version.unwrap_or(0), 0, 0, 0) };
+    }
+    #[cfg(not(feature = "drill"))]
+    let _ = params.drill_version;
+
+    // 3. Filtering. If it cannot start, the content never ran: close the attempt as clean.
+    // SAFETY: a filter handle registered by setup().
+    let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
+    if status < 0 {
+        health::with_state(|s| {
+            if let Some(d) = s.as_mut() {
+                let _ = d.apply(clean_shutdown);
+            }
+        });
+        teardown();
+        return status;
+    }
+    if active_version.is_some() {
+        health::arm(cfg.healthy_after_secs);
+    }
+    STATUS_SUCCESS
+}
+
+/// One line for the debugger (and the hosted drill's log): what the start read and chose.
+fn log_start(safe_boot: u32, active: Option<u64>) {
+    // SAFETY: %u takes the u32, %I64u the u64, %s a NUL-terminated static string.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_INFO_LEVEL,
+            c"failsafeflt: start: InitSafeBootMode=%u, content %s %I64u\n".as_ptr(),
+            safe_boot,
+            if active.is_some() {
+                c"version"
+            } else {
+                c"none"
+            }
+            .as_ptr(),
+            active.unwrap_or(0),
+        )
+    };
+}
+
+/// Filter registration (not started), the control device, its shutdown notification and
+/// work item. PASSIVE_LEVEL.
+fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
+    debug_assert_passive!();
+    let mut filter = 0isize;
+    // SAFETY: windows-sys's DRIVER_OBJECT is a different Rust type for the same C struct
+    // (REFERENCES.md): cast at the boundary. REGISTRATION is static and outlives the filter.
+    let status = unsafe {
+        FltRegisterFilter(
+            core::ptr::from_mut(driver).cast(),
+            &REGISTRATION.0,
+            &mut filter,
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    FILTER.store(filter, Ordering::Release);
+
+    // A device object only to receive the shutdown notification and own the work item.
+    let mut device: PDEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: valid driver object; unnamed device, no extension; out pointer is a local.
+    let status = unsafe {
+        IoCreateDevice(
+            driver,
+            0,
+            core::ptr::null_mut(),
+            FILE_DEVICE_UNKNOWN,
+            0,
+            0,
+            &mut device,
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    DEVICE.store(device, Ordering::Release);
+    if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_SHUTDOWN) {
+        *slot = Some(health::dispatch_shutdown);
+    }
+    // SAFETY: a device just created by this driver.
+    let item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
+    if item.is_null() {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    WORK_ITEM.store(item.cast(), Ordering::Release);
+    // Without the notification every reboot would count as a crash: refuse to run.
+    // SAFETY: a device just created by this driver, with a shutdown dispatch routine.
+    let status = unsafe { IoRegisterShutdownNotification(device) };
+    if status < 0 {
+        return Err(status);
+    }
+    SHUTDOWN_REGISTERED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// The driver's directory as the Filter Manager names files in it
+/// (`\Device\HarddiskVolumeN\…`): opened, its file object referenced
+/// (`ObReferenceObjectByHandle`, no type check, kernel mode) and named by the object
+/// manager (`ObQueryNameString`: an `OBJECT_NAME_INFORMATION`, a `UNICODE_STRING` whose
+/// buffer follows it; ntifs.h, Microsoft Learn "ObQueryNameString function (ntifs.h)").
+/// `ZwQueryObject` with class 1 would be shorter, but the WDK's headers do not declare
+/// that class (MinGW's do): the kernel check against the real headers caught it.
+/// PASSIVE_LEVEL.
+fn own_dir(dir: &Wide) -> Option<OwnDir> {
+    debug_assert_passive!();
+    let mut path = Wide::join(dir.units(), "")?;
+    let h = open(
+        &mut path,
+        FILE_LIST_DIRECTORY,
+        FILE_OPEN,
+        FILE_DIRECTORY_FILE,
+    )
+    .ok()?;
+    let mut object: *mut core::ffi::c_void = core::ptr::null_mut();
+    // SAFETY: a live kernel handle; kernel mode with no type check is allowed for kernel
+    // handles; `object` is a live local; no handle information requested.
+    let status = unsafe {
+        ObReferenceObjectByHandle(
+            h.0,
+            0,
+            core::ptr::null_mut(),
+            KERNEL_MODE,
+            &mut object,
+            core::ptr::null_mut(),
+        )
+    };
+    if status < 0 || object.is_null() {
+        return None;
+    }
+    let name = object_name(object);
+    // SAFETY: the reference taken above, released once.
+    let _ = unsafe { ObfDereferenceObject(object) };
+    name
+}
+
+/// The object manager's name of a referenced object. PASSIVE_LEVEL.
+fn object_name(object: *mut core::ffi::c_void) -> Option<OwnDir> {
+    // u64 elements: the UNICODE_STRING at the start is pointer-aligned.
+    let mut buf: Vec<u64> = Vec::new();
+    buf.try_reserve_exact(128).ok()?;
+    buf.resize(128, 0);
+    let len = u32::try_from(buf.len().saturating_mul(8)).ok()?;
+    let mut got = 0u32;
+    // SAFETY: a referenced object; `buf` is live, `len` bytes, aligned for
+    // OBJECT_NAME_INFORMATION; `got` is a live local.
+    let status = unsafe { ObQueryNameString(object, buf.as_mut_ptr().cast(), len, &mut got) };
+    if status < 0 {
+        return None;
+    }
+    // SAFETY: on success the buffer starts with an OBJECT_NAME_INFORMATION.
+    let info = unsafe { &*buf.as_ptr().cast::<ffi::wdk_sys::OBJECT_NAME_INFORMATION>() };
+    let name = &info.Name;
+    let units = usize::from(name.Length) / 2;
+    let start = buf.as_ptr().cast::<u16>();
+    let end = start.wrapping_add(buf.len().saturating_mul(4));
+    if name.Buffer.is_null()
+        || name.Buffer.cast_const() < start
+        || name.Buffer.cast_const().wrapping_add(units) > end
+    {
+        return None; // the name must lie inside our buffer
+    }
+    // SAFETY: `units` code units at Buffer, inside `buf` (checked above), written by the
+    // object manager.
+    OwnDir::try_new(unsafe { core::slice::from_raw_parts(name.Buffer, units) })
+}
+
+/// Undoes whatever `DriverEntry` set up, in reverse order; idempotent. PASSIVE_LEVEL: a
+/// failed `DriverEntry` and the filter's unload callback.
+pub fn teardown() {
+    debug_assert_passive!();
+    if PROCESS_NOTIFY.swap(false, Ordering::AcqRel) {
+        // SAFETY: removes the routine registered in DriverEntry.
+        let _ = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), 1) };
+    }
+    // Timer, DPC and work item stopped for real before anything they use is freed.
+    health::quiesce();
+    let device = DEVICE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !device.is_null() && SHUTDOWN_REGISTERED.swap(false, Ordering::AcqRel) {
+        // SAFETY: registered for this device in setup().
+        unsafe { IoUnregisterShutdownNotification(device) };
+    }
+    // Unregisters the filter (waits for every callback), then frees the rule set.
+    flt::unregister_and_free();
+    // SAFETY: the filter is unregistered and the notify routine removed: nothing else
+    // uses the process table.
+    unsafe { flt::processes_free() };
+    let item = WORK_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !item.is_null() {
+        // SAFETY: allocated in setup(); not queued and not running (quiesce waited).
+        unsafe { IoFreeWorkItem(item.cast()) };
+    }
+    if !device.is_null() {
+        // SAFETY: created in setup(); nothing references it any more.
+        unsafe { IoDeleteDevice(device) };
+    }
+    // SAFETY: the work item, the only reader, has finished (quiesce).
+    unsafe { *DIR.0.get() = None };
+    health::with_state(|s| *s = None);
+}

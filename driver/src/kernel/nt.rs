@@ -1,0 +1,253 @@
+//! Thin, checked wrappers over the `Zw*` file routines: names, handles, synchronous reads
+//! and writes. All of it runs at PASSIVE_LEVEL (the `Zw*` file routines require it;
+//! Microsoft Learn, "ZwCreateFile function (wdm.h)", Requirements) and asserts so.
+
+use alloc::vec::Vec;
+
+use super::ffi::{
+    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_SYNCHRONOUS_IO_NONALERT,
+    HANDLE, IO_STATUS_BLOCK, KeGetCurrentIrql, LARGE_INTEGER, NTSTATUS, OBJ_CASE_INSENSITIVE,
+    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_NAME_TOO_LONG, SYNCHRONIZE, UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile,
+    ZwQueryInformationFile, ZwReadFile, ZwWriteFile,
+};
+use failsafe_loader::state::IoError;
+
+/// The current IRQL (`KeGetCurrentIrql`).
+pub fn irql() -> u8 {
+    // SAFETY: callable at any IRQL, no arguments (Microsoft Learn, "KeGetCurrentIrql").
+    unsafe { KeGetCurrentIrql() }
+}
+
+/// States a routine's IRQL requirement in code: checked in debug builds (Driver Verifier
+/// test builds), free in release builds.
+macro_rules! debug_assert_passive {
+    () => {
+        debug_assert_eq!(
+            $crate::kernel::nt::irql(),
+            $crate::kernel::ffi::PASSIVE_LEVEL
+        )
+    };
+}
+pub(crate) use debug_assert_passive;
+
+/// A UTF-16 name in pool memory (never on the kernel stack), built fallibly.
+#[derive(Debug, Default)]
+pub struct Wide(Vec<u16>);
+
+impl Wide {
+    /// Longest name a `UNICODE_STRING` can describe (its lengths are u16 byte counts).
+    const MAX_UNITS: usize = 0x7FFF;
+
+    /// The units of `s` followed by `more`, or `None` when memory is short or the result
+    /// is too long for a `UNICODE_STRING`.
+    pub fn join(s: &[u16], more: &str) -> Option<Wide> {
+        let extra = more.encode_utf16().count();
+        let n = s.len().checked_add(extra)?;
+        if n > Self::MAX_UNITS {
+            return None;
+        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).ok()?;
+        v.extend_from_slice(s);
+        v.extend(more.encode_utf16());
+        Some(Wide(v))
+    }
+
+    /// A copy of `s` followed by `more` (UTF-16 units).
+    pub fn join_units(s: &[u16], more: &[u16]) -> Option<Wide> {
+        let n = s.len().checked_add(more.len())?;
+        if n > Self::MAX_UNITS {
+            return None;
+        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).ok()?;
+        v.extend_from_slice(s);
+        v.extend_from_slice(more);
+        Some(Wide(v))
+    }
+
+    /// From a Rust string.
+    pub fn from_str(s: &str) -> Option<Wide> {
+        Self::join(&[], s)
+    }
+
+    /// The code units.
+    pub fn units(&self) -> &[u16] {
+        &self.0
+    }
+
+    /// A `UNICODE_STRING` over the buffer, valid while `self` is alive and unchanged.
+    pub fn unicode(&mut self) -> UNICODE_STRING {
+        // MAX_UNITS keeps the byte count within u16 (checked on construction).
+        let bytes = u16::try_from(self.0.len().saturating_mul(2)).unwrap_or(0);
+        UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: self.0.as_mut_ptr(),
+        }
+    }
+}
+
+/// `InitializeObjectAttributes` (a macro in ntdef.h, so never in any binding): a kernel
+/// handle, case-insensitive. `name` must outlive every use of the attributes.
+pub fn object_attributes(name: &mut UNICODE_STRING) -> OBJECT_ATTRIBUTES {
+    OBJECT_ATTRIBUTES {
+        Length: u32::try_from(size_of::<OBJECT_ATTRIBUTES>()).unwrap_or(0),
+        RootDirectory: core::ptr::null_mut(),
+        ObjectName: name,
+        Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: core::ptr::null_mut(),
+        SecurityQualityOfService: core::ptr::null_mut(),
+    }
+}
+
+/// A kernel handle, closed on drop.
+#[derive(Debug)]
+pub struct Handle(pub HANDLE);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: a handle from ZwCreateFile / ZwOpenKey that this value owns; closed once.
+        let _ = unsafe { ZwClose(self.0) };
+    }
+}
+
+/// An `IoError` for the core from an NTSTATUS.
+pub fn io(status: NTSTATUS) -> IoError {
+    IoError {
+        code: i64::from(status),
+    }
+}
+
+fn ok(status: NTSTATUS) -> Result<(), NTSTATUS> {
+    if status < 0 { Err(status) } else { Ok(()) }
+}
+
+fn offset(at: u64) -> LARGE_INTEGER {
+    LARGE_INTEGER {
+        QuadPart: i64::try_from(at).unwrap_or(i64::MAX),
+    }
+}
+
+/// Opens a file or directory (ZwCreateFile; Microsoft Learn "ZwCreateFile function
+/// (wdm.h)"), synchronous I/O. PASSIVE_LEVEL.
+pub fn open(
+    path: &mut Wide,
+    access: u32,
+    disposition: u32,
+    options: u32,
+) -> Result<Handle, NTSTATUS> {
+    debug_assert_passive!();
+    let mut name = path.unicode();
+    if name.Length == 0 {
+        return Err(STATUS_NAME_TOO_LONG);
+    }
+    let mut attrs = object_attributes(&mut name);
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let mut h: HANDLE = core::ptr::null_mut();
+    // SAFETY: every pointer is to a live local; `name` (and the buffer it points into,
+    // owned by `path`) outlives the call; PASSIVE_LEVEL; no EA buffer.
+    let status = unsafe {
+        ZwCreateFile(
+            &mut h,
+            access | SYNCHRONIZE,
+            &mut attrs,
+            &mut iosb,
+            core::ptr::null_mut(),
+            FILE_ATTRIBUTE_NORMAL,
+            FILE_SHARE_READ,
+            disposition,
+            options | FILE_SYNCHRONOUS_IO_NONALERT,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    ok(status).map(|()| Handle(h))
+}
+
+/// Synchronous read at `at` into `buf`; the number of bytes read (0 at end of file).
+pub fn read_at(h: &Handle, at: u64, buf: &mut [u8]) -> Result<usize, NTSTATUS> {
+    debug_assert_passive!();
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let mut pos = offset(at);
+    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    // SAFETY: synchronous read of at most `len` bytes into `buf`, which is live and at least
+    // that long, on a handle opened for synchronous I/O; no event, APC or key.
+    let status = unsafe {
+        ZwReadFile(
+            h.0,
+            core::ptr::null_mut(),
+            None,
+            core::ptr::null_mut(),
+            &mut iosb,
+            buf.as_mut_ptr().cast(),
+            len,
+            &mut pos,
+            core::ptr::null_mut(),
+        )
+    };
+    match status {
+        STATUS_END_OF_FILE => Ok(0),
+        s if s < 0 => Err(s),
+        // ULONG_PTR: u64 in the bindings (the defect the kernel check found first).
+        _ => Ok(usize::try_from(iosb.Information)
+            .unwrap_or(usize::MAX)
+            .min(buf.len())),
+    }
+}
+
+/// Synchronous write of all of `data` at `at`.
+pub fn write_at(h: &Handle, at: u64, data: &[u8]) -> Result<(), NTSTATUS> {
+    debug_assert_passive!();
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let mut pos = offset(at);
+    let len = u32::try_from(data.len()).map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    // SAFETY: synchronous write of `len` bytes from `data` (live, that long) on a handle
+    // opened for writing; the kernel only reads the buffer.
+    let status = unsafe {
+        ZwWriteFile(
+            h.0,
+            core::ptr::null_mut(),
+            None,
+            core::ptr::null_mut(),
+            &mut iosb,
+            data.as_ptr().cast_mut().cast(),
+            len,
+            &mut pos,
+            core::ptr::null_mut(),
+        )
+    };
+    ok(status)
+}
+
+/// Flushes file data and metadata to the device (Microsoft Learn, "ZwFlushBuffersFile
+/// function (ntifs.h)").
+pub fn flush(h: &Handle) -> Result<(), NTSTATUS> {
+    debug_assert_passive!();
+    let mut iosb = IO_STATUS_BLOCK::default();
+    // SAFETY: live handle opened for writing; `iosb` is a live local.
+    ok(unsafe { ZwFlushBuffersFile(h.0, &mut iosb) })
+}
+
+/// The file's size (`FileStandardInformation`: AllocationSize i64, EndOfFile i64,
+/// NumberOfLinks u32, DeletePending u8, Directory u8; wdm.h).
+pub fn file_size(h: &Handle) -> Result<u64, NTSTATUS> {
+    debug_assert_passive!();
+    let mut info = [0u64; 3];
+    let mut iosb = IO_STATUS_BLOCK::default();
+    // SAFETY: live handle; `info` is a live local of 24 bytes, the structure's size, passed
+    // with that length.
+    let status = unsafe {
+        ZwQueryInformationFile(
+            h.0,
+            &mut iosb,
+            info.as_mut_ptr().cast(),
+            24,
+            _FILE_INFORMATION_CLASS::FileStandardInformation,
+        )
+    };
+    ok(status)?;
+    let [_, end_of_file, _] = info;
+    Ok(end_of_file)
+}

@@ -1,0 +1,218 @@
+//! Reading the kernel's variable-length output buffers: `KEY_VALUE_PARTIAL_INFORMATION`
+//! (wdm.h) and `FILE_NAMES_INFORMATION` lists (ntifs.h). Portable and unit-tested here: the
+//! kernel layer hands these functions the bytes the I/O manager filled in and never indexes
+//! them itself. Every read is bounds-checked; malformed buffers yield `None` or end the
+//! iteration.
+
+use alloc::vec::Vec;
+
+/// Registry value type `REG_SZ` (winnt.h).
+pub const REG_SZ: u32 = 1;
+/// Registry value type `REG_EXPAND_SZ` (winnt.h).
+pub const REG_EXPAND_SZ: u32 = 2;
+/// Registry value type `REG_DWORD` (winnt.h).
+pub const REG_DWORD: u32 = 4;
+/// Registry value type `REG_QWORD` (winnt.h).
+pub const REG_QWORD: u32 = 11;
+
+/// The little-endian `u32` at byte `at`.
+pub fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let end = at.checked_add(4)?;
+    let b: [u8; 4] = bytes.get(at..end)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// The little-endian `u64` at byte `at`.
+pub fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let end = at.checked_add(8)?;
+    let b: [u8; 8] = bytes.get(at..end)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// `KEY_VALUE_PARTIAL_INFORMATION`: `TitleIndex` u32, `Type` u32, `DataLength` u32,
+/// `Data[DataLength]`. Returns the type and the data, or `None` when the buffer is shorter
+/// than it says.
+pub fn key_value_partial(buf: &[u8]) -> Option<(u32, &[u8])> {
+    const DATA: usize = 12;
+    let kind = le_u32(buf, 4)?;
+    let len = usize::try_from(le_u32(buf, 8)?).ok()?;
+    let data = buf.get(DATA..DATA.checked_add(len)?)?;
+    Some((kind, data))
+}
+
+/// A `REG_DWORD` or `REG_QWORD` value as a number; other types and sizes are `None` (a
+/// wrongly typed value is ignored and the default used, never misread).
+pub fn number_value(kind: u32, data: &[u8]) -> Option<u64> {
+    match (kind, data.len()) {
+        (REG_DWORD, 4) => le_u32(data, 0).map(u64::from),
+        (REG_QWORD, 8) => le_u64(data, 0),
+        _ => None,
+    }
+}
+
+/// A `REG_SZ` value as UTF-16 code units without its trailing NULs, appended to `out`.
+/// `None` for other types, odd byte counts, an empty string, or out of memory.
+pub fn string_value(kind: u32, data: &[u8], out: &mut Vec<u16>) -> Option<()> {
+    if kind != REG_SZ || !data.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut units = data.chunks_exact(2).map(|c| match c {
+        [lo, hi] => u16::from_le_bytes([*lo, *hi]),
+        _ => 0,
+    });
+    let mut n = data.len() / 2;
+    // Trailing NULs (REG_SZ data normally includes one) are not part of the string.
+    while n > 0
+        && data.get(n.saturating_mul(2).saturating_sub(2)..n.saturating_mul(2)) == Some(&[0, 0])
+    {
+        n = n.saturating_sub(1);
+    }
+    if n == 0 {
+        return None;
+    }
+    out.try_reserve(n).ok()?;
+    out.extend(units.by_ref().take(n));
+    Some(())
+}
+
+/// The `FileName`s of a `FILE_NAMES_INFORMATION` list: `NextEntryOffset` u32, `FileIndex`
+/// u32, `FileNameLength` u32 (bytes), `FileName[]`. Stops at the last entry, at an offset
+/// that does not move forward, or at any entry that does not fit the buffer.
+pub fn file_names(buf: &[u8]) -> FileNames<'_> {
+    FileNames { buf, at: Some(0) }
+}
+
+/// Iterator returned by [`file_names`]; yields each name's raw UTF-16LE bytes.
+#[derive(Debug)]
+pub struct FileNames<'a> {
+    buf: &'a [u8],
+    at: Option<usize>,
+}
+
+impl<'a> Iterator for FileNames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        const NAME: usize = 12;
+        let at = self.at.take()?;
+        let next = usize::try_from(le_u32(self.buf, at)?).ok()?;
+        let len = usize::try_from(le_u32(self.buf, at.checked_add(8)?)?).ok()?;
+        let start = at.checked_add(NAME)?;
+        let name = self.buf.get(start..start.checked_add(len)?)?;
+        if next != 0 {
+            self.at = at.checked_add(next);
+        }
+        Some(name)
+    }
+}
+
+/// UTF-16LE bytes as code units into `out` (which must be exactly half as long); `false`
+/// when the lengths do not match.
+pub fn utf16_into(bytes: &[u8], out: &mut [u16]) -> bool {
+    if bytes.len() != out.len().saturating_mul(2) {
+        return false;
+    }
+    for (u, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        if let [lo, hi] = c {
+            *u = u16::from_le_bytes([*lo, *hi]);
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a test failure"
+)]
+mod tests {
+    use super::*;
+
+    fn kvpi(kind: u32, data: &[u8], declared: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&declared.to_le_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn utf16le(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    #[test]
+    fn registry_numbers() {
+        let b = kvpi(REG_DWORD, &7u32.to_le_bytes(), 4);
+        let (k, d) = key_value_partial(&b).unwrap_or_default();
+        assert_eq!(number_value(k, d), Some(7));
+        let b = kvpi(REG_QWORD, &(1u64 << 40).to_le_bytes(), 8);
+        let (k, d) = key_value_partial(&b).unwrap_or_default();
+        assert_eq!(number_value(k, d), Some(1 << 40));
+        // A DWORD stored as a string, or with the wrong size, is not a number.
+        assert_eq!(number_value(REG_SZ, &[1, 0, 0, 0]), None);
+        assert_eq!(number_value(REG_DWORD, &[1, 0]), None);
+        // A buffer shorter than its declared data length is refused.
+        assert_eq!(key_value_partial(&kvpi(REG_DWORD, &[1, 0], 4)), None);
+        assert_eq!(key_value_partial(&[0u8; 8]), None);
+    }
+
+    #[test]
+    fn registry_strings() {
+        let mut data = utf16le("\\??\\C:\\Failsafe");
+        data.extend_from_slice(&[0, 0, 0, 0]);
+        let mut out = Vec::new();
+        assert_eq!(string_value(REG_SZ, &data, &mut out), Some(()));
+        assert_eq!(out, "\\??\\C:\\Failsafe".encode_utf16().collect::<Vec<_>>());
+        let mut out = Vec::new();
+        assert_eq!(string_value(REG_SZ, &[0, 0], &mut out), None, "empty");
+        assert_eq!(string_value(REG_SZ, &[0x41], &mut out), None, "odd length");
+        assert_eq!(
+            string_value(REG_DWORD, &[0x41, 0], &mut out),
+            None,
+            "wrong type"
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn directory_entries() {
+        let mut b = Vec::new();
+        for (i, name) in ["1.fsc", "22.fsc", "x"].iter().enumerate() {
+            let n = utf16le(name);
+            let entry_len = (12 + n.len() + 7) & !7;
+            let next = if i == 2 { 0 } else { entry_len as u32 };
+            b.extend_from_slice(&next.to_le_bytes());
+            b.extend_from_slice(&(i as u32).to_le_bytes());
+            b.extend_from_slice(&(n.len() as u32).to_le_bytes());
+            b.extend_from_slice(&n);
+            b.resize(b.len() + entry_len - 12 - n.len(), 0);
+        }
+        let names: Vec<&[u8]> = file_names(&b).collect();
+        assert_eq!(
+            names,
+            vec![
+                &utf16le("1.fsc")[..],
+                &utf16le("22.fsc")[..],
+                &utf16le("x")[..]
+            ]
+        );
+        // A name length past the buffer ends the listing; so does a cut-off header.
+        let mut bad = b.clone();
+        bad[8..12].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(file_names(&bad).count(), 0);
+        assert_eq!(file_names(&b[..10]).count(), 0);
+        // An offset that points past the end stops after the entry before it.
+        let mut far = b.clone();
+        far[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(file_names(&far).count(), 1);
+        let mut units = [0u16; 5];
+        assert!(utf16_into(&utf16le("1.fsc"), &mut units));
+        assert!(!utf16_into(&utf16le("1.fs"), &mut units));
+    }
+}
