@@ -1,5 +1,10 @@
 //! The minifilter INF's structure, and its consistency with what the driver reads, checked
-//! on Linux (the WDK's infverif runs in the Windows workflow).
+//! on Linux (the WDK's stampinf / infverif run in the Windows workflow).
+//!
+//! The INF has two install forms (ADR 0010): one for Windows build 25952 and later
+//! (driver store, `Parameters\Instances`) and one for earlier builds (System32\drivers,
+//! `Instances` under the service key). Both must install the same service with the same
+//! configuration; these tests hold them together.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +14,9 @@ use failsafe_tests::root;
 /// Sections in order, each a list of (key, value) lines (value empty for bare lines).
 type Inf = BTreeMap<String, Vec<(String, String)>>;
 
-fn load() -> (Inf, BTreeMap<String, String>) {
+fn raw_text() -> String {
     let raw = std::fs::read(root().join("../inf/failsafeflt.inx")).expect("inf/failsafeflt.inx");
-    let text = match raw.as_slice() {
+    match raw.as_slice() {
         [0xFF, 0xFE, rest @ ..] => {
             let units: Vec<u16> = rest
                 .chunks_exact(2)
@@ -20,7 +25,11 @@ fn load() -> (Inf, BTreeMap<String, String>) {
             String::from_utf16(&units).expect("valid UTF-16")
         }
         other => String::from_utf8(other.to_vec()).expect("UTF-8 or UTF-16LE with BOM"),
-    };
+    }
+}
+
+fn load() -> (Inf, BTreeMap<String, String>) {
+    let text = raw_text();
     let mut inf = Inf::new();
     let mut current = String::new();
     for line in text.lines() {
@@ -67,6 +76,110 @@ fn expand(s: &str, strings: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// One install form of the INF: its entry section and what it must resolve to.
+struct Form {
+    install: &'static str,
+    dirid: &'static str,
+    /// Where Filter Manager reads the instance keys on the builds this form serves.
+    instances: &'static str,
+    /// Where `SupportedFeatures` goes (the samples put it next to the instances).
+    features: &'static str,
+}
+
+const CURRENT: Form = Form {
+    install: "DefaultInstall.NT$ARCH$.10.0...25952",
+    dirid: "13",
+    instances: "Parameters\\Instances",
+    features: "Parameters",
+};
+
+const DOWNLEVEL: Form = Form {
+    install: "DefaultInstall.NT$ARCH$",
+    dirid: "12",
+    instances: "Instances",
+    features: "",
+};
+
+/// One `AddReg` line: root, subkey, value name, flags, value (strings expanded, quotes
+/// removed).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Reg {
+    root: String,
+    subkey: String,
+    name: String,
+    flags: String,
+    value: String,
+}
+
+fn reg_lines(inf: &Inf, strings: &BTreeMap<String, String>, section: &str) -> Vec<Reg> {
+    inf.get(section)
+        .unwrap_or_else(|| panic!("missing AddReg section [{section}]"))
+        .iter()
+        .map(|(k, v)| {
+            let line = if v.is_empty() {
+                k.clone()
+            } else {
+                format!("{k}={v}")
+            };
+            let f: Vec<String> = expand(&line, strings)
+                .split(',')
+                .map(|f| f.trim().replace('"', ""))
+                .collect();
+            assert_eq!(f.len(), 5, "AddReg line with other than 5 fields: {line}");
+            Reg {
+                root: f[0].clone(),
+                subkey: f[1].clone(),
+                name: f[2].clone(),
+                flags: f[3].to_ascii_lowercase(),
+                value: f[4].clone(),
+            }
+        })
+        .collect()
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',').map(|p| p.trim().to_owned()).collect()
+}
+
+/// What one form installs: service name, service section, every registry line.
+struct Resolved {
+    service_name: String,
+    service: String,
+    regs: Vec<Reg>,
+}
+
+fn resolve(inf: &Inf, strings: &BTreeMap<String, String>, form: &Form) -> Resolved {
+    // Files: one copy section, landing in this form's DIRID, holding only the driver.
+    let copy = get(inf, form.install, "CopyFiles");
+    assert_eq!(
+        get(inf, "DestinationDirs", copy),
+        form.dirid,
+        "[{}] copies to the wrong DIRID",
+        form.install
+    );
+    let files: Vec<String> = inf[copy].iter().map(|(k, _)| expand(k, strings)).collect();
+    assert_eq!(files, ["failsafeflt.sys"]);
+
+    let services = format!("{}.Services", form.install);
+    let add = list(get(inf, &services, "AddService"));
+    assert_eq!(add.len(), 3, "AddService = name,flags,section");
+    let service = add[2].clone();
+    assert_eq!(
+        expand(get(inf, &service, "ServiceBinary"), strings),
+        format!("%{}%\\failsafeflt.sys", form.dirid),
+        "[{service}] binary outside its form's DIRID"
+    );
+    let regs = list(get(inf, &service, "AddReg"))
+        .iter()
+        .flat_map(|s| reg_lines(inf, strings, s))
+        .collect();
+    Resolved {
+        service_name: expand(&add[0], strings),
+        service,
+        regs,
+    }
+}
+
 #[test]
 fn version_section_per_minifilter_guidance() {
     let (inf, _) = load();
@@ -80,37 +193,46 @@ fn version_section_per_minifilter_guidance() {
     assert_eq!(get(&inf, "Version", "PnpLockdown"), "1");
     assert_eq!(get(&inf, "DestinationDirs", "DefaultDestDir"), "13");
     assert!(
-        !inf.contains_key("DefaultUninstall"),
-        "DefaultUninstall needs LegacyUninstall=1"
+        !inf.contains_key("DefaultInstall") && !inf.contains_key("DefaultInstall.Services"),
+        "primitive drivers need architecture-decorated DefaultInstall sections only"
     );
 }
 
 #[test]
-fn service_install_is_a_boot_loop_safe_minifilter() {
+fn both_install_forms_install_the_same_boot_loop_safe_minifilter() {
     let (inf, strings) = load();
-    let add = get(&inf, "DefaultInstall.NT$ARCH$.Services", "AddService");
-    let parts: Vec<&str> = add.split(',').map(str::trim).collect();
+    let current = resolve(&inf, &strings, &CURRENT);
+    let downlevel = resolve(&inf, &strings, &DOWNLEVEL);
     assert_eq!(
-        expand(parts[0], &strings),
-        "failsafeflt",
+        current.service_name, "failsafeflt",
         "service name = crate name = CLI's registry key"
     );
-    let svc = parts[2];
-    assert_eq!(get(&inf, svc, "ServiceType"), "2");
-    assert_eq!(
-        get(&inf, svc, "StartType"),
-        "1",
-        "system start: see ADR 0004"
+    assert_eq!(current.service_name, downlevel.service_name);
+    assert_ne!(
+        current.service, downlevel.service,
+        "one service section per form"
     );
-    assert_eq!(get(&inf, svc, "ErrorControl"), "1");
-    assert_eq!(get(&inf, svc, "Dependencies"), "\"FltMgr\"");
-    assert_eq!(get(&inf, svc, "LoadOrderGroup"), "\"FSFilter Anti-Virus\"");
-    assert_eq!(
-        expand(get(&inf, svc, "ServiceBinary"), &strings),
-        "%13%\\failsafeflt.sys"
-    );
-    let copy = get(&inf, "DefaultInstall.NT$ARCH$", "CopyFiles");
-    assert_eq!(expand(&inf[copy][0].0, &strings), "failsafeflt.sys");
+
+    // Every service setting but the binary's location is the same in both forms.
+    let settings = |svc: &str| -> BTreeMap<String, String> {
+        inf[svc]
+            .iter()
+            .filter(|(k, _)| !["ServiceBinary", "AddReg"].contains(&k.as_str()))
+            .map(|(k, v)| (k.to_ascii_lowercase(), expand(v, &strings)))
+            .collect()
+    };
+    assert_eq!(settings(&current.service), settings(&downlevel.service));
+    for svc in [&current.service, &downlevel.service] {
+        assert_eq!(get(&inf, svc, "ServiceType"), "2");
+        assert_eq!(
+            get(&inf, svc, "StartType"),
+            "1",
+            "system start: see ADR 0004"
+        );
+        assert_eq!(get(&inf, svc, "ErrorControl"), "1");
+        assert_eq!(get(&inf, svc, "Dependencies"), "\"FltMgr\"");
+        assert_eq!(get(&inf, svc, "LoadOrderGroup"), "\"FSFilter Anti-Virus\"");
+    }
     assert!(
         inf["SourceDisksFiles"]
             .iter()
@@ -119,86 +241,156 @@ fn service_install_is_a_boot_loop_safe_minifilter() {
 }
 
 #[test]
-fn instance_and_parameters_match_what_the_driver_reads() {
+fn instance_keys_where_each_windows_build_reads_them() {
     let (inf, strings) = load();
-    let reg_section = get(&inf, "MiniFilter.Service", "AddReg");
-    let regs: Vec<Vec<String>> = inf[reg_section]
+    let mut altitudes = vec![];
+    for form in [&CURRENT, &DOWNLEVEL] {
+        let r = resolve(&inf, &strings, form);
+        let value = |subkey: &str, name: &str| -> &Reg {
+            let hits: Vec<&Reg> = r
+                .regs
+                .iter()
+                .filter(|g| g.root == "HKR" && g.subkey == subkey && g.name == name)
+                .collect();
+            assert_eq!(hits.len(), 1, "{}: HKR,{subkey},{name}", form.install);
+            hits[0]
+        };
+        let instance = value(form.instances, "DefaultInstance").value.clone();
+        assert_eq!(instance, "Failsafe Instance");
+        let key = format!("{}\\{instance}", form.instances);
+        let altitude = value(&key, "Altitude");
+        let flags = value(&key, "Flags");
+        // Not NOCLOBBER: an altitude Microsoft assigns later must reach upgraded machines.
+        assert_eq!(altitude.flags, "0x00000000", "Altitude is a plain REG_SZ");
+        assert_eq!(flags.flags, "0x00010001", "Flags is a plain REG_DWORD");
+        assert_eq!(flags.value, "0x0");
+        let n: u32 = altitude.value.parse().expect("numeric altitude");
+        assert!(
+            (320_000..=329_999).contains(&n),
+            "altitude {n} outside FSFilter Anti-Virus"
+        );
+        altitudes.push(n);
+        assert_eq!(value(form.features, "SupportedFeatures").value, "0x3");
+
+        // Nothing of the other form's layout leaks into this one.
+        let other = if form.instances == CURRENT.instances {
+            DOWNLEVEL.instances
+        } else {
+            CURRENT.instances
+        };
+        assert!(
+            !r.regs
+                .iter()
+                .any(|g| g.subkey == other || g.subkey.starts_with(&format!("{other}\\"))),
+            "{} writes instance keys under {other}",
+            form.install
+        );
+    }
+    assert_eq!(altitudes[0], altitudes[1], "same altitude in both forms");
+}
+
+/// The values an operator may change, and the registry type the driver reads them as.
+const OPERATOR_VALUES: [(&str, &str); 4] = [
+    ("Threshold", "dword"),
+    ("HealthyAfterSeconds", "dword"),
+    ("ForceSafeMode", "dword"),
+    ("ContentDirectory", "sz"),
+];
+
+/// The `Parameters` configuration lines of one form (instances and features excluded).
+fn configuration(regs: &[Reg]) -> Vec<Reg> {
+    let mut c: Vec<Reg> = regs
         .iter()
-        .map(|(k, v)| {
-            let line = if v.is_empty() {
-                k.clone()
-            } else {
-                format!("{k}={v}")
-            };
-            expand(&line, &strings)
-                .split(',')
-                .map(|f| f.trim().replace('"', ""))
-                .collect()
-        })
+        .filter(|g| g.subkey == "Parameters" && g.name != "SupportedFeatures")
+        .cloned()
         .collect();
-    let value = |key: &str, name: &str| -> String {
+    c.sort();
+    c
+}
+
+#[test]
+fn operator_values_survive_upgrades_in_both_forms() {
+    let (inf, strings) = load();
+    let current = configuration(&resolve(&inf, &strings, &CURRENT).regs);
+    let downlevel = configuration(&resolve(&inf, &strings, &DOWNLEVEL).regs);
+    assert_eq!(current, downlevel, "same configuration in both forms");
+    let names: Vec<&str> = current.iter().map(|g| g.name.as_str()).collect();
+    let mut expected: Vec<&str> = OPERATOR_VALUES.iter().map(|(n, _)| *n).collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    for (name, ty) in OPERATOR_VALUES {
+        let g = current.iter().find(|g| g.name == name).expect("present");
+        // FLG_ADDREG_NOCLOBBER = 0x2 on top of the type flag.
+        let want = match ty {
+            "dword" => "0x00010003",
+            _ => "0x00000002",
+        };
+        assert_eq!(g.root, "HKR");
+        assert_eq!(
+            g.flags, want,
+            "{name}: an upgrade must never reset an operator's value (NOCLOBBER)"
+        );
+    }
+}
+
+#[test]
+fn parameters_defaults_equal_what_the_driver_reads() {
+    let (inf, strings) = load();
+    let regs = configuration(&resolve(&inf, &strings, &CURRENT).regs);
+    let value = |name: &str| -> String {
         regs.iter()
-            .find(|r| r[1].trim_matches('"') == key && r[2] == name)
-            .map(|r| r[4].clone())
-            .unwrap_or_else(|| panic!("no HKR,{key},{name}"))
+            .find(|g| g.name == name)
+            .map(|g| g.value.clone())
+            .unwrap_or_else(|| panic!("no Parameters value {name}"))
     };
-    let instance = value("Parameters\\Instances", "DefaultInstance");
-    let altitude: u32 = value(&format!("Parameters\\Instances\\{instance}"), "Altitude")
-        .parse()
-        .expect("numeric altitude");
-    assert!(
-        (320_000..=329_999).contains(&altitude),
-        "altitude {altitude} outside FSFilter Anti-Virus"
-    );
+    assert_eq!(value("Threshold"), Config::DEFAULT_THRESHOLD.to_string());
     assert_eq!(
-        value(&format!("Parameters\\Instances\\{instance}"), "Flags"),
-        "0x0"
-    );
-    assert_eq!(
-        value("Parameters", "Threshold"),
-        Config::DEFAULT_THRESHOLD.to_string()
-    );
-    assert_eq!(
-        value("Parameters", "HealthyAfterSeconds"),
+        value("HealthyAfterSeconds"),
         Config::DEFAULT_HEALTHY_AFTER.to_string()
     );
-    assert_eq!(value("Parameters", "ForceSafeMode"), "0");
+    assert_eq!(value("ForceSafeMode"), "0");
+    assert_eq!(value("ContentDirectory"), default_dir());
 
     // Every value the driver reads has a default here, and nothing here goes unread (the
     // drill's DrillCrashVersion is test-only and set by hand, never by the INF).
-    let kernel =
-        std::fs::read_to_string(root().join("../driver/src/kernel.rs")).expect("kernel.rs");
-    let read: Vec<&str> = ["read_dword(key.0, \"", "read_string(key.0, \""]
-        .iter()
-        .flat_map(|pat| {
-            kernel.match_indices(pat).map(|(i, m)| {
-                let rest = &kernel[i + m.len()..];
-                &rest[..rest.find('"').unwrap_or(0)]
-            })
-        })
-        .collect();
-    assert_eq!(value("Parameters", "ContentDirectory"), default_dir());
-    let mut in_inf: Vec<String> = regs
-        .iter()
-        .filter(|r| r[1] == "Parameters" && r[2] != "SupportedFeatures")
-        .map(|r| r[2].clone())
-        .collect();
+    let mut read = driver_reads();
+    read.retain(|n| n != "DrillCrashVersion");
+    let mut in_inf: Vec<String> = regs.iter().map(|g| g.name.clone()).collect();
     in_inf.sort();
-    let mut read_sorted: Vec<String> = read
-        .iter()
-        .filter(|n| **n != "DrillCrashVersion")
-        .map(|s| (*s).to_owned())
-        .collect();
-    read_sorted.sort();
-    assert_eq!(
-        in_inf, read_sorted,
-        "INF Parameters vs values kernel.rs reads"
-    );
+    assert_eq!(in_inf, read, "INF Parameters vs values the driver reads");
     // The CLI mirrors ForceSafeMode into the same key.
     let cli = std::fs::read_to_string(root().join("../cli/src/report.rs")).expect("report.rs");
     assert!(
         cli.contains(r#"Services\failsafeflt\Parameters"#) && cli.contains("\"ForceSafeMode\"")
     );
+}
+
+/// Registry value names the driver reads: the first string literal of every
+/// `read_dword(` / `read_string(` call in `driver/src` (sorted, deduplicated).
+fn driver_reads() -> Vec<String> {
+    let dir = root().join("../driver/src");
+    let mut names = vec![];
+    for entry in std::fs::read_dir(&dir).expect("driver/src") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).expect("source");
+        for pat in ["read_dword(", "read_string("] {
+            for (i, m) in src.match_indices(pat) {
+                let call = &src[i + m.len()..];
+                let call = &call[..call.find(')').unwrap_or(call.len())];
+                let mut quoted = call.split('"');
+                if let (Some(_), Some(name)) = (quoted.next(), quoted.next()) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    assert!(!names.is_empty(), "no registry reads found in driver/src");
+    names
 }
 
 /// The driver's default store directory, as `driver/src/config.rs` states it.
@@ -214,19 +406,50 @@ fn default_dir() -> String {
 }
 
 #[test]
+fn not_registered_for_safe_mode() {
+    // ADR 0004: Windows starts in Safe Mode only services (or load order groups) listed
+    // under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\{Minimal,Network}. The package
+    // must never add itself there: Safe Mode stays the way out even if the driver binary
+    // itself is what crashes.
+    let (inf, strings) = load();
+    for (section, lines) in &inf {
+        for (k, v) in lines {
+            let line = expand(&format!("{k}={v}"), &strings).to_ascii_lowercase();
+            assert!(
+                !line.contains("safeboot"),
+                "[{section}] touches the SafeBoot lists: {k}={v}"
+            );
+            if k.starts_with("HKLM") {
+                panic!("[{section}] writes outside the service key: {k}={v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn uninstall_sections_only_for_legacy_installers() {
+    // Primitive drivers may carry DefaultUninstall only with LegacyUninstall=1 (ignored from
+    // Windows 10 1903); it may delete only the down-level copy, never the driver store.
+    let (inf, _) = load();
+    for (name, lines) in &inf {
+        if !name.starts_with("DefaultUninstall") || name.ends_with(".Services") {
+            continue;
+        }
+        assert_eq!(get(&inf, name, "LegacyUninstall"), "1", "[{name}]");
+        for (k, v) in lines {
+            if k.eq_ignore_ascii_case("DelFiles") {
+                for s in list(v) {
+                    assert_eq!(get(&inf, "DestinationDirs", &s), DOWNLEVEL.dirid, "{s}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn every_string_token_is_defined() {
-    let raw = std::fs::read(root().join("../inf/failsafeflt.inx")).expect("inx");
+    let text = raw_text();
     let (_, strings) = load();
-    let text = String::from_utf16_lossy(
-        &raw.chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect::<Vec<_>>(),
-    );
-    let text = if raw.starts_with(&[0xFF, 0xFE]) {
-        text
-    } else {
-        String::from_utf8_lossy(&raw).into_owned()
-    };
     for token in text.split('%').skip(1).step_by(2) {
         if token.is_empty() || token.chars().all(|c| c.is_ascii_digit()) {
             continue; // %13% is a DIRID
