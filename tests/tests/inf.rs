@@ -365,16 +365,28 @@ fn parameters_defaults_equal_what_the_driver_reads() {
     );
 }
 
+/// The driver's Rust sources, `driver/src` and its subdirectories.
+fn driver_sources() -> Vec<std::path::PathBuf> {
+    let mut todo = vec![root().join("../driver/src")];
+    let mut files = vec![];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).expect("driver/src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// Registry value names the driver reads: the first string literal of every
 /// `read_dword(` / `read_string(` call in `driver/src` (sorted, deduplicated).
 fn driver_reads() -> Vec<String> {
-    let dir = root().join("../driver/src");
     let mut names = vec![];
-    for entry in std::fs::read_dir(&dir).expect("driver/src") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
+    for path in driver_sources() {
         let src = std::fs::read_to_string(&path).expect("source");
         for pat in ["read_dword(", "read_string("] {
             for (i, m) in src.match_indices(pat) {

@@ -52,11 +52,21 @@ fn query(key: &Handle, name: &str, buf: &mut Vec<u8>) -> bool {
     status >= 0 && status != STATUS_BUFFER_OVERFLOW
 }
 
-fn number(key: &Handle, name: &str, buf: &mut Vec<u8>) -> Option<u64> {
+/// A `REG_DWORD` / `REG_QWORD` value (tests/tests/inf.rs finds the names the driver reads
+/// by this function's name).
+fn read_dword(key: &Handle, name: &str, buf: &mut Vec<u8>) -> Option<u64> {
     if !query(key, name, buf) {
         return None;
     }
     key_value_partial(buf).and_then(|(kind, data)| number_value(kind, data))
+}
+
+/// A `REG_SZ` value into `out`; `false` when absent, mistyped or empty.
+fn read_string(key: &Handle, name: &str, buf: &mut Vec<u8>, out: &mut Vec<u16>) -> bool {
+    query(key, name, buf)
+        && key_value_partial(buf)
+            .and_then(|(kind, data)| string_value(kind, data, out))
+            .is_some()
 }
 
 /// Reads `<RegistryPath>\Parameters`. Absent or mistyped values take their defaults.
@@ -92,20 +102,16 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     let key = Handle(raw);
     let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
     let values = RegistryValues {
-        threshold: to_u32(number(&key, "Threshold", &mut buf)),
-        healthy_after_secs: to_u32(number(&key, "HealthyAfterSeconds", &mut buf)),
-        force_safe_mode: to_u32(number(&key, "ForceSafeMode", &mut buf)),
+        threshold: to_u32(read_dword(&key, "Threshold", &mut buf)),
+        healthy_after_secs: to_u32(read_dword(&key, "HealthyAfterSeconds", &mut buf)),
+        force_safe_mode: to_u32(read_dword(&key, "ForceSafeMode", &mut buf)),
     };
     #[cfg(feature = "drill")]
-    let drill_version = number(&key, "DrillCrashVersion", &mut buf);
+    let drill_version = read_dword(&key, "DrillCrashVersion", &mut buf);
     #[cfg(not(feature = "drill"))]
     let drill_version = None;
     let mut units = Vec::new();
-    let dir = if query(&key, "ContentDirectory", &mut buf)
-        && key_value_partial(&buf)
-            .and_then(|(kind, data)| string_value(kind, data, &mut units))
-            .is_some()
-    {
+    let dir = if read_string(&key, "ContentDirectory", &mut buf, &mut units) {
         Wide::join_units(&units, &[])?
     } else {
         default_dir()?
