@@ -11,7 +11,11 @@
 //! without it), NX and ASLR compatible; every import from ntoskrnl.exe, HAL.dll or
 //! FLTMGR.SYS, each a name that module really exports; no TLS; no section both writable
 //! and executable; no trace of the standard library; the drill's bugcheck and registry
-//! value only in the drill build; and `InitSafeBootMode` read as the ULONG it is.
+//! value only in the drill build; `InitSafeBootMode` read as the ULONG it is; and a stack
+//! budget: every function's frame (from its x64 unwind information) under
+//! `MAX_FRAME` bytes, and no call chain of the driver's own code from `DriverEntry` or from
+//! a callback deeper than `MAX_DEPTH` bytes, with no recursion (x64 kernel stacks are 24
+//! KiB, and the file-system stack below each `Zw*` call needs most of it).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -26,6 +30,13 @@ const KERNEL_MODULES: [&str; 3] = ["ntoskrnl.exe", "HAL.dll", "FLTMGR.SYS"];
 /// wdk-sys itself defines (`_fltused`, `__CxxFrameHandler3`; driver/src/kernel/crt.rs).
 const EXPORTS: [&str; 3] = ["DriverEntry", "_fltused", "__CxxFrameHandler3"];
 const DRILL_BUGCHECK: u32 = 0x4653_4443;
+/// Largest frame of any function (bytes, return address included). Below one page, so no
+/// frame needs `__chkstk` probing (the link would fail without it anyway: MinGW's
+/// ntoskrnl import library does not provide it).
+const MAX_FRAME: u64 = 3072;
+/// Deepest chain of the driver's own frames below an entry point (bytes). The rest of the
+/// 24 KiB kernel stack belongs to the caller and to the I/O the driver issues.
+const MAX_DEPTH: u64 = 8192;
 
 fn image(var: &str) -> Vec<u8> {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
@@ -304,6 +315,178 @@ fn check(data: &[u8], drill: bool) {
         loads += 1;
     }
     assert!(loads > 0, "no read of InitSafeBootMode's import slot found");
+
+    // Stack budget.
+    check_stack(&pe, data, &insns, base + u64::from(oh.address_of_entry_point()));
+}
+
+/// A function from `.pdata`: its address range and frame size (bytes).
+#[derive(Clone, Copy, Debug)]
+struct Func {
+    begin: u64,
+    end: u64,
+    frame: u64,
+}
+
+/// Frame size from x64 unwind codes (Microsoft Learn, "x64 exception handling": UNWIND_INFO
+/// and UNWIND_CODE): pushes and allocations, plus the return address; chained entries add
+/// the primary's.
+fn frame_size(pe: &PeFile64<'_>, data: &[u8], unwind_rva: u32, depth: u32) -> u64 {
+    let Some(info) = rva_bytes(pe, data, unwind_rva) else {
+        return 8;
+    };
+    let (flags, count) = (info[0] >> 3, usize::from(info[2]));
+    let code = |i: usize| u16::from_le_bytes([info[4 + 2 * i], info[4 + 2 * i + 1]]);
+    let mut size = 0u64;
+    let mut i = 0;
+    while i < count {
+        let c = code(i);
+        let (op, op_info) = ((c >> 8) & 0xF, c >> 12);
+        match op {
+            0 => size += 8,                                  // UWOP_PUSH_NONVOL
+            1 if op_info == 0 => {
+                size += u64::from(code(i + 1)) * 8;          // UWOP_ALLOC_LARGE, scaled
+                i += 1;
+            }
+            1 => {
+                size += u64::from(code(i + 1)) | (u64::from(code(i + 2)) << 16);
+                i += 2;
+            }
+            2 => size += u64::from(op_info) * 8 + 8,         // UWOP_ALLOC_SMALL
+            4 | 8 => i += 1,                                 // SAVE_NONVOL, SAVE_XMM128
+            5 | 9 => i += 2,                                 // their _FAR forms
+            10 => size += if op_info == 0 { 40 } else { 48 }, // PUSH_MACHFRAME
+            _ => {}                                          // SET_FPREG
+        }
+        i += 1;
+    }
+    if flags & 0x4 != 0 && depth < 8 {
+        // UNW_FLAG_CHAININFO: a RUNTIME_FUNCTION follows the (even-padded) codes.
+        let at = 4 + 2 * (count + (count & 1));
+        let parent = u32::from_le_bytes([info[at + 8], info[at + 9], info[at + 10], info[at + 11]]);
+        return size + frame_size(pe, data, parent, depth + 1);
+    }
+    size + 8
+}
+
+fn rva_bytes<'a>(pe: &PeFile64<'a>, data: &'a [u8], rva: u32) -> Option<&'a [u8]> {
+    pe.section_table().iter().find_map(|s| {
+        let va = s.virtual_address.get(LE);
+        let len = s.virtual_size.get(LE).max(s.size_of_raw_data.get(LE));
+        if rva < va || rva >= va + len {
+            return None;
+        }
+        let bytes = s.pe_data(data).ok()?;
+        bytes.get(usize::try_from(rva - va).ok()?..)
+    })
+}
+
+/// Every function with unwind information (leaf functions have none and use no frame).
+fn functions(pe: &PeFile64<'_>, data: &[u8]) -> Vec<Func> {
+    let base = pe.nt_headers().optional_header().image_base();
+    let dir = pe
+        .data_directory(pe::IMAGE_DIRECTORY_ENTRY_EXCEPTION)
+        .expect("an exception directory (.pdata)");
+    let bytes = rva_bytes(pe, data, dir.virtual_address.get(LE)).expect(".pdata");
+    let n = usize::try_from(dir.size.get(LE)).expect("size") / 12;
+    let mut out: Vec<Func> = (0..n)
+        .map(|k| {
+            let w = |o: usize| {
+                u32::from_le_bytes([bytes[k * 12 + o], bytes[k * 12 + o + 1], bytes[k * 12 + o + 2], bytes[k * 12 + o + 3]])
+            };
+            Func {
+                begin: base + u64::from(w(0)),
+                end: base + u64::from(w(4)),
+                frame: frame_size(pe, data, w(8), 0),
+            }
+        })
+        .collect();
+    out.sort_by_key(|f| f.begin);
+    out
+}
+
+/// The deepest chain of frames from `root` along direct calls and tail jumps, or the
+/// chain that recursed.
+fn depth(
+    root: usize,
+    funcs: &[Func],
+    calls: &[Vec<usize>],
+    memo: &mut Vec<Option<u64>>,
+    path: &mut Vec<usize>,
+) -> Result<u64, Vec<usize>> {
+    if let Some(d) = memo[root] {
+        return Ok(d);
+    }
+    if path.contains(&root) {
+        let mut cycle = path.clone();
+        cycle.push(root);
+        return Err(cycle);
+    }
+    path.push(root);
+    let mut deepest = 0;
+    for &c in &calls[root] {
+        deepest = deepest.max(depth(c, funcs, calls, memo, path)?);
+    }
+    path.pop();
+    let d = funcs[root].frame + deepest;
+    memo[root] = Some(d);
+    Ok(d)
+}
+
+fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64) {
+    let funcs = functions(pe, data);
+    let find = |addr: u64| funcs.iter().position(|f| f.begin <= addr && addr < f.end);
+    let mut calls = vec![Vec::new(); funcs.len()];
+    for ins in insns {
+        let direct = matches!(ins.op0_kind(), OpKind::NearBranch64)
+            && (ins.is_call_near() || ins.is_jmp_near());
+        if !direct {
+            continue;
+        }
+        if let (Some(from), Some(to)) = (find(ins.ip()), find(ins.near_branch_target())) {
+            if from != to && !calls[from].contains(&to) {
+                calls[from].push(to);
+            }
+        }
+    }
+    let mut by_size: Vec<&Func> = funcs.iter().collect();
+    by_size.sort_by_key(|f| std::cmp::Reverse(f.frame));
+    println!("largest frames (bytes, return address included):");
+    for f in by_size.iter().take(6) {
+        println!("  {:6} at {:#x}", f.frame, f.begin);
+    }
+    let big: Vec<String> = funcs
+        .iter()
+        .filter(|f| f.frame > MAX_FRAME)
+        .map(|f| format!("{:#x}: {} bytes", f.begin, f.frame))
+        .collect();
+    assert!(big.is_empty(), "frames over {MAX_FRAME} bytes: {big:?}");
+    // Roots: every function no other calls directly. DriverEntry, and the routines the
+    // kernel calls through pointers (Filter Manager callbacks, DPC, work item, shutdown
+    // dispatch, process notify, the unload callback).
+    let called: std::collections::HashSet<usize> = calls.iter().flatten().copied().collect();
+    let mut memo = vec![None; funcs.len()];
+    let mut chains: Vec<(u64, u64)> = Vec::new();
+    for root in (0..funcs.len()).filter(|r| !called.contains(r)) {
+        let d = depth(root, &funcs, &calls, &mut memo, &mut Vec::new())
+            .unwrap_or_else(|cycle| {
+                let at: Vec<String> = cycle.iter().map(|&c| format!("{:#x}", funcs[c].begin)).collect();
+                panic!("recursion: {at:?}")
+            });
+        chains.push((d, funcs[root].begin));
+    }
+    chains.sort_unstable_by_key(|&(d, _)| std::cmp::Reverse(d));
+    println!("deepest chains of own frames (bytes), from roots of the call graph:");
+    for (d, at) in chains.iter().take(6) {
+        let mark = if *at == entry { "  (DriverEntry)" } else { "" };
+        println!("  {d:6} from {at:#x}{mark}");
+    }
+    let over: Vec<String> = chains
+        .iter()
+        .filter(|(d, _)| *d > MAX_DEPTH)
+        .map(|(d, at)| format!("{at:#x}: {d}"))
+        .collect();
+    assert!(over.is_empty(), "own stack over {MAX_DEPTH} bytes: {over:?}");
 }
 
 #[test]
