@@ -260,7 +260,7 @@ fn observe(bytes: &Option<Vec<u8>>) -> Rec {
         None => Rec::None,
         Some(Loaded::Lost) => Rec::Lost,
         Some(Loaded::Ok(Stored { state, .. })) => Rec::Ok(state),
-        Some(Loaded::Fresh) => unreachable!(),
+        Some(Loaded::Fresh) => panic!("a present record never decodes as a first install"),
     }
 }
 

@@ -129,6 +129,7 @@ pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
         return safe(Some(state), Reason::ForceSafeMode);
     }
     let mut s = state;
+    s.boot = s.boot.saturating_add(1);
     if let Some(a) = s.pending().copied() {
         let n = s.attempts(a.ver.version).saturating_add(1);
         if !set_attempts(&mut s, a.ver, n) {
@@ -142,7 +143,6 @@ pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
         }
     }
     s.attempt = None;
-    s.boot = s.boot.saturating_add(1);
     Begin::Choose(s)
 }
 
