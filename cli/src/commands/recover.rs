@@ -37,7 +37,9 @@ pub struct Args<'a> {
 /// crash-looping version (then `--yes` is needed).
 struct Plan {
     state: State,
+    /// What it does, as done ("state reset") and as to be done ("reset the state").
     what: String,
+    would: String,
     detail: Vec<String>,
     needs_yes: Option<String>,
 }
@@ -112,13 +114,13 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
         out(
             a.json,
             with_store(
-                json!({"dry_run": true, "would": plan.what, "detail": plan.detail, "needs_yes": plan.needs_yes, "next_start": next.0}),
+                json!({"dry_run": true, "would": plan.would, "detail": plan.detail, "needs_yes": plan.needs_yes, "next_start": next.0}),
                 &dir,
             ),
             format!(
                 "store: {}\ndry run: would {}\n{}{}next start would be: {}\nnothing was written",
                 dir.display(),
-                plan.what,
+                plan.would,
                 lines(&plan.detail),
                 plan.needs_yes
                     .as_ref()
@@ -197,6 +199,7 @@ fn plan(
         Action::ForceSafeMode(on) => Plan {
             state: machine::set_force_safe(s, on),
             what: format!("force-safe-mode {}", if on { "on" } else { "off" }),
+            would: format!("turn force-safe-mode {}", if on { "on" } else { "off" }),
             detail: vec![if on {
                 "while on, every start activates no content; counters and quarantine are untouched"
                     .into()
@@ -247,6 +250,7 @@ fn plan(
             Plan {
                 state: machine::reset(s),
                 what: "state reset".into(),
+                would: "reset the state".into(),
                 detail,
                 needs_yes,
             }
@@ -298,6 +302,7 @@ fn plan(
             Plan {
                 state: machine::unquarantine(s, v).unwrap_or(*s),
                 what: format!("version {v} released from quarantine"),
+                would: format!("release version {v} from quarantine"),
                 detail: vec![detail],
                 needs_yes,
             }
@@ -305,6 +310,7 @@ fn plan(
         Action::Rebuild { .. } => Plan {
             state: *s,
             what: String::new(),
+            would: String::new(),
             detail: vec![],
             needs_yes: None,
         },
@@ -372,6 +378,7 @@ fn plan_rebuild(
     Ok(Plan {
         state,
         what: "state record rebuilt".into(),
+        would: "rebuild the state record".into(),
         detail,
         needs_yes: Some(
             "a rebuilt record cannot know which versions were quarantined for crash-looping; each stored version may crash the machine once more".into(),
