@@ -194,11 +194,12 @@ fn instance_and_parameters_match_what_the_driver_reads() {
         in_inf, read_sorted,
         "INF Parameters vs values kernel.rs reads"
     );
-    // The CLI mirrors ForceSafeMode into the same key.
-    let cli = std::fs::read_to_string(root().join("../cli/src/report.rs")).expect("report.rs");
-    assert!(
-        cli.contains(r#"Services\failsafeflt\Parameters"#) && cli.contains("\"ForceSafeMode\"")
-    );
+    // The CLI reads the switches from, and mirrors ForceSafeMode into, the same key.
+    let cli = std::fs::read_to_string(root().join("../cli/src/registry.rs")).expect("registry.rs");
+    assert!(cli.contains(r#"Services\failsafeflt\Parameters"#));
+    for name in ["ForceSafeMode", "Threshold", "HealthyAfterSeconds"] {
+        assert!(cli.contains(&format!("\"{name}\"")), "{name}");
+    }
 }
 
 /// The driver's default store directory, as `driver/src/config.rs` states it.
