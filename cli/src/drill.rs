@@ -15,6 +15,31 @@ use crate::report::Fail;
 /// The built-in sample content (also `content/sample.toml`).
 pub const SAMPLE: &str = include_str!("../../content/sample.toml");
 
+/// What a boot of a scenario must decide, and how it must end: the drill checks its own
+/// timeline against these and exits 1 on any difference.
+#[derive(Clone, Copy)]
+struct Expect {
+    /// Version activated (0: none).
+    version: u64,
+    mode: &'static str,
+    reason: &'static str,
+    outcome: &'static str,
+}
+
+const fn x(
+    version: u64,
+    mode: &'static str,
+    reason: &'static str,
+    outcome: &'static str,
+) -> Expect {
+    Expect {
+        version,
+        mode,
+        reason,
+        outcome,
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Step {
     /// The update channel drops a good version into the store.
@@ -22,19 +47,37 @@ enum Step {
     /// The update channel drops a version with the 2024 mistake: a file-set-info rule
     /// naming field 10 of a type that has 10 fields.
     Bad(u64),
-    /// A boot: how it ends, and extra `boot` arguments.
-    Boot(&'static str, &'static [&'static str]),
+    /// A boot: how it ends, extra `boot` arguments, and what it must decide.
+    Boot(&'static str, &'static [&'static str], Expect),
+    /// A boot whose filter deadlocks (`--then hang`): killed once its health check has
+    /// started (and blocked on the canary).
+    Hang(Expect),
     /// Both slots of the state record overwritten with garbage.
     Corrupt,
     /// A responder's command (`failsafectl recover ...`).
     Recover(&'static [&'static str]),
 }
 
-use Step::{Boot, Corrupt, Good, Recover};
+use Step::{Boot, Corrupt, Good, Hang, Recover};
 
-const CRASH: Step = Boot("crash", &[]);
-const HEALTHY: Step = Boot("healthy", &[]);
-const CLEAN: Step = Boot("clean-shutdown", &[]);
+const N: &str = "normal";
+const F: &str = "fallback";
+const S: &str = "safe";
+const NEW: &str = "newest-content";
+const NQ: &str = "newer-quarantined";
+
+const fn healthy(v: u64, mode: &'static str, reason: &'static str) -> Step {
+    Boot("healthy", &[], x(v, mode, reason, "healthy"))
+}
+const fn crash(v: u64, mode: &'static str, reason: &'static str) -> Step {
+    Boot("crash", &[], x(v, mode, reason, "crashed"))
+}
+const fn clean(v: u64, mode: &'static str, reason: &'static str) -> Step {
+    Boot("clean-shutdown", &[], x(v, mode, reason, "clean-shutdown"))
+}
+const fn torn(at: &'static [&'static str], outcome: &'static str) -> Step {
+    Boot("clean-shutdown", at, x(0, "-", "-", outcome))
+}
 
 struct Scenario {
     number: u32,
@@ -50,20 +93,27 @@ const SCENARIOS: &[Scenario] = &[
         title: "v2 crashes the machine at every boot",
         steps: &[
             Good(1),
-            HEALTHY,
+            healthy(1, N, NEW),
             Good(2),
-            CRASH,
-            CRASH,
-            CRASH,
-            HEALTHY,
-            CLEAN,
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            healthy(1, F, NQ),
+            clean(1, F, NQ),
         ],
     },
     Scenario {
         number: 2,
         name: "unrelated-crash",
         title: "one unrelated crash, then healthy: no quarantine",
-        steps: &[Good(1), HEALTHY, Good(2), CRASH, HEALTHY, CLEAN],
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Good(2),
+            crash(2, N, NEW),
+            healthy(2, N, NEW),
+            clean(2, N, NEW),
+        ],
     },
     Scenario {
         number: 3,
@@ -71,16 +121,16 @@ const SCENARIOS: &[Scenario] = &[
         title: "v2 and last-known-good v1 both crash: no content",
         steps: &[
             Good(1),
-            HEALTHY,
+            healthy(1, N, NEW),
             Good(2),
-            CRASH,
-            CRASH,
-            CRASH,
-            CRASH,
-            CRASH,
-            CRASH,
-            CLEAN,
-            CLEAN,
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            crash(1, F, NQ),
+            crash(1, F, NQ),
+            crash(1, F, NQ),
+            clean(0, F, "nothing-usable"),
+            clean(0, F, "nothing-usable"),
         ],
     },
     Scenario {
@@ -89,14 +139,14 @@ const SCENARIOS: &[Scenario] = &[
         title: "v3 staged after v2 was quarantined is tried",
         steps: &[
             Good(1),
-            HEALTHY,
+            healthy(1, N, NEW),
             Good(2),
-            CRASH,
-            CRASH,
-            CRASH,
-            CLEAN,
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            clean(1, F, NQ),
             Good(3),
-            HEALTHY,
+            healthy(3, N, NEW),
         ],
     },
     Scenario {
@@ -105,14 +155,23 @@ const SCENARIOS: &[Scenario] = &[
         title: "killed in the middle of the state write: the previous record survives",
         steps: &[
             Good(1),
-            HEALTHY,
+            healthy(1, N, NEW),
             Good(2),
-            Boot("clean-shutdown", &["--crash-at", "state-write:0"]),
-            Boot("clean-shutdown", &["--crash-at", "state-write:1"]),
-            Boot("clean-shutdown", &["--crash-at", "state-write:512"]),
-            Boot("clean-shutdown", &["--crash-at", "state-write:1023"]),
-            Boot("clean-shutdown", &["--crash-at", "after-state-write"]),
-            HEALTHY,
+            torn(&["--crash-at", "state-write:0"], "crashed at state-write:0"),
+            torn(&["--crash-at", "state-write:1"], "crashed at state-write:1"),
+            torn(
+                &["--crash-at", "state-write:512"],
+                "crashed at state-write:512",
+            ),
+            torn(
+                &["--crash-at", "state-write:2047"],
+                "crashed at state-write:2047",
+            ),
+            torn(
+                &["--crash-at", "after-state-write"],
+                "crashed at after-state-write",
+            ),
+            healthy(2, N, NEW),
         ],
     },
     Scenario {
@@ -121,14 +180,14 @@ const SCENARIOS: &[Scenario] = &[
         title: "clean reboots before healthy never quarantine",
         steps: &[
             Good(1),
-            HEALTHY,
+            healthy(1, N, NEW),
             Good(2),
-            CLEAN,
-            CLEAN,
-            CLEAN,
-            CLEAN,
-            CLEAN,
-            HEALTHY,
+            clean(2, N, NEW),
+            clean(2, N, NEW),
+            clean(2, N, NEW),
+            clean(2, N, NEW),
+            clean(2, N, NEW),
+            healthy(2, N, NEW),
         ],
     },
     Scenario {
@@ -137,27 +196,80 @@ const SCENARIOS: &[Scenario] = &[
         title: "force-safe-mode and Windows Safe Mode activate nothing; switch off, normal again",
         steps: &[
             Good(1),
-            HEALTHY,
+            healthy(1, N, NEW),
             Good(2),
-            Boot("crash", &["--force-safe-mode"]),
-            Boot("crash", &["--windows-safe-mode"]),
+            Boot(
+                "crash",
+                &["--force-safe-mode"],
+                x(0, S, "force-safe-mode", "crashed"),
+            ),
+            Boot(
+                "crash",
+                &["--windows-safe-mode"],
+                x(0, S, "windows-safe-mode", "crashed"),
+            ),
             Recover(&["force-safe-mode", "on"]),
-            CRASH,
+            crash(0, S, "force-safe-mode"),
             Recover(&["force-safe-mode", "off"]),
-            HEALTHY,
+            healthy(2, N, NEW),
         ],
     },
     Scenario {
         number: 8,
         name: "state-lost",
         title: "corrupt state record: nothing new activated, reason state-lost",
-        steps: &[Good(1), HEALTHY, Corrupt, CLEAN, HEALTHY],
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Corrupt,
+            clean(0, S, "state-lost"),
+            healthy(1, N, NEW),
+        ],
     },
     Scenario {
         number: 9,
         name: "invalid-content",
         title: "content that fails validation (the 21-vs-20 mistake) is quarantined at once",
-        steps: &[Good(1), HEALTHY, Step::Bad(2), CLEAN, CLEAN],
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Step::Bad(2),
+            clean(1, F, NQ),
+            clean(1, F, NQ),
+        ],
+    },
+    Scenario {
+        number: 10,
+        name: "safe-mode-look",
+        title: "crash, a Safe Mode boot to look around, crash, crash: quarantined after the third crash",
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Good(2),
+            crash(2, N, NEW),
+            Boot(
+                "clean-shutdown",
+                &["--windows-safe-mode"],
+                x(0, S, "windows-safe-mode", "clean-shutdown"),
+            ),
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            healthy(1, F, NQ),
+        ],
+    },
+    Scenario {
+        number: 11,
+        name: "hang",
+        title: "v2 deadlocks the filter: uptime passes, the canary never completes, never healthy",
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Good(2),
+            Hang(x(2, N, NEW, "hung (killed)")),
+            Hang(x(2, N, NEW, "hung (killed)")),
+            Hang(x(2, N, NEW, "hung (killed)")),
+            healthy(1, F, NQ),
+        ],
     },
 ];
 
@@ -198,7 +310,13 @@ fn find(which: &str) -> Option<&'static Scenario> {
         .find(|s| s.name == which || s.number.to_string() == which)
 }
 
-pub fn run(which: &str, list: bool, keep: Option<&Path>, json: bool) -> Result<u8, Fail> {
+pub fn run(
+    which: &str,
+    list: bool,
+    keep: Option<&Path>,
+    threshold: Option<u8>,
+    json: bool,
+) -> Result<u8, Fail> {
     if list {
         for s in SCENARIOS {
             outln!("{:>2}  {:<24} {}", s.number, s.name, s.title);
@@ -223,6 +341,7 @@ pub fn run(which: &str, list: bool, keep: Option<&Path>, json: bool) -> Result<u
         return Err(Fail::usage("--keep takes a single scenario".into()));
     }
     let mut all = Vec::new();
+    let mut mismatches = 0usize;
     for s in todo {
         let tmp;
         let dir = match keep {
@@ -247,11 +366,22 @@ pub fn run(which: &str, list: bool, keep: Option<&Path>, json: bool) -> Result<u
                 tmp.path().to_path_buf()
             }
         };
-        let timeline = play(s, &dir)?;
+        let timeline = play(s, &dir, threshold)?;
+        let bad = timeline.iter().filter(|r| r["ok"] == false).count();
+        mismatches += bad;
         if json {
-            all.push(json!({"scenario": s.number, "name": s.name, "title": s.title, "timeline": timeline}));
+            all.push(json!({"scenario": s.number, "name": s.name, "title": s.title, "ok": bad == 0, "mismatches": bad, "timeline": timeline}));
         } else {
             print_timeline(s, &dir, keep.is_some(), &timeline);
+            if bad == 0 {
+                outln!("scenario {}: every boot decided as expected", s.number);
+            } else {
+                outln!(
+                    "scenario {}: FAILED: {bad} boot(s) differ from the expected decisions (marked !!)",
+                    s.number
+                );
+            }
+            outln!();
         }
     }
     if json {
@@ -264,10 +394,64 @@ pub fn run(which: &str, list: bool, keep: Option<&Path>, json: bool) -> Result<u
             }
         );
     }
+    if mismatches > 0 {
+        eprintln!("error: drill failed: {mismatches} boot(s) differ from the expected decisions");
+        return Ok(1);
+    }
     Ok(0)
 }
 
-fn play(s: &Scenario, dir: &Path) -> Result<Vec<Value>, Fail> {
+/// The row of a boot: its decision (first JSON line of the child), and the outcome.
+fn boot_row(extra: &[&str], outcome: String, lines: &[Value]) -> Value {
+    let decided = lines.first().filter(|d| d.get("mode").is_some());
+    let mut row = json!({"event": "boot", "outcome": outcome, "flags": extra.iter().filter(|a| a.starts_with("--") && **a != "--crash-at").collect::<Vec<_>>()});
+    if let Some(d) = decided {
+        for k in [
+            "boot",
+            "version",
+            "mode",
+            "reason",
+            "quarantined",
+            "rejected",
+            "attempts_before",
+        ] {
+            row[k] = d[k].clone();
+        }
+    } else {
+        row["decision"] = Value::Null;
+    }
+    row
+}
+
+fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Compares a boot row with what the scenario expects; records the result in the row.
+fn check(row: &mut Value, want: &Expect) -> bool {
+    let got = (
+        row["version"].as_u64().unwrap_or(0),
+        row["mode"].as_str().unwrap_or("-").to_owned(),
+        row["reason"].as_str().unwrap_or("-").to_owned(),
+        row["outcome"].as_str().unwrap_or("").to_owned(),
+    );
+    let ok = got
+        == (
+            want.version,
+            want.mode.to_owned(),
+            want.reason.to_owned(),
+            want.outcome.to_owned(),
+        );
+    row["expected"] = json!({"version": (want.version != 0).then_some(want.version), "mode": want.mode, "reason": want.reason, "outcome": want.outcome});
+    row["ok"] = json!(ok);
+    ok
+}
+
+fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, Fail> {
+    let t = threshold.unwrap_or(3).to_string();
     let exe = std::env::current_exe()
         .map_err(|e| Fail::io(format!("cannot find failsafectl itself: {e}")))?;
     let mut timeline = Vec::new();
@@ -308,7 +492,7 @@ fn play(s: &Scenario, dir: &Path) -> Result<Vec<Value>, Fail> {
                 }
                 timeline.push(json!({"event": "recover", "command": args.join(" ")}));
             }
-            Boot(then, extra) => {
+            Boot(then, extra, want) => {
                 let o = Command::new(&exe)
                     .args([
                         "boot",
@@ -317,49 +501,90 @@ fn play(s: &Scenario, dir: &Path) -> Result<Vec<Value>, Fail> {
                         "0",
                         "--then",
                         then,
+                        "--threshold",
+                        &t,
                         "--store",
                     ])
                     .arg(dir)
                     .args(extra)
                     .output()
                     .map_err(|e| Fail::io(format!("cannot start a boot: {e}")))?;
-                let decided: Option<Value> = String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .and_then(|l| serde_json::from_str(l).ok());
+                let lines = json_lines(&o.stdout);
+                let ended = lines
+                    .iter()
+                    .find_map(|l| l["ended"].as_str().map(str::to_owned));
                 let crash_at = extra.iter().skip_while(|a| **a != "--crash-at").nth(1);
-                let outcome = match (o.status.success(), crash_at) {
-                    (true, _)
-                        if then == "healthy"
-                            && decided.as_ref().is_some_and(|d| !d["version"].is_null()) =>
-                    {
-                        "healthy".to_owned()
-                    }
-                    (true, _) => "clean-shutdown".to_owned(),
-                    (false, Some(at)) => format!("crashed at {at}"),
-                    (false, None) => "crashed".to_owned(),
+                let outcome = match (o.status.success(), crash_at, ended) {
+                    (true, _, Some(e)) if e.starts_with("healthy") => "healthy".to_owned(),
+                    (true, _, Some(e)) if e.starts_with("NOT healthy") => "not-healthy".to_owned(),
+                    (true, _, _) => "clean-shutdown".to_owned(),
+                    (false, Some(at), _) => format!("crashed at {at}"),
+                    (false, None, _) => "crashed".to_owned(),
                 };
-                let mut row = json!({"event": "boot", "outcome": outcome, "flags": extra.iter().filter(|a| a.starts_with("--") && **a != "--crash-at").collect::<Vec<_>>()});
-                if let Some(d) = decided {
-                    for k in [
-                        "boot",
-                        "version",
-                        "mode",
-                        "reason",
-                        "quarantined",
-                        "rejected",
-                        "attempts_before",
-                    ] {
-                        row[k] = d[k].clone();
-                    }
-                } else {
-                    row["decision"] = Value::Null;
-                }
+                let mut row = boot_row(extra, outcome, &lines);
+                check(&mut row, &want);
+                timeline.push(row);
+            }
+            Hang(want) => {
+                let mut row = hang(&exe, dir, &t)?;
+                check(&mut row, &want);
                 timeline.push(row);
             }
         }
     }
     Ok(timeline)
+}
+
+/// A boot whose filter deadlocks: waits until the decision is printed and (when content is
+/// active) the health check has started and had time to block, then kills the child.
+fn hang(exe: &Path, dir: &Path, threshold: &str) -> Result<Value, Fail> {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let mut child = Command::new(exe)
+        .args([
+            "boot",
+            "--json",
+            "--healthy-after",
+            "0",
+            "--then",
+            "hang",
+            "--threshold",
+            threshold,
+            "--store",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Fail::io(format!("cannot start a boot: {e}")))?;
+    let mut lines = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let mut r = BufReader::new(out);
+        let mut buf = String::new();
+        while r.read_line(&mut buf).map_or(0, |n| n) > 0 {
+            let v: Value = serde_json::from_str(buf.trim()).unwrap_or(Value::Null);
+            buf.clear();
+            let active = v.get("mode").is_some() && !v["version"].is_null();
+            let stop = (v.get("mode").is_some() && !active) || v["health"] == "checking";
+            lines.push(v);
+            if stop {
+                break;
+            }
+        }
+        // Give a health check that would (wrongly) complete the time to write its result.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        lines.extend(json_lines(&rest));
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let passed = lines
+        .iter()
+        .any(|l| l["health"]["passed"].as_bool() == Some(true));
+    let outcome = if passed { "healthy" } else { "hung (killed)" };
+    Ok(boot_row(&[], outcome.to_owned(), &lines))
 }
 
 fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
@@ -417,6 +642,18 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                     );
                     continue;
                 }
+                if row["ok"] == false {
+                    let e = &row["expected"];
+                    notes.push(format!(
+                        "!! expected {} {} {} {}",
+                        e["version"]
+                            .as_u64()
+                            .map_or("none".to_owned(), |v| format!("v{v}")),
+                        e["mode"].as_str().unwrap_or(""),
+                        e["reason"].as_str().unwrap_or(""),
+                        e["outcome"].as_str().unwrap_or("")
+                    ));
+                }
                 outln!(
                     "{:<5} {:<8} {:<9} {:<19} {:<28} {}",
                     row["boot"].to_string(),
@@ -442,5 +679,4 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
             _ => {}
         }
     }
-    outln!();
 }

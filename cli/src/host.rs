@@ -94,6 +94,8 @@ pub struct FileMedium {
     path: PathBuf,
     crash: Option<CrashAt>,
     writes: usize,
+    /// Simulate a volume that refuses writes: every slot write fails with ENOSPC.
+    pub fail_writes: bool,
 }
 
 impl FileMedium {
@@ -103,6 +105,7 @@ impl FileMedium {
             path: dir.join("state.bin"),
             crash,
             writes: 0,
+            fail_writes: false,
         }
     }
 }
@@ -127,6 +130,9 @@ impl StateMedium for FileMedium {
     }
 
     fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+        if self.fail_writes {
+            return Err(IoError { code: 28 }); // ENOSPC
+        }
         let first = self.writes == 0;
         self.writes += 1;
         let at = slot * SLOT_LEN;
@@ -261,7 +267,7 @@ mod tests {
             "state-write:5000"
                 .parse::<CrashAt>()
                 .unwrap_err()
-                .contains("0 <= N < 1024")
+                .contains("0 <= N < 2048")
         );
         assert!(
             "bogus"

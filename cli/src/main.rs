@@ -31,11 +31,15 @@ fn stdout_result(r: std::io::Result<()>) {
     }
 }
 
+mod commands;
 mod drill;
 mod events;
 mod host;
+#[cfg(windows)]
+mod registry;
 mod report;
 mod source;
+mod store;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,20 +47,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use failsafe_loader::format::read_header;
-use failsafe_loader::state::machine::{self, Config, Env};
+use failsafe_loader::state::machine::{Config, Env};
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::state::{Durable, Prior, start};
 use failsafe_loader::{RuleSet, encode, validate};
 use serde_json::json;
 
-use host::{CrashAt, DirStore, FileMedium};
+use host::CrashAt;
 use report::{Fail, hex, out};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success / valid, 1 invalid content, refused or failed expectation,
-            2 usage or I/O error.
+            2 usage or I/O error, 3 state record unreadable (status: state unknown).
+            Under --json, errors are one JSON line on stdout: {\"error\": {\"code\", ...}}.
 Store:      --store DIR, else $FAILSAFE_STORE, else /var/lib/failsafe
             (Windows: %SystemRoot%\\Failsafe). Layout: DIR/state.bin, DIR/content/<N>.fsc.
+            A missing store is refused unless --init.
 Docs:       docs/cli.md";
 
 #[derive(Parser)]
@@ -71,6 +76,9 @@ struct StoreArg {
     /// Store directory (state record and content/).
     #[arg(long, value_name = "DIR", global = true)]
     store: Option<PathBuf>,
+    /// Create the store if it does not exist (without it, a missing store is an error).
+    #[arg(long, global = true)]
+    init: bool,
 }
 
 impl StoreArg {
@@ -82,7 +90,7 @@ impl StoreArg {
     }
 }
 
-fn default_store() -> PathBuf {
+pub(crate) fn default_store() -> PathBuf {
     #[cfg(windows)]
     {
         let root = std::env::var_os("SystemRoot")
@@ -97,9 +105,10 @@ fn default_store() -> PathBuf {
 
 #[derive(clap::Args, Clone, Copy)]
 struct Tuning {
-    /// Unclean starts of one version before it is quarantined (1..=16).
-    #[arg(long, global = true, default_value_t = Config::DEFAULT_THRESHOLD, value_parser = clap::value_parser!(u8).range(1..=16))]
-    threshold: u8,
+    /// Unclean starts of one version before it is quarantined (1..=16; default 3, or the
+    /// registry's Threshold on Windows).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u8).range(1..=16))]
+    threshold: Option<u8>,
 }
 
 #[derive(Subcommand)]
@@ -180,6 +189,9 @@ enum Cmd {
         keep: usize,
         #[command(flatten)]
         tuning: Tuning,
+        /// Show what would be installed and removed, and the next start; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -202,6 +214,12 @@ enum Cmd {
         store: StoreArg,
         #[command(flatten)]
         tuning: Tuning,
+        /// Confirm an action that re-enables a version quarantined for crash-looping.
+        #[arg(long, global = true)]
+        yes: bool,
+        /// Show what the action would do and the next start; write nothing.
+        #[arg(long, global = true)]
+        dry_run: bool,
         /// JSON output.
         #[arg(long, global = true)]
         json: bool,
@@ -230,7 +248,15 @@ enum Cmd {
         /// Force safe mode (the configuration switch).
         #[arg(long)]
         force_safe_mode: bool,
-        /// JSON output (one line, printed before the boot ends).
+        /// Simulate a volume that refuses writes: every state-record write fails with
+        /// "No space left on device" (the start report is still written).
+        #[arg(long)]
+        fail_writes: bool,
+        /// Behave as if the OS reported a write filter (UWF) on the record's volume.
+        #[arg(long)]
+        write_filter: bool,
+        /// JSON output (the decision as one line, printed before the boot ends; then one
+        /// line per health check step and one for how the boot ended).
         #[arg(long)]
         json: bool,
     },
@@ -245,6 +271,10 @@ enum Cmd {
         /// Keep the store in this directory (default: a temporary one, removed).
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Threshold given to every boot. The expected decisions assume the default (3):
+        /// with another value the drill shows where the timeline departs and exits 1.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+        threshold: Option<u8>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -258,13 +288,33 @@ enum RecoverCmd {
         #[arg(value_enum)]
         state: OnOff,
     },
-    /// Forget attempt counts, quarantine and last-known-good.
+    /// Forget attempt counts, quarantine and last-known-good (needs --yes when that
+    /// re-enables a crash-looping version).
     Reset,
-    /// Lift the quarantine of a version (it gets fresh attempts).
+    /// Lift the quarantine of a version (it gets fresh attempts; --yes for a crash loop).
     Unquarantine {
-        /// Version.
+        /// Version: 2 or v2.
+        #[arg(value_parser = parse_version)]
         version: u64,
     },
+    /// Replace an unreadable or corrupt record with a fresh one in which every stored
+    /// version has one try left (docs/boot-safety.md). Needs --yes.
+    Rebuild {
+        /// The operator's force-safe-mode switch in the new record.
+        #[arg(long, value_enum, default_value_t = OnOff::Off)]
+        force_safe_mode: OnOff,
+    },
+}
+
+/// A content version as a responder types it: `2` or `v2`.
+fn parse_version(s: &str) -> Result<u64, String> {
+    let digits = s.strip_prefix(['v', 'V']).unwrap_or(s);
+    match digits.parse::<u64>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a content version (expected a number such as 2 or v2)"
+        )),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -275,13 +325,15 @@ enum OnOff {
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
 enum Then {
-    /// Stay up `--healthy-after` seconds, record healthy, then shut down cleanly.
+    /// Stay up `--healthy-after` seconds, run the health check (canary through the
+    /// filter), record it, then shut down cleanly.
     Healthy,
     /// Record an orderly shutdown.
     CleanShutdown,
     /// abort(): the process dies without a clean shutdown.
     Crash,
-    /// Hang until killed (for external SIGKILL).
+    /// The filter deadlocks: file I/O through it never completes (the health check's
+    /// canary blocks, so nothing is marked healthy); waits to be killed.
     Hang,
 }
 
@@ -305,7 +357,21 @@ impl Verdict {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let json = std::env::args().any(|a| a == "--json");
+            if json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let f = Fail::usage(e.render().to_string().trim().to_owned());
+                outln!("{}", f.json());
+                let _ = std::io::stdout().flush();
+                return ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
+    let json = cli.cmd.json();
     let r = match cli.cmd {
         Cmd::Compile {
             src,
@@ -328,19 +394,52 @@ fn main() -> ExitCode {
             force,
             keep,
             tuning,
+            dry_run,
             json,
-        } => stage(&file, &store.dir(), force, keep, tuning, json),
+        } => commands::stage::run(&commands::stage::Args {
+            file: &file,
+            store: &store.dir(),
+            init: store.init,
+            force,
+            keep,
+            threshold: tuning.threshold,
+            dry_run,
+            json,
+        }),
         Cmd::Status {
             store,
             tuning,
             json,
-        } => status(&store.dir(), tuning, json),
+        } => commands::status::run(&store.dir(), store.init, tuning.threshold, json),
         Cmd::Recover {
             action,
             store,
             tuning,
+            yes,
+            dry_run,
             json,
-        } => recover(&action, &store.dir(), tuning, json),
+        } => {
+            use commands::recover::Action;
+            let action = match action {
+                RecoverCmd::ForceSafeMode { state } => Action::ForceSafeMode(state == OnOff::On),
+                RecoverCmd::Reset => Action::Reset,
+                RecoverCmd::Unquarantine { version } => Action::Unquarantine(version),
+                RecoverCmd::Rebuild { force_safe_mode } => Action::Rebuild {
+                    force_safe: force_safe_mode == OnOff::On,
+                },
+            };
+            commands::recover::run(
+                action,
+                &commands::recover::Args {
+                    store: &store.dir(),
+                    init: store.init,
+                    threshold: tuning.threshold,
+                    yes,
+                    dry_run,
+                    json,
+                },
+            )
+        }
         Cmd::Boot {
             store,
             then,
@@ -349,35 +448,65 @@ fn main() -> ExitCode {
             healthy_after,
             windows_safe_mode,
             force_safe_mode,
+            fail_writes,
+            write_filter,
             json,
-        } => {
-            let cfg = Config {
-                threshold: tuning.threshold,
+        } => commands::boot::run(&commands::boot::Args {
+            store: &store.dir(),
+            init: store.init,
+            then: match then {
+                Then::Healthy => commands::boot::Then::Healthy,
+                Then::CleanShutdown => commands::boot::Then::CleanShutdown,
+                Then::Crash => commands::boot::Then::Crash,
+                Then::Hang => commands::boot::Then::Hang,
+            },
+            crash_at,
+            cfg: Config {
+                threshold: tuning.threshold.unwrap_or(Config::DEFAULT_THRESHOLD),
                 healthy_after_secs: healthy_after,
                 force_safe_mode,
-            };
-            boot(
-                &store.dir(),
-                then,
-                crash_at,
-                cfg,
-                Env { windows_safe_mode },
-                json,
-            )
-        }
+            },
+            env: Env {
+                windows_safe_mode,
+                writes_may_not_persist: write_filter,
+            },
+            fail_writes,
+            json,
+        }),
         Cmd::Drill {
             scenario,
             list,
             keep,
+            threshold,
             json,
-        } => drill::run(&scenario, list, keep.as_deref(), json),
+        } => drill::run(&scenario, list, keep.as_deref(), threshold, json),
     };
     match r {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
+            if json {
+                outln!("{}", f.json());
+            }
             let _ = std::io::stdout().flush();
             eprintln!("error: {}", f.msg);
             ExitCode::from(f.code)
+        }
+    }
+}
+
+impl Cmd {
+    /// Whether the command was asked for JSON output (errors then go to stdout as JSON).
+    fn json(&self) -> bool {
+        match self {
+            Cmd::Compile { json, .. }
+            | Cmd::Validate { json, .. }
+            | Cmd::Inspect { json, .. }
+            | Cmd::Test { json, .. }
+            | Cmd::Stage { json, .. }
+            | Cmd::Status { json, .. }
+            | Cmd::Recover { json, .. }
+            | Cmd::Boot { json, .. }
+            | Cmd::Drill { json, .. } => *json,
         }
     }
 }
@@ -601,258 +730,4 @@ fn test(
         outln!("{}", serde_json::Value::Array(rows));
     }
     Ok(code)
-}
-
-fn open_state(dir: &Path) -> (Prior, Durable<FileMedium>) {
-    Durable::open(FileMedium::new(dir, None))
-}
-
-fn stage(
-    file: &Path,
-    dir: &Path,
-    force: bool,
-    keep: usize,
-    tuning: Tuning,
-    json: bool,
-) -> Result<u8, Fail> {
-    let bytes = read(file)?;
-    let v = validate(&bytes)
-        .map_err(|e| Fail::invalid(format!("{}: refused, invalid content: {e}", file.display())))?;
-    let version = v.header.version;
-    let store = DirStore::new(dir);
-    let present = store
-        .list()
-        .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
-    if let Some(&newest) = present.iter().max()
-        && newest >= version
-        && !force
-    {
-        return Err(Fail::invalid(format!(
-            "refused: version {version} is not newer than version {newest} already in {} (--force to install anyway)",
-            store.dir().display()
-        )));
-    }
-    std::fs::create_dir_all(store.dir())
-        .map_err(|e| Fail::io(format!("cannot create {}: {e}", store.dir().display())))?;
-    let target = store.path(version);
-    host::write_atomic(&target, &bytes)
-        .map_err(|e| Fail::io(format!("cannot write {}: {e}", target.display())))?;
-    // Keep: everything at or above last-known-good, the version of the last attempt, and
-    // the `keep` newest of the rest.
-    let (_, durable) = open_state(dir);
-    let st = *durable.state();
-    let lkg = st.lkg.map_or(0, |l| l.version);
-    let pinned = |v: u64| {
-        v >= lkg && lkg != 0 || st.attempt.is_some_and(|a| a.ver.version == v) || v >= version
-    };
-    let mut older: Vec<u64> = store
-        .list()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|&v| !pinned(v))
-        .collect();
-    older.sort_unstable_by(|a, b| b.cmp(a));
-    let mut removed = Vec::new();
-    for v in older.into_iter().skip(keep) {
-        if std::fs::remove_file(store.path(v)).is_ok() {
-            removed.push(v);
-        }
-    }
-    let _ = host::sync_dir(store.dir());
-    let next = report::preview(dir, tuning.threshold);
-    out(
-        json,
-        json!({"staged": version, "path": target, "sha256": hex(&file_digest(&bytes)), "removed": removed, "next_start": next.0}),
-        format!(
-            "staged version {version} ({} rules) as {}{}\nnext start: {}",
-            v.content.rules.len(),
-            target.display(),
-            if removed.is_empty() {
-                String::new()
-            } else {
-                format!("\nremoved old versions: {removed:?}")
-            },
-            next.1
-        ),
-    );
-    Ok(0)
-}
-
-fn status(dir: &Path, tuning: Tuning, json: bool) -> Result<u8, Fail> {
-    let (prior, durable) = open_state(dir);
-    let store = DirStore::new(dir);
-    let versions = store
-        .list()
-        .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
-    let next = report::preview(dir, tuning.threshold);
-    let files: Vec<_> = versions
-        .iter()
-        .map(|&v| {
-            let p = store.path(v);
-            match std::fs::read(&p) {
-                Ok(b) => match validate(&b) {
-                    Ok(x) if x.header.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": x.content.rules.len()}),
-                    Ok(x) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", x.header.version)}),
-                    Err(e) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": e.to_string()}),
-                },
-                Err(e) => json!({"version": v, "valid": false, "error": format!("cannot read: {e}")}),
-            }
-        })
-        .collect();
-    let st = report::state_json(&prior, durable.state());
-    if json {
-        outln!(
-            "{}",
-            json!({"store": dir, "state": st, "content": files, "next_start": next.0})
-        );
-    } else {
-        outln!("store: {}", dir.display());
-        outp!("{}", report::state_text(&prior, durable.state()));
-        outln!("content:");
-        if files.is_empty() {
-            outln!("  (none)");
-        }
-        for f in &files {
-            let v = f["version"].as_u64().unwrap_or(0);
-            let mut tags = Vec::new();
-            if durable.state().lkg.is_some_and(|l| l.version == v) {
-                tags.push("last-known-good".to_owned());
-            }
-            if let Some(q) = durable.state().quarantined(v) {
-                tags.push(format!("QUARANTINED ({})", q.reason.name()));
-            }
-            let validity = if f["valid"].as_bool() == Some(true) {
-                format!("valid, {} rules", f["rules"])
-            } else {
-                format!("INVALID: {}", f["error"].as_str().unwrap_or("?"))
-            };
-            outln!(
-                "  v{v}: {validity}; sha256 {} {}",
-                f["sha256"].as_str().unwrap_or("-"),
-                tags.join(" ")
-            );
-        }
-        outln!("next start: {}", next.1);
-    }
-    Ok(0)
-}
-
-fn recover(action: &RecoverCmd, dir: &Path, tuning: Tuning, json: bool) -> Result<u8, Fail> {
-    let (prior, mut durable) = open_state(dir);
-    if matches!(prior, Prior::Unreadable) {
-        return Err(Fail::io(format!(
-            "cannot read the state record in {}",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Fail::io(format!("cannot create {}: {e}", dir.display())))?;
-    let what = match *action {
-        RecoverCmd::ForceSafeMode { state } => {
-            let on = state == OnOff::On;
-            durable
-                .persist(&machine::set_force_safe(durable.state(), on))
-                .map_err(|e| Fail::io(format!("cannot write state: {e}")))?;
-            #[cfg(windows)]
-            report::windows::set_force_safe_registry(on).map_err(Fail::io)?;
-            format!("force-safe-mode {}", if on { "on" } else { "off" })
-        }
-        RecoverCmd::Reset => {
-            durable
-                .persist(&machine::reset(durable.state()))
-                .map_err(|e| Fail::io(format!("cannot write state: {e}")))?;
-            "state reset: attempt counts, quarantine and last-known-good forgotten".to_owned()
-        }
-        RecoverCmd::Unquarantine { version } => {
-            let Some(n) = machine::unquarantine(durable.state(), version) else {
-                let q: Vec<_> = durable
-                    .state()
-                    .quarantine
-                    .iter()
-                    .flatten()
-                    .map(|q| q.ver.version)
-                    .collect();
-                return Err(Fail::invalid(format!(
-                    "version {version} is not quarantined (quarantined: {q:?})"
-                )));
-            };
-            durable
-                .persist(&n)
-                .map_err(|e| Fail::io(format!("cannot write state: {e}")))?;
-            format!("version {version} released from quarantine with fresh attempts")
-        }
-    };
-    let next = report::preview(dir, tuning.threshold);
-    out(
-        json,
-        json!({"done": what, "next_start": next.0}),
-        format!("{what}\nnext start: {}", next.1),
-    );
-    Ok(0)
-}
-
-struct SysClock(std::time::Instant);
-
-impl failsafe_loader::state::Clock for SysClock {
-    fn now_ms(&mut self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
-fn boot(
-    dir: &Path,
-    then: Then,
-    crash_at: Option<CrashAt>,
-    cfg: Config,
-    env: Env,
-    json: bool,
-) -> Result<u8, Fail> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Fail::io(format!("cannot create {}: {e}", dir.display())))?;
-    let mut clock = SysClock(std::time::Instant::now());
-    let mut store = DirStore::new(dir);
-    let mut s = start(FileMedium::new(dir, crash_at), &mut store, &cfg, &env);
-    let line = report::started_json(&s);
-    if json {
-        outln!("{line}");
-    } else {
-        outp!("{}", report::started_text(&s));
-    }
-    let _ = std::io::stdout().flush();
-    if crash_at == Some(CrashAt::AfterActivate) {
-        std::process::abort();
-    }
-    let persist = |r: Result<bool, failsafe_loader::state::IoError>| {
-        r.map_err(|e| Fail::io(format!("cannot write state: {e}")))
-    };
-    match then {
-        Then::Crash => std::process::abort(),
-        Then::Hang => loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        },
-        Then::CleanShutdown => {
-            persist(s.durable.apply(machine::clean_shutdown))?;
-        }
-        Then::Healthy => {
-            if s.active.is_some() {
-                let timer = failsafe_loader::state::HealthTimer::arm(&mut clock, &cfg);
-                while !timer.due(&mut clock) {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                persist(s.durable.apply(machine::healthy))?;
-            }
-            persist(s.durable.apply(machine::clean_shutdown))?;
-        }
-    }
-    if !json {
-        outln!(
-            "ended: {}",
-            match then {
-                Then::Healthy if s.active.is_some() => "healthy, then clean shutdown",
-                Then::Healthy => "no content active (nothing to mark healthy); clean shutdown",
-                _ => "clean shutdown",
-            }
-        );
-    }
-    Ok(0)
 }

@@ -5,28 +5,41 @@ use std::path::Path;
 use failsafe_loader::error::code_of_ordinal;
 use failsafe_loader::state::machine::{self, Begin, Config, Env};
 use failsafe_loader::state::record::QuarantineReason;
-use failsafe_loader::state::{Loaded, Prior, Started, State};
+use failsafe_loader::state::record::StartReport;
+use failsafe_loader::state::{Loaded, Prior, Reason, Started, State};
 use failsafe_loader::{ContentError, Rule};
 use serde_json::{Value, json};
 
 use crate::host::{DirStore, FileMedium};
 
-/// A failure with its exit code.
+/// A failure with its exit code and a stable error code for `--json` (docs/cli.md lists
+/// them).
 #[derive(Debug)]
 pub struct Fail {
     pub code: u8,
+    pub kind: &'static str,
     pub msg: String,
 }
 
 impl Fail {
+    pub fn new(code: u8, kind: &'static str, msg: String) -> Self {
+        Fail { code, kind, msg }
+    }
     pub fn invalid(msg: String) -> Self {
-        Fail { code: 1, msg }
+        Fail::new(1, "invalid-content", msg)
+    }
+    pub fn refused(kind: &'static str, msg: String) -> Self {
+        Fail::new(1, kind, msg)
     }
     pub fn io(msg: String) -> Self {
-        Fail { code: 2, msg }
+        Fail::new(2, "io-error", msg)
     }
     pub fn usage(msg: String) -> Self {
-        Fail { code: 2, msg }
+        Fail::new(2, "usage", msg)
+    }
+    /// The error as the one JSON line printed on stdout under `--json`.
+    pub fn json(&self) -> Value {
+        json!({"error": {"code": self.kind, "message": self.msg, "exit": self.code}})
     }
 }
 
@@ -69,9 +82,9 @@ pub fn rule_json(index: usize, r: &Rule) -> Value {
     })
 }
 
-fn prior_name(p: &Prior) -> &'static str {
+pub fn prior_name(p: &Prior) -> &'static str {
     match p {
-        Prior::Unreadable => "unreadable",
+        Prior::Unreadable(_) => "unknown",
         Prior::Loaded(Loaded::Fresh) => "none (first install)",
         Prior::Loaded(Loaded::Lost) => "lost (both slots invalid)",
         Prior::Loaded(Loaded::Ok(_)) => "ok",
@@ -88,23 +101,78 @@ fn quarantine_detail(reason: QuarantineReason, detail: u32) -> String {
 }
 
 pub fn state_json(prior: &Prior, s: &State) -> Value {
+    if let Prior::Unreadable(e) = prior {
+        return json!({"record": "unknown", "error": crate::store::os_error(*e)});
+    }
     json!({
         "record": prior_name(prior),
         "boot": s.boot,
         "force_safe_mode": s.force_safe,
         "attempt": s.attempt.map(|a| json!({"version": a.ver.version, "sha256": hex(&a.ver.digest), "phase": a.phase.name()})),
         "last_known_good": s.lkg.map(|l| json!({"version": l.version, "sha256": hex(&l.digest)})),
-        "attempts": s.tracks.iter().flatten().map(|t| json!({"version": t.version, "attempts": t.attempts})).collect::<Vec<_>>(),
+        "attempts": s.tracks.iter().flatten().map(|t| json!({"version": t.ver.version, "attempts": t.attempts, "sha256": hex(&t.ver.digest)})).collect::<Vec<_>>(),
         "quarantine": s.quarantine.iter().flatten().map(|q| json!({
             "version": q.ver.version, "sha256": hex(&q.ver.digest), "reason": q.reason.name(),
             "detail": quarantine_detail(q.reason, q.detail), "boot": q.boot})).collect::<Vec<_>>(),
         "floor": (s.floor != 0).then_some(s.floor),
         "last_decision": s.last.map(|d| json!({"mode": d.mode.name(), "reason": d.reason.name(),
-            "version": (d.version != 0).then_some(d.version), "boot": d.boot})),
+            "version": (d.version != 0).then_some(d.version), "boot": d.boot,
+            "writes_may_not_persist": d.writes_may_not_persist})),
+        "last_health_check": s.health.map(|h| json!({"version": h.version, "boot": h.boot,
+            "uptime_secs": h.uptime_secs, "passed": h.passed,
+            "canary": match h.canary { Ok(()) => "ok".to_owned(), Err(e) => crate::store::os_error(e) }})),
     })
 }
 
+/// The start report as JSON.
+pub fn start_report_json(r: &StartReport) -> Value {
+    json!({"boot": r.boot, "mode": r.mode.name(), "reason": r.reason.name(),
+           "version": (r.version != 0).then_some(r.version), "record_written": !r.record_not_written,
+           "error": r.error.map(crate::store::os_error), "writes_may_not_persist": r.writes_may_not_persist})
+}
+
+/// The start report in words, with what it means when the record does not show it.
+pub fn start_report_text(r: &StartReport) -> String {
+    let mut t = format!(
+        "last start:          boot {}: {} mode ({}), content {}\n",
+        r.boot,
+        r.mode.name(),
+        r.reason.name(),
+        if r.version == 0 {
+            "none".to_owned()
+        } else {
+            format!("v{}", r.version)
+        }
+    );
+    if r.record_not_written {
+        let why = r
+            .error
+            .map_or("unknown error".to_owned(), crate::store::os_error);
+        t += &match r.reason {
+            Reason::StateUnwritable => format!(
+                "  WARNING: that start ran WITHOUT CONTENT: the state record could not be written ({why}),\n  so nothing could be activated; the record below does not show that start.\n"
+            ),
+            Reason::StateUnreadable => format!(
+                "  WARNING: that start ran WITHOUT CONTENT: the state record could not be read ({why}).\n"
+            ),
+            _ => format!(
+                "  WARNING: that start's record write failed ({why}); the record below does not show it.\n"
+            ),
+        };
+    }
+    if r.writes_may_not_persist {
+        t += "  WARNING: a write filter (UWF or similar) may discard writes at reboot: the boot counter may not advance.\n";
+    }
+    t
+}
+
 pub fn state_text(prior: &Prior, s: &State) -> String {
+    if let Prior::Unreadable(e) = prior {
+        return format!(
+            "state record: UNKNOWN: it cannot be read ({}).\n  Quarantine, counts and last-known-good are unknown; the driver runs without content\n  (state-unreadable) until the record is readable again or rebuilt: failsafectl recover rebuild.\n",
+            crate::store::os_error(*e)
+        );
+    }
     let mut t = format!("state record: {}\n", prior_name(prior));
     t += &format!("  boots counted:     {}\n", s.boot);
     t += &format!(
@@ -141,7 +209,7 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
         .tracks
         .iter()
         .flatten()
-        .map(|t| format!("v{}: {}", t.version, t.attempts))
+        .map(|t| format!("v{}: {}", t.ver.version, t.attempts))
         .collect();
     t += &format!(
         "  unclean attempts:  {}\n",
@@ -173,6 +241,22 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
             q.join("; ")
         }
     );
+    if let Some(h) = s.health {
+        t += &format!(
+            "  last health check: v{} (boot {}), {} s uptime, canary {}: {}\n",
+            h.version,
+            h.boot,
+            h.uptime_secs,
+            match h.canary {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("FAILED ({})", crate::store::os_error(e)),
+            },
+            if h.passed { "healthy" } else { "not healthy" }
+        );
+    }
+    if s.last.is_some_and(|d| d.writes_may_not_persist) {
+        t += "  WARNING: at the last start the OS reported a write filter (UWF or similar): writes to the\n  record's volume may be discarded at reboot, so the boot counter may never advance.\n";
+    }
     if s.floor != 0 {
         t += &format!(
             "  floor:             v{} (a crash-looping version had to leave the full quarantine list; nothing at or below it but last-known-good is chosen automatically; `recover reset` clears it)\n",
@@ -182,16 +266,11 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
     t
 }
 
-/// What the next start would do, from the record and the store as they are now (the
-/// files are not read; Windows Safe Mode and the registry switch are not known here).
-pub fn preview(dir: &Path, threshold: u8) -> (Value, String) {
-    let (prior, _) = failsafe_loader::state::Durable::open(FileMedium::new(dir, None));
-    let versions = DirStore::new(dir).list().unwrap_or_default();
-    let cfg = Config {
-        threshold,
-        ..Config::default()
-    };
-    match machine::begin(prior, &cfg, &Env::default()) {
+/// What the next start would do, from `prior` and the store's versions (the files are not
+/// read; Windows Safe Mode is not known here). `cfg` carries the threshold and the
+/// configuration switch (the registry's, on Windows).
+pub fn preview(prior: Prior, versions: &[u64], cfg: &Config) -> (Value, String) {
+    match machine::begin(prior, cfg, &Env::default()) {
         Begin::Safe { reason, .. } => (
             json!({"mode": "safe", "reason": reason.name(), "version": null}),
             format!("safe mode ({}), no content", reason.name()),
@@ -203,7 +282,7 @@ pub fn preview(dir: &Path, threshold: u8) -> (Value, String) {
                 .flatten()
                 .map(|q| q.ver.version)
                 .collect();
-            let c = machine::choose(&mut s, &versions, &[], &cfg);
+            let c = machine::choose(&mut s, versions, &[], cfg, &Env::default());
             let newly: Vec<u64> = s
                 .quarantine
                 .iter()
@@ -236,6 +315,13 @@ pub fn preview(dir: &Path, threshold: u8) -> (Value, String) {
             )
         }
     }
+}
+
+/// The preview for the store as it is now.
+pub fn preview_dir(dir: &Path, cfg: &Config) -> (Value, String) {
+    let (prior, _) = failsafe_loader::state::Durable::open(FileMedium::new(dir, None));
+    let versions = DirStore::new(dir).list().unwrap_or_default();
+    preview(prior, &versions, cfg)
 }
 
 fn newly_quarantined(s: &Started<FileMedium>) -> Vec<Value> {
@@ -272,8 +358,10 @@ pub fn started_json(s: &Started<FileMedium>) -> Value {
         "quarantined": newly_quarantined(s),
         "rejected": s.rejected.iter().map(|r| json!({"version": r.ver.version, "error": error_json(&r.error)})).collect::<Vec<_>>(),
         "unreadable": s.unreadable,
-        "persist_failed": s.persist_failed,
+        "persist_failed": s.persist_error.is_some(),
+        "persist_error": s.persist_error.map(crate::store::os_error),
         "record": prior_name(&s.prior),
+        "writes_may_not_persist": s.env.writes_may_not_persist,
     })
 }
 
@@ -311,23 +399,17 @@ pub fn started_text(s: &Started<FileMedium>) -> String {
             q["detail"].as_str().unwrap_or("")
         );
     }
-    if s.persist_failed {
-        t += "  WARNING: the state record could not be written\n";
+    if let Some(e) = s.persist_error {
+        t += &format!(
+            "  WARNING: the state record could not be written: {}\n",
+            crate::store::os_error(e)
+        );
+    }
+    if let Prior::Unreadable(e) = s.prior {
+        t += &format!(
+            "  the state record could not be read: {}\n",
+            crate::store::os_error(e)
+        );
     }
     t
-}
-
-#[cfg(windows)]
-pub mod windows {
-    //! The driver's service `Parameters` key (see inf/failsafeflt.inx).
-    const KEY: &str = r"SYSTEM\CurrentControlSet\Services\failsafeflt\Parameters";
-
-    /// Mirrors the force-safe-mode switch into the registry value the driver reads.
-    pub fn set_force_safe_registry(on: bool) -> Result<(), String> {
-        let key = windows_registry::LOCAL_MACHINE
-            .create(KEY)
-            .map_err(|e| format!("cannot open HKLM\\{KEY}: {e}"))?;
-        key.set_u32("ForceSafeMode", u32::from(on))
-            .map_err(|e| format!("cannot set ForceSafeMode: {e}"))
-    }
 }

@@ -341,7 +341,7 @@ fn stage_status_and_recover() {
     for v in [1, 2, 3, 4, 5, 6] {
         let f = compile_sample(d.path(), v);
         let mut c = ctl();
-        c.arg("stage").arg(&f);
+        c.arg("stage").arg(&f).arg("--init");
         s(&mut c);
         c.args(["--keep", "2"])
             .assert()
@@ -429,6 +429,7 @@ fn boot_prints_its_decision_before_it_dies() {
     ctl()
         .arg("stage")
         .arg(&f)
+        .arg("--init")
         .arg("--store")
         .arg(&store)
         .assert()

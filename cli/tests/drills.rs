@@ -48,7 +48,7 @@ const NEW: &str = "newest-content";
 const NQ: &str = "newer-quarantined";
 
 #[test]
-fn scenario_1_crash_loop_falls_back_on_boot_4_and_never_retries() {
+fn scenario_1_crash_loop_falls_back_on_boot_5_and_never_retries() {
     assert_eq!(
         drill(1),
         [
@@ -103,7 +103,7 @@ fn scenario_5_torn_writes_lose_only_the_record_being_written() {
         "state-write:0",
         "state-write:1",
         "state-write:512",
-        "state-write:1023",
+        "state-write:2047",
         "after-state-write",
     ]
     .iter()
@@ -180,6 +180,39 @@ fn scenario_9_invalid_content_is_quarantined_at_once() {
     assert_eq!(boot["rejected"][0]["error"]["code"], "field-out-of-range");
     assert_eq!(boot["rejected"][0]["error"]["rule_id"], 9999);
     assert_eq!(boot["quarantined"][0]["reason"], "invalid-content");
+}
+
+/// Issue 15, item 1: a Safe Mode boot between crashes neither closes nor resets v2's
+/// pending crash: the start after the third crash quarantines it.
+#[test]
+fn scenario_10_a_safe_mode_boot_gives_no_extra_try() {
+    assert_eq!(
+        drill(10),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(Some(2), N, NEW, "crashed"),
+            row(None, S, "windows-safe-mode", "clean-shutdown"),
+            row(Some(2), N, NEW, "crashed"),
+            row(Some(2), N, NEW, "crashed"),
+            row(Some(1), F, NQ, "healthy"),
+        ]
+    );
+}
+
+/// A filter that deadlocks is never healthy (its canary never completes): three hangs,
+/// then quarantine and fallback.
+#[test]
+fn scenario_11_a_hang_is_never_healthy() {
+    assert_eq!(
+        drill(11),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(Some(2), N, NEW, "hung (killed)"),
+            row(Some(2), N, NEW, "hung (killed)"),
+            row(Some(2), N, NEW, "hung (killed)"),
+            row(Some(1), F, NQ, "healthy"),
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------

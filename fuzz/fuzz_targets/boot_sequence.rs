@@ -1,13 +1,19 @@
 //! Arbitrary sequences of boot events driven through the real start sequence over an
-//! in-memory medium and store, checking the boot-counter invariants after every boot.
+//! in-memory medium and store, checking the boot-counter invariants after every boot
+//! against a model kept here (not the core's counts): no quarantined version activated; at
+//! most `threshold` consecutive unclean starts; no crash-loop quarantine below threshold; a
+//! pending unclean attempt is never lost (it stays pending or is charged exactly once);
+//! safe mode activates nothing; last-known-good never goes backwards.
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
-use failsafe_loader::state::machine::{clean_shutdown, healthy, set_force_safe, unquarantine};
+use failsafe_loader::state::machine::{HealthEvidence, set_force_safe, unquarantine};
 use failsafe_loader::state::record::{Loaded, RECORD_LEN, SLOT_LEN, decode_record};
-use failsafe_loader::state::{Config, ContentStore, Env, IoError, StateMedium, start};
+use failsafe_loader::state::{
+    Config, ContentStore, Env, IoError, QuarantineReason, Reason, StateMedium, start,
+};
 use failsafe_loader::{Action, Content, Criterion, EventType, Op, Rule, Values, encode};
 use libfuzzer_sys::fuzz_target;
 
@@ -18,6 +24,10 @@ enum Step {
     Crash,
     Healthy,
     Clean,
+    /// The health check's canary fails (the filter stack is broken), then a clean shutdown.
+    CanaryFailsThenClean,
+    /// The canary fails, then the machine dies.
+    CanaryFailsThenCrash,
     /// A write torn after this many bytes (mod the slot size).
     TornWrite(u16),
     Unreadable(bool),
@@ -29,6 +39,8 @@ enum Step {
 struct Mem {
     rec: Option<Vec<u8>>,
     tear_at: Option<usize>,
+    /// The state of the first complete write of the current start.
+    first: Option<failsafe_loader::state::State>,
 }
 
 impl StateMedium for &mut Mem {
@@ -45,7 +57,14 @@ impl StateMedium for &mut Mem {
         let r = self.rec.get_or_insert_with(|| vec![0; RECORD_LEN]);
         let n = self.tear_at.take().unwrap_or(SLOT_LEN);
         r[slot * SLOT_LEN..slot * SLOT_LEN + n].copy_from_slice(&bytes[..n]);
-        if n < SLOT_LEN { Err(IoError { code: -1 }) } else { Ok(()) }
+        if n < SLOT_LEN {
+            Err(IoError { code: -1 })
+        } else {
+            if self.first.is_none() {
+                self.first = failsafe_loader::state::record::decode_slot(bytes).map(|x| x.0);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -64,9 +83,21 @@ impl ContentStore for Store {
         if self.unreadable {
             return Err(IoError { code: 32 });
         }
-        *buf = self.files.get(&version).cloned().ok_or(IoError { code: 2 })?;
+        *buf = self
+            .files
+            .get(&version)
+            .cloned()
+            .ok_or(IoError { code: 2 })?;
         Ok(())
     }
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Healthy,
+    Clean,
+    CanaryFailsThenClean,
+    CanaryFailsThenCrash,
 }
 
 fn content(version: u64, bad: bool) -> Vec<u8> {
@@ -77,7 +108,12 @@ fn content(version: u64, bad: bool) -> Vec<u8> {
             id: 1,
             event: EventType::FileSetInfo,
             action: Action::Block,
-            criteria: vec![Criterion { field, op: Op::IsTrue, negate: false, values: Values::None }],
+            criteria: vec![Criterion {
+                field,
+                op: Op::IsTrue,
+                negate: false,
+                values: Values::None,
+            }],
             exceptions: vec![],
         }],
     };
@@ -87,7 +123,11 @@ fn content(version: u64, bad: bool) -> Vec<u8> {
 fuzz_target!(|steps: Vec<Step>| {
     let cfg = Config::default();
     let threshold = u64::from(cfg.threshold());
-    let mut mem = Mem { rec: None, tear_at: None };
+    let mut mem = Mem {
+        rec: None,
+        tear_at: None,
+        first: None,
+    };
     let mut store = Store::default();
     let mut newest = 0u64;
     let mut unclean: BTreeMap<u64, u64> = BTreeMap::new();
@@ -103,7 +143,9 @@ fuzz_target!(|steps: Vec<Step>| {
         match step {
             Step::StageGood | Step::StageBad => {
                 newest += 1;
-                store.files.insert(newest, content(newest, matches!(step, Step::StageBad)));
+                store
+                    .files
+                    .insert(newest, content(newest, matches!(step, Step::StageBad)));
                 continue;
             }
             Step::ForceSafe(on) => {
@@ -114,7 +156,10 @@ fuzz_target!(|steps: Vec<Step>| {
                         Loaded::Ok(x) => x.seq,
                         _ => 0,
                     };
-                    rec[..SLOT_LEN].copy_from_slice(&failsafe_loader::state::record::encode_slot(&set_force_safe(&s, on), seq + 1));
+                    rec[..SLOT_LEN].copy_from_slice(&failsafe_loader::state::record::encode_slot(
+                        &set_force_safe(&s, on),
+                        seq + 1,
+                    ));
                     rec[SLOT_LEN..].fill(0);
                 }
                 continue;
@@ -122,7 +167,10 @@ fuzz_target!(|steps: Vec<Step>| {
             Step::Unquarantine(v) => {
                 if let Some(n) = before.and_then(|s| unquarantine(&s, u64::from(v))) {
                     let rec = mem.rec.get_or_insert_with(|| vec![0; RECORD_LEN]);
-                    rec[..SLOT_LEN].copy_from_slice(&failsafe_loader::state::record::encode_slot(&n, u64::MAX / 2));
+                    rec[..SLOT_LEN].copy_from_slice(&failsafe_loader::state::record::encode_slot(
+                        &n,
+                        u64::MAX / 2,
+                    ));
                     rec[SLOT_LEN..].fill(0);
                     unclean.remove(&u64::from(v));
                 }
@@ -132,34 +180,114 @@ fuzz_target!(|steps: Vec<Step>| {
             Step::Unreadable(on) => store.unreadable = on,
             Step::WindowsSafeMode => env.windows_safe_mode = true,
             Step::Crash => {}
-            Step::Healthy => then = Some(true),
-            Step::Clean => then = Some(false),
+            Step::Healthy => then = Some(Outcome::Healthy),
+            Step::Clean => then = Some(Outcome::Clean),
+            Step::CanaryFailsThenClean => then = Some(Outcome::CanaryFailsThenClean),
+            Step::CanaryFailsThenCrash => then = Some(Outcome::CanaryFailsThenCrash),
         }
+        mem.first = None;
         let mut s = start(&mut mem, &mut store, &cfg, &env);
         let active = s.active.as_ref().map(|(v, _)| v.version);
         if let Some(v) = active {
-            assert!(before.is_none_or(|b| b.quarantined(v).is_none()), "quarantined v{v} activated");
+            assert!(
+                before.is_none_or(|b| b.quarantined(v).is_none()),
+                "quarantined v{v} activated"
+            );
+            let act = s.activation.expect("active content has its activation");
+            let ok = HealthEvidence {
+                uptime_secs: cfg.healthy_after_secs,
+                canary: Ok(()),
+            };
+            let failed = HealthEvidence {
+                canary: Err(IoError { code: 5 }),
+                ..ok
+            };
             let c = unclean.entry(v).or_insert(0);
             match then {
-                Some(true) => {
-                    let _ = s.durable.apply(healthy);
-                    *c = 0;
+                Some(Outcome::Healthy) => {
+                    if matches!(s.durable.health(&act, &ok, &cfg), Ok(Some(h)) if h.passed) {
+                        *c = 0;
+                    } else {
+                        *c += 1; // the healthy write failed: the start counts as unclean
+                    }
                 }
-                Some(false) => {
-                    let _ = s.durable.apply(clean_shutdown);
+                Some(Outcome::Clean) => {
+                    if s.durable.clean_shutdown(&act).is_err() {
+                        *c += 1;
+                    }
+                }
+                Some(Outcome::CanaryFailsThenClean) => {
+                    let h = s.durable.health(&act, &failed, &cfg);
+                    assert!(
+                        !matches!(h, Ok(Some(h)) if h.passed),
+                        "healthy without a canary"
+                    );
+                    if s.durable.clean_shutdown(&act).is_err() {
+                        *c += 1;
+                    }
+                }
+                Some(Outcome::CanaryFailsThenCrash) => {
+                    let h = s.durable.health(&act, &failed, &cfg);
+                    assert!(
+                        !matches!(h, Ok(Some(h)) if h.passed),
+                        "healthy without a canary"
+                    );
+                    *c += 1;
                 }
                 None => *c += 1,
             }
             assert!(*c <= threshold, "v{v}: {c} consecutive unclean starts");
+        } else {
+            assert!(s.activation.is_none());
         }
         if force || env.windows_safe_mode {
             assert_eq!(active, None, "safe mode activated content");
         }
+        let reason = s.choice.reason;
+        drop(s);
         mem.tear_at = None;
-        if let Some(Loaded::Ok(x)) = mem.rec.as_deref().map(decode_record) {
-            let lkg = x.state.lkg.map_or(0, |l| l.version);
+        let after = match mem.rec.as_deref().map(decode_record) {
+            Some(Loaded::Ok(x)) => Some(x.state),
+            _ => None,
+        };
+        if reason == Reason::StateLost {
+            unclean.clear(); // a lost record loses its history (DESIGN: "state lost")
+        }
+        if let Some(a) = after {
+            let lkg = a.lkg.map_or(0, |l| l.version);
             assert!(lkg >= lkg_seen, "last-known-good went backwards");
             lkg_seen = lkg;
+            // No crash-loop quarantine below threshold: a new entry's version has exactly
+            // `threshold` unclean starts in the model.
+            for q in a.quarantine.iter().flatten() {
+                let new = before.is_none_or(|b| b.quarantined(q.ver.version).is_none());
+                if new && q.reason == QuarantineReason::CrashLoop {
+                    let n = unclean.get(&q.ver.version).copied().unwrap_or(0);
+                    assert_eq!(
+                        n, threshold,
+                        "v{} quarantined after {n} unclean starts",
+                        q.ver.version
+                    );
+                    assert_eq!(u64::from(q.detail), threshold);
+                    assert_ne!(
+                        q.ver.digest, [0; 32],
+                        "quarantine without the file's digest"
+                    );
+                }
+            }
+            // A pending unclean attempt is never lost: the start's first durable write (the
+            // one that charges it) still shows it pending, or charged exactly once (its count
+            // one more, or quarantined at its threshold).
+            let a = mem.first.unwrap_or(a);
+            if let Some(p) = before.and_then(|b| b.pending().copied()) {
+                let b = before.unwrap_or_default();
+                let v = p.ver.version;
+                let still = a.pending().is_some_and(|x| *x == p);
+                let charged = a.attempts(v) == b.attempts(v) + 1
+                    || a.quarantined(v)
+                        .is_some_and(|q| q.reason == QuarantineReason::CrashLoop);
+                assert!(still || charged, "v{v}'s pending unclean attempt was lost");
+            }
         }
     }
 });

@@ -14,12 +14,17 @@ use common::*;
 use std::collections::BTreeMap;
 
 use failsafe_loader::state::machine::{
-    clean_shutdown, healthy, reset, set_force_safe, unquarantine,
+    Activation, HealthEvidence, clean_shutdown, healthy, rebuild, reset, set_force_safe,
+    unquarantine,
 };
-use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, decode_record, encode_slot};
+use failsafe_loader::state::record::{
+    MAX_TRACKED, RECORD_LEN, REPORT_LEN, SLOT_LEN, decode_record, decode_report, encode_report,
+    encode_slot,
+};
+use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, QuarantineReason, Reason, State,
-    StateMedium, start,
+    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, Prior, QuarantineReason, Reason,
+    State, StateMedium, Ver, start,
 };
 use failsafe_loader::{Action, EventType, Op, encode};
 
@@ -102,7 +107,15 @@ enum Then {
     Clean,
 }
 
-/// One boot: returns (mode, reason, active version), then ends as `then` says.
+fn passing(cfg: &Config) -> HealthEvidence {
+    HealthEvidence {
+        uptime_secs: cfg.healthy_after_secs,
+        canary: Ok(()),
+    }
+}
+
+/// One boot: returns (mode, reason, active version), then ends as `then` says, through the
+/// API the driver uses: outcomes close only what this start activated.
 fn boot(
     mem: &mut Mem,
     store: &mut Store,
@@ -112,16 +125,57 @@ fn boot(
 ) -> (Mode, Reason, Option<u64>) {
     let mut s = start(mem, store, cfg, env);
     let active = s.active.as_ref().map(|(v, _)| v.version);
-    match then {
-        Then::Crash => {}
-        Then::Healthy => {
-            s.durable.apply(healthy).unwrap();
-        }
-        Then::Clean => {
-            s.durable.apply(clean_shutdown).unwrap();
+    assert_eq!(active, s.activation.map(|a| a.ver.version));
+    if let Some(act) = s.activation {
+        match then {
+            Then::Crash => {}
+            Then::Healthy => {
+                let h = s.durable.health(&act, &passing(cfg), cfg).unwrap().unwrap();
+                assert!(h.passed);
+                assert!(
+                    !s.durable.clean_shutdown(&act).unwrap(),
+                    "healthy closed it"
+                );
+            }
+            Then::Clean => {
+                assert!(s.durable.clean_shutdown(&act).unwrap());
+            }
         }
     }
     (s.choice.mode, s.choice.reason, active)
+}
+
+/// The same boot, but its outcome is applied with the pure functions to whatever attempt
+/// the record shows in progress, as the old `healthy(s)` / `clean_shutdown(s)` did: used to
+/// show that a start which activated nothing cannot close an earlier start's attempt.
+fn boot_closing_whatever_is_pending(
+    mem: &mut Mem,
+    store: &mut Store,
+    cfg: &Config,
+    env: &Env,
+    then: Then,
+) -> (Mode, Reason, Option<u64>) {
+    let mut s = start(mem, store, cfg, env);
+    let st = *s.durable.state();
+    let guess = st.attempt.map(|a| Activation {
+        ver: a.ver,
+        boot: a.boot,
+    });
+    if let Some(act) = guess {
+        let closed = match then {
+            Then::Crash => None,
+            Then::Healthy => healthy(&st, &act, &passing(cfg), cfg),
+            Then::Clean => clean_shutdown(&st, &act),
+        };
+        if let Some(n) = closed {
+            s.durable.apply(|_| Some(n)).unwrap();
+        }
+    }
+    (
+        s.choice.mode,
+        s.choice.reason,
+        s.active.as_ref().map(|(v, _)| v.version),
+    )
 }
 
 fn state_of(mem: &Mem) -> State {
@@ -286,6 +340,7 @@ fn safe_mode_switches_activate_nothing_and_touch_no_counters() {
     let before = state_of(&mem);
     let win = Env {
         windows_safe_mode: true,
+        ..Env::default()
     };
     assert_eq!(
         boot(&mut mem, &mut store, &cfg(), &win, Then::Crash),
@@ -449,10 +504,8 @@ fn many_quarantined_versions_end_the_start_loop() {
 }
 
 #[test]
-fn a_full_count_table_never_forgets_an_unclean_count() {
-    // Nine versions, each tried once and crashed: the ninth needs a count slot while all
-    // eight hold an unclean start. The oldest is quarantined rather than forgotten (a
-    // forgotten count would give it fresh attempts if it were ever chosen again).
+fn nine_versions_each_crashing_once_are_all_still_counted() {
+    // Nine versions, each tried once and crashed: every one keeps its count of 1.
     let (mut mem, mut store) = (Mem::default(), Store::default());
     for v in 1..=9 {
         store.stage(v);
@@ -462,10 +515,12 @@ fn a_full_count_table_never_forgets_an_unclean_count() {
         );
     }
     let s = state_of(&mem);
-    let q = s.quarantined(1).expect("v1 quarantined, not forgotten");
-    assert_eq!((q.reason, q.detail), (QuarantineReason::CrashLoop, 1));
-    assert!(s.tracks.iter().flatten().any(|t| t.version == 9));
-    for v in 2..=8 {
+    assert!(
+        s.quarantine.iter().all(Option::is_none),
+        "nobody quarantined"
+    );
+    assert!(s.track(9).is_some());
+    for v in 1..=8 {
         assert_eq!(s.attempts(v), 1, "v{v}");
     }
 }
@@ -499,4 +554,420 @@ fn a_crash_looping_version_is_not_released_by_quarantine_evictions() {
     );
     // The operator's reset clears the floor.
     assert_eq!(reset(&s).floor, 0);
+}
+
+// ---- Issue 15: holes in the fail-safe.
+
+fn safe_env() -> Env {
+    Env {
+        windows_safe_mode: true,
+        ..Env::default()
+    }
+}
+
+/// Item 1: crash, safe-mode boot (clean shutdown or even "healthy"), crash, crash: the
+/// start after the third crash quarantines v2. Before the fix, the safe-mode boot's
+/// outcome marked v2's pending attempt clean and v2 got extra tries.
+#[test]
+fn a_safe_mode_start_never_closes_a_pending_crash() {
+    for (how, safe_e, safe_c) in [
+        ("windows safe mode", safe_env(), cfg()),
+        (
+            "force-safe-mode",
+            env(),
+            Config {
+                force_safe_mode: true,
+                ..cfg()
+            },
+        ),
+    ] {
+        for then in [Then::Clean, Then::Healthy] {
+            let (mut mem, mut store) = (Mem::default(), Store::default());
+            store.stage(1);
+            boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+            store.stage(2);
+            assert_eq!(
+                boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash).2,
+                Some(2)
+            );
+            // The responder boots safe mode to look around, and the machine shuts down
+            // cleanly (or stays up long enough to be "healthy"): nothing of v2's closes.
+            let (mode, _, active) =
+                boot_closing_whatever_is_pending(&mut mem, &mut store, &safe_c, &safe_e, then);
+            assert_eq!((mode, active), (Mode::Safe, None), "{how}");
+            let s = state_of(&mem);
+            assert_eq!(
+                s.pending().map(|a| a.ver.version),
+                Some(2),
+                "{how} {then:?}"
+            );
+            assert_eq!(s.attempts(2), 0, "{how}: not charged in safe mode");
+            assert_eq!(
+                boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash).2,
+                Some(2)
+            );
+            assert_eq!(state_of(&mem).attempts(2), 1, "{how}: charged once");
+            assert_eq!(
+                boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash).2,
+                Some(2)
+            );
+            assert_eq!(state_of(&mem).attempts(2), 2);
+            assert_eq!(
+                boot(&mut mem, &mut store, &cfg(), &env(), Then::Clean),
+                (Mode::Fallback, Reason::NewerQuarantined, Some(1)),
+                "{how} {then:?}: the third crash quarantines v2"
+            );
+            let q = *state_of(&mem).quarantined(2).unwrap();
+            assert_eq!((q.reason, q.detail), (QuarantineReason::CrashLoop, 3));
+        }
+    }
+}
+
+/// Item 1: an activation is good only in the start that made it. After a safe start (which
+/// counts a boot), the old activation no longer closes the pending attempt.
+#[test]
+fn a_stale_activation_closes_nothing() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let s = start(&mut mem, &mut store, &cfg(), &env());
+    let act = s.activation.unwrap();
+    assert!(clean_shutdown(s.durable.state(), &act).is_some());
+    drop(s);
+    let s = start(&mut mem, &mut store, &cfg(), &safe_env());
+    assert!(s.activation.is_none());
+    let st = *s.durable.state();
+    assert_eq!(st.pending().unwrap().ver, act.ver);
+    assert_eq!(clean_shutdown(&st, &act), None);
+    assert_eq!(healthy(&st, &act, &passing(&cfg()), &cfg()), None);
+    // An activation for another version or boot never matches either.
+    let other = Activation {
+        boot: act.boot,
+        ver: Ver {
+            version: 1,
+            digest: [7; 32],
+        },
+    };
+    let s = start(&mut mem, &mut store, &cfg(), &env());
+    assert_eq!(clean_shutdown(s.durable.state(), &other), None);
+}
+
+/// Item 1: a start whose record could not be written activated nothing; the pending
+/// attempt stays pending and is charged exactly once by the next start.
+#[test]
+fn an_unwritable_start_leaves_the_pending_attempt_for_one_charge() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+    store.stage(2);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    mem.fail_writes = true;
+    for _ in 0..3 {
+        let s = start(&mut mem, &mut store, &cfg(), &env());
+        assert_eq!(s.choice.reason, Reason::StateUnwritable);
+        assert!(s.activation.is_none() && s.active.is_none());
+        assert_eq!(s.persist_error, Some(IoError { code: 28 }));
+        let r = s.report();
+        assert!(r.record_not_written);
+        assert_eq!(
+            (r.reason, r.error),
+            (Reason::StateUnwritable, Some(IoError { code: 28 }))
+        );
+    }
+    mem.fail_writes = false;
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Clean);
+    assert_eq!(state_of(&mem).attempts(2), 1, "charged exactly once");
+}
+
+/// Item 2: with every count entry holding an unclean start, a new version is not tried
+/// (the record refuses to try what it cannot count); nobody is quarantined before its
+/// threshold. Before the fix, the oldest was quarantined after one crash.
+#[test]
+fn a_full_count_table_refuses_to_try_and_never_quarantines_early() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+    let mut unclean: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut uncountable = 0;
+    let last = MAX_TRACKED as u64 + 6;
+    for v in 2..=last {
+        store.stage(v);
+        let (_, reason, active) = boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+        if reason == Reason::NewerUncountable {
+            uncountable += 1;
+        }
+        let a = active.unwrap();
+        *unclean.entry(a).or_default() += 1;
+        let s = state_of(&mem);
+        for q in s.quarantine.iter().flatten() {
+            assert_eq!(q.reason, QuarantineReason::CrashLoop);
+            assert_eq!(
+                unclean[&q.ver.version], 3,
+                "v{} quarantined after {} unclean starts",
+                q.ver.version, unclean[&q.ver.version]
+            );
+        }
+        assert!(unclean.values().all(|&c| c <= 3));
+    }
+    assert!(uncountable > 0, "the table filled up");
+    assert!(state_of(&mem).quarantine.iter().flatten().count() > 0);
+    // The issue's exact case: 1 healthy, then 2..=10 each crash once: nobody quarantined.
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+    for v in 2..=10 {
+        store.stage(v);
+        assert_eq!(
+            boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash).2,
+            Some(v)
+        );
+    }
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Clean);
+    assert!(state_of(&mem).quarantine.iter().all(Option::is_none));
+}
+
+/// Item 2: once a version reaches healthy, the counts below it are dropped and the new
+/// version that could not be counted is tried.
+#[test]
+fn an_uncountable_version_is_tried_once_room_is_made() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+    // v1 (last-known-good) and v2..=v16 each crashed once fill the 16 count entries.
+    let full = MAX_TRACKED as u64;
+    for v in 2..=full {
+        store.stage(v);
+        boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    }
+    store.stage(full + 1);
+    let (mode, reason, active) = boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+    assert_eq!(
+        (mode, reason, active),
+        (Mode::Fallback, Reason::NewerUncountable, Some(full))
+    );
+    assert_eq!(state_of(&mem).attempts(full), 0, "healthy cleared it");
+    assert_eq!(
+        boot(&mut mem, &mut store, &cfg(), &env(), Then::Clean),
+        (Mode::Normal, Reason::NewestContent, Some(full + 1))
+    );
+}
+
+/// Item 3: a crash-loop quarantine carries the SHA-256 of the file whose starts were
+/// counted (it was all zero before: the digest was looked up after the attempt was gone).
+#[test]
+fn crash_loop_quarantine_carries_the_real_digest() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy);
+    store.stage(2);
+    for _ in 0..4 {
+        boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    }
+    let want = file_digest(&store.files[&2]);
+    let q = *state_of(&mem).quarantined(2).unwrap();
+    assert_eq!(q.reason, QuarantineReason::CrashLoop);
+    assert_eq!(q.ver.digest, want);
+    assert_ne!(q.ver.digest, [0; 32]);
+    // Also when the threshold is lowered below a count already charged (quarantined in
+    // `choose`, from the count entry's digest).
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(5);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    let one = Config {
+        threshold: 1,
+        ..cfg()
+    };
+    boot(&mut mem, &mut store, &one, &env(), Then::Crash);
+    let q = *state_of(&mem).quarantined(5).unwrap();
+    assert_eq!(q.ver.digest, file_digest(&store.files[&5]));
+}
+
+/// Health: uptime alone is not healthy. A failed canary is recorded with its error, the
+/// attempt stays in progress and is charged at the next start.
+#[test]
+fn healthy_needs_the_canary_and_the_uptime() {
+    let c = Config {
+        healthy_after_secs: 120,
+        ..cfg()
+    };
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let mut s = start(&mut mem, &mut store, &c, &env());
+    let act = s.activation.unwrap();
+    let failed = HealthEvidence {
+        uptime_secs: 600,
+        canary: Err(IoError { code: 5 }),
+    };
+    let h = s.durable.health(&act, &failed, &c).unwrap().unwrap();
+    assert!(!h.passed);
+    assert_eq!(h.canary, Err(IoError { code: 5 }));
+    let early = HealthEvidence {
+        uptime_secs: 119,
+        canary: Ok(()),
+    };
+    assert!(!s.durable.health(&act, &early, &c).unwrap().unwrap().passed);
+    drop(s);
+    let st = state_of(&mem);
+    assert_eq!(st.pending().map(|a| a.ver.version), Some(1));
+    assert_eq!(st.lkg, None);
+    let h = st.health.unwrap();
+    assert_eq!((h.version, h.uptime_secs, h.passed), (1, 119, false));
+    // The next start charges it.
+    boot(&mut mem, &mut store, &c, &env(), Then::Crash);
+    assert_eq!(state_of(&mem).attempts(1), 1);
+    // Both: healthy, and the evidence is in the record.
+    let mut s = start(&mut mem, &mut store, &c, &env());
+    let act = s.activation.unwrap();
+    let ok = HealthEvidence {
+        uptime_secs: 120,
+        canary: Ok(()),
+    };
+    assert!(s.durable.health(&act, &ok, &c).unwrap().unwrap().passed);
+    let st = state_of(&mem);
+    assert_eq!(st.lkg.map(|l| l.version), Some(1));
+    assert_eq!(st.attempts(1), 0);
+    assert_eq!(st.attempt.unwrap().phase, Phase::Healthy);
+    assert!(st.health.unwrap().passed);
+}
+
+/// Item 4: a responder's rebuild of an unreadable record: every stored version gets one
+/// try (threshold - 1 assumed used), no last-known-good; what does not fit the count table
+/// is below the floor.
+#[test]
+fn rebuild_puts_every_stored_version_on_probation() {
+    let ver = |v: u64| Ver {
+        version: v,
+        digest: [v as u8; 32],
+    };
+    let s = rebuild(&[ver(3), ver(1), ver(2)], &cfg(), false);
+    assert_eq!((s.attempts(1), s.attempts(2), s.attempts(3)), (2, 2, 2));
+    assert_eq!(s.track(3).unwrap().ver.digest, [3; 32]);
+    assert_eq!((s.lkg, s.floor, s.force_safe), (None, 0, false));
+    let many: Vec<Ver> = (1..=MAX_TRACKED as u64 + 3).map(ver).collect();
+    let s = rebuild(&many, &cfg(), true);
+    assert_eq!(s.floor, 3, "the three oldest do not fit");
+    assert!(s.force_safe);
+    assert_eq!(s.attempts(4), 2);
+    // Run from it: the newest gets one try; one crash quarantines it; then the next.
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    store.stage(2);
+    let r = rebuild(
+        &[1u64, 2].map(|v| Ver {
+            version: v,
+            digest: file_digest(&store.files[&v]),
+        }),
+        &cfg(),
+        false,
+    );
+    mem.rec = Some([encode_slot(&r, 1), [0; SLOT_LEN]].concat());
+    assert_eq!(
+        boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash).2,
+        Some(2)
+    );
+    assert_eq!(
+        boot(&mut mem, &mut store, &cfg(), &env(), Then::Healthy),
+        (Mode::Fallback, Reason::NewerQuarantined, Some(1))
+    );
+    let s = state_of(&mem);
+    let q = s.quarantined(2).unwrap();
+    assert_eq!((q.detail, q.ver.digest), (3, file_digest(&store.files[&2])));
+    assert_eq!(s.lkg.map(|l| l.version), Some(1));
+}
+
+/// Item 4: the read error reaches the caller (the console prints it).
+#[test]
+fn an_unreadable_record_reports_its_error() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    mem.fail_reads = true;
+    store.stage(1);
+    let s = start(&mut mem, &mut store, &cfg(), &env());
+    assert_eq!(s.prior, Prior::Unreadable(IoError { code: 5 }));
+    let r = s.report();
+    assert_eq!(
+        (r.reason, r.record_not_written, r.error),
+        (Reason::StateUnreadable, true, Some(IoError { code: 5 }))
+    );
+}
+
+/// Item 5: the start report round-trips and rejects damage.
+#[test]
+fn start_reports_round_trip() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(4);
+    let s = start(
+        &mut mem,
+        &mut store,
+        &cfg(),
+        &Env {
+            writes_may_not_persist: true,
+            ..env()
+        },
+    );
+    let r = s.report();
+    assert_eq!((r.version, r.boot, r.record_seq), (4, 1, 1));
+    assert!(r.writes_may_not_persist && !r.record_not_written);
+    let bytes = encode_report(&r);
+    assert_eq!(bytes.len(), REPORT_LEN);
+    assert_eq!(decode_report(&bytes), Some(r));
+    for i in 0..REPORT_LEN {
+        let mut b = bytes;
+        b[i] ^= 0x40;
+        assert_eq!(decode_report(&b), None, "byte {i}");
+    }
+    assert_eq!(decode_report(&bytes[1..]), None);
+}
+
+/// Write filters: the flag is recorded in the decision; it changes no decision.
+#[test]
+fn writes_may_not_persist_is_recorded_not_acted_on() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let uwf = Env {
+        writes_may_not_persist: true,
+        ..env()
+    };
+    assert_eq!(
+        boot(&mut mem, &mut store, &cfg(), &uwf, Then::Clean),
+        (Mode::Normal, Reason::NewestContent, Some(1))
+    );
+    assert!(state_of(&mem).last.unwrap().writes_may_not_persist);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Clean);
+    assert!(!state_of(&mem).last.unwrap().writes_may_not_persist);
+    boot(
+        &mut mem,
+        &mut store,
+        &cfg(),
+        &Env {
+            windows_safe_mode: true,
+            writes_may_not_persist: true,
+        },
+        Then::Clean,
+    );
+    let l = state_of(&mem).last.unwrap();
+    assert_eq!(
+        (l.reason, l.writes_may_not_persist),
+        (Reason::WindowsSafeMode, true)
+    );
+}
+
+/// Reset forgets history but not the crash of the start in progress.
+#[test]
+fn reset_keeps_the_pending_attempt() {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Crash);
+    let s = state_of(&mem);
+    assert_eq!(s.attempts(1), 1);
+    let r = reset(&s);
+    assert_eq!(r.attempts(1), 0);
+    assert_eq!(r.pending(), s.pending());
+    mem.rec = Some([encode_slot(&r, 50), [0; SLOT_LEN]].concat());
+    boot(&mut mem, &mut store, &cfg(), &env(), Then::Clean);
+    assert_eq!(
+        state_of(&mem).attempts(1),
+        1,
+        "the pending crash is charged once"
+    );
 }

@@ -15,7 +15,9 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 
-use failsafe_loader::state::machine::{self, Begin, Config, Env, Prior};
+use failsafe_loader::state::machine::{
+    self, Activation, Begin, Config, Env, HealthEvidence, Prior,
+};
 use failsafe_loader::state::record::{self, RECORD_LEN, SLOT_LEN, State};
 use failsafe_loader::state::{ContentStore, IoError, StateMedium, start};
 use failsafe_loader::{Event, Input, RuleSet, validate};
@@ -106,14 +108,16 @@ pub fn fs_decide(
             0
         }
         Begin::Choose(mut s) => {
-            let c = machine::choose(&mut s, store, excluded, cfg);
+            let c = machine::choose(&mut s, store, excluded, cfg, env);
             *out = s;
             c.target.unwrap_or(0)
         }
     }
 }
 
-/// The post-start events and the operator's commands.
+/// The post-start events (health with its evidence, clean shutdown), the operator's
+/// commands (rebuild among them) and the start report's encoding.
+#[allow(clippy::too_many_arguments)]
 #[unsafe(no_mangle)]
 pub fn fs_events(
     s: &State,
@@ -121,19 +125,31 @@ pub fn fs_events(
     version: u64,
     ver: &record::Ver,
     ordinal: u32,
+    act: &Activation,
+    evidence: &HealthEvidence,
+    cfg: &Config,
+    present: &[record::Ver],
+    report: &[u8],
     out: &mut State,
 ) -> bool {
     let mut n = *s;
     let r = match which {
-        0 => machine::healthy(s),
-        1 => machine::clean_shutdown(s),
+        0 => machine::healthy(s, act, evidence, cfg),
+        1 => machine::clean_shutdown(s, act),
         2 => Some(machine::set_force_safe(s, version != 0)),
         3 => Some(machine::reset(s)),
         4 => machine::unquarantine(s, version),
         5 => {
-            machine::record_attempt(&mut n, *ver);
+            let _ = machine::record_attempt(&mut n, *ver);
             Some(n)
         }
+        6 => Some(machine::rebuild(present, cfg, version != 0)),
+        7 => record::decode_report(report).map(|r| {
+            n.boot = r.boot;
+            let bytes = record::encode_report(&r);
+            n.floor = u64::from(bytes.first().copied().unwrap_or(0));
+            n
+        }),
         _ => {
             machine::reject_invalid(&mut n, *ver, ordinal);
             Some(n)
@@ -184,12 +200,22 @@ impl ContentStore for Store {
     }
 }
 
-/// The whole start sequence, then healthy and clean shutdown, as `DriverEntry`, the health
-/// work item and the shutdown notification run them.
+/// The whole start sequence, its start report, then the health check and clean shutdown,
+/// as `DriverEntry`, the health work item and the shutdown notification run them.
 #[unsafe(no_mangle)]
-pub fn fs_start(medium: Medium, mut store: Store, cfg: &Config, env: &Env) -> u64 {
+pub fn fs_start(
+    medium: Medium,
+    mut store: Store,
+    cfg: &Config,
+    env: &Env,
+    evidence: &HealthEvidence,
+    report: &mut [u8; record::REPORT_LEN],
+) -> u64 {
     let mut s = start(medium, &mut store, cfg, env);
-    let _ = s.durable.apply(machine::healthy);
-    let _ = s.durable.apply(machine::clean_shutdown);
+    *report = record::encode_report(&s.report());
+    if let Some(act) = s.activation {
+        let _ = s.durable.health(&act, evidence, cfg);
+        let _ = s.durable.clean_shutdown(&act);
+    }
     s.active.map_or(0, |(v, _)| v.version)
 }

@@ -358,11 +358,12 @@ fn parameters_defaults_equal_what_the_driver_reads() {
     let mut in_inf: Vec<String> = regs.iter().map(|g| g.name.clone()).collect();
     in_inf.sort();
     assert_eq!(in_inf, read, "INF Parameters vs values the driver reads");
-    // The CLI mirrors ForceSafeMode into the same key.
-    let cli = std::fs::read_to_string(root().join("../cli/src/report.rs")).expect("report.rs");
-    assert!(
-        cli.contains(r#"Services\failsafeflt\Parameters"#) && cli.contains("\"ForceSafeMode\"")
-    );
+    // The CLI reads the switches from, and mirrors ForceSafeMode into, the same key.
+    let cli = std::fs::read_to_string(root().join("../cli/src/registry.rs")).expect("registry.rs");
+    assert!(cli.contains(r#"Services\failsafeflt\Parameters"#));
+    for name in ["ForceSafeMode", "Threshold", "HealthyAfterSeconds"] {
+        assert!(cli.contains(&format!("\"{name}\"")), "{name}");
+    }
 }
 
 /// The driver's Rust sources, `driver/src` and its subdirectories.

@@ -2,9 +2,10 @@
 //! the start sequence in [`super::start`] calls these and persists what they return.
 
 use super::record::{
-    Attempt, LastDecision, Loaded, MAX_QUARANTINE, MAX_TRACKED, Mode, Phase, QEntry,
+    Attempt, HealthCheck, LastDecision, Loaded, MAX_QUARANTINE, MAX_TRACKED, Mode, Phase, QEntry,
     QuarantineReason, Reason, State, Track, Ver,
 };
+use super::start::IoError;
 
 /// Configuration (service `Parameters` key on Windows; flags in the CLI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,17 +48,22 @@ impl Default for Config {
 pub struct Env {
     /// Windows booted in Safe Mode (`InitSafeBootMode != 0`).
     pub windows_safe_mode: bool,
+    /// A write filter (UWF, EWF, FBWF) or a non-persistent disk may discard writes to the
+    /// record's volume at reboot, so the counter may never advance. Recorded in the
+    /// decision and shown by the console; it changes no decision (see
+    /// `docs/boot-safety.md`, "Write filters").
+    pub writes_may_not_persist: bool,
 }
 
 /// The state read at start, as the decision sees it.
-// The record is fixed-size by design (no allocation at start); about 1 KiB on the stack.
+// The record is fixed-size by design (no allocation at start); about 2 KiB on the stack.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prior {
     /// As decoded from the medium.
     Loaded(Loaded),
-    /// The medium failed to read.
-    Unreadable,
+    /// The medium failed to read, with this error.
+    Unreadable(IoError),
 }
 
 /// The first half of a start: the previous attempt charged, the boot counted.
@@ -74,24 +80,33 @@ pub enum Begin {
     },
 }
 
+fn decided(s: &mut State, mode: Mode, reason: Reason, version: Option<u64>, env: &Env) {
+    s.last = Some(LastDecision {
+        mode,
+        reason,
+        version: version.unwrap_or(0),
+        boot: s.boot,
+        writes_may_not_persist: env.writes_may_not_persist,
+    });
+}
+
 /// Starts a boot: decides safe mode, or charges an unclean previous attempt to the version
-/// that was active then and counts the boot.
+/// that was active then and counts the boot. A charge that reaches `threshold` quarantines
+/// that version here, with the digest of the file whose starts were counted.
+///
+/// Safe mode (either switch) touches no counter: an attempt left in progress stays in
+/// progress, to be charged exactly once at the next start that is not safe.
 pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
     let safe = |state: Option<State>, reason: Reason| {
         let write = state.map(|mut s| {
             s.boot = s.boot.saturating_add(1);
-            s.last = Some(LastDecision {
-                mode: Mode::Safe,
-                reason,
-                version: 0,
-                boot: s.boot,
-            });
+            decided(&mut s, Mode::Safe, reason, None, env);
             s
         });
         Begin::Safe { reason, write }
     };
     let state = match prior {
-        Prior::Unreadable => return safe(None, Reason::StateUnreadable),
+        Prior::Unreadable(_) => return safe(None, Reason::StateUnreadable),
         Prior::Loaded(Loaded::Lost) => {
             // Nothing in it can be trusted: write a fresh record that says so. Only the
             // switches below still apply to it.
@@ -107,8 +122,6 @@ pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
         Prior::Loaded(Loaded::Fresh) => State::default(),
         Prior::Loaded(Loaded::Ok(s)) => s.state,
     };
-    // Switches touch no counters: an in-progress attempt stays in progress, to be charged
-    // at the next normal start.
     if env.windows_safe_mode {
         return safe(Some(state), Reason::WindowsSafeMode);
     }
@@ -116,14 +129,20 @@ pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
         return safe(Some(state), Reason::ForceSafeMode);
     }
     let mut s = state;
-    if let Some(a) = s.attempt {
-        if a.phase == Phase::InProgress {
-            let n = s.attempts(a.ver.version).saturating_add(1);
-            set_attempts(&mut s, a.ver.version, n);
-        }
-        s.attempt = None;
-    }
     s.boot = s.boot.saturating_add(1);
+    if let Some(a) = s.pending().copied() {
+        let n = s.attempts(a.ver.version).saturating_add(1);
+        if !set_attempts(&mut s, a.ver, n) {
+            // Unreachable by construction (the attempt's count entry was made when the
+            // attempt was recorded). Should it happen, the version could not be counted:
+            // refuse to try it (and anything below it) rather than forget the crash or
+            // quarantine it early.
+            s.floor = s.floor.max(a.ver.version);
+        } else if n >= cfg.threshold() {
+            quarantine(&mut s, a.ver, QuarantineReason::CrashLoop, u32::from(n));
+        }
+    }
+    s.attempt = None;
     Begin::Choose(s)
 }
 
@@ -138,16 +157,34 @@ pub struct Choice {
     pub reason: Reason,
 }
 
+/// Whether `v` can be counted: it has a count entry, or one can be made for it without
+/// forgetting a count that may still matter.
+pub fn countable(s: &State, v: u64) -> bool {
+    s.track(v).is_some() || free_track(s).is_some()
+}
+
 /// Chooses content for a start (after [`begin`]): the newest version in `store` that is not
-/// below last-known-good, not quarantined and not `excluded` (unreadable this start). A
-/// version that has used up its attempts is quarantined here, and the next one considered.
+/// below last-known-good, not quarantined, not `excluded` (unreadable this start) and can be
+/// counted. A version that has used up its attempts is quarantined here (only when the
+/// threshold was lowered since it was charged: [`begin`] quarantines at the charge), and
+/// the next one considered.
+///
+/// A version that cannot be counted (every count entry holds an unclean count of a version
+/// that may still be chosen) is not tried at this start (reason `newer-uncountable`): the
+/// bounded record refuses to try, it never quarantines early. It becomes countable when
+/// one of those versions reaches healthy (counts below last-known-good are dropped) or is
+/// quarantined at its threshold.
+///
 /// Returns the choice and updates `s` (quarantine, last decision); the caller records the
 /// attempt with [`record_attempt`] once it knows the file's digest.
-pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config) -> Choice {
+pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config, env: &Env) -> Choice {
     let threshold = cfg.threshold();
     let newest = store.iter().copied().max();
-    // Each turn quarantines one version or breaks: at most `store.len() + 1` turns.
-    let mut turns = store.len();
+    let mut upper = u64::MAX; // candidates are below this (exclusive) after an uncountable
+    let mut uncountable = false;
+    // Each turn quarantines one version (at most `store.len()`) or lowers `upper` past one
+    // (at most `store.len()`), or breaks.
+    let mut turns = store.len().saturating_mul(2).saturating_add(1);
     let choice = loop {
         let floor = s.lkg.map_or(0, |l| l.version);
         let cand = store
@@ -155,6 +192,7 @@ pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config) -> C
             .copied()
             .filter(|&v| {
                 v != 0
+                    && v < upper
                     && v >= floor
                     && (v > s.floor || v == floor)
                     && s.quarantined(v).is_none()
@@ -172,21 +210,29 @@ pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config) -> C
                 reason,
             };
         };
+        if turns == 0 {
+            break Choice {
+                target: None,
+                mode: Mode::Fallback,
+                reason: Reason::NothingUsable,
+            };
+        }
+        turns = turns.saturating_sub(1);
         let used = s.attempts(v);
         if used >= threshold {
-            if turns == 0 {
-                break Choice {
-                    target: None,
-                    mode: Mode::Fallback,
-                    reason: Reason::NothingUsable,
-                };
-            }
-            turns = turns.saturating_sub(1);
-            let ver = Ver {
-                version: v,
-                digest: digest_known(s, v),
-            };
+            let ver = s.track(v).map_or(
+                Ver {
+                    version: v,
+                    digest: [0; 32],
+                },
+                |t| t.ver,
+            );
             quarantine(s, ver, QuarantineReason::CrashLoop, u32::from(used));
+            continue;
+        }
+        if !countable(s, v) {
+            uncountable = true;
+            upper = v;
             continue;
         }
         let reason = if Some(v) == newest {
@@ -196,6 +242,8 @@ pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config) -> C
             .any(|&n| n > v && excluded.contains(&n) && s.quarantined(n).is_none())
         {
             Reason::NewerUnreadable
+        } else if uncountable {
+            Reason::NewerUncountable
         } else {
             Reason::NewerQuarantined
         };
@@ -210,32 +258,41 @@ pub fn choose(s: &mut State, store: &[u64], excluded: &[u64], cfg: &Config) -> C
             reason,
         };
     };
-    s.last = Some(LastDecision {
-        mode: choice.mode,
-        reason: choice.reason,
-        version: choice.target.unwrap_or(0),
-        boot: s.boot,
-    });
+    let choice = if choice.target.is_none() && uncountable {
+        Choice {
+            reason: Reason::NewerUncountable,
+            ..choice
+        }
+    } else {
+        choice
+    };
+    decided(s, choice.mode, choice.reason, choice.target, env);
     choice
 }
 
-fn digest_known(s: &State, v: u64) -> [u8; 32] {
-    [s.attempt.map(|a| a.ver), s.lkg]
-        .into_iter()
-        .flatten()
-        .find(|x| x.version == v)
-        .map_or([0; 32], |x| x.digest)
+/// What this start activated: the only attempt its outcomes (healthy, clean shutdown) may
+/// close. Made by [`record_attempt`]; the start sequence hands it out in
+/// `Started::activation` only when the attempt was durable and the content active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Activation {
+    /// Version and file digest.
+    pub ver: Ver,
+    /// Boot sequence number of the start.
+    pub boot: u64,
 }
 
 /// Records that `ver` is about to be activated: the attempt in progress, which must be
-/// durable before the content is parsed.
-pub fn record_attempt(s: &mut State, ver: Ver) {
+/// durable before the content is parsed. The caller made sure `ver` is countable
+/// ([`choose`] does).
+pub fn record_attempt(s: &mut State, ver: Ver) -> Activation {
     let n = s.attempts(ver.version);
-    set_attempts(s, ver.version, n);
+    let _ = set_attempts(s, ver, n);
     s.attempt = Some(Attempt {
         ver,
         phase: Phase::InProgress,
+        boot: s.boot,
     });
+    Activation { ver, boot: s.boot }
 }
 
 /// A version that was read and failed validation: quarantined at once, not active.
@@ -246,16 +303,11 @@ pub fn reject_invalid(s: &mut State, ver: Ver, error_ordinal: u32) {
     quarantine(s, ver, QuarantineReason::Invalid, error_ordinal);
 }
 
-/// A start that activates nothing, for `reason`; records the decision. No attempt is left
-/// in progress (none was made with content).
-fn no_content(s: &mut State, mode: Mode, reason: Reason) -> Choice {
+/// A start that activates nothing, for `reason`; records the decision. No attempt of this
+/// start is left in progress (none was made with content).
+fn no_content(s: &mut State, mode: Mode, reason: Reason, env: &Env) -> Choice {
     s.attempt = None;
-    s.last = Some(LastDecision {
-        mode,
-        reason,
-        version: 0,
-        boot: s.boot,
-    });
+    decided(s, mode, reason, None, env);
     Choice {
         target: None,
         mode,
@@ -264,48 +316,89 @@ fn no_content(s: &mut State, mode: Mode, reason: Reason) -> Choice {
 }
 
 /// The store could not be listed: no content this start, nothing quarantined.
-pub fn store_unreadable(s: &mut State) -> Choice {
-    no_content(s, Mode::Fallback, Reason::StoreUnreadable)
+pub fn store_unreadable(s: &mut State, env: &Env) -> Choice {
+    no_content(s, Mode::Fallback, Reason::StoreUnreadable, env)
 }
 
 /// Memory for the start could not be reserved: nothing may be activated.
-pub fn out_of_memory(s: &mut State) -> Choice {
-    no_content(s, Mode::Safe, Reason::OutOfMemory)
+pub fn out_of_memory(s: &mut State, env: &Env) -> Choice {
+    no_content(s, Mode::Safe, Reason::OutOfMemory, env)
 }
 
-/// The record could not be written before activation: nothing may be activated.
-pub fn state_unwritable(s: &mut State) -> Choice {
-    no_content(s, Mode::Safe, Reason::StateUnwritable)
+/// The record could not be written before activation: nothing may be activated. (The
+/// record keeps what it had, a pending attempt included: it is charged at the next start.)
+pub fn state_unwritable(s: &mut State, env: &Env) -> Choice {
+    no_content(s, Mode::Safe, Reason::StateUnwritable, env)
 }
 
-/// The system stayed up `healthy_after` with the active content: its count is cleared and
-/// it becomes last-known-good. `None` when there is nothing to record.
-pub fn healthy(s: &State) -> Option<State> {
-    let a = s.attempt.filter(|a| a.phase == Phase::InProgress)?;
+/// The evidence a health check rests on: uptime with the content active, and the result
+/// of a canary operation through the filter stack (the driver's health work item creates,
+/// writes, flushes, reads back and deletes a file in its own directory; a filter that
+/// deadlocks on I/O never completes it, so the check never runs to report it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthEvidence {
+    /// Seconds of uptime with the content active.
+    pub uptime_secs: u32,
+    /// The canary: `Ok` when every step of it completed, else the first OS error.
+    pub canary: Result<(), IoError>,
+}
+
+/// A health check of the attempt `act` (this start's): records the evidence in the state
+/// and, only if the canary succeeded and the uptime reached `cfg.healthy_after_secs`,
+/// marks it healthy: its count is cleared and it becomes last-known-good (never lower than
+/// the current one). `None` when `act` is not the attempt in progress (nothing of this
+/// start's to close). Whether it passed is `health.passed` in the result.
+pub fn healthy(s: &State, act: &Activation, ev: &HealthEvidence, cfg: &Config) -> Option<State> {
+    let a = this_starts(s, act)?;
+    let passed = ev.canary.is_ok() && ev.uptime_secs >= cfg.healthy_after_secs;
     let mut n = *s;
-    set_attempts(&mut n, a.ver.version, 0);
-    n.attempt = Some(Attempt {
-        ver: a.ver,
-        phase: Phase::Healthy,
+    n.health = Some(HealthCheck {
+        version: a.ver.version,
+        boot: a.boot,
+        uptime_secs: ev.uptime_secs,
+        canary: ev.canary,
+        passed,
     });
-    n.lkg = Some(a.ver);
+    if !passed {
+        return Some(n);
+    }
+    let _ = set_attempts(&mut n, a.ver, 0);
+    n.attempt = Some(Attempt {
+        phase: Phase::Healthy,
+        ..a
+    });
+    if n.lkg.is_none_or(|l| l.version <= a.ver.version) {
+        n.lkg = Some(a.ver);
+    }
     // Counts of versions below the new last-known-good can never matter again.
+    let lkg = n.lkg.map_or(0, |l| l.version);
     for t in n.tracks.iter_mut() {
-        if t.is_some_and(|t| t.version < a.ver.version) {
+        if t.is_some_and(|t| t.ver.version < lkg) {
             *t = None;
         }
     }
     Some(n)
 }
 
-/// An orderly shutdown before healthy: this attempt is not charged. `None` when there is
-/// nothing to record.
-pub fn clean_shutdown(s: &State) -> Option<State> {
-    let a = s.attempt.filter(|a| a.phase == Phase::InProgress)?;
+/// The attempt in progress if it is `act`'s and no start has been counted since (a safe
+/// start counts a boot and leaves an earlier attempt pending: an activation from before it
+/// is stale).
+fn this_starts(s: &State, act: &Activation) -> Option<Attempt> {
+    s.pending()
+        .filter(|a| a.ver == act.ver && a.boot == act.boot && s.boot == act.boot)
+        .copied()
+}
+
+/// An orderly shutdown before healthy: this start's attempt `act` is not charged. `None`
+/// when `act` is not the attempt in progress: a start that activated nothing (safe mode,
+/// an unwritable record, ...) has no [`Activation`] and cannot close an earlier start's
+/// unclean attempt.
+pub fn clean_shutdown(s: &State, act: &Activation) -> Option<State> {
+    let a = this_starts(s, act)?;
     let mut n = *s;
     n.attempt = Some(Attempt {
-        ver: a.ver,
         phase: Phase::Clean,
+        ..a
     });
     Some(n)
 }
@@ -317,15 +410,23 @@ pub fn set_force_safe(s: &State, on: bool) -> State {
     n
 }
 
-/// Operator: forget counts, quarantine and last-known-good; keep the boot counter and the
-/// switch. The next start behaves as a first install: it tries the newest version.
+/// Operator: forget counts, quarantine, last-known-good and the floor; keep the boot
+/// counter, the switch, the last decision and an attempt still in progress (the start that
+/// made it ended uncleanly, or is running: the next start charges it, once, as always).
+/// The next start then tries the newest version as on a first install.
 pub fn reset(s: &State) -> State {
-    State {
+    let mut n = State {
         boot: s.boot,
         force_safe: s.force_safe,
         last: s.last,
+        health: s.health,
+        attempt: s.pending().copied(),
         ..State::default()
+    };
+    if let Some(a) = n.attempt {
+        let _ = set_attempts(&mut n, a.ver, 0);
     }
+    n
 }
 
 /// Operator: lift the quarantine of `version`; it gets fresh attempts. `None` if it was not
@@ -339,63 +440,99 @@ pub fn unquarantine(s: &State, version: u64) -> Option<State> {
         }
     }
     for t in n.tracks.iter_mut() {
-        if t.is_some_and(|t| t.version == version) {
+        if t.is_some_and(|t| t.ver.version == version) {
             *t = None;
         }
     }
     Some(n)
 }
 
-fn set_attempts(s: &mut State, version: u64, attempts: u8) {
-    if let Some(t) = s.tracks.iter_mut().flatten().find(|t| t.version == version) {
-        t.attempts = attempts;
-        return;
-    }
-    let lkg = s.lkg.map_or(0, |l| l.version);
-    let keep = |t: &Track| {
-        t.version == lkg || t.version >= lkg && !is_quarantined(&s.quarantine, t.version)
+/// Operator: a fresh record for a machine whose record was unreadable or lost. Its history
+/// is unknown, so every version `present` in the store is assumed to have used all its
+/// attempts but one: each gets exactly one more try, and one unclean start quarantines it.
+/// That keeps "at most `threshold` consecutive unclean starts" for any version that was not
+/// yet quarantined when the record was lost. There is no last-known-good (nothing has
+/// proven itself), so selection goes down through the stored versions, one try each.
+/// Versions that do not fit the count table (the oldest) are put below the floor: never
+/// tried automatically. `force_safe` sets the operator's switch in the new record.
+pub fn rebuild(present: &[Ver], cfg: &Config, force_safe: bool) -> State {
+    let mut s = State {
+        force_safe,
+        ..State::default()
     };
-    // A free slot; else one whose count can no longer matter (quarantined, or below
-    // last-known-good); else one with no unclean start to remember (a count of 0 is what a
-    // forgotten version gets anyway).
-    let free = s.tracks.iter().position(Option::is_none).or_else(|| {
-        s.tracks
+    let probation = cfg.threshold().saturating_sub(1);
+    // Newest first, `MAX_TRACKED` at most: selection sort over a slice the caller owns,
+    // without allocating.
+    let mut upper = u64::MAX;
+    for slot in 0..MAX_TRACKED {
+        let Some(ver) = present
             .iter()
-            .position(|t| t.is_some_and(|t| !keep(&t)))
-            .or_else(|| {
-                s.tracks
-                    .iter()
-                    .position(|t| t.is_some_and(|t| t.attempts == 0 && t.version != lkg))
-            })
-    });
-    let slot = match free {
-        Some(i) => Some(i),
-        None => {
-            // Every entry is a version with unclean starts. Forgetting one would give it
-            // fresh attempts if it is ever chosen again, breaking "at most `threshold`
-            // consecutive unclean starts": quarantine the oldest instead (it has been
-            // superseded by newer versions that were tried since).
-            let oldest = s
-                .tracks
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| t.filter(|t| t.version != lkg).map(|t| (i, t)))
-                .min_by_key(|(_, t)| t.version);
-            if let Some((i, t)) = oldest {
-                let digest = digest_known(s, t.version);
-                let ver = Ver {
-                    version: t.version,
-                    digest,
-                };
-                quarantine(s, ver, QuarantineReason::CrashLoop, u32::from(t.attempts));
-                Some(i)
-            } else {
-                None
-            }
+            .filter(|v| v.version != 0 && v.version < upper)
+            .max_by_key(|v| v.version)
+            .copied()
+        else {
+            break;
+        };
+        upper = ver.version;
+        if let Some(t) = s.tracks.get_mut(slot) {
+            *t = Some(Track {
+                ver,
+                attempts: probation,
+            });
         }
-    };
-    if let Some(t) = slot.and_then(|i| s.tracks.get_mut(i)) {
-        *t = Some(Track { version, attempts });
+    }
+    if let Some(left) = present
+        .iter()
+        .filter(|v| v.version < upper)
+        .map(|v| v.version)
+        .max()
+    {
+        s.floor = left;
+    }
+    s
+}
+
+/// A count entry that can be (re)used for a version without forgetting a count that may
+/// still matter: a free one, else one of a quarantined version, a version below
+/// last-known-good or at or below the floor (never chosen automatically), else one whose
+/// count is 0 (what a forgotten version gets anyway). Last-known-good's and the pending
+/// attempt's entries are kept.
+fn free_track(s: &State) -> Option<usize> {
+    let lkg = s.lkg.map_or(0, |l| l.version);
+    let pending = s.pending().map(|a| a.ver.version);
+    s.tracks.iter().position(Option::is_none).or_else(|| {
+        s.tracks.iter().position(|t| {
+            t.is_some_and(|t| {
+                let v = t.ver.version;
+                v != lkg
+                    && Some(v) != pending
+                    && (t.attempts == 0
+                        || v < lkg
+                        || v <= s.floor
+                        || is_quarantined(&s.quarantine, v))
+            })
+        })
+    })
+}
+
+/// Sets `ver`'s count; `false` if it has no entry and none can be made (see [`free_track`]).
+fn set_attempts(s: &mut State, ver: Ver, attempts: u8) -> bool {
+    if let Some(t) = s
+        .tracks
+        .iter_mut()
+        .flatten()
+        .find(|t| t.ver.version == ver.version)
+    {
+        t.attempts = attempts;
+        t.ver = ver;
+        return true;
+    }
+    match free_track(s).and_then(|i| s.tracks.get_mut(i)) {
+        Some(t) => {
+            *t = Some(Track { ver, attempts });
+            true
+        }
+        None => false,
     }
 }
 
@@ -405,7 +542,7 @@ fn is_quarantined(q: &[Option<QEntry>; MAX_QUARANTINE], v: u64) -> bool {
 
 fn quarantine(s: &mut State, ver: Ver, reason: QuarantineReason, detail: u32) {
     for t in s.tracks.iter_mut() {
-        if t.is_some_and(|t| t.version == ver.version) {
+        if t.is_some_and(|t| t.ver.version == ver.version) {
             *t = None;
         }
     }

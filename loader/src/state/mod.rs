@@ -5,9 +5,10 @@ pub mod machine;
 pub mod record;
 pub mod start;
 
-pub use machine::{Begin, Choice, Config, Env, Prior};
+pub use machine::{Activation, Begin, Choice, Config, Env, HealthEvidence, Prior};
 pub use record::{
-    Attempt, LastDecision, Loaded, Mode, Phase, QEntry, QuarantineReason, Reason, State, Ver,
+    Attempt, HealthCheck, LastDecision, Loaded, Mode, Phase, QEntry, QuarantineReason, Reason,
+    StartReport, State, Ver,
 };
 pub use start::{
     Clock, ContentStore, Durable, HealthTimer, IoError, Rejection, Started, StateMedium, start,

@@ -2,20 +2,27 @@
 //! SHA-256 checksum. A write goes to the slot not holding the newest valid copy, so a torn
 //! write destroys at most the copy being written; a read takes the valid slot with the
 //! higher sequence number. Layout in `docs/boot-safety.md`.
+//!
+//! Also here: the *start report*, a small separate record every start writes wherever it
+//! still can (registry, a second file), so the console can tell that a start ran without
+//! content even when the state record itself could not be written.
 
 use sha2::{Digest as _, Sha256};
 
+use super::start::IoError;
+
 /// Bytes in one slot.
-pub const SLOT_LEN: usize = 1024;
+pub const SLOT_LEN: usize = 2048;
 /// Bytes in the whole record (two slots).
 pub const RECORD_LEN: usize = 2 * SLOT_LEN;
-/// Versions whose attempt counts are kept.
-pub const MAX_TRACKED: usize = 8;
+/// Versions whose attempt counts are kept. A version that would need a count when all
+/// are taken by versions that may still be chosen is not tried (see `machine::choose`).
+pub const MAX_TRACKED: usize = 16;
 /// Quarantine entries kept.
-pub const MAX_QUARANTINE: usize = 12;
+pub const MAX_QUARANTINE: usize = 16;
 
 const MAGIC: [u8; 4] = *b"FSST";
-const LAYOUT: u16 = 1;
+const LAYOUT: u16 = 2;
 const SUM_AT: usize = SLOT_LEN - 32;
 
 /// A content version and the SHA-256 of its file (all zero when not known).
@@ -73,15 +80,33 @@ pub struct Attempt {
     pub ver: Ver,
     /// How it has gone.
     pub phase: Phase,
+    /// Boot sequence number of the start that made it: only that start's outcomes
+    /// (healthy, clean shutdown) may close it.
+    pub boot: u64,
 }
 
 /// Consecutive unclean starts charged to a version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Track {
-    /// Version.
-    pub version: u64,
+    /// Version and the digest of the file whose starts were counted.
+    pub ver: Ver,
     /// Unclean starts since it was last healthy (or first seen).
     pub attempts: u8,
+}
+
+/// The last health check of an activated version: the evidence "healthy" rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Version that was active.
+    pub version: u64,
+    /// Boot sequence number of the start that activated it.
+    pub boot: u64,
+    /// Seconds of uptime with the content active when the check ran.
+    pub uptime_secs: u32,
+    /// The canary operation through the filter stack: `Ok`, or the OS error it failed with.
+    pub canary: Result<(), IoError>,
+    /// Whether the check marked the version healthy.
+    pub passed: bool,
 }
 
 /// Why a version is quarantined.
@@ -194,11 +219,14 @@ pub enum Reason {
     StateUnwritable,
     /// Memory for the start could not be reserved: nothing activated.
     OutOfMemory,
+    /// A newer version could not be counted (every count entry holds an unclean count of a
+    /// version that may still be chosen), so it was not tried: an older one runs, or none.
+    NewerUncountable,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::NewestContent,
         Reason::NoContentStaged,
         Reason::NewerQuarantined,
@@ -211,6 +239,7 @@ impl Reason {
         Reason::StateUnreadable,
         Reason::StateUnwritable,
         Reason::OutOfMemory,
+        Reason::NewerUncountable,
     ];
     fn code(self) -> u8 {
         let pos = Self::ALL.iter().position(|r| *r == self).unwrap_or(0);
@@ -234,6 +263,7 @@ impl Reason {
             Reason::StateUnreadable => "state-unreadable",
             Reason::StateUnwritable => "state-unwritable",
             Reason::OutOfMemory => "out-of-memory",
+            Reason::NewerUncountable => "newer-uncountable",
         }
     }
 }
@@ -249,6 +279,9 @@ pub struct LastDecision {
     pub version: u64,
     /// Boot sequence number of that start.
     pub boot: u64,
+    /// The OS reported a write filter (UWF and the like) or another reason that writes to
+    /// the record's volume may not survive a reboot: the counter may not advance.
+    pub writes_may_not_persist: bool,
 }
 
 /// The boot-attempt state. Fixed size: no allocation, ever.
@@ -271,16 +304,29 @@ pub struct State {
     /// Versions at or below this one are never chosen automatically (last-known-good
     /// excepted): raised when a crash-looping version's quarantine entry had to make room.
     pub floor: u64,
+    /// The last health check (uptime and canary), passed or not.
+    pub health: Option<HealthCheck>,
 }
 
 impl State {
     /// Attempts charged to `version`.
     pub fn attempts(&self, version: u64) -> u8 {
+        self.track(version).map_or(0, |t| t.attempts)
+    }
+
+    /// The count entry of `version`.
+    pub fn track(&self, version: u64) -> Option<&Track> {
         self.tracks
             .iter()
             .flatten()
-            .find(|t| t.version == version)
-            .map_or(0, |t| t.attempts)
+            .find(|t| t.ver.version == version)
+    }
+
+    /// The attempt left in progress by an earlier start (not yet charged), if any.
+    pub fn pending(&self) -> Option<&Attempt> {
+        self.attempt
+            .as_ref()
+            .filter(|a| a.phase == Phase::InProgress)
     }
 
     /// The quarantine entry for `version`.
@@ -304,7 +350,7 @@ pub struct Stored {
 }
 
 struct W<'a> {
-    buf: &'a mut [u8; SLOT_LEN],
+    buf: &'a mut [u8],
     pos: usize,
 }
 
@@ -349,48 +395,77 @@ impl R<'_> {
     }
 }
 
-// Field offsets within a slot.
+// Field offsets within a slot (layout 2; the table in docs/boot-safety.md).
+const O_MAGIC: usize = 0;
+const O_LAYOUT: usize = 4;
+const O_LEN: usize = 6;
 const O_SEQ: usize = 8;
 const O_BOOT: usize = 16;
-const O_FLAGS: usize = 24;
+const O_FLAGS: usize = 24; // bit 0: operator's force-safe-mode
 const O_PHASE: usize = 25;
-const O_ATTEMPT: usize = 32; // version u64 + digest 32
-const O_LKG: usize = 72; // version u64 (0 = none) + digest 32
-const O_TRACKS: usize = 112; // MAX_TRACKED x (version u64, attempts u8, 7 reserved)
-const O_QUAR: usize = O_TRACKS + MAX_TRACKED * 16; // MAX_QUARANTINE x 56
+const O_ATTEMPT: usize = 32; // version u64, digest 32, boot u64
+const O_LKG: usize = 80; // version u64 (0 = none), digest 32
+const O_HEALTH: usize = 120; // see HEALTH_LEN
+const HEALTH_LEN: usize = 32; // result u8 (0 none, 1 passed, 2 refused, 3 canary failed), 3 reserved, uptime u32, version u64, boot u64, canary error i64
+const O_TRACKS: usize = O_HEALTH + HEALTH_LEN; // MAX_TRACKED x TRACK_LEN
+const TRACK_LEN: usize = 48; // version u64, digest 32, attempts u8, 7 reserved
+const O_QUAR: usize = O_TRACKS + MAX_TRACKED * TRACK_LEN; // MAX_QUARANTINE x Q_LEN
 const Q_LEN: usize = 56; // version 8, digest 32, reason 1, 3 reserved, detail 4, boot 8
-const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, 6 reserved, version 8, boot 8
-const O_FLOOR: usize = O_LAST + 24; // u64
+const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, flags 1 (bit 0 writes-may-not-persist), 5 reserved, version 8, boot 8
+const LAST_LEN: usize = 24;
+const O_FLOOR: usize = O_LAST + LAST_LEN; // u64
 const O_END: usize = O_FLOOR + 8;
 const _: () = assert!(O_END <= SUM_AT);
+const _: () = assert!(O_ATTEMPT + 48 <= O_LKG && O_LKG + 40 <= O_HEALTH);
 
 /// Encodes `state` as slot bytes with sequence number `seq`.
 pub fn encode_slot(state: &State, seq: u64) -> [u8; SLOT_LEN] {
     let mut buf = [0u8; SLOT_LEN];
     let mut w = W {
         buf: &mut buf,
-        pos: 0,
+        pos: O_MAGIC,
     };
     w.put(&MAGIC);
+    w.at(O_LAYOUT);
     w.put(&LAYOUT.to_le_bytes());
+    w.at(O_LEN);
     w.put(&u16::try_from(SLOT_LEN).unwrap_or(0).to_le_bytes());
+    w.at(O_SEQ);
     w.put(&seq.to_le_bytes());
+    w.at(O_BOOT);
     w.put(&state.boot.to_le_bytes());
-    w.put(&[
-        u8::from(state.force_safe),
-        state.attempt.map_or(0, |a| a.phase.code()),
-    ]);
+    w.at(O_FLAGS);
+    w.put(&[u8::from(state.force_safe)]);
+    w.at(O_PHASE);
+    w.put(&[state.attempt.map_or(0, |a| a.phase.code())]);
     w.at(O_ATTEMPT);
-    let a = state.attempt.map(|a| a.ver).unwrap_or_default();
-    w.put(&a.version.to_le_bytes());
-    w.put(&a.digest);
+    if let Some(a) = state.attempt {
+        w.put(&a.ver.version.to_le_bytes());
+        w.put(&a.ver.digest);
+        w.put(&a.boot.to_le_bytes());
+    }
+    w.at(O_LKG);
     let l = state.lkg.unwrap_or_default();
     w.put(&l.version.to_le_bytes());
     w.put(&l.digest);
+    w.at(O_HEALTH);
+    if let Some(h) = state.health {
+        let (code, err) = match (h.passed, h.canary) {
+            (true, _) => (1u8, 0i64),
+            (false, Ok(())) => (2, 0),
+            (false, Err(e)) => (3, e.code),
+        };
+        w.put(&[code, 0, 0, 0]);
+        w.put(&h.uptime_secs.to_le_bytes());
+        w.put(&h.version.to_le_bytes());
+        w.put(&h.boot.to_le_bytes());
+        w.put(&err.to_le_bytes());
+    }
     for (i, t) in state.tracks.iter().enumerate() {
-        w.at(O_TRACKS.saturating_add(i.saturating_mul(16)));
+        w.at(O_TRACKS.saturating_add(i.saturating_mul(TRACK_LEN)));
         if let Some(t) = t {
-            w.put(&t.version.to_le_bytes());
+            w.put(&t.ver.version.to_le_bytes());
+            w.put(&t.ver.digest);
             w.put(&[t.attempts]);
         }
     }
@@ -406,7 +481,16 @@ pub fn encode_slot(state: &State, seq: u64) -> [u8; SLOT_LEN] {
     }
     w.at(O_LAST);
     if let Some(d) = state.last {
-        w.put(&[d.mode.code(), d.reason.code(), 0, 0, 0, 0, 0, 0]);
+        w.put(&[
+            d.mode.code(),
+            d.reason.code(),
+            u8::from(d.writes_may_not_persist),
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
         w.put(&d.version.to_le_bytes());
         w.put(&d.boot.to_le_bytes());
     }
@@ -433,10 +517,16 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
         return None;
     }
     let mut r = R { buf: slot, pos: 0 };
-    if r.take::<4>()? != MAGIC
-        || r.take::<2>().map(u16::from_le_bytes)? != LAYOUT
-        || usize::from(r.take::<2>().map(u16::from_le_bytes)?) != SLOT_LEN
-    {
+    r.at(O_MAGIC);
+    if r.take::<4>()? != MAGIC {
+        return None;
+    }
+    r.at(O_LAYOUT);
+    if r.take::<2>().map(u16::from_le_bytes)? != LAYOUT {
+        return None;
+    }
+    r.at(O_LEN);
+    if usize::from(r.take::<2>().map(u16::from_le_bytes)?) != SLOT_LEN {
         return None;
     }
     r.at(O_SEQ);
@@ -455,19 +545,48 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
         version: r.u64()?,
         digest: r.take()?,
     };
-    let attempt = phase.map(|phase| Attempt { ver: av, phase });
+    let aboot = r.u64()?;
+    let attempt = phase.map(|phase| Attempt {
+        ver: av,
+        phase,
+        boot: aboot,
+    });
     r.at(O_LKG);
     let lv = Ver {
         version: r.u64()?,
         digest: r.take()?,
     };
     let lkg = (lv.version != 0).then_some(lv);
+    r.at(O_HEALTH);
+    let head = r.take::<4>()?;
+    let uptime_secs = r.u32()?;
+    let hversion = r.u64()?;
+    let hboot = r.u64()?;
+    let herr = r.take().map(i64::from_le_bytes)?;
+    let health = match head.first().copied()? {
+        0 => None,
+        c @ 1..=3 => Some(HealthCheck {
+            version: hversion,
+            boot: hboot,
+            uptime_secs,
+            canary: if c == 3 {
+                Err(IoError { code: herr })
+            } else {
+                Ok(())
+            },
+            passed: c == 1,
+        }),
+        _ => return None,
+    };
     let mut tracks = [None; MAX_TRACKED];
     for (i, t) in tracks.iter_mut().enumerate() {
-        r.at(O_TRACKS.saturating_add(i.saturating_mul(16)));
-        let version = r.u64()?;
+        r.at(O_TRACKS.saturating_add(i.saturating_mul(TRACK_LEN)));
+        let ver = Ver {
+            version: r.u64()?,
+            digest: r.take()?,
+        };
         let attempts = r.u8()?;
-        *t = (version != 0).then_some(Track { version, attempts });
+        *t = (ver.version != 0).then_some(Track { ver, attempts });
     }
     let mut quarantine = [None; MAX_QUARANTINE];
     for (i, q) in quarantine.iter_mut().enumerate() {
@@ -495,12 +614,14 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
     let dboot = r.u64()?;
     let last = match head {
         [0, ..] => None,
-        [m, c, ..] => Some(LastDecision {
+        [m, c, f, ..] if f <= 1 => Some(LastDecision {
             mode: Mode::from_code(m)?,
             reason: Reason::from_code(c)?,
             version,
             boot: dboot,
+            writes_may_not_persist: f == 1,
         }),
+        _ => return None,
     };
     r.at(O_FLOOR);
     let floor = r.u64()?;
@@ -514,6 +635,7 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
             quarantine,
             last,
             floor,
+            health,
         },
         seq,
     ))
@@ -551,4 +673,117 @@ pub fn decode_record(record: &[u8]) -> Loaded {
         (None, Some(b)) => Loaded::Ok(b),
         (None, None) => Loaded::Lost,
     }
+}
+
+/// Bytes in an encoded start report.
+pub const REPORT_LEN: usize = 96;
+const REPORT_MAGIC: [u8; 4] = *b"FSLS";
+const REPORT_LAYOUT: u16 = 1;
+const R_SUM_AT: usize = REPORT_LEN - 32;
+// Field offsets of a start report.
+const R_BOOT: usize = 8; // u64: boot number of the start (the record's, +1 when it could not be read)
+const R_SEQ: usize = 16; // u64: sequence number of the newest record slot after the start (0: none)
+const R_DECISION: usize = 24; // mode u8, reason u8, flags u8 (bit 0 record not written, bit 1 writes may not persist), 5 reserved
+const R_VERSION: usize = 32; // u64: version activated (0: none)
+const R_ERROR: usize = 40; // i64: OS error of the failed record read or write (0: none)
+const R_END: usize = 48;
+const _: () = assert!(R_END <= R_SUM_AT);
+
+/// What a start decided, kept apart from the state record: every start writes it wherever
+/// it still can, so that a start whose record write failed (`state-unwritable`) or whose
+/// record could not be read is still visible to the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartReport {
+    /// Boot number of the start (as the record counts boots; best effort when the record
+    /// could not be read).
+    pub boot: u64,
+    /// Sequence number of the newest record slot after the start (0: no record). When it
+    /// equals the record's, no record write happened since this start.
+    pub record_seq: u64,
+    /// Mode.
+    pub mode: Mode,
+    /// Reason.
+    pub reason: Reason,
+    /// Version activated (0: none).
+    pub version: u64,
+    /// The start could not write (or read) the state record: the record does not show it.
+    pub record_not_written: bool,
+    /// Writes to the record's volume may not survive a reboot (write filter).
+    pub writes_may_not_persist: bool,
+    /// The OS error of the failed record read or write, if any.
+    pub error: Option<IoError>,
+}
+
+/// Encodes a start report.
+pub fn encode_report(r: &StartReport) -> [u8; REPORT_LEN] {
+    let mut buf = [0u8; REPORT_LEN];
+    {
+        let mut w = W {
+            buf: &mut buf,
+            pos: 0,
+        };
+        w.put(&REPORT_MAGIC);
+        w.put(&REPORT_LAYOUT.to_le_bytes());
+        w.put(&u16::try_from(REPORT_LEN).unwrap_or(0).to_le_bytes());
+        w.at(R_BOOT);
+        w.put(&r.boot.to_le_bytes());
+        w.at(R_SEQ);
+        w.put(&r.record_seq.to_le_bytes());
+        w.at(R_DECISION);
+        w.put(&[
+            r.mode.code(),
+            r.reason.code(),
+            u8::from(r.record_not_written) | (u8::from(r.writes_may_not_persist) << 1),
+        ]);
+        w.at(R_VERSION);
+        w.put(&r.version.to_le_bytes());
+        w.at(R_ERROR);
+        w.put(&r.error.map_or(0, |e| e.code).to_le_bytes());
+    }
+    let sum = checksum(buf.get(..R_SUM_AT).unwrap_or(&[]));
+    if let Some(dst) = buf.get_mut(R_SUM_AT..) {
+        dst.copy_from_slice(&sum);
+    }
+    buf
+}
+
+/// Decodes a start report; `None` if it is not a valid one.
+pub fn decode_report(bytes: &[u8]) -> Option<StartReport> {
+    if bytes.len() != REPORT_LEN {
+        return None;
+    }
+    let (body, sum) = bytes.split_at_checked(R_SUM_AT)?;
+    if checksum(body) != sum {
+        return None;
+    }
+    let mut r = R { buf: bytes, pos: 0 };
+    if r.take::<4>()? != REPORT_MAGIC
+        || r.take::<2>().map(u16::from_le_bytes)? != REPORT_LAYOUT
+        || usize::from(r.take::<2>().map(u16::from_le_bytes)?) != REPORT_LEN
+    {
+        return None;
+    }
+    r.at(R_BOOT);
+    let boot = r.u64()?;
+    r.at(R_SEQ);
+    let record_seq = r.u64()?;
+    r.at(R_DECISION);
+    let [m, c, f] = r.take::<3>()?;
+    if f > 3 {
+        return None;
+    }
+    r.at(R_VERSION);
+    let version = r.u64()?;
+    r.at(R_ERROR);
+    let code = r.take().map(i64::from_le_bytes)?;
+    Some(StartReport {
+        boot,
+        record_seq,
+        mode: Mode::from_code(m)?,
+        reason: Reason::from_code(c)?,
+        version,
+        record_not_written: f & 1 != 0,
+        writes_may_not_persist: f & 2 != 0,
+        error: (code != 0).then_some(IoError { code }),
+    })
 }

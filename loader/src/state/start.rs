@@ -11,10 +11,13 @@ use core::fmt;
 use sha2::{Digest as _, Sha256};
 
 use super::machine::{
-    Begin, Choice, Config, Env, Prior, begin, choose, out_of_memory, record_attempt,
-    reject_invalid, state_unwritable, store_unreadable,
+    Activation, Begin, Choice, Config, Env, HealthEvidence, Prior, begin, choose, clean_shutdown,
+    healthy, out_of_memory, record_attempt, reject_invalid, state_unwritable, store_unreadable,
 };
-use super::record::{Loaded, Mode, RECORD_LEN, SLOT_LEN, State, Ver, decode_record, encode_slot};
+use super::record::{
+    HealthCheck, Loaded, Mode, RECORD_LEN, Reason, SLOT_LEN, StartReport, State, Ver,
+    decode_record, encode_slot,
+};
 use crate::content::limits;
 use crate::engine::RuleSet;
 use crate::error::{ContentError, ErrorKind, Location};
@@ -29,6 +32,7 @@ pub struct IoError {
 
 impl fmt::Display for IoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The core cannot name OS errors; hosts render `code` in words (the CLI does).
         write!(f, "I/O error (code {:#x})", self.code)
     }
 }
@@ -91,7 +95,7 @@ impl<M: StateMedium> Durable<M> {
     pub fn open(mut medium: M) -> (Prior, Self) {
         let mut buf = [0u8; RECORD_LEN];
         let prior = match medium.read(&mut buf) {
-            Err(_) => Prior::Unreadable,
+            Err(e) => Prior::Unreadable(e),
             Ok(false) => Prior::Loaded(Loaded::Fresh),
             Ok(true) => Prior::Loaded(decode_record(&buf)),
         };
@@ -124,8 +128,8 @@ impl<M: StateMedium> Durable<M> {
         Ok(())
     }
 
-    /// Applies an event (healthy, clean shutdown, operator command) and persists the result
-    /// if there is one. `Ok(false)`: nothing to record.
+    /// Applies an event (an operator command) and persists the result if there is one.
+    /// `Ok(false)`: nothing to record.
     pub fn apply(&mut self, event: impl FnOnce(&State) -> Option<State>) -> Result<bool, IoError> {
         match event(&self.state) {
             Some(n) => self.persist(&n).map(|()| true),
@@ -133,9 +137,39 @@ impl<M: StateMedium> Durable<M> {
         }
     }
 
+    /// The health work item: records `evidence` for this start's attempt `act` and marks
+    /// it healthy if the canary succeeded and the uptime was reached (see
+    /// [`super::machine::healthy`]). `Ok(None)`: `act` is not the attempt in progress
+    /// (nothing written); `Ok(Some(check))`: the check as recorded (`check.passed`).
+    pub fn health(
+        &mut self,
+        act: &Activation,
+        evidence: &HealthEvidence,
+        cfg: &Config,
+    ) -> Result<Option<HealthCheck>, IoError> {
+        match healthy(&self.state, act, evidence, cfg) {
+            Some(n) => {
+                self.persist(&n)?;
+                Ok(n.health)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The shutdown notification: this start's attempt `act` ended cleanly. `Ok(false)`:
+    /// nothing to record (not in progress any more, or not this start's).
+    pub fn clean_shutdown(&mut self, act: &Activation) -> Result<bool, IoError> {
+        self.apply(|s| clean_shutdown(s, act))
+    }
+
     /// The state as last read or written.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Sequence number of the newest slot (0: none read or written yet).
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// The medium (hosts use it to inject faults in drills).
@@ -164,13 +198,46 @@ pub struct Started<M> {
     pub choice: Choice,
     /// The content activated, if any.
     pub active: Option<(Ver, RuleSet)>,
+    /// The attempt this start made and activated (durable before activation): what its
+    /// health check and shutdown notification may close. `None` when nothing is active.
+    pub activation: Option<Activation>,
     /// Versions read and rejected at this start (quarantined).
     pub rejected: Vec<Rejection>,
     /// Versions that could not be read at this start (not quarantined).
     pub unreadable: Vec<u64>,
-    /// The final state could not be written (the decision stands; nothing was activated
-    /// without a durable attempt record).
-    pub persist_failed: bool,
+    /// The error of the final state write, if it failed (the decision stands; nothing was
+    /// activated without a durable attempt record).
+    pub persist_error: Option<IoError>,
+    /// The environment the start ran in.
+    pub env: Env,
+}
+
+impl<M> Started<M> {
+    /// The start report to write apart from the record (registry value, second file), so
+    /// that a start the record does not show is still visible.
+    pub fn report(&self) -> StartReport {
+        let error = match (self.prior, self.persist_error) {
+            (_, Some(e)) | (Prior::Unreadable(e), None) => Some(e),
+            _ => None,
+        };
+        let not_written =
+            self.persist_error.is_some() || matches!(self.prior, Prior::Unreadable(_));
+        let boot = if not_written {
+            self.durable.state.boot.saturating_add(1)
+        } else {
+            self.durable.state.boot
+        };
+        StartReport {
+            boot,
+            record_seq: self.durable.seq,
+            mode: self.choice.mode,
+            reason: self.choice.reason,
+            version: self.active.as_ref().map_or(0, |(v, _)| v.version),
+            record_not_written: not_written,
+            writes_may_not_persist: self.env.writes_may_not_persist,
+            error,
+        }
+    }
 }
 
 /// SHA-256 of a whole content file: the digest the record and the CLI show.
@@ -193,12 +260,14 @@ pub fn start<M: StateMedium, S: ContentStore>(
         choice: Choice {
             target: None,
             mode: Mode::Safe,
-            reason: super::record::Reason::StateUnreadable,
+            reason: Reason::StateUnreadable,
         },
         active: None,
+        activation: None,
         rejected: Vec::new(),
         unreadable: Vec::new(),
-        persist_failed: false,
+        persist_error: None,
+        env: *env,
     };
     let mut s = match begin(prior, cfg, env) {
         Begin::Safe { reason, write } => {
@@ -208,7 +277,7 @@ pub fn start<M: StateMedium, S: ContentStore>(
                 reason,
             };
             if let Some(w) = write {
-                out.persist_failed = out.durable.persist(&w).is_err();
+                out.persist_error = out.durable.persist(&w).err();
             }
             return out;
         }
@@ -216,8 +285,8 @@ pub fn start<M: StateMedium, S: ContentStore>(
     };
     let mut versions: Vec<u64> = Vec::new();
     if store.versions(&mut versions).is_err() {
-        out.choice = store_unreadable(&mut s);
-        out.persist_failed = out.durable.persist(&s).is_err();
+        out.choice = store_unreadable(&mut s, env);
+        out.persist_error = out.durable.persist(&s).err();
         return out;
     }
     let mut buf: Vec<u8> = Vec::new();
@@ -226,15 +295,15 @@ pub fn start<M: StateMedium, S: ContentStore>(
     // loop adds one or returns, so it ends after at most `versions.len() + 1` turns.
     let mut skip: Vec<u64> = Vec::new();
     loop {
-        let choice = choose(&mut s, &versions, &skip, cfg);
+        let choice = choose(&mut s, &versions, &skip, cfg, env);
         out.choice = choice;
         let Some(v) = choice.target else {
-            out.persist_failed = out.durable.persist(&s).is_err();
+            out.persist_error = out.durable.persist(&s).err();
             return out;
         };
         if mem::push(&mut skip, v).is_err() {
-            out.choice = out_of_memory(&mut s);
-            out.persist_failed = out.durable.persist(&s).is_err();
+            out.choice = out_of_memory(&mut s, env);
+            out.persist_error = out.durable.persist(&s).err();
             return out;
         }
         if store.read(v, read_limit, &mut buf).is_err() {
@@ -246,11 +315,11 @@ pub fn start<M: StateMedium, S: ContentStore>(
             version: v,
             digest: file_digest(&buf),
         };
-        record_attempt(&mut s, ver);
-        if out.durable.persist(&s).is_err() {
+        let activation = record_attempt(&mut s, ver);
+        if let Err(e) = out.durable.persist(&s) {
             // Counting cannot be guaranteed: activate nothing.
-            out.choice = state_unwritable(&mut s);
-            out.persist_failed = true;
+            out.choice = state_unwritable(&mut s, env);
+            out.persist_error = Some(e);
             return out;
         }
         let loaded = RuleSet::load(&buf).and_then(|rs| {
@@ -273,6 +342,7 @@ pub fn start<M: StateMedium, S: ContentStore>(
         match loaded {
             Ok(rs) => {
                 out.active = Some((ver, rs));
+                out.activation = Some(activation);
                 return out;
             }
             Err(error) if error.kind == ErrorKind::OutOfMemory => {

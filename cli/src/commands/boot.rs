@@ -1,0 +1,217 @@
+//! `failsafectl boot`: one simulated driver start against a store, then the rest of the
+//! boot as the driver lives it: a health check (uptime, then a canary file operation
+//! through the "filter") and a shutdown notification, or a crash or a hang.
+//!
+//! The host model of the filter stack: every file operation that goes "through the filter"
+//! takes `FILTER`, a lock standing for the filter's I/O path. `--then hang` models a filter
+//! that deadlocks: the boot's main thread takes `FILTER` and never lets go. The health
+//! check runs on its own thread, as the driver's timer DPC and work item do (they keep
+//! running when file I/O is stuck); its canary (create, write, flush, read back and delete
+//! `DIR/.canary`) needs `FILTER`, so in a hang it never completes and nothing is marked
+//! healthy. Uptime alone would have marked it healthy.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use failsafe_loader::state::machine::{Activation, Config, Env, HealthEvidence};
+use failsafe_loader::state::{Durable, HealthCheck, IoError, start};
+use serde_json::json;
+
+use crate::host::{CrashAt, DirStore, FileMedium};
+use crate::report::{self, Fail};
+use crate::store::{self, StoreLock, Use, io_code, os_error};
+
+/// The filter's I/O path (see the module doc).
+static FILTER: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Then {
+    Healthy,
+    CleanShutdown,
+    Crash,
+    Hang,
+}
+
+pub struct Args<'a> {
+    pub store: &'a Path,
+    pub init: bool,
+    pub then: Then,
+    pub crash_at: Option<CrashAt>,
+    pub cfg: Config,
+    pub env: Env,
+    pub fail_writes: bool,
+    pub json: bool,
+}
+
+/// The canary: a real file operation in the store directory, through the filter.
+fn canary(dir: &Path) -> Result<(), IoError> {
+    let _through_filter = FILTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let e = |e: std::io::Error| IoError { code: io_code(&e) };
+    let path = dir.join(".canary");
+    let data = b"failsafe canary: create, write, flush, read, delete\n";
+    {
+        let mut f = std::fs::File::create(&path).map_err(e)?;
+        f.write_all(data).map_err(e)?;
+        f.sync_all().map_err(e)?;
+    }
+    let mut back = Vec::new();
+    std::fs::File::open(&path)
+        .map_err(e)?
+        .read_to_end(&mut back)
+        .map_err(e)?;
+    std::fs::remove_file(&path).map_err(e)?;
+    if back != data {
+        return Err(IoError { code: 5 }); // EIO: what was written did not come back
+    }
+    Ok(())
+}
+
+fn line(json: bool, v: serde_json::Value, text: String) {
+    if json {
+        outln!("{v}");
+    } else {
+        outln!("{text}");
+    }
+    let _ = std::io::stdout().flush();
+}
+
+pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
+    let dir = store::open(a.store, a.init, Use::Write)?;
+    let booted = Instant::now();
+    // The start holds the store lock (a responder's concurrent `recover` waits); a store
+    // whose lock cannot even be created is read-only, and the start goes on to find out.
+    let lock = StoreLock::exclusive(&dir).ok();
+    let mut store = DirStore::new(&dir);
+    let mut medium = FileMedium::new(&dir, a.crash_at);
+    medium.fail_writes = a.fail_writes;
+    let s = start(medium, &mut store, &a.cfg, &a.env);
+    let rep = s.report();
+    let report_written = store::write_report(&dir, &rep);
+    drop(lock);
+    let mut line0 = report::started_json(&s);
+    line0["store"] = json!(dir);
+    if let Err(e) = &report_written {
+        line0["report_error"] = json!(e.to_string());
+    }
+    if a.json {
+        outln!("{line0}");
+    } else {
+        outln!("store: {}", dir.display());
+        outp!("{}", report::started_text(&s));
+    }
+    let _ = std::io::stdout().flush();
+    if a.crash_at == Some(CrashAt::AfterActivate) {
+        std::process::abort();
+    }
+    let act = s.activation;
+    drop(s);
+    match a.then {
+        Then::Crash => std::process::abort(),
+        Then::Hang => {
+            // The filter deadlocks: I/O through it never completes.
+            let _stuck = FILTER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(act) = act {
+                let dir2 = dir.clone();
+                let (cfg, json) = (a.cfg, a.json);
+                std::thread::spawn(move || {
+                    let _ = health(&dir2, &act, &cfg, booted, json);
+                });
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Then::CleanShutdown => {
+            let ended = shutdown(&dir, act)?;
+            line(a.json, json!({"ended": ended}), format!("ended: {ended}"));
+        }
+        Then::Healthy => {
+            let ended = match act {
+                Some(act) => {
+                    let dir2 = dir.clone();
+                    let (cfg, json) = (a.cfg, a.json);
+                    let check = std::thread::spawn(move || health(&dir2, &act, &cfg, booted, json))
+                        .join()
+                        .map_err(|_| Fail::io("the health check thread failed".into()))??;
+                    shutdown(&dir, Some(act))?;
+                    match check {
+                        Some(h) if h.passed => "healthy, then clean shutdown".to_owned(),
+                        Some(h) => format!(
+                            "NOT healthy (canary {}), then clean shutdown",
+                            h.canary.map_or_else(os_error, |()| "ok".into())
+                        ),
+                        None => "nothing to mark healthy; clean shutdown".to_owned(),
+                    }
+                }
+                None => {
+                    shutdown(&dir, None)?;
+                    "no content active (nothing to mark healthy); clean shutdown".to_owned()
+                }
+            };
+            line(a.json, json!({"ended": ended}), format!("ended: {ended}"));
+        }
+    }
+    Ok(0)
+}
+
+/// The health work item: waits out `healthy_after`, runs the canary, records the check.
+fn health(
+    dir: &Path,
+    act: &Activation,
+    cfg: &Config,
+    booted: Instant,
+    json: bool,
+) -> Result<Option<HealthCheck>, Fail> {
+    let due = Duration::from_secs(u64::from(cfg.healthy_after_secs));
+    while booted.elapsed() < due {
+        std::thread::sleep(Duration::from_millis(50).min(due));
+    }
+    line(
+        json,
+        json!({"health": "checking"}),
+        "health: uptime reached; canary through the filter...".into(),
+    );
+    let result = canary(dir);
+    let evidence = HealthEvidence {
+        uptime_secs: u32::try_from(booted.elapsed().as_secs()).unwrap_or(u32::MAX),
+        canary: result,
+    };
+    let _lock = StoreLock::exclusive(dir)?;
+    let (_, mut durable) = Durable::open(FileMedium::new(dir, None));
+    let check = durable
+        .health(act, &evidence, cfg)
+        .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
+    if let Some(h) = check {
+        line(
+            json,
+            json!({"health": {"passed": h.passed, "uptime_secs": h.uptime_secs,
+                              "canary": h.canary.map_or_else(os_error, |()| "ok".into())}}),
+            format!(
+                "health: {} s uptime, canary {}: {}",
+                h.uptime_secs,
+                h.canary.map_or_else(os_error, |()| "ok".into()),
+                if h.passed { "healthy" } else { "NOT healthy" }
+            ),
+        );
+    }
+    Ok(check)
+}
+
+/// The shutdown notification: closes this start's attempt, if it is still in progress.
+fn shutdown(dir: &Path, act: Option<Activation>) -> Result<&'static str, Fail> {
+    let Some(act) = act else {
+        return Ok("clean shutdown (no content was active: nothing to close)");
+    };
+    let _lock = StoreLock::exclusive(dir)?;
+    let (_, mut durable) = Durable::open(FileMedium::new(dir, None));
+    durable
+        .clean_shutdown(&act)
+        .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
+    Ok("clean shutdown")
+}

@@ -1,0 +1,95 @@
+//! The commands that read or change a store: `stage`, `status`, `recover`, `boot`. Each
+//! checks the store first (`store::open`), prints its absolute path, and takes the store
+//! lock around any write.
+
+pub mod boot;
+pub mod recover;
+pub mod stage;
+pub mod status;
+
+use std::path::Path;
+
+use failsafe_loader::state::Config;
+use serde_json::{Value, json};
+
+/// The configuration a preview uses, and where it came from: `--threshold`, else (on
+/// Windows, for this system's own store) the driver's registry switches, else defaults.
+pub struct Settings {
+    pub cfg: Config,
+    /// Registry switches as shown to the responder (Windows), or why they are not shown.
+    pub registry: Value,
+    pub registry_text: Option<String>,
+}
+
+#[cfg(not(windows))]
+pub fn settings(_dir: &Path, threshold: Option<u8>) -> Settings {
+    Settings {
+        cfg: Config {
+            threshold: threshold.unwrap_or(Config::DEFAULT_THRESHOLD),
+            ..Config::default()
+        },
+        registry: Value::Null,
+        registry_text: None,
+    }
+}
+
+#[cfg(windows)]
+pub fn settings(dir: &Path, threshold: Option<u8>) -> Settings {
+    let mut cfg = Config {
+        threshold: threshold.unwrap_or(Config::DEFAULT_THRESHOLD),
+        ..Config::default()
+    };
+    if !crate::registry::is_live_store(dir) {
+        let why = if crate::registry::in_winre() {
+            "not read: this is WinRE, whose registry is not the installed system's"
+        } else {
+            "not read: the store is not this system's own (%SystemRoot%\\Failsafe)"
+        };
+        return Settings {
+            cfg,
+            registry: json!({"read": false, "why": why}),
+            registry_text: Some(format!("registry switches: {why}")),
+        };
+    }
+    match crate::registry::read() {
+        Ok(sw) => {
+            if threshold.is_none()
+                && let Some(t) = sw.threshold
+            {
+                cfg.threshold = u8::try_from(t).unwrap_or(u8::MAX);
+            }
+            if let Some(h) = sw.healthy_after_secs {
+                cfg.healthy_after_secs = h.max(10);
+            }
+            cfg.force_safe_mode = sw.force_safe_mode.is_some_and(|x| x != 0);
+            let show = |v: Option<u32>| v.map_or("absent".to_owned(), |v| v.to_string());
+            Settings {
+                cfg,
+                registry: json!({"read": true, "key": format!("HKLM\\{}", crate::registry::KEY),
+                    "ForceSafeMode": sw.force_safe_mode, "Threshold": sw.threshold,
+                    "HealthyAfterSeconds": sw.healthy_after_secs,
+                    "LastStart": sw.last_start.as_ref().map(crate::report::start_report_json)}),
+                registry_text: Some(format!(
+                    "registry (HKLM\\{}): ForceSafeMode {}, Threshold {}, HealthyAfterSeconds {} (used for the preview: threshold {}, force-safe {})",
+                    crate::registry::KEY,
+                    show(sw.force_safe_mode),
+                    show(sw.threshold),
+                    show(sw.healthy_after_secs),
+                    cfg.threshold(),
+                    if cfg.force_safe_mode { "on" } else { "off" }
+                )),
+            }
+        }
+        Err(e) => Settings {
+            cfg,
+            registry: json!({"read": false, "why": e}),
+            registry_text: Some(format!("registry switches: {e}")),
+        },
+    }
+}
+
+/// `json` with the store's absolute path added.
+pub fn with_store(mut v: Value, dir: &Path) -> Value {
+    v["store"] = json!(dir);
+    v
+}

@@ -1,0 +1,441 @@
+//! `failsafectl recover ...`: the responder's overrides, written through the same state
+//! code the driver uses, under the store lock. Every action says exactly what the next
+//! start will do; anything that re-enables a version quarantined for crash-looping needs
+//! `--yes`; `--dry-run` shows the result without writing.
+
+use std::path::Path;
+
+use failsafe_loader::state::machine::{self, Config};
+use failsafe_loader::state::record::Stored;
+use failsafe_loader::state::start::file_digest;
+use failsafe_loader::state::{Durable, Loaded, Prior, QuarantineReason, State, Ver};
+use serde_json::json;
+
+use super::{settings, with_store};
+use crate::host::{DirStore, FileMedium};
+use crate::report::{self, Fail, out};
+use crate::store::{self, StoreLock, Use, os_error};
+
+#[derive(Clone, Copy)]
+pub enum Action {
+    ForceSafeMode(bool),
+    Reset,
+    Unquarantine(u64),
+    Rebuild { force_safe: bool },
+}
+
+pub struct Args<'a> {
+    pub store: &'a Path,
+    pub init: bool,
+    pub threshold: Option<u8>,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// A planned change: the new state, what it does in words, and whether it re-enables a
+/// crash-looping version (then `--yes` is needed).
+struct Plan {
+    state: State,
+    /// What it does, as done ("state reset") and as to be done ("reset the state").
+    what: String,
+    would: String,
+    detail: Vec<String>,
+    needs_yes: Option<String>,
+}
+
+pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
+    let dir = store::open(
+        a.store,
+        a.init,
+        if a.dry_run { Use::Read } else { Use::Write },
+    )?;
+    let _lock = if a.dry_run {
+        StoreLock::shared(&dir)
+    } else {
+        Some(StoreLock::exclusive(&dir)?)
+    };
+    let (prior, mut durable) = Durable::open(FileMedium::new(&dir, None));
+    let set = settings(&dir, a.threshold);
+    let versions = DirStore::new(&dir).list().unwrap_or_default();
+    let plan = match action {
+        Action::Rebuild { force_safe } => {
+            plan_rebuild(&dir, &prior, &versions, &set.cfg, force_safe)?
+        }
+        _ => {
+            let current = match prior {
+                Prior::Unreadable(e) => {
+                    return Err(Fail::new(
+                        super::status::EXIT_UNKNOWN,
+                        "state-unknown",
+                        format!(
+                            "cannot read the state record {}: {}; nothing was changed. If it stays unreadable, replace it: failsafectl recover rebuild (docs/boot-safety.md)",
+                            dir.join("state.bin").display(),
+                            os_error(e)
+                        ),
+                    ));
+                }
+                Prior::Loaded(Loaded::Lost) => {
+                    return Err(Fail::new(
+                        super::status::EXIT_UNKNOWN,
+                        "state-unknown",
+                        format!(
+                            "the state record {} is corrupt (both slots invalid); nothing was changed. The driver's next start runs without content and writes a fresh record; or replace it now: failsafectl recover rebuild",
+                            dir.join("state.bin").display()
+                        ),
+                    ));
+                }
+                Prior::Loaded(Loaded::Fresh) => State::default(),
+                Prior::Loaded(Loaded::Ok(s)) => s.state,
+            };
+            plan(action, &current, &versions, &dir, &set.cfg)?
+        }
+    };
+    let after = Prior::Loaded(Loaded::Ok(Stored {
+        state: plan.state,
+        seq: durable.seq().saturating_add(1),
+        slot: 0,
+    }));
+    let next = report::preview(after, &versions, &set.cfg);
+    if let Some(why) = &plan.needs_yes
+        && !a.yes
+        && !a.dry_run
+    {
+        return Err(Fail::refused(
+            "needs-confirmation",
+            format!(
+                "refused without --yes: {why}\n{}\nnext start would be: {}\n(--dry-run shows this without writing; --yes does it)",
+                plan.detail.join("\n"),
+                next.1
+            ),
+        ));
+    }
+    if a.dry_run {
+        out(
+            a.json,
+            with_store(
+                json!({"dry_run": true, "would": plan.would, "detail": plan.detail, "needs_yes": plan.needs_yes, "next_start": next.0}),
+                &dir,
+            ),
+            format!(
+                "store: {}\ndry run: would {}\n{}{}next start would be: {}\nnothing was written",
+                dir.display(),
+                plan.would,
+                lines(&plan.detail),
+                plan.needs_yes
+                    .as_ref()
+                    .map_or(String::new(), |w| format!("needs --yes: {w}\n")),
+                next.1
+            ),
+        );
+        return Ok(0);
+    }
+    let mut notes: Vec<String> = Vec::new();
+    let mut failed = false;
+    if let Action::ForceSafeMode(on) = action {
+        // The registry value first, then the record; both results are reported.
+        match registry_force_safe(&dir, on) {
+            Ok(n) => notes.push(n),
+            Err(e) => {
+                failed = true;
+                notes.push(format!("registry NOT written: {e}"));
+            }
+        }
+    }
+    match action {
+        Action::Rebuild { .. } => write_rebuilt(&dir, &prior, &plan.state, &mut notes)?,
+        _ => durable.persist(&plan.state).map_err(|e| {
+            let mut msg = format!(
+                "cannot write the state record {}: {}; nothing was changed in it",
+                dir.join("state.bin").display(),
+                os_error(e)
+            );
+            for n in &notes {
+                msg += &format!("\n{n}");
+            }
+            Fail::io(msg)
+        })?,
+    }
+    out(
+        a.json,
+        with_store(
+            json!({"done": plan.what, "detail": plan.detail, "notes": notes, "next_start": next.0}),
+            &dir,
+        ),
+        format!(
+            "store: {}\n{}\n{}{}next start: {}",
+            dir.display(),
+            plan.what,
+            lines(&plan.detail),
+            lines(&notes),
+            next.1
+        ),
+    );
+    Ok(if failed { 2 } else { 0 })
+}
+
+fn lines(v: &[String]) -> String {
+    v.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn crash_loops(s: &State) -> Vec<String> {
+    s.quarantine
+        .iter()
+        .flatten()
+        .filter(|q| q.reason == QuarantineReason::CrashLoop)
+        .map(|q| format!("v{} ({} unclean starts)", q.ver.version, q.detail))
+        .collect()
+}
+
+fn plan(
+    action: Action,
+    s: &State,
+    versions: &[u64],
+    dir: &Path,
+    cfg: &Config,
+) -> Result<Plan, Fail> {
+    let t = cfg.threshold();
+    Ok(match action {
+        Action::ForceSafeMode(on) => Plan {
+            state: machine::set_force_safe(s, on),
+            what: format!("force-safe-mode {}", if on { "on" } else { "off" }),
+            would: format!("turn force-safe-mode {}", if on { "on" } else { "off" }),
+            detail: vec![if on {
+                "while on, every start activates no content; counters and quarantine are untouched"
+                    .into()
+            } else {
+                "starts choose content again; quarantine and counts are as before".into()
+            }],
+            needs_yes: None,
+        },
+        Action::Reset => {
+            let loops = crash_loops(s);
+            let counted: Vec<String> = s
+                .tracks
+                .iter()
+                .flatten()
+                .filter(|t| t.attempts > 0)
+                .map(|t| format!("v{}: {}", t.ver.version, t.attempts))
+                .collect();
+            let mut detail = vec![format!(
+                "forgets last-known-good ({}), every quarantine ({}), every count ({}){}",
+                s.lkg.map_or("none".into(), |l| format!("v{}", l.version)),
+                s.quarantine.iter().flatten().count(),
+                if counted.is_empty() {
+                    "none".into()
+                } else {
+                    counted.join(", ")
+                },
+                if s.floor != 0 {
+                    format!(" and the floor (v{})", s.floor)
+                } else {
+                    String::new()
+                }
+            )];
+            if let Some(p) = s.pending() {
+                detail.push(format!(
+                    "keeps the attempt of v{} still in progress: the next start charges it once",
+                    p.ver.version
+                ));
+            }
+            detail.push(
+                "the next start tries the newest version as on a first install, with fresh attempts".into(),
+            );
+            let needs_yes = (!loops.is_empty() || s.floor != 0).then(|| {
+                format!(
+                    "it re-enables versions quarantined for crash-looping: {}; each gets {t} more tries, that is up to {t} more crashes of the machine each (force-safe-mode on is the safe way to stop a crash loop)",
+                    if loops.is_empty() { format!("everything at or below v{}", s.floor) } else { loops.join(", ") }
+                )
+            });
+            Plan {
+                state: machine::reset(s),
+                what: "state reset".into(),
+                would: "reset the state".into(),
+                detail,
+                needs_yes,
+            }
+        }
+        Action::Unquarantine(v) => {
+            let Some(q) = s.quarantined(v).copied() else {
+                let q: Vec<_> = s
+                    .quarantine
+                    .iter()
+                    .flatten()
+                    .map(|q| q.ver.version)
+                    .collect();
+                let known = versions.contains(&v)
+                    || s.track(v).is_some()
+                    || s.lkg.is_some_and(|l| l.version == v)
+                    || s.attempt.is_some_and(|a| a.ver.version == v);
+                return Err(if known {
+                    Fail::refused(
+                        "not-quarantined",
+                        format!("version {v} is not quarantined (quarantined: {q:?})"),
+                    )
+                } else {
+                    Fail::refused(
+                        "no-such-version",
+                        format!(
+                            "version {v} does not exist: it is not in the store ({}, versions {versions:?}) nor in the record (quarantined: {q:?})",
+                            DirStore::new(dir).dir().display()
+                        ),
+                    )
+                });
+            };
+            let (detail, needs_yes) = match q.reason {
+                QuarantineReason::CrashLoop => (
+                    format!(
+                        "v{v} was quarantined at boot {} after {} unclean starts; it gets fresh attempts: up to {t} more unclean starts before it is quarantined again",
+                        q.boot, q.detail
+                    ),
+                    Some(format!(
+                        "v{v} crash-looped; releasing it lets the machine crash up to {t} more times on it"
+                    )),
+                ),
+                QuarantineReason::Invalid => (
+                    format!(
+                        "v{v} failed validation; if its file is unchanged the next start reads it, rejects it and quarantines it again (it is never activated)"
+                    ),
+                    None,
+                ),
+            };
+            Plan {
+                state: machine::unquarantine(s, v).unwrap_or(*s),
+                what: format!("version {v} released from quarantine"),
+                would: format!("release version {v} from quarantine"),
+                detail: vec![detail],
+                needs_yes,
+            }
+        }
+        Action::Rebuild { .. } => Plan {
+            state: *s,
+            what: String::new(),
+            would: String::new(),
+            detail: vec![],
+            needs_yes: None,
+        },
+    })
+}
+
+fn plan_rebuild(
+    dir: &Path,
+    prior: &Prior,
+    versions: &[u64],
+    cfg: &Config,
+    force_safe: bool,
+) -> Result<Plan, Fail> {
+    let why = match prior {
+        Prior::Unreadable(e) => format!("it cannot be read ({})", os_error(*e)),
+        Prior::Loaded(Loaded::Lost) => "both of its slots are invalid".to_owned(),
+        Prior::Loaded(_) => {
+            return Err(Fail::refused(
+                "record-readable",
+                format!(
+                    "the state record {} is readable: rebuild is only for a record that cannot be read or is corrupt (recover reset forgets history in a readable one)",
+                    dir.join("state.bin").display()
+                ),
+            ));
+        }
+    };
+    let store = DirStore::new(dir);
+    let mut present = Vec::new();
+    let mut detail = Vec::new();
+    for &v in versions {
+        let digest = match std::fs::read(store.path(v)) {
+            Ok(b) => file_digest(&b),
+            Err(e) => {
+                detail.push(format!(
+                    "warning: cannot read v{v} ({e}): counted without its digest"
+                ));
+                [0; 32]
+            }
+        };
+        present.push(Ver { version: v, digest });
+    }
+    let state = machine::rebuild(&present, cfg, force_safe);
+    let t = cfg.threshold();
+    detail.insert(
+        0,
+        format!(
+            "writes a fresh record (the old one is kept as state.bin.unreadable-<time>); {why}, so quarantine, counts and last-known-good are unknown"
+        ),
+    );
+    detail.push(format!(
+        "every stored version ({}) is assumed to have used {} of its {t} tries: each gets one more try, and one unclean start quarantines it; there is no last-known-good until one proves healthy",
+        if versions.is_empty() { "none".to_owned() } else { format!("{versions:?}") },
+        t.saturating_sub(1)
+    ));
+    if state.floor != 0 {
+        detail.push(format!(
+            "versions at or below v{} do not fit the count table and are not tried automatically",
+            state.floor
+        ));
+    }
+    detail.push(format!(
+        "force-safe-mode in the new record: {}",
+        if force_safe { "on" } else { "off" }
+    ));
+    Ok(Plan {
+        state,
+        what: "state record rebuilt".into(),
+        would: "rebuild the state record".into(),
+        detail,
+        needs_yes: Some(
+            "a rebuilt record cannot know which versions were quarantined for crash-looping; each stored version may crash the machine once more".into(),
+        ),
+    })
+}
+
+/// Moves the unreadable record aside and writes the rebuilt one in its place.
+fn write_rebuilt(
+    dir: &Path,
+    prior: &Prior,
+    s: &State,
+    notes: &mut Vec<String>,
+) -> Result<(), Fail> {
+    let path = dir.join("state.bin");
+    if path.exists() || matches!(prior, Prior::Unreadable(_)) {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = dir.join(format!("state.bin.unreadable-{secs}"));
+        std::fs::rename(&path, &aside).map_err(|e| {
+            Fail::io(format!(
+                "cannot move the old record {} aside: {e}; nothing was changed",
+                path.display()
+            ))
+        })?;
+        notes.push(format!("old record kept as {}", aside.display()));
+    }
+    let (_, mut fresh) = Durable::open(FileMedium::new(dir, None));
+    fresh.persist(s).map_err(|e| {
+        Fail::io(format!(
+            "cannot write the new record {}: {}",
+            path.display(),
+            os_error(e)
+        ))
+    })
+}
+
+#[cfg(not(windows))]
+fn registry_force_safe(_dir: &Path, _on: bool) -> Result<String, String> {
+    Ok("registry: not on Windows, only the record was written".into())
+}
+
+/// On Windows: `ForceSafeMode` in this running system's registry, but only when the store
+/// is this system's own; in WinRE the registry is WinRE's own hive (writing there would not
+/// reach the installed system), so only the record is written and the note says so.
+#[cfg(windows)]
+fn registry_force_safe(dir: &Path, on: bool) -> Result<String, String> {
+    if crate::registry::in_winre() {
+        return Ok("registry not written: this is WinRE, whose HKLM\\SYSTEM is the recovery environment's own hive, not the installed system's; the record (which the driver reads first) was written. To set the value too, load the offline hive (docs/cli.md)".into());
+    }
+    if !crate::registry::is_live_store(dir) {
+        return Ok(format!(
+            "registry not written: {} is not this system's store (%SystemRoot%\\Failsafe)",
+            dir.display()
+        ));
+    }
+    crate::registry::set_force_safe(on)
+        .map(|name| format!("registry written on this system: {name}"))
+}

@@ -1,0 +1,136 @@
+//! `failsafectl stage FILE`: validate content and install it into a store atomically.
+
+use std::path::Path;
+
+use failsafe_loader::state::Durable;
+use failsafe_loader::state::start::file_digest;
+use failsafe_loader::validate;
+use serde_json::json;
+
+use super::{settings, with_store};
+use crate::host::{self, DirStore, FileMedium};
+use crate::report::{self, Fail, hex, out};
+use crate::store::{self, StoreLock, Use};
+
+pub struct Args<'a> {
+    pub file: &'a Path,
+    pub store: &'a Path,
+    pub init: bool,
+    pub force: bool,
+    pub keep: usize,
+    pub threshold: Option<u8>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
+    let bytes = std::fs::read(a.file)
+        .map_err(|e| Fail::io(format!("cannot read {}: {e}", a.file.display())))?;
+    let v = validate(&bytes).map_err(|e| {
+        Fail::invalid(format!(
+            "{}: refused, invalid content: {e}",
+            a.file.display()
+        ))
+    })?;
+    let version = v.header.version;
+    let dir = store::open(
+        a.store,
+        a.init,
+        if a.dry_run { Use::Read } else { Use::Write },
+    )?;
+    let _lock = if a.dry_run {
+        StoreLock::shared(&dir)
+    } else {
+        Some(StoreLock::exclusive(&dir)?)
+    };
+    let store = DirStore::new(&dir);
+    let present = store
+        .list()
+        .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
+    if let Some(&newest) = present.iter().max()
+        && newest >= version
+        && !a.force
+    {
+        return Err(Fail::refused(
+            "not-newer",
+            format!(
+                "refused: version {version} is not newer than version {newest} already in {} (--force to install anyway)",
+                store.dir().display()
+            ),
+        ));
+    }
+    // Keep: everything at or above last-known-good, the version of the last attempt, and
+    // the `keep` newest of the rest.
+    let (prior, durable) = Durable::open(FileMedium::new(&dir, None));
+    let st = *durable.state();
+    let lkg = st.lkg.map_or(0, |l| l.version);
+    let pinned = |v: u64| {
+        v >= lkg && lkg != 0 || st.attempt.is_some_and(|a| a.ver.version == v) || v >= version
+    };
+    let mut older: Vec<u64> = present.iter().copied().filter(|&v| !pinned(v)).collect();
+    older.sort_unstable_by(|a, b| b.cmp(a));
+    let doomed: Vec<u64> = older.into_iter().skip(a.keep).collect();
+    let target = store.path(version);
+    let cfg = settings(&dir, a.threshold).cfg;
+    let mut after: Vec<u64> = present
+        .iter()
+        .copied()
+        .filter(|v| !doomed.contains(v) && *v != version)
+        .collect();
+    after.push(version);
+    if a.dry_run {
+        let next = report::preview(prior, &after, &cfg);
+        out(
+            a.json,
+            with_store(
+                json!({"dry_run": true, "would_stage": version, "path": target, "sha256": hex(&file_digest(&bytes)), "would_remove": doomed, "next_start": next.0}),
+                &dir,
+            ),
+            format!(
+                "store: {}\ndry run: would stage version {version} ({} rules) as {}{}\nnext start would be: {}\nnothing was written",
+                dir.display(),
+                v.content.rules.len(),
+                target.display(),
+                if doomed.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nwould remove old versions: {doomed:?}")
+                },
+                next.1
+            ),
+        );
+        return Ok(0);
+    }
+    std::fs::create_dir_all(store.dir())
+        .map_err(|e| Fail::io(format!("cannot create {}: {e}", store.dir().display())))?;
+    host::write_atomic(&target, &bytes)
+        .map_err(|e| Fail::io(format!("cannot write {}: {e}", target.display())))?;
+    let mut removed = Vec::new();
+    for v in doomed {
+        if std::fs::remove_file(store.path(v)).is_ok() {
+            removed.push(v);
+        }
+    }
+    let _ = host::sync_dir(store.dir());
+    let next = report::preview_dir(&dir, &cfg);
+    out(
+        a.json,
+        with_store(
+            json!({"staged": version, "path": target, "sha256": hex(&file_digest(&bytes)), "removed": removed, "next_start": next.0}),
+            &dir,
+        ),
+        format!(
+            "store: {}\nstaged version {version} ({} rules) as {}{}\nnext start: {}",
+            dir.display(),
+            v.content.rules.len(),
+            target.display(),
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!("\nremoved old versions: {removed:?}")
+            },
+            next.1
+        ),
+    );
+    Ok(0)
+}

@@ -1,0 +1,132 @@
+//! `failsafectl status`: the record, the last start, the store and what the next start
+//! will do. Exit 3 when the record cannot be read: its contents are unknown, and the
+//! status says so instead of printing defaults as facts.
+
+use std::path::Path;
+
+use failsafe_loader::state::start::file_digest;
+use failsafe_loader::state::{Durable, Prior};
+use failsafe_loader::validate;
+use serde_json::json;
+
+use super::settings;
+use crate::host::{DirStore, FileMedium};
+use crate::report::{self, Fail, hex};
+use crate::store::{self, StoreLock, Use};
+
+/// Exit code of `status` when the record is unreadable (state unknown).
+pub const EXIT_UNKNOWN: u8 = 3;
+
+pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<u8, Fail> {
+    let dir = store::open(dir, init, Use::Read)?;
+    let _lock = StoreLock::shared(&dir);
+    let (prior, durable) = Durable::open(FileMedium::new(&dir, None));
+    let store = DirStore::new(&dir);
+    let versions = store
+        .list()
+        .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
+    let set = settings(&dir, threshold);
+    let mut next = report::preview(prior, &versions, &set.cfg);
+    let writable = store::record_writable(&dir);
+    if let (Err(e), Some(_)) = (&writable, next.0["version"].as_u64()) {
+        // The start would fail to make its attempt durable: nothing would be activated.
+        next = (
+            json!({"mode": "safe", "reason": "state-unwritable", "version": null}),
+            format!(
+                "safe mode (state-unwritable), no content: the record cannot be written now ({e})"
+            ),
+        );
+    }
+    let last = last_start(&dir);
+    let files: Vec<_> = versions
+        .iter()
+        .map(|&v| {
+            let p = store.path(v);
+            match std::fs::read(&p) {
+                Ok(b) => match validate(&b) {
+                    Ok(x) if x.header.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": x.content.rules.len()}),
+                    Ok(x) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", x.header.version)}),
+                    Err(e) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": e.to_string()}),
+                },
+                Err(e) => json!({"version": v, "valid": false, "error": format!("cannot read: {e}")}),
+            }
+        })
+        .collect();
+    let known = !matches!(prior, Prior::Unreadable(_));
+    let st = report::state_json(&prior, durable.state());
+    let code = if known { 0 } else { EXIT_UNKNOWN };
+    if json {
+        outln!(
+            "{}",
+            json!({"store": dir, "state": st, "last_start": last.as_ref().map(report::start_report_json),
+                   "record_writable": writable.as_ref().err().map(ToString::to_string).map_or(json!(true), |e| json!({"writable": false, "error": e})),
+                   "registry": set.registry, "content": files, "next_start": next.0, "exit": code})
+        );
+        return Ok(code);
+    }
+    outln!("store: {}", dir.display());
+    outp!("{}", report::state_text(&prior, durable.state()));
+    if let Some(r) = &last {
+        let shown = durable
+            .state()
+            .last
+            .is_some_and(|d| d.boot == r.boot && !r.record_not_written);
+        if !shown || r.record_not_written || r.writes_may_not_persist {
+            outp!("{}", report::start_report_text(r));
+        }
+    }
+    if let Err(e) = &writable {
+        outln!("  WARNING: the record cannot be written now ({e}): a start activates no content");
+    }
+    if let Some(t) = &set.registry_text {
+        outln!("{t}");
+    }
+    outln!("content:");
+    if files.is_empty() {
+        outln!("  (none)");
+    }
+    for f in &files {
+        let v = f["version"].as_u64().unwrap_or(0);
+        let mut tags = Vec::new();
+        if known {
+            if durable.state().lkg.is_some_and(|l| l.version == v) {
+                tags.push("last-known-good".to_owned());
+            }
+            if let Some(q) = durable.state().quarantined(v) {
+                tags.push(format!("QUARANTINED ({})", q.reason.name()));
+            }
+        }
+        let validity = if f["valid"].as_bool() == Some(true) {
+            format!("valid, {} rules", f["rules"])
+        } else {
+            format!("INVALID: {}", f["error"].as_str().unwrap_or("?"))
+        };
+        outln!(
+            "  v{v}: {validity}; sha256 {} {}",
+            f["sha256"].as_str().unwrap_or("-"),
+            tags.join(" ")
+        );
+    }
+    outln!("next start: {}", next.1);
+    Ok(code)
+}
+
+/// The newest start report: the one beside the record, or (Windows, this system's own
+/// store) the driver's registry copy, whichever counts the later boot.
+fn last_start(dir: &Path) -> Option<failsafe_loader::state::StartReport> {
+    let file = store::read_report(dir);
+    #[cfg(windows)]
+    {
+        let reg = if crate::registry::is_live_store(dir) {
+            crate::registry::read().ok().and_then(|s| s.last_start)
+        } else {
+            None
+        };
+        match (file, reg) {
+            (Some(f), Some(r)) => Some(if r.boot > f.boot { r } else { f }),
+            (f, r) => f.or(r),
+        }
+    }
+    #[cfg(not(windows))]
+    file
+}

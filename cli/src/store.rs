@@ -1,0 +1,200 @@
+//! The store as the console commands that read or change state see it: existence checks
+//! (a mistyped `--store` must not look like a healthy first install), the absolute path
+//! every command prints, the exclusive lock every writer holds around its
+//! read-modify-write, OS errors in words, and the start report a start leaves beside the
+//! record.
+//!
+//! Layout: `DIR/state.bin` (record), `DIR/content/<N>.fsc`, `DIR/last-start.bin` (the last
+//! start's report, written even when the record cannot be), `DIR/.lock` (the lock file).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use failsafe_loader::state::IoError;
+use failsafe_loader::state::record::{REPORT_LEN, StartReport, decode_report, encode_report};
+
+use crate::report::Fail;
+
+/// An OS error code from the core's `IoError`, in words ("No space left on device (os
+/// error 28)"), as the responder needs it.
+pub fn os_error(e: IoError) -> String {
+    match i32::try_from(e.code) {
+        Ok(code) if code > 0 => io::Error::from_raw_os_error(code).to_string(),
+        _ => format!("I/O error (code {})", e.code),
+    }
+}
+
+/// The core's error code of an `io::Error`.
+pub fn io_code(e: &io::Error) -> i64 {
+    e.raw_os_error().map_or(-1, i64::from)
+}
+
+/// What a command is about to do with the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Read only (status): never creates anything.
+    Read,
+    /// Write (stage, recover, boot): creates the store only with `--init`.
+    Write,
+}
+
+/// Resolves and checks the store directory: absolute path; refuses a directory that does
+/// not exist or holds neither `state.bin` nor `content/`, unless `init` (then a writer
+/// creates `content/`; a reader reports an empty store).
+pub fn open(dir: &Path, init: bool, how: Use) -> Result<PathBuf, Fail> {
+    let abs = std::path::absolute(dir).map_err(|e| {
+        Fail::new(
+            2,
+            "store-missing",
+            format!("cannot resolve store path {}: {e}", dir.display()),
+        )
+    })?;
+    let hint = "check --store or $FAILSAFE_STORE (in WinRE the Windows volume is often not C:), or pass --init to create a new store";
+    match std::fs::metadata(&abs) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Fail::new(
+                2,
+                "store-missing",
+                format!("store {} is not a directory", abs.display()),
+            ));
+        }
+        Ok(_) => {
+            let has_record = abs.join("state.bin").exists();
+            let has_content = abs.join("content").is_dir();
+            if !has_record && !has_content && !init {
+                return Err(Fail::new(
+                    2,
+                    "store-missing",
+                    format!(
+                        "{} is not a Failsafe store (no state.bin, no content directory); {hint}",
+                        abs.display()
+                    ),
+                ));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !init {
+                return Err(Fail::new(
+                    2,
+                    "store-missing",
+                    format!("no store at {} (no such directory); {hint}", abs.display()),
+                ));
+            }
+        }
+        Err(e) => {
+            return Err(Fail::new(
+                2,
+                "io-error",
+                format!("cannot open store {}: {e}", abs.display()),
+            ));
+        }
+    }
+    if init && how == Use::Write {
+        std::fs::create_dir_all(abs.join("content")).map_err(|e| {
+            Fail::new(
+                2,
+                "io-error",
+                format!("cannot create store {}: {e}", abs.display()),
+            )
+        })?;
+    }
+    Ok(abs)
+}
+
+/// The store's exclusive lock, held for a whole read-modify-write of the record or the
+/// store; released on drop. `flock` on Unix and `LockFileEx` on Windows (through
+/// `std::fs::File::lock`), on `DIR/.lock`, a file that is never replaced (the record is,
+/// by `rebuild`).
+#[derive(Debug)]
+pub struct StoreLock {
+    file: File,
+}
+
+impl StoreLock {
+    /// Waits for the exclusive lock of store `dir`.
+    pub fn exclusive(dir: &Path) -> Result<Self, Fail> {
+        let path = dir.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                Fail::new(
+                    2,
+                    "io-error",
+                    format!("cannot open the store lock {}: {e}", path.display()),
+                )
+            })?;
+        file.lock().map_err(|e| {
+            Fail::new(
+                2,
+                "io-error",
+                format!("cannot lock {}: {e}", path.display()),
+            )
+        })?;
+        Ok(StoreLock { file })
+    }
+
+    /// Waits for a shared lock (readers: a consistent view while no writer is in the
+    /// middle of its update). `None` when the lock file cannot be opened (a read-only
+    /// store can still be read).
+    pub fn shared(dir: &Path) -> Option<Self> {
+        let file = File::open(dir.join(".lock")).ok()?;
+        file.lock_shared().ok()?;
+        Some(StoreLock { file })
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Path of the start report.
+pub fn report_path(dir: &Path) -> PathBuf {
+    dir.join("last-start.bin")
+}
+
+/// Writes the start report beside the record: in place when it exists (no new space
+/// needed, so it still works on a full disk), else created. Best effort by design: the
+/// result says whether it worked.
+pub fn write_report(dir: &Path, r: &StartReport) -> io::Result<()> {
+    let bytes = encode_report(r);
+    let path = report_path(dir);
+    match OpenOptions::new().write(true).open(&path) {
+        Ok(mut f) => {
+            f.seek(SeekFrom::Start(0))?;
+            f.write_all(&bytes)?;
+            f.sync_data()
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => crate::host::write_atomic(&path, &bytes),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the start report; `None` when there is none or it is not valid.
+pub fn read_report(dir: &Path) -> Option<StartReport> {
+    let mut buf = Vec::with_capacity(REPORT_LEN);
+    File::open(report_path(dir))
+        .ok()?
+        .take(u64::try_from(REPORT_LEN).unwrap_or(0))
+        .read_to_end(&mut buf)
+        .ok()?;
+    decode_report(&buf)
+}
+
+/// Whether the record could be written now: opens it for writing without changing it.
+/// `Err` carries the OS error ("Read-only file system").
+pub fn record_writable(dir: &Path) -> io::Result<()> {
+    let p = dir.join("state.bin");
+    if p.exists() {
+        OpenOptions::new().write(true).open(&p).map(|_| ())
+    } else {
+        let probe = dir.join(".write-probe");
+        File::create(&probe)?;
+        std::fs::remove_file(&probe)
+    }
+}

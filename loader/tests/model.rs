@@ -1,0 +1,688 @@
+//! Exhaustive model check of the boot-attempt state machine and the start sequence over
+//! in-memory media: every sequence of events up to a depth, breadth first, with states
+//! deduplicated, and the rules of DESIGN.md checked after every step by an oracle written
+//! from the design text, not from `machine.rs`.
+//!
+//! Events: stage a valid or an invalid version (3 versions at most); a start in a normal
+//! boot, in Windows Safe Mode or with the configuration's force-safe switch, with the record
+//! readable, unreadable (I/O error) or unwritable, ending healthy (uptime and canary),
+//! canary failed then clean shutdown, clean shutdown, crash (a hang is the same: the health
+//! check never completes, the process is killed), or killed at each crash point (at the
+//! read; in the middle of the k-th record write, torn; right after the k-th write); the
+//! operator's force-safe switch on and off, unquarantine of each version, reset, rebuild of
+//! a lost record; the record torn (both slots invalid).
+//!
+//! Depth: `FAILSAFE_MODEL_DEPTH` (default 4 in a debug build, so `cargo test` stays quick;
+//! `.ci/run` runs the release build at the depth in docs/testing.md).
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+#![allow(clippy::arithmetic_side_effects, clippy::as_conversions)]
+
+mod common;
+use common::*;
+
+use std::collections::{BTreeMap, HashSet};
+
+use failsafe_loader::state::machine::{
+    Activation, HealthEvidence, rebuild, reset, set_force_safe, unquarantine,
+};
+use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, Stored, decode_record, encode_slot};
+use failsafe_loader::state::start::file_digest;
+use failsafe_loader::state::{
+    Config, ContentStore, Env, IoError, Loaded, QuarantineReason, Reason, State, StateMedium, Ver,
+    start,
+};
+use failsafe_loader::{Action, EventType, Op, encode};
+use sha2::{Digest as _, Sha256};
+
+const VERSIONS: u64 = 3;
+
+// ---- The world: medium, store, and what really happened (the oracle).
+
+/// The durable record as the next start will read it. Only the newest valid slot decides
+/// anything, so that is all a state keeps (plus "no record" and "both slots invalid").
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rec {
+    None,
+    Lost,
+    Ok(State),
+}
+
+#[derive(Clone, Debug)]
+struct World {
+    rec: Rec,
+    /// Staged versions: valid or not.
+    store: Vec<(u64, bool)>,
+    oracle: Oracle,
+}
+
+/// What the design says must hold, kept from the events alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Oracle {
+    /// Per version: starts that made its attempt durable and ended without a clean
+    /// shutdown or a passed health check, since it was last healthy (or released by the
+    /// operator, or the record's history was lost).
+    unclean: BTreeMap<u64, u8>,
+    /// The highest last-known-good the record has shown since the last operator reset,
+    /// rebuild or record loss.
+    lkg: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Boot {
+    Normal,
+    WindowsSafe,
+    ConfigForceSafe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    ReadError,
+    WriteError,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Healthy,
+    CanaryFailsThenClean,
+    Clean,
+    /// Crash, hang (killed; its health check blocked) or power loss after activation.
+    Crash,
+    KilledAtRead,
+    /// Killed in the middle of the k-th record write of the start (torn slot).
+    KilledInWrite(usize),
+    /// Killed right after the k-th write.
+    KilledAfterWrite(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Event {
+    Stage { valid: bool },
+    Start(Boot, Fault, End),
+    ForceSafe(bool),
+    Unquarantine(u64),
+    Reset,
+    Rebuild,
+    TearRecord,
+}
+
+fn events() -> Vec<Event> {
+    let mut e = vec![Event::Stage { valid: true }, Event::Stage { valid: false }];
+    let ends = [
+        End::Healthy,
+        End::CanaryFailsThenClean,
+        End::Clean,
+        End::Crash,
+        End::KilledAtRead,
+        End::KilledInWrite(0),
+        End::KilledInWrite(1),
+        End::KilledInWrite(2),
+        End::KilledAfterWrite(0),
+        End::KilledAfterWrite(1),
+        End::KilledAfterWrite(2),
+    ];
+    for boot in [Boot::Normal, Boot::WindowsSafe, Boot::ConfigForceSafe] {
+        for fault in [Fault::None, Fault::ReadError, Fault::WriteError] {
+            for end in ends {
+                e.push(Event::Start(boot, fault, end));
+            }
+        }
+    }
+    e.extend([
+        Event::ForceSafe(true),
+        Event::ForceSafe(false),
+        Event::Reset,
+    ]);
+    e.extend((1..=VERSIONS).map(Event::Unquarantine));
+    e.extend([Event::Rebuild, Event::TearRecord]);
+    e
+}
+
+// ---- In-memory medium that can die.
+
+struct Medium {
+    bytes: Option<Vec<u8>>,
+    read_error: bool,
+    write_error: bool,
+    /// Writes made so far in this start.
+    writes: usize,
+    /// Die: (write index, torn?) — that write is torn (or completes), every later one is lost.
+    die_at: Option<(usize, bool)>,
+    dead: bool,
+    /// The state of the first write of this start that completed.
+    first: Option<State>,
+}
+
+impl StateMedium for &mut Medium {
+    fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError> {
+        if self.read_error {
+            return Err(IoError { code: 5 });
+        }
+        match &self.bytes {
+            None => Ok(false),
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(true)
+            }
+        }
+    }
+    fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+        let k = self.writes;
+        self.writes += 1;
+        if self.dead {
+            return Err(IoError { code: -1 });
+        }
+        if self.write_error {
+            return Err(IoError { code: 28 });
+        }
+        let rec = self.bytes.get_or_insert_with(|| vec![0; RECORD_LEN]);
+        let dst = &mut rec[slot * SLOT_LEN..(slot + 1) * SLOT_LEN];
+        match self.die_at {
+            Some((at, true)) if at == k => {
+                // Torn: half of the new bytes over the old slot, then death.
+                dst[..SLOT_LEN / 2].copy_from_slice(&bytes[..SLOT_LEN / 2]);
+                self.dead = true;
+                Err(IoError { code: -1 })
+            }
+            Some((at, false)) if at == k => {
+                dst.copy_from_slice(bytes);
+                self.dead = true;
+                if self.first.is_none() {
+                    self.first = failsafe_loader::state::record::decode_slot(bytes).map(|x| x.0);
+                }
+                Ok(())
+            }
+            _ => {
+                dst.copy_from_slice(bytes);
+                if self.first.is_none() {
+                    self.first = failsafe_loader::state::record::decode_slot(bytes).map(|x| x.0);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Store<'a> {
+    files: &'a BTreeMap<u64, Vec<u8>>,
+    staged: Vec<u64>,
+}
+
+impl ContentStore for Store<'_> {
+    fn versions(&mut self, out: &mut Vec<u64>) -> Result<(), IoError> {
+        out.extend(&self.staged);
+        Ok(())
+    }
+    fn read(&mut self, version: u64, _limit: usize, buf: &mut Vec<u8>) -> Result<(), IoError> {
+        buf.clear();
+        buf.extend_from_slice(self.files.get(&version).ok_or(IoError { code: 2 })?);
+        Ok(())
+    }
+}
+
+/// Content files: `(version, valid)` → bytes. An invalid file is the 2024 mistake.
+fn files() -> BTreeMap<(u64, bool), Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for v in 1..=VERSIONS {
+        let mut c = one_rule();
+        c.version = v;
+        m.insert((v, true), encode(&c).unwrap());
+        let bad = failsafe_loader::Content {
+            version: v,
+            rules: vec![rule(
+                21,
+                EventType::FileSetInfo,
+                Action::Block,
+                vec![flag(Op::IsTrue, 10)],
+            )],
+        };
+        m.insert((v, false), encode(&bad).unwrap());
+    }
+    m
+}
+
+fn materialize(rec: &Rec) -> Option<Vec<u8>> {
+    match rec {
+        Rec::None => None,
+        Rec::Lost => Some(vec![0xA5; RECORD_LEN]),
+        Rec::Ok(s) => Some([encode_slot(s, 7), [0; SLOT_LEN]].concat()),
+    }
+}
+
+fn observe(bytes: &Option<Vec<u8>>) -> Rec {
+    match bytes.as_deref().map(decode_record) {
+        None => Rec::None,
+        Some(Loaded::Lost) => Rec::Lost,
+        Some(Loaded::Ok(Stored { state, .. })) => Rec::Ok(state),
+        Some(Loaded::Fresh) => panic!("a present record never decodes as a first install"),
+    }
+}
+
+/// State identity for deduplication: boot and sequence numbers, and the fields no decision
+/// reads (last decision, last health check), abstracted away.
+fn key(w: &World) -> [u8; 32] {
+    let mut h = Sha256::new();
+    match w.rec {
+        Rec::None => h.update([0]),
+        Rec::Lost => h.update([1]),
+        Rec::Ok(s) => {
+            let mut n = s;
+            n.boot = 0;
+            n.last = None;
+            n.health = None;
+            if let Some(a) = n.attempt.as_mut() {
+                a.boot = 0;
+            }
+            for q in n.quarantine.iter_mut().flatten() {
+                q.boot = 0;
+            }
+            h.update([2]);
+            h.update(encode_slot(&n, 0));
+        }
+    }
+    for (v, ok) in &w.store {
+        h.update(v.to_le_bytes());
+        h.update([u8::from(*ok)]);
+    }
+    h.update([0xFF]);
+    for (v, c) in &w.oracle.unclean {
+        h.update(v.to_le_bytes());
+        h.update([*c]);
+    }
+    h.update(w.oracle.lkg.to_le_bytes());
+    h.finalize().into()
+}
+
+// ---- One step, and the invariants.
+
+struct Ctx {
+    cfg: Config,
+    files: BTreeMap<(u64, bool), Vec<u8>>,
+}
+
+impl Ctx {
+    fn threshold(&self) -> u8 {
+        self.cfg.threshold()
+    }
+    fn digest(&self, w: &World, v: u64) -> Option<[u8; 32]> {
+        let ok = w.store.iter().find(|(x, _)| *x == v)?.1;
+        Some(file_digest(&self.files[&(v, ok)]))
+    }
+}
+
+fn state_of(rec: &Rec) -> Option<&State> {
+    match rec {
+        Rec::Ok(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Applies `e` to `w`; `None` if the event does not apply. Panics on a broken invariant.
+fn step(ctx: &Ctx, w: &World, e: Event) -> Option<World> {
+    let mut n = w.clone();
+    let t = ctx.threshold();
+    match e {
+        Event::Stage { valid } => {
+            let v = w.store.len() as u64 + 1;
+            if v > VERSIONS {
+                return None;
+            }
+            n.store.push((v, valid));
+        }
+        Event::TearRecord => {
+            if w.rec == Rec::None || w.rec == Rec::Lost {
+                return None;
+            }
+            n.rec = Rec::Lost;
+            // DESIGN: a corrupt record loses its history; a crash loop is caught again
+            // after `threshold` starts.
+            n.oracle = Oracle::default();
+        }
+        Event::ForceSafe(on) => {
+            let s = state_of(&w.rec)?;
+            if s.force_safe == on {
+                return None;
+            }
+            n.rec = Rec::Ok(set_force_safe(s, on));
+        }
+        Event::Unquarantine(v) => {
+            let s = state_of(&w.rec)?;
+            n.rec = Rec::Ok(unquarantine(s, v)?);
+            n.oracle.unclean.remove(&v); // the operator gives it fresh attempts
+        }
+        Event::Reset => {
+            let s = state_of(&w.rec)?;
+            n.rec = Rec::Ok(reset(s));
+            // Forgets every count but the start still pending, which ended uncleanly.
+            let pending = s.pending().map(|a| a.ver.version);
+            n.oracle.unclean.retain(|v, c| {
+                *c = 1;
+                Some(*v) == pending
+            });
+            n.oracle.lkg = 0;
+        }
+        Event::Rebuild => {
+            if w.rec != Rec::Lost {
+                return None;
+            }
+            let present: Vec<Ver> = w
+                .store
+                .iter()
+                .map(|&(v, _)| Ver {
+                    version: v,
+                    digest: ctx.digest(w, v).unwrap(),
+                })
+                .collect();
+            n.rec = Rec::Ok(rebuild(&present, &ctx.cfg, false));
+            // History unknown: assume every version used all its tries but one.
+            n.oracle = Oracle::default();
+            for &(v, _) in &w.store {
+                n.oracle.unclean.insert(v, t - 1);
+            }
+        }
+        Event::Start(boot, fault, end) => {
+            start_event(ctx, w, &mut n, boot, fault, end)?;
+        }
+    }
+    check(ctx, w, &n, e);
+    Some(n)
+}
+
+fn start_event(
+    ctx: &Ctx,
+    w: &World,
+    n: &mut World,
+    boot: Boot,
+    fault: Fault,
+    end: End,
+) -> Option<()> {
+    if fault == Fault::ReadError && !matches!(end, End::Crash | End::Clean) {
+        return None; // nothing is written or activated: one ending covers them all
+    }
+    let cfg = Config {
+        force_safe_mode: boot == Boot::ConfigForceSafe,
+        ..ctx.cfg
+    };
+    let env = Env {
+        windows_safe_mode: boot == Boot::WindowsSafe,
+        ..Env::default()
+    };
+    let mut medium = Medium {
+        bytes: materialize(&w.rec),
+        read_error: fault == Fault::ReadError,
+        write_error: fault == Fault::WriteError,
+        writes: 0,
+        die_at: match end {
+            End::KilledInWrite(k) => Some((k, true)),
+            End::KilledAfterWrite(k) => Some((k, false)),
+            _ => None,
+        },
+        dead: false,
+        first: None,
+    };
+    let files: BTreeMap<u64, Vec<u8>> = w
+        .store
+        .iter()
+        .map(|&(v, ok)| (v, ctx.files[&(v, ok)].clone()))
+        .collect();
+    let mut store = Store {
+        files: &files,
+        staged: w.store.iter().map(|&(v, _)| v).collect(),
+    };
+    if end == End::KilledAtRead {
+        return Some(()); // died before anything: the world is unchanged
+    }
+    let mut s = start(&mut medium, &mut store, &cfg, &env);
+    let writes = s.durable.medium_mut().writes;
+    if let Some((k, _)) = s.durable.medium_mut().die_at
+        && k >= writes
+    {
+        return None; // this start makes fewer writes: the kill point does not exist
+    }
+    let dead = s.durable.medium_mut().dead;
+    let before = state_of(&w.rec).copied();
+    // (1) No quarantined version is activated; safe starts activate nothing.
+    if let Some((v, _)) = &s.active {
+        assert!(
+            before.is_none_or(|b| b.quarantined(v.version).is_none()),
+            "quarantined v{} activated",
+            v.version
+        );
+        assert_eq!(boot, Boot::Normal, "content activated in safe mode");
+        assert_eq!(s.activation.map(|a| a.ver), Some(*v));
+    }
+    let clean_end = !dead && matches!(end, End::Healthy | End::CanaryFailsThenClean | End::Clean);
+    let mut healthy = false;
+    if clean_end && let Some(act) = s.activation {
+        let closed = match end {
+            End::Healthy => s
+                .durable
+                .health(&act, &evidence(&cfg, true), &cfg)
+                .map(|h| h.is_some_and(|h| h.passed)),
+            End::CanaryFailsThenClean => {
+                let h = s.durable.health(&act, &evidence(&cfg, false), &cfg);
+                assert!(
+                    !matches!(h, Ok(Some(h)) if h.passed),
+                    "healthy without a canary"
+                );
+                s.durable.clean_shutdown(&act)
+            }
+            _ => s.durable.clean_shutdown(&act),
+        };
+        healthy = end == End::Healthy && closed == Ok(true);
+    }
+    let activation: Option<Activation> = s.activation;
+    drop(s);
+    n.rec = observe(&medium.bytes);
+    // (4) A pending unclean attempt is never lost: the start's first durable write (the
+    // one that charges it) still shows it pending, or charged exactly once (its count one
+    // more, or quarantined at its threshold); a start that wrote nothing left it as it was.
+    if let (Some(b), Some(p)) = (before, before.and_then(|b| b.pending().copied())) {
+        let v = p.ver.version;
+        let after = medium.first.or(match n.rec {
+            Rec::Ok(a) => Some(a),
+            _ => None,
+        });
+        if let Some(a) = after {
+            let still = a
+                .pending()
+                .is_some_and(|x| x.ver == p.ver && x.boot == p.boot);
+            let charged = a.attempts(v) == b.attempts(v) + 1
+                || a.quarantined(v).is_some_and(|q| {
+                    q.reason == QuarantineReason::CrashLoop
+                        && q.detail == u32::from(ctx.threshold())
+                });
+            assert!(
+                still || charged,
+                "v{v}'s pending attempt lost by {boot:?} {fault:?} {end:?}"
+            );
+        }
+    }
+    // What really happened: did this start make an attempt durable, and how did it end?
+    let made = match n.rec {
+        Rec::Ok(a) => a
+            .pending()
+            .filter(|p| before.is_none_or(|b| a.boot > b.boot) && p.boot == a.boot)
+            .map(|p| p.ver.version),
+        _ => None,
+    };
+    if let Some(act) = activation {
+        assert_eq!(
+            made.or(Some(act.ver.version).filter(|_| clean_end)),
+            Some(act.ver.version)
+        );
+    }
+    let closed_clean = clean_end && activation.is_some() && made.is_none();
+    if let Some(v) = made.or(activation.map(|a| a.ver.version).filter(|_| closed_clean)) {
+        if healthy {
+            n.oracle.unclean.insert(v, 0);
+        } else if made.is_some() {
+            *n.oracle.unclean.entry(v).or_insert(0) += 1;
+        }
+    }
+    if n.rec == Rec::Lost && w.rec != Rec::Lost {
+        n.oracle = Oracle::default(); // a torn first record: nothing known
+    }
+    if let (Rec::Ok(a), Rec::Lost) = (n.rec, w.rec) {
+        // The fresh record after "state lost" starts a new history.
+        let _ = a;
+        n.oracle = Oracle::default();
+    }
+    Some(())
+}
+
+fn evidence(cfg: &Config, canary_ok: bool) -> HealthEvidence {
+    HealthEvidence {
+        uptime_secs: cfg.healthy_after_secs,
+        canary: if canary_ok {
+            Ok(())
+        } else {
+            Err(IoError { code: 5 })
+        },
+    }
+}
+
+/// The design's invariants, between `w` (before) and `n` (after) an event.
+fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
+    let t = ctx.threshold();
+    let ctxs = || format!("after {e:?} from {:?}", w.oracle);
+    // (2) Never more than `threshold` consecutive unclean starts of a version.
+    for (v, c) in &n.oracle.unclean {
+        assert!(*c <= t, "v{v}: {c} unclean starts; {}", ctxs());
+    }
+    let Rec::Ok(a) = n.rec else { return };
+    let b = state_of(&w.rec);
+    // (7) Safe starts (either switch) touch no counter, quarantine or last-known-good.
+    if let (Event::Start(boot, _, _), Some(b)) = (e, b)
+        && (boot != Boot::Normal || b.force_safe)
+    {
+        assert_eq!(
+            (a.attempt, a.tracks, a.quarantine, a.lkg, a.floor),
+            (b.attempt, b.tracks, b.quarantine, b.lkg, b.floor),
+            "a safe start changed counters; {}",
+            ctxs()
+        );
+    }
+    // (3) Crash-loop quarantine exactly at `threshold`, with the real digest.
+    for q in a.quarantine.iter().flatten() {
+        let new = b.is_none_or(|b| b.quarantined(q.ver.version).is_none());
+        if new && q.reason == QuarantineReason::CrashLoop {
+            let c = n.oracle.unclean.get(&q.ver.version).copied().unwrap_or(0);
+            assert_eq!(c, t, "v{} quarantined at {c}; {}", q.ver.version, ctxs());
+            assert_eq!(Some(q.ver.digest), ctx.digest(n, q.ver.version), "digest");
+        }
+    }
+    // (4) Operator commands keep a pending unclean attempt (starts are checked in
+    // `start_event`, at their first durable write).
+    if let Some(p) = b.and_then(|b| b.pending().copied())
+        && !matches!(e, Event::Start(..))
+    {
+        assert_eq!(a.pending(), Some(&p), "pending attempt lost; {}", ctxs());
+    }
+    // (5) Count conservation: for every version still eligible, the record's count plus
+    // its pending start equals the unclean starts that really happened.
+    let lkg = a.lkg.map_or(0, |l| l.version);
+    for &(v, _) in &n.store {
+        let eligible = a.quarantined(v).is_none() && (v == lkg || (v > lkg && v > a.floor));
+        if !eligible {
+            continue;
+        }
+        let pending = u8::from(a.pending().is_some_and(|p| p.ver.version == v));
+        let real = n.oracle.unclean.get(&v).copied().unwrap_or(0);
+        assert_eq!(
+            a.attempts(v) + pending,
+            real,
+            "v{v}: record {} + pending {pending} != {real} unclean starts; {}",
+            a.attempts(v),
+            ctxs()
+        );
+    }
+    // (6) Last-known-good is never lowered automatically.
+    if !matches!(e, Event::Reset | Event::Rebuild | Event::TearRecord) && w.rec != Rec::Lost {
+        assert!(lkg >= w.oracle.lkg, "last-known-good lowered; {}", ctxs());
+    }
+}
+
+#[test]
+fn exhaustive_boot_sequences() {
+    let depth: usize = std::env::var("FAILSAFE_MODEL_DEPTH")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 4 } else { 8 });
+    let ctx = Ctx {
+        cfg: Config::default(),
+        files: files(),
+    };
+    let events = events();
+    let t0 = std::time::Instant::now();
+    let init = World {
+        rec: Rec::None,
+        store: vec![],
+        oracle: Oracle::default(),
+    };
+    let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    seen.insert(key(&init));
+    let mut frontier = vec![init];
+    let mut transitions = 0u64;
+    let mut reached = 0;
+    let mut reasons: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for d in 1..=depth {
+        let mut next = Vec::new();
+        for w in &frontier {
+            for &e in &events {
+                let Some(mut n) = step(&ctx, w, e) else {
+                    continue;
+                };
+                transitions += 1;
+                if let Rec::Ok(s) = n.rec
+                    && let Some(l) = s.last
+                {
+                    *reasons.entry(l.reason.name()).or_default() += 1;
+                }
+                n.oracle.lkg = n.oracle.lkg.max(match n.rec {
+                    Rec::Ok(s) => s.lkg.map_or(0, |l| l.version),
+                    _ => 0,
+                });
+                if seen.insert(key(&n)) {
+                    next.push(n);
+                }
+            }
+        }
+        reached = d;
+        eprintln!(
+            "depth {d}: {} new states, {} distinct, {transitions} transitions, {:.1} s",
+            next.len(),
+            seen.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    eprintln!(
+        "model check: depth {reached}, {} distinct states, {transitions} transitions, {:.1} s; decisions seen: {reasons:?}",
+        seen.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    // The search reached what it is meant to: crash loops, invalid content, safe modes,
+    // lost and rebuilt records.
+    for r in [
+        Reason::NewestContent,
+        Reason::NewerQuarantined,
+        Reason::WindowsSafeMode,
+        Reason::ForceSafeMode,
+        Reason::StateLost,
+    ] {
+        assert!(reasons.contains_key(r.name()), "never decided {}", r.name());
+    }
+    if depth >= 8 {
+        assert!(reasons.contains_key(Reason::NothingUsable.name()));
+    }
+}
