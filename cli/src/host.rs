@@ -6,6 +6,7 @@
 //!   DIR/state.bin            the two-slot state record (2048 bytes)
 //!   DIR/content/<N>.fsc      content version N
 
+use crate::store::io_code;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -44,10 +45,6 @@ impl std::str::FromStr for CrashAt {
             },
         }
     }
-}
-
-fn io_code(e: &io::Error) -> i64 {
-    e.raw_os_error().map_or(-1, i64::from)
 }
 
 fn die() -> ! {

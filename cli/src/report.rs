@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use failsafe_loader::error::code_of_ordinal;
-use failsafe_loader::state::machine::{self, Begin, Config, Env};
+use failsafe_loader::state::machine::{self, Begin, Config, Env, PriorKind};
 use failsafe_loader::state::record::QuarantineReason;
 use failsafe_loader::state::record::StartReport;
-use failsafe_loader::state::{Loaded, Prior, Reason, Started, State};
+use failsafe_loader::state::{Prior, Reason, Started, State};
 use failsafe_loader::{ContentError, Rule};
 use serde_json::{Value, json};
 
@@ -83,11 +83,16 @@ pub fn rule_json(index: usize, r: &Rule) -> Value {
 }
 
 pub fn prior_name(p: &Prior) -> &'static str {
+    prior_kind_name(&p.split().0)
+}
+
+/// [`prior_name`] for what a start read.
+pub fn prior_kind_name(p: &PriorKind) -> &'static str {
     match p {
-        Prior::Unreadable(_) => "unknown",
-        Prior::Loaded(Loaded::Fresh) => "none (first install)",
-        Prior::Loaded(Loaded::Lost) => "lost (both slots invalid)",
-        Prior::Loaded(Loaded::Ok(_)) => "ok",
+        PriorKind::Unreadable(_) | PriorKind::NoMemory => "unknown",
+        PriorKind::Fresh => "none (first install)",
+        PriorKind::Lost => "lost (both slots invalid)",
+        PriorKind::Ok { .. } => "ok",
     }
 }
 
@@ -325,22 +330,18 @@ pub fn preview_dir(dir: &Path, cfg: &Config) -> (Value, String) {
 }
 
 fn newly_quarantined(s: &Started<FileMedium>) -> Vec<Value> {
-    let before: Vec<u64> = match s.prior {
-        Prior::Loaded(Loaded::Ok(p)) => p
-            .state
-            .quarantine
-            .iter()
-            .flatten()
-            .map(|q| q.ver.version)
-            .collect(),
-        _ => vec![],
+    // A quarantine entry carries the boot of the start that made it; only a start that
+    // wrote the record made any.
+    let read_seq = match s.prior {
+        PriorKind::Ok { seq, .. } => seq,
+        _ => 0,
     };
-    s.durable
-        .state()
-        .quarantine
+    let st = s.durable.state();
+    let wrote = s.durable.seq() > read_seq;
+    st.quarantine
         .iter()
         .flatten()
-        .filter(|q| !before.contains(&q.ver.version))
+        .filter(|q| wrote && q.boot == st.boot)
         .map(|q| json!({"version": q.ver.version, "reason": q.reason.name(), "detail": quarantine_detail(q.reason, q.detail)}))
         .collect()
 }
@@ -360,7 +361,7 @@ pub fn started_json(s: &Started<FileMedium>) -> Value {
         "unreadable": s.unreadable,
         "persist_failed": s.persist_error.is_some(),
         "persist_error": s.persist_error.map(crate::store::os_error),
-        "record": prior_name(&s.prior),
+        "record": prior_kind_name(&s.prior),
         "writes_may_not_persist": s.env.writes_may_not_persist,
     })
 }
@@ -405,7 +406,7 @@ pub fn started_text(s: &Started<FileMedium>) -> String {
             crate::store::os_error(e)
         );
     }
-    if let Prior::Unreadable(e) = s.prior {
+    if let PriorKind::Unreadable(e) = s.prior {
         t += &format!(
             "  the state record could not be read: {}\n",
             crate::store::os_error(e)

@@ -21,13 +21,20 @@ use crate::report::Fail;
 pub fn os_error(e: IoError) -> String {
     match i32::try_from(e.code) {
         Ok(code) if code > 0 => io::Error::from_raw_os_error(code).to_string(),
+        _ if e == failsafe_loader::state::start::NO_MEMORY => {
+            "out of memory (the record's memory could not be reserved)".to_owned()
+        }
+        _ if e == failsafe_loader::state::start::NO_RECORD => {
+            "the record is missing or both of its slots are invalid".to_owned()
+        }
         _ => format!("I/O error (code {})", e.code),
     }
 }
 
-/// The core's error code of an `io::Error`.
+/// The core's error code of an `io::Error` (-100 when the OS gave none: negative codes
+/// above it are the core's own).
 pub fn io_code(e: &io::Error) -> i64 {
-    e.raw_os_error().map_or(-1, i64::from)
+    e.raw_os_error().map_or(-100, i64::from)
 }
 
 /// What a command is about to do with the store.

@@ -14,7 +14,7 @@ use common::*;
 use std::collections::BTreeMap;
 
 use failsafe_loader::state::machine::{
-    Activation, HealthEvidence, clean_shutdown, healthy, rebuild, reset, set_force_safe,
+    Activation, HealthEvidence, PriorKind, clean_shutdown, healthy, rebuild, reset, set_force_safe,
     unquarantine,
 };
 use failsafe_loader::state::record::{
@@ -23,8 +23,8 @@ use failsafe_loader::state::record::{
 };
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, Prior, QuarantineReason, Reason,
-    State, StateMedium, Ver, start,
+    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, QuarantineReason, Reason, State,
+    StateMedium, Ver, start,
 };
 use failsafe_loader::{Action, EventType, Op, encode};
 
@@ -882,7 +882,7 @@ fn an_unreadable_record_reports_its_error() {
     mem.fail_reads = true;
     store.stage(1);
     let s = start(&mut mem, &mut store, &cfg(), &env());
-    assert_eq!(s.prior, Prior::Unreadable(IoError { code: 5 }));
+    assert_eq!(s.prior, PriorKind::Unreadable(IoError { code: 5 }));
     let r = s.report();
     assert_eq!(
         (r.reason, r.record_not_written, r.error),

@@ -90,24 +90,99 @@ fn decided(s: &mut State, mode: Mode, reason: Reason, version: Option<u64>, env:
     });
 }
 
+/// What the record read found, without the state itself (which the in-place functions keep
+/// where the caller put it: in pool memory, in the driver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriorKind {
+    /// No record: first install.
+    Fresh,
+    /// A record whose two slots are both invalid.
+    Lost,
+    /// A valid slot (its state is the caller's).
+    Ok {
+        /// Which slot.
+        slot: usize,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The medium failed to read, with this error.
+    Unreadable(IoError),
+    /// Memory for the record could not be reserved: nothing was read.
+    NoMemory,
+}
+
+impl Prior {
+    /// The kind, and the state it carries (empty unless a valid slot was read).
+    // By-value form for hosts and tests: inline, so it is compiled only where used (its
+    // frame holds whole states, which the kernel's frames must not).
+    #[inline]
+    pub fn split(self) -> (PriorKind, State) {
+        match self {
+            Prior::Loaded(Loaded::Fresh) => (PriorKind::Fresh, State::EMPTY),
+            Prior::Loaded(Loaded::Lost) => (PriorKind::Lost, State::EMPTY),
+            Prior::Loaded(Loaded::Ok(st)) => (
+                PriorKind::Ok {
+                    slot: st.slot,
+                    seq: st.seq,
+                },
+                st.state,
+            ),
+            Prior::Unreadable(e) => (PriorKind::Unreadable(e), State::EMPTY),
+        }
+    }
+}
+
+/// [`begin_in`]'s answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Go on choosing content with the state as it now is.
+    Choose,
+    /// Safe mode: activate nothing; `write`: persist the state as it now is.
+    Safe {
+        /// Why.
+        reason: Reason,
+        /// Whether to write the state.
+        write: bool,
+    },
+}
+
 /// Starts a boot: decides safe mode, or charges an unclean previous attempt to the version
 /// that was active then and counts the boot. A charge that reaches `threshold` quarantines
 /// that version here, with the digest of the file whose starts were counted.
 ///
 /// Safe mode (either switch) touches no counter: an attempt left in progress stays in
 /// progress, to be charged exactly once at the next start that is not safe.
+///
+/// The by-value form of [`begin_in`], which is the implementation.
+// By-value form for hosts and tests: inline, so it is compiled only where used (its
+// frame holds whole states, which the kernel's frames must not).
+#[inline]
 pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
-    let safe = |state: Option<State>, reason: Reason| {
-        let write = state.map(|mut s| {
+    let (kind, mut s) = prior.split();
+    match begin_in(kind, &mut s, cfg, env) {
+        Step::Choose => Begin::Choose(s),
+        Step::Safe { reason, write } => Begin::Safe {
+            reason,
+            write: write.then_some(s),
+        },
+    }
+}
+
+/// [`begin`] in place: `s` holds the state read (for [`PriorKind::Ok`]; anything for the
+/// other kinds) and becomes the state to go on with or to write.
+#[inline(never)]
+pub fn begin_in(kind: PriorKind, s: &mut State, cfg: &Config, env: &Env) -> Step {
+    let safe = |s: &mut State, write: bool, reason: Reason| {
+        if write {
             s.boot = s.boot.saturating_add(1);
-            decided(&mut s, Mode::Safe, reason, None, env);
-            s
-        });
-        Begin::Safe { reason, write }
+            decided(s, Mode::Safe, reason, None, env);
+        }
+        Step::Safe { reason, write }
     };
-    let state = match prior {
-        Prior::Unreadable(_) => return safe(None, Reason::StateUnreadable),
-        Prior::Loaded(Loaded::Lost) => {
+    match kind {
+        PriorKind::Unreadable(_) => return safe(s, false, Reason::StateUnreadable),
+        PriorKind::NoMemory => return safe(s, false, Reason::OutOfMemory),
+        PriorKind::Lost => {
             // Nothing in it can be trusted: write a fresh record that says so. Only the
             // switches below still apply to it.
             let reason = if env.windows_safe_mode {
@@ -117,33 +192,33 @@ pub fn begin(prior: Prior, cfg: &Config, env: &Env) -> Begin {
             } else {
                 Reason::StateLost
             };
-            return safe(Some(State::default()), reason);
+            *s = State::EMPTY;
+            return safe(s, true, reason);
         }
-        Prior::Loaded(Loaded::Fresh) => State::default(),
-        Prior::Loaded(Loaded::Ok(s)) => s.state,
-    };
+        PriorKind::Fresh => *s = State::EMPTY,
+        PriorKind::Ok { .. } => {}
+    }
     if env.windows_safe_mode {
-        return safe(Some(state), Reason::WindowsSafeMode);
+        return safe(s, true, Reason::WindowsSafeMode);
     }
-    if cfg.force_safe_mode || state.force_safe {
-        return safe(Some(state), Reason::ForceSafeMode);
+    if cfg.force_safe_mode || s.force_safe {
+        return safe(s, true, Reason::ForceSafeMode);
     }
-    let mut s = state;
     s.boot = s.boot.saturating_add(1);
     if let Some(a) = s.pending().copied() {
         let n = s.attempts(a.ver.version).saturating_add(1);
-        if !set_attempts(&mut s, a.ver, n) {
+        if !set_attempts(s, a.ver, n) {
             // Unreachable by construction (the attempt's count entry was made when the
             // attempt was recorded). Should it happen, the version could not be counted:
             // refuse to try it (and anything below it) rather than forget the crash or
             // quarantine it early.
             s.floor = s.floor.max(a.ver.version);
         } else if n >= cfg.threshold() {
-            quarantine(&mut s, a.ver, QuarantineReason::CrashLoop, u32::from(n));
+            quarantine(s, a.ver, QuarantineReason::CrashLoop, u32::from(n));
         }
     }
     s.attempt = None;
-    Begin::Choose(s)
+    Step::Choose
 }
 
 /// What a start decided to try.
@@ -348,10 +423,21 @@ pub struct HealthEvidence {
 /// marks it healthy: its count is cleared and it becomes last-known-good (never lower than
 /// the current one). `None` when `act` is not the attempt in progress (nothing of this
 /// start's to close). Whether it passed is `health.passed` in the result.
+// By-value form for hosts and tests: inline, so it is compiled only where used (its
+// frame holds whole states, which the kernel's frames must not).
+#[inline]
 pub fn healthy(s: &State, act: &Activation, ev: &HealthEvidence, cfg: &Config) -> Option<State> {
-    let a = this_starts(s, act)?;
-    let passed = ev.canary.is_ok() && ev.uptime_secs >= cfg.healthy_after_secs;
     let mut n = *s;
+    healthy_in(&mut n, act, ev, cfg).then_some(n)
+}
+
+/// [`healthy`] in place: `false` (and `n` unchanged) when there is nothing to record.
+#[inline(never)]
+pub fn healthy_in(n: &mut State, act: &Activation, ev: &HealthEvidence, cfg: &Config) -> bool {
+    let Some(a) = this_starts(n, act) else {
+        return false;
+    };
+    let passed = ev.canary.is_ok() && ev.uptime_secs >= cfg.healthy_after_secs;
     n.health = Some(HealthCheck {
         version: a.ver.version,
         boot: a.boot,
@@ -360,9 +446,9 @@ pub fn healthy(s: &State, act: &Activation, ev: &HealthEvidence, cfg: &Config) -
         passed,
     });
     if !passed {
-        return Some(n);
+        return true;
     }
-    let _ = set_attempts(&mut n, a.ver, 0);
+    let _ = set_attempts(n, a.ver, 0);
     n.attempt = Some(Attempt {
         phase: Phase::Healthy,
         ..a
@@ -377,7 +463,7 @@ pub fn healthy(s: &State, act: &Activation, ev: &HealthEvidence, cfg: &Config) -
             *t = None;
         }
     }
-    Some(n)
+    true
 }
 
 /// The attempt in progress if it is `act`'s and no start has been counted since (a safe
@@ -393,14 +479,25 @@ fn this_starts(s: &State, act: &Activation) -> Option<Attempt> {
 /// when `act` is not the attempt in progress: a start that activated nothing (safe mode,
 /// an unwritable record, ...) has no [`Activation`] and cannot close an earlier start's
 /// unclean attempt.
+// By-value form for hosts and tests: inline, so it is compiled only where used (its
+// frame holds whole states, which the kernel's frames must not).
+#[inline]
 pub fn clean_shutdown(s: &State, act: &Activation) -> Option<State> {
-    let a = this_starts(s, act)?;
     let mut n = *s;
+    clean_shutdown_in(&mut n, act).then_some(n)
+}
+
+/// [`clean_shutdown`] in place: `false` (and `n` unchanged) when there is nothing to record.
+#[inline(never)]
+pub fn clean_shutdown_in(n: &mut State, act: &Activation) -> bool {
+    let Some(a) = this_starts(n, act) else {
+        return false;
+    };
     n.attempt = Some(Attempt {
         phase: Phase::Clean,
         ..a
     });
-    Some(n)
+    true
 }
 
 /// Operator: force safe mode on or off.

@@ -309,6 +309,20 @@ pub struct State {
 }
 
 impl State {
+    /// The empty state (first install), as a constant: what [`State::default`] returns,
+    /// usable where a value must not be built on the stack first.
+    pub const EMPTY: State = State {
+        boot: 0,
+        force_safe: false,
+        attempt: None,
+        lkg: None,
+        tracks: [None; MAX_TRACKED],
+        quarantine: [None; MAX_QUARANTINE],
+        last: None,
+        floor: 0,
+        health: None,
+    };
+
     /// Attempts charged to `version`.
     pub fn attempts(&self, version: u64) -> u8 {
         self.track(version).map_or(0, |t| t.attempts)
@@ -419,10 +433,23 @@ const _: () = assert!(O_END <= SUM_AT);
 const _: () = assert!(O_ATTEMPT + 48 <= O_LKG && O_LKG + 40 <= O_HEALTH);
 
 /// Encodes `state` as slot bytes with sequence number `seq`.
+// By-value form (hosts, tests): inline, compiled only where used; the kernel uses
+// the `_into` form.
+#[inline]
 pub fn encode_slot(state: &State, seq: u64) -> [u8; SLOT_LEN] {
     let mut buf = [0u8; SLOT_LEN];
+    encode_slot_into(state, seq, &mut buf);
+    buf
+}
+
+/// Encodes `state` as slot bytes with sequence number `seq` into `buf` (every byte is
+/// written). The kernel encodes into pool memory this way: a slot is 2 KiB, too much for
+/// a kernel stack frame.
+#[inline(never)]
+pub fn encode_slot_into(state: &State, seq: u64, buf: &mut [u8; SLOT_LEN]) {
+    buf.fill(0);
     let mut w = W {
-        buf: &mut buf,
+        buf: buf.as_mut_slice(),
         pos: O_MAGIC,
     };
     w.put(&MAGIC);
@@ -500,7 +527,6 @@ pub fn encode_slot(state: &State, seq: u64) -> [u8; SLOT_LEN] {
     if let Some(dst) = buf.get_mut(SUM_AT..) {
         dst.copy_from_slice(&sum);
     }
-    buf
 }
 
 fn checksum(bytes: &[u8]) -> [u8; 32] {
@@ -508,7 +534,38 @@ fn checksum(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Decodes one slot; `None` if it is not a valid slot (torn, zeroed, corrupt).
+// By-value form (hosts, tests): inline, compiled only where used; the kernel uses
+// the `_into` form.
+#[inline]
 pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
+    let mut state = State::EMPTY;
+    decode_slot_into(slot, &mut state).map(|seq| (state, seq))
+}
+
+/// The sequence number of a slot whose checksum and header are valid (its fields are not
+/// decoded: [`decode_slot_into`] may still refuse it).
+fn slot_seq(slot: &[u8]) -> Option<u64> {
+    if slot.len() != SLOT_LEN {
+        return None;
+    }
+    let (body, sum) = slot.split_at_checked(SUM_AT)?;
+    if checksum(body) != sum {
+        return None;
+    }
+    let mut r = R { buf: slot, pos: 0 };
+    r.at(O_MAGIC);
+    if r.take::<4>()? != MAGIC {
+        return None;
+    }
+    r.at(O_SEQ);
+    r.u64()
+}
+
+/// Decodes one slot into `out`, returning its sequence number; `None` if it is not a valid
+/// slot (`out` is then partly overwritten). Decoding in place keeps the 2 KiB state out of
+/// the kernel's stack frames.
+#[inline(never)]
+pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
     if slot.len() != SLOT_LEN {
         return None;
     }
@@ -578,8 +635,7 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
         }),
         _ => return None,
     };
-    let mut tracks = [None; MAX_TRACKED];
-    for (i, t) in tracks.iter_mut().enumerate() {
+    for (i, t) in out.tracks.iter_mut().enumerate() {
         r.at(O_TRACKS.saturating_add(i.saturating_mul(TRACK_LEN)));
         let ver = Ver {
             version: r.u64()?,
@@ -588,8 +644,7 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
         let attempts = r.u8()?;
         *t = (ver.version != 0).then_some(Track { ver, attempts });
     }
-    let mut quarantine = [None; MAX_QUARANTINE];
-    for (i, q) in quarantine.iter_mut().enumerate() {
+    for (i, q) in out.quarantine.iter_mut().enumerate() {
         r.at(O_QUAR.saturating_add(i.saturating_mul(Q_LEN)));
         let ver = Ver {
             version: r.u64()?,
@@ -598,6 +653,7 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
         let code = r.take::<4>()?;
         let detail = r.u32()?;
         let boot = r.u64()?;
+        *q = None;
         if ver.version != 0 {
             let reason = QuarantineReason::from_code(code.first().copied()?)?;
             *q = Some(QEntry {
@@ -625,20 +681,14 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
     };
     r.at(O_FLOOR);
     let floor = r.u64()?;
-    Some((
-        State {
-            boot,
-            force_safe: flags == 1,
-            attempt,
-            lkg,
-            tracks,
-            quarantine,
-            last,
-            floor,
-            health,
-        },
-        seq,
-    ))
+    out.boot = boot;
+    out.force_safe = flags == 1;
+    out.attempt = attempt;
+    out.lkg = lkg;
+    out.last = last;
+    out.floor = floor;
+    out.health = health;
+    Some(seq)
 }
 
 /// What reading the record found.
@@ -655,24 +705,53 @@ pub enum Loaded {
 }
 
 /// Picks the newest valid slot of a whole record.
+// By-value form (hosts, tests): inline, compiled only where used; the kernel uses
+// the `_into` form.
+#[inline]
 pub fn decode_record(record: &[u8]) -> Loaded {
-    let slot = |i: usize| {
-        let start = i.saturating_mul(SLOT_LEN);
-        record
-            .get(start..start.saturating_add(SLOT_LEN))
-            .and_then(decode_slot)
-            .map(|(state, seq)| Stored {
-                state,
-                seq,
-                slot: i,
-            })
-    };
-    match (slot(0), slot(1)) {
-        (Some(a), Some(b)) => Loaded::Ok(if b.seq > a.seq { b } else { a }),
-        (Some(a), None) => Loaded::Ok(a),
-        (None, Some(b)) => Loaded::Ok(b),
-        (None, None) => Loaded::Lost,
+    let mut state = State::EMPTY;
+    match decode_record_into(record, &mut state) {
+        RecordRead::Lost => Loaded::Lost,
+        RecordRead::Ok { slot, seq } => Loaded::Ok(Stored { state, seq, slot }),
     }
+}
+
+/// What [`decode_record_into`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRead {
+    /// Both slots invalid (`out` is [`State::EMPTY`]).
+    Lost,
+    /// The newest valid slot, decoded into `out`.
+    Ok {
+        /// Which slot (0 or 1).
+        slot: usize,
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
+/// Decodes the newest valid slot of a whole record into `out`: the slot with the higher
+/// sequence number among those that decode (slot 0 on a tie), as [`decode_record`].
+#[inline(never)]
+pub fn decode_record_into(record: &[u8], out: &mut State) -> RecordRead {
+    let bytes = |i: usize| {
+        let start = i.saturating_mul(SLOT_LEN);
+        record.get(start..start.saturating_add(SLOT_LEN))
+    };
+    let seq = |i: usize| bytes(i).and_then(slot_seq);
+    let order = match (seq(0), seq(1)) {
+        (Some(a), Some(b)) if b > a => [1, 0],
+        _ => [0, 1],
+    };
+    for i in order {
+        if let Some(slot) = bytes(i)
+            && let Some(seq) = decode_slot_into(slot, out)
+        {
+            return RecordRead::Ok { slot: i, seq };
+        }
+    }
+    *out = State::EMPTY;
+    RecordRead::Lost
 }
 
 /// Bytes in an encoded start report.

@@ -11,12 +11,13 @@ use core::fmt;
 use sha2::{Digest as _, Sha256};
 
 use super::machine::{
-    Activation, Begin, Choice, Config, Env, HealthEvidence, Prior, begin, choose, clean_shutdown,
-    healthy, out_of_memory, record_attempt, reject_invalid, state_unwritable, store_unreadable,
+    Activation, Choice, Config, Env, HealthEvidence, Prior, PriorKind, Step, begin_in, choose,
+    clean_shutdown_in, healthy_in, out_of_memory, record_attempt, reject_invalid, state_unwritable,
+    store_unreadable,
 };
 use super::record::{
-    HealthCheck, Loaded, Mode, RECORD_LEN, Reason, SLOT_LEN, StartReport, State, Ver,
-    decode_record, encode_slot,
+    HealthCheck, Loaded, Mode, RECORD_LEN, Reason, RecordRead, SLOT_LEN, StartReport, State,
+    Stored, Ver, decode_record_into, encode_slot_into,
 };
 use crate::content::limits;
 use crate::engine::RuleSet;
@@ -87,51 +88,162 @@ pub struct Durable<M> {
     medium: M,
     newest_slot: Option<usize>,
     seq: u64,
-    state: State,
+    /// One element: the record's memory, reserved once at [`Durable::load`]; empty when it
+    /// could not be reserved (then nothing is read or written).
+    mem: Vec<Mem>,
 }
 
+/// The record's memory. About 10 KiB, allocated once: a kernel stack frame must stay small
+/// (x64 kernel stacks are 24 KiB and the file-system stack below each write needs most of
+/// it), so the state, the next state, the slot being written and the record being read
+/// live here, never in a frame (`tests/tests/pe.rs` checks the driver's frames).
+#[derive(Debug)]
+struct Mem {
+    /// As last read or written.
+    state: State,
+    /// The next state being built by the start sequence or an event.
+    next: State,
+    /// The slot being written.
+    slot: [u8; SLOT_LEN],
+    /// The record as read.
+    record: [u8; RECORD_LEN],
+}
+
+impl Mem {
+    const EMPTY: Mem = Mem {
+        state: State::EMPTY,
+        next: State::EMPTY,
+        slot: [0; SLOT_LEN],
+        record: [0; RECORD_LEN],
+    };
+}
+
+/// The error reported when the record's memory could not be reserved: the core's own code
+/// (-1 is no errno, and as an NTSTATUS, 0xFFFFFFFF, none that a file routine returns).
+pub const NO_MEMORY: IoError = IoError { code: -1 };
+/// The error [`Durable::refresh`] reports when the record is gone or both slots are invalid.
+pub const NO_RECORD: IoError = IoError { code: -2 };
+
 impl<M: StateMedium> Durable<M> {
-    /// Reads the record.
-    pub fn open(mut medium: M) -> (Prior, Self) {
-        let mut buf = [0u8; RECORD_LEN];
-        let prior = match medium.read(&mut buf) {
-            Err(e) => Prior::Unreadable(e),
-            Ok(false) => Prior::Loaded(Loaded::Fresh),
-            Ok(true) => Prior::Loaded(decode_record(&buf)),
-        };
-        let (newest_slot, seq, state) = match prior {
-            Prior::Loaded(Loaded::Ok(s)) => (Some(s.slot), s.seq, s.state),
-            _ => (None, 0, State::default()),
-        };
-        (
-            prior,
-            Durable {
-                medium,
-                newest_slot,
+    /// Reads the record (hosts: the by-value form of [`Durable::load`]; inline, so it is
+    /// compiled only where used).
+    #[inline]
+    pub fn open(medium: M) -> (Prior, Self) {
+        let (kind, d) = Self::load(medium);
+        let prior = match kind {
+            PriorKind::Fresh => Prior::Loaded(Loaded::Fresh),
+            PriorKind::Lost => Prior::Loaded(Loaded::Lost),
+            PriorKind::Ok { slot, seq } => Prior::Loaded(Loaded::Ok(Stored {
+                state: *d.state(),
                 seq,
-                state,
+                slot,
+            })),
+            PriorKind::Unreadable(e) => Prior::Unreadable(e),
+            PriorKind::NoMemory => Prior::Unreadable(NO_MEMORY),
+        };
+        (prior, d)
+    }
+
+    /// Reserves the record's memory and reads the record into it.
+    #[inline(never)]
+    pub fn load(mut medium: M) -> (PriorKind, Self) {
+        let mut mem: Vec<Mem> = Vec::new();
+        if mem.try_reserve_exact(1).is_err() {
+            let d = Durable {
+                medium,
+                newest_slot: None,
+                seq: 0,
+                mem,
+            };
+            return (PriorKind::NoMemory, d);
+        }
+        mem.push(Mem::EMPTY);
+        let (mut newest_slot, mut seq) = (None, 0);
+        let kind = match mem.first_mut() {
+            None => PriorKind::NoMemory,
+            Some(m) => match medium.read(&mut m.record) {
+                Err(e) => PriorKind::Unreadable(e),
+                Ok(false) => PriorKind::Fresh,
+                Ok(true) => match decode_record_into(&m.record, &mut m.state) {
+                    RecordRead::Lost => PriorKind::Lost,
+                    RecordRead::Ok { slot, seq: n } => {
+                        newest_slot = Some(slot);
+                        seq = n;
+                        PriorKind::Ok { slot, seq: n }
+                    }
+                },
             },
-        )
+        };
+        let d = Durable {
+            medium,
+            newest_slot,
+            seq,
+            mem,
+        };
+        (kind, d)
+    }
+
+    /// Re-reads the record before an event changes it, so that a change made meanwhile by
+    /// another writer (`failsafectl recover` on the running system) is built on, not
+    /// overwritten. A record that cannot be read, or whose slots are both invalid now, is
+    /// an error: the event is then not written.
+    #[inline(never)]
+    pub fn refresh(&mut self) -> Result<(), IoError> {
+        let m = self.mem.first_mut().ok_or(NO_MEMORY)?;
+        match self.medium.read(&mut m.record)? {
+            false => Err(NO_RECORD),
+            true => match decode_record_into(&m.record, &mut m.next) {
+                RecordRead::Lost => Err(NO_RECORD),
+                RecordRead::Ok { slot, seq } => {
+                    m.state = m.next;
+                    self.newest_slot = Some(slot);
+                    self.seq = seq;
+                    Ok(())
+                }
+            },
+        }
     }
 
     /// Makes `s` durable in the slot not holding the newest copy.
     pub fn persist(&mut self, s: &State) -> Result<(), IoError> {
+        let m = self.mem.first_mut().ok_or(NO_MEMORY)?;
+        m.next = *s;
+        self.persist_next()
+    }
+
+    /// Makes the next state durable (see [`Durable::persist`]); it becomes the state.
+    #[inline(never)]
+    fn persist_next(&mut self) -> Result<(), IoError> {
+        let m = self.mem.first_mut().ok_or(NO_MEMORY)?;
         let slot = match self.newest_slot {
             Some(0) => 1,
             _ => 0,
         };
         let seq = self.seq.saturating_add(1);
-        self.medium.write_slot(slot, &encode_slot(s, seq))?;
+        encode_slot_into(&m.next, seq, &mut m.slot);
+        self.medium.write_slot(slot, &m.slot)?;
         self.newest_slot = Some(slot);
         self.seq = seq;
-        self.state = *s;
+        m.state = m.next;
         Ok(())
+    }
+
+    /// The next state, starting from the current one (`None` without memory).
+    fn next_from_state(&mut self) -> Option<&mut State> {
+        let m = self.mem.first_mut()?;
+        m.next = m.state;
+        Some(&mut m.next)
+    }
+
+    /// The next state as it is (`None` without memory).
+    fn next(&mut self) -> Option<&mut State> {
+        self.mem.first_mut().map(|m| &mut m.next)
     }
 
     /// Applies an event (an operator command) and persists the result if there is one.
     /// `Ok(false)`: nothing to record.
     pub fn apply(&mut self, event: impl FnOnce(&State) -> Option<State>) -> Result<bool, IoError> {
-        match event(&self.state) {
+        match event(self.state()) {
             Some(n) => self.persist(&n).map(|()| true),
             None => Ok(false),
         }
@@ -141,30 +253,41 @@ impl<M: StateMedium> Durable<M> {
     /// it healthy if the canary succeeded and the uptime was reached (see
     /// [`super::machine::healthy`]). `Ok(None)`: `act` is not the attempt in progress
     /// (nothing written); `Ok(Some(check))`: the check as recorded (`check.passed`).
+    #[inline(never)]
     pub fn health(
         &mut self,
         act: &Activation,
         evidence: &HealthEvidence,
         cfg: &Config,
     ) -> Result<Option<HealthCheck>, IoError> {
-        match healthy(&self.state, act, evidence, cfg) {
-            Some(n) => {
-                self.persist(&n)?;
-                Ok(n.health)
-            }
-            None => Ok(None),
+        let Some(n) = self.next_from_state() else {
+            return Err(NO_MEMORY);
+        };
+        if !healthy_in(n, act, evidence, cfg) {
+            return Ok(None);
         }
+        self.persist_next()?;
+        Ok(self.state().health)
     }
 
     /// The shutdown notification: this start's attempt `act` ended cleanly. `Ok(false)`:
     /// nothing to record (not in progress any more, or not this start's).
+    #[inline(never)]
     pub fn clean_shutdown(&mut self, act: &Activation) -> Result<bool, IoError> {
-        self.apply(|s| clean_shutdown(s, act))
+        let Some(n) = self.next_from_state() else {
+            return Err(NO_MEMORY);
+        };
+        if !clean_shutdown_in(n, act) {
+            return Ok(false);
+        }
+        self.persist_next().map(|()| true)
     }
+}
 
+impl<M> Durable<M> {
     /// The state as last read or written.
     pub fn state(&self) -> &State {
-        &self.state
+        self.mem.first().map_or(&State::EMPTY, |m| &m.state)
     }
 
     /// Sequence number of the newest slot (0: none read or written yet).
@@ -192,8 +315,9 @@ pub struct Rejection {
 pub struct Started<M> {
     /// The record, for the events that follow (healthy, shutdown).
     pub durable: Durable<M>,
-    /// The state read at start.
-    pub prior: Prior,
+    /// What reading the record found (the state read is `durable`'s until the start
+    /// writes; hosts that need it use [`Durable::open`]).
+    pub prior: PriorKind,
     /// The final decision.
     pub choice: Choice,
     /// The content activated, if any.
@@ -217,15 +341,16 @@ impl<M> Started<M> {
     /// that a start the record does not show is still visible.
     pub fn report(&self) -> StartReport {
         let error = match (self.prior, self.persist_error) {
-            (_, Some(e)) | (Prior::Unreadable(e), None) => Some(e),
+            (_, Some(e)) | (PriorKind::Unreadable(e), None) => Some(e),
+            (PriorKind::NoMemory, None) => Some(NO_MEMORY),
             _ => None,
         };
-        let not_written =
-            self.persist_error.is_some() || matches!(self.prior, Prior::Unreadable(_));
+        let not_written = self.persist_error.is_some()
+            || matches!(self.prior, PriorKind::Unreadable(_) | PriorKind::NoMemory);
         let boot = if not_written {
-            self.durable.state.boot.saturating_add(1)
+            self.durable.state().boot.saturating_add(1)
         } else {
-            self.durable.state.boot
+            self.durable.state().boot
         };
         StartReport {
             boot,
@@ -247,20 +372,23 @@ pub fn file_digest(bytes: &[u8]) -> [u8; 32] {
 
 /// Runs the start sequence: read the record, charge the previous attempt, choose, make the
 /// attempt durable, validate and activate; quarantine invalid content at once and fall back.
+///
+/// Kernel-sized: the states live in the record's memory ([`Durable`]) and every big step is
+/// its own function, so no frame holds a state or a slot (`tests/tests/pe.rs` measures).
 pub fn start<M: StateMedium, S: ContentStore>(
     medium: M,
     store: &mut S,
     cfg: &Config,
     env: &Env,
 ) -> Started<M> {
-    let (prior, durable) = Durable::open(medium);
+    let (prior, durable) = Durable::load(medium);
     let mut out = Started {
         durable,
         prior,
         choice: Choice {
             target: None,
             mode: Mode::Safe,
-            reason: Reason::StateUnreadable,
+            reason: Reason::OutOfMemory,
         },
         active: None,
         activation: None,
@@ -269,25 +397,50 @@ pub fn start<M: StateMedium, S: ContentStore>(
         persist_error: None,
         env: *env,
     };
-    let mut s = match begin(prior, cfg, env) {
-        Begin::Safe { reason, write } => {
+    // Without the record's memory nothing is read or written: safe, nothing charged.
+    let Some(s) = out.durable.next_from_state() else {
+        return out;
+    };
+    match begin_in(prior, s, cfg, env) {
+        Step::Safe { reason, write } => {
             out.choice = Choice {
                 target: None,
                 mode: Mode::Safe,
                 reason,
             };
-            if let Some(w) = write {
-                out.persist_error = out.durable.persist(&w).err();
+            if write {
+                out.persist_error = out.durable.persist_next().err();
             }
             return out;
         }
-        Begin::Choose(s) => s,
-    };
+        Step::Choose => {}
+    }
+    choose_and_activate(&mut out, store, cfg, env);
+    out
+}
+
+/// The rest of the start after [`begin_in`]: choose, record, load, fall back.
+#[inline(never)]
+fn choose_and_activate<M: StateMedium, S: ContentStore>(
+    out: &mut Started<M>,
+    store: &mut S,
+    cfg: &Config,
+    env: &Env,
+) {
+    // Each step re-borrows the next state: the record's memory outlives them all.
+    macro_rules! next {
+        () => {
+            match out.durable.next() {
+                Some(s) => s,
+                None => return,
+            }
+        };
+    }
     let mut versions: Vec<u64> = Vec::new();
     if store.versions(&mut versions).is_err() {
-        out.choice = store_unreadable(&mut s, env);
-        out.persist_error = out.durable.persist(&s).err();
-        return out;
+        out.choice = store_unreadable(next!(), env);
+        out.persist_error = out.durable.persist_next().err();
+        return;
     }
     let mut buf: Vec<u8> = Vec::new();
     let read_limit = limits::MAX_FILE_BYTES.saturating_add(1);
@@ -295,16 +448,16 @@ pub fn start<M: StateMedium, S: ContentStore>(
     // loop adds one or returns, so it ends after at most `versions.len() + 1` turns.
     let mut skip: Vec<u64> = Vec::new();
     loop {
-        let choice = choose(&mut s, &versions, &skip, cfg, env);
+        let choice = choose(next!(), &versions, &skip, cfg, env);
         out.choice = choice;
         let Some(v) = choice.target else {
-            out.persist_error = out.durable.persist(&s).err();
-            return out;
+            out.persist_error = out.durable.persist_next().err();
+            return;
         };
         if mem::push(&mut skip, v).is_err() {
-            out.choice = out_of_memory(&mut s, env);
-            out.persist_error = out.durable.persist(&s).err();
-            return out;
+            out.choice = out_of_memory(next!(), env);
+            out.persist_error = out.durable.persist_next().err();
+            return;
         }
         if store.read(v, read_limit, &mut buf).is_err() {
             // Only a report: `skip` already keeps the start from retrying it.
@@ -315,47 +468,53 @@ pub fn start<M: StateMedium, S: ContentStore>(
             version: v,
             digest: file_digest(&buf),
         };
-        let activation = record_attempt(&mut s, ver);
-        if let Err(e) = out.durable.persist(&s) {
+        let activation = record_attempt(next!(), ver);
+        if let Err(e) = out.durable.persist_next() {
             // Counting cannot be guaranteed: activate nothing.
-            out.choice = state_unwritable(&mut s, env);
+            out.choice = state_unwritable(next!(), env);
             out.persist_error = Some(e);
-            return out;
+            return;
         }
-        let loaded = RuleSet::load(&buf).and_then(|rs| {
-            if rs.version() == v {
-                Ok(rs)
-            } else {
-                let kind = ErrorKind::VersionMismatch {
-                    expected: v,
-                    found: rs.version(),
-                };
-                Err(ContentError {
-                    at: Location {
-                        offset: 16,
-                        ..Location::default()
-                    },
-                    kind,
-                })
-            }
-        });
-        match loaded {
+        match load(&buf, v) {
             Ok(rs) => {
                 out.active = Some((ver, rs));
                 out.activation = Some(activation);
-                return out;
+                return;
             }
             Err(error) if error.kind == ErrorKind::OutOfMemory => {
                 // Running out of memory is not proof of bad content: skip it for this start
                 // like an unreadable file, without quarantine.
                 let _ = mem::push(&mut out.unreadable, v);
-                s.attempt = None;
+                next!().attempt = None;
             }
             Err(error) => {
-                reject_invalid(&mut s, ver, error.ordinal());
+                reject_invalid(next!(), ver, error.ordinal());
                 // Only a report: the quarantine entry in the record is what counts.
                 let _ = mem::push(&mut out.rejected, Rejection { ver, error });
             }
         }
     }
+}
+
+/// Validates and compiles version `v`'s file (its own frame: the validator's state is not
+/// kept across the start's other steps).
+#[inline(never)]
+fn load(buf: &[u8], v: u64) -> Result<RuleSet, ContentError> {
+    RuleSet::load(buf).and_then(|rs| {
+        if rs.version() == v {
+            Ok(rs)
+        } else {
+            let kind = ErrorKind::VersionMismatch {
+                expected: v,
+                found: rs.version(),
+            };
+            Err(ContentError {
+                at: Location {
+                    offset: 16,
+                    ..Location::default()
+                },
+                kind,
+            })
+        }
+    })
 }
