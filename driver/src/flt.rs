@@ -33,7 +33,7 @@ use windows_sys::Wdk::Storage::FileSystem::{
     FILE_DISPOSITION_INFORMATION, FILE_DISPOSITION_INFORMATION_EX, FILE_RENAME_INFORMATION,
 };
 use windows_sys::Wdk::System::SystemServices::{
-    IRP_MJ_CREATE, IRP_MJ_SET_INFORMATION, SL_OPEN_PAGING_FILE,
+    IRP_MJ_CREATE, IRP_MJ_SET_INFORMATION, SL_OPEN_PAGING_FILE, SL_OPEN_TARGET_DIRECTORY,
 };
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_ACCESS_DENIED, STATUS_FLT_DO_NOT_ATTACH, STATUS_SUCCESS, UNICODE_STRING,
@@ -241,6 +241,8 @@ pub fn unregister_and_free() {
     }
     // SAFETY: FltUnregisterFilter returned: no callback is running or will start.
     drop(unsafe { ACTIVE.take() });
+    // SAFETY: as above: the callbacks were its only readers.
+    drop(unsafe { OWN_DIR.take() });
 }
 
 /// A name from the Filter Manager, released on drop.
@@ -291,27 +293,35 @@ fn complete_denied(data: &mut FLT_CALLBACK_DATA) -> FLT_PREOP_CALLBACK_STATUS {
 /// Content never blocks the driver's own directory (the operation's file, or a rename or
 /// link target); if that directory is unknown, it never blocks the System process's
 /// kernel-mode requests, which include the driver's own.
-fn block_vetoed(data: &FLT_CALLBACK_DATA, pid: u64, path: &[u16], target: &[u16]) -> bool {
+fn block_vetoed(req: &Requestor, path: &[u16], target: &[u16]) -> bool {
     OWN_DIR
         .with(|own| own.contains(path) || own.contains(target))
-        .unwrap_or(data.RequestorMode == KERNEL_MODE && pid == SYSTEM_PID)
+        .unwrap_or(req.kernel_mode && req.pid == SYSTEM_PID)
 }
 
-fn apply<H: Host>(
-    data: &mut FLT_CALLBACK_DATA,
+/// Applies a verdict. `data` stays a raw pointer until here: a `&mut` to the callback
+/// data is formed only to complete a denied operation, never while the Filter Manager's
+/// routines are also given the pointer.
+///
+/// # Safety
+/// `data` is the callback data of the current callback.
+unsafe fn apply<H: Host>(
+    data: *mut FLT_CALLBACK_DATA,
     m: Option<Match>,
     kind: EventType,
     (path, target): (&[u16], &[u16]),
-    pid: u64,
+    req: &Requestor,
 ) -> FLT_PREOP_CALLBACK_STATUS {
+    let pid = req.pid;
     match m {
         Some(m) if m.action == Action::Block => {
-            let vetoed = block_vetoed(data, pid, path, target);
+            let vetoed = block_vetoed(req, path, target);
             H::report(&m, kind, path, pid, vetoed);
-            if vetoed {
-                FLT_PREOP_SUCCESS_NO_CALLBACK
-            } else {
-                complete_denied(data)
+            // SAFETY: valid callback data (contract above); no other reference to it is
+            // live here.
+            match unsafe { data.as_mut() } {
+                Some(d) if !vetoed => complete_denied(d),
+                _ => FLT_PREOP_SUCCESS_NO_CALLBACK,
             }
         }
         Some(m) if m.action == Action::Audit => {
@@ -328,24 +338,34 @@ fn skip(data: &FLT_CALLBACK_DATA) -> bool {
     data.Flags & FLTFL_CALLBACK_DATA_IRP_OPERATION == 0 || ACTIVE.with(|_| ()).is_none()
 }
 
-/// What both pre-operation callbacks start from: the callback data, the requestor's
-/// process id and the parameter block; `None` when the operation is not evaluated.
+/// Who asked for the operation.
+struct Requestor {
+    pid: u64,
+    /// `RequestorMode == KernelMode`.
+    kernel_mode: bool,
+}
+
+/// What both pre-operation callbacks start from: the requestor and the parameter block;
+/// `None` when the operation is not evaluated. Reads the callback data through a shared
+/// reference that ends here.
 ///
 /// # Safety
 /// `data` is the callback data the Filter Manager passed to the current callback.
 unsafe fn prologue<'a>(
     data: *mut FLT_CALLBACK_DATA,
-) -> Option<(&'a mut FLT_CALLBACK_DATA, u64, &'a FLT_IO_PARAMETER_BLOCK)> {
+) -> Option<(Requestor, &'a FLT_IO_PARAMETER_BLOCK)> {
     // SAFETY: valid callback data for the duration of the call (contract above).
-    let d = unsafe { data.as_mut() }?;
+    let d = unsafe { data.as_ref() }?;
     if skip(d) {
         return None;
     }
+    let kernel_mode = d.RequestorMode == KERNEL_MODE;
+    // SAFETY: Iopb points to the parameter block of this callback data (a structure apart
+    // from FLT_CALLBACK_DATA), valid for the call.
+    let iopb = unsafe { d.Iopb.as_ref() }?;
     // SAFETY: `data` is the valid callback data of the current callback.
     let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
-    // SAFETY: Iopb points to the parameter block of this callback data, valid for the call.
-    let iopb = unsafe { d.Iopb.as_ref() }?;
-    Some((d, pid, iopb))
+    Some((Requestor { pid, kernel_mode }, iopb))
 }
 
 /// The operation's normalized name (released when the result is dropped).
@@ -367,11 +387,19 @@ pub unsafe extern "system" fn pre_create<H: Host>(
     _context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
     // SAFETY: `data` comes from the Filter Manager for this callback.
-    let Some((d, pid, iopb)) = (unsafe { prologue(data) }) else {
+    let Some((req, iopb)) = (unsafe { prologue(data) }) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
-    if u32::from(iopb.OperationFlags) & SL_OPEN_PAGING_FILE != 0 {
+    let pid = req.pid;
+    let flags = u32::from(iopb.OperationFlags);
+    if flags & SL_OPEN_PAGING_FILE != 0 {
         return FLT_PREOP_SUCCESS_NO_CALLBACK; // paging files are the memory manager's
+    }
+    if flags & SL_OPEN_TARGET_DIRECTORY != 0 {
+        // The target-directory open of a rename or hard link: the Filter Manager names the
+        // parent directory, with the rename's access. The operation itself is evaluated in
+        // pre-set-information, where its source and target are known.
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
     // SAFETY: for IRP_MJ_CREATE the `Create` member of the parameter union is the valid one.
     let create = unsafe { iopb.Parameters.Create };
@@ -389,13 +417,22 @@ pub unsafe extern "system" fn pre_create<H: Host>(
         pid,
         desired_access,
         options: create.Options,
-        kernel_mode: d.RequestorMode == KERNEL_MODE,
+        kernel_mode: req.kernel_mode,
     };
     let inputs = create_inputs(&facts);
     let verdict = ACTIVE
         .with(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs)))
         .flatten();
-    apply::<H>(d, verdict, EventType::FileCreate, (facts.path, &[]), pid)
+    // SAFETY: `data` is this callback's data.
+    unsafe {
+        apply::<H>(
+            data,
+            verdict,
+            EventType::FileCreate,
+            (facts.path, &[]),
+            &req,
+        )
+    }
 }
 
 /// Pre-operation callback for `IRP_MJ_SET_INFORMATION` (rename, delete). IRQL:
@@ -409,9 +446,10 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
     _context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
     // SAFETY: `data` comes from the Filter Manager for this callback.
-    let Some((d, pid, iopb)) = (unsafe { prologue(data) }) else {
+    let Some((req, iopb)) = (unsafe { prologue(data) }) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
+    let pid = req.pid;
     // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
     let p = unsafe { iopb.Parameters.SetFileInformation };
     if !set_info_class_of_interest(p.FileInformationClass) || p.InfoBuffer.is_null() {
@@ -420,11 +458,13 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
     let len = usize::try_from(p.Length).unwrap_or(0);
     let (delete, target) = match p.FileInformationClass {
         CLASS_DISPOSITION if len >= size_of::<FILE_DISPOSITION_INFORMATION>() => {
-            // SAFETY: InfoBuffer is the system buffer of at least `Length` bytes, checked above.
-            (
-                unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION>()).DeleteFile },
-                None,
-            )
+            // `DeleteFile` is a BOOLEAN the caller wrote: any non-zero byte deletes (file
+            // systems test it as such), so it is read as a byte, never as a Rust `bool`
+            // (a value other than 0 or 1 would be undefined behaviour, and read as false).
+            // SAFETY: InfoBuffer is the system buffer of at least `Length` bytes (checked),
+            // and DeleteFile is its first byte.
+            let delete = unsafe { p.InfoBuffer.cast::<u8>().read() } != 0;
+            (delete, None)
         }
         CLASS_DISPOSITION_EX if len >= size_of::<FILE_DISPOSITION_INFORMATION_EX>() => {
             // SAFETY: as above.
@@ -446,19 +486,22 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
         class: p.FileInformationClass,
         target: target.as_ref().map_or(&[], NameInfo::path),
         delete,
-        kernel_mode: d.RequestorMode == KERNEL_MODE,
+        kernel_mode: req.kernel_mode,
     };
     let inputs = set_info_inputs(&facts);
     let verdict = ACTIVE
         .with(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs)))
         .flatten();
-    apply::<H>(
-        d,
-        verdict,
-        EventType::FileSetInfo,
-        (facts.path, facts.target),
-        pid,
-    )
+    // SAFETY: `data` is this callback's data.
+    unsafe {
+        apply::<H>(
+            data,
+            verdict,
+            EventType::FileSetInfo,
+            (facts.path, facts.target),
+            &req,
+        )
+    }
 }
 
 /// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).

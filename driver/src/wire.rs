@@ -10,6 +10,8 @@ use alloc::vec::Vec;
 pub const REG_SZ: u32 = 1;
 /// Registry value type `REG_EXPAND_SZ` (winnt.h).
 pub const REG_EXPAND_SZ: u32 = 2;
+/// Registry value type `REG_BINARY` (winnt.h).
+pub const REG_BINARY: u32 = 3;
 /// Registry value type `REG_DWORD` (winnt.h).
 pub const REG_DWORD: u32 = 4;
 /// Registry value type `REG_QWORD` (winnt.h).
@@ -50,10 +52,11 @@ pub fn number_value(kind: u32, data: &[u8]) -> Option<u64> {
     }
 }
 
-/// A `REG_SZ` value as UTF-16 code units without its trailing NULs, appended to `out`.
-/// `None` for other types, odd byte counts, an empty string, or out of memory.
+/// A `REG_SZ` or `REG_EXPAND_SZ` value as UTF-16 code units without its trailing NULs,
+/// appended to `out` (expanding `%variables%` is the caller's concern). `None` for other
+/// types, odd byte counts, an empty string, or out of memory.
 pub fn string_value(kind: u32, data: &[u8], out: &mut Vec<u16>) -> Option<()> {
-    if kind != REG_SZ || !data.len().is_multiple_of(2) {
+    if !matches!(kind, REG_SZ | REG_EXPAND_SZ) || !data.len().is_multiple_of(2) {
         return None;
     }
     let mut units = data.chunks_exact(2).map(|c| match c {
@@ -178,6 +181,12 @@ mod tests {
             "wrong type"
         );
         assert!(out.is_empty());
+        // REG_EXPAND_SZ is read as written (the caller refuses `%variables%`).
+        assert_eq!(
+            string_value(REG_EXPAND_SZ, &utf16le("C:\\F"), &mut out),
+            Some(())
+        );
+        assert_eq!(out, "C:\\F".encode_utf16().collect::<Vec<_>>());
     }
 
     #[test]

@@ -254,7 +254,9 @@ fn check(data: &[u8], drill: bool) {
 
     // The drill: its registry value and its bugcheck code only in the drill build.
     let insns = code(&pe, data);
-    let drill_value = contains(data, &utf16("DrillCrashVersion"));
+    // The driver builds its UTF-16 names at run time from string literals: look for both.
+    let drill_value =
+        contains(data, b"DrillCrashVersion") || contains(data, &utf16("DrillCrashVersion"));
     let drill_code = insns.iter().any(|i| {
         (0..i.op_count()).any(|k| {
             matches!(i.op_kind(k), OpKind::Immediate32 | OpKind::Immediate32to64)
@@ -317,7 +319,12 @@ fn check(data: &[u8], drill: bool) {
     assert!(loads > 0, "no read of InitSafeBootMode's import slot found");
 
     // Stack budget.
-    check_stack(&pe, data, &insns, base + u64::from(oh.address_of_entry_point()));
+    check_stack(
+        &pe,
+        data,
+        &insns,
+        base + u64::from(oh.address_of_entry_point()),
+    );
 }
 
 /// A function from `.pdata`: its address range and frame size (bytes).
@@ -343,20 +350,20 @@ fn frame_size(pe: &PeFile64<'_>, data: &[u8], unwind_rva: u32, depth: u32) -> u6
         let c = code(i);
         let (op, op_info) = ((c >> 8) & 0xF, c >> 12);
         match op {
-            0 => size += 8,                                  // UWOP_PUSH_NONVOL
+            0 => size += 8, // UWOP_PUSH_NONVOL
             1 if op_info == 0 => {
-                size += u64::from(code(i + 1)) * 8;          // UWOP_ALLOC_LARGE, scaled
+                size += u64::from(code(i + 1)) * 8; // UWOP_ALLOC_LARGE, scaled
                 i += 1;
             }
             1 => {
                 size += u64::from(code(i + 1)) | (u64::from(code(i + 2)) << 16);
                 i += 2;
             }
-            2 => size += u64::from(op_info) * 8 + 8,         // UWOP_ALLOC_SMALL
-            4 | 8 => i += 1,                                 // SAVE_NONVOL, SAVE_XMM128
-            5 | 9 => i += 2,                                 // their _FAR forms
+            2 => size += u64::from(op_info) * 8 + 8, // UWOP_ALLOC_SMALL
+            4 | 8 => i += 1,                         // SAVE_NONVOL, SAVE_XMM128
+            5 | 9 => i += 2,                         // their _FAR forms
             10 => size += if op_info == 0 { 40 } else { 48 }, // PUSH_MACHFRAME
-            _ => {}                                          // SET_FPREG
+            _ => {}                                  // SET_FPREG
         }
         i += 1;
     }
@@ -392,7 +399,12 @@ fn functions(pe: &PeFile64<'_>, data: &[u8]) -> Vec<Func> {
     let mut out: Vec<Func> = (0..n)
         .map(|k| {
             let w = |o: usize| {
-                u32::from_le_bytes([bytes[k * 12 + o], bytes[k * 12 + o + 1], bytes[k * 12 + o + 2], bytes[k * 12 + o + 3]])
+                u32::from_le_bytes([
+                    bytes[k * 12 + o],
+                    bytes[k * 12 + o + 1],
+                    bytes[k * 12 + o + 2],
+                    bytes[k * 12 + o + 3],
+                ])
             };
             Func {
                 begin: base + u64::from(w(0)),
@@ -443,10 +455,11 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
         if !direct {
             continue;
         }
-        if let (Some(from), Some(to)) = (find(ins.ip()), find(ins.near_branch_target())) {
-            if from != to && !calls[from].contains(&to) {
-                calls[from].push(to);
-            }
+        if let (Some(from), Some(to)) = (find(ins.ip()), find(ins.near_branch_target()))
+            && from != to
+            && !calls[from].contains(&to)
+        {
+            calls[from].push(to);
         }
     }
     let mut by_size: Vec<&Func> = funcs.iter().collect();
@@ -468,11 +481,13 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
     let mut memo = vec![None; funcs.len()];
     let mut chains: Vec<(u64, u64)> = Vec::new();
     for root in (0..funcs.len()).filter(|r| !called.contains(r)) {
-        let d = depth(root, &funcs, &calls, &mut memo, &mut Vec::new())
-            .unwrap_or_else(|cycle| {
-                let at: Vec<String> = cycle.iter().map(|&c| format!("{:#x}", funcs[c].begin)).collect();
-                panic!("recursion: {at:?}")
-            });
+        let d = depth(root, &funcs, &calls, &mut memo, &mut Vec::new()).unwrap_or_else(|cycle| {
+            let at: Vec<String> = cycle
+                .iter()
+                .map(|&c| format!("{:#x}", funcs[c].begin))
+                .collect();
+            panic!("recursion: {at:?}")
+        });
         chains.push((d, funcs[root].begin));
     }
     chains.sort_unstable_by_key(|&(d, _)| std::cmp::Reverse(d));
@@ -486,7 +501,10 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
         .filter(|(d, _)| *d > MAX_DEPTH)
         .map(|(d, at)| format!("{at:#x}: {d}"))
         .collect();
-    assert!(over.is_empty(), "own stack over {MAX_DEPTH} bytes: {over:?}");
+    assert!(
+        over.is_empty(),
+        "own stack over {MAX_DEPTH} bytes: {over:?}"
+    );
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub use wdk_sys::ntddk::{
     KeQueryUnbiasedInterruptTime, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
     MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
     PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
-    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwWriteFile,
+    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
+    ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
@@ -80,11 +81,14 @@ pub type ExAllocatePool2Fn = unsafe extern "system" fn(
 pub const STATUS_SUCCESS: NTSTATUS = 0;
 pub const STATUS_NO_MORE_FILES: NTSTATUS = nt(0x8000_0006);
 pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = nt(0x8000_0005);
+pub const STATUS_BUFFER_TOO_SMALL: NTSTATUS = nt(0xC000_0023);
+pub const STATUS_INVALID_PARAMETER: NTSTATUS = nt(0xC000_000D);
 pub const STATUS_END_OF_FILE: NTSTATUS = nt(0xC000_0011);
 pub const STATUS_OBJECT_NAME_NOT_FOUND: NTSTATUS = nt(0xC000_0034);
 pub const STATUS_OBJECT_PATH_NOT_FOUND: NTSTATUS = nt(0xC000_003A);
 pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = nt(0xC000_009A);
 pub const STATUS_NAME_TOO_LONG: NTSTATUS = nt(0xC000_0106);
+pub const STATUS_DATA_ERROR: NTSTATUS = nt(0xC000_003E);
 
 /// An NTSTATUS from its documented hexadecimal form.
 const fn nt(bits: u32) -> NTSTATUS {
@@ -98,9 +102,13 @@ pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
 pub const GENERIC_READ: u32 = 0x8000_0000;
 pub const GENERIC_WRITE: u32 = 0x4000_0000;
 pub const SYNCHRONIZE: u32 = 0x0010_0000;
+pub const DELETE: u32 = 0x0001_0000;
+pub const KEY_SET_VALUE: u32 = 0x0002;
 pub const FILE_LIST_DIRECTORY: u32 = 0x0001;
 pub const KEY_READ: u32 = 0x2_0019;
 pub const FILE_SHARE_READ: u32 = 0x1;
+pub const FILE_SHARE_WRITE: u32 = 0x2;
+pub const FILE_SHARE_DELETE: u32 = 0x4;
 pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
 // wdm.h create dispositions and options
 pub const FILE_OPEN: u32 = 0x1;
@@ -110,6 +118,7 @@ pub const FILE_DIRECTORY_FILE: u32 = 0x1;
 pub const FILE_WRITE_THROUGH: u32 = 0x2;
 pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
 pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+pub const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
 // devioctl.h
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 // wdm.h

@@ -20,7 +20,8 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64};
 
-use failsafe_loader::state::Durable;
+use failsafe_loader::state::machine::Activation;
+use failsafe_loader::state::{Config, Durable};
 
 use super::ffi::{DEVICE_OBJECT, KDPC, KEVENT, KTIMER};
 use super::medium::KernelMedium;
@@ -48,11 +49,14 @@ pub static TIMER: Kobj<KTIMER> = Kobj::new();
 pub static DPC: Kobj<KDPC> = Kobj::new();
 
 /// Health work: not armed, armed (timer set), queued (the DPC queued the work item, which
-/// has not finished). The DPC moves armed → queued at most once per arming.
+/// has not finished), stopped (teardown: nothing may be armed or queued again). The DPC
+/// moves armed → queued at most once per arming; the work item may move queued → armed
+/// (re-armed after sleep) unless teardown stopped it first.
 pub static HEALTH: AtomicU8 = AtomicU8::new(HEALTH_IDLE);
 pub const HEALTH_IDLE: u8 = 0;
 pub const HEALTH_ARMED: u8 = 1;
 pub const HEALTH_QUEUED: u8 = 2;
+pub const HEALTH_STOPPED: u8 = 3;
 
 /// Notification event, signaled whenever no health work item is queued or running: reset
 /// when the timer is armed; set by the work item when it ends, or by teardown when the
@@ -63,8 +67,22 @@ pub static WORK_IDLE: Kobj<KEVENT> = Kobj::new();
 /// the health work item, the shutdown notification and teardown). PASSIVE_LEVEL only.
 pub static STATE_LOCK: Kobj<KEVENT> = Kobj::new();
 
-/// The durable record after the start, for the health and shutdown events.
-pub struct StateSlot(pub UnsafeCell<Option<Durable<KernelMedium>>>);
+/// What the health and shutdown events need after the start.
+#[derive(Debug)]
+pub struct Running {
+    /// The durable record.
+    pub durable: Durable<KernelMedium>,
+    /// The attempt this start activated: the only one its health check and shutdown may
+    /// close (`None`: nothing active, so neither writes anything).
+    pub activation: Option<Activation>,
+    /// The configuration the start used.
+    pub cfg: Config,
+    /// Interrupt time (100 ns) when the content became active, for the uptime evidence.
+    pub active_since: u64,
+}
+
+/// The record after the start, for the health and shutdown events.
+pub struct StateSlot(pub UnsafeCell<Option<Running>>);
 // SAFETY: only touched with STATE_LOCK held (`super::health::with_state`).
 unsafe impl Sync for StateSlot {}
 pub static STATE: StateSlot = StateSlot(UnsafeCell::new(None));

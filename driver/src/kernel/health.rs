@@ -5,38 +5,43 @@
 //!   `WORK_IDLE` reset, one-shot `KTIMER` set for `healthy_after` seconds.
 //! - `health_dpc` (DISPATCH): armed → queued, then `IoQueueWorkItem` (the work item holds a
 //!   reference on our device object, so the image stays loaded until it returns).
-//! - `health_work` (PASSIVE, system worker thread): the canary (a create, write and close
-//!   of `<dir>\health.canary` through the whole file-system stack, our own filter
-//!   included: a filter that hangs creates never completes it), then, with the canary's
-//!   result as evidence, the core's `healthy` event under `STATE_LOCK`; finally
-//!   `WORK_IDLE` is set.
-//! - `quiesce` (teardown, PASSIVE): `KeCancelTimer`, `KeFlushQueuedDpcs` (the DPC either
-//!   ran to completion or never will), armed → idle if the DPC never ran (then nobody else
-//!   sets `WORK_IDLE`, so set it here), and wait for `WORK_IDLE`. Only then may the work
-//!   item be freed. This does not rely on `KeCancelTimer`'s result, which Wine reports
-//!   differently from Windows for an expired one-shot timer.
+//! - `health_work` (PASSIVE, system worker thread): if less uptime than `healthy_after`
+//!   has passed (a relative timer that fell due during sleep fires at once on wake, while
+//!   the unbiased uptime excludes the sleep), the timer is set again for the rest and the
+//!   state moves queued → armed, unless teardown stopped it. Otherwise the canary (create,
+//!   write, flush, read back and delete-on-close of `<dir>\canary.tmp` through the whole
+//!   file-system stack, this filter included: a filter that hangs creates never completes
+//!   it), then, with its result as evidence, the core's health event under `STATE_LOCK`
+//!   (the record re-read first); finally `WORK_IDLE` is set.
+//! - `quiesce` (teardown, PASSIVE): the state becomes stopped (so neither the DPC nor the
+//!   work item arms or queues again), `KeCancelTimer`, `KeFlushQueuedDpcs` (the DPC either
+//!   ran to completion or never will); if it was armed, nobody else will set `WORK_IDLE`, so
+//!   set it here; then wait for `WORK_IDLE`. Only then may the work item be freed. This does
+//!   not rely on `KeCancelTimer`'s result, which Wine reports differently from Windows for
+//!   an expired one-shot timer.
 
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
-use failsafe_loader::state::Durable;
-use failsafe_loader::state::machine::{clean_shutdown, healthy};
+use failsafe_loader::state::machine::HealthEvidence;
 
 use super::ffi::{
-    _KWAIT_REASON, _WORK_QUEUE_TYPE, DEVICE_OBJECT, FILE_NON_DIRECTORY_FILE, FILE_OVERWRITE_IF,
-    FILE_WRITE_THROUGH, GENERIC_WRITE, IRP, IoQueueWorkItem, IofCompleteRequest, KDPC, KERNEL_MODE,
-    KeCancelTimer, KeFlushQueuedDpcs, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
-    LARGE_INTEGER, NTSTATUS, PDEVICE_OBJECT, STATUS_SUCCESS,
+    _KWAIT_REASON, _WORK_QUEUE_TYPE, DELETE, DEVICE_OBJECT, FILE_DELETE_ON_CLOSE,
+    FILE_NON_DIRECTORY_FILE, FILE_OVERWRITE_IF, FILE_WRITE_THROUGH, GENERIC_READ, GENERIC_WRITE,
+    IRP, IoQueueWorkItem, IofCompleteRequest, KDPC, KERNEL_MODE, KeCancelTimer, KeFlushQueuedDpcs,
+    KeQueryUnbiasedInterruptTime, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
+    LARGE_INTEGER, NTSTATUS, PDEVICE_OBJECT, STATUS_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_SUCCESS,
 };
 use super::globals::{
-    DIR, DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, STATE, STATE_LOCK, TIMER,
-    WORK_IDLE, WORK_ITEM,
+    DIR, DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, HEALTH_STOPPED, Running, STATE,
+    STATE_LOCK, TIMER, WORK_IDLE, WORK_ITEM,
 };
-use super::medium::KernelMedium;
-use super::nt::{Wide, debug_assert_passive, open, write_at};
+use super::nt::{Wide, debug_assert_passive, flush, io, open, read_at, write_at};
 
-/// Runs `f` on the durable record with `STATE_LOCK` held. PASSIVE_LEVEL.
-pub fn with_state<R>(f: impl FnOnce(&mut Option<Durable<KernelMedium>>) -> R) -> R {
+/// Runs `f` on the record and this start's activation with `STATE_LOCK` held.
+/// PASSIVE_LEVEL.
+pub fn with_state<R>(f: impl FnOnce(&mut Option<Running>) -> R) -> R {
     debug_assert_passive!();
     wait_forever(STATE_LOCK.ptr().cast());
     // SAFETY: STATE_LOCK is a synchronization event used as a mutex: while this thread
@@ -65,14 +70,29 @@ fn wait_forever(object: *mut c_void) {
 /// Arms the one-shot health timer. PASSIVE_LEVEL, once, after filtering started.
 pub fn arm(healthy_after_secs: u32) {
     debug_assert_passive!();
-    if WORK_ITEM.load(Ordering::Acquire).is_null() {
+    if WORK_ITEM.load(Ordering::Acquire).is_null()
+        || HEALTH
+            .compare_exchange(
+                HEALTH_IDLE,
+                HEALTH_ARMED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+    {
         return;
     }
-    HEALTH.store(HEALTH_ARMED, Ordering::Release);
     // SAFETY: initialized notification event; reset before the timer can fire.
     let _ = unsafe { KeResetEvent(WORK_IDLE.ptr()) };
+    set_timer(u64::from(healthy_after_secs));
+}
+
+/// Sets the one-shot timer `secs` seconds from now.
+fn set_timer(secs: u64) {
     let due = LARGE_INTEGER {
-        QuadPart: i64::from(healthy_after_secs).saturating_mul(-10_000_000),
+        QuadPart: i64::try_from(secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(-10_000_000),
     };
     // SAFETY: initialized timer and DPC in static storage; a negative due time is relative,
     // in 100 ns units.
@@ -111,36 +131,101 @@ pub unsafe extern "C" fn health_dpc(
     };
 }
 
-/// The canary: evidence that a create and a write through the file-system stack, this
-/// filter included, complete. `<dir>\health.canary` is inside the driver's own directory,
-/// which content can audit but never block (`crate::guard`). PASSIVE_LEVEL.
+/// The interrupt time in 100 ns units (any IRQL).
+pub fn now() -> u64 {
+    // SAFETY: callable at any IRQL, no arguments (Microsoft Learn,
+    // "KeQueryUnbiasedInterruptTime").
+    unsafe { KeQueryUnbiasedInterruptTime() }
+}
+
+/// What the canary writes and reads back.
+const CANARY: &[u8; 16] = b"failsafe canary\n";
+
+/// The canary: evidence that a create, a write, a flush and a read through the whole
+/// file-system stack, this filter included, complete. `<dir>\canary.tmp`, deleted on close,
+/// is inside the driver's own directory, which content can audit but never block
+/// (`crate::guard`). A filter that hangs creates never gets past `open`, so the work item
+/// never records healthy. PASSIVE_LEVEL.
 fn canary() -> Result<(), NTSTATUS> {
     debug_assert_passive!();
     // SAFETY: DIR is written once before the timer is armed and cleared only after the
     // work item finished (globals.rs); this is a shared read.
     let dir = unsafe { &*DIR.0.get() };
-    let Some(dir) = dir.as_ref() else {
-        return Err(super::ffi::STATUS_INSUFFICIENT_RESOURCES);
-    };
-    let mut path = Wide::join(dir.units(), "\\health.canary")
-        .ok_or(super::ffi::STATUS_INSUFFICIENT_RESOURCES)?;
+    let dir = dir.as_ref().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let mut path = Wide::join(dir.units(), "\\canary.tmp").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
     let h = open(
         &mut path,
-        GENERIC_WRITE,
+        GENERIC_READ | GENERIC_WRITE | DELETE,
         FILE_OVERWRITE_IF,
-        FILE_NON_DIRECTORY_FILE | FILE_WRITE_THROUGH,
+        FILE_NON_DIRECTORY_FILE | FILE_WRITE_THROUGH | FILE_DELETE_ON_CLOSE,
     )?;
-    write_at(&h, 0, b"failsafe canary\n")
+    write_at(&h, 0, CANARY)?;
+    flush(&h)?;
+    let mut back = [0u8; 16];
+    let n = read_at(&h, 0, &mut back)?;
+    if n != back.len() || &back != CANARY {
+        return Err(STATUS_DATA_ERROR);
+    }
+    Ok(())
 }
 
-/// Work item (PASSIVE_LEVEL): content stayed up `healthy_after` seconds; if the canary
-/// completes too, the start is healthy.
+/// Seconds of (unbiased) uptime since the content became active, and the window.
+fn uptime() -> Option<(u64, u64)> {
+    let at = now();
+    with_state(|s| {
+        s.as_ref().map(|r| {
+            let up = at.saturating_sub(r.active_since) / 10_000_000;
+            (up, u64::from(r.cfg.healthy_after_secs))
+        })
+    })
+}
+
+/// Work item (PASSIVE_LEVEL): content stayed up `healthy_after` seconds; the canary's
+/// result is the evidence, recorded either way; healthy only if it passed.
 unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
-    let evidence = canary();
-    if evidence.is_ok() {
+    if let Some((up, window)) = uptime()
+        && up < window
+    {
+        // Woken early (sleep): wait for the rest. The timer is set before the state says
+        // armed, so teardown never sees armed without a timer it can cancel. (Should the
+        // timer, a second or more away, fire before the compare-exchange below, its DPC
+        // finds the state queued and does nothing: this start then never records healthy,
+        // which costs it nothing unless it later ends uncleanly.)
+        set_timer(window.saturating_sub(up).max(1));
+        if HEALTH
+            .compare_exchange(
+                HEALTH_QUEUED,
+                HEALTH_ARMED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            return; // WORK_IDLE stays reset: the next run of this item sets it
+        }
+        // Stopped meanwhile: take the timer back, and make sure its DPC (had it fired)
+        // has finished before teardown may go on.
+        // SAFETY: initialized timer; cancelling is harmless if it already fired (the DPC
+        // then finds the state stopped and queues nothing).
+        let _ = unsafe { KeCancelTimer(TIMER.ptr()) };
+        // SAFETY: PASSIVE_LEVEL (work item); waits for a DPC of that timer, if queued.
+        unsafe { KeFlushQueuedDpcs() };
+    } else {
+        let canary = canary().map_err(io);
+        let at = now();
         with_state(|s| {
-            if let Some(d) = s.as_mut() {
-                let _ = d.apply(healthy);
+            if let Some(r) = s.as_mut()
+                && let Some(act) = r.activation
+            {
+                let uptime = at.saturating_sub(r.active_since) / 10_000_000;
+                let evidence = HealthEvidence {
+                    uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
+                    canary,
+                };
+                // Built on the record as it is now (a responder may have changed it).
+                if r.durable.refresh().is_ok() {
+                    let _ = r.durable.health(&act, &evidence, &r.cfg);
+                }
             }
         });
     }
@@ -151,21 +236,16 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
 /// Stops the health machinery so that the work item can be freed. PASSIVE_LEVEL.
 pub fn quiesce() {
     debug_assert_passive!();
+    let was = HEALTH.swap(HEALTH_STOPPED, Ordering::AcqRel);
     // SAFETY: initialized timer (DriverEntry initializes it before anything can fail);
     // cancelling a timer that is not set is harmless.
     let _ = unsafe { KeCancelTimer(TIMER.ptr()) };
     // SAFETY: PASSIVE_LEVEL; waits until every queued DPC, ours included, has run.
     unsafe { KeFlushQueuedDpcs() };
-    if HEALTH
-        .compare_exchange(
-            HEALTH_ARMED,
-            HEALTH_IDLE,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
-    {
-        // The DPC never ran and never will: nobody else signals the event.
+    if was == HEALTH_ARMED {
+        // No work item is queued (the DPC moves armed → queued before queueing, and now
+        // finds the state stopped; a re-arming work item set the timer before the state):
+        // nobody else signals the event.
         // SAFETY: initialized notification event.
         let _ = unsafe { KeSetEvent(WORK_IDLE.ptr(), 0, 0) };
     }
@@ -173,13 +253,22 @@ pub fn quiesce() {
     wait_forever(WORK_IDLE.ptr().cast());
 }
 
-/// IRP_MJ_SHUTDOWN (PASSIVE_LEVEL): an orderly shutdown before healthy is not charged.
-pub unsafe extern "C" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+/// Closes this start's attempt as clean (nothing if this start activated nothing).
+/// PASSIVE_LEVEL.
+pub fn close_clean() {
     with_state(|s| {
-        if let Some(d) = s.as_mut() {
-            let _ = d.apply(clean_shutdown);
+        if let Some(r) = s.as_mut()
+            && let Some(act) = r.activation
+            && r.durable.refresh().is_ok()
+        {
+            let _ = r.durable.clean_shutdown(&act);
         }
     });
+}
+
+/// IRP_MJ_SHUTDOWN (PASSIVE_LEVEL): an orderly shutdown before healthy is not charged.
+pub unsafe extern "C" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    close_clean();
     // SAFETY: the I/O manager passes a valid IRP that this routine owns until completed.
     if let Some(i) = unsafe { irp.as_mut() } {
         i.IoStatus.__bindgen_anon_1.Status = STATUS_SUCCESS;

@@ -70,6 +70,10 @@ impl Host for Kernel {
     }
 
     fn unload(_flags: u32) -> NTSTATUS {
+        // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
+        // start's attempt as clean before the shutdown notification goes away, or the next
+        // start would charge it.
+        super::health::close_clean();
         super::teardown();
         STATUS_SUCCESS
     }

@@ -35,7 +35,7 @@ extern crate wdk_panic;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use failsafe_loader::state::machine::clean_shutdown;
+use failsafe_loader::state::record::encode_report;
 use failsafe_loader::state::{Env, start};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FltRegisterFilter, FltStartFiltering,
@@ -55,7 +55,8 @@ use ffi::{
     PsSetCreateProcessNotifyRoutineEx, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
 };
 use globals::{
-    DEVICE, DIR, DPC, PROCESS_NOTIFY, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, WORK_IDLE, WORK_ITEM,
+    DEVICE, DIR, DPC, PROCESS_NOTIFY, Running, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, WORK_IDLE,
+    WORK_ITEM,
 };
 use host::{Kernel, process_notify};
 use medium::KernelMedium;
@@ -110,8 +111,15 @@ pub unsafe extern "system" fn driver_entry(
     let safe_boot = registry::windows_safe_mode();
     let env = Env {
         windows_safe_mode: safe_boot != 0,
+        writes_may_not_persist: registry::write_filter_present(),
     };
-    let dir = params.dir;
+    // A ContentDirectory that is set but unusable: refuse to start (before the decision:
+    // nothing is charged) rather than count attempts in a store the operator does not look
+    // at. Logged for the debugger; the service's start fails with this status.
+    let Some(dir) = params.dir else {
+        log_refusal(c"ContentDirectory is set but unusable (type, length or a %variable%)");
+        return ffi::STATUS_INVALID_PARAMETER;
+    };
     let (Some(medium), Some(mut store), Some(canary_dir)) = (
         KernelMedium::new(dir.units()),
         KernelStore::new(dir.units()),
@@ -147,12 +155,37 @@ pub unsafe extern "system" fn driver_entry(
 
     // 2. The start decision: the attempt is durable before content is parsed.
     let started = start(medium, &mut store, &cfg, &env);
-    let active_version = started.active.as_ref().map(|(v, _)| v.version);
-    if let Some(b) = started.active.and_then(|(_, rules)| try_box(rules).ok()) {
-        let _ = ACTIVE.publish(b);
+    let _ = registry::write_last_start(&params.service, &encode_report(&started.report()));
+    // The rule set moves to pool memory the callbacks read through. Should that fail, the
+    // content never runs: the attempt is closed as clean (below) and nothing is armed.
+    let (mut active_version, mut activation) = (None, None);
+    if let Some((ver, rules)) = started.active
+        && let Ok(b) = try_box(rules)
+        && ACTIVE.publish(b).is_ok()
+    {
+        active_version = Some(ver.version);
+        activation = started.activation;
     }
-    let durable = started.durable;
-    health::with_state(|s| *s = Some(durable));
+    let lost_activation = started.activation.is_some() && activation.is_none();
+    let running = Running {
+        durable: started.durable,
+        activation: if lost_activation {
+            started.activation
+        } else {
+            activation
+        },
+        cfg,
+        active_since: health::now(),
+    };
+    health::with_state(|s| *s = Some(running));
+    if lost_activation {
+        health::close_clean();
+        health::with_state(|s| {
+            if let Some(r) = s.as_mut() {
+                r.activation = None;
+            }
+        });
+    }
     log_start(safe_boot, active_version);
 
     #[cfg(feature = "drill")]
@@ -167,15 +200,11 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: a filter handle registered by setup().
     let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
     if status < 0 {
-        health::with_state(|s| {
-            if let Some(d) = s.as_mut() {
-                let _ = d.apply(clean_shutdown);
-            }
-        });
+        health::close_clean();
         teardown();
         return status;
     }
-    if active_version.is_some() {
+    if activation.is_some() {
         health::arm(cfg.healthy_after_secs);
     }
     STATUS_SUCCESS
@@ -197,6 +226,19 @@ fn log_start(safe_boot: u32, active: Option<u64>) {
             }
             .as_ptr(),
             active.unwrap_or(0),
+        )
+    };
+}
+
+/// Why the driver refused to start, for the debugger.
+fn log_refusal(why: &core::ffi::CStr) {
+    // SAFETY: %s takes a NUL-terminated string.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: not started: %s\n".as_ptr(),
+            why.as_ptr(),
         )
     };
 }
@@ -297,19 +339,35 @@ fn own_dir(dir: &Wide) -> Option<OwnDir> {
     name
 }
 
-/// The object manager's name of a referenced object. PASSIVE_LEVEL.
+/// The object manager's name of a referenced object: a 1 KiB buffer first, then once more
+/// with the size the first call reported (`ReturnLength` on `STATUS_INFO_LENGTH_MISMATCH`,
+/// Microsoft Learn "ObQueryNameString"). PASSIVE_LEVEL.
 fn object_name(object: *mut core::ffi::c_void) -> Option<OwnDir> {
+    let mut bytes = 1024u32;
+    for _ in 0..2 {
+        match object_name_sized(object, bytes) {
+            Ok(name) => return name,
+            Err(needed) if needed > bytes && needed <= 0x1_0000 => bytes = needed,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// One `ObQueryNameString` into a `bytes`-long buffer: the name, or the size needed.
+fn object_name_sized(object: *mut core::ffi::c_void, bytes: u32) -> Result<Option<OwnDir>, u32> {
     // u64 elements: the UNICODE_STRING at the start is pointer-aligned.
+    let words = usize::try_from(bytes / 8).map_err(|_| 0u32)?;
     let mut buf: Vec<u64> = Vec::new();
-    buf.try_reserve_exact(128).ok()?;
-    buf.resize(128, 0);
-    let len = u32::try_from(buf.len().saturating_mul(8)).ok()?;
+    buf.try_reserve_exact(words).map_err(|_| 0u32)?;
+    buf.resize(words, 0);
+    let len = u32::try_from(buf.len().saturating_mul(8)).map_err(|_| 0u32)?;
     let mut got = 0u32;
     // SAFETY: a referenced object; `buf` is live, `len` bytes, aligned for
     // OBJECT_NAME_INFORMATION; `got` is a live local.
     let status = unsafe { ObQueryNameString(object, buf.as_mut_ptr().cast(), len, &mut got) };
     if status < 0 {
-        return None;
+        return Err(got);
     }
     // SAFETY: on success the buffer starts with an OBJECT_NAME_INFORMATION.
     let info = unsafe { &*buf.as_ptr().cast::<ffi::wdk_sys::OBJECT_NAME_INFORMATION>() };
@@ -321,11 +379,13 @@ fn object_name(object: *mut core::ffi::c_void) -> Option<OwnDir> {
         || name.Buffer.cast_const() < start
         || name.Buffer.cast_const().wrapping_add(units) > end
     {
-        return None; // the name must lie inside our buffer
+        return Ok(None); // the name must lie inside our buffer
     }
     // SAFETY: `units` code units at Buffer, inside `buf` (checked above), written by the
     // object manager.
-    OwnDir::try_new(unsafe { core::slice::from_raw_parts(name.Buffer, units) })
+    Ok(OwnDir::try_new(unsafe {
+        core::slice::from_raw_parts(name.Buffer, units)
+    }))
 }
 
 /// Undoes whatever `DriverEntry` set up, in reverse order; idempotent. PASSIVE_LEVEL: a
@@ -350,11 +410,16 @@ pub fn teardown() {
     unsafe { flt::processes_free() };
     let item = WORK_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !item.is_null() {
-        // SAFETY: allocated in setup(); not queued and not running (quiesce waited).
+        // SAFETY: allocated in setup(); not queued (quiesce waited for WORK_IDLE, which is
+        // set only when no item is queued or by the item's own routine, and the I/O manager
+        // dequeues an item before calling its routine: Microsoft Learn "IoFreeWorkItem",
+        // which a routine may call on its own item).
         unsafe { IoFreeWorkItem(item.cast()) };
     }
     if !device.is_null() {
-        // SAFETY: created in setup(); nothing references it any more.
+        // SAFETY: created in setup(); its shutdown registration is removed. A work item
+        // still returning holds a reference, in which case the I/O manager defers the
+        // deletion until that reference is released (Microsoft Learn "IoDeleteDevice").
         unsafe { IoDeleteDevice(device) };
     }
     // SAFETY: the work item, the only reader, has finished (quiesce).

@@ -5,11 +5,12 @@
 use alloc::vec::Vec;
 
 use super::ffi::{
-    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_SYNCHRONOUS_IO_NONALERT,
-    HANDLE, IO_STATUS_BLOCK, KeGetCurrentIrql, LARGE_INTEGER, NTSTATUS, OBJ_CASE_INSENSITIVE,
-    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_NAME_TOO_LONG, SYNCHRONIZE, UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile,
-    ZwQueryInformationFile, ZwReadFile, ZwWriteFile,
+    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK, KeGetCurrentIrql,
+    LARGE_INTEGER, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES,
+    STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES, STATUS_NAME_TOO_LONG, SYNCHRONIZE,
+    UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryInformationFile, ZwReadFile,
+    ZwWriteFile,
 };
 use failsafe_loader::state::IoError;
 
@@ -132,6 +133,13 @@ fn offset(at: u64) -> LARGE_INTEGER {
 
 /// Opens a file or directory (ZwCreateFile; Microsoft Learn "ZwCreateFile function
 /// (wdm.h)"), synchronous I/O. PASSIVE_LEVEL.
+///
+/// Every open shares read, write and delete: the driver never needs to keep others out
+/// (the record survives torn and concurrent slot writes by its checksums and sequence
+/// numbers), and must not make `failsafectl` fail (its atomic replace renames over the
+/// driver's files), nor fail itself because a responder's tool, a backup agent or an
+/// antivirus has one of its files open (a failed clean-shutdown write would be charged as
+/// a crash).
 pub fn open(
     path: &mut Wide,
     access: u32,
@@ -156,7 +164,7 @@ pub fn open(
             &mut iosb,
             core::ptr::null_mut(),
             FILE_ATTRIBUTE_NORMAL,
-            FILE_SHARE_READ,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
             disposition,
             options | FILE_SYNCHRONOUS_IO_NONALERT,
             core::ptr::null_mut(),

@@ -6,12 +6,13 @@
 use alloc::vec::Vec;
 
 use super::ffi::{
-    _KEY_VALUE_INFORMATION_CLASS, HANDLE, InitSafeBootMode, KEY_READ, PCUNICODE_STRING,
-    STATUS_BUFFER_OVERFLOW, ZwOpenKey, ZwQueryValueKey,
+    _KEY_VALUE_INFORMATION_CLASS, HANDLE, InitSafeBootMode, KEY_READ, KEY_SET_VALUE, NTSTATUS,
+    PCUNICODE_STRING, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+    STATUS_OBJECT_NAME_NOT_FOUND, ZwOpenKey, ZwQueryValueKey, ZwSetValueKey,
 };
 use super::nt::{Handle, Wide, debug_assert_passive, object_attributes};
 use crate::config::{DEFAULT_DIR, RegistryValues};
-use crate::wire::{key_value_partial, number_value, string_value};
+use crate::wire::{REG_BINARY, key_value_partial, number_value, string_value};
 
 /// Largest value read: a `KEY_VALUE_PARTIAL_INFORMATION` header and 512 UTF-16 units.
 const VALUE_BYTES: usize = 12 + 1024;
@@ -23,17 +24,49 @@ pub struct Parameters {
     /// `DrillCrashVersion`: read by drill builds only (a release image does not even
     /// contain the name; tests/tests/pe.rs checks).
     pub drill_version: Option<u64>,
-    /// `ContentDirectory`, or the default.
-    pub dir: Wide,
+    /// `ContentDirectory`, or the default when absent; `None` when present but unusable
+    /// (the driver then refuses to start rather than count attempts in another store than
+    /// the one the operator configured).
+    pub dir: Option<Wide>,
+    /// The service key (the registry path DriverEntry was given), for `LastStart`.
+    pub service: Wide,
 }
 
-/// One value's raw `KEY_VALUE_PARTIAL_INFORMATION` into `buf` (pool memory); `false` when
-/// absent, unreadable or larger than `buf`.
-fn query(key: &Handle, name: &str, buf: &mut Vec<u8>) -> bool {
+/// Largest value read at all (a `ContentDirectory` path of up to 32 767 units).
+const MAX_VALUE_BYTES: usize = 12 + 0x1_0000;
+
+/// What a value query found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Query {
+    /// In `buf`.
+    Read,
+    /// No such value.
+    Absent,
+    /// There, but it could not be read (too large, out of memory, another error).
+    Failed,
+}
+
+/// One value's raw `KEY_VALUE_PARTIAL_INFORMATION` into `buf` (pool memory), which grows
+/// once to the size the first call reported when the value is larger (`ResultLength` on
+/// `STATUS_BUFFER_OVERFLOW` / `STATUS_BUFFER_TOO_SMALL`; Microsoft Learn, "ZwQueryValueKey").
+fn query(key: &Handle, name: &str, buf: &mut Vec<u8>) -> Query {
     debug_assert_passive!();
     let Some(mut n) = Wide::from_str(name) else {
-        return false;
+        return Query::Failed;
     };
+    for _ in 0..2 {
+        match query_once(key, &mut n, buf) {
+            Ok(()) => return Query::Read,
+            Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Query::Absent,
+            Err(s) if s == STATUS_BUFFER_OVERFLOW || s == STATUS_BUFFER_TOO_SMALL => {}
+            Err(_) => return Query::Failed,
+        }
+    }
+    Query::Failed
+}
+
+/// One `ZwQueryValueKey`; on a too-small buffer, grows `buf` to the size reported.
+fn query_once(key: &Handle, n: &mut Wide, buf: &mut Vec<u8>) -> Result<(), NTSTATUS> {
     let mut us = n.unicode();
     let mut got = 0u32;
     let len = u32::try_from(buf.len()).unwrap_or(0);
@@ -49,24 +82,51 @@ fn query(key: &Handle, name: &str, buf: &mut Vec<u8>) -> bool {
             &mut got,
         )
     };
-    status >= 0 && status != STATUS_BUFFER_OVERFLOW
+    if status == STATUS_BUFFER_OVERFLOW || status == STATUS_BUFFER_TOO_SMALL {
+        let need = usize::try_from(got).unwrap_or(usize::MAX);
+        if need > buf.len()
+            && need <= MAX_VALUE_BYTES
+            && buf
+                .try_reserve_exact(need.saturating_sub(buf.len()))
+                .is_ok()
+        {
+            buf.resize(need, 0);
+        }
+        return Err(status);
+    }
+    if status < 0 { Err(status) } else { Ok(()) }
 }
 
 /// A `REG_DWORD` / `REG_QWORD` value (tests/tests/inf.rs finds the names the driver reads
 /// by this function's name).
 fn read_dword(key: &Handle, name: &str, buf: &mut Vec<u8>) -> Option<u64> {
-    if !query(key, name, buf) {
+    if query(key, name, buf) != Query::Read {
         return None;
     }
     key_value_partial(buf).and_then(|(kind, data)| number_value(kind, data))
 }
 
-/// A `REG_SZ` value into `out`; `false` when absent, mistyped or empty.
-fn read_string(key: &Handle, name: &str, buf: &mut Vec<u8>, out: &mut Vec<u16>) -> bool {
-    query(key, name, buf)
-        && key_value_partial(buf)
-            .and_then(|(kind, data)| string_value(kind, data, out))
-            .is_some()
+/// A string value into `out`: `Ok(false)` when absent, `Err(())` when present but not a
+/// usable path (wrong type, empty, unreadable, or a `REG_EXPAND_SZ` with a `%` variable,
+/// which a driver cannot expand).
+fn read_string(
+    key: &Handle,
+    name: &str,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u16>,
+) -> Result<bool, ()> {
+    match query(key, name, buf) {
+        Query::Absent => return Ok(false),
+        Query::Failed => return Err(()),
+        Query::Read => {}
+    }
+    key_value_partial(buf)
+        .and_then(|(kind, data)| string_value(kind, data, out))
+        .ok_or(())?;
+    if out.contains(&u16::from(b'%')) {
+        return Err(());
+    }
+    Ok(true)
 }
 
 /// Reads `<RegistryPath>\Parameters`. Absent or mistyped values take their defaults.
@@ -87,19 +147,14 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     };
     let default_dir = || Wide::from_str(DEFAULT_DIR);
     let mut path = Wide::join(service, "\\Parameters")?;
-    let mut name = path.unicode();
-    let mut attrs = object_attributes(&mut name);
-    let mut raw: HANDLE = core::ptr::null_mut();
-    // SAFETY: `attrs` points at `name`, which points into `path`; all are live locals;
-    // PASSIVE_LEVEL.
-    if unsafe { ZwOpenKey(&mut raw, KEY_READ, &mut attrs) } < 0 {
+    let Some(key) = open_key(&mut path, KEY_READ) else {
         return Some(Parameters {
             values: RegistryValues::default(),
             drill_version: None,
-            dir: default_dir()?,
+            dir: Some(default_dir()?),
+            service: Wide::join(service, "")?,
         });
-    }
-    let key = Handle(raw);
+    };
     let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
     let values = RegistryValues {
         threshold: to_u32(read_dword(&key, "Threshold", &mut buf)),
@@ -111,16 +166,98 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     #[cfg(not(feature = "drill"))]
     let drill_version = None;
     let mut units = Vec::new();
-    let dir = if read_string(&key, "ContentDirectory", &mut buf, &mut units) {
-        Wide::join_units(&units, &[])?
-    } else {
-        default_dir()?
+    let dir = match read_string(&key, "ContentDirectory", &mut buf, &mut units) {
+        Ok(true) => Some(Wide::join_units(&units, &[])?),
+        Ok(false) => Some(default_dir()?),
+        Err(()) => None,
     };
     Some(Parameters {
         values,
         drill_version,
         dir,
+        service: Wide::join(service, "")?,
     })
+}
+
+/// Opens a registry key by its full NT name. PASSIVE_LEVEL.
+fn open_key(path: &mut Wide, access: u32) -> Option<Handle> {
+    debug_assert_passive!();
+    let mut name = path.unicode();
+    let mut attrs = object_attributes(&mut name);
+    let mut raw: HANDLE = core::ptr::null_mut();
+    // SAFETY: `attrs` points at `name`, which points into `path`; all are live locals;
+    // PASSIVE_LEVEL.
+    let status = unsafe { ZwOpenKey(&mut raw, access, &mut attrs) };
+    (status >= 0).then_some(Handle(raw))
+}
+
+/// Writes the start report (`record::encode_report`) to `Parameters\LastStart`
+/// (REG_BINARY), where `failsafectl status` reads it: a start the record does not show (an
+/// unwritable record) is still visible. Registry writes at boot are lazily flushed (ADR
+/// 0002): this is for visibility, never for counting. PASSIVE_LEVEL.
+pub fn write_last_start(service: &Wide, report: &[u8]) -> bool {
+    let Some(mut path) = Wide::join(service.units(), "\\Parameters") else {
+        return false;
+    };
+    let (Some(key), Some(mut name)) = (
+        open_key(&mut path, KEY_SET_VALUE),
+        Wide::from_str("LastStart"),
+    ) else {
+        return false;
+    };
+    let mut us = name.unicode();
+    let Ok(len) = u32::try_from(report.len()) else {
+        return false;
+    };
+    // SAFETY: live key handle opened for setting values; `us` points into `name` and
+    // `report` is live for the call; the kernel copies the data.
+    let status = unsafe {
+        ZwSetValueKey(
+            key.0,
+            &mut us,
+            0,
+            REG_BINARY,
+            report.as_ptr().cast_mut().cast(),
+            len,
+        )
+    };
+    status >= 0
+}
+
+/// Write filters that discard writes at reboot, by service name: Unified Write Filter
+/// (`uwfvol`), Enhanced Write Filter (`ewf`), File-Based Write Filter (`fbwf`). Any of them
+/// installed and not disabled (`Start` present and not 4, SERVICE_DISABLED) means the
+/// record's writes *may* not persist (docs/boot-safety.md, "Write filters": whether the
+/// record's volume is protected or excluded is not checked, so this errs towards saying
+/// so). PASSIVE_LEVEL.
+pub fn write_filter_present() -> bool {
+    let mut buf = Vec::new();
+    if buf.try_reserve_exact(VALUE_BYTES).is_err() {
+        return false;
+    }
+    buf.resize(VALUE_BYTES, 0u8);
+    ["uwfvol", "ewf", "fbwf"].iter().any(|svc| {
+        let Some(mut path) =
+            Wide::from_str("\\Registry\\Machine\\SYSTEM\\CurrentControlSet\\Services\\")
+                .and_then(|p| Wide::join(p.units(), svc))
+        else {
+            return false;
+        };
+        open_key(&mut path, KEY_READ)
+            .and_then(|key| service_start(&key, &mut buf))
+            .is_some_and(|start| start != SERVICE_DISABLED)
+    })
+}
+
+/// `SERVICE_DISABLED` (winnt.h), a service's `Start` value when it never loads.
+const SERVICE_DISABLED: u64 = 4;
+
+/// A service key's `Start` value.
+fn service_start(key: &Handle, buf: &mut Vec<u8>) -> Option<u64> {
+    if query(key, "Start", buf) != Query::Read {
+        return None;
+    }
+    key_value_partial(buf).and_then(|(kind, data)| number_value(kind, data))
 }
 
 /// Windows booted in Safe Mode (`InitSafeBootMode != 0`).
