@@ -505,7 +505,7 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
         header.strings_len
     );
     outln!("sha256:        {d}");
-    outln!("body digest:   {} (verified)", hex(&header.digest));
+    outln!("file digest:   {} (verified)", hex(&header.digest));
     outln!("rules:         {}", header.rule_count);
     for (i, r) in v.content.rules.iter().enumerate() {
         outln!("  #{i} id {} {} on {}:", r.id, r.action, r.event);
