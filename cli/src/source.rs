@@ -221,7 +221,7 @@ impl Progress {
     }
 
     fn at(&mut self, i: usize) {
-        if self.on && i % Self::EVERY == 0 {
+        if self.on && i.is_multiple_of(Self::EVERY) {
             eprint!("\rcompiling: {i} of {} rules", self.total);
         }
     }

@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(v) = decoded else { return };
     let rs = RuleSet::compile(&v).expect("valid content compiles");
     let loaded = loaded.expect("valid content loads");
-    let path: Vec<u16> = "\\Device\\HarddiskVolume3\\Users\\a\\x.locky".encode_utf16().collect();
+    let path: Vec<u16> = "\\Device\\HarddiskVolume3\\Users\\a\\x.locky"
+        .encode_utf16()
+        .collect();
     let inputs = [Input::Str(&path), Input::Int(4), Input::Flag(true)];
     for kind in EventType::ALL {
         let ev = Event::new(kind, &inputs);
@@ -23,5 +25,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // What was accepted re-encodes to content that validates to the same rules.
     let again = encode(&v.content).expect("validated content encodes");
-    assert_eq!(validate(&again).expect("re-encoded content validates").content, v.content);
+    assert_eq!(
+        validate(&again)
+            .expect("re-encoded content validates")
+            .content,
+        v.content
+    );
 });

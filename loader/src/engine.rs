@@ -359,6 +359,9 @@ struct TypeIndex {
     ac: Option<Automaton>,
     /// Bit `f`: field `f` has literals.
     fields: u32,
+    /// Bit `f`: field `f` has literals that anchor rules; scanned for every event. The
+    /// other fields' inputs are scanned only when a candidate needs them.
+    eager: u32,
     /// Indices of the derived inputs: path, name, extension, parent.
     derived: Option<[u8; 4]>,
 }
@@ -570,7 +573,32 @@ impl RuleSet {
     fn finish(mut self, h: &Header) -> Result<RuleSet, AllocError> {
         self.version = h.version;
         self.digest = h.digest;
-        // 1. Anchor every rule on its rarest non-negated string criterion.
+        // 1. Anchor every rule on the non-negated string criterion that makes it a
+        // candidate least often: estimated chance of each value holding, times the number
+        // of rules whose criteria share that value (all of them would be candidates with
+        // it, so a prefix or process filter common to many rules is a poor anchor).
+        let mut shared: Vec<(u8, u8, Kind, u32, u16)> = Vec::new();
+        for r in &self.rules {
+            for k in 0..r.ncrit {
+                let Some(c) = self.crit(r, k) else { break };
+                let Some(kind) = Kind::of(c.op) else { continue };
+                if c.negate {
+                    continue;
+                }
+                let slot = u8::try_from(r.event.slot()).unwrap_or(u8::MAX);
+                for v in self.svals_of(c) {
+                    push(&mut shared, (slot, c.field, kind, v.off, v.len))?;
+                }
+            }
+        }
+        mem::heapsort_by(&mut shared, |a, b| a < b);
+        let sharing = |key: (u8, u8, Kind, u32, u16)| -> u32 {
+            let lo = shared.partition_point(|x| *x < key);
+            let hi = shared.partition_point(|x| *x <= key);
+            u32::try_from(hi.saturating_sub(lo))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        };
         for i in 0..self.rules.len() {
             let Some(r) = self.rules.get(i).copied() else {
                 break;
@@ -595,7 +623,13 @@ impl RuleSet {
                         break;
                     }
                     let bits = rarity(rl, kind, pat);
-                    p = p.saturating_add((1u32 << 24).checked_shr(bits).unwrap_or(0).max(1));
+                    let slot = u8::try_from(r.event.slot()).unwrap_or(u8::MAX);
+                    let n = match Kind::of(c.op) {
+                        Some(kind) => sharing((slot, c.field, kind, v.off, v.len)),
+                        None => 1,
+                    };
+                    let each = (1u32 << 24).checked_shr(bits).unwrap_or(0).max(1);
+                    p = p.saturating_add(each.saturating_mul(n));
                 }
                 if ok && best.is_none_or(|(bp, _, _)| p < bp) {
                     best = Some((p, k, Kind::of(c.op).is_some()));
@@ -606,6 +640,7 @@ impl RuleSet {
                 slot.anchor_exact = exact;
             }
         }
+        drop(shared);
         // 2. Literal keys: every value of an exact string criterion (membership), and the
         // longest literal run of every wildcard anchor value (candidates only).
         // (type slot, field, kind, offset, length, tag): tag < svals.len() is a value;
@@ -767,7 +802,17 @@ impl RuleSet {
                     .get(start..start.saturating_add(usize::from(lit.len)))
                     .unwrap_or(&[]);
                 push(&mut pats, (s, u32_of(l)?))?;
-                ti.fields |= 1u32.checked_shl(u32::from(lit.field)).unwrap_or(0);
+                let bit = 1u32.checked_shl(u32::from(lit.field)).unwrap_or(0);
+                ti.fields |= bit;
+                let ps = self.post_start.get(l).copied().unwrap_or(0);
+                let pe = self
+                    .post_start
+                    .get(l.saturating_add(1))
+                    .copied()
+                    .unwrap_or(0);
+                if pe > ps {
+                    ti.eager |= bit;
+                }
             }
             mem::heapsort_by(&mut pats, |a, b| a < b);
             if !pats.is_empty() {
@@ -790,19 +835,21 @@ impl RuleSet {
     pub fn evaluate(&self, ev: &Event<'_>) -> Option<Match> {
         let ti = self.index.get(ev.kind.slot())?;
         let mut hits = Hits::new();
-        if let Some(ac) = &ti.ac {
-            self.scan(ti, ac, ev, &mut hits);
-        }
+        self.scan(ti, ev, &mut hits, ti.eager);
         let mut best = NONE;
         if hits.overflow {
             best = ti
                 .all
                 .iter()
                 .copied()
-                .find(|&r| self.matches(r, NO_ANCHOR, ev, &hits))
+                .find(|&r| self.matches(ti, r, NO_ANCHOR, ev, &mut hits))
                 .unwrap_or(NONE);
         } else {
-            for &lit in hits.ids() {
+            // Candidates come from the eagerly scanned literals only (fields scanned later
+            // hold no anchors), so the literals found so far are all that can list rules.
+            let n0 = hits.n;
+            for i in 0..n0 {
+                let Some(&lit) = hits.ids.get(i) else { break };
                 let s = self.post_start.get(idx(lit)).copied().unwrap_or(0);
                 let e = self
                     .post_start
@@ -816,7 +863,7 @@ impl RuleSet {
                     let skip = self.rules.get(idx(r)).map_or(NO_ANCHOR, |x| {
                         if x.anchor_exact { x.anchor } else { NO_ANCHOR }
                     });
-                    if self.matches(r, skip, ev, &hits) {
+                    if self.matches(ti, r, skip, ev, &mut hits) {
                         best = r;
                         break;
                     }
@@ -826,7 +873,7 @@ impl RuleSet {
                 if r >= best {
                     break;
                 }
-                if self.matches(r, NO_ANCHOR, ev, &hits) {
+                if self.matches(ti, r, NO_ANCHOR, ev, &mut hits) {
                     best = r;
                     break;
                 }
@@ -840,11 +887,19 @@ impl RuleSet {
         })
     }
 
-    /// Runs the automaton over the event's string inputs and records every literal that
-    /// holds, with its field's position in the scanned input.
-    fn scan(&self, ti: &TypeIndex, ac: &Automaton, ev: &Event<'_>, hits: &mut Hits) {
-        let mut done = 0u32;
+    /// Runs the automaton over the string inputs of the fields in `want` not scanned yet,
+    /// and records every literal that holds, with its field's position in the input. The
+    /// path, name, extension and parent go in one pass over the path when the sensor
+    /// derived them from it.
+    fn scan(&self, ti: &TypeIndex, ev: &Event<'_>, hits: &mut Hits, want: u32) {
+        let Some(ac) = &ti.ac else { return };
+        let want = want & ti.fields & !hits.scanned;
+        if want == 0 {
+            return;
+        }
+        let bit = |f: u8| 1u32.checked_shl(u32::from(f)).unwrap_or(0);
         if let Some([fp, fname, fext, fparent]) = ti.derived
+            && want & (bit(fp) | bit(fname) | bit(fext) | bit(fparent)) != 0
             && let Some(Input::Str(path)) = ev.input(fp)
         {
             let (parent, name, ext) = text::split_path(path);
@@ -854,26 +909,25 @@ impl RuleSet {
             };
             let mut regions = [None; MAX_FIELDS];
             let len = path.len();
+            let mut done = bit(fp);
             set_region(&mut regions, fp, 0, len);
-            let mut mark = |f: u8| done |= 1u32.checked_shl(u32::from(f)).unwrap_or(0);
-            mark(fp);
             if same(fname, name) {
                 set_region(&mut regions, fname, len.saturating_sub(name.len()), len);
-                mark(fname);
+                done |= bit(fname);
             }
             if same(fext, ext) {
                 set_region(&mut regions, fext, len.saturating_sub(ext.len()), len);
-                mark(fext);
+                done |= bit(fext);
             }
             if same(fparent, parent) {
                 set_region(&mut regions, fparent, 0, parent.len());
-                mark(fparent);
+                done |= bit(fparent);
             }
             self.scan_one(ac, path, &regions, hits);
+            hits.scanned |= done;
         }
         for f in 0..u8::try_from(MAX_FIELDS).unwrap_or(0) {
-            let bit = 1u32.checked_shl(u32::from(f)).unwrap_or(0);
-            if ti.fields & bit == 0 || done & bit != 0 {
+            if want & bit(f) == 0 || hits.scanned & bit(f) != 0 {
                 continue;
             }
             if let Some(Input::Str(s)) = ev.input(f) {
@@ -881,6 +935,7 @@ impl RuleSet {
                 set_region(&mut regions, f, 0, s.len());
                 self.scan_one(ac, s, &regions, hits);
             }
+            hits.scanned |= bit(f);
         }
     }
 
@@ -916,7 +971,7 @@ impl RuleSet {
     }
 
     /// Does rule `r` match, given the literals that hold? Criterion `skip` is known to hold.
-    fn matches(&self, r: u32, skip: u8, ev: &Event<'_>, hits: &Hits) -> bool {
+    fn matches(&self, ti: &TypeIndex, r: u32, skip: u8, ev: &Event<'_>, hits: &mut Hits) -> bool {
         let Some(rule) = self.rules.get(idx(r)) else {
             return false;
         };
@@ -929,7 +984,7 @@ impl RuleSet {
             .get(base..base.saturating_add(usize::from(rule.ncrit)))
             .unwrap_or(&[]);
         for (k, c) in crits.iter().enumerate() {
-            if usize::from(skip) != k && !self.holds(c, ev, hits) {
+            if usize::from(skip) != k && !self.holds(ti, c, ev, hits) {
                 return false;
             }
         }
@@ -943,17 +998,22 @@ impl RuleSet {
                 .get(b..b.saturating_add(usize::from(s.n)))
                 .unwrap_or(&[])
                 .iter()
-                .all(|c| self.holds(c, ev, hits))
+                .all(|c| self.holds(ti, c, ev, hits))
         })
     }
 
     /// Does criterion `c` hold? A missing input, or one of another type, makes it false
     /// whether or not it is negated (as [`crate::eval::criterion_holds`]).
     #[inline]
-    fn holds(&self, c: &CCrit, ev: &Event<'_>, hits: &Hits) -> bool {
+    fn holds(&self, ti: &TypeIndex, c: &CCrit, ev: &Event<'_>, hits: &mut Hits) -> bool {
         let Some(input) = ev.input(c.field) else {
             return false;
         };
+        let bit = 1u32.checked_shl(u32::from(c.field)).unwrap_or(0);
+        if hits.scanned & bit == 0 && Kind::of(c.op).is_some() {
+            self.scan(ti, ev, hits, bit);
+        }
+        let hits: &Hits = hits;
         let n = usize::from(c.n);
         let v = idx(c.vals);
         let hit = match (c.op, input) {
@@ -1025,6 +1085,15 @@ impl RuleSet {
         self.index.get(t.slot()).map_or(0, |ti| ti.always.len())
     }
 
+    /// The criterion rule `index` is anchored on (its candidates come from that
+    /// criterion's literals), or `None` when it is checked on every event.
+    pub fn anchor(&self, index: u32) -> Option<u8> {
+        self.rules
+            .get(idx(index))
+            .map(|r| r.anchor)
+            .filter(|&a| a != NO_ANCHOR)
+    }
+
     /// Literals in the automata (distinct field, kind and string).
     pub fn literals(&self) -> usize {
         self.lits.len()
@@ -1093,6 +1162,8 @@ struct Hits {
     n: usize,
     filter: [u64; 4],
     overflow: bool,
+    /// Bit `f`: the literals of field `f` are recorded.
+    scanned: u32,
 }
 
 impl Hits {
@@ -1102,6 +1173,7 @@ impl Hits {
             n: 0,
             filter: [0; 4],
             overflow: false,
+            scanned: 0,
         }
     }
 
