@@ -49,7 +49,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use failsafe_loader::format::read_header;
 use failsafe_loader::state::machine::{Config, Env};
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::{RuleSet, encode, validate};
+use failsafe_loader::{RuleSet, check, encode, validate};
 use serde_json::json;
 
 use host::CrashAt;
@@ -512,7 +512,20 @@ impl Cmd {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Fail> {
-    std::fs::read(path).map_err(|e| Fail::io(format!("cannot read {}: {e}", path.display())))
+    read_capped(path).map_err(|e| Fail::io(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads a content file as the driver does: at most one byte more than the largest file
+/// the validator accepts, so an oversized file is refused (`limit-exceeded`) without being
+/// read whole.
+pub(crate) fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let cap = failsafe_loader::content::limits::MAX_FILE_BYTES as u64 + 1;
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len().min(cap);
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(cap).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn compile(src: &Path, output: &Path, version: Option<u64>, json: bool) -> Result<u8, Fail> {
@@ -550,23 +563,23 @@ fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
     let mut worst = 0u8;
     let mut results = Vec::new();
     for f in files {
-        let (code, value, text) = match std::fs::read(f) {
+        let (code, value, text) = match read_capped(f) {
             Err(e) => (
                 2,
                 json!({"file": f, "status": "io-error", "error": e.to_string()}),
                 format!("{}: cannot read: {e}", f.display()),
             ),
-            Ok(bytes) => match validate(&bytes) {
+            Ok(bytes) => match check(&bytes) {
                 Ok(v) => {
                     let d = hex(&file_digest(&bytes));
                     (
                         0,
-                        json!({"file": f, "status": "valid", "version": v.header.version, "rules": v.content.rules.len(), "sha256": d}),
+                        json!({"file": f, "status": "valid", "version": v.version, "rules": v.rule_count, "sha256": d}),
                         format!(
                             "{}: OK: version {}, {} rules, sha256 {d}",
                             f.display(),
-                            v.header.version,
-                            v.content.rules.len()
+                            v.version,
+                            v.rule_count
                         ),
                     )
                 }
@@ -634,7 +647,7 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
         header.strings_len
     );
     outln!("sha256:        {d}");
-    outln!("body digest:   {} (verified)", hex(&header.digest));
+    outln!("file digest:   {} (verified)", hex(&header.digest));
     outln!("rules:         {}", header.rule_count);
     for (i, r) in v.content.rules.iter().enumerate() {
         outln!("  #{i} id {} {} on {}:", r.id, r.action, r.event);

@@ -115,8 +115,13 @@ pub fn compile(src: &str, version: Option<u64>) -> Result<Content, SourceError> 
         }
     };
     let mut rules = Vec::with_capacity(parsed.rule.len());
-    let mut seen: Vec<(u32, usize)> = Vec::new();
-    for r in &parsed.rule {
+    // Rule id -> byte offset of its first use; the line is worked out only for an error,
+    // so compiling stays linear in the source.
+    let mut seen: std::collections::HashMap<u32, usize> =
+        std::collections::HashMap::with_capacity(parsed.rule.len());
+    let mut progress = Progress::new(parsed.rule.len());
+    for (i, r) in parsed.rule.iter().enumerate() {
+        progress.at(i);
         let r = r.get_ref();
         let id_raw = *r.id.get_ref();
         let Ok(id) = u32::try_from(id_raw) else {
@@ -128,14 +133,15 @@ pub fn compile(src: &str, version: Option<u64>) -> Result<Content, SourceError> 
         };
         let rid = id.to_string();
         let rid = Some(rid.as_str());
-        if let Some((_, line)) = seen.iter().find(|(x, _)| *x == id) {
+        if let Some(&first) = seen.get(&id) {
+            let line = line_col(src, first).0;
             return cx.err(
                 r.id.span(),
                 rid,
                 format!("duplicate rule id {id} (first used on line {line})"),
             );
         }
-        seen.push((id, line_col(src, r.id.span().start).0));
+        seen.insert(id, r.id.span().start);
         let Some(event) = EventType::from_name(r.event.get_ref()) else {
             let valid: Vec<_> = EventType::ALL.iter().map(|t| t.name()).collect();
             return cx.err(
@@ -191,7 +197,40 @@ pub fn compile(src: &str, version: Option<u64>) -> Result<Content, SourceError> 
             exceptions,
         });
     }
+    progress.done();
     Ok(Content { version, rules })
+}
+
+/// Rules compiled so far, on stderr, when stderr is a terminal and the source is long.
+struct Progress {
+    total: usize,
+    on: bool,
+}
+
+impl Progress {
+    /// Sources with fewer rules compile in well under a second: no progress for them.
+    const MIN_RULES: usize = 20_000;
+    const EVERY: usize = 5_000;
+
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal as _;
+        Progress {
+            total,
+            on: total >= Self::MIN_RULES && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn at(&mut self, i: usize) {
+        if self.on && i.is_multiple_of(Self::EVERY) {
+            eprint!("\rcompiling: {i} of {} rules", self.total);
+        }
+    }
+
+    fn done(&mut self) {
+        if self.on {
+            eprintln!("\rcompiling: {} of {} rules", self.total, self.total);
+        }
+    }
 }
 
 impl Ctx<'_> {

@@ -255,7 +255,7 @@ fn inspect_text_json_and_source_round_trip() {
         .arg(&f)
         .assert()
         .code(1)
-        .stderr(contains("body digest mismatch"));
+        .stderr(contains("file digest mismatch"));
     std::fs::write(&f, b"hello").unwrap();
     ctl()
         .arg("inspect")

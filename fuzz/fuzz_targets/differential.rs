@@ -4,7 +4,10 @@
 
 use arbitrary::Arbitrary;
 use failsafe_loader::eval::{evaluate_scan, fold_content};
-use failsafe_loader::{Action, Content, Criterion, Event, EventType, FieldKind, Input, Op, Rule, RuleSet, Values, encode, validate};
+use failsafe_loader::{
+    Action, Content, Criterion, Event, EventType, FieldKind, Input, Op, Rule, RuleSet, Values,
+    encode, validate,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// A small alphabet with case variants, separators and wildcards makes matches likely.
@@ -40,7 +43,10 @@ struct Case {
 
 fn text(raw: &[u8], wild: bool) -> Vec<u16> {
     let n = if wild { ALPHA.len() } else { ALPHA.len() - 2 };
-    raw.iter().take(8).map(|b| ALPHA[usize::from(*b) % n]).collect()
+    raw.iter()
+        .take(8)
+        .map(|b| ALPHA[usize::from(*b) % n])
+        .collect()
 }
 
 fn criterion(event: EventType, c: &ACrit) -> Criterion {
@@ -51,17 +57,32 @@ fn criterion(event: EventType, c: &ACrit) -> Criterion {
     let vals = c.values.iter().take(4);
     let values = match (kind, op) {
         (FieldKind::Str, _) => {
-            let mut v: Vec<Vec<u16>> = vals.map(|(t, _, _)| text(t, op == Op::Wildcard)).filter(|s| !s.is_empty()).collect();
+            let mut v: Vec<Vec<u16>> = vals
+                .map(|(t, _, _)| text(t, op == Op::Wildcard))
+                .filter(|s| !s.is_empty())
+                .collect();
             if v.is_empty() {
                 v.push(vec![0x61]);
             }
             Values::Strs(v)
         }
-        (FieldKind::Int, Op::Range) => Values::Ranges(vals.map(|&(_, a, b)| ((a % 16).min(b % 16), (a % 16).max(b % 16))).chain([(0, 1)]).take(4).collect()),
-        (FieldKind::Int, _) => Values::Ints(vals.map(|&(_, a, _)| a % 16).chain([1]).take(4).collect()),
+        (FieldKind::Int, Op::Range) => Values::Ranges(
+            vals.map(|&(_, a, b)| ((a % 16).min(b % 16), (a % 16).max(b % 16)))
+                .chain([(0, 1)])
+                .take(4)
+                .collect(),
+        ),
+        (FieldKind::Int, _) => {
+            Values::Ints(vals.map(|&(_, a, _)| a % 16).chain([1]).take(4).collect())
+        }
         (FieldKind::Flag, _) => Values::None,
     };
-    Criterion { field, op, negate: c.negate, values }
+    Criterion {
+        field,
+        op,
+        negate: c.negate,
+        values,
+    }
 }
 
 fuzz_target!(|case: Case| {
@@ -72,13 +93,28 @@ fuzz_target!(|case: Case| {
         .enumerate()
         .filter(|(_, r)| !r.criteria.is_empty())
         .map(|(i, r)| {
-            let event = if r.set_info { EventType::FileSetInfo } else { EventType::FileCreate };
+            let event = if r.set_info {
+                EventType::FileSetInfo
+            } else {
+                EventType::FileCreate
+            };
             Rule {
                 id: i as u32,
                 event,
                 action: Action::ALL[usize::from(r.action) % 3],
-                criteria: r.criteria.iter().take(4).map(|c| criterion(event, c)).collect(),
-                exceptions: r.exceptions.iter().take(3).filter(|s| !s.is_empty()).map(|s| s.iter().take(3).map(|c| criterion(event, c)).collect()).collect(),
+                criteria: r
+                    .criteria
+                    .iter()
+                    .take(4)
+                    .map(|c| criterion(event, c))
+                    .collect(),
+                exceptions: r
+                    .exceptions
+                    .iter()
+                    .take(3)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.iter().take(3).map(|c| criterion(event, c)).collect())
+                    .collect(),
             }
         })
         .collect();
@@ -89,8 +125,17 @@ fuzz_target!(|case: Case| {
     let rs = RuleSet::compile(&v).expect("compiles");
     let folded = fold_content(&content).expect("folds");
     for e in case.events.iter().take(16) {
-        let kind = if e.set_info { EventType::FileSetInfo } else { EventType::FileCreate };
-        let owned: Vec<(u8, Vec<u16>, u64)> = e.inputs.iter().take(12).map(|(k, t, x)| (*k, text(t, false), *x % 16)).collect();
+        let kind = if e.set_info {
+            EventType::FileSetInfo
+        } else {
+            EventType::FileCreate
+        };
+        let owned: Vec<(u8, Vec<u16>, u64)> = e
+            .inputs
+            .iter()
+            .take(12)
+            .map(|(k, t, x)| (*k, text(t, false), *x % 16))
+            .collect();
         let inputs: Vec<Input<'_>> = owned
             .iter()
             .map(|(k, t, x)| match k % 3 {

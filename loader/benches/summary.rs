@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use common::*;
-use failsafe_loader::{RuleSet, validate};
+use failsafe_loader::{RuleSet, encode, validate};
 use sha2::{Digest, Sha256};
 
 /// Median over passes of (pass time / items), in nanoseconds.
@@ -32,9 +32,134 @@ fn per_item(items: usize, budget: Duration, mut pass: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// The realistic corpus: engine against RegexSet + verify, the aho-corasick design with
+/// the same anchors and the naive scan, every verdict compared, ratios from one run.
+fn realistic(budget: Duration, sizes: &[usize]) {
+    use common::realistic::{realistic_events, realistic_rules};
+    println!("realistic corpus (Sigma file_event shape; median ns per event over 2000 events)");
+    println!(
+        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "rules",
+        "MB",
+        "engine",
+        "aho-des.",
+        "regex+ver",
+        "naive",
+        "ac/eng",
+        "rx/eng",
+        "nv/eng",
+        "matched",
+        "load ms"
+    );
+    let mut first = f64::NAN;
+    for &n in sizes {
+        let content = realistic_rules(n, 0xC0FFEE ^ n as u64);
+        let bytes = encode(&content).unwrap();
+        let t = Instant::now();
+        let rs = RuleSet::load(&bytes).unwrap();
+        let load_ms = t.elapsed().as_secs_f64() * 1e3;
+        let folded = failsafe_loader::eval::fold_content(&content).unwrap();
+        let evs = realistic_events(2000, n, 7);
+        let utf8: Vec<[String; 5]> = evs.iter().map(utf8_fields).collect();
+        let ac = AcDesign::new(&content, &rs);
+        let mut matched = 0;
+        for (e, u) in evs.iter().zip(&utf8) {
+            let got = e.with(|ev| rs.evaluate(ev));
+            matched += usize::from(got.is_some());
+            assert_eq!(
+                got,
+                e.with(|ev| ac.evaluate(&folded, u, ev)),
+                "aho-corasick design disagrees on {}",
+                e.path8
+            );
+        }
+        let naive_evs = if n > 10_000 {
+            &evs[..100]
+        } else if n > 1000 {
+            &evs[..400]
+        } else {
+            &evs[..]
+        };
+        for e in naive_evs {
+            assert_eq!(
+                e.with(|ev| rs.evaluate(ev)),
+                e.with(|ev| failsafe_loader::eval::evaluate_scan(&folded, ev)),
+                "naive scan disagrees on {}",
+                e.path8
+            );
+        }
+        let engine = per_item(evs.len(), budget, || {
+            for e in &evs {
+                black_box(e.with(|ev| rs.evaluate(ev)));
+            }
+        });
+        if first.is_nan() {
+            first = engine;
+        }
+        let acs = per_item(evs.len(), budget, || {
+            for (e, u) in evs.iter().zip(&utf8) {
+                black_box(e.with(|ev| ac.evaluate(&folded, u, ev)));
+            }
+        });
+        let regex = if n <= 10_000 {
+            let rv = RegexVerify::new(&content);
+            let subjects: Vec<String> = utf8.iter().map(|u| u.join("\n")).collect();
+            for (e, s) in evs.iter().zip(&subjects) {
+                assert_eq!(
+                    e.with(|ev| rs.evaluate(ev)),
+                    e.with(|ev| rv.evaluate(&folded, s, ev)),
+                    "RegexSet + verify disagrees on {}",
+                    e.path8
+                );
+            }
+            per_item(evs.len(), budget, || {
+                for (e, s) in evs.iter().zip(&subjects) {
+                    black_box(e.with(|ev| rv.evaluate(&folded, s, ev)));
+                }
+            })
+        } else {
+            f64::NAN
+        };
+        let naive = per_item(naive_evs.len(), budget, || {
+            for e in naive_evs {
+                black_box(e.with(|ev| failsafe_loader::eval::evaluate_scan(&folded, ev)));
+            }
+        });
+        println!(
+            "{n:>6} {:>8.2} {engine:>9.0} {acs:>10.0} {regex:>10.0} {naive:>8.0} {:>9.1} {:>9.1} {:>9.1} {matched:>8} {load_ms:>9.1}",
+            bytes.len() as f64 / 1e6,
+            acs / engine,
+            regex / engine,
+            naive / engine,
+        );
+        if n == *sizes.last().unwrap() {
+            println!(
+                "growth of engine time from {} to {n} rules: {:.2}x; compiled size {:.2} MB ({:.1}x the file); {} literals",
+                sizes[0],
+                engine / first,
+                rs.heap_bytes() as f64 / 1e6,
+                rs.heap_bytes() as f64 / bytes.len() as f64,
+                rs.literals()
+            );
+        }
+    }
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--full");
     let budget = Duration::from_millis(if full { 2000 } else { 300 });
+    if let Some(pos) = std::env::args().position(|a| a == "--write-realistic") {
+        // `--write-realistic N FILE`: the realistic corpus as a content file (for the
+        // CLI's compile and validate timings).
+        let args: Vec<String> = std::env::args().collect();
+        let n: usize = args[pos + 1].parse().unwrap();
+        let bytes = encode(&common::realistic::realistic_rules(n, 0xC0FFEE ^ n as u64)).unwrap();
+        std::fs::write(&args[pos + 2], &bytes).unwrap();
+        println!("wrote {} rules, {} bytes", n, bytes.len());
+        return;
+    }
+    realistic(budget, &[200, 1_000, 10_000, 65_000]);
+    println!();
     let evs = events(2000, 7);
     println!(
         "failsafe-loader benchmark summary ({} events of realistic Windows paths; median ns per event)",
@@ -128,6 +253,9 @@ fn main() {
     let mb = bytes.len() as f64 / 1e6;
     let reps = 1;
     let val = per_item(reps, budget, || {
+        black_box(failsafe_loader::check(black_box(bytes)).unwrap());
+    });
+    let decode = per_item(reps, budget, || {
         black_box(validate(black_box(bytes)).unwrap());
     });
     let load = per_item(reps, budget, || {
@@ -142,9 +270,10 @@ fn main() {
     });
     let mbs = |ns: f64| mb / (ns / 1e9);
     println!(
-        "validation of a 10k-rule file ({:.2} MB): validate {:.0} MB/s, validate+compile {:.0} MB/s, SHA-256 alone {:.0} MB/s, memcpy {:.0} MB/s; validate/digest = {:.2}x, validate/memcpy = {:.0}x",
+        "validation of a 10k-rule file ({:.2} MB): check {:.0} MB/s, validate+decode {:.0} MB/s, load (check+compile) {:.0} MB/s, SHA-256 alone {:.0} MB/s, memcpy {:.0} MB/s; check/digest = {:.2}x, check/memcpy = {:.0}x",
         mb,
         mbs(val),
+        mbs(decode),
         mbs(load),
         mbs(digest),
         mbs(copy),

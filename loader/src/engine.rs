@@ -1,39 +1,44 @@
-//! The compiled rule set. Each rule is *anchored* on one of its non-negated string criteria
-//! (equals / starts-with / ends-with / contains, or the longest literal run of a wildcard);
-//! per event type and field, one Aho-Corasick automaton over all anchor patterns finds, in a
-//! single pass over the input, every rule whose anchor matches. Only those candidates (and
-//! the few rules with no anchor) are checked in full, so the cost of an event depends on
-//! the input length and on the rules that nearly match, not on the number of rules.
+//! The compiled rule set and its evaluator.
 //!
-//! First match in file order wins: candidates arrive in any order, and the engine keeps the
-//! smallest matching rule index. Evaluation allocates nothing.
+//! **Compile.** `RuleSet::load` runs the validator with a sink that builds a compact,
+//! flat form straight from the file (it never builds the owned `Content`): one folded copy
+//! of the string table, and arrays of rules, criteria, exception sets and values that
+//! refer to it by offset. Every distinct string value of an `equals`, `starts-with`,
+//! `ends-with` or `contains` criterion becomes a *literal* `(field, kind, string)`; per
+//! event type, one Aho-Corasick automaton holds every literal of every field. Each rule is
+//! *anchored* on the non-negated string criterion least likely to hold (estimated from the
+//! operator, the field and the value; see [`rarity`]), and each literal of that criterion
+//! lists the rule.
+//!
+//! **Evaluate.** One pass of the automaton over the path finds every literal of the path,
+//! name, extension and parent fields at once (the derived inputs are positions in the path
+//! when the sensor derived them with `split_path`; otherwise each is scanned alone), one
+//! more pass per other string input. The literals that hold go into a small set on the
+//! stack. Candidates are the rules listed by those literals, in ascending order, cut at
+//! the best match so far. A candidate's other string criteria are membership tests in that
+//! set (no text is searched again, the anchor is not re-checked); wildcards, integers and
+//! flags are checked directly. First match in file order wins. Evaluation allocates
+//! nothing; an event that makes more literals hold than the set has room for is decided by
+//! checking every rule directly (correct, slower; never seen on realistic content).
 
 use alloc::vec::Vec;
 
-use crate::content::{Criterion, Rule, Values};
+use crate::content::{Content, Values};
 use crate::error::{AllocError, ContentError, ErrorKind, Location};
-use crate::eval::{Event, Input, Match, fold_content, rule_matches};
-use crate::format::{Validated, validate};
-use crate::schema::{Action, EventType, Op};
-use crate::text::{fold, longest_literal};
+use crate::eval::{Event, Input, Match};
+use crate::format::{Header, Sink, Validated, walk};
+use crate::mem::{self, push};
+use crate::schema::{Action, EventType, FieldKind, Op};
+use crate::text::{self, fold, longest_literal};
+
+const NO_ANCHOR: u8 = u8::MAX;
+/// Fields per event type the index can address (the schema has at most 11).
+const MAX_FIELDS: usize = 16;
+/// Literals that may hold in one event before evaluation falls back to direct checks.
+const MAX_HITS: usize = 64;
 
 const ROOT: u32 = 0;
 const NONE: u32 = u32::MAX;
-
-/// How an anchor pattern must sit in the input for its rule to be a candidate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Anchor {
-    Equals,
-    Prefix,
-    Suffix,
-    Contains,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Out {
-    rule: u32,
-    anchor: Anchor,
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Node {
@@ -44,7 +49,6 @@ struct Node {
     dict: u32,
     out_start: u32,
     out_len: u32,
-    depth: u32,
 }
 
 /// Aho-Corasick automaton over folded UTF-16 code units, in flat arrays.
@@ -52,12 +56,10 @@ struct Node {
 struct Automaton {
     nodes: Vec<Node>,
     edges: Vec<(u16, u32)>,
-    outs: Vec<Out>,
+    outs: Vec<u32>,
     /// Transitions from the root for ASCII units (the common first step).
     root_ascii: [u32; 128],
 }
-
-use crate::mem::push;
 
 fn idx(x: u32) -> usize {
     usize::try_from(x).unwrap_or(usize::MAX)
@@ -108,7 +110,7 @@ impl Automaton {
     }
 
     /// Builds the automaton over `pats`: (pattern, output), sorted by pattern.
-    fn build(pats: &[(&[u16], Out)]) -> Result<Self, AllocError> {
+    fn build(pats: &[(&[u16], u32)]) -> Result<Self, AllocError> {
         // Trie over sorted patterns: a pattern's next child can only be the most recently
         // added child of its node, so insertion needs no search and children come sorted.
         struct T {
@@ -136,7 +138,7 @@ impl Automaton {
         let mut t: Vec<T> = Vec::new();
         t.try_reserve_exact(total).map_err(|_| AllocError)?;
         push(&mut t, leaf(0, 0))?;
-        let mut outs: Vec<Out> = Vec::new();
+        let mut outs: Vec<u32> = Vec::new();
         outs.try_reserve_exact(pats.len()).map_err(|_| AllocError)?;
         for (i, (pat, out)) in pats.iter().enumerate() {
             let mut s = ROOT;
@@ -190,7 +192,6 @@ impl Automaton {
                 dict: NONE,
                 out_start: n.out_start,
                 out_len: n.out_len,
-                depth: n.depth,
             };
             push(&mut nodes, node)?;
         }
@@ -249,34 +250,22 @@ impl Automaton {
         Ok(a)
     }
 
-    /// Calls `f(rule)` for every output whose anchor holds somewhere in `input`.
+    /// Calls `f(literal, end)` for every pattern occurrence in `input` ending before `end`.
     #[inline]
-    fn scan(&self, input: &[u16], mut f: impl FnMut(u32)) {
-        let len = input.len();
+    fn scan(&self, input: &[u16], mut f: impl FnMut(u32, usize)) {
         let mut s = ROOT;
         for (i, &u) in input.iter().enumerate() {
             s = self.next(s, fold(u));
-            let end = i.saturating_add(1);
             let mut t = match self.node(s) {
                 Some(n) if n.out_len > 0 => s,
                 Some(n) => n.dict,
                 None => NONE,
             };
             while let Some(n) = self.node(t) {
-                let starts_at_0 = idx(n.depth) == end;
-                let ends_at_len = end == len;
                 let run_end = n.out_start.saturating_add(n.out_len);
                 let outs = self.outs.get(idx(n.out_start)..idx(run_end)).unwrap_or(&[]);
-                for o in outs {
-                    let ok = match o.anchor {
-                        Anchor::Contains => true,
-                        Anchor::Prefix => starts_at_0,
-                        Anchor::Suffix => ends_at_len,
-                        Anchor::Equals => starts_at_0 && ends_at_len,
-                    };
-                    if ok {
-                        f(o.rule);
-                    }
+                for &o in outs {
+                    f(o, i.saturating_add(1));
                 }
                 t = n.dict;
             }
@@ -284,12 +273,97 @@ impl Automaton {
     }
 }
 
+/// How a literal must sit in its field's input to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Equals,
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+impl Kind {
+    /// The literal kind an operator's values become; wildcards have none.
+    fn of(op: Op) -> Option<Kind> {
+        match op {
+            Op::StrEquals => Some(Kind::Equals),
+            Op::StartsWith => Some(Kind::Prefix),
+            Op::EndsWith => Some(Kind::Suffix),
+            Op::Contains => Some(Kind::Contains),
+            Op::Wildcard
+            | Op::IntEquals
+            | Op::AnyBits
+            | Op::AllBits
+            | Op::Range
+            | Op::IsTrue
+            | Op::IsFalse => None,
+        }
+    }
+}
+
+/// A distinct `(field, kind, folded string)` of one event type.
+#[derive(Clone, Copy, Debug)]
+struct Lit {
+    field: u8,
+    kind: Kind,
+    len: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CRule {
+    id: u32,
+    crit: u32,
+    set: u32,
+    event: EventType,
+    action: Action,
+    ncrit: u8,
+    nsets: u8,
+    /// Criterion the rule is anchored on, or `NO_ANCHOR`.
+    anchor: u8,
+    /// The anchor holds whenever one of its literals does (not a wildcard): skip it.
+    anchor_exact: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CSet {
+    crit: u32,
+    n: u8,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CCrit {
+    /// First value in `svals` / `ivals` / `rvals`, by the operator's kind.
+    vals: u32,
+    field: u8,
+    op: Op,
+    negate: bool,
+    n: u8,
+}
+
+/// A string value: code units `off..off + len` of the folded string table, and its
+/// literal (`NONE` for wildcards and literals left out of the automaton).
+#[derive(Clone, Copy, Debug)]
+struct SVal {
+    off: u32,
+    lit: u32,
+    len: u16,
+}
+
 #[derive(Debug, Default)]
 struct TypeIndex {
-    /// Rules with no anchor, ascending: always checked.
+    /// Rules of this type with no anchor, ascending: checked on every event.
     always: Vec<u32>,
-    /// One automaton per string field that anchors rules.
-    fields: Vec<(u8, Automaton)>,
+    /// Every rule of this type, ascending (the fallback when the hit set overflows).
+    all: Vec<u32>,
+    /// One automaton over the literals of every field of this type.
+    ac: Option<Automaton>,
+    /// Bit `f`: field `f` has literals.
+    fields: u32,
+    /// Bit `f`: field `f` has literals that anchor rules; scanned for every event. The
+    /// other fields' inputs are scanned only when a candidate needs them.
+    eager: u32,
+    /// Indices of the derived inputs: path, name, extension, parent.
+    derived: Option<[u8; 4]>,
 }
 
 /// A validated, compiled rule set: what the driver activates.
@@ -297,135 +371,512 @@ struct TypeIndex {
 pub struct RuleSet {
     version: u64,
     digest: [u8; 32],
-    rules: Vec<Rule>,
-    index: [TypeIndex; 2],
+    /// The string table, case-folded.
+    strings: Vec<u16>,
+    rules: Vec<CRule>,
+    sets: Vec<CSet>,
+    crits: Vec<CCrit>,
+    svals: Vec<SVal>,
+    ivals: Vec<u64>,
+    rvals: Vec<(u64, u64)>,
+    lits: Vec<Lit>,
+    /// Rules anchored on literal `l`: `postings[post_start[l]..post_start[l + 1]]`, ascending.
+    post_start: Vec<u32>,
+    postings: Vec<u32>,
+    index: [TypeIndex; EventType::ALL.len()],
 }
 
-/// The anchor chosen for a rule: criterion index and how its patterns must sit.
-fn choose_anchor(r: &Rule) -> Option<(usize, Anchor)> {
-    let rank = |op: Op| match op {
-        Op::StrEquals => 3,
-        Op::StartsWith | Op::EndsWith => 2,
-        _ => 1,
-    };
-    r.criteria
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.negate)
-        .filter_map(|(i, c)| {
-            let anchor = match c.op {
-                Op::StrEquals => Anchor::Equals,
-                Op::StartsWith => Anchor::Prefix,
-                Op::EndsWith => Anchor::Suffix,
-                Op::Contains | Op::Wildcard => Anchor::Contains,
-                _ => return None,
-            };
-            let Values::Strs(list) = &c.values else {
-                return None;
-            };
-            let shortest = list.iter().map(|p| anchor_pattern(c, p).len()).min()?;
-            (shortest > 0).then_some((i, anchor, shortest, rank(c.op)))
-        })
-        .max_by(|a, b| (a.2, a.3).cmp(&(b.2, b.3)).then(b.0.cmp(&a.0)))
-        .map(|(i, anchor, _, _)| (i, anchor))
+/// Builds the flat arrays from the validator's items (or from owned content).
+struct Builder<'a> {
+    raw: &'a [u8],
+    rs: RuleSet,
 }
 
-fn anchor_pattern<'p>(c: &Criterion, p: &'p [u16]) -> &'p [u16] {
-    if c.op == Op::Wildcard {
-        longest_literal(p)
-    } else {
-        p
+impl<'a> Sink<'a> for Builder<'a> {
+    fn strings(&mut self, table: &'a [u8]) -> Result<(), AllocError> {
+        self.raw = table;
+        self.rs.strings = mem::with_capacity(table.len() / 2)?;
+        for c in table.chunks_exact(2) {
+            if let [lo, hi] = *c {
+                push(&mut self.rs.strings, fold(u16::from_le_bytes([lo, hi])))?;
+            }
+        }
+        Ok(())
+    }
+    fn rule(
+        &mut self,
+        id: u32,
+        event: EventType,
+        action: Action,
+        ncrit: u8,
+        nsets: u8,
+    ) -> Result<(), AllocError> {
+        let r = CRule {
+            id,
+            crit: u32_of(self.rs.crits.len())?,
+            set: u32_of(self.rs.sets.len())?,
+            event,
+            action,
+            ncrit,
+            nsets,
+            anchor: NO_ANCHOR,
+            anchor_exact: false,
+        };
+        push(&mut self.rs.rules, r)
+    }
+    fn set(&mut self, n: u8) -> Result<(), AllocError> {
+        let crit = u32_of(self.rs.crits.len())?;
+        push(&mut self.rs.sets, CSet { crit, n })
+    }
+    fn criterion(&mut self, field: u8, op: Op, negate: bool, n: u8) -> Result<(), AllocError> {
+        let vals = match op.kind() {
+            FieldKind::Str => self.rs.svals.len(),
+            FieldKind::Int if op == Op::Range => self.rs.rvals.len(),
+            FieldKind::Int => self.rs.ivals.len(),
+            FieldKind::Flag => 0,
+        };
+        let c = CCrit {
+            vals: u32_of(vals)?,
+            field,
+            op,
+            negate,
+            n,
+        };
+        push(&mut self.rs.crits, c)
+    }
+    fn string(&mut self, off: u32, len: u16) -> Result<(), AllocError> {
+        push(
+            &mut self.rs.svals,
+            SVal {
+                off,
+                lit: NONE,
+                len,
+            },
+        )
+    }
+    fn int(&mut self, v: u64) -> Result<(), AllocError> {
+        push(&mut self.rs.ivals, v)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> Result<(), AllocError> {
+        push(&mut self.rs.rvals, (lo, hi))
     }
 }
 
+/// Estimated selectivity of one value as `-log2` of the chance that it holds on an event,
+/// from the operator, the field's role and the value. Rough on purpose; what matters is the
+/// order: a rare file name beats a common path prefix of any length, a file name beats a
+/// directory fragment, a long suffix beats a short one.
+fn rarity(role: Role, kind: Kind, v: &[u16]) -> u32 {
+    let len = u32::try_from(v.len()).unwrap_or(u32::MAX);
+    let has_sep = v.iter().any(|&u| u == 0x5C || u == 0x2F);
+    let bits = match (kind, role) {
+        (Kind::Equals, Role::Ext) => len.saturating_mul(2),
+        (Kind::Equals, Role::Name) => len.saturating_add(8),
+        (Kind::Equals, Role::Path) => len.saturating_add(16),
+        (Kind::Suffix, _) => len,
+        // Directory prefixes are shared by most events: only what follows the volume
+        // prefix (`\Device\HarddiskVolumeN\`, 24 units) says anything.
+        (Kind::Prefix, Role::Path) => len.saturating_sub(24) / 4,
+        (Kind::Prefix, Role::Name | Role::Ext) => len,
+        (Kind::Contains, _) if has_sep => len / 3,
+        (Kind::Contains, _) => len,
+    };
+    bits.min(24)
+}
+
+/// What a string field holds, for [`rarity`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Path,
+    Name,
+    Ext,
+}
+
+fn role(t: EventType, field: u8) -> Role {
+    let name = t.field(field).map_or("", |f| f.name);
+    match name {
+        "name" => Role::Name,
+        "extension" => Role::Ext,
+        _ => Role::Path,
+    }
+}
+
+/// Literals of more than this many code units in total (per rule set, beyond the string
+/// table's own size) stay out of the automata and are checked directly: it bounds the
+/// automata by the file size even when a file references overlapping substrings of one
+/// long string many times.
+const EXTRA_LITERAL_UNITS: usize = 4096;
+
 impl RuleSet {
-    /// Validates and compiles content bytes: what the driver does on activation.
+    /// Validates and compiles content bytes: what the driver does on activation. Never
+    /// builds the owned `Content`; see docs/performance.md for the memory bound.
     pub fn load(bytes: &[u8]) -> Result<RuleSet, ContentError> {
-        let v = validate(bytes)?;
-        RuleSet::compile(&v).map_err(|AllocError| ContentError {
+        let mut b = Builder {
+            raw: &[],
+            rs: RuleSet::empty(),
+        };
+        let header = walk(bytes, &mut b)?;
+        let _ = b.raw;
+        b.rs.finish(&header).map_err(|AllocError| ContentError {
             at: Location::default(),
             kind: ErrorKind::OutOfMemory,
         })
     }
 
-    /// Compiles validated content.
+    /// Compiles validated content (already decoded by [`crate::validate`]).
     pub fn compile(v: &Validated) -> Result<RuleSet, AllocError> {
-        let rules = fold_content(&v.content)?.rules;
-        let mut index: [TypeIndex; 2] = Default::default();
-        for t in EventType::ALL {
-            let slot = index.get_mut(t.slot()).ok_or(AllocError)?;
-            *slot = Self::index_type(&rules, t)?;
-        }
-        Ok(RuleSet {
-            version: v.header.version,
-            digest: v.header.digest,
-            rules,
-            index,
-        })
+        let mut b = Builder {
+            raw: &[],
+            rs: RuleSet::empty(),
+        };
+        replay(&v.content, &mut b)?;
+        b.rs.finish(&v.header)
     }
 
-    fn index_type(rules: &[Rule], t: EventType) -> Result<TypeIndex, AllocError> {
-        let mut ti = TypeIndex::default();
-        // (field, pattern, output) for every anchored value.
-        let mut pats: Vec<(u8, &[u16], Out)> = Vec::new();
-        for (i, r) in rules.iter().enumerate().filter(|(_, r)| r.event == t) {
-            let rule = u32_of(i)?;
-            match choose_anchor(r).and_then(|(ci, a)| Some((r.criteria.get(ci)?, a))) {
-                Some((c, anchor)) => {
-                    if let Values::Strs(list) = &c.values {
-                        for p in list {
-                            push(
-                                &mut pats,
-                                (c.field, anchor_pattern(c, p), Out { rule, anchor }),
-                            )?;
+    fn empty() -> RuleSet {
+        RuleSet {
+            version: 0,
+            digest: [0; 32],
+            strings: Vec::new(),
+            rules: Vec::new(),
+            sets: Vec::new(),
+            crits: Vec::new(),
+            svals: Vec::new(),
+            ivals: Vec::new(),
+            rvals: Vec::new(),
+            lits: Vec::new(),
+            post_start: Vec::new(),
+            postings: Vec::new(),
+            index: Default::default(),
+        }
+    }
+
+    fn units(&self, off: u32, len: u16) -> &[u16] {
+        let start = idx(off);
+        self.strings
+            .get(start..start.saturating_add(usize::from(len)))
+            .unwrap_or(&[])
+    }
+
+    fn crit(&self, r: &CRule, k: u8) -> Option<&CCrit> {
+        self.crits.get(idx(r.crit).saturating_add(usize::from(k)))
+    }
+
+    fn svals_of(&self, c: &CCrit) -> &[SVal] {
+        let s = idx(c.vals);
+        self.svals
+            .get(s..s.saturating_add(usize::from(c.n)))
+            .unwrap_or(&[])
+    }
+
+    /// Anchors, literals, postings and automata, once the flat arrays are complete.
+    fn finish(mut self, h: &Header) -> Result<RuleSet, AllocError> {
+        self.version = h.version;
+        self.digest = h.digest;
+        // 1. Anchor every rule on the non-negated string criterion that makes it a
+        // candidate least often: estimated chance of each value holding, times the number
+        // of rules whose criteria share that value (all of them would be candidates with
+        // it, so a prefix or process filter common to many rules is a poor anchor).
+        let mut shared: Vec<(u8, u8, Kind, u32, u16)> = Vec::new();
+        for r in &self.rules {
+            for k in 0..r.ncrit {
+                let Some(c) = self.crit(r, k) else { break };
+                let Some(kind) = Kind::of(c.op) else { continue };
+                if c.negate {
+                    continue;
+                }
+                let slot = u8::try_from(r.event.slot()).unwrap_or(u8::MAX);
+                for v in self.svals_of(c) {
+                    push(&mut shared, (slot, c.field, kind, v.off, v.len))?;
+                }
+            }
+        }
+        mem::heapsort_by(&mut shared, |a, b| a < b);
+        let sharing = |key: (u8, u8, Kind, u32, u16)| -> u32 {
+            let lo = shared.partition_point(|x| *x < key);
+            let hi = shared.partition_point(|x| *x <= key);
+            u32::try_from(hi.saturating_sub(lo))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        };
+        for i in 0..self.rules.len() {
+            let Some(r) = self.rules.get(i).copied() else {
+                break;
+            };
+            let mut best: Option<(u32, u8, bool)> = None;
+            for k in 0..r.ncrit {
+                let Some(c) = self.crit(&r, k) else { break };
+                if c.negate || c.op.kind() != FieldKind::Str {
+                    continue;
+                }
+                let rl = role(r.event, c.field);
+                let mut p = 0u32;
+                let mut ok = true;
+                for v in self.svals_of(c) {
+                    let s = self.units(v.off, v.len);
+                    let (kind, pat) = match Kind::of(c.op) {
+                        Some(kind) => (kind, s),
+                        None => (Kind::Contains, longest_literal(s)),
+                    };
+                    if pat.is_empty() {
+                        ok = false;
+                        break;
+                    }
+                    let bits = rarity(rl, kind, pat);
+                    let slot = u8::try_from(r.event.slot()).unwrap_or(u8::MAX);
+                    let n = match Kind::of(c.op) {
+                        Some(kind) => sharing((slot, c.field, kind, v.off, v.len)),
+                        None => 1,
+                    };
+                    let each = (1u32 << 24).checked_shr(bits).unwrap_or(0).max(1);
+                    p = p.saturating_add(each.saturating_mul(n));
+                }
+                if ok && best.is_none_or(|(bp, _, _)| p < bp) {
+                    best = Some((p, k, Kind::of(c.op).is_some()));
+                }
+            }
+            if let (Some((_, k, exact)), Some(slot)) = (best, self.rules.get_mut(i)) {
+                slot.anchor = k;
+                slot.anchor_exact = exact;
+            }
+        }
+        drop(shared);
+        // 2. Literal keys: every value of an exact string criterion (membership), and the
+        // longest literal run of every wildcard anchor value (candidates only).
+        // (type slot, field, kind, offset, length, tag): tag < svals.len() is a value;
+        // otherwise `tag - svals.len()` is the rule whose wildcard anchor this run is.
+        let mut keys: Vec<(u8, u8, Kind, u32, u16, u32)> = Vec::new();
+        let nvals = self.svals.len();
+        for (ri, r) in self.rules.iter().enumerate() {
+            let slot = u8::try_from(r.event.slot()).unwrap_or(u8::MAX);
+            let all = u32::from(r.ncrit).saturating_add(
+                self.sets
+                    .get(idx(r.set)..idx(r.set).saturating_add(usize::from(r.nsets)))
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| u32::from(s.n))
+                    .fold(0, u32::saturating_add),
+            );
+            for k in 0..all {
+                let Some(c) = self.crits.get(idx(r.crit).saturating_add(idx(k))) else {
+                    break;
+                };
+                if c.op.kind() != FieldKind::Str {
+                    continue;
+                }
+                let kind = Kind::of(c.op);
+                for (j, v) in self.svals_of(c).iter().enumerate() {
+                    let tag = idx(c.vals).saturating_add(j);
+                    match kind {
+                        Some(kind) => {
+                            push(&mut keys, (slot, c.field, kind, v.off, v.len, u32_of(tag)?))?
                         }
+                        None if u32::from(r.anchor) == k => {
+                            let s = self.units(v.off, v.len);
+                            let run = longest_literal(s);
+                            let at = s.len().saturating_sub(run.len());
+                            // Offset of the run: find it at its position in `s`.
+                            let lead = (0..=at)
+                                .find(|&o| s.get(o..o.saturating_add(run.len())) == Some(run))
+                                .unwrap_or(0);
+                            let off = v.off.saturating_add(u32_of(lead)?);
+                            let len = u16::try_from(run.len()).unwrap_or(0);
+                            let tag = u32_of(nvals.saturating_add(ri))?;
+                            push(&mut keys, (slot, c.field, Kind::Contains, off, len, tag))?;
+                        }
+                        None => {}
                     }
                 }
-                None => push(&mut ti.always, rule)?,
             }
         }
-        crate::mem::heapsort_by(&mut pats, |a, b| {
-            (a.0, a.1, a.2.rule) < (b.0, b.1, b.2.rule)
+        mem::heapsort_by(&mut keys, |a, b| {
+            (a.0, a.1, a.2, a.3, a.4) < (b.0, b.1, b.2, b.3, b.4)
         });
-        let mut rest: &[(u8, &[u16], Out)] = &pats;
-        while let Some(&(field, _, _)) = rest.first() {
-            let n = rest.iter().take_while(|p| p.0 == field).count();
-            let (group, tail) = rest.split_at_checked(n).ok_or(AllocError)?;
-            rest = tail;
-            let mut flat: Vec<(&[u16], Out)> = Vec::new();
-            flat.try_reserve_exact(group.len())
-                .map_err(|_| AllocError)?;
-            for &(_, p, o) in group {
-                push(&mut flat, (p, o))?;
+        // 3. Distinct keys become literals, within the unit budget.
+        let budget = self.strings.len().saturating_add(EXTRA_LITERAL_UNITS);
+        let mut used = 0usize;
+        let mut wild: Vec<(u32, u32)> = Vec::new(); // (literal, rule) of wildcard anchors
+        let mut lit_slot: Vec<u8> = Vec::new();
+        let mut lit_off: Vec<u32> = Vec::new();
+        let mut prev: Option<(u8, u8, Kind, u32, u16)> = None;
+        let mut cur = NONE;
+        for &(slot, field, kind, off, len, tag) in &keys {
+            let key = (slot, field, kind, off, len);
+            if prev != Some(key) {
+                prev = Some(key);
+                used = used.saturating_add(usize::from(len));
+                if used > budget {
+                    cur = NONE;
+                } else {
+                    cur = u32_of(self.lits.len())?;
+                    push(&mut self.lits, Lit { field, kind, len })?;
+                    push(&mut lit_slot, slot)?;
+                    push(&mut lit_off, off)?;
+                }
             }
-            push(&mut ti.fields, (field, Automaton::build(&flat)?))?;
+            match self.svals.get_mut(idx(tag)) {
+                Some(v) => v.lit = cur,
+                None if cur != NONE => push(&mut wild, (cur, tag.saturating_sub(u32_of(nvals)?)))?,
+                None => {}
+            }
         }
-        Ok(ti)
+        drop(keys);
+        // 4. Postings: (literal, rule) for every anchored rule whose anchor is indexed.
+        let mut pairs: Vec<(u32, u32)> = wild;
+        for (ri, r) in self.rules.iter_mut().enumerate() {
+            let ri = u32_of(ri)?;
+            let Some(c) = self
+                .crits
+                .get(idx(r.crit).saturating_add(usize::from(r.anchor)))
+            else {
+                continue;
+            };
+            if r.anchor == NO_ANCHOR || !r.anchor_exact {
+                continue;
+            }
+            let s = idx(c.vals);
+            let vals = self
+                .svals
+                .get(s..s.saturating_add(usize::from(c.n)))
+                .unwrap_or(&[]);
+            if vals.iter().any(|v| v.lit == NONE) {
+                r.anchor = NO_ANCHOR; // over the budget: checked on every event
+                continue;
+            }
+            for v in vals {
+                push(&mut pairs, (v.lit, ri))?;
+            }
+        }
+        // A wildcard anchor whose run was left out of the automata anchors nothing.
+        for i in 0..self.rules.len() {
+            let ri = u32_of(i)?;
+            if let Some(r) = self.rules.get_mut(i)
+                && r.anchor != NO_ANCHOR
+                && !r.anchor_exact
+                && !pairs.iter().any(|&(_, x)| x == ri)
+            {
+                r.anchor = NO_ANCHOR;
+            }
+        }
+        mem::heapsort_by(&mut pairs, |a, b| a < b);
+        self.post_start = mem::with_capacity(self.lits.len().saturating_add(1))?;
+        self.postings = mem::with_capacity(pairs.len())?;
+        let mut p = 0usize;
+        for l in 0..self.lits.len() {
+            push(&mut self.post_start, u32_of(self.postings.len())?)?;
+            let l = u32_of(l)?;
+            while let Some(&(pl, r)) = pairs.get(p) {
+                if pl != l {
+                    break;
+                }
+                if self.postings.last() != Some(&r)
+                    || self.postings.len() == idx(*self.post_start.last().unwrap_or(&0))
+                {
+                    push(&mut self.postings, r)?;
+                }
+                p = p.saturating_add(1);
+            }
+        }
+        push(&mut self.post_start, u32_of(self.postings.len())?)?;
+        drop(pairs);
+        // 5. Per event type: rule lists, fields with literals, one automaton.
+        for t in EventType::ALL {
+            let slot = t.slot();
+            let mut ti = TypeIndex::default();
+            for (i, r) in self.rules.iter().enumerate().filter(|(_, r)| r.event == t) {
+                push(&mut ti.all, u32_of(i)?)?;
+                if r.anchor == NO_ANCHOR {
+                    push(&mut ti.always, u32_of(i)?)?;
+                }
+            }
+            let slot8 = u8::try_from(slot).unwrap_or(u8::MAX);
+            let mut pats: Vec<(&[u16], u32)> = Vec::new();
+            for (l, lit) in self.lits.iter().enumerate() {
+                if lit_slot.get(l) != Some(&slot8) {
+                    continue;
+                }
+                let off = lit_off.get(l).copied().unwrap_or(0);
+                let start = idx(off);
+                let s = self
+                    .strings
+                    .get(start..start.saturating_add(usize::from(lit.len)))
+                    .unwrap_or(&[]);
+                push(&mut pats, (s, u32_of(l)?))?;
+                let bit = 1u32.checked_shl(u32::from(lit.field)).unwrap_or(0);
+                ti.fields |= bit;
+                let ps = self.post_start.get(l).copied().unwrap_or(0);
+                let pe = self
+                    .post_start
+                    .get(l.saturating_add(1))
+                    .copied()
+                    .unwrap_or(0);
+                if pe > ps {
+                    ti.eager |= bit;
+                }
+            }
+            mem::heapsort_by(&mut pats, |a, b| a < b);
+            if !pats.is_empty() {
+                ti.ac = Some(Automaton::build(&pats)?);
+            }
+            let f = |n: &str| t.field_index(n);
+            ti.derived = match (f("path"), f("name"), f("extension"), f("parent")) {
+                (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+                _ => None,
+            };
+            if let Some(x) = self.index.get_mut(slot) {
+                *x = ti;
+            }
+        }
+        Ok(self)
     }
 
     /// Decides an event: the first rule in file order that matches, or `None` (pass).
     /// Allocates nothing; reads inputs only through [`Event::input`].
     pub fn evaluate(&self, ev: &Event<'_>) -> Option<Match> {
         let ti = self.index.get(ev.kind.slot())?;
-        let mut best = ti
-            .always
-            .iter()
-            .copied()
-            .find(|&r| self.rules.get(idx(r)).is_some_and(|x| rule_matches(x, ev)))
-            .unwrap_or(NONE);
-        let mut check = |rule: u32| {
-            if rule < best
-                && self
-                    .rules
-                    .get(idx(rule))
-                    .is_some_and(|r| rule_matches(r, ev))
-            {
-                best = rule;
+        let mut hits = Hits::new();
+        self.scan(ti, ev, &mut hits, ti.eager);
+        let mut best = NONE;
+        if hits.overflow {
+            best = ti
+                .all
+                .iter()
+                .copied()
+                .find(|&r| self.matches(ti, r, NO_ANCHOR, ev, &mut hits))
+                .unwrap_or(NONE);
+        } else {
+            // Candidates come from the eagerly scanned literals only (fields scanned later
+            // hold no anchors), so the literals found so far are all that can list rules.
+            let n0 = hits.n;
+            for i in 0..n0 {
+                let Some(&lit) = hits.ids.get(i) else { break };
+                let s = self.post_start.get(idx(lit)).copied().unwrap_or(0);
+                let e = self
+                    .post_start
+                    .get(idx(lit).saturating_add(1))
+                    .copied()
+                    .unwrap_or(0);
+                for &r in self.postings.get(idx(s)..idx(e)).unwrap_or(&[]) {
+                    if r >= best {
+                        break;
+                    }
+                    let skip = self.rules.get(idx(r)).map_or(NO_ANCHOR, |x| {
+                        if x.anchor_exact { x.anchor } else { NO_ANCHOR }
+                    });
+                    if self.matches(ti, r, skip, ev, &mut hits) {
+                        best = r;
+                        break;
+                    }
+                }
             }
-        };
-        for (field, ac) in &ti.fields {
-            if let Some(Input::Str(s)) = ev.input(*field) {
-                ac.scan(s, &mut check);
+            for &r in &ti.always {
+                if r >= best {
+                    break;
+                }
+                if self.matches(ti, r, NO_ANCHOR, ev, &mut hits) {
+                    best = r;
+                    break;
+                }
             }
         }
         let r = self.rules.get(idx(best))?;
@@ -434,6 +885,179 @@ impl RuleSet {
             rule_id: r.id,
             rule_index: best,
         })
+    }
+
+    /// Runs the automaton over the string inputs of the fields in `want` not scanned yet,
+    /// and records every literal that holds, with its field's position in the input. The
+    /// path, name, extension and parent go in one pass over the path when the sensor
+    /// derived them from it.
+    fn scan(&self, ti: &TypeIndex, ev: &Event<'_>, hits: &mut Hits, want: u32) {
+        let Some(ac) = &ti.ac else { return };
+        let want = want & ti.fields & !hits.scanned;
+        if want == 0 {
+            return;
+        }
+        let bit = |f: u8| 1u32.checked_shl(u32::from(f)).unwrap_or(0);
+        if let Some([fp, fname, fext, fparent]) = ti.derived
+            && want & (bit(fp) | bit(fname) | bit(fext) | bit(fparent)) != 0
+            && let Some(Input::Str(path)) = ev.input(fp)
+        {
+            let (parent, name, ext) = text::split_path(path);
+            let same = |f: u8, part: &[u16]| match ev.input(f) {
+                Some(Input::Str(s)) => core::ptr::eq(s, part) || s == part,
+                _ => false,
+            };
+            let mut regions = [None; MAX_FIELDS];
+            let len = path.len();
+            let mut done = bit(fp);
+            set_region(&mut regions, fp, 0, len);
+            if same(fname, name) {
+                set_region(&mut regions, fname, len.saturating_sub(name.len()), len);
+                done |= bit(fname);
+            }
+            if same(fext, ext) {
+                set_region(&mut regions, fext, len.saturating_sub(ext.len()), len);
+                done |= bit(fext);
+            }
+            if same(fparent, parent) {
+                set_region(&mut regions, fparent, 0, parent.len());
+                done |= bit(fparent);
+            }
+            self.scan_one(ac, path, &regions, hits);
+            hits.scanned |= done;
+        }
+        for f in 0..u8::try_from(MAX_FIELDS).unwrap_or(0) {
+            if want & bit(f) == 0 || hits.scanned & bit(f) != 0 {
+                continue;
+            }
+            if let Some(Input::Str(s)) = ev.input(f) {
+                let mut regions = [None; MAX_FIELDS];
+                set_region(&mut regions, f, 0, s.len());
+                self.scan_one(ac, s, &regions, hits);
+            }
+            hits.scanned |= bit(f);
+        }
+    }
+
+    #[inline]
+    fn scan_one(
+        &self,
+        ac: &Automaton,
+        input: &[u16],
+        regions: &[Option<(usize, usize)>; MAX_FIELDS],
+        hits: &mut Hits,
+    ) {
+        ac.scan(input, |l, end| {
+            let Some(lit) = self.lits.get(idx(l)) else {
+                return;
+            };
+            let Some(Some((rs, re))) = regions.get(usize::from(lit.field)) else {
+                return;
+            };
+            let start = end.saturating_sub(usize::from(lit.len));
+            if start < *rs || end > *re {
+                return;
+            }
+            let ok = match lit.kind {
+                Kind::Contains => true,
+                Kind::Prefix => start == *rs,
+                Kind::Suffix => end == *re,
+                Kind::Equals => start == *rs && end == *re,
+            };
+            if ok {
+                hits.add(l);
+            }
+        });
+    }
+
+    /// Does rule `r` match, given the literals that hold? Criterion `skip` is known to hold.
+    fn matches(&self, ti: &TypeIndex, r: u32, skip: u8, ev: &Event<'_>, hits: &mut Hits) -> bool {
+        let Some(rule) = self.rules.get(idx(r)) else {
+            return false;
+        };
+        if rule.event != ev.kind {
+            return false;
+        }
+        let base = idx(rule.crit);
+        let crits = self
+            .crits
+            .get(base..base.saturating_add(usize::from(rule.ncrit)))
+            .unwrap_or(&[]);
+        for (k, c) in crits.iter().enumerate() {
+            if usize::from(skip) != k && !self.holds(ti, c, ev, hits) {
+                return false;
+            }
+        }
+        let sets = self
+            .sets
+            .get(idx(rule.set)..idx(rule.set).saturating_add(usize::from(rule.nsets)))
+            .unwrap_or(&[]);
+        !sets.iter().any(|s| {
+            let b = idx(s.crit);
+            self.crits
+                .get(b..b.saturating_add(usize::from(s.n)))
+                .unwrap_or(&[])
+                .iter()
+                .all(|c| self.holds(ti, c, ev, hits))
+        })
+    }
+
+    /// Does criterion `c` hold? A missing input, or one of another type, makes it false
+    /// whether or not it is negated (as [`crate::eval::criterion_holds`]).
+    #[inline]
+    fn holds(&self, ti: &TypeIndex, c: &CCrit, ev: &Event<'_>, hits: &mut Hits) -> bool {
+        let Some(input) = ev.input(c.field) else {
+            return false;
+        };
+        let bit = 1u32.checked_shl(u32::from(c.field)).unwrap_or(0);
+        if hits.scanned & bit == 0 && Kind::of(c.op).is_some() {
+            self.scan(ti, ev, hits, bit);
+        }
+        let hits: &Hits = hits;
+        let n = usize::from(c.n);
+        let v = idx(c.vals);
+        let hit = match (c.op, input) {
+            (
+                Op::StrEquals | Op::StartsWith | Op::EndsWith | Op::Contains | Op::Wildcard,
+                Input::Str(s),
+            ) => self.svals_of(c).iter().any(|x| {
+                if x.lit != NONE && !hits.overflow {
+                    hits.contains(x.lit)
+                } else {
+                    str_op(c.op, s, self.units(x.off, x.len))
+                }
+            }),
+            (Op::IntEquals, Input::Int(x)) => self.ints(v, n).contains(&x),
+            (Op::AnyBits, Input::Int(x)) => self.ints(v, n).iter().any(|&y| x & y != 0),
+            (Op::AllBits, Input::Int(x)) => self.ints(v, n).iter().any(|&y| y & !x == 0),
+            (Op::Range, Input::Int(x)) => self
+                .rvals
+                .get(v..v.saturating_add(n))
+                .unwrap_or(&[])
+                .iter()
+                .any(|&(lo, hi)| lo <= x && x <= hi),
+            (Op::IsTrue, Input::Flag(b)) => b,
+            (Op::IsFalse, Input::Flag(b)) => !b,
+            (
+                Op::StrEquals
+                | Op::StartsWith
+                | Op::EndsWith
+                | Op::Contains
+                | Op::Wildcard
+                | Op::IntEquals
+                | Op::AnyBits
+                | Op::AllBits
+                | Op::Range
+                | Op::IsTrue
+                | Op::IsFalse,
+                Input::Str(_) | Input::Int(_) | Input::Flag(_),
+            ) => return false,
+        };
+        hit != c.negate
+    }
+
+    fn ints(&self, v: usize, n: usize) -> &[u64] {
+        self.ivals.get(v..v.saturating_add(n)).unwrap_or(&[])
     }
 
     /// Content version.
@@ -461,13 +1085,178 @@ impl RuleSet {
         self.index.get(t.slot()).map_or(0, |ti| ti.always.len())
     }
 
-    /// The rule at `index` (strings folded).
-    pub fn rule(&self, index: u32) -> Option<&Rule> {
-        self.rules.get(idx(index))
+    /// The criterion rule `index` is anchored on (its candidates come from that
+    /// criterion's literals), or `None` when it is checked on every event.
+    pub fn anchor(&self, index: u32) -> Option<u8> {
+        self.rules
+            .get(idx(index))
+            .map(|r| r.anchor)
+            .filter(|&a| a != NO_ANCHOR)
+    }
+
+    /// Literals in the automata (distinct field, kind and string).
+    pub fn literals(&self) -> usize {
+        self.lits.len()
+    }
+
+    /// Bytes held by the compiled form (arrays and automata, not counting spare capacity).
+    pub fn heap_bytes(&self) -> usize {
+        fn b<T>(v: &Vec<T>) -> usize {
+            v.capacity().saturating_mul(core::mem::size_of::<T>())
+        }
+        let ac = self.index.iter().fold(0usize, |acc, ti| {
+            let a = ti.ac.as_ref().map_or(0, |a| {
+                b(&a.nodes)
+                    .saturating_add(b(&a.edges))
+                    .saturating_add(b(&a.outs))
+            });
+            acc.saturating_add(a)
+                .saturating_add(b(&ti.all))
+                .saturating_add(b(&ti.always))
+        });
+        [
+            b(&self.strings),
+            b(&self.rules),
+            b(&self.sets),
+            b(&self.crits),
+            b(&self.svals),
+            b(&self.ivals),
+            b(&self.rvals),
+            b(&self.lits),
+            b(&self.post_start),
+            b(&self.postings),
+            ac,
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
     }
 
     /// The decided action of a match, or `None` for pass (convenience for callers).
     pub fn action(&self, ev: &Event<'_>) -> Option<Action> {
         self.evaluate(ev).map(|m| m.action)
     }
+}
+
+fn set_region(r: &mut [Option<(usize, usize)>; MAX_FIELDS], f: u8, start: usize, end: usize) {
+    if let Some(slot) = r.get_mut(usize::from(f)) {
+        *slot = Some((start, end));
+    }
+}
+
+#[inline]
+fn str_op(op: Op, input: &[u16], pat: &[u16]) -> bool {
+    match op {
+        Op::StrEquals => text::eq_folded(input, pat),
+        Op::StartsWith => text::starts_with_folded(input, pat),
+        Op::EndsWith => text::ends_with_folded(input, pat),
+        Op::Contains => text::contains_folded(input, pat),
+        Op::Wildcard => text::wildcard_folded(input, pat),
+        Op::IntEquals | Op::AnyBits | Op::AllBits | Op::Range | Op::IsTrue | Op::IsFalse => false,
+    }
+}
+
+/// Literals that hold in the current event: a small set on the stack with a 256-bit filter
+/// in front of it.
+struct Hits {
+    ids: [u32; MAX_HITS],
+    n: usize,
+    filter: [u64; 4],
+    overflow: bool,
+    /// Bit `f`: the literals of field `f` are recorded.
+    scanned: u32,
+}
+
+impl Hits {
+    fn new() -> Self {
+        Hits {
+            ids: [0; MAX_HITS],
+            n: 0,
+            filter: [0; 4],
+            overflow: false,
+            scanned: 0,
+        }
+    }
+
+    #[inline]
+    fn bit(l: u32) -> (usize, u64) {
+        let h = l.wrapping_mul(0x9E37_79B1) >> 24;
+        (idx(h >> 6) & 3, 1u64.checked_shl(h & 63).unwrap_or(0))
+    }
+
+    fn ids(&self) -> &[u32] {
+        self.ids.get(..self.n).unwrap_or(&[])
+    }
+
+    #[inline]
+    fn contains(&self, l: u32) -> bool {
+        let (w, m) = Self::bit(l);
+        self.filter.get(w).is_some_and(|x| x & m != 0) && self.ids().contains(&l)
+    }
+
+    #[inline]
+    fn add(&mut self, l: u32) {
+        if self.contains(l) {
+            return;
+        }
+        match self.ids.get_mut(self.n) {
+            Some(slot) => {
+                *slot = l;
+                self.n = self.n.saturating_add(1);
+                let (w, m) = Self::bit(l);
+                if let Some(x) = self.filter.get_mut(w) {
+                    *x |= m;
+                }
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+/// Feeds owned content to a sink as if it had been read from a file.
+fn replay<'a>(c: &Content, b: &mut Builder<'a>) -> Result<(), AllocError> {
+    use crate::content::Criterion;
+    let units: usize = c
+        .rules
+        .iter()
+        .flat_map(|r| r.criteria.iter().chain(r.exceptions.iter().flatten()))
+        .map(|c| match &c.values {
+            Values::Strs(v) => v.iter().map(Vec::len).fold(0, usize::saturating_add),
+            Values::Ints(_) | Values::Ranges(_) | Values::None => 0,
+        })
+        .fold(0, usize::saturating_add);
+    b.rs.strings = mem::with_capacity(units)?;
+    let crit = |b: &mut Builder<'a>, c: &Criterion| -> Result<(), AllocError> {
+        let n = u8::try_from(c.values.len()).map_err(|_| AllocError)?;
+        b.criterion(c.field, c.op, c.negate, n)?;
+        match &c.values {
+            Values::Strs(v) => {
+                for s in v {
+                    let off = u32_of(b.rs.strings.len())?;
+                    for &u in s {
+                        push(&mut b.rs.strings, fold(u))?;
+                    }
+                    b.string(off, u16::try_from(s.len()).map_err(|_| AllocError)?)?;
+                }
+            }
+            Values::Ints(v) => v.iter().try_for_each(|&x| b.int(x))?,
+            Values::Ranges(v) => v.iter().try_for_each(|&(lo, hi)| b.range(lo, hi))?,
+            Values::None => {}
+        }
+        Ok(())
+    };
+    for r in &c.rules {
+        let n = u8::try_from(r.criteria.len()).map_err(|_| AllocError)?;
+        let s = u8::try_from(r.exceptions.len()).map_err(|_| AllocError)?;
+        b.rule(r.id, r.event, r.action, n, s)?;
+        for c in &r.criteria {
+            crit(b, c)?;
+        }
+        for set in &r.exceptions {
+            b.set(u8::try_from(set.len()).map_err(|_| AllocError)?)?;
+            for c in set {
+                crit(b, c)?;
+            }
+        }
+    }
+    Ok(())
 }

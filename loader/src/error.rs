@@ -85,7 +85,7 @@ pub enum ErrorKind {
         /// Found.
         found: u64,
     },
-    /// The body digest does not match the header.
+    /// The file digest (SHA-256 over header bytes 0..48 and the body) does not match.
     DigestMismatch {
         /// Digest in the header.
         declared: [u8; 32],
@@ -287,6 +287,10 @@ pub fn code_of_ordinal(ordinal: u32) -> Option<&'static str> {
     ERROR_CODES.get(usize::try_from(ordinal).ok()?).copied()
 }
 
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
 struct Hex<'a>(&'a [u8]);
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -326,7 +330,9 @@ impl fmt::Display for ErrorKind {
             } => {
                 write!(
                     f,
-                    "truncated {what}: expected {needed} bytes, found {remaining}"
+                    "truncated {what}: needs {needed} {}, {remaining} {} left",
+                    plural(needed, "byte", "bytes"),
+                    plural(remaining, "byte", "bytes"),
                 )
             }
             ErrorKind::TrailingBytes { count } => {
@@ -367,7 +373,7 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::DigestMismatch { declared, computed } => write!(
                 f,
-                "body digest mismatch: header says {}, bytes hash to {}",
+                "file digest mismatch: header says {}, bytes hash to {}",
                 Hex(&declared),
                 Hex(&computed)
             ),
@@ -402,7 +408,20 @@ impl fmt::Display for ErrorKind {
                     "unknown action code {found} (expected 1 allow, 2 audit or 3 block)"
                 )
             }
-            ErrorKind::UnknownOperator { found } => write!(f, "unknown operator code {found}"),
+            ErrorKind::UnknownOperator { found } => {
+                write!(f, "unknown operator code {found} (expected ")?;
+                for (i, op) in Op::ALL.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(
+                        f,
+                        "{sep}{} {} on {}",
+                        op.code(),
+                        op.name(),
+                        op.kind().name()
+                    )?;
+                }
+                f.write_str(")")
+            }
             ErrorKind::NoCriteria => f.write_str(
                 "no criteria (expected at least 1; an empty set would match everything)",
             ),

@@ -5,11 +5,13 @@
 //! over the rule table in which every count is checked against the bytes that remain before
 //! anything is allocated, and every allocation is fallible.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use sha2::{Digest as _, Sha256};
 
 use crate::content::{Content, Criterion, Rule, Values, limits};
-use crate::error::{ContentError, ErrorKind, Location};
+use crate::error::{AllocError, ContentError, ErrorKind, Location};
+use crate::mem;
 use crate::schema::{Action, EventType, FieldKind, Op, SCHEMA_VERSION};
 
 /// First eight bytes of every content file (PNG-style: catches text-mode transfers).
@@ -17,15 +19,59 @@ pub const MAGIC: [u8; 8] = [0x89, b'F', b'S', b'C', b'\r', b'\n', 0x1A, b'\n'];
 /// Format version this build reads and writes.
 pub const FORMAT_VERSION: u16 = 1;
 /// Header length in bytes.
-pub const HEADER_LEN: usize = 80;
+pub const HEADER_LEN: usize = field::DIGEST.end;
+const HEADER_LEN32: u32 = 80;
 /// Bytes of the header covered by the digest (everything before the digest itself).
-const DIGESTED_HEADER: usize = 48;
+const DIGESTED_HEADER: usize = field::DIGEST.start;
+
+/// The header's layout, written once: the encoder, the validator's error offsets and the
+/// table in docs/content-format.md all follow it.
+pub mod field {
+    use core::ops::Range;
+    /// `\x89FSC\r\n\x1a\n`.
+    pub const MAGIC: Range<usize> = 0..8;
+    /// Format version (u16).
+    pub const FORMAT: Range<usize> = 8..10;
+    /// Event schema version (u16).
+    pub const SCHEMA: Range<usize> = 10..12;
+    /// Header length (u32, 80).
+    pub const HEADER_LEN: Range<usize> = 12..16;
+    /// Content version (u64, >= 1).
+    pub const VERSION: Range<usize> = 16..24;
+    /// Rule count (u32).
+    pub const RULE_COUNT: Range<usize> = 24..28;
+    /// Rule table length in bytes (u32).
+    pub const RULES_LEN: Range<usize> = 28..32;
+    /// String table length in bytes (u32, even).
+    pub const STRINGS_LEN: Range<usize> = 32..36;
+    /// Signature block length (u32, 0 in v1).
+    pub const SIGNATURE_LEN: Range<usize> = 36..40;
+    /// Reserved (u64, 0).
+    pub const RESERVED: Range<usize> = 40..48;
+    /// SHA-256 over bytes `0..48` and the body.
+    pub const DIGEST: Range<usize> = 48..80;
+}
+const _: () = assert!(
+    field::FORMAT.start == field::MAGIC.end
+        && field::SCHEMA.start == field::FORMAT.end
+        && field::HEADER_LEN.start == field::SCHEMA.end
+        && field::VERSION.start == field::HEADER_LEN.end
+        && field::RULE_COUNT.start == field::VERSION.end
+        && field::RULES_LEN.start == field::RULE_COUNT.end
+        && field::STRINGS_LEN.start == field::RULES_LEN.end
+        && field::SIGNATURE_LEN.start == field::STRINGS_LEN.end
+        && field::RESERVED.start == field::SIGNATURE_LEN.end
+        && field::DIGEST.start == field::RESERVED.end
+        && field::DIGEST.end == 80
+);
 
 const RULE_FIXED: usize = 8; // id u32, event u8, action u8, criteria u8, exception sets u8
 const CRIT_FIXED: usize = 4; // field u8, op u8, flags u8, value count u8
 const SET_FIXED: usize = 1; // criteria count u8
 const STR_REF: usize = 6; // offset u32 (code units), length u16 (code units)
 const FLAG_NEGATE: u8 = 0x01;
+/// Smallest exception set: its count byte and one criterion.
+const MIN_SET: usize = SET_FIXED + CRIT_FIXED;
 
 /// The header fields of a content file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +88,7 @@ pub struct Header {
     pub rules_len: u32,
     /// String table bytes.
     pub strings_len: u32,
-    /// SHA-256 over header bytes 0..48 and the body.
+    /// File digest: SHA-256 over header bytes 0..48 and the body (everything but itself).
     pub digest: [u8; 32],
 }
 
@@ -145,13 +191,6 @@ fn crit_size(c: &Criterion) -> usize {
     CRIT_FIXED.saturating_add(each.saturating_mul(c.values.len()))
 }
 
-fn crit_units(c: &Criterion) -> usize {
-    match &c.values {
-        Values::Strs(v) => v.iter().map(Vec::len).fold(0usize, usize::saturating_add),
-        _ => 0,
-    }
-}
-
 /// Encodes content into format v1. The encoder checks only what the format can express
 /// (counts, lengths, value shapes); semantic checks (field arity, operator types, ids) are
 /// the validator's, so tests can build every kind of invalid content with it.
@@ -160,7 +199,6 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
         return Err(limit(None, "rules", limits::MAX_RULES, content.rules.len()));
     }
     let mut rules_len = 0usize;
-    let mut units = 0usize;
     for r in &content.rules {
         let sets = r.exceptions.iter().map(|s| {
             SET_FIXED.saturating_add(s.iter().map(crit_size).fold(0, usize::saturating_add))
@@ -174,10 +212,29 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
             .saturating_add(RULE_FIXED)
             .saturating_add(crits)
             .saturating_add(sets.fold(0, usize::saturating_add));
-        let all = r.criteria.iter().chain(r.exceptions.iter().flatten());
-        units = units.saturating_add(all.map(crit_units).fold(0, usize::saturating_add));
     }
-    let strings_len = units.saturating_mul(2);
+    // The string table holds each distinct string once, in order of first use; every
+    // reference to an equal string shares it.
+    let mut shared: BTreeMap<&[u16], u32> = BTreeMap::new();
+    let mut st: Vec<u8> = Vec::new();
+    for r in &content.rules {
+        for c in r.criteria.iter().chain(r.exceptions.iter().flatten()) {
+            if let Values::Strs(list) = &c.values {
+                for s in list {
+                    if shared.contains_key(s.as_slice()) {
+                        continue;
+                    }
+                    let off = u32::try_from(st.len() / 2)
+                        .map_err(|_| limit(None, "string table", usize::MAX, st.len()))?;
+                    shared.insert(s, off);
+                    for u in s {
+                        st.extend_from_slice(&u.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+    let strings_len = st.len();
     let total = HEADER_LEN
         .saturating_add(rules_len)
         .saturating_add(strings_len);
@@ -199,9 +256,6 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
     let mut rt: Vec<u8> = Vec::new();
     rt.try_reserve_exact(rules_len)
         .map_err(|_| EncodeError::OutOfMemory)?;
-    let mut st: Vec<u8> = Vec::new();
-    st.try_reserve_exact(strings_len)
-        .map_err(|_| EncodeError::OutOfMemory)?;
     for (i, r) in content.rules.iter().enumerate() {
         rt.extend_from_slice(&r.id.to_le_bytes());
         rt.push(r.event.code());
@@ -219,7 +273,7 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
             r.exceptions.len(),
         )?);
         for c in &r.criteria {
-            put_criterion(&mut rt, &mut st, i, c)?;
+            put_criterion(&mut rt, &shared, i, c)?;
         }
         for set in &r.exceptions {
             rt.push(count_u8(
@@ -229,7 +283,7 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
                 set.len(),
             )?);
             for c in set {
-                put_criterion(&mut rt, &mut st, i, c)?;
+                put_criterion(&mut rt, &shared, i, c)?;
             }
         }
     }
@@ -240,7 +294,7 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
-    out.extend_from_slice(&80u32.to_le_bytes());
+    out.extend_from_slice(&HEADER_LEN32.to_le_bytes());
     out.extend_from_slice(&content.version.to_le_bytes());
     out.extend_from_slice(&rule_count.to_le_bytes());
     out.extend_from_slice(&rules_len32.to_le_bytes());
@@ -260,7 +314,7 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
 
 fn put_criterion(
     rt: &mut Vec<u8>,
-    st: &mut Vec<u8>,
+    shared: &BTreeMap<&[u16], u32>,
     rule: usize,
     c: &Criterion,
 ) -> Result<(), EncodeError> {
@@ -276,16 +330,12 @@ fn put_criterion(
     match &c.values {
         Values::Strs(list) => {
             for s in list {
-                let off = u32::try_from(st.len() / 2)
-                    .map_err(|_| limit(Some(rule), "string table", usize::MAX, st.len()))?;
+                let off = shared.get(s.as_slice()).copied().unwrap_or(0);
                 let len = u16::try_from(s.len()).map_err(|_| {
                     limit(Some(rule), "string length", usize::from(u16::MAX), s.len())
                 })?;
                 rt.extend_from_slice(&off.to_le_bytes());
                 rt.extend_from_slice(&len.to_le_bytes());
-                for u in s {
-                    st.extend_from_slice(&u.to_le_bytes());
-                }
             }
         }
         Values::Ints(list) => list
@@ -337,6 +387,7 @@ impl<'a> Rd<'a> {
     fn remaining(&self) -> usize {
         self.end.saturating_sub(self.pos)
     }
+    #[inline]
     fn take<const N: usize>(
         &mut self,
         at: &Location,
@@ -398,21 +449,22 @@ fn oom(at: &Location) -> ContentError {
 }
 
 /// Reads and checks the header and sizes only (no digest, no rules). `inspect` uses it to
-/// describe files that fail later checks.
+/// describe files that fail later checks. The checks run in header order, so the first
+/// bad field is the one reported (see docs/content-format.md, "Order of checks").
 pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
     let len = bytes.len();
-    let magic = bytes.get(..8).ok_or(err(
-        0,
+    let magic = bytes.get(field::MAGIC).ok_or(err(
+        field::MAGIC.start,
         ErrorKind::Truncated {
             what: "magic",
-            needed: 8,
+            needed: n64(field::MAGIC.len()),
             remaining: n64(len),
         },
     ))?;
     if magic != MAGIC {
         let mut found = [0u8; 8];
         found.copy_from_slice(magic);
-        return Err(err(0, ErrorKind::BadMagic { found }));
+        return Err(err(field::MAGIC.start, ErrorKind::BadMagic { found }));
     }
     let head = bytes.get(..HEADER_LEN).ok_or(err(
         0,
@@ -438,7 +490,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
     let format = r.u16(&at, "format version")?;
     if format != FORMAT_VERSION {
         return Err(err(
-            8,
+            field::FORMAT.start,
             ErrorKind::UnsupportedFormat {
                 expected: FORMAT_VERSION,
                 found: format,
@@ -448,7 +500,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
     let schema = r.u16(&at, "schema version")?;
     if schema != SCHEMA_VERSION {
         return Err(err(
-            10,
+            field::SCHEMA.start,
             ErrorKind::UnsupportedSchema {
                 expected: SCHEMA_VERSION,
                 found: schema,
@@ -458,21 +510,21 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
     let header_len = r.u32(&at, "header length")?;
     if us(header_len) != HEADER_LEN {
         return Err(err(
-            12,
+            field::HEADER_LEN.start,
             ErrorKind::BadHeaderLength {
-                expected: 80,
+                expected: HEADER_LEN32,
                 found: header_len,
             },
         ));
     }
     let version = r.u64(&at, "content version")?;
     if version == 0 {
-        return Err(err(16, ErrorKind::ZeroContentVersion));
+        return Err(err(field::VERSION.start, ErrorKind::ZeroContentVersion));
     }
     let rule_count = r.u32(&at, "rule count")?;
     if us(rule_count) > limits::MAX_RULES {
         return Err(err(
-            24,
+            field::RULE_COUNT.start,
             ErrorKind::LimitExceeded {
                 what: "rule count",
                 limit: n64(limits::MAX_RULES),
@@ -483,16 +535,22 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
     let rules_len = r.u32(&at, "rule table length")?;
     let strings_len = r.u32(&at, "string table length")?;
     if strings_len % 2 != 0 {
-        return Err(err(32, ErrorKind::OddStringTable { len: strings_len }));
+        return Err(err(
+            field::STRINGS_LEN.start,
+            ErrorKind::OddStringTable { len: strings_len },
+        ));
     }
     let sig = r.u32(&at, "signature length")?;
     if sig != 0 {
-        return Err(err(36, ErrorKind::SignatureUnsupported { found: sig }));
+        return Err(err(
+            field::SIGNATURE_LEN.start,
+            ErrorKind::SignatureUnsupported { found: sig },
+        ));
     }
     let reserved = r.u64(&at, "reserved")?;
     if reserved != 0 {
         return Err(err(
-            40,
+            field::RESERVED.start,
             ErrorKind::ReservedNonZero {
                 what: "header bytes 40..48",
                 found: reserved,
@@ -532,15 +590,196 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
     })
 }
 
-/// Validates a content file completely and decodes it. Runs in the kernel, in
-/// `failsafectl validate` and in the tests alike.
+/// What the validator reads, handed over item by item in file order, each only after it
+/// passed its checks. A rule is `rule`, then its criteria, then for each exception set
+/// `set` and that set's criteria; each criterion is `criterion`, then its values.
+/// [`check`] ignores everything; [`validate`] builds the owned [`Content`];
+/// `RuleSet::load` builds its compact form without ever materializing `Content`.
+pub(crate) trait Sink<'a> {
+    /// The string table (raw UTF-16LE bytes), once, before the first rule.
+    fn strings(&mut self, table: &'a [u8]) -> Result<(), AllocError>;
+    /// A rule's fixed part.
+    fn rule(
+        &mut self,
+        id: u32,
+        event: EventType,
+        action: Action,
+        criteria: u8,
+        sets: u8,
+    ) -> Result<(), AllocError>;
+    /// An exception set of `criteria` criteria begins.
+    fn set(&mut self, criteria: u8) -> Result<(), AllocError>;
+    /// A criterion's fixed part; `values` values follow.
+    fn criterion(&mut self, field: u8, op: Op, negate: bool, values: u8) -> Result<(), AllocError>;
+    /// A string value: `len` code units at code unit `offset` of the string table.
+    fn string(&mut self, offset: u32, len: u16) -> Result<(), AllocError>;
+    /// An integer value.
+    fn int(&mut self, v: u64) -> Result<(), AllocError>;
+    /// A range value.
+    fn range(&mut self, lo: u64, hi: u64) -> Result<(), AllocError>;
+}
+
+/// The sink of [`check`]: keeps nothing.
+struct Discard;
+
+impl Sink<'_> for Discard {
+    fn strings(&mut self, _: &[u8]) -> Result<(), AllocError> {
+        Ok(())
+    }
+    fn rule(&mut self, _: u32, _: EventType, _: Action, _: u8, _: u8) -> Result<(), AllocError> {
+        Ok(())
+    }
+    fn set(&mut self, _: u8) -> Result<(), AllocError> {
+        Ok(())
+    }
+    fn criterion(&mut self, _: u8, _: Op, _: bool, _: u8) -> Result<(), AllocError> {
+        Ok(())
+    }
+    fn string(&mut self, _: u32, _: u16) -> Result<(), AllocError> {
+        Ok(())
+    }
+    fn int(&mut self, _: u64) -> Result<(), AllocError> {
+        Ok(())
+    }
+    fn range(&mut self, _: u64, _: u64) -> Result<(), AllocError> {
+        Ok(())
+    }
+}
+
+/// Builds the owned [`Content`] for [`validate`].
+struct Decoder<'a> {
+    table: &'a [u8],
+    rules: Vec<Rule>,
+    in_set: bool,
+}
+
+impl Decoder<'_> {
+    fn list(&mut self) -> Option<&mut Vec<Criterion>> {
+        let r = self.rules.last_mut()?;
+        if self.in_set {
+            r.exceptions.last_mut()
+        } else {
+            Some(&mut r.criteria)
+        }
+    }
+    fn values(&mut self) -> Option<&mut Values> {
+        self.list()?.last_mut().map(|c| &mut c.values)
+    }
+}
+
+impl<'a> Sink<'a> for Decoder<'a> {
+    fn strings(&mut self, table: &'a [u8]) -> Result<(), AllocError> {
+        self.table = table;
+        Ok(())
+    }
+    fn rule(
+        &mut self,
+        id: u32,
+        event: EventType,
+        action: Action,
+        criteria: u8,
+        sets: u8,
+    ) -> Result<(), AllocError> {
+        let rule = Rule {
+            id,
+            event,
+            action,
+            criteria: mem::with_capacity(usize::from(criteria))?,
+            exceptions: mem::with_capacity(usize::from(sets))?,
+        };
+        self.in_set = false;
+        mem::push(&mut self.rules, rule)
+    }
+    fn set(&mut self, criteria: u8) -> Result<(), AllocError> {
+        let set = mem::with_capacity(usize::from(criteria))?;
+        let r = self.rules.last_mut().ok_or(AllocError)?;
+        mem::push(&mut r.exceptions, set)?;
+        self.in_set = true;
+        Ok(())
+    }
+    fn criterion(&mut self, field: u8, op: Op, negate: bool, values: u8) -> Result<(), AllocError> {
+        let n = usize::from(values);
+        let values = match op.kind() {
+            FieldKind::Str => Values::Strs(mem::with_capacity(n)?),
+            FieldKind::Int if op == Op::Range => Values::Ranges(mem::with_capacity(n)?),
+            FieldKind::Int => Values::Ints(mem::with_capacity(n)?),
+            FieldKind::Flag => Values::None,
+        };
+        let c = Criterion {
+            field,
+            op,
+            negate,
+            values,
+        };
+        mem::push(self.list().ok_or(AllocError)?, c)
+    }
+    fn string(&mut self, offset: u32, len: u16) -> Result<(), AllocError> {
+        let start = us(offset).saturating_mul(2);
+        let end = start.saturating_add(usize::from(len).saturating_mul(2));
+        let bytes = self.table.get(start..end).ok_or(AllocError)?;
+        let mut units: Vec<u16> = mem::with_capacity(usize::from(len))?;
+        for c in bytes.chunks_exact(2) {
+            if let [a, b] = *c {
+                mem::push(&mut units, u16::from_le_bytes([a, b]))?;
+            }
+        }
+        match self.values() {
+            Some(Values::Strs(v)) => mem::push(v, units),
+            _ => Err(AllocError),
+        }
+    }
+    fn int(&mut self, x: u64) -> Result<(), AllocError> {
+        match self.values() {
+            Some(Values::Ints(v)) => mem::push(v, x),
+            _ => Err(AllocError),
+        }
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> Result<(), AllocError> {
+        match self.values() {
+            Some(Values::Ranges(v)) => mem::push(v, (lo, hi)),
+            _ => Err(AllocError),
+        }
+    }
+}
+
+/// Checks a content file completely without decoding it: every check [`validate`] makes,
+/// in the same order, with the same errors. Allocates only the duplicate-id table (12
+/// bytes per rule, and a rule takes at least 12 bytes) and a bitmap of the string table
+/// (1 bit per code unit): peak memory is below 1.07x the file size, whatever the body.
+pub fn check(bytes: &[u8]) -> Result<Header, ContentError> {
+    walk(bytes, &mut Discard)
+}
+
+/// Validates a content file completely and decodes it into the owned [`Content`] that
+/// tools (`failsafectl inspect`, tests) read. Makes exactly the checks of [`check`]. The
+/// decoded form copies every string value, so its size follows the *decoded* content, not
+/// the file: a file that references one long string many times decodes large. The kernel
+/// path (`RuleSet::load`) never builds it.
 pub fn validate(bytes: &[u8]) -> Result<Validated, ContentError> {
+    let mut d = Decoder {
+        table: &[],
+        rules: Vec::new(),
+        in_set: false,
+    };
+    let header = walk(bytes, &mut d)?;
+    Ok(Validated {
+        header,
+        content: Content {
+            version: header.version,
+            rules: d.rules,
+        },
+    })
+}
+
+/// The validator: header, sizes, digest, then one forward pass over the rule table that
+/// hands every checked item to `sink`, then the duplicate-id check.
+pub(crate) fn walk<'a, S: Sink<'a>>(bytes: &'a [u8], sink: &mut S) -> Result<Header, ContentError> {
     let header = read_header(bytes)?;
     let body = bytes.get(HEADER_LEN..).unwrap_or(&[]);
     let computed = digest_of(bytes.get(..DIGESTED_HEADER).unwrap_or(&[]), body);
     if computed != header.digest {
         return Err(err(
-            DIGESTED_HEADER,
+            field::DIGEST.start,
             ErrorKind::DigestMismatch {
                 declared: header.digest,
                 computed,
@@ -554,20 +793,79 @@ pub fn validate(bytes: &[u8]) -> Result<Validated, ContentError> {
     let p = Parser {
         strings,
         strings_at,
+        bad: bad_units(strings).map_err(|AllocError| oom(&Location::default()))?,
     };
-    let content = p.rules(&header, rules)?;
-    Ok(Validated { header, content })
+    sink.strings(strings)
+        .map_err(|AllocError| oom(&Location::default()))?;
+    p.rules(&header, rules, sink)?;
+    Ok(header)
+}
+
+/// Bitmap over the string table's code units: bit set for a NUL and for a surrogate that
+/// is unpaired in the table. A reference `[s, e)` holds a well-formed string exactly when
+/// no bit in it is set, unit `s` is not a low surrogate and unit `e - 1` is not a high one
+/// (pairing is decided by the neighbours alone). So each reference is checked in
+/// `len / 64` word tests, however often the same bytes are referenced.
+fn bad_units(table: &[u8]) -> Result<Vec<u64>, AllocError> {
+    let units = table.len() / 2;
+    let mut bits: Vec<u64> = mem::with_capacity(units.div_ceil(64))?;
+    let unit = |i: usize| -> u16 {
+        let b = i.saturating_mul(2);
+        match table.get(b..b.saturating_add(2)) {
+            Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            _ => 0xFFFF,
+        }
+    };
+    let is_high = |u: u16| (0xD800..=0xDBFF).contains(&u);
+    let is_low = |u: u16| (0xDC00..=0xDFFF).contains(&u);
+    let mut word = 0u64;
+    let mut prev = 0u16;
+    for i in 0..units {
+        let u = unit(i);
+        let bad = u == 0
+            || (is_high(u) && (i.saturating_add(1) >= units || !is_low(unit(i.saturating_add(1)))))
+            || (is_low(u) && (i == 0 || !is_high(prev)));
+        if bad {
+            word |= 1u64
+                .checked_shl(u32::try_from(i % 64).unwrap_or(0))
+                .unwrap_or(0);
+        }
+        if i % 64 == 63 {
+            mem::push(&mut bits, word)?;
+            word = 0;
+        }
+        prev = u;
+    }
+    if !units.is_multiple_of(64) {
+        mem::push(&mut bits, word)?;
+    }
+    Ok(bits)
+}
+
+/// Mask of bits `lo..hi` of a word (`lo <= hi <= 64`).
+fn bit_range(lo: usize, hi: usize) -> u64 {
+    let n = u32::try_from(hi.saturating_sub(lo)).unwrap_or(64);
+    let ones = u64::MAX.checked_shr(64u32.saturating_sub(n)).unwrap_or(0);
+    let ones = if n == 0 { 0 } else { ones };
+    ones.checked_shl(u32::try_from(lo).unwrap_or(64))
+        .unwrap_or(0)
 }
 
 struct Parser<'a> {
     strings: &'a [u8],
     strings_at: usize,
+    bad: Vec<u64>,
 }
 
 const MIN_RULE: usize = RULE_FIXED + CRIT_FIXED;
 
-impl Parser<'_> {
-    fn rules(&self, h: &Header, table: &[u8]) -> Result<Content, ContentError> {
+impl<'a> Parser<'a> {
+    fn rules<S: Sink<'a>>(
+        &self,
+        h: &Header,
+        table: &[u8],
+        sink: &mut S,
+    ) -> Result<(), ContentError> {
         let count = us(h.rule_count);
         let mut r = Rd::new(table, HEADER_LEN);
         // Every rule needs at least MIN_RULE bytes: bound the count before allocating.
@@ -581,19 +879,13 @@ impl Parser<'_> {
                 },
             ));
         }
-        let mut rules: Vec<Rule> = Vec::new();
-        rules
-            .try_reserve_exact(count)
-            .map_err(|_| oom(&Location::default()))?;
-        let mut ids: Vec<(u32, u32, usize)> = Vec::new();
-        ids.try_reserve_exact(count)
-            .map_err(|_| oom(&Location::default()))?;
+        // (id, index, offset): 12 bytes per rule of at least 12 bytes.
+        let mut ids: Vec<(u32, u32, u32)> =
+            mem::with_capacity(count).map_err(|_| oom(&Location::default()))?;
         for index in 0..h.rule_count {
-            let start = r.pos;
-            let rule = self.rule(&mut r, index)?;
-            crate::mem::push(&mut ids, (rule.id, index, start))
-                .map_err(|_| oom(&Location::default()))?;
-            crate::mem::push(&mut rules, rule).map_err(|_| oom(&Location::default()))?;
+            let start = u32::try_from(r.pos).unwrap_or(u32::MAX);
+            let id = self.rule(&mut r, index, sink)?;
+            mem::push(&mut ids, (id, index, start)).map_err(|_| oom(&Location::default()))?;
         }
         if r.remaining() != 0 {
             return Err(err(
@@ -604,13 +896,13 @@ impl Parser<'_> {
                 },
             ));
         }
-        crate::mem::heapsort_by(&mut ids, |a, b| a < b);
+        mem::heapsort_by(&mut ids, |a, b| a < b);
         for pair in ids.windows(2) {
             if let [(a, first_index, _), (b, index, offset)] = *pair
                 && a == b
             {
                 let at = Location {
-                    offset,
+                    offset: us(offset),
                     rule_index: Some(index),
                     rule_id: Some(b),
                     ..Location::default()
@@ -621,13 +913,15 @@ impl Parser<'_> {
                 });
             }
         }
-        Ok(Content {
-            version: h.version,
-            rules,
-        })
+        Ok(())
     }
 
-    fn rule(&self, r: &mut Rd<'_>, index: u32) -> Result<Rule, ContentError> {
+    fn rule<S: Sink<'a>>(
+        &self,
+        r: &mut Rd<'_>,
+        index: u32,
+        sink: &mut S,
+    ) -> Result<u32, ContentError> {
         let mut at = Location {
             offset: r.pos,
             rule_index: Some(index),
@@ -662,23 +956,24 @@ impl Parser<'_> {
                 },
             });
         }
-        let criteria = self.criteria(r, event, ncrit, crit_count_at)?;
-        let mut exceptions: Vec<Vec<Criterion>> = Vec::new();
-        if usize::from(nsets).saturating_mul(SET_FIXED.saturating_add(CRIT_FIXED)) > r.remaining() {
+        sink.rule(id, event, action, ncrit, nsets)
+            .map_err(|AllocError| oom(&at))?;
+        self.criteria(r, event, ncrit, crit_count_at, sink)?;
+        // Each exception set needs at least its count byte and one criterion.
+        let need = usize::from(nsets).saturating_mul(MIN_SET);
+        if need > r.remaining() {
             return Err(ContentError {
                 at: Location {
                     offset: r.pos,
                     ..at
                 },
-                kind: ErrorKind::RuleTableLength {
-                    declared_rules: index.saturating_add(1),
-                    unread_bytes: 0,
+                kind: ErrorKind::Truncated {
+                    what: "exception sets",
+                    needed: n64(need),
+                    remaining: n64(r.remaining()),
                 },
             });
         }
-        exceptions
-            .try_reserve_exact(usize::from(nsets))
-            .map_err(|_| oom(&at))?;
         for set in 0..nsets {
             let set_at = Location {
                 offset: r.pos,
@@ -686,25 +981,22 @@ impl Parser<'_> {
                 ..at
             };
             let n = r.u8(&set_at, "exception criteria count")?;
-            let set = self.criteria(r, event, n, set_at)?;
-            crate::mem::push(&mut exceptions, set).map_err(|_| oom(&set_at))?;
+            if n != 0 && usize::from(n) <= limits::MAX_CRITERIA {
+                sink.set(n).map_err(|AllocError| oom(&set_at))?;
+            }
+            self.criteria(r, event, n, set_at, sink)?;
         }
-        Ok(Rule {
-            id,
-            event,
-            action,
-            criteria,
-            exceptions,
-        })
+        Ok(id)
     }
 
-    fn criteria(
+    fn criteria<S: Sink<'a>>(
         &self,
         r: &mut Rd<'_>,
         event: EventType,
         n: u8,
         at: Location,
-    ) -> Result<Vec<Criterion>, ContentError> {
+        sink: &mut S,
+    ) -> Result<(), ContentError> {
         if n == 0 {
             return Err(ContentError {
                 at,
@@ -734,28 +1026,25 @@ impl Parser<'_> {
                 },
             });
         }
-        let mut out: Vec<Criterion> = Vec::new();
-        out.try_reserve_exact(usize::from(n))
-            .map_err(|_| oom(&at))?;
         for i in 0..n {
             let at = Location {
                 offset: r.pos,
                 criterion: Some(i),
                 ..at
             };
-            let c = self.criterion(r, event, at)?;
-            crate::mem::push(&mut out, c).map_err(|_| oom(&at))?;
+            self.criterion(r, event, at, sink)?;
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn criterion(
+    fn criterion<S: Sink<'a>>(
         &self,
         r: &mut Rd<'_>,
         event: EventType,
         mut at: Location,
-    ) -> Result<Criterion, ContentError> {
-        let field = r.u8(&at, "field")?;
+        sink: &mut S,
+    ) -> Result<(), ContentError> {
+        let field = r.u8(&at, "field index")?;
         let arity = u8::try_from(event.arity()).unwrap_or(u8::MAX);
         let Some(fdef) = event.field(field) else {
             return Err(ContentError {
@@ -797,57 +1086,33 @@ impl Parser<'_> {
         }
         at.offset = r.pos;
         let n = r.u8(&at, "value count")?;
-        let values = match op.kind() {
+        let negate = flags & FLAG_NEGATE != 0;
+        match op.kind() {
             FieldKind::Flag if n != 0 => {
                 return Err(ContentError {
                     at,
                     kind: ErrorKind::UnexpectedValues { found: n },
                 });
             }
-            FieldKind::Flag => Values::None,
-            _ if n == 0 => {
+            FieldKind::Flag => {
+                return sink
+                    .criterion(field, op, negate, 0)
+                    .map_err(|AllocError| oom(&at));
+            }
+            FieldKind::Str | FieldKind::Int if n == 0 => {
                 return Err(ContentError {
                     at,
                     kind: ErrorKind::EmptyList,
                 });
             }
-            FieldKind::Str => {
-                Values::Strs(self.list(r, n, STR_REF, at, |p, r, at| p.string(r, at))?)
-            }
-            FieldKind::Int if op == Op::Range => {
-                Values::Ranges(self.list(r, n, 16, at, |_, r, at| {
-                    let lo = r.u64(at, "range lower bound")?;
-                    let hi = r.u64(at, "range upper bound")?;
-                    if lo > hi {
-                        Err(ContentError {
-                            at: *at,
-                            kind: ErrorKind::EmptyRange { lo, hi },
-                        })
-                    } else {
-                        Ok((lo, hi))
-                    }
-                })?)
-            }
-            FieldKind::Int => {
-                Values::Ints(self.list(r, n, 8, at, |_, r, at| r.u64(at, "integer value"))?)
-            }
+            FieldKind::Str | FieldKind::Int => {}
+        }
+        let size = match op.kind() {
+            FieldKind::Str => STR_REF,
+            FieldKind::Int if op == Op::Range => 16,
+            FieldKind::Int => 8,
+            FieldKind::Flag => 0,
         };
-        Ok(Criterion {
-            field,
-            op,
-            negate: flags & FLAG_NEGATE != 0,
-            values,
-        })
-    }
-
-    fn list<T>(
-        &self,
-        r: &mut Rd<'_>,
-        n: u8,
-        size: usize,
-        at: Location,
-        mut each: impl FnMut(&Self, &mut Rd<'_>, &Location) -> Result<T, ContentError>,
-    ) -> Result<Vec<T>, ContentError> {
         let need = usize::from(n).saturating_mul(size);
         if need > r.remaining() {
             return Err(ContentError {
@@ -862,22 +1127,44 @@ impl Parser<'_> {
                 },
             });
         }
-        let mut out = Vec::new();
-        out.try_reserve_exact(usize::from(n))
-            .map_err(|_| oom(&at))?;
+        sink.criterion(field, op, negate, n)
+            .map_err(|AllocError| oom(&at))?;
         for i in 0..n {
             let vat = Location {
                 offset: r.pos,
                 value: Some(i),
                 ..at
             };
-            let x = each(self, r, &vat)?;
-            crate::mem::push(&mut out, x).map_err(|_| oom(&vat))?;
+            match op.kind() {
+                FieldKind::Str => {
+                    let (offset, len) = self.string(r, &vat)?;
+                    sink.string(offset, len)
+                }
+                FieldKind::Int if op == Op::Range => {
+                    let lo = r.u64(&vat, "range lower bound")?;
+                    let hi = r.u64(&vat, "range upper bound")?;
+                    if lo > hi {
+                        return Err(ContentError {
+                            at: vat,
+                            kind: ErrorKind::EmptyRange { lo, hi },
+                        });
+                    }
+                    sink.range(lo, hi)
+                }
+                FieldKind::Int => {
+                    let x = r.u64(&vat, "integer value")?;
+                    sink.int(x)
+                }
+                FieldKind::Flag => Ok(()),
+            }
+            .map_err(|AllocError| oom(&vat))?;
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn string(&self, r: &mut Rd<'_>, at: &Location) -> Result<Vec<u16>, ContentError> {
+    /// Checks one string reference; reports at the reference for a bad length or range,
+    /// and at the offending code unit for a NUL or an unpaired surrogate.
+    fn string(&self, r: &mut Rd<'_>, at: &Location) -> Result<(u32, u16), ContentError> {
         let offset = r.u32(at, "string offset")?;
         let len = r.u16(at, "string length")?;
         let e = |kind| ContentError { at: *at, kind };
@@ -891,47 +1178,73 @@ impl Parser<'_> {
                 found: u64::from(len),
             }));
         }
-        let start = us(offset).saturating_mul(2);
-        let bytes = start
-            .checked_add(usize::from(len).saturating_mul(2))
-            .and_then(|end| self.strings.get(start..end))
-            .ok_or(e(ErrorKind::StringOutOfRange {
+        let start = us(offset);
+        let end = start.saturating_add(usize::from(len));
+        if start >= end || end > self.strings.len() / 2 {
+            return Err(e(ErrorKind::StringOutOfRange {
                 offset,
                 len,
                 table_units: n64(self.strings.len() / 2),
-            }))?;
-        let mut units: Vec<u16> = Vec::new();
-        units
-            .try_reserve_exact(usize::from(len))
-            .map_err(|_| oom(at))?;
-        for c in bytes.chunks_exact(2) {
-            let unit = u16::from_le_bytes([*c.first().unwrap_or(&0), *c.get(1).unwrap_or(&0)]);
-            crate::mem::push(&mut units, unit).map_err(|_| oom(at))?;
+            }));
         }
+        if self.well_formed(start, end) {
+            return Ok((offset, len));
+        }
+        Err(self.string_error(start, end, at))
+    }
+
+    fn unit(&self, i: usize) -> u16 {
+        let b = i.saturating_mul(2);
+        match self.strings.get(b..b.saturating_add(2)) {
+            Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            _ => 0,
+        }
+    }
+
+    /// No NUL, no unpaired surrogate in units `start..end` (non-empty, inside the table).
+    #[inline]
+    fn well_formed(&self, start: usize, end: usize) -> bool {
+        if (0xDC00..=0xDFFF).contains(&self.unit(start))
+            || (0xD800..=0xDBFF).contains(&self.unit(end.saturating_sub(1)))
+        {
+            return false;
+        }
+        let (first, last) = (start / 64, end.saturating_sub(1) / 64);
+        (first..=last).all(|w| {
+            let base = w.saturating_mul(64);
+            let lo = start.max(base).saturating_sub(base);
+            let hi = end.min(base.saturating_add(64)).saturating_sub(base);
+            self.bad
+                .get(w)
+                .is_some_and(|&word| word & bit_range(lo, hi) == 0)
+        })
+    }
+
+    /// The precise error for a string that is not well formed: the first NUL, else the
+    /// first unpaired surrogate, at the offending code unit.
+    fn string_error(&self, start: usize, end: usize, at: &Location) -> ContentError {
         let str_at = |i: usize| Location {
             offset: self
                 .strings_at
-                .saturating_add(start)
-                .saturating_add(i.saturating_mul(2)),
+                .saturating_add(start.saturating_add(i).saturating_mul(2)),
             ..*at
         };
-        if let Some(i) = units.iter().position(|&u| u == 0) {
-            return Err(ContentError {
+        let units = (start..end).map(|i| self.unit(i));
+        if let Some(i) = units.clone().position(|u| u == 0) {
+            return ContentError {
                 at: str_at(i),
                 kind: ErrorKind::NulInString {
                     index: u32::try_from(i).unwrap_or(u32::MAX),
                 },
-            });
+            };
         }
-        if let Some((i, unit)) = crate::text::first_unpaired_surrogate(&units) {
-            return Err(ContentError {
-                at: str_at(i),
-                kind: ErrorKind::InvalidUtf16 {
-                    index: u32::try_from(i).unwrap_or(u32::MAX),
-                    unit,
-                },
-            });
+        let (i, unit) = crate::text::first_unpaired_surrogate_in(units).unwrap_or((0, 0));
+        ContentError {
+            at: str_at(i),
+            kind: ErrorKind::InvalidUtf16 {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                unit,
+            },
         }
-        Ok(units)
     }
 }

@@ -29,5 +29,5 @@ pub use content::{Content, Criterion, Rule, Values};
 pub use engine::RuleSet;
 pub use error::{AllocError, ContentError, ErrorKind, Location};
 pub use eval::{Event, Input, Match};
-pub use format::{Header, Validated, encode, validate};
+pub use format::{Header, Validated, check, encode, validate};
 pub use schema::{Action, EventType, FieldKind, Op};

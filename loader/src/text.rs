@@ -31,7 +31,12 @@ pub fn fold(unit: u16) -> u16 {
 
 /// Position and value of the first unpaired surrogate, if any.
 pub fn first_unpaired_surrogate(units: &[u16]) -> Option<(usize, u16)> {
-    let mut it = units.iter().copied().enumerate();
+    first_unpaired_surrogate_in(units.iter().copied())
+}
+
+/// [`first_unpaired_surrogate`] over any sequence of code units.
+pub fn first_unpaired_surrogate_in(units: impl Iterator<Item = u16>) -> Option<(usize, u16)> {
+    let mut it = units.enumerate();
     while let Some((i, u)) = it.next() {
         match u {
             0xD800..=0xDBFF => match it.next() {

@@ -691,19 +691,79 @@ fn counts_that_run_past_the_rule_table() {
         }
     );
     assert_eq!(e.at.offset, 88);
-    // Exception sets: 2 declared, the table ends after the criteria.
+    // Exception sets: 2 declared, the table ends after the criteria. Each set needs at
+    // least 5 bytes (count byte and one criterion): a truncation, not a rule-table-length.
     let mut bytes = encode(&one_rule()).unwrap();
     bytes[87] = 2;
     refix(&mut bytes);
     let e = rejects(&bytes);
     assert_eq!(
         e.kind,
-        ErrorKind::RuleTableLength {
-            declared_rules: 1,
-            unread_bytes: 0
+        ErrorKind::Truncated {
+            what: "exception sets",
+            needed: 10,
+            remaining: 0
         }
     );
+    assert_eq!(e.code(), "truncated");
     assert_eq!(e.at, at_rule(98, 0, 100));
+    assert_eq!(
+        e.to_string(),
+        "byte 98, rule #0 (id 100): truncated exception sets: needs 10 bytes, 0 bytes left"
+    );
+}
+
+#[test]
+fn too_few_bytes_for_exception_sets_in_a_later_rule() {
+    // The shape: 8 rules declared, the 6th claims 16 exception sets with only the
+    // bytes of the rules after it left. The error names the sets, not the rule count.
+    let r = |id| {
+        rule(
+            id,
+            EventType::FileCreate,
+            Action::Block,
+            vec![strs(Op::StrEquals, 2, &["x"])],
+        )
+    };
+    let mut bytes = encode(&content((1..=8).map(r).collect())).unwrap();
+    // Each rule is 18 bytes; rule #5 starts at 80 + 5 * 18; its set count is byte 7.
+    let sets_at = 80 + 5 * 18 + 7;
+    bytes[sets_at] = 16;
+    refix(&mut bytes);
+    let e = rejects(&bytes);
+    assert_eq!(
+        e.kind,
+        ErrorKind::Truncated {
+            what: "exception sets",
+            needed: 80,
+            remaining: 36
+        }
+    );
+    assert_eq!(e.at, at_rule(80 + 6 * 18, 5, 6));
+}
+
+#[test]
+fn messages_name_the_field_and_the_valid_codes() {
+    let mut bytes = encode(&one_rule()).unwrap();
+    bytes[89] = 20;
+    refix(&mut bytes);
+    let e = rejects(&bytes);
+    assert_eq!(e.kind, ErrorKind::UnknownOperator { found: 20 });
+    let msg = e.kind.to_string();
+    assert!(
+        msg.starts_with("unknown operator code 20 (expected 1 equals on string, 2 starts-with"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("33 is-false on flag)"), "{msg}");
+    let one = ErrorKind::Truncated {
+        what: "field index",
+        needed: 1,
+        remaining: 0,
+    };
+    assert_eq!(
+        one.to_string(),
+        "truncated field index: needs 1 byte, 0 bytes left"
+    );
 }
 
 #[test]

@@ -341,7 +341,7 @@ fn plan_rebuild(
     let mut present = Vec::new();
     let mut detail = Vec::new();
     for &v in versions {
-        let digest = match std::fs::read(store.path(v)) {
+        let digest = match crate::read_capped(&store.path(v)) {
             Ok(b) => file_digest(&b),
             Err(e) => {
                 detail.push(format!(

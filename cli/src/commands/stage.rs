@@ -24,7 +24,7 @@ pub struct Args<'a> {
 }
 
 pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
-    let bytes = std::fs::read(a.file)
+    let bytes = crate::read_capped(a.file)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", a.file.display())))?;
     let v = validate(&bytes).map_err(|e| {
         Fail::invalid(format!(

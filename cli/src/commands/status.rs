@@ -6,7 +6,6 @@ use std::path::Path;
 
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{Durable, Prior};
-use failsafe_loader::validate;
 use serde_json::json;
 
 use super::settings;
@@ -42,10 +41,11 @@ pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<
         .iter()
         .map(|&v| {
             let p = store.path(v);
-            match std::fs::read(&p) {
-                Ok(b) => match validate(&b) {
-                    Ok(x) if x.header.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": x.content.rules.len()}),
-                    Ok(x) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", x.header.version)}),
+            // The kernel's check, without decoding the rules (memory bounded by the file).
+            match crate::read_capped(&p) {
+                Ok(b) => match failsafe_loader::check(&b) {
+                    Ok(h) if h.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count}),
+                    Ok(h) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", h.version)}),
                     Err(e) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": e.to_string()}),
                 },
                 Err(e) => json!({"version": v, "valid": false, "error": format!("cannot read: {e}")}),

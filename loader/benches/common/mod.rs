@@ -8,6 +8,9 @@
     clippy::as_conversions
 )]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::type_complexity, clippy::unreachable)]
+
+pub mod realistic;
 
 use failsafe_loader::eval::{evaluate_scan, fold_content};
 use failsafe_loader::text::split_path;
@@ -128,7 +131,7 @@ pub fn paths(n: usize, seed: u64) -> Vec<(String, String)> {
         .collect()
 }
 
-fn s(x: &str) -> Vec<u16> {
+pub fn s(x: &str) -> Vec<u16> {
     x.encode_utf16().collect()
 }
 
@@ -348,4 +351,131 @@ pub fn regex_subject(e: &OwnedEvent) -> String {
         String::from_utf16_lossy(&e.process),
     ]
     .join("\n")
+}
+
+/// The inputs of an event as UTF-8, for the baselines built on `regex` and `aho-corasick`.
+pub fn utf8_fields(e: &OwnedEvent) -> [String; 5] {
+    let (parent, name, ext) = split_path(&e.path);
+    [
+        e.path8.clone(),
+        String::from_utf16_lossy(name),
+        String::from_utf16_lossy(ext),
+        String::from_utf16_lossy(parent),
+        String::from_utf16_lossy(&e.process),
+    ]
+}
+
+/// Baseline: `regex::RegexSet` (one pattern per rule over all its positive string
+/// criteria) finds candidate rules; each is verified in order with the reference rule
+/// check (negations, exceptions) until the first match. A complete evaluator.
+pub struct RegexVerify {
+    pub set: regex::RegexSet,
+}
+
+impl RegexVerify {
+    pub fn new(c: &Content) -> Self {
+        RegexVerify {
+            set: regex::RegexSetBuilder::new(regexes(c))
+                .size_limit(1 << 30)
+                .dfa_size_limit(1 << 30)
+                .build()
+                .unwrap(),
+        }
+    }
+    pub fn evaluate(&self, folded: &Content, subject: &str, ev: &Event<'_>) -> Option<Match> {
+        self.set
+            .matches(subject)
+            .iter()
+            .find(|&i| failsafe_loader::eval::rule_matches(&folded.rules[i], ev))
+            .map(|i| Match {
+                action: folded.rules[i].action,
+                rule_id: folded.rules[i].id,
+                rule_index: i as u32,
+            })
+    }
+}
+
+/// Baseline: the same anchors as the engine (`RuleSet::anchor`), one `aho-corasick`
+/// automaton per field (ASCII case-insensitive, overlapping), the anchor's position checked,
+/// candidates verified in full with the reference rule check, smallest index kept.
+pub struct AcDesign {
+    fields: Vec<(usize, aho_corasick::AhoCorasick, Vec<(u32, Op)>)>,
+    always: Vec<u32>,
+}
+
+impl AcDesign {
+    pub fn new(c: &Content, rs: &RuleSet) -> Self {
+        let mut per: std::collections::BTreeMap<usize, (Vec<String>, Vec<(u32, Op)>)> =
+            Default::default();
+        let mut always = Vec::new();
+        for (i, r) in c.rules.iter().enumerate() {
+            let Some(a) = rs.anchor(i as u32) else {
+                always.push(i as u32);
+                continue;
+            };
+            let cr = &r.criteria[usize::from(a)];
+            let Values::Strs(v) = &cr.values else {
+                unreachable!()
+            };
+            let slot = per.entry(usize::from(cr.field)).or_default();
+            for x in v {
+                let t = String::from_utf16_lossy(x);
+                let pat = if cr.op == Op::Wildcard {
+                    t.split(['*', '?'])
+                        .max_by_key(|p| p.len())
+                        .unwrap()
+                        .to_owned()
+                } else {
+                    t
+                };
+                slot.0.push(pat);
+                slot.1.push((i as u32, cr.op));
+            }
+        }
+        let fields = per
+            .into_iter()
+            .map(|(f, (pats, outs))| {
+                let ac = aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(pats)
+                    .unwrap();
+                (f, ac, outs)
+            })
+            .collect();
+        AcDesign { fields, always }
+    }
+    pub fn evaluate(
+        &self,
+        folded: &Content,
+        inputs: &[String; 5],
+        ev: &Event<'_>,
+    ) -> Option<Match> {
+        let ok = |i: u32| failsafe_loader::eval::rule_matches(&folded.rules[i as usize], ev);
+        let mut best = self
+            .always
+            .iter()
+            .copied()
+            .find(|&i| ok(i))
+            .unwrap_or(u32::MAX);
+        for (f, ac, outs) in &self.fields {
+            let hay = &inputs[*f];
+            for m in ac.find_overlapping_iter(hay) {
+                let (rule, op) = outs[m.pattern().as_usize()];
+                let placed = match op {
+                    Op::StrEquals => m.start() == 0 && m.end() == hay.len(),
+                    Op::StartsWith => m.start() == 0,
+                    Op::EndsWith => m.end() == hay.len(),
+                    _ => true,
+                };
+                if placed && rule < best && ok(rule) {
+                    best = rule;
+                }
+            }
+        }
+        (best != u32::MAX).then(|| Match {
+            action: folded.rules[best as usize].action,
+            rule_id: folded.rules[best as usize].id,
+            rule_index: best,
+        })
+    }
 }
