@@ -40,7 +40,8 @@ fn main() {
     println!("cargo::rustc-link-lib=hal");
     // wdk-build 0.6 for WDM, minus what lld-link lacks: /KERNEL (an MSVC check that every
     // object was compiled with /kernel; rustc cannot, hence wdk-build's /IGNORE:4257) and
-    // /MAP (a listing file).
+    // /MAPINFO:EXPORTS. The map (`failsafeflt.map` beside the image) names the functions
+    // the PE test reports.
     for arg in [
         "/DRIVER",
         "/NODEFAULTLIB",
@@ -51,6 +52,7 @@ fn main() {
         "/OPT:REF,ICF",
         "/INTEGRITYCHECK",
         "/MANIFEST:NO",
+        "/MAP",
     ] {
         println!("cargo::rustc-cdylib-link-arg={arg}");
     }

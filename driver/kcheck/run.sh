@@ -76,10 +76,12 @@ for variant in release drill; do
   suffix=""
   [ "$variant" = drill ] && suffix="-drill"
   cp "$out/link-$variant/$target/release/failsafeflt.dll" "$out/failsafeflt$suffix.sys"
+  cp "$out/link-$variant/$target/release/deps/failsafeflt.map" "$out/failsafeflt$suffix.map"
 done
 
 echo "kcheck: PE checks (tests/tests/pe.rs)"
 FAILSAFE_SYS=$PWD/$out/failsafeflt.sys FAILSAFE_SYS_DRILL=$PWD/$out/failsafeflt-drill.sys \
+  FAILSAFE_SYS_MAP=$PWD/$out/failsafeflt.map FAILSAFE_SYS_DRILL_MAP=$PWD/$out/failsafeflt-drill.map \
   FAILSAFE_EXPORTS=$PWD/$out/exports \
   cargo test -q --locked -p failsafe-tests --test pe -- --ignored --nocapture --test-threads 1
 echo "kcheck: passed against $include; images: $out/failsafeflt.sys, $out/failsafeflt-drill.sys"

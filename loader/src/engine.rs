@@ -383,7 +383,10 @@ pub struct RuleSet {
     /// Rules anchored on literal `l`: `postings[post_start[l]..post_start[l + 1]]`, ascending.
     post_start: Vec<u32>,
     postings: Vec<u32>,
-    index: [TypeIndex; EventType::ALL.len()],
+    /// One per event type, by [`EventType::slot`]. On the heap, not inline: a type index
+    /// is ~700 bytes, and a rule set is moved through several kernel stack frames on its
+    /// way to activation (the kernel check's frame budget).
+    index: Vec<TypeIndex>,
 }
 
 /// Builds the flat arrays from the validator's items (or from owned content).
@@ -547,7 +550,7 @@ impl RuleSet {
             lits: Vec::new(),
             post_start: Vec::new(),
             postings: Vec::new(),
-            index: Default::default(),
+            index: Vec::new(),
         }
     }
 
@@ -780,9 +783,17 @@ impl RuleSet {
         push(&mut self.post_start, u32_of(self.postings.len())?)?;
         drop(pairs);
         // 5. Per event type: rule lists, fields with literals, one automaton.
+        self.index = mem::with_capacity(EventType::ALL.len())?;
+        for _ in EventType::ALL {
+            push(&mut self.index, TypeIndex::default())?;
+        }
         for t in EventType::ALL {
             let slot = t.slot();
-            let mut ti = TypeIndex::default();
+            // Built in place: a type index is ~700 bytes, too big to assemble in a kernel
+            // stack frame and move.
+            let Some(ti) = self.index.get_mut(slot) else {
+                continue;
+            };
             for (i, r) in self.rules.iter().enumerate().filter(|(_, r)| r.event == t) {
                 push(&mut ti.all, u32_of(i)?)?;
                 if r.anchor == NO_ANCHOR {
@@ -823,9 +834,6 @@ impl RuleSet {
                 (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
                 _ => None,
             };
-            if let Some(x) = self.index.get_mut(slot) {
-                *x = ti;
-            }
         }
         Ok(self)
     }

@@ -150,7 +150,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-fn check(data: &[u8], drill: bool) {
+fn check(data: &[u8], drill: bool, map_var: &str) {
     let pe = PeFile64::parse(data).expect("a PE32+ image");
     let nt = pe.nt_headers();
     let oh = nt.optional_header();
@@ -324,6 +324,7 @@ fn check(data: &[u8], drill: bool) {
         data,
         &insns,
         base + u64::from(oh.address_of_entry_point()),
+        &names(map_var),
     );
 }
 
@@ -417,16 +418,16 @@ fn functions(pe: &PeFile64<'_>, data: &[u8]) -> Vec<Func> {
     out
 }
 
-/// The deepest chain of frames from `root` along direct calls and tail jumps, or the
-/// chain that recursed.
+/// The deepest chain of frames from `root` along direct calls and tail jumps (its depth
+/// and the callee it goes through), or the chain that recursed.
 fn depth(
     root: usize,
     funcs: &[Func],
     calls: &[Vec<usize>],
-    memo: &mut Vec<Option<u64>>,
+    memo: &mut Vec<Option<(u64, Option<usize>)>>,
     path: &mut Vec<usize>,
 ) -> Result<u64, Vec<usize>> {
-    if let Some(d) = memo[root] {
+    if let Some((d, _)) = memo[root] {
         return Ok(d);
     }
     if path.contains(&root) {
@@ -435,17 +436,50 @@ fn depth(
         return Err(cycle);
     }
     path.push(root);
-    let mut deepest = 0;
+    let mut deepest = (0, None);
     for &c in &calls[root] {
-        deepest = deepest.max(depth(c, funcs, calls, memo, path)?);
+        let d = depth(c, funcs, calls, memo, path)?;
+        if d > deepest.0 {
+            deepest = (d, Some(c));
+        }
     }
     path.pop();
-    let d = funcs[root].frame + deepest;
-    memo[root] = Some(d);
+    let d = funcs[root].frame + deepest.0;
+    memo[root] = Some((d, deepest.1));
     Ok(d)
 }
 
-fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64) {
+/// Function names by address, from the linker's map (`/MAP`), when the check provides it.
+fn names(var: &str) -> std::collections::HashMap<u64, String> {
+    let Some(path) = std::env::var_os(var) else {
+        return Default::default();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (name, addr) = (f.get(1)?, f.get(2)?);
+            let addr = u64::from_str_radix(addr, 16)
+                .ok()
+                .filter(|_| addr.len() == 16)?;
+            let name = format!("{:#}", rustc_demangle::demangle(name));
+            Some((addr, name))
+        })
+        .collect()
+}
+
+fn check_stack(
+    pe: &PeFile64<'_>,
+    data: &[u8],
+    insns: &[Instruction],
+    entry: u64,
+    names: &std::collections::HashMap<u64, String>,
+) {
+    let name = |a: u64| {
+        names
+            .get(&a)
+            .map_or_else(|| format!("{a:#x}"), Clone::clone)
+    };
     let funcs = functions(pe, data);
     let find = |addr: u64| funcs.iter().position(|f| f.begin <= addr && addr < f.end);
     let mut calls = vec![Vec::new(); funcs.len()];
@@ -466,12 +500,12 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
     by_size.sort_by_key(|f| std::cmp::Reverse(f.frame));
     println!("largest frames (bytes, return address included):");
     for f in by_size.iter().take(6) {
-        println!("  {:6} at {:#x}", f.frame, f.begin);
+        println!("  {:6} {}", f.frame, name(f.begin));
     }
     let big: Vec<String> = funcs
         .iter()
         .filter(|f| f.frame > MAX_FRAME)
-        .map(|f| format!("{:#x}: {} bytes", f.begin, f.frame))
+        .map(|f| format!("{}: {} bytes", name(f.begin), f.frame))
         .collect();
     assert!(big.is_empty(), "frames over {MAX_FRAME} bytes: {big:?}");
     // Roots: every function no other calls directly. DriverEntry, and the routines the
@@ -479,7 +513,7 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
     // dispatch, process notify, the unload callback).
     let called: std::collections::HashSet<usize> = calls.iter().flatten().copied().collect();
     let mut memo = vec![None; funcs.len()];
-    let mut chains: Vec<(u64, u64)> = Vec::new();
+    let mut chains: Vec<(u64, u64, usize)> = Vec::new();
     for root in (0..funcs.len()).filter(|r| !called.contains(r)) {
         let d = depth(root, &funcs, &calls, &mut memo, &mut Vec::new()).unwrap_or_else(|cycle| {
             let at: Vec<String> = cycle
@@ -488,18 +522,25 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
                 .collect();
             panic!("recursion: {at:?}")
         });
-        chains.push((d, funcs[root].begin));
+        chains.push((d, funcs[root].begin, root));
     }
-    chains.sort_unstable_by_key(|&(d, _)| std::cmp::Reverse(d));
+    chains.sort_unstable_by_key(|&(d, _, _)| std::cmp::Reverse(d));
     println!("deepest chains of own frames (bytes), from roots of the call graph:");
-    for (d, at) in chains.iter().take(6) {
-        let mark = if *at == entry { "  (DriverEntry)" } else { "" };
-        println!("  {d:6} from {at:#x}{mark}");
+    for (d, at, _) in chains.iter().take(6) {
+        println!("  {d:6} from {}", name(*at));
+    }
+    if let Some(&(d, _, root)) = chains.iter().find(|(_, at, _)| *at == entry) {
+        println!("DriverEntry's deepest chain ({d} bytes):");
+        let mut at = Some(root);
+        while let Some(i) = at {
+            println!("  {:6} {}", funcs[i].frame, name(funcs[i].begin));
+            at = memo[i].and_then(|(_, next)| next);
+        }
     }
     let over: Vec<String> = chains
         .iter()
-        .filter(|(d, _)| *d > MAX_DEPTH)
-        .map(|(d, at)| format!("{at:#x}: {d}"))
+        .filter(|(d, _, _)| *d > MAX_DEPTH)
+        .map(|(d, at, _)| format!("{}: {d}", name(*at)))
         .collect();
     assert!(
         over.is_empty(),
@@ -510,11 +551,11 @@ fn check_stack(pe: &PeFile64<'_>, data: &[u8], insns: &[Instruction], entry: u64
 #[test]
 #[ignore = "needs the image linked by the kernel check (driver/kcheck/run.sh sets FAILSAFE_SYS)"]
 fn release_image() {
-    check(&image("FAILSAFE_SYS"), false);
+    check(&image("FAILSAFE_SYS"), false, "FAILSAFE_SYS_MAP");
 }
 
 #[test]
 #[ignore = "needs the image linked by the kernel check (driver/kcheck/run.sh sets FAILSAFE_SYS_DRILL)"]
 fn drill_image() {
-    check(&image("FAILSAFE_SYS_DRILL"), true);
+    check(&image("FAILSAFE_SYS_DRILL"), true, "FAILSAFE_SYS_DRILL_MAP");
 }
