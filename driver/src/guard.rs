@@ -31,7 +31,9 @@ impl OwnDir {
         }
         let mut folded = Vec::new();
         folded.try_reserve_exact(name.len()).ok()?;
-        folded.extend(name.iter().map(|&u| fold(u)));
+        for &u in name {
+            failsafe_loader::mem::push(&mut folded, fold(u)).ok()?;
+        }
         Some(OwnDir { folded })
     }
 

@@ -80,9 +80,7 @@ impl ProcessTable {
         if let Some(e) = set.get_mut(idx) {
             e.pid = pid;
             e.len = u16::try_from(tail.len()).unwrap_or(0);
-            if let Some(dst) = e.units.get_mut(..tail.len()) {
-                dst.copy_from_slice(tail);
-            }
+            let _ = crate::wire::copy_prefix(&mut e.units, tail);
         }
     }
 
@@ -102,13 +100,7 @@ impl ProcessTable {
             return 0;
         };
         let n = usize::from(e.len).min(MAX_UNITS);
-        match (out.get_mut(..n), e.units.get(..n)) {
-            (Some(dst), Some(src)) => {
-                dst.copy_from_slice(src);
-                n
-            }
-            _ => 0,
-        }
+        crate::wire::copy_prefix(out, e.units.get(..n).unwrap_or(&[]))
     }
 }
 

@@ -74,7 +74,9 @@ pub fn string_value(kind: u32, data: &[u8], out: &mut Vec<u16>) -> Option<()> {
         return None;
     }
     out.try_reserve(n).ok()?;
-    out.extend(units.by_ref().take(n));
+    for u in units.by_ref().take(n) {
+        failsafe_loader::mem::push(out, u).ok()?;
+    }
     Some(())
 }
 
@@ -107,6 +109,17 @@ impl<'a> Iterator for FileNames<'a> {
         }
         Some(name)
     }
+}
+
+/// Copies as much of `src` as fits into `dst`; the number copied. `copy_from_slice`
+/// without its length-mismatch panic (a panic in the kernel is a bugcheck).
+pub fn copy_prefix<T: Copy>(dst: &mut [T], src: &[T]) -> usize {
+    let mut n = 0usize;
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+        n = n.saturating_add(1);
+    }
+    n
 }
 
 /// UTF-16LE bytes as code units into `out` (which must be exactly half as long); `false`

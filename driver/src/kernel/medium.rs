@@ -62,8 +62,8 @@ impl StateMedium for KernelMedium {
                     .try_reserve_exact(RECORD_LEN)
                     .map_err(|_| io(STATUS_INSUFFICIENT_RESOURCES))?;
                 record.resize(RECORD_LEN, 0);
-                if let Some(dst) = record.get_mut(at..at.saturating_add(SLOT_LEN)) {
-                    dst.copy_from_slice(bytes);
+                if let Some(dst) = record.get_mut(at..) {
+                    let _ = crate::wire::copy_prefix(dst, bytes);
                 }
                 write_at(&h, 0, &record).map_err(io)?;
                 flush(&h).map_err(io)

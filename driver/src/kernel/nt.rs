@@ -12,6 +12,7 @@ use super::ffi::{
     UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryInformationFile, ZwReadFile,
     ZwWriteFile,
 };
+use failsafe_loader::mem;
 use failsafe_loader::state::IoError;
 
 /// The current IRQL (`KeGetCurrentIrql`).
@@ -48,10 +49,16 @@ impl Wide {
         if n > Self::MAX_UNITS {
             return None;
         }
+        // Capacity-checked pushes: `Vec::extend*` keeps a growth path (and with it a
+        // capacity-overflow panic) the compiler cannot remove; the PE test checks.
         let mut v = Vec::new();
         v.try_reserve_exact(n).ok()?;
-        v.extend_from_slice(s);
-        v.extend(more.encode_utf16());
+        for &u in s {
+            mem::push(&mut v, u).ok()?;
+        }
+        for u in more.encode_utf16() {
+            mem::push(&mut v, u).ok()?;
+        }
         Some(Wide(v))
     }
 
@@ -63,8 +70,9 @@ impl Wide {
         }
         let mut v = Vec::new();
         v.try_reserve_exact(n).ok()?;
-        v.extend_from_slice(s);
-        v.extend_from_slice(more);
+        for &u in s.iter().chain(more) {
+            mem::push(&mut v, u).ok()?;
+        }
         Some(Wide(v))
     }
 

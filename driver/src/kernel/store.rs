@@ -103,9 +103,7 @@ impl ContentStore for KernelStore {
         let mut sep_name = [0u16; 25];
         if let Some((sep, rest)) = sep_name.split_first_mut() {
             *sep = u16::from(b'\\');
-            if let (Some(dst), Some(src)) = (rest.get_mut(..n), name.get(..n)) {
-                dst.copy_from_slice(src);
-            }
+            let _ = crate::wire::copy_prefix(rest, name.get(..n).unwrap_or(&[]));
         }
         let mut path = Wide::join_units(
             self.dir.units(),
