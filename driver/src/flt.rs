@@ -241,7 +241,8 @@ pub fn unregister_and_free() {
     }
     // SAFETY: FltUnregisterFilter returned: no callback is running or will start.
     drop(unsafe { ACTIVE.take() });
-    // SAFETY: as above: the callbacks were its only readers.
+    // SAFETY: FltUnregisterFilter returned, and the callbacks were its only readers: no
+    // `with` runs or will start.
     drop(unsafe { OWN_DIR.take() });
 }
 
@@ -467,7 +468,9 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
             (delete, None)
         }
         CLASS_DISPOSITION_EX if len >= size_of::<FILE_DISPOSITION_INFORMATION_EX>() => {
-            // SAFETY: as above.
+            // SAFETY: InfoBuffer is the system buffer (pool memory, so aligned) of at least
+            // `Length` bytes, checked to hold the whole structure; `Flags` is a ULONG, for
+            // which every bit pattern is valid.
             let flags = unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
             (flags & FILE_DISPOSITION_DELETE != 0, None)
         }

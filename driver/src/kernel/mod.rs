@@ -97,7 +97,8 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: static storage, initialized once here before any use; a synchronization event
     // that starts signaled serves as a mutex.
     unsafe { KeInitializeEvent(STATE_LOCK.ptr(), _EVENT_TYPE::SynchronizationEvent, 1) };
-    // SAFETY: as above; a notification event, signaled: no work item in flight.
+    // SAFETY: static storage, initialized once here before any use; a notification event,
+    // signaled: no work item in flight.
     unsafe { KeInitializeEvent(WORK_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
     // SAFETY: static storage, initialized once.
     unsafe { KeInitializeTimer(TIMER.ptr()) };
