@@ -607,7 +607,7 @@ class Drill:
             else:
                 verdict = "NO"
                 failures.append(f"boot {d['boot']}: outcome differs: drill {d['outcome']} hosted {h['outcome']}")
-            say(f"{d['boot']:<5}{dtext:<52}{htext:<60}{verdict}")
+            say(f"{d['boot']:<5}{dtext:<52}{htext:<60} {verdict}")
         for g in gaps:
             say(f"  HOST GAP, boot {g}: the drill's clean shutdown cannot be delivered under Wine 8.0: its "
                 "IoRegisterShutdownNotification is a stub (no IRP_MJ_SHUTDOWN is ever sent) and its "
