@@ -5,9 +5,11 @@
 //!   names come from `crate::kbind`, generated with wdk-build 0.6's settings from the
 //!   header set the check is given (`cargo make kcheck`): the names, types and signatures
 //!   used below are therefore checked against real headers on every CI run.
-//! - Four declarations of our own, because no binding has them, each with its source:
-//!   [`InitSafeBootMode`], [`ExAllocatePoolWithTag`], [`KeGetCurrentIrql`] and the type of
-//!   `ExAllocatePool2` ([`ExAllocatePool2Fn`]).
+//! - Declarations of our own, because no binding has them, each with its source:
+//!   [`InitSafeBootMode`], [`ExAllocatePoolWithTag`], [`KeGetCurrentIrql`] and the types of
+//!   the routines resolved at run time with `MmGetSystemRoutineAddress`: `ExAllocatePool2`
+//!   ([`ExAllocatePool2Fn`]) and the clocks ([`UnbiasedInterruptTimeFn`], [`TickCountFn`],
+//!   [`TimeIncrementFn`]).
 //! - Numeric constants that bindgen cannot produce (C macros with casts), each naming its
 //!   header. Enumerations are taken from the bindings (`_FILE_INFORMATION_CLASS::…`), so
 //!   their names and types are checked too (MinGW's headers make enums `c_uint`, the WDK's
@@ -24,12 +26,11 @@ pub use wdk_sys::ntddk::{
     DbgPrintEx, ExFreePoolWithTag, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice,
     IoFreeWorkItem, IoQueueWorkItem, IoRegisterShutdownNotification,
     IoUnregisterShutdownNotification, IofCompleteRequest, KeBugCheckEx, KeCancelTimer,
-    KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer,
-    KeQueryUnbiasedInterruptTime, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
-    MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
-    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
-    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
-    ZwWriteFile,
+    KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent,
+    KeSetEvent, KeSetTimer, KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString,
+    ObReferenceObjectByHandle, ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose,
+    ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile,
+    ZwQueryValueKey, ZwReadFile, ZwSetValueKey, ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
@@ -64,7 +65,9 @@ unsafe extern "C" {
 
     /// Declared by the WDK's wdm.h, not by MinGW's (which makes it an inline `__readcr8`
     /// on AMD64); exported by ntoskrnl (mingw-w64's `ntoskrnl.def`). Microsoft Learn,
-    /// "KeGetCurrentIrql function (wdm.h)". KIRQL is a UCHAR.
+    /// "KeGetCurrentIrql function (wdm.h)". KIRQL is a UCHAR. Called on architectures
+    /// other than x64 only (x64 reads CR8 inline as wdm.h's inline form does: `nt::irql`).
+    #[cfg(not(target_arch = "x86_64"))]
     pub fn KeGetCurrentIrql() -> u8;
 }
 
@@ -76,6 +79,19 @@ pub type ExAllocatePool2Fn = unsafe extern "system" fn(
     number_of_bytes: usize,
     tag: u32,
 ) -> *mut core::ffi::c_void;
+
+/// `ULONGLONG KeQueryUnbiasedInterruptTime(VOID)` (wdm.h, Windows 7 and later), in 100 ns
+/// units. Resolved at run time (`health::init_clock`), so the driver also runs where it is
+/// missing: Wine 8.0's ntoskrnl (docs/windows.md, "Hosted drill under Wine").
+pub type UnbiasedInterruptTimeFn = unsafe extern "system" fn() -> u64;
+/// `VOID KeQueryTickCount(PLARGE_INTEGER CurrentCount)` where the kernel exports it as a
+/// routine (wdm.h declares a routine for x86; on AMD64 and ARM64 it is a macro reading
+/// `KUSER_SHARED_DATA`). With `ULONG KeQueryTimeIncrement(VOID)` (wdm.h, every
+/// architecture): "multiply the returned TickCount by the KeQueryTimeIncrement return value"
+/// for elapsed time in 100 ns units (Microsoft Learn, "KeQueryTickCount").
+pub type TickCountFn = unsafe extern "system" fn(count: *mut LARGE_INTEGER);
+/// `ULONG KeQueryTimeIncrement(VOID)` (wdm.h): 100 ns units per clock tick.
+pub type TimeIncrementFn = unsafe extern "system" fn() -> u32;
 
 // ntstatus.h
 pub const STATUS_SUCCESS: NTSTATUS = 0;

@@ -21,7 +21,7 @@
 //!   an expired one-shot timer.
 
 use core::ffi::c_void;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use failsafe_loader::state::machine::HealthEvidence;
 
@@ -29,15 +29,15 @@ use super::ffi::{
     _KWAIT_REASON, _WORK_QUEUE_TYPE, DELETE, DEVICE_OBJECT, FILE_DELETE_ON_CLOSE,
     FILE_NON_DIRECTORY_FILE, FILE_OVERWRITE_IF, FILE_WRITE_THROUGH, GENERIC_READ, GENERIC_WRITE,
     IRP, IoQueueWorkItem, IofCompleteRequest, KDPC, KERNEL_MODE, KeCancelTimer, KeFlushQueuedDpcs,
-    KeQueryUnbiasedInterruptTime, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
-    LARGE_INTEGER, NTSTATUS, PDEVICE_OBJECT, STATUS_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_SUCCESS,
+    KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject, LARGE_INTEGER, NTSTATUS,
+    PDEVICE_OBJECT, STATUS_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS, TickCountFn,
+    TimeIncrementFn, UnbiasedInterruptTimeFn,
 };
 use super::globals::{
     DIR, DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, HEALTH_STOPPED, Running, STATE,
     STATE_LOCK, TIMER, WORK_IDLE, WORK_ITEM,
 };
-use super::nt::{Wide, debug_assert_passive, flush, io, open, read_at, write_at};
+use super::nt::{Wide, debug_assert_passive, flush, io, open, read_at, system_routine, write_at};
 
 /// Runs `f` on the record and this start's activation with `STATE_LOCK` held.
 /// PASSIVE_LEVEL.
@@ -131,11 +131,69 @@ pub unsafe extern "C" fn health_dpc(
     };
 }
 
-/// The interrupt time in 100 ns units (any IRQL).
+/// The clocks `now` reads, resolved by `init_clock`: `KeQueryUnbiasedInterruptTime`, else
+/// `KeQueryTickCount` and the tick length `KeQueryTimeIncrement` returned.
+static UNBIASED: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static TICKS: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static TICK_100NS: AtomicU64 = AtomicU64::new(0);
+
+/// Resolves the clock (`MmGetSystemRoutineAddress`, as `pool::init` resolves
+/// `ExAllocatePool2`): `KeQueryUnbiasedInterruptTime` (every Windows since 7, so on Windows
+/// this is always the clock used); else the tick count times the tick length
+/// (`KeQueryTickCount` × `KeQueryTimeIncrement`, Microsoft Learn "KeQueryTickCount") where
+/// the kernel exports both as routines: Wine 8.0's ntoskrnl, which lacks the first (the
+/// hosted drill, docs/windows.md; its `KeQueryInterruptTime` returns the tick count in
+/// milliseconds, not 100 ns units, so it is not used). The fallback counts time asleep as
+/// uptime; no supported Windows takes it. With no clock, `now` reads 0: no uptime ever
+/// passes, so nothing is recorded healthy (never falsely healthy). PASSIVE_LEVEL,
+/// `DriverEntry`, before any `now`.
+pub fn init_clock() {
+    let unbiased = system_routine("KeQueryUnbiasedInterruptTime");
+    if !unbiased.is_null() {
+        UNBIASED.store(unbiased, Ordering::Release);
+        return;
+    }
+    let (ticks, increment) = (
+        system_routine("KeQueryTickCount"),
+        system_routine("KeQueryTimeIncrement"),
+    );
+    if ticks.is_null() || increment.is_null() {
+        return;
+    }
+    // SAFETY: the kernel's KeQueryTimeIncrement, `ULONG (VOID)` (TimeIncrementFn, wdm.h); a
+    // function pointer and a data pointer have the same size here.
+    let increment: TimeIncrementFn =
+        unsafe { core::mem::transmute::<*mut c_void, TimeIncrementFn>(increment) };
+    // SAFETY: no arguments, PASSIVE_LEVEL (any IRQL ≤ DISPATCH, Microsoft Learn).
+    TICK_100NS.store(u64::from(unsafe { increment() }), Ordering::Release);
+    TICKS.store(ticks, Ordering::Release);
+}
+
+/// The (unbiased) interrupt time in 100 ns units (any IRQL ≤ DISPATCH_LEVEL); 0 without a
+/// clock.
 pub fn now() -> u64 {
-    // SAFETY: callable at any IRQL, no arguments (Microsoft Learn,
-    // "KeQueryUnbiasedInterruptTime").
-    unsafe { KeQueryUnbiasedInterruptTime() }
+    let f = UNBIASED.load(Ordering::Acquire);
+    if !f.is_null() {
+        // SAFETY: the kernel's KeQueryUnbiasedInterruptTime, `ULONGLONG (VOID)`
+        // (UnbiasedInterruptTimeFn, wdm.h); pointers to data and code have the same size.
+        let f: UnbiasedInterruptTimeFn =
+            unsafe { core::mem::transmute::<*mut c_void, UnbiasedInterruptTimeFn>(f) };
+        // SAFETY: callable at any IRQL, no arguments (Microsoft Learn,
+        // "KeQueryUnbiasedInterruptTime").
+        return unsafe { f() };
+    }
+    let f = TICKS.load(Ordering::Acquire);
+    if f.is_null() {
+        return 0;
+    }
+    // SAFETY: the kernel's KeQueryTickCount, `VOID (PLARGE_INTEGER)` (TickCountFn, wdm.h).
+    let f: TickCountFn = unsafe { core::mem::transmute::<*mut c_void, TickCountFn>(f) };
+    let mut count = LARGE_INTEGER::default();
+    // SAFETY: `count` is a live local the routine writes; callable at any IRQL.
+    unsafe { f(&mut count) };
+    // SAFETY: the routine wrote the 64-bit count.
+    let ticks = u64::try_from(unsafe { count.QuadPart }).unwrap_or(0);
+    ticks.saturating_mul(TICK_100NS.load(Ordering::Acquire))
 }
 
 /// What the canary writes and reads back.

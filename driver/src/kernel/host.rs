@@ -6,8 +6,8 @@ use core::sync::atomic::Ordering;
 use failsafe_loader::{Action, EventType, Match};
 
 use super::ffi::{
-    DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL, DbgPrintEx, HANDLE, KeQueryUnbiasedInterruptTime,
-    NTSTATUS, PCUNICODE_STRING, PEPROCESS, PS_CREATE_NOTIFY_INFO, STATUS_SUCCESS, UNICODE_STRING,
+    DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL, DbgPrintEx, HANDLE, NTSTATUS, PCUNICODE_STRING,
+    PEPROCESS, PS_CREATE_NOTIFY_INFO, STATUS_SUCCESS, UNICODE_STRING,
 };
 use super::globals::LAST_REPORT;
 use crate::flt::{self, Host};
@@ -21,8 +21,7 @@ const REPORT_INTERVAL: u64 = 100_000;
 
 impl Host for Kernel {
     fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool) {
-        // SAFETY: callable at any IRQL (Microsoft Learn, "KeQueryUnbiasedInterruptTime").
-        let now = unsafe { KeQueryUnbiasedInterruptTime() };
+        let now = super::health::now();
         let last = LAST_REPORT.load(Ordering::Relaxed);
         if now.saturating_sub(last) < REPORT_INTERVAL
             || LAST_REPORT

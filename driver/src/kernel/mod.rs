@@ -94,6 +94,7 @@ pub unsafe extern "system" fn driver_entry(
 ) -> NTSTATUS {
     debug_assert_passive!();
     pool::init();
+    health::init_clock();
     // SAFETY: static storage, initialized once here before any use; a synchronization event
     // that starts signaled serves as a mutex.
     unsafe { KeInitializeEvent(STATE_LOCK.ptr(), _EVENT_TYPE::SynchronizationEvent, 1) };

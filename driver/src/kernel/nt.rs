@@ -6,19 +6,42 @@ use alloc::vec::Vec;
 
 use super::ffi::{
     _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_DELETE, FILE_SHARE_READ,
-    FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK, KeGetCurrentIrql,
-    LARGE_INTEGER, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES,
-    STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES, STATUS_NAME_TOO_LONG, SYNCHRONIZE,
-    UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryInformationFile, ZwReadFile,
-    ZwWriteFile,
+    FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK, LARGE_INTEGER,
+    MmGetSystemRoutineAddress, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE,
+    OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES, STATUS_NAME_TOO_LONG,
+    SYNCHRONIZE, UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryInformationFile,
+    ZwReadFile, ZwWriteFile,
 };
 use failsafe_loader::mem;
 use failsafe_loader::state::IoError;
 
+/// The current IRQL.
+///
+/// x64: the WDK's own inline `KeGetCurrentIrql` for AMD64 (wdm.h, the
+/// `NT_INLINE_GET_CURRENT_IRQL` form: `return (KIRQL)ReadCR8();`, `ReadCR8()` being
+/// `__readcr8()`, "CR8 is the APIC TPR register"; the same header's `KeRaiseIrql` /
+/// `KeLowerIrql` write the IRQL with `WriteCR8`). Read inline rather than imported because
+/// Wine's ntoskrnl (the hosted drill, docs/windows.md) does not export `KeGetCurrentIrql`
+/// for x64; it emulates the privileged `mov r64, cr8` instead (its `instr.c`), always
+/// reading 0. Other architectures: the exported routine (Microsoft Learn,
+/// "KeGetCurrentIrql").
+#[cfg(target_arch = "x86_64")]
+pub fn irql() -> u8 {
+    let cr8: u64;
+    // SAFETY: reading CR8 is allowed at CPL 0 (kernel mode), at any IRQL; it touches no
+    // memory, no stack and no flags.
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) cr8, options(nomem, nostack, preserves_flags));
+    }
+    // The IRQL is CR8's low 4 bits (the rest is reserved, read as zero).
+    u8::try_from(cr8 & 0xF).unwrap_or(u8::MAX)
+}
+
 /// The current IRQL (`KeGetCurrentIrql`).
+#[cfg(not(target_arch = "x86_64"))]
 pub fn irql() -> u8 {
     // SAFETY: callable at any IRQL, no arguments (Microsoft Learn, "KeGetCurrentIrql").
-    unsafe { KeGetCurrentIrql() }
+    unsafe { super::ffi::KeGetCurrentIrql() }
 }
 
 /// States a routine's IRQL requirement in code: checked in debug builds (Driver Verifier
@@ -32,6 +55,19 @@ macro_rules! debug_assert_passive {
     };
 }
 pub(crate) use debug_assert_passive;
+
+/// A routine exported by the kernel or the HAL, by name, or null where this kernel has no
+/// such routine (`MmGetSystemRoutineAddress`; Microsoft Learn, "MmGetSystemRoutineAddress
+/// function (wdm.h)"). PASSIVE_LEVEL.
+pub fn system_routine(name: &str) -> *mut core::ffi::c_void {
+    debug_assert_passive!();
+    let Some(mut name) = Wide::from_str(name) else {
+        return core::ptr::null_mut();
+    };
+    let mut us = name.unicode();
+    // SAFETY: PASSIVE_LEVEL; `us` points into `name`, alive for the call.
+    unsafe { MmGetSystemRoutineAddress(&mut us) }
+}
 
 /// A UTF-16 name in pool memory (never on the kernel stack), built fallibly.
 #[derive(Debug, Default)]

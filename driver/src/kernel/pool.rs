@@ -21,9 +21,9 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::ffi::{
     _POOL_TYPE, APC_LEVEL, ExAllocatePool2Fn, ExAllocatePoolWithTag, ExFreePoolWithTag,
-    MmGetSystemRoutineAddress, POOL_FLAG_PAGED,
+    POOL_FLAG_PAGED,
 };
-use super::nt::{Wide, debug_assert_passive, irql};
+use super::nt::{irql, system_routine};
 
 /// Pool tag (shown as `Fsfe` by poolmon and `!pool`).
 pub const TAG: u32 = u32::from_le_bytes(*b"Fsfe");
@@ -34,14 +34,7 @@ static ALLOCATE_POOL2: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut())
 /// Looks up `ExAllocatePool2`. PASSIVE_LEVEL (`MmGetSystemRoutineAddress` requires it);
 /// called first thing in `DriverEntry`. Allocations before it use the fallback.
 pub fn init() {
-    debug_assert_passive!();
-    let Some(mut name) = Wide::from_str("ExAllocatePool2") else {
-        return;
-    };
-    let mut us = name.unicode();
-    // SAFETY: PASSIVE_LEVEL; `us` points into `name`, alive for the call.
-    let p = unsafe { MmGetSystemRoutineAddress(&mut us) };
-    ALLOCATE_POOL2.store(p, Ordering::Release);
+    ALLOCATE_POOL2.store(system_routine("ExAllocatePool2"), Ordering::Release);
 }
 
 /// The driver's allocator (see the module documentation).

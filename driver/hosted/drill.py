@@ -1,0 +1,677 @@
+#!/usr/bin/env python3
+"""Hosted drill: the real failsafeflt.sys (drill build) through a crash loop under Wine.
+
+HOSTED, NOT WINDOWS. Wine's ntoskrnl.exe / fltmgr.sys / winedevice.exe execute the driver
+image that `driver/kcheck/run.sh` links: DriverEntry, the kernel medium (ZwCreateFile /
+ZwWriteFile / ZwFlushBuffersFile on state.bin), the registry reads, InitSafeBootMode, the
+health timer -> DPC -> work item -> canary, and the drill build's KeBugCheckEx. Wine is used
+as it is: nothing here stubs, patches or replaces any of its functions.
+
+One boot = one Wine session: the runner keeps one ordinary Wine process alive (a session
+lasts only while one runs) and reads the session's debug output through it; the service is
+registered with Start = 1 (SERVICE_SYSTEM_START, as the INF), so Wine's services.exe starts
+it when the session starts. A boot ends in one of these ways:
+  healthy   the driver's own health timer fires, its work item runs the canary and records
+            healthy (seen in the record), then the session is ended (`wineserver -k`)
+  bugcheck  the drill build's KeBugCheckEx ends the host process (winedevice.exe)
+  kill      SIGKILL to the host process right after the start line (printed after the
+            attempt is durable): power loss
+  shutdown  the session is ended in order (the keep-alive exits, `wineserver -w`). Wine 8.0
+            delivers no IRP_MJ_SHUTDOWN (IoRegisterShutdownNotification is a stub) and cannot
+            unload the filter (its FltRegisterFilter is a stub that never wires
+            FilterUnloadCallback, so DriverUnload stays NULL): the driver sees nothing.
+After every boot `failsafectl status --json` reads the record the kernel medium wrote.
+
+Checks (the run fails on any difference that is not the declared host gap):
+  1. the hosted timeline against `failsafectl drill 1 --json` (scenario 1);
+  2. for every boot, the driver's decision against `failsafectl boot` run on a copy of the
+     same store just before that boot (the same record, the CLI's start sequence), and the
+     driver's LastStart registry value (REG_BINARY, written by ZwSetValueKey) against the
+     start report that CLI boot wrote, byte for byte.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+SERVICE = "failsafeflt"
+SERVICE_KEY = r"HKLM\System\CurrentControlSet\Services\failsafeflt"
+PARAMS_KEY = SERVICE_KEY + r"\Parameters"
+CONTENT_DIR_NT = r"\??\C:\windows\Failsafe"  # \SystemRoot\... does not resolve in Wine 8.0
+HEALTHY_AFTER = 10
+THRESHOLD = 3
+DRILL_VERSION = 2
+START_LINE = re.compile(r"failsafeflt: start: InitSafeBootMode=(\d+), content (\S+) (\d+)")
+BUGCHECK = re.compile(r"err:ntoskrnl:KeBugCheckEx (\S+) (\S+)")
+RELAY = re.compile(
+    r"^([0-9a-f]+):(Call|Ret) +(ntoskrnl\.exe|fltmgr\.sys|hal\.dll)\.(\w+)\((.*?)\)"
+    r"(?: retval=([0-9a-f]+))? ret=([0-9a-f]+)$"
+)
+# Faults, leaks and aborts the host reports (none is expected in any boot).
+FAULT = re.compile(r"Unhandled exception|page fault|unimplemented function|err:seh:|err:virtual:"
+                   r"|err:heap:|leak|Unhandled page fault|EXCEPTION_")
+DRIVER_INIT = re.compile(r":Call driver init ([0-9a-f]+) \(.*Services\\\\failsafeflt")
+
+
+def say(msg):
+    print(msg, flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- the image and its map
+
+
+def pe_entry_rva(image: Path) -> int:
+    data = image.read_bytes()
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    return struct.unpack_from("<I", data, pe + 24 + 16)[0]  # AddressOfEntryPoint
+
+
+def pe_image_size(image: Path) -> int:
+    data = image.read_bytes()
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    return struct.unpack_from("<I", data, pe + 24 + 56)[0]  # SizeOfImage (PE32+)
+
+
+def demangle(sym: str) -> str:
+    """Rust's legacy `_ZN...E` names, enough for a table (hash dropped)."""
+    if not sym.startswith("_ZN"):
+        return sym
+    s, i, parts = sym[3:], 0, []
+    while i < len(s) and s[i].isdigit():
+        j = i
+        while s[j].isdigit():
+            j += 1
+        n = int(s[i:j])
+        parts.append(s[j : j + n])
+        i = j + n
+    if parts and re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
+        parts.pop()
+    out = "::".join(parts)
+    for a, b in (("$LT$", "<"), ("$GT$", ">"), ("$u20$", " "), ("$C$", ","), ("..", "::")):
+        out = out.replace(a, b)
+    return out
+
+
+def read_map(path: Path):
+    """(address, name) of every code symbol in lld-link's /MAP output, sorted."""
+    syms = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = re.match(r"^\s*0001:[0-9a-f]+\s+(\S+)\s+([0-9a-f]{16})\s", line)
+        if m:
+            syms.append((int(m.group(2), 16), demangle(m.group(1))))
+    syms.sort()
+    return syms
+
+
+def owner(syms, addr):
+    lo, hi, best = 0, len(syms), None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if syms[mid][0] <= addr:
+            best, lo = syms[mid], mid + 1
+        else:
+            hi = mid
+    return best[1] if best else "?"
+
+
+# ---------------------------------------------------------------- Wine
+
+
+class Wine:
+    def __init__(self, prefix: Path):
+        self.prefix = prefix
+
+    def env(self, debug="-all"):
+        e = dict(os.environ)
+        e.update(
+            WINEPREFIX=str(self.prefix),
+            WINEDEBUG=debug,
+            WINEARCH="win64",
+            WINEDLLOVERRIDES="mscoree,mshtml=",  # no Mono / Gecko installer prompts
+            DISPLAY="",
+        )
+        return e
+
+    def run(self, *args, check=True):
+        r = subprocess.run(["wine", *args], env=self.env(), capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise Fail(f"wine {' '.join(args)}: exit {r.returncode}: {r.stdout}{r.stderr}")
+        return r
+
+    def kill(self):
+        subprocess.run(["wineserver", "-k"], env=self.env(), capture_output=True)
+        subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True)
+
+    def wait_end(self, timeout=60):
+        try:
+            subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("the Wine session did not end")
+
+    def reg_query_binary(self, key, name):
+        r = self.run("reg", "query", key, "/v", name, check=False)
+        m = re.search(rf"{name}\s+REG_BINARY\s+([0-9A-Fa-f]*)", r.stdout)
+        return bytes.fromhex(m.group(1)) if m else None
+
+
+def host_pids_with_driver():
+    """winedevice.exe processes that have failsafeflt.sys mapped."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if "failsafeflt.sys" in (d / "maps").read_text(errors="replace"):
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+class Session:
+    """One Wine session = one boot. Keeps an ordinary process alive and collects the debug
+    output of the whole session through its stderr (inherited by services.exe and
+    winedevice.exe), keeping what concerns the driver."""
+
+    def __init__(self, wine: Wine, log: Path, entry_rva: int, image_size: int):
+        self.wine, self.lines, self.base = wine, [], None
+        self.entry_rva, self.image_size = entry_rva, image_size
+        self.log = log.open("w")
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            ["wine", "cmd.exe", "/c", "set /p KEEPALIVE="],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=wine.env("+debugstr,+ntoskrnl,+relay"),
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _mine(self, ret: str) -> bool:
+        return self.base is not None and 0 <= int(ret, 16) - self.base < self.image_size
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            keep = False
+            if ":Call " in line or ":Ret " in line:
+                m = DRIVER_INIT.search(line)
+                if m:
+                    self.base = int(m.group(1), 16) - self.entry_rva
+                    keep = True
+                elif "driver init" in line and "failsafeflt" in line:
+                    keep = True
+                else:
+                    r = RELAY.match(line)
+                    keep = bool(r) and self._mine(r.group(7))
+            elif ":trace:ntoskrnl:" in line:
+                # Wine calling into the driver (timer DPC, work item), and what it did.
+                keep = "failsafeflt" in line or any(
+                    k in line
+                    for k in ("DeferredRoutine", "run_work_item_worker", "unload_driver", "KeBugCheck")
+                )
+            elif re.match(r"^[0-9a-f]+:(err|fixme|warn):", line) or "failsafeflt" in line:
+                keep = True  # err, fixme, warn (DbgPrint), and anything naming the driver
+            if keep:
+                self.log.write(line + "\n")
+                with self.cond:
+                    self.lines.append(line)
+                    self.cond.notify_all()
+        with self.cond:
+            self.lines.append("<end of session output>")
+            self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout):
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for line in self.lines[seen:]:
+                    if rx.search(line):
+                        return line
+                seen = len(self.lines)
+                left = deadline - time.time()
+                if left <= 0 or (self.lines and self.lines[-1] == "<end of session output>"):
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def end_in_order(self):
+        """The keep-alive exits; Wine ends the session (system processes are told to stop)."""
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.wine.wait_end()
+        self.reader.join(timeout=30)
+        self.log.close()
+
+    def power_off(self):
+        self.wine.kill()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.reader.join(timeout=30)
+        self.log.close()
+
+
+# ---------------------------------------------------------------- failsafectl
+
+
+class Ctl:
+    def __init__(self, exe: Path):
+        self.exe = exe
+
+    def run(self, *args, ok=(0,)):
+        r = subprocess.run([str(self.exe), *map(str, args)], capture_output=True, text=True)
+        if r.returncode not in ok:
+            raise Fail(f"failsafectl {' '.join(map(str, args))}: exit {r.returncode}: {r.stdout}{r.stderr}")
+        return r.stdout
+
+    def status(self, store: Path):
+        return json.loads(self.run("status", "--store", store, "--json", "--threshold", THRESHOLD))
+
+    def shadow_boot(self, store: Path, shadow: Path, force_safe_mode: bool):
+        """The CLI's start sequence on a copy of the store as it is before the hosted boot."""
+        if shadow.exists():
+            shutil.rmtree(shadow)
+        shutil.copytree(store, shadow)
+        for f in ("last-start.bin",):
+            (shadow / f).unlink(missing_ok=True)
+        args = ["boot", "--store", shadow, "--json", "--threshold", THRESHOLD, "--then", "clean-shutdown"]
+        if force_safe_mode:
+            args.append("--force-safe-mode")
+        out = self.run(*args)
+        decision = json.loads(out.splitlines()[0])
+        report = (shadow / "last-start.bin").read_bytes() if (shadow / "last-start.bin").exists() else None
+        return decision, report
+
+
+# ---------------------------------------------------------------- the drill
+
+
+def reg_file(force_safe_mode: int) -> str:
+    """Everything but the two REG_EXPAND_SZ values (`reg add` writes those: Wine 8.0's
+    `reg import` stores the hex(2) form of a .reg file as doubly encoded text)."""
+    return f"""Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}]
+"Type"=dword:00000002
+"Start"=dword:00000004
+"ErrorControl"=dword:00000001
+"Group"="FSFilter Anti-Virus"
+"DisplayName"="failsafeflt DRILL BUILD - HOSTED under Wine, not Windows"
+"SupportedFeatures"=dword:00000003
+
+[HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters]
+"SupportedFeatures"=dword:00000003
+"Threshold"=dword:{THRESHOLD:08x}
+"HealthyAfterSeconds"=dword:{HEALTHY_AFTER:08x}
+"ForceSafeMode"=dword:{force_safe_mode:08x}
+"DrillCrashVersion"=dword:{DRILL_VERSION:08x}
+
+[HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters\\Instances]
+"DefaultInstance"="Failsafe Instance"
+
+[HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters\\Instances\\Failsafe Instance]
+"Altitude"="328770"
+"Flags"=dword:00000000
+"""
+
+
+class Drill:
+    def __init__(self, args):
+        self.work = Path(args.work).resolve()
+        self.image = Path(args.sys).resolve()
+        self.syms = read_map(Path(args.map))
+        self.ctl = Ctl(Path(args.ctl).resolve())
+        self.sample = Path(args.sample).resolve()
+        self.prefix = self.work / "prefix"
+        self.wine = Wine(self.prefix)
+        self.store = self.prefix / "drive_c" / "windows" / "Failsafe"
+        self.entry_rva = pe_entry_rva(self.image)
+        self.image_size = pe_image_size(self.image)
+        self.boot_no = 0
+        self.rows = []
+        self.calls = {}  # (driver function, kernel routine) -> count
+        self.notes = []
+        self.unload_line = None
+
+    # -- setup
+    def setup(self):
+        if self.work.exists():
+            self.wine.kill() if self.prefix.exists() else None
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        say(f"hosted: fresh Wine prefix {self.prefix} ({subprocess.run(['wine', '--version'], capture_output=True, text=True).stdout.strip()})")
+        r = subprocess.run(["wineboot", "-i"], env=self.wine.env(), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Fail(f"wineboot -i failed: {r.stderr}")
+        self.wine.wait_end()
+        drivers = self.prefix / "drive_c" / "windows" / "system32" / "drivers"
+        shutil.copyfile(self.image, drivers / "failsafeflt.sys")
+        for v in (1, 2):
+            self.ctl.run("compile", self.sample, "-o", self.work / f"{v}.fsc", "--version", v)
+        # The service, as the INF writes it (ServiceType 2, the Parameters values, the
+        # Instances key), registered disabled first so that the session that writes it cannot
+        # start it, then set to Start = 1 (SERVICE_SYSTEM_START, as the INF) in that session.
+        reg = self.work / "failsafeflt.reg"
+        reg.write_text(reg_file(0))
+        # Crashes end the host process, not a debugger session.
+        self.wine.run("reg", "add", r"HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug", "/v", "Debugger", "/d", "false", "/f")
+        self.wine.run("reg", "import", str(reg))
+        self.wine.run("reg", "add", SERVICE_KEY, "/v", "ImagePath", "/t", "REG_EXPAND_SZ",
+                      "/d", r"\SystemRoot\System32\drivers\failsafeflt.sys", "/f")
+        self.wine.run("reg", "add", PARAMS_KEY, "/v", "ContentDirectory", "/t", "REG_EXPAND_SZ",
+                      "/d", CONTENT_DIR_NT, "/f")
+        self.wine.run("reg", "add", SERVICE_KEY, "/v", "Start", "/t", "REG_DWORD", "/d", "1", "/f")
+        self.wine.wait_end()
+        if self.store.exists():
+            raise Fail("the setup session started the driver (a store exists before boot 1)")
+        say(f"hosted: {SERVICE} registered (Type 2, Start 1, Threshold {THRESHOLD}, HealthyAfterSeconds {HEALTHY_AFTER}, "
+            f"ContentDirectory {CONTENT_DIR_NT}, DrillCrashVersion {DRILL_VERSION}); image {self.image.name}")
+
+    def stage(self, v, init=False):
+        args = ["stage", self.work / f"{v}.fsc", "--store", self.store, "--json", "--threshold", THRESHOLD]
+        if init:
+            args.append("--init")
+        self.ctl.run(*args)
+        self.rows.append({"event": "staged", "version": v})
+        say(f"  -- update channel drops v{v} (failsafectl stage into {self.store})")
+
+    # -- one boot
+    def boot(self, end, force_safe_mode=False, set_next=None, unload=False):
+        self.boot_no += 1
+        n = self.boot_no
+        before = self.ctl.status(self.store) if (self.store / "state.bin").exists() else None
+        shadow, shadow_report = self.ctl.shadow_boot(self.store, self.work / "shadow", force_safe_mode)
+        log = self.work / f"boot-{n}.log"
+        s = Session(self.wine, log, self.entry_rva, self.image_size)
+        start = s.wait_for(r"failsafeflt: (start|not started)", 90)
+        if not start or "not started" in start:
+            s.power_off()
+            raise Fail(f"boot {n}: no start line from the driver (log: {log}): {start}")
+        m = START_LINE.search(start)
+        printed = {"InitSafeBootMode": int(m.group(1)), "content": m.group(2), "version": int(m.group(3))}
+        evidence, outcome = [], None
+        if end == "bugcheck":
+            bc = s.wait_for(r"err:ntoskrnl:KeBugCheckEx", 30)
+            if not bc:
+                s.power_off()
+                raise Fail(f"boot {n}: expected the drill bugcheck, none came (log: {log})")
+            deadline = time.time() + 15
+            while host_pids_with_driver() and time.time() < deadline:
+                time.sleep(0.2)
+            if host_pids_with_driver():
+                raise Fail(f"boot {n}: the host process survived KeBugCheckEx")
+            evidence.append(bc.split(":", 1)[1] + "; host process exited")
+            last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            s.power_off()
+        elif end == "kill":
+            pids = host_pids_with_driver()
+            if len(pids) != 1:
+                raise Fail(f"boot {n}: expected one host process with the driver, found {pids}")
+            os.kill(pids[0], signal.SIGKILL)
+            evidence.append(f"SIGKILL to winedevice.exe (pid {pids[0]}) after the start line")
+            last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            s.power_off()
+        elif end == "healthy":
+            deadline = time.time() + HEALTHY_AFTER + 60
+            while time.time() < deadline:
+                st = self.ctl.status(self.store)["state"]
+                hc = st.get("last_health_check") or {}
+                if hc.get("boot") == n:
+                    break
+                time.sleep(0.5)
+            last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            if set_next:
+                self.set_params(set_next)
+            if unload:
+                # Unload while content is active: `net stop` (the SCM's stop, as `sc stop`).
+                r = self.wine.run("net", "stop", SERVICE, check=False)
+                line = s.wait_for(r"unload_driver driver .*failsafeflt", 30)
+                mapped = bool(host_pids_with_driver())
+                evidence.append(f"net stop with content active: exit {r.returncode} "
+                                f"({r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ''}); Wine: "
+                                f"{line.split(':', 3)[-1] if line else 'no unload_driver line'}; image still "
+                                f"mapped in winedevice.exe: {'yes' if mapped else 'no'}")
+                self.unload_line = line
+            s.power_off()
+        elif end == "shutdown":
+            last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            if set_next:
+                self.set_params(set_next)
+            s.end_in_order()
+            evidence.append("session ended in order; the driver was sent nothing "
+                            "(Wine: IoRegisterShutdownNotification stub, DriverUnload NULL)")
+        else:
+            raise ValueError(end)
+
+        after = self.ctl.status(self.store)
+        st = after["state"]
+        dec = st["last_decision"]
+        if dec["boot"] != n:
+            raise Fail(f"boot {n}: the record's last decision is boot {dec['boot']}")
+        attempt = st.get("attempt") or {}
+        hc = st.get("last_health_check") or {}
+        if end == "healthy":
+            if not (hc.get("boot") == n and hc.get("passed")):
+                raise Fail(f"boot {n}: no passed health check recorded: {hc}")
+            outcome = "healthy"
+            evidence.append(f"health check recorded: uptime {hc['uptime_secs']} s, canary {hc['canary']}")
+        elif end in ("bugcheck", "kill"):
+            outcome = "crashed" if attempt.get("phase") == "in-progress" or dec["version"] is None else f"? ({attempt})"
+        else:
+            outcome = {"clean-shutdown": "clean-shutdown", "in-progress": "unclean (no shutdown delivered)"}.get(
+                attempt.get("phase"), f"? ({attempt.get('phase')})") if dec["version"] is not None else "ended (nothing activated)"
+        version = dec["version"]
+        # Unclean starts of this version before this one, from the record as it was before
+        # the boot: its count, plus the previous attempt if that was still in progress with
+        # this version (it is charged at this start: DESIGN.md, "Attempts counts ...").
+        attempts_before = None
+        if version is not None:
+            attempts_before = 0
+            if before:
+                bs = before["state"]
+                for a in bs.get("attempts", []):
+                    if a["version"] == version:
+                        attempts_before = a["attempts"]
+                pending = bs.get("attempt") or {}
+                if pending.get("phase") == "in-progress" and pending.get("version") == version:
+                    attempts_before += 1
+        quarantined = [
+            {"version": q["version"], "reason": q["reason"], "detail": q["detail"]}
+            for q in st.get("quarantine", [])
+            if q.get("boot") == n
+        ]
+        row = {
+            "event": "boot", "boot": n, "version": version, "mode": dec["mode"], "reason": dec["reason"],
+            "outcome": outcome, "attempts_before": attempts_before, "quarantined": quarantined,
+            "printed": printed, "end": end, "evidence": evidence, "log": str(log),
+        }
+        # The CLI on a copy of the same store, just before this boot.
+        cli = {k: shadow.get(k) for k in ("boot", "version", "mode", "reason", "attempts_before")}
+        cli["quarantined"] = [
+            {"version": q["version"], "reason": q["reason"], "detail": q["detail"]} for q in shadow.get("quarantined", [])
+        ]
+        mine = {k: row[k] for k in ("boot", "version", "mode", "reason", "attempts_before", "quarantined")}
+        row["shadow_ok"] = cli == mine
+        row["shadow"] = cli
+        row["last_start_registry"] = last_start.hex() if last_start else None
+        row["last_start_same_bytes"] = last_start is not None and last_start == shadow_report
+        if printed["content"] == "version" and printed["version"] != version or (
+            printed["content"] == "none" and version is not None
+        ):
+            raise Fail(f"boot {n}: the driver printed {printed}, the record says v{version}")
+        faults = [l for l in log.read_text(errors="replace").splitlines() if FAULT.search(l)]
+        if faults:
+            raise Fail(f"boot {n}: a fault in Wine's output (log: {log}): {faults[:3]}")
+        self.collect_calls(log)
+        self.rows.append(row)
+        say(f"  boot {n}: {self.describe(row)}")
+        return row
+
+    def set_params(self, values):
+        for name, v in values.items():
+            self.wine.run("reg", "add", PARAMS_KEY, "/v", name, "/t", "REG_DWORD", "/d", str(v), "/f")
+
+    def describe(self, r):
+        v = f"v{r['version']}" if r["version"] is not None else "none"
+        q = "".join(f"; quarantined v{x['version']} ({x['reason']}: {x['detail']})" for x in r["quarantined"])
+        return (f"{v} {r['mode']} {r['reason']} -> {r['outcome']}{q} | printed InitSafeBootMode="
+                f"{r['printed']['InitSafeBootMode']}, content {r['printed']['content']} {r['printed']['version']}")
+
+    def collect_calls(self, log: Path):
+        base = None
+        for line in log.read_text(errors="replace").splitlines():
+            m = DRIVER_INIT.search(line)
+            if m:
+                base = int(m.group(1), 16) - self.entry_rva
+                continue
+            r = RELAY.match(line)
+            if r and r.group(2) == "Call" and base is not None:
+                fn = owner(self.syms, int(r.group(7), 16) - base + 0x180000000)
+                key = (fn, f"{r.group(3)}!{r.group(4)}")
+                self.calls[key] = self.calls.get(key, 0) + 1
+            for rx, who in ((r"Calling dpc->DeferredRoutine ([0-9A-Fa-f]+)", "timer DPC"),
+                            (r"run_work_item_worker [0-9A-Fa-f]+: calling ([0-9A-Fa-f]+)", "work item")):
+                w = re.search(rx, line)
+                if w and base is not None:
+                    a = int(w.group(1), 16)
+                    if 0 <= a - base < self.image_size:
+                        key = (owner(self.syms, a - base + 0x180000000), f"called by Wine ({who})")
+                        self.calls[key] = self.calls.get(key, 0) + 1
+
+    # -- the scenario
+    def run(self, full):
+        self.setup()
+        say("\nhosted: scenario 1 (crash-loop) with the real failsafeflt.sys (drill build) under Wine - NOT Windows")
+        self.stage(1, init=True)
+        self.boot("healthy")
+        self.stage(2)
+        for _ in range(3):
+            self.boot("bugcheck")
+        self.boot("healthy")
+        # The scenario's clean shutdown; the next boot is an operator's ForceSafeMode = 1.
+        self.boot("shutdown", set_next={"ForceSafeMode": 1} if full else None)
+        if full:
+            say("\nhosted: beyond scenario 1 - ForceSafeMode, power loss right after the attempt write")
+            self.boot("shutdown", force_safe_mode=True, set_next={"ForceSafeMode": 0})
+            self.boot("kill")
+            self.boot("healthy", unload=True)
+
+    def compare(self, drill_json):
+        drill = [r for r in drill_json["timeline"] if r["event"] == "boot"]
+        hosted = [r for r in self.rows if r["event"] == "boot"]
+        say("\nscenario 1: failsafectl drill 1 (portable start sequence, child processes) | hosted (failsafeflt.sys under Wine)")
+        say(f"{'boot':<5}{'drill: content mode reason outcome':<52}{'hosted: content mode reason outcome':<60}match")
+        failures, gaps = [], []
+        for d in drill:
+            h = next((r for r in hosted if r["boot"] == d["boot"]), None)
+            dv = f"v{d['version']}" if d.get("version") else "none"
+            dtext = f"{dv:<5} {d['mode']:<9}{d['reason']:<19}{d['outcome']}"
+            if h is None:
+                failures.append(f"boot {d['boot']}: not run hosted")
+                say(f"{d['boot']:<5}{dtext:<52}{'(not run)':<60}NO")
+                continue
+            hv = f"v{h['version']}" if h["version"] is not None else "none"
+            htext = f"{hv:<5} {h['mode']:<9}{h['reason']:<19}{h['outcome']}"
+            same_decision = (
+                (d.get("version"), d["mode"], d["reason"], d.get("attempts_before", 0))
+                == (h["version"], h["mode"], h["reason"], h["attempts_before"])
+                and [(q["version"], q["reason"], q["detail"]) for q in d.get("quarantined", [])]
+                == [(q["version"], q["reason"], q["detail"]) for q in h["quarantined"]]
+            )
+            if not same_decision:
+                verdict = "NO"
+                failures.append(f"boot {d['boot']}: decision differs: drill {d} hosted {h}")
+            elif d["outcome"] == h["outcome"]:
+                verdict = "yes"
+            elif d["outcome"] == "clean-shutdown" and h["outcome"] == "unclean (no shutdown delivered)":
+                verdict = "decision yes; outcome: HOST GAP"
+                gaps.append(d["boot"])
+            else:
+                verdict = "NO"
+                failures.append(f"boot {d['boot']}: outcome differs: drill {d['outcome']} hosted {h['outcome']}")
+            say(f"{d['boot']:<5}{dtext:<52}{htext:<60} {verdict}")
+        for g in gaps:
+            say(f"  HOST GAP, boot {g}: the drill's clean shutdown cannot be delivered under Wine 8.0: its "
+                "IoRegisterShutdownNotification is a stub (no IRP_MJ_SHUTDOWN is ever sent) and its "
+                "FltRegisterFilter never wires FilterUnloadCallback (DriverUnload stays NULL: `net stop` logs "
+                "'does not support unloading'). The record shows the attempt still in progress; the "
+                "driver's shutdown and unload paths did not run. Not claimed.")
+        say("\nevery hosted boot: the driver's decision vs failsafectl boot on a copy of the same store just before it")
+        for h in hosted:
+            ok = "same" if h["shadow_ok"] else f"DIFFERENT: cli {h['shadow']}"
+            lb = "LastStart (REG_BINARY) = CLI start report, byte for byte" if h["last_start_same_bytes"] else (
+                f"LastStart DIFFERS: registry {h['last_start_registry']}")
+            say(f"  boot {h['boot']}: decision {ok}; {lb}; ended by {h['end']}: {'; '.join(h['evidence']) or '-'}")
+            if not h["shadow_ok"]:
+                failures.append(f"boot {h['boot']}: differs from the CLI on the same store: {h['shadow']}")
+            if not h["last_start_same_bytes"]:
+                failures.append(f"boot {h['boot']}: LastStart differs from the CLI's start report")
+        return failures, gaps
+
+    def print_calls(self):
+        say("\nkernel routines the driver called (Wine +relay: caller by return address and the link map), "
+            "and driver routines Wine called:")
+        by_fn = {}
+        for (fn, routine), k in sorted(self.calls.items()):
+            by_fn.setdefault(fn, []).append(f"{routine} x{k}")
+        for fn, rs in sorted(by_fn.items()):
+            say(f"  {fn}: {', '.join(rs)}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sys", required=True, help="the drill image (failsafeflt-drill.sys)")
+    ap.add_argument("--map", required=True, help="its link map")
+    ap.add_argument("--ctl", required=True, help="failsafectl")
+    ap.add_argument("--sample", required=True, help="content source (content/sample.toml)")
+    ap.add_argument("--work", required=True, help="scratch directory (removed first)")
+    ap.add_argument("--short", action="store_true", help="scenario 1 only")
+    ap.add_argument("--json", help="write the hosted timeline here")
+    a = ap.parse_args()
+    d = Drill(a)
+    t0 = time.time()
+    try:
+        d.run(full=not a.short)
+        drill_json = json.loads(d.ctl.run("drill", "1", "--json"))
+        failures, gaps = d.compare(drill_json)
+        d.print_calls()
+    except Fail as e:
+        say(f"hosted drill: FAILED: {e}")
+        d.wine.kill()
+        return 1
+    finally:
+        d.wine.kill()
+    if a.json:
+        Path(a.json).write_text(json.dumps({"timeline": d.rows, "calls": [[f, r, k] for (f, r), k in d.calls.items()]}, indent=1))
+    boots = sum(1 for r in d.rows if r["event"] == "boot")
+    say(f"\nhosted drill (Wine {subprocess.run(['wine', '--version'], capture_output=True, text=True).stdout.strip()}, "
+        f"not Windows): {boots} boots in {time.time() - t0:.0f} s; logs in {d.work}")
+    if failures:
+        for f in failures:
+            say(f"  DIFFERENCE: {f}")
+        say(f"hosted drill: {len(failures)} difference(s): FAILED")
+        return 1
+    say(f"hosted drill: every decision matches; {len(gaps)} declared host gap(s) (clean shutdown not deliverable under Wine 8.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
