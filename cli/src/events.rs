@@ -124,7 +124,7 @@ fn build(
         let Some(i) = kind.field_index(&name) else {
             let valid: Vec<_> = kind.fields().iter().map(|f| f.name).collect();
             return Err(format!(
-                "event type {kind} has no field `{name}`: {}(valid: {})",
+                "event type {kind} has no field `{name}` ({}valid: {})",
                 crate::source::did_you_mean(&name, valid.iter().copied()),
                 valid.join(", ")
             ));
@@ -298,7 +298,7 @@ pub fn parse_json(line: &str, volumes: &Volumes) -> Result<Line, String> {
                 kind = Some(EventType::from_name(name).ok_or_else(|| {
                     let valid: Vec<_> = EventType::ALL.iter().map(|t| t.name()).collect();
                     format!(
-                        "unknown event type `{name}`: {}(expected one of: {})",
+                        "unknown event type `{name}` ({}expected one of: {})",
                         crate::source::did_you_mean(name, valid.iter().copied()),
                         valid.join(", ")
                     )
@@ -308,7 +308,7 @@ pub fn parse_json(line: &str, volumes: &Volumes) -> Result<Line, String> {
                 let x = v.as_str().ok_or("\"expect\" must be a string")?;
                 if !["allow", "audit", "block", "pass"].contains(&x) {
                     return Err(format!(
-                        "\"expect\": `{x}` is not a verdict: {}(expected allow, audit, block or pass)",
+                        "\"expect\": `{x}` is not a verdict ({}expected allow, audit, block or pass)",
                         crate::source::did_you_mean(x, ["allow", "audit", "block", "pass"])
                     ));
                 }

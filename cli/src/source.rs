@@ -303,7 +303,7 @@ pub fn compile_all(src: &str, version: Option<u64>) -> Result<Compiled, Diags> {
                 r.event.span().start,
                 rid,
                 format!(
-                    "unknown event type `{}`: {}(expected one of: {})",
+                    "unknown event type `{}` ({}expected one of: {})",
                     r.event.get_ref(),
                     did_you_mean(r.event.get_ref(), valid.iter().copied()),
                     valid.join(", ")
@@ -317,7 +317,7 @@ pub fn compile_all(src: &str, version: Option<u64>) -> Result<Compiled, Diags> {
                 r.action.span().start,
                 rid,
                 format!(
-                    "unknown action `{}`: {}(expected allow, audit or block)",
+                    "unknown action `{}` ({}expected allow, audit or block)",
                     r.action.get_ref(),
                     did_you_mean(r.action.get_ref(), Action::ALL.iter().map(|a| a.name()))
                 ),
@@ -431,7 +431,7 @@ impl Ctx<'_> {
                 c.field.span().start,
                 rid,
                 format!(
-                    "event type {event} has no field `{name}`: {}(valid: {})",
+                    "event type {event} has no field `{name}` ({}valid: {})",
                     did_you_mean(name, valid.iter().copied()),
                     valid.join(", ")
                 ),
@@ -446,7 +446,7 @@ impl Ctx<'_> {
                 c.op.span().start,
                 rid,
                 format!(
-                    "operator `{}` does not apply to {} field `{name}`: {}(valid: {})",
+                    "operator `{}` does not apply to {} field `{name}` ({}valid: {})",
                     c.op.get_ref(),
                     kind.name(),
                     did_you_mean(c.op.get_ref(), valid.iter().copied()),
