@@ -3,7 +3,7 @@
 //! empty / 0 / false, except `name`, `extension` and `parent`, which are derived from
 //! `path` as the sensor derives them. Paths given in device form
 //! (`\Device\HarddiskVolume3\...`) or NT form (`\??\C:\...`) are turned into the form the
-//! sensor reports (`C:\...`, ADR 0011) with the same function the driver uses, so an event
+//! sensor reports (`C:\...`, ADR 0013) with the same function the driver uses, so an event
 //! written either way evaluates as on the machine.
 
 use failsafe_loader::text::{dos_form, split_path, without_dos_device_prefix};

@@ -8,7 +8,7 @@
 //!   paths are absolute, a `\` in a name, a `.` inside an extension, a trailing `\` on a
 //!   parent, a disposition above 5, ...);
 //! - `device-path`: `\Device\HarddiskVolumeN\...` (the number differs between machines;
-//!   the sensor reports `C:\...` where the volume has a drive letter, ADR 0011);
+//!   the sensor reports `C:\...` where the volume has a drive letter, ADR 0013);
 //! - `empty-rule-set`: no rules at all;
 //! - `shadowed-rule`: every event the rule matches is decided first by an earlier rule
 //!   without exceptions;
@@ -103,7 +103,7 @@ fn unmatchable(field: &str, op: Op, v: &[u16]) -> Option<(&'static str, String)>
             return Some((
                 "device-path",
                 format!(
-                    "\"{text}\" is a device path: the volume number differs between machines, and the sensor reports C:\\... wherever the volume has a drive letter (ADR 0011); write the drive-letter form, or match what follows the volume with contains/ends-with"
+                    "\"{text}\" is a device path: the volume number differs between machines, and the sensor reports C:\\... wherever the volume has a drive letter (ADR 0013); write the drive-letter form, or match what follows the volume with contains/ends-with"
                 ),
             ));
         }

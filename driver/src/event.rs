@@ -49,7 +49,7 @@ pub fn without_stream(name: &[u16], stream_units: usize) -> &[u16] {
 #[derive(Clone, Copy, Debug)]
 pub struct CreateFacts<'a> {
     /// Normalized path without stream, in drive-letter form when its volume has a DOS name
-    /// (`volumes::VolumeTable::dos_path`; ADR 0011).
+    /// (`volumes::VolumeTable::dos_path`; ADR 0013).
     pub path: &'a [u16],
     /// Requesting process image path (empty when unknown).
     pub process: &'a [u16],
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(inputs[8], Input::Flag(true));
     }
 
-    /// The path form of ADR 0011: what the Filter Manager reports under a volume's device
+    /// The path form of ADR 0013: what the Filter Manager reports under a volume's device
     /// name reaches the rules as `C:\...`, and name, extension and parent follow it, so
     /// `C:\Windows\System32\drivers\*.sys` matches on the machine.
     #[test]

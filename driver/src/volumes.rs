@@ -1,5 +1,5 @@
 //! Volume device name -> DOS name (`\Device\HarddiskVolume3` -> `C:`), so that the sensor
-//! reports paths as authors write them (`C:\Windows\...`; ADR 0011). Filled once per
+//! reports paths as authors write them (`C:\Windows\...`; ADR 0013). Filled once per
 //! volume at instance setup (PASSIVE_LEVEL), where the kernel layer asks the mount manager
 //! for the volume's DOS name; read by the file-system callbacks and the process-notify
 //! routine. Allocated once at `DriverEntry`; afterwards inserts, removals and lookups never

@@ -4,7 +4,7 @@
 
 /// Schema version written into every content file; bumped when a field list (names,
 /// order, types) changes. The form of path values (drive letter where the volume has one,
-/// ADR 0011) is the sensor's, documented per field; it is not part of this number.
+/// ADR 0013) is the sensor's, documented per field; it is not part of this number.
 pub const SCHEMA_VERSION: u16 = 1;
 
 /// The type of one input field.

@@ -163,7 +163,7 @@ const BACKSLASH: u16 = 0x5C;
 /// path; compared case-insensitively), when either name is empty, or when the result does
 /// not fit in `out`. The volume root itself (`\Device\HarddiskVolume3` or
 /// `...Volume3\`) becomes `C:\`. The driver and `failsafectl test` both call this (ADR
-/// 0011).
+/// 0013).
 pub fn dos_form<'o>(
     path: &[u16],
     device: &[u16],
