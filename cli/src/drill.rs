@@ -388,7 +388,7 @@ pub fn run(
         outln!(
             "{}",
             if all.len() == 1 {
-                all.remove(0)
+                crate::report::versioned(all.remove(0))
             } else {
                 Value::Array(all)
             }

@@ -31,13 +31,16 @@ fn stdout_result(r: std::io::Result<()>) {
     }
 }
 
+mod color;
 mod commands;
 mod drill;
 mod events;
 mod host;
+mod lint;
 #[cfg(windows)]
 mod registry;
 mod report;
+mod sigma;
 mod source;
 mod store;
 
@@ -45,27 +48,43 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use failsafe_loader::format::read_header;
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use failsafe_loader::check;
 use failsafe_loader::state::machine::{Config, Env};
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::{RuleSet, check, encode, validate};
 use serde_json::json;
 
 use host::CrashAt;
-use report::{Fail, hex, out};
+use report::{Fail, hex};
+
+/// `--version`: the tool, and the content format, event schema and JSON it reads and
+/// writes.
+fn long_version() -> &'static str {
+    static V: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{} (content format v{}, event schema v{}, JSON v{})",
+            env!("CARGO_PKG_VERSION"),
+            failsafe_loader::format::FORMAT_VERSION,
+            failsafe_loader::schema::SCHEMA_VERSION,
+            report::JSON_VERSION
+        )
+    });
+    V.as_str()
+}
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success / valid, 1 invalid content, refused or failed expectation,
-            2 usage or I/O error, 3 state record unreadable (status: state unknown).
+Exit codes: 0 success / valid, 1 invalid content, refused, failed expectation or
+            (diff) rules differ, 2 usage or I/O error, 3 state record unreadable
+            (status: state unknown), 141 standard output closed early (| head).
             Under --json, errors are one JSON line on stdout: {\"error\": {\"code\", ...}}.
+Colour:     only on a terminal, never with NO_COLOR set.
 Store:      --store DIR, else $FAILSAFE_STORE, else /var/lib/failsafe
             (Windows: %SystemRoot%\\Failsafe). Layout: DIR/state.bin, DIR/content/<N>.fsc.
             A missing store is refused unless --init.
 Docs:       docs/cli.md";
 
 #[derive(Parser)]
-#[command(name = "failsafectl", version, about = "Content toolchain and responder's console for the Failsafe minifilter", after_help = AFTER_HELP)]
+#[command(name = "failsafectl", version = long_version(), about = "Content toolchain and responder's console for the Failsafe minifilter", after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -113,23 +132,8 @@ struct Tuning {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Compile a TOML source into binary content.
-    #[command(
-        after_help = "Example:\n  failsafectl compile content/sample.toml -o sample.fsc --version 42"
-    )]
-    Compile {
-        /// TOML source.
-        src: PathBuf,
-        /// Output file.
-        #[arg(short, long, value_name = "OUT.fsc")]
-        output: PathBuf,
-        /// Content version (overrides `version` in the source).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        version: Option<u64>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Compile a TOML source into binary content (every error and lint in one run).
+    Compile(commands::compile::Args),
     /// Validate content files with the kernel's validator.
     #[command(after_help = "Example:\n  failsafectl validate 41.fsc 42.fsc --json")]
     Validate {
@@ -141,39 +145,17 @@ enum Cmd {
         json: bool,
     },
     /// Show a content file: header, digest, every rule decoded.
-    #[command(
-        after_help = "Examples:\n  failsafectl inspect 42.fsc\n  failsafectl inspect 42.fsc --source > 42.toml"
-    )]
-    Inspect {
-        /// Content file.
-        file: PathBuf,
-        /// Print TOML that compiles back to the same bytes.
-        #[arg(long, conflicts_with = "json")]
-        source: bool,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Evaluate events against content and show the verdict and the deciding rule.
-    #[command(
-        after_help = "Examples:\n  failsafectl test 42.fsc --event 'file-create path=\"C:\\Users\\a\\x.locky\" process=C:\\evil.exe'\n  failsafectl test 42.fsc --events events.jsonl --json"
-    )]
-    Test {
-        /// Content file.
-        file: PathBuf,
-        /// Event: '<event-type> field=value ...' (repeatable).
-        #[arg(long = "event", value_name = "SPEC")]
-        event: Vec<String>,
-        /// JSON-lines file of events ({"event": "file-create", "path": ...}).
-        #[arg(long = "events", value_name = "FILE")]
-        events_file: Option<PathBuf>,
-        /// Fail (exit 1) unless every event gets this verdict.
-        #[arg(long, value_enum)]
-        expect: Option<Verdict>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(commands::inspect::Args),
+    /// Evaluate events against content: verdict, deciding rule, vetoing exceptions.
+    Test(commands::test::Args),
+    /// Rules added, removed, changed and moved between two content files.
+    Diff(commands::diff::Args),
+    /// Convert rules of another ecosystem (Sigma) to Failsafe TOML.
+    Import(commands::import::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(commands::completions::Args),
+    /// Print the man page (roff) generated from this command line.
+    Man(commands::completions::ManArgs),
     /// Validate content and install it into a store atomically.
     #[command(after_help = "Example:\n  failsafectl stage 42.fsc --store /var/lib/failsafe")]
     Stage {
@@ -337,25 +319,6 @@ enum Then {
     Hang,
 }
 
-#[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
-enum Verdict {
-    Allow,
-    Audit,
-    Block,
-    Pass,
-}
-
-impl Verdict {
-    fn name(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Audit => "audit",
-            Verdict::Block => "block",
-            Verdict::Pass => "pass",
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -373,21 +336,14 @@ fn main() -> ExitCode {
     };
     let json = cli.cmd.json();
     let r = match cli.cmd {
-        Cmd::Compile {
-            src,
-            output,
-            version,
-            json,
-        } => compile(&src, &output, version, json),
+        Cmd::Compile(a) => commands::compile::run(&a),
         Cmd::Validate { files, json } => validate_files(&files, json),
-        Cmd::Inspect { file, source, json } => inspect(&file, source, json),
-        Cmd::Test {
-            file,
-            event,
-            events_file,
-            expect,
-            json,
-        } => test(&file, &event, events_file.as_deref(), expect, json),
+        Cmd::Inspect(a) => commands::inspect::run(&a),
+        Cmd::Test(a) => commands::test::run(&a),
+        Cmd::Diff(a) => commands::diff::run(&a),
+        Cmd::Import(a) => commands::import::run(&a),
+        Cmd::Completions(a) => commands::completions::run(&a, Cli::command()),
+        Cmd::Man(a) => commands::completions::man(&a, Cli::command()),
         Cmd::Stage {
             file,
             store,
@@ -498,21 +454,20 @@ impl Cmd {
     /// Whether the command was asked for JSON output (errors then go to stdout as JSON).
     fn json(&self) -> bool {
         match self {
-            Cmd::Compile { json, .. }
+            Cmd::Compile(commands::compile::Args { json, .. })
+            | Cmd::Inspect(commands::inspect::Args { json, .. })
+            | Cmd::Test(commands::test::Args { json, .. })
+            | Cmd::Diff(commands::diff::Args { json, .. })
+            | Cmd::Import(commands::import::Args { json, .. })
             | Cmd::Validate { json, .. }
-            | Cmd::Inspect { json, .. }
-            | Cmd::Test { json, .. }
             | Cmd::Stage { json, .. }
             | Cmd::Status { json, .. }
             | Cmd::Recover { json, .. }
             | Cmd::Boot { json, .. }
             | Cmd::Drill { json, .. } => *json,
+            Cmd::Completions(_) | Cmd::Man(_) => false,
         }
     }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Fail> {
-    read_capped(path).map_err(|e| Fail::io(format!("cannot read {}: {e}", path.display())))
 }
 
 /// Reads a content file as the driver does: at most one byte more than the largest file
@@ -526,37 +481,6 @@ pub(crate) fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     f.take(cap).read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-fn compile(src: &Path, output: &Path, version: Option<u64>, json: bool) -> Result<u8, Fail> {
-    let text = std::fs::read_to_string(src)
-        .map_err(|e| Fail::io(format!("cannot read {}: {e}", src.display())))?;
-    let content = source::compile(&text, version)
-        .map_err(|e| Fail::invalid(format!("{}: {e}", src.display())))?;
-    let bytes = encode(&content).map_err(|e| Fail::invalid(format!("{}: {e}", src.display())))?;
-    // The kernel's own validator has the last word on what gets written.
-    let v = validate(&bytes).map_err(|e| {
-        Fail::invalid(format!(
-            "{}: compiled content fails validation: {e}",
-            src.display()
-        ))
-    })?;
-    host::write_atomic(output, &bytes)
-        .map_err(|e| Fail::io(format!("cannot write {}: {e}", output.display())))?;
-    let digest = hex(&file_digest(&bytes));
-    out(
-        json,
-        json!({"output": output, "version": v.header.version, "rules": v.content.rules.len(), "bytes": bytes.len(), "sha256": digest}),
-        format!(
-            "compiled {} -> {}: version {}, {} rules, {} bytes, sha256 {digest}",
-            src.display(),
-            output.display(),
-            v.header.version,
-            v.content.rules.len(),
-            bytes.len()
-        ),
-    );
-    Ok(0)
 }
 
 fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
@@ -600,147 +524,4 @@ fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
         outln!("{}", serde_json::Value::Array(results));
     }
     Ok(worst)
-}
-
-fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
-    let bytes = read(file)?;
-    let header =
-        read_header(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
-    let v = validate(&bytes).map_err(|e| {
-        Fail::invalid(format!(
-            "{}: header read, but the file is invalid: {e}",
-            file.display()
-        ))
-    })?;
-    if as_source {
-        outp!("{}", source::to_source(&v.content));
-        return Ok(0);
-    }
-    let d = hex(&file_digest(&bytes));
-    if json {
-        let rules: Vec<_> = v
-            .content
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| report::rule_json(i, r))
-            .collect();
-        outln!(
-            "{}",
-            json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
-                   "rules": rules, "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
-                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len()})
-        );
-        return Ok(0);
-    }
-    outln!("file:          {}", file.display());
-    outln!(
-        "format:        v{} (event schema {})",
-        header.format,
-        header.schema
-    );
-    outln!("version:       {}", header.version);
-    outln!(
-        "size:          {} bytes (rule table {}, string table {})",
-        bytes.len(),
-        header.rules_len,
-        header.strings_len
-    );
-    outln!("sha256:        {d}");
-    outln!("file digest:   {} (verified)", hex(&header.digest));
-    outln!("rules:         {}", header.rule_count);
-    for (i, r) in v.content.rules.iter().enumerate() {
-        outln!("  #{i} id {} {} on {}:", r.id, r.action, r.event);
-        for c in &r.criteria {
-            outln!("      {}", source::describe_criterion(r.event, c));
-        }
-        for (k, set) in r.exceptions.iter().enumerate() {
-            let parts: Vec<_> = set
-                .iter()
-                .map(|c| source::describe_criterion(r.event, c))
-                .collect();
-            outln!("      except[{k}]: {}", parts.join(" and "));
-        }
-    }
-    Ok(0)
-}
-
-fn test(
-    file: &Path,
-    specs: &[String],
-    events_file: Option<&Path>,
-    expect: Option<Verdict>,
-    json: bool,
-) -> Result<u8, Fail> {
-    let bytes = read(file)?;
-    let v = validate(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
-    let rs = RuleSet::compile(&v).map_err(|e| Fail::io(format!("{}: {e}", file.display())))?;
-    let mut evs = Vec::new();
-    for (i, s) in specs.iter().enumerate() {
-        evs.push(
-            events::parse_spec(s).map_err(|e| Fail::usage(format!("--event #{}: {e}", i + 1)))?,
-        );
-    }
-    if let Some(p) = events_file {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| Fail::io(format!("cannot read {}: {e}", p.display())))?;
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            evs.push(
-                events::parse_json(line)
-                    .map_err(|e| Fail::usage(format!("{}:{}: {e}", p.display(), n + 1)))?,
-            );
-        }
-    }
-    if evs.is_empty() {
-        return Err(Fail::usage(
-            "no events: give --event SPEC or --events FILE".into(),
-        ));
-    }
-    let mut code = 0;
-    let mut rows = Vec::new();
-    for e in &evs {
-        let m = e.with(|ev| rs.evaluate(ev));
-        let verdict = m.map_or("pass", |m| m.action.name());
-        let ok = expect.is_none_or(|x| x.name() == verdict);
-        if !ok {
-            code = 1;
-        }
-        let rule = m.and_then(|m| {
-            v.content
-                .rules
-                .get(usize::try_from(m.rule_index).ok()?)
-                .map(|r| (m, r))
-        });
-        if json {
-            rows.push(json!({"event": e.describe(), "verdict": verdict, "rule_id": m.map(|m| m.rule_id),
-                             "rule_index": m.map(|m| m.rule_index), "expected": expect.map(Verdict::name), "ok": ok}));
-        } else {
-            let why = match rule {
-                Some((m, r)) => {
-                    let parts: Vec<_> = r
-                        .criteria
-                        .iter()
-                        .map(|c| source::describe_criterion(r.event, c))
-                        .collect();
-                    format!(
-                        " by rule id {} (#{}): {}",
-                        m.rule_id,
-                        m.rule_index,
-                        parts.join(" and ")
-                    )
-                }
-                None => " (no rule matched)".into(),
-            };
-            let flag = if ok { "" } else { "  <-- UNEXPECTED" };
-            outln!("{}\n  => {verdict}{why}{flag}", e.describe());
-        }
-    }
-    if json {
-        outln!("{}", serde_json::Value::Array(rows));
-    }
-    Ok(code)
 }

@@ -19,11 +19,18 @@ pub struct Fail {
     pub code: u8,
     pub kind: &'static str,
     pub msg: String,
+    /// More data for `--json` (e.g. every diagnostic of a failed compile), under `"error"`.
+    pub detail: Option<(&'static str, Value)>,
 }
 
 impl Fail {
     pub fn new(code: u8, kind: &'static str, msg: String) -> Self {
-        Fail { code, kind, msg }
+        Fail {
+            code,
+            kind,
+            msg,
+            detail: None,
+        }
     }
     pub fn invalid(msg: String) -> Self {
         Fail::new(1, "invalid-content", msg)
@@ -39,8 +46,29 @@ impl Fail {
     }
     /// The error as the one JSON line printed on stdout under `--json`.
     pub fn json(&self) -> Value {
-        json!({"error": {"code": self.kind, "message": self.msg, "exit": self.code}})
+        let mut e = json!({"code": self.kind, "message": self.msg, "exit": self.code});
+        if let Some((k, v)) = &self.detail {
+            e[*k] = v.clone();
+        }
+        json!({"json_version": JSON_VERSION, "error": e})
     }
+    /// Adds `key: value` to the JSON form of the error.
+    pub fn with(mut self, key: &'static str, value: Value) -> Self {
+        self.detail = Some((key, value));
+        self
+    }
+}
+
+/// Version of the JSON the tool prints (`"json_version"` in every top-level object);
+/// bumped when a field changes meaning or goes away (docs/cli.md, "JSON").
+pub const JSON_VERSION: u32 = 1;
+
+/// `value` with `"json_version"` added, when it is an object.
+pub fn versioned(mut value: Value) -> Value {
+    if let Value::Object(m) = &mut value {
+        m.insert("json_version".into(), json!(JSON_VERSION));
+    }
+    value
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -50,7 +78,7 @@ pub fn hex(b: &[u8]) -> String {
 /// Prints `value` as one JSON line, or `text`.
 pub fn out(json: bool, value: Value, text: String) {
     if json {
-        outln!("{value}");
+        outln!("{}", versioned(value));
     } else {
         outln!("{text}");
     }
@@ -70,10 +98,27 @@ pub fn error_json(e: &ContentError) -> Value {
     })
 }
 
+/// A criterion's values as data: strings, integers, `[lo, hi]` pairs, or `null` for flag
+/// operators.
+pub fn values_json(v: &failsafe_loader::Values) -> Value {
+    use failsafe_loader::Values;
+    match v {
+        Values::Strs(l) => json!(
+            l.iter()
+                .map(|s| String::from_utf16_lossy(s))
+                .collect::<Vec<_>>()
+        ),
+        Values::Ints(l) => json!(l),
+        Values::Ranges(l) => json!(l.iter().map(|&(a, b)| [a, b]).collect::<Vec<_>>()),
+        Values::None => Value::Null,
+    }
+}
+
 pub fn rule_json(index: usize, r: &Rule) -> Value {
     let crit = |c: &failsafe_loader::Criterion| {
         json!({"field": r.event.field(c.field).map(|f| f.name), "field_index": c.field, "op": c.op.name(),
-               "negate": c.negate, "text": crate::source::describe_criterion(r.event, c)})
+               "negate": c.negate, "values": values_json(&c.values),
+               "text": crate::source::describe_criterion(r.event, c)})
     };
     json!({
         "index": index, "id": r.id, "event": r.event.name(), "action": r.action.name(),

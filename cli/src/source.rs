@@ -8,27 +8,93 @@ use failsafe_loader::{Action, Content, Criterion, EventType, FieldKind, Op, Rule
 use serde::Deserialize;
 use toml::Spanned;
 
-/// A compile error with its place in the source.
-#[derive(Debug)]
-pub struct SourceError {
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The source does not compile.
+    Error,
+    /// The source compiles, but probably not to what its author meant (a lint).
+    Warning,
+}
+
+/// A compile error or a lint, with its place in the source.
+#[derive(Debug, Clone)]
+pub struct Diag {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable code (`docs/cli.md`): `syntax`, `unknown-field`, ..., `shadowed-rule`.
+    pub code: &'static str,
     /// 1-based line and column, when known.
     pub line_col: Option<(usize, usize)>,
-    /// Rule id (or index) the error belongs to, when known.
+    /// The rule, named as everywhere: `rule #3 (id 500)` (file index, then id).
     pub rule: Option<String>,
-    /// What is wrong, expected vs found.
+    /// What is wrong, expected vs found, and what was probably meant.
     pub message: String,
 }
 
-impl std::fmt::Display for SourceError {
+impl Diag {
+    /// As JSON (`compile --json`).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "severity": match self.severity { Severity::Error => "error", Severity::Warning => "warning" },
+            "code": self.code,
+            "line": self.line_col.map(|l| l.0),
+            "column": self.line_col.map(|l| l.1),
+            "rule": self.rule,
+            "message": self.message,
+        })
+    }
+}
+
+impl std::fmt::Display for Diag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some((l, c)) = self.line_col {
             write!(f, "line {l}, column {c}: ")?;
         }
         if let Some(r) = &self.rule {
-            write!(f, "rule {r}: ")?;
+            write!(f, "{r}: ")?;
         }
         f.write_str(&self.message)
     }
+}
+
+/// Every diagnostic of a source that did not compile.
+#[derive(Debug)]
+pub struct Diags(pub Vec<Diag>);
+
+impl std::fmt::Display for Diags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let errors: Vec<String> = self
+            .0
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        f.write_str(&errors.join("; "))
+    }
+}
+
+/// The name of rule `index` with id `id`, as every message of the tool writes it.
+pub fn rule_name(index: usize, id: u32) -> String {
+    format!("rule #{index} (id {id})")
+}
+
+/// A compiled source: the content, its warnings, and where each rule starts.
+#[derive(Debug)]
+pub struct Compiled {
+    pub content: Content,
+    pub warnings: Vec<Diag>,
+    /// Byte offset of each compiled rule's `[[rule]]` table in the source, in rule order.
+    pub rule_offsets: Vec<usize>,
+    /// Byte offsets of each rule's criteria and exception criteria (for lints).
+    pub spans: Vec<RuleSpans>,
+}
+
+/// Where the parts of one rule are in the source.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSpans {
+    pub criteria: Vec<usize>,
+    pub exceptions: Vec<Vec<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +115,14 @@ struct SrcRule {
     criteria: Spanned<Vec<Spanned<SrcCrit>>>,
     #[serde(default)]
     except: Vec<Spanned<Vec<Spanned<SrcCrit>>>>,
+    /// Free-form metadata (`title`, `sigma-id`, `level`, `source`, ...): kept in the source
+    /// only, never compiled into content.
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "metadata is for the source's readers, not the encoder"
+    )]
+    meta: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -61,134 +135,232 @@ struct SrcCrit {
     negate: bool,
 }
 
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let before = src.get(..offset).unwrap_or(src);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
 
-struct Ctx<'a> {
-    src: &'a str,
+/// Levenshtein distance (names are short).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
-impl Ctx<'_> {
-    fn err<T>(
-        &self,
-        span: std::ops::Range<usize>,
-        rule: Option<&str>,
-        message: String,
-    ) -> Result<T, SourceError> {
-        Err(SourceError {
-            line_col: Some(line_col(self.src, span.start)),
-            rule: rule.map(str::to_owned),
-            message,
-        })
+/// `did you mean `x`?` for the closest of `valid`, when it is close enough to be a typo.
+pub fn did_you_mean<'a>(found: &str, valid: impl IntoIterator<Item = &'a str>) -> String {
+    let best = valid
+        .into_iter()
+        .map(|v| (distance(&found.to_lowercase(), v), v))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, v)) if d <= (found.chars().count() / 3).max(2) => {
+            format!("did you mean `{v}`? ")
+        }
+        _ => String::new(),
     }
 }
 
-/// Compiles a TOML source. `version` overrides the source's `version`.
-pub fn compile(src: &str, version: Option<u64>) -> Result<Content, SourceError> {
-    let parsed: Src = toml::from_str(src).map_err(|e| SourceError {
-        line_col: e.span().map(|s| line_col(src, s.start)),
-        rule: None,
-        message: e.message().trim_end().to_owned(),
+/// A TOML/serde message with "did you mean" for an unknown key
+/// (`unknown field `mach`, expected one of `id`, `match``).
+fn syntax_hint(message: &str) -> String {
+    let msg = message.trim_end().to_owned();
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return msg;
+    };
+    let Some((found, tail)) = rest.split_once('`') else {
+        return msg;
+    };
+    let valid: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let hint = did_you_mean(found, valid.iter().copied());
+    if hint.is_empty() {
+        msg
+    } else {
+        format!("{msg}; {}", hint.trim_end())
+    }
+}
+
+struct Ctx<'a> {
+    src: &'a str,
+    diags: Vec<Diag>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, code: &'static str, at: usize, rule: Option<&str>, message: String) {
+        self.diags.push(Diag {
+            severity: Severity::Error,
+            code,
+            line_col: Some(line_col(self.src, at)),
+            rule: rule.map(str::to_owned),
+            message,
+        });
+    }
+}
+
+/// Compiles a TOML source (`version` overrides the source's). One error, joined with any
+/// others, for callers that only need the content.
+pub fn compile(src: &str, version: Option<u64>) -> Result<Content, Diags> {
+    compile_all(src, version).map(|c| c.content)
+}
+
+/// Compiles a TOML source and reports every error and every lint of the file in one run.
+/// `Err` holds the errors (and the warnings found before them).
+pub fn compile_all(src: &str, version: Option<u64>) -> Result<Compiled, Diags> {
+    let parsed: Src = toml::from_str(src).map_err(|e| {
+        Diags(vec![Diag {
+            severity: Severity::Error,
+            code: "syntax",
+            line_col: e.span().map(|s| line_col(src, s.start)),
+            rule: None,
+            message: syntax_hint(e.message()),
+        }])
     })?;
-    let cx = Ctx { src };
+    let mut cx = Ctx {
+        src,
+        diags: Vec::new(),
+    };
     let version = match (version, &parsed.version) {
         (Some(v), _) => v,
         (None, Some(v)) if *v.get_ref() >= 1 => *v.get_ref() as u64,
         (None, Some(v)) => {
-            return cx.err(
-                v.span(),
+            cx.error(
+                "bad-version",
+                v.span().start,
                 None,
                 format!("version must be >= 1, found {}", v.get_ref()),
             );
+            1
         }
         (None, None) => {
-            return Err(SourceError {
+            cx.diags.push(Diag {
+                severity: Severity::Error,
+                code: "no-version",
                 line_col: None,
                 rule: None,
                 message: "no content version: add `version = N` at the top or pass --version N"
                     .into(),
             });
+            1
         }
     };
     let mut rules = Vec::with_capacity(parsed.rule.len());
-    // Rule id -> byte offset of its first use; the line is worked out only for an error,
-    // so compiling stays linear in the source.
-    let mut seen: std::collections::HashMap<u32, usize> =
+    let mut rule_offsets = Vec::with_capacity(parsed.rule.len());
+    let mut spans = Vec::with_capacity(parsed.rule.len());
+    // Rule id -> (index, byte offset) of its first use; the line is worked out only for an
+    // error, so compiling stays linear in the source.
+    let mut seen: std::collections::HashMap<u32, (usize, usize)> =
         std::collections::HashMap::with_capacity(parsed.rule.len());
     let mut progress = Progress::new(parsed.rule.len());
-    for (i, r) in parsed.rule.iter().enumerate() {
+    for (i, spanned) in parsed.rule.iter().enumerate() {
         progress.at(i);
-        let r = r.get_ref();
+        let r = spanned.get_ref();
         let id_raw = *r.id.get_ref();
-        let Ok(id) = u32::try_from(id_raw) else {
-            return cx.err(
-                r.id.span(),
-                None,
-                format!("rule id must be 0..=4294967295, found {id_raw}"),
-            );
+        let before = cx.diags.len();
+        let (id, rid) = match u32::try_from(id_raw) {
+            Ok(id) => (id, rule_name(i, id)),
+            Err(_) => {
+                cx.error(
+                    "bad-rule-id",
+                    r.id.span().start,
+                    Some(&format!("rule #{i}")),
+                    format!("rule id must be 0..=4294967295, found {id_raw}"),
+                );
+                (0, format!("rule #{i}"))
+            }
         };
-        let rid = id.to_string();
         let rid = Some(rid.as_str());
-        if let Some(&first) = seen.get(&id) {
-            let line = line_col(src, first).0;
-            return cx.err(
-                r.id.span(),
-                rid,
-                format!("duplicate rule id {id} (first used on line {line})"),
-            );
+        if cx.diags.len() == before {
+            if let Some(&(first_i, first)) = seen.get(&id) {
+                let line = line_col(src, first).0;
+                cx.error(
+                    "duplicate-rule-id",
+                    r.id.span().start,
+                    rid,
+                    format!(
+                        "duplicate rule id {id} (first used by rule #{first_i} on line {line})"
+                    ),
+                );
+            } else {
+                seen.insert(id, (i, r.id.span().start));
+            }
         }
-        seen.insert(id, r.id.span().start);
-        let Some(event) = EventType::from_name(r.event.get_ref()) else {
+        let event = EventType::from_name(r.event.get_ref());
+        if event.is_none() {
             let valid: Vec<_> = EventType::ALL.iter().map(|t| t.name()).collect();
-            return cx.err(
-                r.event.span(),
+            cx.error(
+                "unknown-event-type",
+                r.event.span().start,
                 rid,
                 format!(
-                    "unknown event type `{}` (expected one of: {})",
+                    "unknown event type `{}` ({}expected one of: {})",
                     r.event.get_ref(),
+                    did_you_mean(r.event.get_ref(), valid.iter().copied()),
                     valid.join(", ")
                 ),
             );
-        };
-        let Some(action) = Action::from_name(r.action.get_ref()) else {
-            return cx.err(
-                r.action.span(),
+        }
+        let action = Action::from_name(r.action.get_ref());
+        if action.is_none() {
+            cx.error(
+                "unknown-action",
+                r.action.span().start,
                 rid,
                 format!(
-                    "unknown action `{}` (expected allow, audit or block)",
-                    r.action.get_ref()
+                    "unknown action `{}` ({}expected allow, audit or block)",
+                    r.action.get_ref(),
+                    did_you_mean(r.action.get_ref(), Action::ALL.iter().map(|a| a.name()))
                 ),
             );
-        };
-        if r.criteria.get_ref().is_empty() {
-            return cx.err(r.criteria.span(), rid, "`match` is empty (expected at least one criterion; an empty rule would match everything)".into());
         }
-        let criteria = r
-            .criteria
-            .get_ref()
-            .iter()
-            .map(|c| cx.criterion(event, c, rid))
-            .collect::<Result<Vec<_>, _>>()?;
+        if r.criteria.get_ref().is_empty() {
+            cx.error("empty-match", r.criteria.span().start, rid, "`match` is empty (expected at least one criterion; an empty rule would match everything)".into());
+        }
+        let Some(event) = event else { continue };
+        let mut sp = RuleSpans::default();
+        let mut criteria = Vec::new();
+        for c in r.criteria.get_ref() {
+            sp.criteria.push(c.span().start);
+            if let Some(c) = cx.criterion(event, c, rid) {
+                criteria.push(c);
+            }
+        }
         let mut exceptions = Vec::new();
         for set in &r.except {
             if set.get_ref().is_empty() {
-                return cx.err(
-                    set.span(),
+                cx.error(
+                    "empty-exception",
+                    set.span().start,
                     rid,
                     "empty exception set (expected at least one criterion)".into(),
                 );
+                continue;
             }
-            exceptions.push(
-                set.get_ref()
-                    .iter()
-                    .map(|c| cx.criterion(event, c, rid))
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
+            let mut offs = Vec::new();
+            let mut list = Vec::new();
+            for c in set.get_ref() {
+                offs.push(c.span().start);
+                if let Some(c) = cx.criterion(event, c, rid) {
+                    list.push(c);
+                }
+            }
+            sp.exceptions.push(offs);
+            exceptions.push(list);
         }
+        if cx.diags.len() != before {
+            continue;
+        }
+        let Some(action) = action else { continue };
         rules.push(Rule {
             id,
             event,
@@ -196,9 +368,19 @@ pub fn compile(src: &str, version: Option<u64>) -> Result<Content, SourceError> 
             criteria,
             exceptions,
         });
+        rule_offsets.push(spanned.span().start);
+        spans.push(sp);
     }
     progress.done();
-    Ok(Content { version, rules })
+    if !cx.diags.is_empty() {
+        return Err(Diags(cx.diags));
+    }
+    Ok(Compiled {
+        content: Content { version, rules },
+        warnings: Vec::new(),
+        rule_offsets,
+        spans,
+    })
 }
 
 /// Rules compiled so far, on stderr, when stderr is a terminal and the source is long.
@@ -235,49 +417,63 @@ impl Progress {
 
 impl Ctx<'_> {
     fn criterion(
-        &self,
+        &mut self,
         event: EventType,
         c: &Spanned<SrcCrit>,
         rid: Option<&str>,
-    ) -> Result<Criterion, SourceError> {
+    ) -> Option<Criterion> {
         let c = c.get_ref();
         let name = c.field.get_ref();
         let Some(field) = event.field_index(name) else {
             let valid: Vec<_> = event.fields().iter().map(|f| f.name).collect();
-            return self.err(
-                c.field.span(),
+            self.error(
+                "unknown-field",
+                c.field.span().start,
                 rid,
                 format!(
-                    "event type {event} has no field `{name}` (valid: {})",
+                    "event type {event} has no field `{name}` ({}valid: {})",
+                    did_you_mean(name, valid.iter().copied()),
                     valid.join(", ")
                 ),
             );
+            return None;
         };
         let kind = event.field(field).map_or(FieldKind::Str, |f| f.kind);
         let Some(op) = Op::from_name(c.op.get_ref(), kind) else {
             let valid: Vec<_> = Op::names_for(kind).collect();
-            return self.err(
-                c.op.span(),
+            self.error(
+                "unknown-operator",
+                c.op.span().start,
                 rid,
                 format!(
-                    "operator `{}` does not apply to {} field `{name}` (valid: {})",
+                    "operator `{}` does not apply to {} field `{name}` ({}valid: {})",
                     c.op.get_ref(),
                     kind.name(),
+                    did_you_mean(c.op.get_ref(), valid.iter().copied()),
                     valid.join(", ")
                 ),
             );
+            return None;
         };
         let values = match (kind, &c.value) {
             (FieldKind::Flag, None) => Values::None,
             (FieldKind::Flag, Some(v)) => {
-                return self.err(
-                    v.span(),
+                self.error(
+                    "bad-value",
+                    v.span().start,
                     rid,
                     format!("operator {op} takes no value (remove `value`)"),
                 );
+                return None;
             }
             (_, None) => {
-                return self.err(c.op.span(), rid, format!("operator {op} needs a `value`"));
+                self.error(
+                    "bad-value",
+                    c.op.span().start,
+                    rid,
+                    format!("operator {op} needs a `value`"),
+                );
+                return None;
             }
             (FieldKind::Str, Some(v)) => Values::Strs(self.list(v, rid, |x| match x {
                 toml::Value::String(s) if s.is_empty() => {
@@ -290,7 +486,7 @@ impl Ctx<'_> {
             (FieldKind::Int, Some(v)) if op == Op::Range => Values::Ranges(self.ranges(v, rid)?),
             (FieldKind::Int, Some(v)) => Values::Ints(self.list(v, rid, int)?),
         };
-        Ok(Criterion {
+        Some(Criterion {
             field,
             op,
             negate: c.negate,
@@ -299,34 +495,39 @@ impl Ctx<'_> {
     }
 
     fn list<T>(
-        &self,
+        &mut self,
         v: &Spanned<toml::Value>,
         rid: Option<&str>,
         each: impl Fn(&toml::Value) -> Result<T, String>,
-    ) -> Result<Vec<T>, SourceError> {
+    ) -> Option<Vec<T>> {
         let items: Vec<&toml::Value> = match v.get_ref() {
             toml::Value::Array(a) if a.is_empty() => {
-                return self.err(
-                    v.span(),
+                self.error(
+                    "bad-value",
+                    v.span().start,
                     rid,
                     "empty list (expected at least one value)".into(),
                 );
+                return None;
             }
             toml::Value::Array(a) => a.iter().collect(),
             one => vec![one],
         };
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| each(x).or_else(|m| self.err(v.span(), rid, format!("value {i}: {m}"))))
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, x) in items.into_iter().enumerate() {
+            match each(x) {
+                Ok(t) => out.push(t),
+                Err(m) => {
+                    self.error("bad-value", v.span().start, rid, format!("value {i}: {m}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
-    fn ranges(
-        &self,
-        v: &Spanned<toml::Value>,
-        rid: Option<&str>,
-    ) -> Result<Vec<(u64, u64)>, SourceError> {
+    fn ranges(&mut self, v: &Spanned<toml::Value>, rid: Option<&str>) -> Option<Vec<(u64, u64)>> {
         let pair = |x: &toml::Value| -> Result<(u64, u64), String> {
             match x {
                 toml::Value::Array(p) if p.len() == 2 => {
@@ -344,9 +545,15 @@ impl Ctx<'_> {
         };
         match v.get_ref() {
             // A single pair: `value = [0, 100]`.
-            toml::Value::Array(a) if a.first().is_some_and(|x| !x.is_array()) => pair(v.get_ref())
-                .map(|p| vec![p])
-                .or_else(|m| self.err(v.span(), rid, m)),
+            toml::Value::Array(a) if a.first().is_some_and(|x| !x.is_array()) => {
+                match pair(v.get_ref()) {
+                    Ok(p) => Some(vec![p]),
+                    Err(m) => {
+                        self.error("bad-value", v.span().start, rid, m);
+                        None
+                    }
+                }
+            }
             _ => self.list(v, rid, pair),
         }
     }

@@ -76,7 +76,7 @@ fn compile_errors_point_at_line_and_column() {
     let out = d.path().join("o.fsc");
     std::fs::write(&src, "version = 1\n[[rule]]\nid = 1\nevent = \"file-set-info\"\naction = \"block\"\nmatch = [\n  { field = \"disposition\", op = \"equals\", value = 1 },\n]\n").unwrap();
     let a = ctl().arg("compile").arg(&src).arg("-o").arg(&out).assert().code(1).stderr(
-        contains("line 7, column 13: rule 1: event type file-set-info has no field `disposition` (valid: path, name, extension, parent, process, pid, info-class, target-path, is-delete, kernel-mode)"),
+        contains("line 7, column 13: rule #0 (id 1): event type file-set-info has no field `disposition` (valid: path, name, extension, parent, process, pid, info-class, target-path, is-delete, kernel-mode)"),
     );
     no_panic(&a);
     assert!(!out.exists(), "nothing written on error");
@@ -90,7 +90,7 @@ fn compile_errors_point_at_line_and_column() {
         .assert()
         .code(1)
         .stderr(contains(
-            "line 5, column 10: rule 1: unknown action `deny` (expected allow, audit or block)",
+            "line 5, column 10: rule #0 (id 1): unknown action `deny` (expected allow, audit or block)",
         ));
 
     std::fs::write(&src, "version = 1\n[[rule]]\nid = 1\nevent = \"file-create\"\naction = \"block\"\nmatch = [{ field = \"pid\", op = \"contains\", value = 4 }]\n").unwrap();
@@ -212,7 +212,7 @@ fn inspect_text_json_and_source_round_trip() {
         .arg(&f)
         .assert()
         .success()
-        .stdout(contains("#1 id 200 block on file-set-info:"))
+        .stdout(contains("rule #1 (id 200): block on file-set-info"))
         .stdout(contains("except[0]: process ends-with"));
     let a = ctl()
         .arg("inspect")
@@ -276,7 +276,7 @@ fn test_shows_verdicts_and_checks_expectations() {
         .args(["--expect", "block"])
         .assert()
         .success()
-        .stdout(contains("=> block by rule id 210 (#2): extension equals"));
+        .stdout(contains("=> block by rule #2 (id 210): extension equals"));
     let a = ctl()
         .arg("test")
         .arg(&f)
@@ -302,11 +302,20 @@ fn test_shows_verdicts_and_checks_expectations() {
         .arg("--json")
         .assert()
         .success();
-    let j = json_of(&a.get_output().stdout);
-    assert_eq!(j[0]["verdict"], "block");
-    assert_eq!(j[0]["rule_id"], 100);
-    assert_eq!(j[1]["verdict"], "audit");
-    assert_eq!(j[1]["rule_id"], 300);
+    // JSON lines: one object per event (the event itself as an object), then a summary.
+    let lines: Vec<Value> = String::from_utf8_lossy(&a.get_output().stdout)
+        .lines()
+        .map(|l| json_of(l.as_bytes()))
+        .collect();
+    assert_eq!(lines[0]["verdict"], "block");
+    assert_eq!(lines[0]["rule"]["id"], 100);
+    assert_eq!(
+        lines[0]["event"]["path"],
+        "C:\\Windows\\Failsafe\\content\\7.fsc"
+    );
+    assert_eq!(lines[1]["verdict"], "audit");
+    assert_eq!(lines[1]["rule"]["id"], 300);
+    assert_eq!(lines[2]["summary"]["events"], 2);
     ctl()
         .arg("test")
         .arg(&f)
@@ -328,7 +337,7 @@ fn test_shows_verdicts_and_checks_expectations() {
         .arg(&ev)
         .assert()
         .code(2)
-        .stderr(contains(":1: missing \"event\""));
+        .stderr(contains(":1: \"event\" must be a string"));
 }
 
 #[test]

@@ -48,7 +48,8 @@ pub fn without_stream(name: &[u16], stream_units: usize) -> &[u16] {
 /// What a pre-create callback knows.
 #[derive(Clone, Copy, Debug)]
 pub struct CreateFacts<'a> {
-    /// Normalized path without stream.
+    /// Normalized path without stream, in drive-letter form when its volume has a DOS name
+    /// (`volumes::VolumeTable::dos_path`; ADR 0013).
     pub path: &'a [u16],
     /// Requesting process image path (empty when unknown).
     pub process: &'a [u16],
@@ -65,7 +66,8 @@ pub struct CreateFacts<'a> {
 /// What a pre-set-information callback knows.
 #[derive(Clone, Copy, Debug)]
 pub struct SetInfoFacts<'a> {
-    /// Normalized path of the file renamed or deleted, without stream.
+    /// Normalized path of the file renamed or deleted, without stream, in drive-letter form
+    /// when its volume has a DOS name.
     pub path: &'a [u16],
     /// Requesting process image path (empty when unknown).
     pub process: &'a [u16],
@@ -73,7 +75,7 @@ pub struct SetInfoFacts<'a> {
     pub pid: u64,
     /// `FILE_INFORMATION_CLASS`.
     pub class: i32,
-    /// Rename target (normalized), empty for delete.
+    /// Rename target (normalized, drive-letter form as `path`), empty for delete.
     pub target: &'a [u16],
     /// The operation deletes the file.
     pub delete: bool,
@@ -195,6 +197,52 @@ mod tests {
         assert_types(&inputs, EventType::FileSetInfo);
         assert_eq!(inputs[6], Input::Int(64));
         assert_eq!(inputs[8], Input::Flag(true));
+    }
+
+    /// The path form of ADR 0013: what the Filter Manager reports under a volume's device
+    /// name reaches the rules as `C:\...`, and name, extension and parent follow it, so
+    /// `C:\Windows\System32\drivers\*.sys` matches on the machine.
+    #[test]
+    fn paths_reach_the_rules_in_drive_letter_form() {
+        use crate::volumes::{MAX_PATH_UNITS, VolumeTable};
+        use failsafe_loader::{Action, Content, Criterion, Op, Rule, RuleSet, Values, encode};
+        let mut vols = VolumeTable::try_new().unwrap();
+        assert!(vols.insert(&w("\\Device\\HarddiskVolume3"), &w("C:")));
+        let raw = w("\\Device\\HarddiskVolume3\\Windows\\System32\\drivers\\evil.sys");
+        let mut buf = [0u16; MAX_PATH_UNITS];
+        let path = vols.dos_path(&raw, &mut buf);
+        let f = CreateFacts {
+            path,
+            process: &[],
+            pid: 7,
+            desired_access: 2,
+            options: 0,
+            kernel_mode: false,
+        };
+        let inputs = create_inputs(&f);
+        assert_eq!(
+            inputs[0],
+            Input::Str(&w("C:\\Windows\\System32\\drivers\\evil.sys"))
+        );
+        assert_eq!(inputs[3], Input::Str(&w("C:\\Windows\\System32\\drivers")));
+        let content = Content {
+            version: 1,
+            rules: vec![Rule {
+                id: 1,
+                event: EventType::FileCreate,
+                action: Action::Block,
+                criteria: vec![Criterion {
+                    field: 0,
+                    op: Op::Wildcard,
+                    negate: false,
+                    values: Values::Strs(vec![w("C:\\Windows\\System32\\drivers\\*.sys")]),
+                }],
+                exceptions: vec![],
+            }],
+        };
+        let rs = RuleSet::load(&encode(&content).unwrap()).unwrap();
+        let m = rs.evaluate(&event(EventType::FileCreate, &inputs)).unwrap();
+        assert_eq!(m.action, Action::Block);
     }
 
     #[test]

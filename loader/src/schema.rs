@@ -2,7 +2,9 @@
 //! numbered, typed input fields. Content names fields by index; the validator rejects an
 //! index at or beyond the arity of the rule's own event type (the 2024 "21 vs 20" class).
 
-/// Schema version written into every content file; bumped when a field list changes.
+/// Schema version written into every content file; bumped when a field list (names,
+/// order, types) changes. The form of path values (drive letter where the volume has one,
+/// ADR 0013) is the sensor's, documented per field; it is not part of this number.
 pub const SCHEMA_VERSION: u16 = 1;
 
 /// The type of one input field.
@@ -47,7 +49,7 @@ pub const FILE_CREATE_FIELDS: [Field; 11] = [
     f(
         "path",
         FieldKind::Str,
-        "normalized full path (\\Device\\HarddiskVolumeN\\...)",
+        "full path as authors write it: C:\\... on a volume with a drive letter, else \\Device\\HarddiskVolumeN\\...",
     ),
     f("name", FieldKind::Str, "final component, with extension"),
     f(
@@ -58,12 +60,12 @@ pub const FILE_CREATE_FIELDS: [Field; 11] = [
     f(
         "parent",
         FieldKind::Str,
-        "path of the parent directory, without trailing separator",
+        "path of the parent directory (same form as path), without trailing separator",
     ),
     f(
         "process",
         FieldKind::Str,
-        "image path of the requesting process",
+        "image path of the requesting process (same form as path)",
     ),
     f("pid", FieldKind::Int, "requesting process id"),
     f("desired-access", FieldKind::Int, "ACCESS_MASK requested"),
@@ -95,7 +97,7 @@ pub const FILE_SET_INFO_FIELDS: [Field; 10] = [
     f(
         "path",
         FieldKind::Str,
-        "normalized full path of the file being renamed or deleted",
+        "full path of the file being renamed or deleted (C:\\... where the volume has a drive letter)",
     ),
     f("name", FieldKind::Str, "final component, with extension"),
     f(
@@ -118,7 +120,7 @@ pub const FILE_SET_INFO_FIELDS: [Field; 10] = [
     f(
         "target-path",
         FieldKind::Str,
-        "rename target (empty for delete)",
+        "rename or link target, same form as path (empty for delete)",
     ),
     f(
         "is-delete",

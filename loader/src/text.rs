@@ -153,6 +153,69 @@ pub fn split_path(path: &[u16]) -> (&[u16], &[u16], &[u16]) {
     (parent, name, ext)
 }
 
+/// `\`, the path separator.
+const BACKSLASH: u16 = 0x5C;
+
+/// The drive-letter form of a path the sensor reports under a volume's device name:
+/// `\Device\HarddiskVolume3\Windows\x.sys` with the volume `\Device\HarddiskVolume3`
+/// whose DOS name is `C:` becomes `C:\Windows\x.sys`, written into `out`. `None` when the
+/// path does not lie on that volume (the device name must be followed by `\` or end the
+/// path; compared case-insensitively), when either name is empty, or when the result does
+/// not fit in `out`. The volume root itself (`\Device\HarddiskVolume3` or
+/// `...Volume3\`) becomes `C:\`. The driver and `failsafectl test` both call this (ADR
+/// 0013).
+pub fn dos_form<'o>(
+    path: &[u16],
+    device: &[u16],
+    dos: &[u16],
+    out: &'o mut [u16],
+) -> Option<&'o [u16]> {
+    if device.is_empty() || dos.is_empty() {
+        return None;
+    }
+    let head = path.get(..device.len())?;
+    if !head.iter().zip(device).all(|(&a, &b)| fold(a) == fold(b)) {
+        return None;
+    }
+    let rest = path.get(device.len()..)?;
+    let rest: &[u16] = match rest.first() {
+        None => &[BACKSLASH],
+        Some(&BACKSLASH) => rest,
+        Some(_) => return None, // `\Device\HarddiskVolume31` is not on `...Volume3`
+    };
+    let n = dos.len().checked_add(rest.len())?;
+    let dst = out.get_mut(..n)?;
+    for (d, &s) in dst.iter_mut().zip(dos.iter().chain(rest)) {
+        *d = s;
+    }
+    Some(dst)
+}
+
+/// A Win32 path written in NT form, `\??\C:\x` or `\\?\C:\x` (how a process's image
+/// name is often reported), without that prefix: `C:\x`. Other paths are returned as
+/// they are.
+pub fn without_dos_device_prefix(path: &[u16]) -> &[u16] {
+    let prefixed = matches!(
+        path.get(..4),
+        Some([0x5C, 0x3F, 0x3F, 0x5C] | [0x5C, 0x5C, 0x3F, 0x5C])
+    );
+    let drive = matches!(path.get(4..6), Some([l, 0x3A]) if is_ascii_letter(*l));
+    if prefixed && drive {
+        path.get(4..).unwrap_or(path)
+    } else {
+        path
+    }
+}
+
+/// `path` begins with a drive letter and a colon (`C:`).
+pub fn has_drive_letter(path: &[u16]) -> bool {
+    matches!(path.get(..2), Some([l, 0x3A]) if is_ascii_letter(*l))
+}
+
+fn is_ascii_letter(u: u16) -> bool {
+    (0x41..=0x5A).contains(&u) || (0x61..=0x7A).contains(&u)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +285,57 @@ mod tests {
         assert!(parent.is_empty() && name.is_empty() && ext.is_empty());
         let q = w("noext");
         assert_eq!(split_path(&q), (&[][..], q.as_slice(), &[][..]));
+    }
+    #[test]
+    fn dos_form_maps_a_volume_device_name_to_its_drive_letter() {
+        let mut out = [0u16; 64];
+        let dev = w("\\Device\\HarddiskVolume3");
+        let c = w("C:");
+        let p = w("\\Device\\HarddiskVolume3\\Windows\\System32\\drivers\\x.sys");
+        assert_eq!(
+            dos_form(&p, &dev, &c, &mut out),
+            Some(w("C:\\Windows\\System32\\drivers\\x.sys").as_slice())
+        );
+        // Case-insensitive device name; the root maps to `C:\`.
+        let root = w("\\device\\harddiskvolume3");
+        assert_eq!(
+            dos_form(&root, &dev, &c, &mut out),
+            Some(w("C:\\").as_slice())
+        );
+        let root2 = w("\\Device\\HarddiskVolume3\\");
+        assert_eq!(
+            dos_form(&root2, &dev, &c, &mut out),
+            Some(w("C:\\").as_slice())
+        );
+        // Another volume whose name starts the same is not this one.
+        let other = w("\\Device\\HarddiskVolume31\\a");
+        assert_eq!(dos_form(&other, &dev, &c, &mut out), None);
+        // Too long for the buffer, or no names: no DOS form.
+        let mut small = [0u16; 8];
+        assert_eq!(dos_form(&p, &dev, &c, &mut small), None);
+        assert_eq!(dos_form(&p, &[], &c, &mut out), None);
+        assert_eq!(dos_form(&p, &dev, &[], &mut out), None);
+        // A volume mounted in a folder maps to that folder.
+        let m = w("C:\\mnt\\data");
+        let q = w("\\Device\\HarddiskVolume3\\a.txt");
+        assert_eq!(
+            dos_form(&q, &dev, &m, &mut out),
+            Some(w("C:\\mnt\\data\\a.txt").as_slice())
+        );
+    }
+
+    #[test]
+    fn nt_prefixes_of_win32_paths() {
+        assert_eq!(
+            without_dos_device_prefix(&w("\\??\\C:\\Windows\\x.exe")),
+            w("C:\\Windows\\x.exe").as_slice()
+        );
+        assert_eq!(
+            without_dos_device_prefix(&w("\\\\?\\d:\\x")),
+            w("d:\\x").as_slice()
+        );
+        let unc = w("\\??\\UNC\\srv\\share");
+        assert_eq!(without_dos_device_prefix(&unc), unc.as_slice());
+        assert!(has_drive_letter(&w("c:\\x")) && !has_drive_letter(&w("\\Device")));
     }
 }

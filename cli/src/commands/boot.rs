@@ -72,7 +72,7 @@ fn canary(dir: &Path) -> Result<(), IoError> {
 
 fn line(json: bool, v: serde_json::Value, text: String) {
     if json {
-        outln!("{v}");
+        outln!("{}", crate::report::versioned(v));
     } else {
         outln!("{text}");
     }

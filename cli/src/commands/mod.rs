@@ -1,11 +1,18 @@
-//! The commands that read or change a store: `stage`, `status`, `recover`, `boot`. Each
-//! checks the store first (`store::open`), prints its absolute path, and takes the store
-//! lock around any write.
+//! One file per subcommand (`Args` + `run`). The commands that read or change a store —
+//! `stage`, `status`, `recover`, `boot` — check the store first (`store::open`), print its
+//! absolute path, and take the store lock around any write. The content author's
+//! commands: `compile`, `inspect`, `test`, `diff`, `import`; `completions` and `man`.
 
 pub mod boot;
+pub mod compile;
+pub mod completions;
+pub mod diff;
+pub mod import;
+pub mod inspect;
 pub mod recover;
 pub mod stage;
 pub mod status;
+pub mod test;
 
 use std::path::Path;
 

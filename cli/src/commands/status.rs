@@ -58,9 +58,11 @@ pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<
     if json {
         outln!(
             "{}",
-            json!({"store": dir, "state": st, "last_start": last.as_ref().map(report::start_report_json),
+            report::versioned(
+                json!({"store": dir, "state": st, "last_start": last.as_ref().map(report::start_report_json),
                    "record_writable": writable.as_ref().err().map(ToString::to_string).map_or(json!(true), |e| json!({"writable": false, "error": e})),
                    "registry": set.registry, "content": files, "next_start": next.0, "exit": code})
+            )
         );
         return Ok(code);
     }
