@@ -126,6 +126,9 @@ enum Cmd {
         /// Content version (overrides `version` in the source).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         version: Option<u64>,
+        /// Sign the output with this private key (see `keygen`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -136,6 +139,9 @@ enum Cmd {
         /// Content files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// With keys, the signature is verified first, as the driver does.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -150,6 +156,9 @@ enum Cmd {
         /// Print TOML that compiles back to the same bytes.
         #[arg(long, conflicts_with = "json")]
         source: bool,
+        /// Keys to verify the signature with.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -255,8 +264,50 @@ enum Cmd {
         /// Behave as if the OS reported a write filter (UWF) on the record's volume.
         #[arg(long)]
         write_filter: bool,
+        /// The driver's trusted keys: content must be signed by one of them.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output (the decision as one line, printed before the boot ends; then one
         /// line per health check step and one for how the boot ended).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a content signing key pair: NAME.key (private, 0600) and NAME.pub.
+    #[command(after_help = "Example:\n  failsafectl keygen -o release-2027.key")]
+    Keygen {
+        /// Private key file to create (the public key goes beside it as .pub).
+        #[arg(short, long, value_name = "KEY")]
+        output: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a content file with a private key.
+    #[command(
+        after_help = "Example:\n  failsafectl sign 42.fsc -k release-2027.key -o 42.signed.fsc"
+    )]
+    Sign {
+        /// Content file.
+        input: PathBuf,
+        /// Private key file.
+        #[arg(short, long, value_name = "KEY")]
+        key: PathBuf,
+        /// Output file.
+        #[arg(short, long, value_name = "OUT.fsc")]
+        output: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check content signatures as the driver does (signature by a trusted key, digest).
+    #[command(after_help = "Example:\n  failsafectl verify 42.fsc --key release-2027.pub")]
+    Verify {
+        /// Content files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
+        /// JSON output.
         #[arg(long)]
         json: bool,
     },
@@ -377,10 +428,26 @@ fn main() -> ExitCode {
             src,
             output,
             version,
+            sign,
             json,
-        } => compile(&src, &output, version, json),
-        Cmd::Validate { files, json } => validate_files(&files, json),
-        Cmd::Inspect { file, source, json } => inspect(&file, source, json),
+        } => compile(&src, &output, version, sign.as_deref(), json),
+        Cmd::Validate { files, keys, json } => validate_files(&files, &keys, json),
+        Cmd::Inspect {
+            file,
+            source,
+            keys,
+            json,
+        } => inspect(&file, source, &keys, json),
+        Cmd::Keygen { output, json } => commands::keygen::run(&output, json),
+        Cmd::Sign {
+            input,
+            key,
+            output,
+            json,
+        } => commands::sign::run(&input, &key, &output, json),
+        Cmd::Verify { files, keys, json } => {
+            commands::verify::run(&files, &keys.keys, &keys.test_keys, keys.test_signing, json)
+        }
         Cmd::Test {
             file,
             event,
@@ -450,6 +517,7 @@ fn main() -> ExitCode {
             force_safe_mode,
             fail_writes,
             write_filter,
+            keys,
             json,
         } => commands::boot::run(&commands::boot::Args {
             store: &store.dir(),
@@ -471,6 +539,7 @@ fn main() -> ExitCode {
                 writes_may_not_persist: write_filter,
             },
             fail_writes,
+            keys,
             json,
         }),
         Cmd::Drill {
@@ -506,6 +575,9 @@ impl Cmd {
             | Cmd::Status { json, .. }
             | Cmd::Recover { json, .. }
             | Cmd::Boot { json, .. }
+            | Cmd::Keygen { json, .. }
+            | Cmd::Sign { json, .. }
+            | Cmd::Verify { json, .. }
             | Cmd::Drill { json, .. } => *json,
         }
     }
@@ -528,7 +600,14 @@ pub(crate) fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn compile(src: &Path, output: &Path, version: Option<u64>, json: bool) -> Result<u8, Fail> {
+fn compile(
+    src: &Path,
+    output: &Path,
+    version: Option<u64>,
+    sign: Option<&Path>,
+    json: bool,
+) -> Result<u8, Fail> {
+    let key = sign.map(commands::keygen::read_signing_key).transpose()?;
     let text = std::fs::read_to_string(src)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", src.display())))?;
     let content = source::compile(&text, version)
@@ -541,25 +620,36 @@ fn compile(src: &Path, output: &Path, version: Option<u64>, json: bool) -> Resul
             src.display()
         ))
     })?;
+    let bytes = match &key {
+        Some(k) => commands::sign::sign_bytes(&bytes, k)?,
+        None => bytes,
+    };
     host::write_atomic(output, &bytes)
         .map_err(|e| Fail::io(format!("cannot write {}: {e}", output.display())))?;
     let digest = hex(&file_digest(&bytes));
+    let key_id = key.as_ref().map(|k| hex(&k.id));
     out(
         json,
-        json!({"output": output, "version": v.header.version, "rules": v.content.rules.len(), "bytes": bytes.len(), "sha256": digest}),
+        json!({"output": output, "version": v.header.version, "rules": v.content.rules.len(), "bytes": bytes.len(), "sha256": digest, "key_id": key_id}),
         format!(
-            "compiled {} -> {}: version {}, {} rules, {} bytes, sha256 {digest}",
+            "compiled {} -> {}: version {}, {} rules, {} bytes, sha256 {digest}, {}",
             src.display(),
             output.display(),
             v.header.version,
             v.content.rules.len(),
-            bytes.len()
+            bytes.len(),
+            key_id.map_or("unsigned".to_owned(), |id| format!("signed by key {id}"))
         ),
     );
     Ok(0)
 }
 
-fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
+fn validate_files(
+    files: &[PathBuf],
+    keys: &commands::verify::KeyArgs,
+    json: bool,
+) -> Result<u8, Fail> {
+    let trust = keys.given()?;
     let mut worst = 0u8;
     let mut results = Vec::new();
     for f in files {
@@ -569,14 +659,21 @@ fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
                 json!({"file": f, "status": "io-error", "error": e.to_string()}),
                 format!("{}: cannot read: {e}", f.display()),
             ),
-            Ok(bytes) => match check(&bytes) {
+            Ok(bytes) => match trust
+                .as_ref()
+                .map_or(Ok(()), |t| {
+                    failsafe_loader::trust::verify(&bytes, t).map(|_| ())
+                })
+                .and_then(|()| check(&bytes))
+            {
                 Ok(v) => {
                     let d = hex(&file_digest(&bytes));
+                    let (sig, sig_text) = commands::verify::describe(&bytes, &v, trust.as_ref());
                     (
                         0,
-                        json!({"file": f, "status": "valid", "version": v.version, "rules": v.rule_count, "sha256": d}),
+                        json!({"file": f, "status": "valid", "version": v.version, "rules": v.rule_count, "sha256": d, "signature": sig}),
                         format!(
-                            "{}: OK: version {}, {} rules, sha256 {d}",
+                            "{}: OK: version {}, {} rules, sha256 {d}, signature {sig_text}",
                             f.display(),
                             v.version,
                             v.rule_count
@@ -602,7 +699,13 @@ fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
     Ok(worst)
 }
 
-fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
+fn inspect(
+    file: &Path,
+    as_source: bool,
+    keys: &commands::verify::KeyArgs,
+    json: bool,
+) -> Result<u8, Fail> {
+    let trust = keys.given()?;
     let bytes = read(file)?;
     let header =
         read_header(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
@@ -617,6 +720,7 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
         return Ok(0);
     }
     let d = hex(&file_digest(&bytes));
+    let (sig, sig_text) = commands::verify::describe(&bytes, &header, trust.as_ref());
     if json {
         let rules: Vec<_> = v
             .content
@@ -629,7 +733,8 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
             "{}",
             json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
                    "rules": rules, "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
-                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len()})
+                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len(),
+                   "signature": sig})
         );
         return Ok(0);
     }
@@ -641,13 +746,15 @@ fn inspect(file: &Path, as_source: bool, json: bool) -> Result<u8, Fail> {
     );
     outln!("version:       {}", header.version);
     outln!(
-        "size:          {} bytes (rule table {}, string table {})",
+        "size:          {} bytes (rule table {}, string table {}, signature block {})",
         bytes.len(),
         header.rules_len,
-        header.strings_len
+        header.strings_len,
+        header.signature_len
     );
     outln!("sha256:        {d}");
     outln!("file digest:   {} (verified)", hex(&header.digest));
+    outln!("signature:     {sig_text}");
     outln!("rules:         {}", header.rule_count);
     for (i, r) in v.content.rules.iter().enumerate() {
         outln!("  #{i} id {} {} on {}:", r.id, r.action, r.event);

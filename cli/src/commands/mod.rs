@@ -3,9 +3,12 @@
 //! lock around any write.
 
 pub mod boot;
+pub mod keygen;
 pub mod recover;
+pub mod sign;
 pub mod stage;
 pub mod status;
+pub mod verify;
 
 use std::path::Path;
 
