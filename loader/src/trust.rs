@@ -1,6 +1,6 @@
 //! Content authenticity: the trusted public keys and the signature check that runs before
 //! any structural parsing of a content file (docs/boot-safety.md, "Trust";
-//! docs/content-format.md, "Signature"; crate choice in docs/decisions/0007-signatures.md).
+//! docs/content-format.md, "Signature"; crate choice in docs/decisions/0011-signatures.md).
 //!
 //! A signed file names its key by an 8-byte key id in the header and carries one Ed25519
 //! signature in a 64-byte block after the string table. The signature is over
