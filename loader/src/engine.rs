@@ -532,12 +532,20 @@ impl RuleSet {
     /// ([`crate::trust::verify`]: signature by a trusted key, then the digest) and only then
     /// parses and compiles it, as [`RuleSet::load`] does (without hashing the tables twice).
     pub fn load_trusted(bytes: &[u8], trust: &Trust) -> Result<RuleSet, ContentError> {
+        // Verification first, from this small frame; the builder lives in the next one,
+        // so the two never share the stack (kernel stacks are 24 KiB).
         let verified = crate::trust::verify(bytes, trust)?;
+        Self::load_verified(bytes, &verified.header)
+    }
+
+    /// Parses and compiles a file whose signature and digest `trust::verify` checked.
+    #[inline(never)]
+    fn load_verified(bytes: &[u8], header: &Header) -> Result<RuleSet, ContentError> {
         let mut b = Builder {
             raw: &[],
             rs: RuleSet::empty(),
         };
-        let header = walk_tables(bytes, &verified.header, &mut b)?;
+        let header = walk_tables(bytes, header, &mut b)?;
         let _ = b.raw;
         b.rs.finish(&header).map_err(|AllocError| ContentError {
             at: Location::default(),

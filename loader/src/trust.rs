@@ -11,11 +11,13 @@
 //! is trusted (and, for a test key, that test signing is on), the signature, then the
 //! digest. It allocates nothing and keeps no large buffer in a frame.
 
-use ed25519_compact::{PublicKey, Signature};
+use alloc::vec::Vec;
+use ed25519_compact::{PublicKey, Signature, VerifyScratch};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{ContentError, ErrorKind, Location};
+use crate::error::{AllocError, ContentError, ErrorKind, Location};
 use crate::format::{self, Header, field};
+use crate::mem;
 
 /// Length of a key id.
 pub const KEY_ID_LEN: usize = 8;
@@ -226,24 +228,32 @@ fn signature_block<'a>(bytes: &'a [u8], header: &Header) -> (usize, Option<&'a [
     (start, bytes.get(start..end))
 }
 
-/// Checks that `key` signed `header80` (the file's first 80 bytes) with `signature`.
-/// Its own frame: the curve arithmetic's state stays out of the caller's.
+/// Checks that `key` signed `header80` (the file's first 80 bytes) with `signature`:
+/// `Ok(false)` when it did not, `Err` when the curve arithmetic's working memory (1.8 KiB,
+/// kept on the heap: kernel stacks are 24 KiB) could not be allocated. Its own frame.
 #[inline(never)]
 pub fn check_signature(
     header80: &[u8],
     signature: &[u8; SIGNATURE_LEN],
     public: &[u8; PUBLIC_KEY_LEN],
-) -> bool {
+) -> Result<bool, AllocError> {
+    let mut scratch: Vec<VerifyScratch> = mem::with_capacity(1)?;
+    // The explicit check lets the compiler drop `push`'s growth path (proof/); ZERO is a
+    // constant, copied straight to the heap.
+    if scratch.len() < scratch.capacity() {
+        scratch.push(VerifyScratch::ZERO);
+    }
+    let s = scratch.first_mut().ok_or(AllocError)?;
     let pk = PublicKey::new(*public);
     let sig = Signature::new(*signature);
-    match pk.verify_incremental(&sig) {
+    Ok(match pk.verify_incremental(&sig) {
         Ok(mut st) => {
             st.absorb(CONTEXT);
             st.absorb(header80);
-            st.verify().is_ok()
+            st.verify_with(s).is_ok()
         }
         Err(_) => false,
-    }
+    })
 }
 
 /// Checks a content file's authenticity before anything of its body is parsed: its header
@@ -251,7 +261,9 @@ pub fn check_signature(
 /// `trust` (`unknown-key`), which is a release key or test signing is on
 /// (`test-signing-off`), that the signature verifies over the header (`bad-signature`),
 /// and that the digest in the header matches the tables (`digest-mismatch`). The first
-/// failing check is reported. Allocates nothing.
+/// failing check is reported. Allocates only the curve arithmetic's 1.8 KiB of working
+/// memory, fallibly (`out-of-memory`, which the start treats as "not read this start").
+#[inline(never)]
 pub fn verify(bytes: &[u8], trust: &Trust) -> Result<Verified, ContentError> {
     let header = format::read_header(bytes)?;
     if !header.is_signed() {
@@ -281,8 +293,10 @@ pub fn verify(bytes: &[u8], trust: &Trust) -> Result<Verified, ContentError> {
         }
     }
     let header80 = bytes.get(..format::HEADER_LEN).unwrap_or(&[]);
-    if !check_signature(header80, &sig, &key.public) {
-        return Err(at(sig_at, ErrorKind::BadSignature { id }));
+    match check_signature(header80, &sig, &key.public) {
+        Ok(true) => {}
+        Ok(false) => return Err(at(sig_at, ErrorKind::BadSignature { id })),
+        Err(AllocError) => return Err(at(sig_at, ErrorKind::OutOfMemory)),
     }
     format::check_digest(bytes, &header)?;
     Ok(Verified { header, key })

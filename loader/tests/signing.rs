@@ -445,7 +445,22 @@ fn test_signed_content_runs_with_test_signing_on() {
     assert!(s.test_signing && s.report().test_signing);
     let last = s.durable.state().last.unwrap();
     assert!(last.test_signing, "the decision records test signing");
+    let report = failsafe_loader::state::record::encode_report(&s.report());
+    let report = failsafe_loader::state::record::decode_report(&report).unwrap();
+    assert!(
+        report.test_signing,
+        "and the start report, through its encoding"
+    );
     drop(s);
+    match failsafe_loader::state::record::decode_record(mem.rec.as_ref().unwrap()) {
+        failsafe_loader::state::Loaded::Ok(st) => {
+            assert!(
+                st.state.last.unwrap().test_signing,
+                "and the record, on its medium"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
     // With it off, the same file is quarantined as test-signing-off.
     let mut mem = Mem::default();
     let s = start_with_trust(

@@ -6,7 +6,8 @@ use super::common::*;
 #[cfg(feature = "blind-keys")]
 use super::edwards25519::{ge_scalarmult, sc_invert, sc_mul};
 use super::edwards25519::{
-    ge_scalarmult_base, sc_muladd, sc_reduce, sc_reduce32, sc_reject_noncanonical, GeP2, GeP3,
+    ge_scalarmult_base, sc_muladd, sc_reduce, sc_reduce32, sc_reject_noncanonical, DsmScratch,
+    GeP2, GeP3,
 };
 use super::error::Error;
 use super::sha512;
@@ -261,16 +262,54 @@ impl VerifyingState {
 
     /// Verifies the signature and return it.
     pub fn verify(&self) -> Result<(), Error> {
+        let mut scratch = VerifyScratch::ZERO;
+        self.verify_with(&mut scratch)
+    }
+
+    // failsafe: the challenge hash in its own frame (the SHA-512 padding and the scalar
+    // reduction are done before the curve arithmetic starts).
+    #[inline(never)]
+    fn challenge(&self) -> [u8; 64] {
         let mut hash = self.hasher.finalize();
         sc_reduce(&mut hash);
+        hash
+    }
 
-        let r = GeP2::double_scalarmult_vartime(hash.as_ref(), self.minus_a, &self.s);
-        if (r + self.minus_r).has_small_order() {
+    /// failsafe: [`VerifyingState::verify`] with the curve arithmetic's working memory
+    /// (about 1.8 KiB) in `scratch`, which the caller can keep off the stack (a kernel
+    /// caller: on the heap). Same result.
+    pub fn verify_with(&self, scratch: &mut VerifyScratch) -> Result<(), Error> {
+        let hash = self.challenge();
+        let r = GeP2::double_scalarmult_vartime_in(
+            hash.as_ref(),
+            &self.minus_a,
+            &self.s,
+            &mut scratch.0,
+        );
+        if VerifyingState::small_order_sum(&r, &self.minus_r) {
             Ok(())
         } else {
             Err(Error::SignatureMismatch)
         }
     }
+
+    // failsafe: upstream's `(r + self.minus_r).has_small_order()`, in its own frame.
+    #[inline(never)]
+    fn small_order_sum(r: &GeP3, minus_r: &GeP3) -> bool {
+        (*r + *minus_r).has_small_order()
+    }
+}
+
+/// failsafe: working memory for [`VerifyingState::verify_with`].
+#[derive(Clone, Copy)]
+pub struct VerifyScratch(DsmScratch);
+
+impl VerifyScratch {
+    /// Zeroed working memory (a constant: a caller can copy it straight to the heap).
+    pub const ZERO: VerifyScratch = VerifyScratch(DsmScratch::ZERO);
+}
+
+impl VerifyingState {
 }
 
 impl PublicKey {

@@ -155,10 +155,11 @@ impl GeP2 {
         }
     }
 
-    // failsafe: its own frame (kernel stacks are 24 KiB: see FAILSAFE-PATCH.md).
+    // failsafe: writes into the caller's array, in its own frame (kernel stacks are 24 KiB:
+    // see FAILSAFE-PATCH.md).
     #[inline(never)]
-    fn slide(a: &[u8]) -> [i8; 256] {
-        let mut r = [0i8; 256];
+    fn slide_into(a: &[u8], r: &mut [i8; 256]) {
+        *r = [0i8; 256];
         for i in 0..256 {
             // failsafe: `get` instead of `a[i >> 3]` (no bounds-check panic path).
             r[i] = (1 & (a.get(i >> 3).copied().unwrap_or(0) >> (i & 7))) as i8;
@@ -189,30 +190,36 @@ impl GeP2 {
                 }
             }
         }
-
-        r
     }
 
     #[allow(clippy::comparison_chain)]
     // failsafe: the multiples of A in their own frame (see `double_scalarmult_step`).
     #[inline(never)]
-    fn double_scalarmult_table(a_point: GeP3) -> [GeCached; 8] {
-        let mut ai = [GeCached {
-            y_plus_x: FE_ZERO,
-            y_minus_x: FE_ZERO,
-            z: FE_ZERO,
-            t2d: FE_ZERO,
-        }; 8]; // A,3A,5A,7A,9A,11A,13A,15A
+    fn double_scalarmult_table_into(a_point: &GeP3, ai: &mut [GeCached; 8]) {
+        // A,3A,5A,7A,9A,11A,13A,15A
         ai[0] = a_point.to_cached();
-        let a2 = a_point.dbl().to_p3();
-        ai[1] = (a2 + ai[0]).to_p3().to_cached();
-        ai[2] = (a2 + ai[1]).to_p3().to_cached();
-        ai[3] = (a2 + ai[2]).to_p3().to_cached();
-        ai[4] = (a2 + ai[3]).to_p3().to_cached();
-        ai[5] = (a2 + ai[4]).to_p3().to_cached();
-        ai[6] = (a2 + ai[5]).to_p3().to_cached();
-        ai[7] = (a2 + ai[6]).to_p3().to_cached();
-        ai
+        let a2 = GeP2::double_scalarmult_a2(a_point);
+        // failsafe: one addition per frame (same operations as upstream's
+        // `ai[k] = (a2 + ai[k - 1]).to_p3().to_cached()`).
+        ai[1] = GeP2::double_scalarmult_next(&a2, &ai[0]);
+        ai[2] = GeP2::double_scalarmult_next(&a2, &ai[1]);
+        ai[3] = GeP2::double_scalarmult_next(&a2, &ai[2]);
+        ai[4] = GeP2::double_scalarmult_next(&a2, &ai[3]);
+        ai[5] = GeP2::double_scalarmult_next(&a2, &ai[4]);
+        ai[6] = GeP2::double_scalarmult_next(&a2, &ai[5]);
+        ai[7] = GeP2::double_scalarmult_next(&a2, &ai[6]);
+    }
+
+    // failsafe: 2A, in its own frame.
+    #[inline(never)]
+    fn double_scalarmult_a2(a_point: &GeP3) -> GeP3 {
+        a_point.dbl().to_p3()
+    }
+
+    // failsafe: the next odd multiple of A, in its own frame.
+    #[inline(never)]
+    fn double_scalarmult_next(a2: &GeP3, prev: &GeCached) -> GeCached {
+        (*a2 + *prev).to_p3().to_cached()
     }
 
     // failsafe: one step of the main loop in its own frame, so that the point temporaries
@@ -220,6 +227,15 @@ impl GeP2 {
     // 24 KiB and the kernel check allows no frame over 3 KiB: see FAILSAFE-PATCH.md). Same
     // operations, same order.
     #[inline(never)]
+    fn double_scalarmult_step_into(r: &mut GeP2, a: i8, b: i8, ai: &[GeCached; 8]) {
+        *r = GeP2::double_scalarmult_step(r, a, b, ai).to_p2();
+    }
+
+    #[inline(never)]
+    fn double_scalarmult_last(r: &GeP2, a: i8, b: i8, ai: &[GeCached; 8]) -> GeP3 {
+        GeP2::double_scalarmult_step(r, a, b, ai).to_p3()
+    }
+
     fn double_scalarmult_step(r: &GeP2, a: i8, b: i8, ai: &[GeCached; 8]) -> GeP1P1 {
         let mut t = r.dbl();
         // failsafe: `& 7` on the table indices. A slide digit is odd and in -15..=15, so
@@ -239,12 +255,20 @@ impl GeP2 {
         t
     }
 
-    // failsafe: its own frame (see `double_scalarmult_step`).
+    // failsafe: upstream's `double_scalarmult_vartime`, with its working memory (the slides
+    // and the table, 1.8 KiB) in `s`, which the caller can keep off the stack, in its own
+    // frame. Same operations.
     #[inline(never)]
-    pub fn double_scalarmult_vartime(a_scalar: &[u8], a_point: GeP3, b_scalar: &[u8]) -> GeP3 {
-        let aslide = GeP2::slide(a_scalar);
-        let bslide = GeP2::slide(b_scalar);
-        let ai = GeP2::double_scalarmult_table(a_point);
+    pub fn double_scalarmult_vartime_in(
+        a_scalar: &[u8],
+        a_point: &GeP3,
+        b_scalar: &[u8],
+        s: &mut DsmScratch,
+    ) -> GeP3 {
+        GeP2::slide_into(a_scalar, &mut s.aslide);
+        GeP2::slide_into(b_scalar, &mut s.bslide);
+        GeP2::double_scalarmult_table_into(a_point, &mut s.ai);
+        let (aslide, bslide, ai) = (&s.aslide, &s.bslide, &s.ai);
 
         let mut r = GeP2::zero();
 
@@ -260,15 +284,36 @@ impl GeP2 {
         }
 
         loop {
-            let t = GeP2::double_scalarmult_step(&r, aslide[i], bslide[i], &ai);
-
+            // failsafe: the step also converts its result (`t.to_p3()` on the last step,
+            // `t.to_p2()` otherwise), so no point temporaries live in this frame.
             if i == 0 {
-                return t.to_p3();
+                return GeP2::double_scalarmult_last(&r, aslide[i], bslide[i], ai);
             }
-            r = t.to_p2();
+            GeP2::double_scalarmult_step_into(&mut r, aslide[i], bslide[i], ai);
             i -= 1;
         }
     }
+}
+
+// failsafe: the working memory of `GeP2::double_scalarmult_vartime_in`.
+#[derive(Clone, Copy)]
+pub struct DsmScratch {
+    aslide: [i8; 256],
+    bslide: [i8; 256],
+    ai: [GeCached; 8],
+}
+
+impl DsmScratch {
+    pub const ZERO: DsmScratch = DsmScratch {
+        aslide: [0; 256],
+        bslide: [0; 256],
+        ai: [GeCached {
+            y_plus_x: Fe([0; 5]),
+            y_minus_x: Fe([0; 5]),
+            z: Fe([0; 5]),
+            t2d: Fe([0; 5]),
+        }; 8],
+    };
 }
 
 impl GeP3 {
