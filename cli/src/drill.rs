@@ -52,6 +52,10 @@ enum Step {
     /// A boot whose filter deadlocks (`--then hang`): killed once its health check has
     /// started (and blocked on the canary).
     Hang(Expect),
+    /// The update channel drops an unsigned file (compiled, never signed).
+    Unsigned(u64),
+    /// Someone drops a file signed by a key the machine does not trust.
+    Foreign(u64),
     /// Both slots of the state record overwritten with garbage.
     Corrupt,
     /// A responder's command (`failsafectl recover ...`).
@@ -271,14 +275,64 @@ const SCENARIOS: &[Scenario] = &[
             healthy(1, F, NQ),
         ],
     },
+    Scenario {
+        number: 12,
+        name: "unsigned-content",
+        title: "an unsigned v2 and a v3 signed by an unknown key are quarantined at once; v1 runs",
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Step::Unsigned(2),
+            healthy(1, F, NQ),
+            Step::Foreign(3),
+            clean(1, F, NQ),
+            Good(4),
+            healthy(4, N, NEW),
+        ],
+    },
 ];
+
+/// The drill's development key, generated for each run in its own scratch directory (never
+/// in the store, never committed): every staged version is signed with it, and every boot
+/// trusts it as a test key with test signing on, as a test machine's driver would.
+struct DevKey {
+    _dir: tempfile::TempDir,
+    key: crate::commands::keygen::SigningKey,
+    public: std::path::PathBuf,
+}
+
+impl DevKey {
+    fn new() -> Result<Self, Fail> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| Fail::io(format!("cannot create a scratch key directory: {e}")))?;
+        let (key, public) = crate::commands::keygen::write_pair(&dir.path().join("drill-dev.key"))?;
+        Ok(DevKey {
+            _dir: dir,
+            key,
+            public,
+        })
+    }
+    fn sign(&self, bytes: &[u8]) -> Result<Vec<u8>, Fail> {
+        crate::commands::sign::sign_bytes(bytes, &self.key)
+    }
+    /// The `boot` arguments that make the driver trust the key.
+    fn trust_args(&self) -> [&std::ffi::OsStr; 3] {
+        [
+            "--test-signing".as_ref(),
+            "--test-key".as_ref(),
+            self.public.as_os_str(),
+        ]
+    }
+}
 
 fn sample(version: u64) -> Result<Content, Fail> {
     crate::source::compile(SAMPLE, Some(version))
         .map_err(|e| Fail::invalid(format!("built-in sample content: {e}")))
 }
 
-fn bad(version: u64) -> Result<Vec<u8>, Fail> {
+/// Signed content that fails validation: the signature vouches for origin, not
+/// correctness, so the validator still refuses it.
+fn bad(version: u64, key: &DevKey) -> Result<Vec<u8>, Fail> {
     let mut c = sample(version)?;
     let arity = EventType::FileSetInfo.arity();
     c.rules.push(Rule {
@@ -293,7 +347,18 @@ fn bad(version: u64) -> Result<Vec<u8>, Fail> {
         }],
         exceptions: vec![],
     });
-    encode(&c).map_err(|e| Fail::invalid(e.to_string()))
+    let bytes = encode(&c).map_err(|e| Fail::invalid(e.to_string()))?;
+    // `sign_bytes` refuses invalid content: sign it the way a broken pipeline would.
+    let mut signed = failsafe_loader::format::prepare_signed(&bytes, key.key.id)
+        .map_err(|e| Fail::invalid(e.to_string()))?;
+    let header = signed.get(..80).unwrap_or(&[]).to_vec();
+    let sig = key
+        .key
+        .pair
+        .sk
+        .sign([failsafe_loader::trust::CONTEXT, &header].concat(), None);
+    signed.extend_from_slice(&sig[..]);
+    Ok(signed)
 }
 
 fn drop_in(dir: &Path, version: u64, bytes: &[u8]) -> Result<(), Fail> {
@@ -455,19 +520,26 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
     let exe = std::env::current_exe()
         .map_err(|e| Fail::io(format!("cannot find failsafectl itself: {e}")))?;
     let mut timeline = Vec::new();
+    let key = DevKey::new()?;
+    let unsigned = |v| encode(&sample(v)?).map_err(|e| Fail::invalid(e.to_string()));
     for step in s.steps {
         match *step {
             Good(v) => {
-                drop_in(
-                    dir,
-                    v,
-                    &encode(&sample(v)?).map_err(|e| Fail::invalid(e.to_string()))?,
-                )?;
+                drop_in(dir, v, &key.sign(&unsigned(v)?)?)?;
                 timeline.push(json!({"event": "staged", "version": v}));
             }
             Step::Bad(v) => {
-                drop_in(dir, v, &bad(v)?)?;
+                drop_in(dir, v, &bad(v, &key)?)?;
                 timeline.push(json!({"event": "staged", "version": v, "note": "rule 9999 names file-set-info field 10; the type has 10 fields"}));
+            }
+            Step::Unsigned(v) => {
+                drop_in(dir, v, &unsigned(v)?)?;
+                timeline.push(json!({"event": "staged", "version": v, "note": "unsigned"}));
+            }
+            Step::Foreign(v) => {
+                let other = DevKey::new()?;
+                drop_in(dir, v, &other.sign(&unsigned(v)?)?)?;
+                timeline.push(json!({"event": "staged", "version": v, "note": "signed by a key the machine does not trust"}));
             }
             Corrupt => {
                 std::fs::write(
@@ -506,6 +578,7 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
                         "--store",
                     ])
                     .arg(dir)
+                    .args(key.trust_args())
                     .args(extra)
                     .output()
                     .map_err(|e| Fail::io(format!("cannot start a boot: {e}")))?;
@@ -526,7 +599,7 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
                 timeline.push(row);
             }
             Hang(want) => {
-                let mut row = hang(&exe, dir, &t)?;
+                let mut row = hang(&exe, dir, &t, &key)?;
                 check(&mut row, &want);
                 timeline.push(row);
             }
@@ -537,7 +610,7 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
 
 /// A boot whose filter deadlocks: waits until the decision is printed and (when content is
 /// active) the health check has started and had time to block, then kills the child.
-fn hang(exe: &Path, dir: &Path, threshold: &str) -> Result<Value, Fail> {
+fn hang(exe: &Path, dir: &Path, threshold: &str, key: &DevKey) -> Result<Value, Fail> {
     use std::io::{BufRead as _, BufReader, Read as _};
     let mut child = Command::new(exe)
         .args([
@@ -552,6 +625,7 @@ fn hang(exe: &Path, dir: &Path, threshold: &str) -> Result<Value, Fail> {
             "--store",
         ])
         .arg(dir)
+        .args(key.trust_args())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Fail::io(format!("cannot start a boot: {e}")))?;

@@ -140,6 +140,9 @@ enum Cmd {
         /// Content files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// With keys, the signature is verified first, as the driver does.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -237,8 +240,50 @@ enum Cmd {
         /// Behave as if the OS reported a write filter (UWF) on the record's volume.
         #[arg(long)]
         write_filter: bool,
+        /// The driver's trusted keys: content must be signed by one of them.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output (the decision as one line, printed before the boot ends; then one
         /// line per health check step and one for how the boot ended).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a content signing key pair: NAME.key (private, 0600) and NAME.pub.
+    #[command(after_help = "Example:\n  failsafectl keygen -o release-2027.key")]
+    Keygen {
+        /// Private key file to create (the public key goes beside it as .pub).
+        #[arg(short, long, value_name = "KEY")]
+        output: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a content file with a private key.
+    #[command(
+        after_help = "Example:\n  failsafectl sign 42.fsc -k release-2027.key -o 42.signed.fsc"
+    )]
+    Sign {
+        /// Content file.
+        input: PathBuf,
+        /// Private key file.
+        #[arg(short, long, value_name = "KEY")]
+        key: PathBuf,
+        /// Output file.
+        #[arg(short, long, value_name = "OUT.fsc")]
+        output: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check content signatures as the driver does (signature by a trusted key, digest).
+    #[command(after_help = "Example:\n  failsafectl verify 42.fsc --key release-2027.pub")]
+    Verify {
+        /// Content files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
+        /// JSON output.
         #[arg(long)]
         json: bool,
     },
@@ -337,13 +382,23 @@ fn main() -> ExitCode {
     let json = cli.cmd.json();
     let r = match cli.cmd {
         Cmd::Compile(a) => commands::compile::run(&a),
-        Cmd::Validate { files, json } => validate_files(&files, json),
+        Cmd::Validate { files, keys, json } => validate_files(&files, &keys, json),
         Cmd::Inspect(a) => commands::inspect::run(&a),
         Cmd::Test(a) => commands::test::run(&a),
         Cmd::Diff(a) => commands::diff::run(&a),
         Cmd::Import(a) => commands::import::run(&a),
         Cmd::Completions(a) => commands::completions::run(&a, Cli::command()),
         Cmd::Man(a) => commands::completions::man(&a, Cli::command()),
+        Cmd::Keygen { output, json } => commands::keygen::run(&output, json),
+        Cmd::Sign {
+            input,
+            key,
+            output,
+            json,
+        } => commands::sign::run(&input, &key, &output, json),
+        Cmd::Verify { files, keys, json } => {
+            commands::verify::run(&files, &keys.keys, &keys.test_keys, keys.test_signing, json)
+        }
         Cmd::Stage {
             file,
             store,
@@ -406,6 +461,7 @@ fn main() -> ExitCode {
             force_safe_mode,
             fail_writes,
             write_filter,
+            keys,
             json,
         } => commands::boot::run(&commands::boot::Args {
             store: &store.dir(),
@@ -427,6 +483,7 @@ fn main() -> ExitCode {
                 writes_may_not_persist: write_filter,
             },
             fail_writes,
+            keys,
             json,
         }),
         Cmd::Drill {
@@ -464,6 +521,9 @@ impl Cmd {
             | Cmd::Status { json, .. }
             | Cmd::Recover { json, .. }
             | Cmd::Boot { json, .. }
+            | Cmd::Keygen { json, .. }
+            | Cmd::Sign { json, .. }
+            | Cmd::Verify { json, .. }
             | Cmd::Drill { json, .. } => *json,
             Cmd::Completions(_) | Cmd::Man(_) => false,
         }
@@ -483,7 +543,12 @@ pub(crate) fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
+fn validate_files(
+    files: &[PathBuf],
+    keys: &commands::verify::KeyArgs,
+    json: bool,
+) -> Result<u8, Fail> {
+    let trust = keys.given()?;
     let mut worst = 0u8;
     let mut results = Vec::new();
     for f in files {
@@ -493,14 +558,21 @@ fn validate_files(files: &[PathBuf], json: bool) -> Result<u8, Fail> {
                 json!({"file": f, "status": "io-error", "error": e.to_string()}),
                 format!("{}: cannot read: {e}", f.display()),
             ),
-            Ok(bytes) => match check(&bytes) {
+            Ok(bytes) => match trust
+                .as_ref()
+                .map_or(Ok(()), |t| {
+                    failsafe_loader::trust::verify(&bytes, t).map(|_| ())
+                })
+                .and_then(|()| check(&bytes))
+            {
                 Ok(v) => {
                     let d = hex(&file_digest(&bytes));
+                    let (sig, sig_text) = commands::verify::describe(&bytes, &v, trust.as_ref());
                     (
                         0,
-                        json!({"file": f, "status": "valid", "version": v.version, "rules": v.rule_count, "sha256": d}),
+                        json!({"file": f, "status": "valid", "version": v.version, "rules": v.rule_count, "sha256": d, "signature": sig}),
                         format!(
-                            "{}: OK: version {}, {} rules, sha256 {d}",
+                            "{}: OK: version {}, {} rules, sha256 {d}, signature {sig_text}",
                             f.display(),
                             v.version,
                             v.rule_count

@@ -167,7 +167,7 @@ pub fn state_json(prior: &Prior, s: &State) -> Value {
         "floor": (s.floor != 0).then_some(s.floor),
         "last_decision": s.last.map(|d| json!({"mode": d.mode.name(), "reason": d.reason.name(),
             "version": (d.version != 0).then_some(d.version), "boot": d.boot,
-            "writes_may_not_persist": d.writes_may_not_persist})),
+            "writes_may_not_persist": d.writes_may_not_persist, "test_signing": d.test_signing})),
         "last_health_check": s.health.map(|h| json!({"version": h.version, "boot": h.boot,
             "uptime_secs": h.uptime_secs, "passed": h.passed,
             "canary": match h.canary { Ok(()) => "ok".to_owned(), Err(e) => crate::store::os_error(e) }})),
@@ -178,7 +178,8 @@ pub fn state_json(prior: &Prior, s: &State) -> Value {
 pub fn start_report_json(r: &StartReport) -> Value {
     json!({"boot": r.boot, "mode": r.mode.name(), "reason": r.reason.name(),
            "version": (r.version != 0).then_some(r.version), "record_written": !r.record_not_written,
-           "error": r.error.map(crate::store::os_error), "writes_may_not_persist": r.writes_may_not_persist})
+           "error": r.error.map(crate::store::os_error), "writes_may_not_persist": r.writes_may_not_persist,
+           "test_signing": r.test_signing})
 }
 
 /// The start report in words, with what it means when the record does not show it.
@@ -212,6 +213,9 @@ pub fn start_report_text(r: &StartReport) -> String {
     }
     if r.writes_may_not_persist {
         t += "  WARNING: a write filter (UWF or similar) may discard writes at reboot: the boot counter may not advance.\n";
+    }
+    if r.test_signing {
+        t += "  TEST SIGNING was on: content signed by development keys was accepted.\n";
     }
     t
 }
@@ -303,6 +307,9 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
             },
             if h.passed { "healthy" } else { "not healthy" }
         );
+    }
+    if s.last.is_some_and(|d| d.test_signing) {
+        t += "  TEST SIGNING:      ON at the last start: content signed by development (test) keys is\n                     accepted; a production machine runs with it off.\n";
     }
     if s.last.is_some_and(|d| d.writes_may_not_persist) {
         t += "  WARNING: at the last start the OS reported a write filter (UWF or similar): writes to the\n  record's volume may be discarded at reboot, so the boot counter may never advance.\n";
@@ -408,6 +415,7 @@ pub fn started_json(s: &Started<FileMedium>) -> Value {
         "persist_error": s.persist_error.map(crate::store::os_error),
         "record": prior_kind_name(&s.prior),
         "writes_may_not_persist": s.env.writes_may_not_persist,
+        "test_signing": s.test_signing,
     })
 }
 
@@ -430,6 +438,9 @@ pub fn started_text(s: &Started<FileMedium>) -> String {
             )
         }
         None => t += "  no content active (pass-through)\n",
+    }
+    if s.test_signing {
+        t += "  TEST SIGNING on: development keys are trusted\n";
     }
     for r in &s.rejected {
         t += &format!("  rejected v{}: {}\n", r.ver.version, r.error);

@@ -15,6 +15,16 @@ fn sample_toml() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml")
 }
 
+/// The signing key of the tests in `dir` (`dir/dev.key`, `dir/dev.pub`): made by
+/// `failsafectl keygen` at test time; boots trust `dev.pub`.
+fn dev_key(dir: &Path) -> PathBuf {
+    let key = dir.join("dev.key");
+    if !key.exists() {
+        ctl().arg("keygen").arg("-o").arg(&key).assert().success();
+    }
+    key
+}
+
 fn compile_sample(dir: &Path, version: u64) -> PathBuf {
     let out = dir.join(format!("s{version}.fsc"));
     ctl()
@@ -23,6 +33,23 @@ fn compile_sample(dir: &Path, version: u64) -> PathBuf {
         .arg("-o")
         .arg(&out)
         .args(["--version", &version.to_string()])
+        .assert()
+        .success();
+    out
+}
+
+/// The sample compiled as `version` and signed with `dir`'s development key (what a
+/// driver start activates).
+fn compile_signed(dir: &Path, version: u64) -> PathBuf {
+    let out = dir.join(format!("s{version}.fsc"));
+    ctl()
+        .arg("compile")
+        .arg(sample_toml())
+        .arg("-o")
+        .arg(&out)
+        .args(["--version", &version.to_string()])
+        .arg("--sign")
+        .arg(dev_key(dir))
         .assert()
         .success();
     out
@@ -348,7 +375,7 @@ fn stage_status_and_recover() {
         c.arg("--store").arg(&store);
     };
     for v in [1, 2, 3, 4, 5, 6] {
-        let f = compile_sample(d.path(), v);
+        let f = compile_signed(d.path(), v);
         let mut c = ctl();
         c.arg("stage").arg(&f).arg("--init");
         s(&mut c);
@@ -365,7 +392,7 @@ fn stage_status_and_recover() {
     names.sort();
     assert_eq!(names, ["4.fsc", "5.fsc", "6.fsc"]);
     // Not newer: refused, unless forced.
-    let old = compile_sample(d.path(), 5);
+    let old = compile_signed(d.path(), 5);
     let mut c = ctl();
     c.arg("stage").arg(&old);
     s(&mut c);
@@ -388,7 +415,8 @@ fn stage_status_and_recover() {
 
     // A boot, then status.
     let mut c = ctl();
-    c.args(["boot", "--then", "crash"]);
+    c.args(["boot", "--then", "crash", "--key"])
+        .arg(d.path().join("dev.pub"));
     s(&mut c);
     c.assert().failure();
     let mut c = ctl();
@@ -434,7 +462,7 @@ fn stage_status_and_recover() {
 fn boot_prints_its_decision_before_it_dies() {
     let d = tempfile::tempdir().unwrap();
     let store = d.path().join("s");
-    let f = compile_sample(d.path(), 2);
+    let f = compile_signed(d.path(), 2);
     ctl()
         .arg("stage")
         .arg(&f)
@@ -443,9 +471,11 @@ fn boot_prints_its_decision_before_it_dies() {
         .arg(&store)
         .assert()
         .success();
+    let key: [std::ffi::OsString; 2] = ["--key".into(), d.path().join("dev.pub").into_os_string()];
     let a = ctl()
         .args(["boot", "--json", "--then", "crash", "--store"])
         .arg(&store)
+        .args(&key)
         .assert()
         .failure();
     let j = json_of(&a.get_output().stdout);
@@ -478,6 +508,7 @@ fn boot_prints_its_decision_before_it_dies() {
             "--store",
         ])
         .arg(&store)
+        .args(&key)
         .assert()
         .success()
         .stdout(contains("boot 2: normal mode (newest-content)"))

@@ -31,7 +31,21 @@ fn first_json(out: &[u8]) -> Value {
     serde_json::from_str(text.lines().next().unwrap_or("")).unwrap()
 }
 
-/// A store with content versions compiled from the sample (`bad`: garbage files).
+/// The development key the tests sign with, generated once per test run by `failsafectl
+/// keygen` (outside every store); boots trust its public half as a test key with test
+/// signing on, as a test machine's driver does.
+fn dev_key() -> &'static (PathBuf, PathBuf) {
+    static KEY: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let key = dir.join("dev.key");
+        ctl().arg("keygen").arg("-o").arg(&key).assert().success();
+        (key.clone(), key.with_extension("pub"))
+    })
+}
+
+/// A store with content versions compiled from the sample and signed with [`dev_key`]
+/// (`bad`: garbage files).
 fn store_with(dir: &Path, good: &[u64], bad: &[u64]) {
     std::fs::create_dir_all(dir.join("content")).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml");
@@ -42,6 +56,8 @@ fn store_with(dir: &Path, good: &[u64], bad: &[u64]) {
             .arg("-o")
             .arg(dir.join("content").join(format!("{v}.fsc")))
             .args(["--version", &v.to_string()])
+            .arg("--sign")
+            .arg(&dev_key().0)
             .assert()
             .success();
     }
@@ -58,6 +74,9 @@ fn boot(dir: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(exe())
         .args(["boot", "--json", "--healthy-after", "0", "--store"])
         .arg(dir)
+        .arg("--test-signing")
+        .arg("--test-key")
+        .arg(&dev_key().1)
         .args(args)
         .output()
         .unwrap()
@@ -501,6 +520,9 @@ fn a_hang_never_ends_healthy() {
             "--store",
         ])
         .arg(dir)
+        .arg("--test-signing")
+        .arg("--test-key")
+        .arg(&dev_key().1)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

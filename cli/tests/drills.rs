@@ -3,7 +3,7 @@
 //! middle of writing the state record. Each scenario asserts the exact decision sequence.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, decode_record};
@@ -60,6 +60,34 @@ fn scenario_1_crash_loop_falls_back_on_boot_5_and_never_retries() {
             row(Some(1), F, NQ, "clean-shutdown"),
         ]
     );
+}
+
+/// Signed content: an unsigned update and one signed by a key nobody trusts are each
+/// quarantined at their first start, with their reasons; the signed v1 runs, and a later
+/// signed v4 is taken.
+#[test]
+fn scenario_12_unsigned_or_untrusted_content_is_quarantined_at_once() {
+    assert_eq!(
+        drill(12),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            row(Some(1), F, NQ, "healthy"),
+            row(Some(1), F, NQ, "clean-shutdown"),
+            row(Some(4), N, NEW, "healthy"),
+        ]
+    );
+    let o = Command::new(EXE)
+        .args(["drill", "12", "--json"])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let codes: Vec<_> = j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["rejected"][0]["error"]["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["unsigned", "unknown-key"]);
 }
 
 #[test]
@@ -217,6 +245,32 @@ fn scenario_11_a_hang_is_never_healthy() {
 
 // ---------------------------------------------------------------------------------------
 
+/// The development key this test run signs with (`failsafectl keygen`, outside the store);
+/// every boot trusts it as a test key with test signing on.
+fn dev_key() -> &'static (PathBuf, PathBuf) {
+    static KEY: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let key = dir.join("dev.key");
+        let o = Command::new(EXE)
+            .arg("keygen")
+            .arg("-o")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        (key.clone(), key.with_extension("pub"))
+    })
+}
+
+fn trust_args() -> [&'static std::ffi::OsStr; 3] {
+    [
+        "--test-signing".as_ref(),
+        "--test-key".as_ref(),
+        dev_key().1.as_os_str(),
+    ]
+}
+
 fn compile(dir: &Path, version: u64) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml");
     let out = dir.join("content").join(format!("{version}.fsc"));
@@ -227,6 +281,8 @@ fn compile(dir: &Path, version: u64) {
         .arg("-o")
         .arg(&out)
         .args(["--version", &version.to_string()])
+        .arg("--sign")
+        .arg(&dev_key().0)
         .output()
         .unwrap();
     assert!(o.status.success());
@@ -236,6 +292,7 @@ fn boot(dir: &Path, args: &[&str]) -> (bool, Option<Value>) {
     let o = Command::new(EXE)
         .args(["boot", "--json", "--healthy-after", "0", "--store"])
         .arg(dir)
+        .args(trust_args())
         .args(args)
         .output()
         .unwrap();
@@ -376,6 +433,7 @@ fn randomized_drill() {
             let mut child = Command::new(EXE)
                 .args(["boot", "--json", "--then", "hang", "--store"])
                 .arg(dir)
+                .args(trust_args())
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap();

@@ -4,7 +4,11 @@
 //! most `threshold` consecutive unclean starts; no crash-loop quarantine below threshold; a
 //! pending unclean attempt is never lost (it stays pending or is charged exactly once);
 //! safe mode activates nothing; last-known-good never goes backwards.
+//! Content is signed with the fuzz key and started with trust in it.
 #![no_main]
+
+#[path = "common/key.rs"]
+mod key;
 
 use std::collections::BTreeMap;
 
@@ -12,8 +16,10 @@ use arbitrary::Arbitrary;
 use failsafe_loader::state::machine::{HealthEvidence, set_force_safe, unquarantine};
 use failsafe_loader::state::record::{Loaded, RECORD_LEN, SLOT_LEN, decode_record};
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, QuarantineReason, Reason, StateMedium, start,
+    Config, ContentStore, Env, IoError, QuarantineReason, Reason, StateMedium,
 };
+use failsafe_loader::state::start::start_with_trust;
+use failsafe_loader::trust::KeyKind;
 use failsafe_loader::{Action, Content, Criterion, EventType, Op, Rule, Values, encode};
 use libfuzzer_sys::fuzz_target;
 
@@ -117,10 +123,11 @@ fn content(version: u64, bad: bool) -> Vec<u8> {
             exceptions: vec![],
         }],
     };
-    encode(&c).expect("encodable")
+    key::sign(&encode(&c).expect("encodable")).expect("signable")
 }
 
 fuzz_target!(|steps: Vec<Step>| {
+    let trust = key::trust(KeyKind::Release, false);
     let cfg = Config::default();
     let threshold = u64::from(cfg.threshold());
     let mut mem = Mem {
@@ -186,7 +193,7 @@ fuzz_target!(|steps: Vec<Step>| {
             Step::CanaryFailsThenCrash => then = Some(Outcome::CanaryFailsThenCrash),
         }
         mem.first = None;
-        let mut s = start(&mut mem, &mut store, &cfg, &env);
+        let mut s = start_with_trust(&mut mem, &mut store, &cfg, &env, &trust);
         let active = s.active.as_ref().map(|(v, _)| v.version);
         if let Some(v) = active {
             assert!(

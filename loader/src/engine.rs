@@ -26,10 +26,11 @@ use alloc::vec::Vec;
 use crate::content::{Content, Values};
 use crate::error::{AllocError, ContentError, ErrorKind, Location};
 use crate::eval::{Event, Input, Match};
-use crate::format::{Header, Sink, Validated, walk};
+use crate::format::{Header, Sink, Validated, walk, walk_tables};
 use crate::mem::{self, push};
 use crate::schema::{Action, EventType, FieldKind, Op};
 use crate::text::{self, fold, longest_literal};
+use crate::trust::Trust;
 
 const NO_ANCHOR: u8 = u8::MAX;
 /// Fields per event type the index can address (the schema has at most 11).
@@ -511,14 +512,40 @@ fn role(t: EventType, field: u8) -> Role {
 const EXTRA_LITERAL_UNITS: usize = 4096;
 
 impl RuleSet {
-    /// Validates and compiles content bytes: what the driver does on activation. Never
-    /// builds the owned `Content`; see docs/performance.md for the memory bound.
+    /// Validates and compiles content bytes (structure and digest; no signature check: the
+    /// kernel's start uses [`RuleSet::load_trusted`]). Never builds the owned `Content`;
+    /// see docs/performance.md for the memory bound.
     pub fn load(bytes: &[u8]) -> Result<RuleSet, ContentError> {
         let mut b = Builder {
             raw: &[],
             rs: RuleSet::empty(),
         };
         let header = walk(bytes, &mut b)?;
+        let _ = b.raw;
+        b.rs.finish(&header).map_err(|AllocError| ContentError {
+            at: Location::default(),
+            kind: ErrorKind::OutOfMemory,
+        })
+    }
+
+    /// What the kernel activates: checks the file's authenticity first
+    /// ([`crate::trust::verify`]: signature by a trusted key, then the digest) and only then
+    /// parses and compiles it, as [`RuleSet::load`] does (without hashing the tables twice).
+    pub fn load_trusted(bytes: &[u8], trust: &Trust) -> Result<RuleSet, ContentError> {
+        // Verification first, from this small frame; the builder lives in the next one,
+        // so the two never share the stack (kernel stacks are 24 KiB).
+        let verified = crate::trust::verify(bytes, trust)?;
+        Self::load_verified(bytes, &verified.header)
+    }
+
+    /// Parses and compiles a file whose signature and digest `trust::verify` checked.
+    #[inline(never)]
+    fn load_verified(bytes: &[u8], header: &Header) -> Result<RuleSet, ContentError> {
+        let mut b = Builder {
+            raw: &[],
+            rs: RuleSet::empty(),
+        };
+        let header = walk_tables(bytes, header, &mut b)?;
         let _ = b.raw;
         b.rs.finish(&header).map_err(|AllocError| ContentError {
             at: Location::default(),

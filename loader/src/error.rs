@@ -71,7 +71,7 @@ pub enum ErrorKind {
         /// Value found.
         found: u64,
     },
-    /// A signature block is declared; v1 reads none.
+    /// A signature block length other than 0 (unsigned) or 64 (one Ed25519 signature).
     SignatureUnsupported {
         /// Declared length.
         found: u32,
@@ -196,6 +196,25 @@ pub enum ErrorKind {
         /// Version in the header.
         found: u64,
     },
+    /// The file carries no signature (signature length 0): the kernel runs signed content
+    /// only.
+    Unsigned,
+    /// The file is signed by a key that is not trusted.
+    UnknownKey {
+        /// Key id in the header.
+        id: [u8; 8],
+    },
+    /// The file is signed by a test key and test signing is off.
+    TestSigningOff {
+        /// Key id in the header.
+        id: [u8; 8],
+    },
+    /// The signature does not verify with the trusted key its key id names: the header
+    /// or the signature was changed after signing, or another key signed it.
+    BadSignature {
+        /// Key id in the header.
+        id: [u8; 8],
+    },
 }
 
 /// A precise validation error.
@@ -245,12 +264,16 @@ impl ContentError {
             ErrorKind::OddStringTable { .. } => 26,
             ErrorKind::OutOfMemory => 27,
             ErrorKind::VersionMismatch { .. } => 28,
+            ErrorKind::Unsigned => 29,
+            ErrorKind::UnknownKey { .. } => 30,
+            ErrorKind::TestSigningOff { .. } => 31,
+            ErrorKind::BadSignature { .. } => 32,
         }
     }
 }
 
 /// Stable error codes, indexed by [`ContentError::ordinal`].
-pub const ERROR_CODES: [&str; 29] = [
+pub const ERROR_CODES: [&str; 33] = [
     "truncated",
     "trailing-bytes",
     "bad-magic",
@@ -280,6 +303,10 @@ pub const ERROR_CODES: [&str; 29] = [
     "odd-string-table",
     "out-of-memory",
     "version-mismatch",
+    "unsigned",
+    "unknown-key",
+    "test-signing-off",
+    "bad-signature",
 ];
 
 /// The code for an ordinal read back from a state record.
@@ -366,7 +393,7 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::SignatureUnsupported { found } => write!(
                 f,
-                "signature block of {found} bytes declared; format v1 carries none (expected 0)"
+                "signature block of {found} bytes declared (expected 64, one Ed25519 signature, or 0)"
             ),
             ErrorKind::LimitExceeded { what, limit, found } => {
                 write!(f, "{what}: {found} exceeds the limit of {limit}")
@@ -489,6 +516,24 @@ impl fmt::Display for ErrorKind {
             ErrorKind::VersionMismatch { expected, found } => write!(
                 f,
                 "header declares content version {found}, but the store holds it as version {expected}"
+            ),
+            ErrorKind::Unsigned => f.write_str(
+                "content is not signed (signature length 0): only content signed by a trusted key is activated",
+            ),
+            ErrorKind::UnknownKey { id } => write!(
+                f,
+                "signed by key {} which is not trusted (not a release key, not a configured test key)",
+                Hex(&id)
+            ),
+            ErrorKind::TestSigningOff { id } => write!(
+                f,
+                "signed by test key {}, but test signing is off",
+                Hex(&id)
+            ),
+            ErrorKind::BadSignature { id } => write!(
+                f,
+                "signature does not verify with trusted key {}: the header or the signature changed after signing, or another key signed it",
+                Hex(&id)
             ),
         }
     }

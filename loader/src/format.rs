@@ -1,5 +1,6 @@
 //! Binary content format v1 (documented byte by byte in `docs/content-format.md`):
-//! an 80-byte header, a rule table, a UTF-16LE string table. Little-endian throughout.
+//! an 80-byte header, a rule table, a UTF-16LE string table, and an optional 64-byte
+//! Ed25519 signature block (verified by [`crate::trust::verify`]). Little-endian throughout.
 //!
 //! The validator is a single forward pass: header, sizes, digest, then a recursive descent
 //! over the rule table in which every count is checked against the bytes that remain before
@@ -23,6 +24,8 @@ pub const HEADER_LEN: usize = field::DIGEST.end;
 const HEADER_LEN32: u32 = 80;
 /// Bytes of the header covered by the digest (everything before the digest itself).
 const DIGESTED_HEADER: usize = field::DIGEST.start;
+/// Length of a signature block: one Ed25519 signature (the only length v1 reads besides 0).
+pub const SIGNATURE_BLOCK_LEN: u32 = 64;
 
 /// The header's layout, written once: the encoder, the validator's error offsets and the
 /// table in docs/content-format.md all follow it.
@@ -44,11 +47,13 @@ pub mod field {
     pub const RULES_LEN: Range<usize> = 28..32;
     /// String table length in bytes (u32, even).
     pub const STRINGS_LEN: Range<usize> = 32..36;
-    /// Signature block length (u32, 0 in v1).
+    /// Signature block length (u32): 0 unsigned, 64 one Ed25519 signature after the
+    /// string table.
     pub const SIGNATURE_LEN: Range<usize> = 36..40;
-    /// Reserved (u64, 0).
-    pub const RESERVED: Range<usize> = 40..48;
-    /// SHA-256 over bytes `0..48` and the body.
+    /// Key id of the signing key (8 bytes; all 0 in an unsigned file): the first 8 bytes of
+    /// SHA-256 over a context string and the public key (`trust::key_id`).
+    pub const KEY_ID: Range<usize> = 40..48;
+    /// SHA-256 over bytes `0..48` and the rule and string tables (not the signature block).
     pub const DIGEST: Range<usize> = 48..80;
 }
 const _: () = assert!(
@@ -60,8 +65,8 @@ const _: () = assert!(
         && field::RULES_LEN.start == field::RULE_COUNT.end
         && field::STRINGS_LEN.start == field::RULES_LEN.end
         && field::SIGNATURE_LEN.start == field::STRINGS_LEN.end
-        && field::RESERVED.start == field::SIGNATURE_LEN.end
-        && field::DIGEST.start == field::RESERVED.end
+        && field::KEY_ID.start == field::SIGNATURE_LEN.end
+        && field::DIGEST.start == field::KEY_ID.end
         && field::DIGEST.end == 80
 );
 
@@ -88,8 +93,24 @@ pub struct Header {
     pub rules_len: u32,
     /// String table bytes.
     pub strings_len: u32,
-    /// File digest: SHA-256 over header bytes 0..48 and the body (everything but itself).
+    /// Signature block bytes: 0 (unsigned) or [`SIGNATURE_BLOCK_LEN`].
+    pub signature_len: u32,
+    /// Key id of the signing key (all 0 when unsigned).
+    pub key_id: [u8; 8],
+    /// File digest: SHA-256 over header bytes 0..48 and the rule and string tables.
     pub digest: [u8; 32],
+}
+
+impl Header {
+    /// Whether the file carries a signature block (not whether it verifies).
+    pub fn is_signed(&self) -> bool {
+        self.signature_len != 0
+    }
+
+    /// Bytes of rule table and string table (what the digest covers after the header).
+    pub fn tables_len(&self) -> usize {
+        us(self.rules_len).saturating_add(us(self.strings_len))
+    }
 }
 
 /// Content that passed validation, with its header.
@@ -299,8 +320,8 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
     out.extend_from_slice(&rule_count.to_le_bytes());
     out.extend_from_slice(&rules_len32.to_le_bytes());
     out.extend_from_slice(&strings_len32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes()); // signature length: none in v1
-    out.extend_from_slice(&0u64.to_le_bytes()); // reserved
+    out.extend_from_slice(&0u32.to_le_bytes()); // signature length: unsigned
+    out.extend_from_slice(&[0u8; 8]); // key id: none
     let mut h = Sha256::new();
     h.update(&out);
     h.update(&rt);
@@ -309,6 +330,32 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
     out.extend_from_slice(&d);
     out.extend_from_slice(&rt);
     out.extend_from_slice(&st);
+    Ok(out)
+}
+
+/// A copy of a content file (whose header [`read_header`] accepts) made ready to be signed
+/// by `key_id`: header and tables, any old signature block dropped, signature length
+/// [`SIGNATURE_BLOCK_LEN`], key id set and the digest recomputed. The signer appends the
+/// 64-byte Ed25519 signature of `trust::signed_message` over its first 80 bytes.
+pub fn prepare_signed(bytes: &[u8], key_id: [u8; 8]) -> Result<Vec<u8>, ContentError> {
+    let h = read_header(bytes)?;
+    let head = bytes.get(..DIGESTED_HEADER).unwrap_or(&[]);
+    let body = tables(bytes, &h);
+    let mut out: Vec<u8> =
+        mem::with_capacity(HEADER_LEN.saturating_add(body.len()).saturating_add(64))
+            .map_err(|AllocError| oom(&Location::default()))?;
+    let push = |out: &mut Vec<u8>, b: &[u8]| {
+        mem::extend_from_slice(out, b).map_err(|AllocError| oom(&Location::default()))
+    };
+    push(
+        &mut out,
+        head.get(..field::SIGNATURE_LEN.start).unwrap_or(&[]),
+    )?;
+    push(&mut out, &SIGNATURE_BLOCK_LEN.to_le_bytes())?;
+    push(&mut out, &key_id)?;
+    let d = digest_of(&out, body);
+    push(&mut out, &d)?;
+    push(&mut out, body)?;
     Ok(out)
 }
 
@@ -540,33 +587,48 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
             ErrorKind::OddStringTable { len: strings_len },
         ));
     }
-    let sig = r.u32(&at, "signature length")?;
-    if sig != 0 {
+    let signature_len = r.u32(&at, "signature length")?;
+    if signature_len != 0 && signature_len != SIGNATURE_BLOCK_LEN {
         return Err(err(
             field::SIGNATURE_LEN.start,
-            ErrorKind::SignatureUnsupported { found: sig },
+            ErrorKind::SignatureUnsupported {
+                found: signature_len,
+            },
         ));
     }
-    let reserved = r.u64(&at, "reserved")?;
-    if reserved != 0 {
+    let key_id = r.take::<8>(&at, "key id")?;
+    if signature_len == 0 && key_id != [0; 8] {
         return Err(err(
-            field::RESERVED.start,
+            field::KEY_ID.start,
             ErrorKind::ReservedNonZero {
-                what: "header bytes 40..48",
-                found: reserved,
+                what: "key id of an unsigned file",
+                found: u64::from_le_bytes(key_id),
             },
         ));
     }
     let digest = r.take::<32>(&at, "digest")?;
-    let body = u64::from(rules_len).saturating_add(u64::from(strings_len));
+    let tables = u64::from(rules_len).saturating_add(u64::from(strings_len));
+    let body = tables.saturating_add(u64::from(signature_len));
     let have = n64(len.saturating_sub(HEADER_LEN));
-    if body > have {
+    if tables > have {
         return Err(err(
             HEADER_LEN,
             ErrorKind::Truncated {
                 what: "body",
-                needed: body,
+                needed: tables,
                 remaining: have,
+            },
+        ));
+    }
+    if body > have {
+        // The tables are all there; the signature block is cut short.
+        let at = HEADER_LEN.saturating_add(usize::try_from(tables).unwrap_or(usize::MAX));
+        return Err(err(
+            at,
+            ErrorKind::Truncated {
+                what: "signature block",
+                needed: u64::from(signature_len),
+                remaining: have.saturating_sub(tables),
             },
         ));
     }
@@ -586,6 +648,8 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ContentError> {
         rule_count,
         rules_len,
         strings_len,
+        signature_len,
+        key_id,
         digest,
     })
 }
@@ -775,8 +839,23 @@ pub fn validate(bytes: &[u8]) -> Result<Validated, ContentError> {
 /// hands every checked item to `sink`, then the duplicate-id check.
 pub(crate) fn walk<'a, S: Sink<'a>>(bytes: &'a [u8], sink: &mut S) -> Result<Header, ContentError> {
     let header = read_header(bytes)?;
-    let body = bytes.get(HEADER_LEN..).unwrap_or(&[]);
-    let computed = digest_of(bytes.get(..DIGESTED_HEADER).unwrap_or(&[]), body);
+    check_digest(bytes, &header)?;
+    walk_tables(bytes, &header, sink)
+}
+
+/// The rule and string tables of a file whose header `read_header` accepted.
+fn tables<'a>(bytes: &'a [u8], header: &Header) -> &'a [u8] {
+    let end = HEADER_LEN.saturating_add(header.tables_len());
+    bytes.get(HEADER_LEN..end).unwrap_or(&[])
+}
+
+/// Checks the file digest (SHA-256 over header bytes 0..48 and the tables) of a file whose
+/// header `read_header` returned.
+pub(crate) fn check_digest(bytes: &[u8], header: &Header) -> Result<(), ContentError> {
+    let computed = digest_of(
+        bytes.get(..DIGESTED_HEADER).unwrap_or(&[]),
+        tables(bytes, header),
+    );
     if computed != header.digest {
         return Err(err(
             field::DIGEST.start,
@@ -786,6 +865,18 @@ pub(crate) fn walk<'a, S: Sink<'a>>(bytes: &'a [u8], sink: &mut S) -> Result<Hea
             },
         ));
     }
+    Ok(())
+}
+
+/// The structural half of [`walk`], for a file whose header was read and whose digest was
+/// checked (by [`walk`], or by `trust::verify` after the signature).
+pub(crate) fn walk_tables<'a, S: Sink<'a>>(
+    bytes: &'a [u8],
+    header: &Header,
+    sink: &mut S,
+) -> Result<Header, ContentError> {
+    let header = *header;
+    let body = tables(bytes, &header);
     let (rules, strings) = body
         .split_at_checked(us(header.rules_len))
         .unwrap_or((body, &[]));

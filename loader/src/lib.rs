@@ -8,6 +8,7 @@
 //! - [`format`]: content format v1, its encoder and its validator;
 //! - [`engine`]: the compiled rule set and its allocation-free evaluator;
 //! - [`eval`]: events and the meaning of a criterion (shared by engine and reference scan);
+//! - [`trust`]: trusted keys and the signature check that runs before any parsing;
 //! - [`state`]: the boot-attempt counter, its durable record and the start decision.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod mem;
 pub mod schema;
 pub mod state;
 pub mod text;
+pub mod trust;
 
 pub use content::{Content, Criterion, Rule, Values};
 pub use engine::RuleSet;

@@ -32,11 +32,11 @@ use failsafe_loader::state::machine::{
 };
 use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, Stored, decode_record, encode_slot};
 use failsafe_loader::state::start::file_digest;
+use failsafe_loader::state::start::start_with_trust;
 use failsafe_loader::state::{
     Config, ContentStore, Env, IoError, Loaded, QuarantineReason, Reason, State, StateMedium, Ver,
-    start,
 };
-use failsafe_loader::{Action, EventType, Op, encode};
+use failsafe_loader::{Action, EventType, Op};
 use sha2::{Digest as _, Sha256};
 
 const VERSIONS: u64 = 3;
@@ -232,7 +232,7 @@ fn files() -> BTreeMap<(u64, bool), Vec<u8>> {
     for v in 1..=VERSIONS {
         let mut c = one_rule();
         c.version = v;
-        m.insert((v, true), encode(&c).unwrap());
+        m.insert((v, true), signed(&c));
         let bad = failsafe_loader::Content {
             version: v,
             rules: vec![rule(
@@ -242,7 +242,7 @@ fn files() -> BTreeMap<(u64, bool), Vec<u8>> {
                 vec![flag(Op::IsTrue, 10)],
             )],
         };
-        m.insert((v, false), encode(&bad).unwrap());
+        m.insert((v, false), signed(&bad));
     }
     m
 }
@@ -438,7 +438,7 @@ fn start_event(
     if end == End::KilledAtRead {
         return Some(()); // died before anything: the world is unchanged
     }
-    let mut s = start(&mut medium, &mut store, &cfg, &env);
+    let mut s = start_with_trust(&mut medium, &mut store, &cfg, &env, &trusted());
     let writes = s.durable.medium_mut().writes;
     if let Some((k, _)) = s.durable.medium_mut().die_at
         && k >= writes

@@ -23,10 +23,20 @@ use failsafe_loader::state::record::{
 };
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, QuarantineReason, Reason, State,
-    StateMedium, Ver, start,
+    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, QuarantineReason, Reason, Started,
+    State, StateMedium, Ver,
 };
-use failsafe_loader::{Action, EventType, Op, encode};
+use failsafe_loader::{Action, EventType, Op};
+
+/// The driver's start with the tests' trusted key (content is signed with it).
+fn start<M: StateMedium, S: ContentStore>(
+    medium: M,
+    store: &mut S,
+    cfg: &Config,
+    env: &Env,
+) -> Started<M> {
+    failsafe_loader::state::start::start_with_trust(medium, store, cfg, env, &trusted())
+}
 
 #[derive(Default)]
 struct Mem {
@@ -68,7 +78,7 @@ impl Store {
     fn stage(&mut self, version: u64) {
         let mut c = one_rule();
         c.version = version;
-        self.files.insert(version, encode(&c).unwrap());
+        self.files.insert(version, signed(&c));
     }
     fn stage_invalid(&mut self, version: u64) {
         let c = failsafe_loader::Content {
@@ -80,7 +90,7 @@ impl Store {
                 vec![flag(Op::IsTrue, 10)],
             )],
         };
-        self.files.insert(version, encode(&c).unwrap());
+        self.files.insert(version, signed(&c));
     }
 }
 

@@ -145,19 +145,21 @@ fn zero_content_version() {
 
 #[test]
 fn signature_block_and_reserved_fields() {
+    // A signature block is one Ed25519 signature (64 bytes) or none.
     let mut bytes = encode(&one_rule()).unwrap();
-    put_u32(&mut bytes, 36, 64);
+    put_u32(&mut bytes, 36, 32);
     assert_eq!(
         rejects(&bytes).kind,
-        ErrorKind::SignatureUnsupported { found: 64 }
+        ErrorKind::SignatureUnsupported { found: 32 }
     );
+    // An unsigned file names no key.
     let mut bytes = encode(&one_rule()).unwrap();
     bytes[41] = 1;
     let e = rejects(&bytes);
     assert_eq!(
         e.kind,
         ErrorKind::ReservedNonZero {
-            what: "header bytes 40..48",
+            what: "key id of an unsigned file",
             found: 0x100
         }
     );

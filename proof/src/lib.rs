@@ -19,7 +19,9 @@ use failsafe_loader::state::machine::{
     self, Activation, Begin, Config, Env, HealthEvidence, Prior,
 };
 use failsafe_loader::state::record::{self, RECORD_LEN, SLOT_LEN, State};
+use failsafe_loader::state::start::start_with_trust;
 use failsafe_loader::state::{ContentStore, IoError, StateMedium, start};
+use failsafe_loader::trust::{KeyKind, Trust, verify};
 use failsafe_loader::{Event, Input, RuleSet, validate};
 
 unsafe extern "C" {
@@ -68,6 +70,27 @@ pub fn fs_validate(bytes: &[u8]) -> u32 {
 pub fn fs_load(bytes: &[u8], out: &mut Option<RuleSet>) -> bool {
     *out = RuleSet::load(bytes).ok();
     out.is_some()
+}
+
+/// Signature verification with keys from the caller (the driver's registry blob), then the
+/// kernel's load of verified content: the error ordinal, or `u32::MAX` when it loads.
+#[unsafe(no_mangle)]
+pub fn fs_verify(bytes: &[u8], keys: &[u8], test_signing: bool, out: &mut Option<RuleSet>) -> u32 {
+    let mut trust = Trust::builtin();
+    trust.set_test_signing(test_signing);
+    if trust.add_keys(keys, KeyKind::Test).is_err() {
+        return u32::MAX - 1;
+    }
+    if let Err(e) = verify(bytes, &trust) {
+        return e.ordinal();
+    }
+    match RuleSet::load_trusted(bytes, &trust) {
+        Ok(rs) => {
+            *out = Some(rs);
+            u32::MAX
+        }
+        Err(e) => e.ordinal(),
+    }
 }
 
 /// Evaluation of an event with any number of inputs of any types.
@@ -217,5 +240,25 @@ pub fn fs_start(
         let _ = s.durable.health(&act, evidence, cfg);
         let _ = s.durable.clean_shutdown(&act);
     }
+    s.active.map_or(0, |(v, _)| v.version)
+}
+
+/// The start sequence with a trust list built as the driver builds it (compiled-in release
+/// keys, test keys from the registry, the test-signing switch).
+#[unsafe(no_mangle)]
+pub fn fs_start_trusted(
+    medium: Medium,
+    mut store: Store,
+    cfg: &Config,
+    env: &Env,
+    keys: &[u8],
+    test_signing: bool,
+    report: &mut [u8; record::REPORT_LEN],
+) -> u64 {
+    let mut trust = Trust::builtin();
+    trust.set_test_signing(test_signing);
+    let _ = trust.add_keys(keys, KeyKind::Test);
+    let s = start_with_trust(medium, &mut store, cfg, env, &trust);
+    *report = record::encode_report(&s.report());
     s.active.map_or(0, |(v, _)| v.version)
 }

@@ -6,8 +6,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN};
-use failsafe_loader::state::{Config, ContentStore, Env, IoError, Reason, StateMedium, start};
+use failsafe_loader::state::start::start_with_trust;
+use failsafe_loader::state::{Config, ContentStore, Env, IoError, Reason, StateMedium};
 use failsafe_loader::text::split_path;
+use failsafe_loader::trust::{CONTEXT, KeyKind, Trust, key_id};
 use failsafe_loader::{ErrorKind, Event, EventType, Input, RuleSet, validate};
 
 thread_local! {
@@ -113,6 +115,30 @@ impl StateMedium for &mut Mem {
     }
 }
 
+/// The golden sample signed with a key generated for this run, and the trust in that key.
+fn signed_sample() -> &'static (Vec<u8>, Trust) {
+    static S: std::sync::OnceLock<(Vec<u8>, Trust)> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let kp = ed25519_compact::KeyPair::generate();
+        let id = key_id(&kp.pk);
+        let mut bytes = failsafe_loader::format::prepare_signed(SAMPLE, id).unwrap();
+        let sig = kp.sk.sign([CONTEXT, &bytes[..80]].concat(), None);
+        bytes.extend_from_slice(&sig[..]);
+        let mut trust = Trust::EMPTY;
+        trust.add(*kp.pk, KeyKind::Release).unwrap();
+        (bytes, trust)
+    })
+}
+
+fn start<M: StateMedium>(
+    m: M,
+    store: &mut Store,
+    cfg: &Config,
+    env: &Env,
+) -> failsafe_loader::state::Started<M> {
+    start_with_trust(m, store, cfg, env, &signed_sample().1)
+}
+
 /// A store whose own allocations are fallible too (as the driver's must be).
 struct Store;
 impl ContentStore for Store {
@@ -122,10 +148,11 @@ impl ContentStore for Store {
         Ok(())
     }
     fn read(&mut self, _: u64, _: usize, buf: &mut Vec<u8>) -> Result<(), IoError> {
+        let signed = &signed_sample().0;
         buf.clear();
-        buf.try_reserve(SAMPLE.len())
+        buf.try_reserve(signed.len())
             .map_err(|_| IoError { code: 12 })?;
-        buf.extend_from_slice(SAMPLE);
+        buf.extend_from_slice(signed);
         Ok(())
     }
 }
@@ -134,6 +161,7 @@ impl ContentStore for Store {
 fn the_start_sequence_survives_failure_at_every_allocation_and_never_quarantines_for_it() {
     let cfg = Config::default();
     let env = Env::default();
+    let _ = signed_sample(); // signed before any allocation is counted
     let (active, needed) = with_failure(None, || {
         let mut m = Mem::new();
         start(&mut m, &mut Store, &cfg, &env)

@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use failsafe_loader::state::machine::{Activation, Config, Env, HealthEvidence};
-use failsafe_loader::state::{Durable, HealthCheck, IoError, start};
+use failsafe_loader::state::start::start_with_trust;
+use failsafe_loader::state::{Durable, HealthCheck, IoError};
 use serde_json::json;
 
 use crate::host::{CrashAt, DirStore, FileMedium};
@@ -42,6 +43,8 @@ pub struct Args<'a> {
     pub cfg: Config,
     pub env: Env,
     pub fail_writes: bool,
+    /// The driver's trusted keys and test-signing switch.
+    pub keys: super::verify::KeyArgs,
     pub json: bool,
 }
 
@@ -81,6 +84,7 @@ fn line(json: bool, v: serde_json::Value, text: String) {
 
 pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     let dir = store::open(a.store, a.init, Use::Write)?;
+    let trust = a.keys.trust()?;
     let booted = Instant::now();
     // The start holds the store lock (a responder's concurrent `recover` waits); a store
     // whose lock cannot even be created is read-only, and the start goes on to find out.
@@ -88,7 +92,7 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     let mut store = DirStore::new(&dir);
     let mut medium = FileMedium::new(&dir, a.crash_at);
     medium.fail_writes = a.fail_writes;
-    let s = start(medium, &mut store, &a.cfg, &a.env);
+    let s = start_with_trust(medium, &mut store, &a.cfg, &a.env, &trust);
     let rep = s.report();
     let report_written = store::write_report(&dir, &rep);
     drop(lock);

@@ -31,6 +31,9 @@ pub struct Args {
     /// Failsafe content.
     #[arg(long)]
     pub force: bool,
+    /// Sign the output with this private key (see `keygen`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +103,11 @@ fn print_diags(src: &Path, diags: &[Diag]) {
 
 pub fn run(a: &Args) -> Result<u8, Fail> {
     check_output(a)?;
+    let key = a
+        .sign
+        .as_deref()
+        .map(super::keygen::read_signing_key)
+        .transpose()?;
     let src = &a.src;
     let text = std::fs::read_to_string(src)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", src.display())))?;
@@ -149,20 +157,26 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             src.display()
         ))
     })?;
+    let bytes = match &key {
+        Some(k) => super::sign::sign_bytes(&bytes, k)?,
+        None => bytes,
+    };
     crate::host::write_atomic(&a.output, &bytes)
         .map_err(|e| Fail::io(format!("cannot write {}: {e}", a.output.display())))?;
     let digest = hex(&file_digest(&bytes));
+    let key_id = key.as_ref().map(|k| hex(&k.id));
     out(
         a.json,
         json!({"output": a.output, "version": v.header.version, "rules": v.content.rules.len(),
-               "bytes": bytes.len(), "sha256": digest, "warnings": warnings}),
+               "bytes": bytes.len(), "sha256": digest, "key_id": key_id, "warnings": warnings}),
         format!(
-            "compiled {} -> {}: version {}, {} rules, {} bytes, sha256 {digest}{}",
+            "compiled {} -> {}: version {}, {} rules, {} bytes, sha256 {digest}, {}{}",
             src.display(),
             a.output.display(),
             v.header.version,
             v.content.rules.len(),
             bytes.len(),
+            key_id.map_or("unsigned".to_owned(), |id| format!("signed by key {id}")),
             match compiled.warnings.len() {
                 0 => String::new(),
                 n => format!(" ({n} warning{})", if n == 1 { "" } else { "s" }),

@@ -21,6 +21,9 @@ pub struct Args {
     /// Print TOML that compiles back to the same bytes.
     #[arg(long, conflicts_with = "json")]
     pub source: bool,
+    /// Keys to verify the signature with.
+    #[command(flatten)]
+    pub keys: super::verify::KeyArgs,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +45,8 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
         outp!("{}", source::to_source(&v.content));
         return Ok(0);
     }
+    let trust = a.keys.given()?;
+    let (sig, sig_text) = super::verify::describe(&bytes, &header, trust.as_ref());
     let d = hex(&file_digest(&bytes));
     if a.json {
         let rules: Vec<_> = v
@@ -56,7 +61,8 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             versioned(
                 json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
                    "rules": rules, "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
-                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len()})
+                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len(),
+                   "signature": sig})
             )
         );
         return Ok(0);
@@ -69,11 +75,13 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
     );
     outln!("version:       {}", header.version);
     outln!(
-        "size:          {} bytes (rule table {}, string table {})",
+        "size:          {} bytes (rule table {}, string table {}, signature block {})",
         bytes.len(),
         header.rules_len,
-        header.strings_len
+        header.strings_len,
+        header.signature_len
     );
+    outln!("signature:     {sig_text}");
     outln!("sha256:        {d}");
     outln!("file digest:   {} (verified)", hex(&header.digest));
     outln!("rules:         {}", header.rule_count);

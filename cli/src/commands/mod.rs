@@ -9,10 +9,13 @@ pub mod completions;
 pub mod diff;
 pub mod import;
 pub mod inspect;
+pub mod keygen;
 pub mod recover;
+pub mod sign;
 pub mod stage;
 pub mod status;
 pub mod test;
+pub mod verify;
 
 use std::path::Path;
 

@@ -44,7 +44,8 @@ pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<
             // The kernel's check, without decoding the rules (memory bounded by the file).
             match crate::read_capped(&p) {
                 Ok(b) => match failsafe_loader::check(&b) {
-                    Ok(h) if h.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count}),
+                    Ok(h) if h.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count,
+                                                      "key_id": h.is_signed().then(|| hex(&h.key_id))}),
                     Ok(h) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", h.version)}),
                     Err(e) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": e.to_string()}),
                 },
@@ -99,7 +100,12 @@ pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<
             }
         }
         let validity = if f["valid"].as_bool() == Some(true) {
-            format!("valid, {} rules", f["rules"])
+            let signed = f["key_id"]
+                .as_str()
+                .map_or("UNSIGNED (refused by the driver)".to_owned(), |id| {
+                    format!("signed by key {id}")
+                });
+            format!("valid, {} rules, {signed}", f["rules"])
         } else {
             format!("INVALID: {}", f["error"].as_str().unwrap_or("?"))
         };

@@ -87,6 +87,8 @@ fn decided(s: &mut State, mode: Mode, reason: Reason, version: Option<u64>, env:
         version: version.unwrap_or(0),
         boot: s.boot,
         writes_may_not_persist: env.writes_may_not_persist,
+        // Set by the start sequence, which knows the trust it verified content with.
+        test_signing: false,
     });
 }
 

@@ -282,6 +282,8 @@ pub struct LastDecision {
     /// The OS reported a write filter (UWF and the like) or another reason that writes to
     /// the record's volume may not survive a reboot: the counter may not advance.
     pub writes_may_not_persist: bool,
+    /// Test signing was on at that start: content signed by a test key was accepted.
+    pub test_signing: bool,
 }
 
 /// The boot-attempt state. Fixed size: no allocation, ever.
@@ -425,7 +427,7 @@ const O_TRACKS: usize = O_HEALTH + HEALTH_LEN; // MAX_TRACKED x TRACK_LEN
 const TRACK_LEN: usize = 48; // version u64, digest 32, attempts u8, 7 reserved
 const O_QUAR: usize = O_TRACKS + MAX_TRACKED * TRACK_LEN; // MAX_QUARANTINE x Q_LEN
 const Q_LEN: usize = 56; // version 8, digest 32, reason 1, 3 reserved, detail 4, boot 8
-const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, flags 1 (bit 0 writes-may-not-persist), 5 reserved, version 8, boot 8
+const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, flags 1 (bit 0 writes-may-not-persist, bit 1 test signing on), 5 reserved, version 8, boot 8
 const LAST_LEN: usize = 24;
 const O_FLOOR: usize = O_LAST + LAST_LEN; // u64
 const O_END: usize = O_FLOOR + 8;
@@ -511,7 +513,7 @@ pub fn encode_slot_into(state: &State, seq: u64, buf: &mut [u8; SLOT_LEN]) {
         w.put(&[
             d.mode.code(),
             d.reason.code(),
-            u8::from(d.writes_may_not_persist),
+            u8::from(d.writes_may_not_persist) | (u8::from(d.test_signing) << 1),
             0,
             0,
             0,
@@ -670,12 +672,13 @@ pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
     let dboot = r.u64()?;
     let last = match head {
         [0, ..] => None,
-        [m, c, f, ..] if f <= 1 => Some(LastDecision {
+        [m, c, f, ..] if f <= 3 => Some(LastDecision {
             mode: Mode::from_code(m)?,
             reason: Reason::from_code(c)?,
             version,
             boot: dboot,
-            writes_may_not_persist: f == 1,
+            writes_may_not_persist: f & 1 != 0,
+            test_signing: f & 2 != 0,
         }),
         _ => return None,
     };
@@ -762,7 +765,7 @@ const R_SUM_AT: usize = REPORT_LEN - 32;
 // Field offsets of a start report.
 const R_BOOT: usize = 8; // u64: boot number of the start (the record's, +1 when it could not be read)
 const R_SEQ: usize = 16; // u64: sequence number of the newest record slot after the start (0: none)
-const R_DECISION: usize = 24; // mode u8, reason u8, flags u8 (bit 0 record not written, bit 1 writes may not persist), 5 reserved
+const R_DECISION: usize = 24; // mode u8, reason u8, flags u8 (bit 0 record not written, bit 1 writes may not persist, bit 2 test signing on), 5 reserved
 const R_VERSION: usize = 32; // u64: version activated (0: none)
 const R_ERROR: usize = 40; // i64: OS error of the failed record read or write (0: none)
 const R_END: usize = 48;
@@ -789,6 +792,8 @@ pub struct StartReport {
     pub record_not_written: bool,
     /// Writes to the record's volume may not survive a reboot (write filter).
     pub writes_may_not_persist: bool,
+    /// Test signing was on: content signed by a test key was accepted.
+    pub test_signing: bool,
     /// The OS error of the failed record read or write, if any.
     pub error: Option<IoError>,
 }
@@ -812,7 +817,9 @@ pub fn encode_report(r: &StartReport) -> [u8; REPORT_LEN] {
         w.put(&[
             r.mode.code(),
             r.reason.code(),
-            u8::from(r.record_not_written) | (u8::from(r.writes_may_not_persist) << 1),
+            u8::from(r.record_not_written)
+                | (u8::from(r.writes_may_not_persist) << 1)
+                | (u8::from(r.test_signing) << 2),
         ]);
         w.at(R_VERSION);
         w.put(&r.version.to_le_bytes());
@@ -848,7 +855,7 @@ pub fn decode_report(bytes: &[u8]) -> Option<StartReport> {
     let record_seq = r.u64()?;
     r.at(R_DECISION);
     let [m, c, f] = r.take::<3>()?;
-    if f > 3 {
+    if f > 7 {
         return None;
     }
     r.at(R_VERSION);
@@ -863,6 +870,7 @@ pub fn decode_report(bytes: &[u8]) -> Option<StartReport> {
         version,
         record_not_written: f & 1 != 0,
         writes_may_not_persist: f & 2 != 0,
+        test_signing: f & 4 != 0,
         error: (code != 0).then_some(IoError { code }),
     })
 }

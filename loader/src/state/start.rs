@@ -23,6 +23,7 @@ use crate::content::limits;
 use crate::engine::RuleSet;
 use crate::error::{ContentError, ErrorKind, Location};
 use crate::mem;
+use crate::trust::Trust;
 
 /// An I/O failure reported by a medium or store (NTSTATUS on Windows, errno on hosts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,6 +339,8 @@ pub struct Started<M> {
     pub persist_error: Option<IoError>,
     /// The environment the start ran in.
     pub env: Env,
+    /// Test signing was on (recorded in the decision and the start report).
+    pub test_signing: bool,
 }
 
 impl<M> Started<M> {
@@ -364,6 +367,7 @@ impl<M> Started<M> {
             version: self.active.as_ref().map_or(0, |(v, _)| v.version),
             record_not_written: not_written,
             writes_may_not_persist: self.env.writes_may_not_persist,
+            test_signing: self.test_signing,
             error,
         }
     }
@@ -374,16 +378,29 @@ pub fn file_digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// Runs the start sequence: read the record, charge the previous attempt, choose, make the
-/// attempt durable, validate and activate; quarantine invalid content at once and fall back.
-///
-/// Kernel-sized: the states live in the record's memory ([`Durable`]) and every big step is
-/// its own function, so no frame holds a state or a slot (`tests/tests/pe.rs` measures).
+/// Runs the start sequence with the compiled-in release keys and test signing off
+/// ([`Trust::builtin`]): what a release driver runs. See [`start_with_trust`].
 pub fn start<M: StateMedium, S: ContentStore>(
     medium: M,
     store: &mut S,
     cfg: &Config,
     env: &Env,
+) -> Started<M> {
+    start_with_trust(medium, store, cfg, env, &Trust::builtin())
+}
+
+/// Runs the start sequence: read the record, charge the previous attempt, choose, make the
+/// attempt durable, verify the content's signature against `trust`, validate and activate;
+/// quarantine unsigned, wrongly signed or invalid content at once and fall back.
+///
+/// Kernel-sized: the states live in the record's memory ([`Durable`]) and every big step is
+/// its own function, so no frame holds a state or a slot (`tests/tests/pe.rs` measures).
+pub fn start_with_trust<M: StateMedium, S: ContentStore>(
+    medium: M,
+    store: &mut S,
+    cfg: &Config,
+    env: &Env,
+    trust: &Trust,
 ) -> Started<M> {
     let (prior, durable) = Durable::load(medium);
     let mut out = Started {
@@ -400,6 +417,7 @@ pub fn start<M: StateMedium, S: ContentStore>(
         unreadable: Vec::new(),
         persist_error: None,
         env: *env,
+        test_signing: trust.test_signing(),
     };
     // Without the record's memory nothing is read or written: safe, nothing charged.
     let Some(s) = out.durable.next_from_state() else {
@@ -413,14 +431,26 @@ pub fn start<M: StateMedium, S: ContentStore>(
                 reason,
             };
             if write {
-                out.persist_error = out.durable.persist_next().err();
+                out.persist_error = out.persist().err();
             }
             return out;
         }
         Step::Choose => {}
     }
-    choose_and_activate(&mut out, store, cfg, env);
+    choose_and_activate(&mut out, store, cfg, env, trust);
     out
+}
+
+impl<M: StateMedium> Started<M> {
+    /// Makes the next state durable with the decision marked with this start's test-signing
+    /// switch.
+    fn persist(&mut self) -> Result<(), IoError> {
+        let on = self.test_signing;
+        if let Some(d) = self.durable.next().and_then(|s| s.last.as_mut()) {
+            d.test_signing = on;
+        }
+        self.durable.persist_next()
+    }
 }
 
 /// The rest of the start after [`begin_in`]: choose, record, load, fall back.
@@ -430,6 +460,7 @@ fn choose_and_activate<M: StateMedium, S: ContentStore>(
     store: &mut S,
     cfg: &Config,
     env: &Env,
+    trust: &Trust,
 ) {
     // Each step re-borrows the next state: the record's memory outlives them all.
     macro_rules! next {
@@ -443,7 +474,7 @@ fn choose_and_activate<M: StateMedium, S: ContentStore>(
     let mut versions: Vec<u64> = Vec::new();
     if store.versions(&mut versions).is_err() {
         out.choice = store_unreadable(next!(), env);
-        out.persist_error = out.durable.persist_next().err();
+        out.persist_error = out.persist().err();
         return;
     }
     let mut buf: Vec<u8> = Vec::new();
@@ -455,12 +486,12 @@ fn choose_and_activate<M: StateMedium, S: ContentStore>(
         let choice = choose(next!(), &versions, &skip, cfg, env);
         out.choice = choice;
         let Some(v) = choice.target else {
-            out.persist_error = out.durable.persist_next().err();
+            out.persist_error = out.persist().err();
             return;
         };
         if mem::push(&mut skip, v).is_err() {
             out.choice = out_of_memory(next!(), env);
-            out.persist_error = out.durable.persist_next().err();
+            out.persist_error = out.persist().err();
             return;
         }
         if store.read(v, read_limit, &mut buf).is_err() {
@@ -473,13 +504,13 @@ fn choose_and_activate<M: StateMedium, S: ContentStore>(
             digest: file_digest(&buf),
         };
         let activation = record_attempt(next!(), ver);
-        if let Err(e) = out.durable.persist_next() {
+        if let Err(e) = out.persist() {
             // Counting cannot be guaranteed: activate nothing.
             out.choice = state_unwritable(next!(), env);
             out.persist_error = Some(e);
             return;
         }
-        match load(&buf, v) {
+        match load(&buf, v, trust) {
             Ok(rs) => {
                 out.active = Some((ver, rs));
                 out.activation = Some(activation);
@@ -500,11 +531,12 @@ fn choose_and_activate<M: StateMedium, S: ContentStore>(
     }
 }
 
-/// Validates and compiles version `v`'s file (its own frame: the validator's state is not
-/// kept across the start's other steps).
+/// Verifies version `v`'s file against `trust`, then validates and compiles it (its own
+/// frame: the validator's state is not kept across the start's other steps). An unsigned
+/// or wrongly signed file fails here like an invalid one, before its body is parsed.
 #[inline(never)]
-fn load(buf: &[u8], v: u64) -> Result<RuleSet, ContentError> {
-    RuleSet::load(buf).and_then(|rs| {
+fn load(buf: &[u8], v: u64, trust: &Trust) -> Result<RuleSet, ContentError> {
+    RuleSet::load_trusted(buf, trust).and_then(|rs| {
         if rs.version() == v {
             Ok(rs)
         } else {
