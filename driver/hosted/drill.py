@@ -285,14 +285,15 @@ class Ctl:
     def status(self, store: Path):
         return json.loads(self.run("status", "--store", store, "--json", "--threshold", THRESHOLD))
 
-    def shadow_boot(self, store: Path, shadow: Path, force_safe_mode: bool):
+    def shadow_boot(self, store: Path, shadow: Path, force_safe_mode: bool, test_key: str):
         """The CLI's start sequence on a copy of the store as it is before the hosted boot."""
         if shadow.exists():
             shutil.rmtree(shadow)
         shutil.copytree(store, shadow)
         for f in ("last-start.bin",):
             (shadow / f).unlink(missing_ok=True)
-        args = ["boot", "--store", shadow, "--json", "--threshold", THRESHOLD, "--then", "clean-shutdown"]
+        args = ["boot", "--store", shadow, "--json", "--threshold", THRESHOLD, "--then", "clean-shutdown",
+                "--test-signing", "--test-key", test_key]
         if force_safe_mode:
             args.append("--force-safe-mode")
         out = self.run(*args)
@@ -364,8 +365,16 @@ class Drill:
         self.wine.wait_end()
         drivers = self.prefix / "drive_c" / "windows" / "system32" / "drivers"
         shutil.copyfile(self.image, drivers / "failsafeflt.sys")
+        # Content is signed (issue 13): a development key made for this run, trusted by the
+        # driver as a test key — TestSigning=1, TestSigningKeys, and Windows' own boot
+        # options saying TESTSIGNING (the prefix's registry, as `bcdedit /set testsigning
+        # on` leaves it on Windows). The CLI's shadow boots trust the same key.
+        self.key = self.work / "dev.key"
+        k = json.loads(self.ctl.run("keygen", "-o", self.key, "--json"))
+        self.public_hex = k["public_key"]
         for v in (1, 2):
-            self.ctl.run("compile", self.sample, "-o", self.work / f"{v}.fsc", "--version", v)
+            self.ctl.run("compile", self.sample, "-o", self.work / f"{v}.fsc", "--version", v,
+                         "--sign", self.key)
         # The service, as the INF writes it (ServiceType 2, the Parameters values, the
         # Instances key), registered disabled first so that the session that writes it cannot
         # start it, then set to Start = 1 (SERVICE_SYSTEM_START, as the INF) in that session.
@@ -378,6 +387,11 @@ class Drill:
                       "/d", r"\SystemRoot\System32\drivers\failsafeflt.sys", "/f")
         self.wine.run("reg", "add", PARAMS_KEY, "/v", "ContentDirectory", "/t", "REG_EXPAND_SZ",
                       "/d", CONTENT_DIR_NT, "/f")
+        self.wine.run("reg", "add", PARAMS_KEY, "/v", "TestSigning", "/t", "REG_DWORD", "/d", "1", "/f")
+        self.wine.run("reg", "add", PARAMS_KEY, "/v", "TestSigningKeys", "/t", "REG_BINARY",
+                      "/d", self.public_hex, "/f")
+        self.wine.run("reg", "add", r"HKLM\System\CurrentControlSet\Control", "/v", "SystemStartOptions",
+                      "/t", "REG_SZ", "/d", " TESTSIGNING", "/f")
         self.wine.run("reg", "add", SERVICE_KEY, "/v", "Start", "/t", "REG_DWORD", "/d", "1", "/f")
         self.wine.wait_end()
         if self.store.exists():
@@ -398,7 +412,7 @@ class Drill:
         self.boot_no += 1
         n = self.boot_no
         before = self.ctl.status(self.store) if (self.store / "state.bin").exists() else None
-        shadow, shadow_report = self.ctl.shadow_boot(self.store, self.work / "shadow", force_safe_mode)
+        shadow, shadow_report = self.ctl.shadow_boot(self.store, self.work / "shadow", force_safe_mode, self.public_hex)
         log = self.work / f"boot-{n}.log"
         s = Session(self.wine, log, self.entry_rva, self.image_size)
         start = s.wait_for(r"failsafeflt: (start|not started)", 90)

@@ -31,6 +31,18 @@ pub fn config_from(v: &RegistryValues) -> Config {
     }
 }
 
+/// Whether Windows' boot options (`SystemStartOptions`: space-separated, upper case, e.g.
+/// `" TESTSIGNING  NOEXECUTE=OPTIN"`) include test signing. A whole word, any case.
+pub fn boot_options_test_signing(options: &[u16]) -> bool {
+    const WORD: &[u8] = b"TESTSIGNING";
+    options.split(|&u| u == u16::from(b' ')).any(|w| {
+        w.len() == WORD.len()
+            && w.iter()
+                .zip(WORD)
+                .all(|(&a, &b)| failsafe_loader::text::fold(a) == u16::from(b))
+    })
+}
+
 /// Default store directory (NT path; `\SystemRoot` exists before drive letters do).
 pub const DEFAULT_DIR: &str = "\\SystemRoot\\Failsafe";
 
@@ -91,6 +103,18 @@ pub fn parse_content_name(name: &[u16]) -> Option<u64> {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_signing_boot_option() {
+        let w = |s: &str| s.encode_utf16().collect::<alloc::vec::Vec<u16>>();
+        assert!(boot_options_test_signing(&w(
+            " TESTSIGNING  NOEXECUTE=OPTIN"
+        )));
+        assert!(boot_options_test_signing(&w("testsigning")));
+        assert!(!boot_options_test_signing(&w(" NOEXECUTE=OPTIN")));
+        assert!(!boot_options_test_signing(&w(" NOTESTSIGNING")));
+        assert!(!boot_options_test_signing(&w("")));
+    }
 
     #[test]
     fn registry_values_to_config() {

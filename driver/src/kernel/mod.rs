@@ -35,8 +35,9 @@ extern crate wdk_panic;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+use failsafe_loader::state::Env;
 use failsafe_loader::state::record::encode_report;
-use failsafe_loader::state::{Env, start};
+use failsafe_loader::state::start::start_with_trust;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FltRegisterFilter, FltStartFiltering,
 };
@@ -156,7 +157,7 @@ pub unsafe extern "system" fn driver_entry(
     unsafe { *DIR.0.get() = Some(canary_dir) };
 
     // 2. The start decision: the attempt is durable before content is parsed.
-    let started = start(medium, &mut store, &cfg, &env);
+    let started = start_with_trust(medium, &mut store, &cfg, &env, &params.trust);
     let _ = registry::write_last_start(&params.service, &encode_report(&started.report()));
     // The rule set moves to pool memory the callbacks read through. Should that fail, the
     // content never runs: the attempt is closed as clean (below) and nothing is armed.

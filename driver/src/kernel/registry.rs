@@ -13,6 +13,7 @@ use super::ffi::{
 use super::nt::{Handle, Wide, debug_assert_passive, object_attributes};
 use crate::config::{DEFAULT_DIR, RegistryValues};
 use crate::wire::{REG_BINARY, key_value_partial, number_value, string_value};
+use failsafe_loader::trust::{KeyKind, Trust};
 
 /// Largest value read: a `KEY_VALUE_PARTIAL_INFORMATION` header and 512 UTF-16 units.
 const VALUE_BYTES: usize = 12 + 1024;
@@ -30,6 +31,9 @@ pub struct Parameters {
     pub dir: Option<Wide>,
     /// The service key (the registry path DriverEntry was given), for `LastStart`.
     pub service: Wide,
+    /// Content signing keys: the release keys compiled into the core, plus, only when
+    /// test signing is on, the test keys of `TestSigningKeys` (docs/boot-safety.md, trust).
+    pub trust: Trust,
 }
 
 /// Largest value read at all (a `ContentDirectory` path of up to 32 767 units).
@@ -153,6 +157,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
             drill_version: None,
             dir: Some(default_dir()?),
             service: Wide::join(service, "")?,
+            trust: Trust::builtin(),
         });
     };
     let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
@@ -171,12 +176,67 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
         Ok(false) => Some(default_dir()?),
         Err(()) => None,
     };
+    let trust = read_trust(&key, &mut buf);
     Some(Parameters {
         values,
         drill_version,
         dir,
         service: Wide::join(service, "")?,
+        trust,
     })
+}
+
+/// The trusted content keys: the core's compiled-in release keys; the test keys of
+/// `TestSigningKeys` (REG_BINARY, n × 32-byte Ed25519 public keys) count only when
+/// `TestSigning` is 1 **and** Windows itself booted with test signing (its boot options,
+/// `SystemStartOptions`, name `TESTSIGNING`), so that a registry value alone can never make
+/// a production machine trust a development key. Test-only values, set by hand or by a
+/// test package, never by the release INF. PASSIVE_LEVEL.
+fn read_trust(key: &Handle, buf: &mut Vec<u8>) -> Trust {
+    let mut trust = Trust::builtin();
+    let switch = read_test_value(key, "TestSigning", buf) == Some(1);
+    let on = switch && windows_test_signing(buf);
+    trust.set_test_signing(on);
+    if on
+        && query(key, "TestSigningKeys", buf) == Query::Read
+        && let Some((REG_BINARY, blob)) = key_value_partial(buf)
+    {
+        // A malformed list adds nothing (and the start then refuses test-signed content
+        // with `unknown-key`, visible in `status`).
+        let _ = trust.add_keys(blob, KeyKind::Test);
+    }
+    trust
+}
+
+/// A number from a test-only value (not in the INF, so not `read_dword`, whose names the
+/// INF test requires the INF to set).
+fn read_test_value(key: &Handle, name: &str, buf: &mut Vec<u8>) -> Option<u64> {
+    if query(key, name, buf) != Query::Read {
+        return None;
+    }
+    key_value_partial(buf).and_then(|(kind, data)| number_value(kind, data))
+}
+
+/// Windows booted with test signing on: `TESTSIGNING` among the boot options the loader
+/// passed (`HKLM\SYSTEM\CurrentControlSet\Control`, `SystemStartOptions`, REG_SZ, e.g.
+/// `" TESTSIGNING  NOEXECUTE=OPTIN"`). PASSIVE_LEVEL.
+fn windows_test_signing(buf: &mut Vec<u8>) -> bool {
+    let Some(mut path) = Wide::from_str("\\Registry\\Machine\\SYSTEM\\CurrentControlSet\\Control")
+    else {
+        return false;
+    };
+    let Some(key) = open_key(&mut path, KEY_READ) else {
+        return false;
+    };
+    let mut units = Vec::new();
+    if query(&key, "SystemStartOptions", buf) != Query::Read
+        || key_value_partial(buf)
+            .and_then(|(kind, data)| string_value(kind, data, &mut units))
+            .is_none()
+    {
+        return false;
+    }
+    crate::config::boot_options_test_signing(&units)
 }
 
 /// Opens a registry key by its full NT name. PASSIVE_LEVEL.
