@@ -476,10 +476,14 @@ fn rarity(role: Role, kind: Kind, v: &[u16]) -> u32 {
         (Kind::Equals, Role::Ext) => len.saturating_mul(2),
         (Kind::Equals, Role::Name) => len.saturating_add(8),
         (Kind::Equals, Role::Path) => len.saturating_add(16),
+        // A machine runs a few hundred images, and the common ones write most files: a
+        // value naming an image (`\winword.exe`) holds on a fair share of events whatever
+        // its length.
+        (Kind::Equals | Kind::Suffix, Role::Process) => len.min(6),
         (Kind::Suffix, _) => len,
         // Directory prefixes are shared by most events: only what follows the volume
         // prefix (`\Device\HarddiskVolumeN\`, 24 units) says anything.
-        (Kind::Prefix, Role::Path) => len.saturating_sub(24) / 4,
+        (Kind::Prefix, Role::Path | Role::Process) => len.saturating_sub(24) / 4,
         (Kind::Prefix, Role::Name | Role::Ext) => len,
         (Kind::Contains, _) if has_sep => len / 3,
         (Kind::Contains, _) => len,
@@ -493,6 +497,8 @@ enum Role {
     Path,
     Name,
     Ext,
+    /// The image path of the requesting process.
+    Process,
 }
 
 fn role(t: EventType, field: u8) -> Role {
@@ -500,6 +506,7 @@ fn role(t: EventType, field: u8) -> Role {
     match name {
         "name" => Role::Name,
         "extension" => Role::Ext,
+        "process" => Role::Process,
         _ => Role::Path,
     }
 }
