@@ -1,7 +1,7 @@
 //! One-screen summary: the evaluator against its baselines on the same rules and paths, and
 //! validation against memcpy and the digest alone, as ratios measured in this process.
 //! `cargo bench -p failsafe-loader --bench summary` (a few seconds; `--full` for 100k rules
-//! against the naive scan and more passes).
+//! against the naive scan and more passes; `--realistic` for the realistic corpus only).
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -159,6 +159,9 @@ fn main() {
         return;
     }
     realistic(budget, &[200, 1_000, 10_000, 65_000]);
+    if std::env::args().any(|a| a == "--realistic") {
+        return; // the realistic corpus only (quicker while tuning)
+    }
     println!();
     let evs = events(2000, 7);
     println!(
