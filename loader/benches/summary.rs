@@ -1,7 +1,8 @@
 //! One-screen summary: the evaluator against its baselines on the same rules and paths, and
 //! validation against memcpy and the digest alone, as ratios measured in this process.
 //! `cargo bench -p failsafe-loader --bench summary` (a few seconds; `--full` for 100k rules
-//! against the naive scan and more passes).
+//! against the naive scan and more passes; `--realistic` for the realistic corpus only,
+//! `--validation` for the validation line only).
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -158,7 +159,14 @@ fn main() {
         println!("wrote {} rules, {} bytes", n, bytes.len());
         return;
     }
+    if std::env::args().any(|a| a == "--validation") {
+        validation(budget); // the validation line only
+        return;
+    }
     realistic(budget, &[200, 1_000, 10_000, 65_000]);
+    if std::env::args().any(|a| a == "--realistic") {
+        return; // the realistic corpus only (quicker while tuning)
+    }
     println!();
     let evs = events(2000, 7);
     println!(
@@ -247,6 +255,11 @@ fn main() {
         at(100_000) / at(1_000)
     );
 
+    validation(budget);
+}
+
+/// `check` against SHA-256 alone and memcpy on the 10k-rule synthetic file.
+fn validation(budget: Duration) {
     let w = workload(10_000);
     let bytes = &w.bytes;
     let mut dst = vec![0u8; bytes.len()];

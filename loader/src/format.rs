@@ -909,25 +909,56 @@ fn bad_units(table: &[u8]) -> Result<Vec<u64>, AllocError> {
     };
     let is_high = |u: u16| (0xD800..=0xDBFF).contains(&u);
     let is_low = |u: u16| (0xDC00..=0xDFFF).contains(&u);
-    let mut word = 0u64;
-    let mut prev = 0u16;
-    for i in 0..units {
-        let u = unit(i);
-        let bad = u == 0
-            || (is_high(u) && (i.saturating_add(1) >= units || !is_low(unit(i.saturating_add(1)))))
-            || (is_low(u) && (i == 0 || !is_high(prev)));
-        if bad {
-            word |= 1u64
-                .checked_shl(u32::try_from(i % 64).unwrap_or(0))
-                .unwrap_or(0);
+    let whole = table.get(..units.saturating_mul(2)).unwrap_or(&[]);
+    // Four units at a time: is any of them NUL or a surrogate?
+    const LANES_LO: u64 = 0x0001_0001_0001_0001;
+    const LANES_HI: u64 = 0x8000_8000_8000_8000;
+    let zero_lane = |x: u64| x.wrapping_sub(LANES_LO) & !x & LANES_HI != 0;
+    let suspect =
+        |x: u64| zero_lane(x) || zero_lane((x & 0xF800_F800_F800_F800) ^ 0xD800_D800_D800_D800);
+    // 64 units per word; four units that are neither NUL nor surrogates (nearly all) cost
+    // one test, the others are looked at one by one, with their neighbours.
+    for (w, block) in whole.chunks(128).enumerate() {
+        let mut word = 0u64;
+        let base = w.saturating_mul(64);
+        let quads = block.chunks_exact(8);
+        let tail_at = block.len().saturating_sub(quads.remainder().len());
+        let mut look: u64 = 0; // bit q: quad q needs a closer look
+        for (q, quad) in quads.enumerate() {
+            let x = u64::from_le_bytes(quad.try_into().unwrap_or([0; 8]));
+            if suspect(x) {
+                look |= 1u64
+                    .checked_shl(u32::try_from(q).unwrap_or(64))
+                    .unwrap_or(0);
+            }
         }
-        if i % 64 == 63 {
+        if look == 0 && tail_at == block.len() {
             mem::push(&mut bits, word)?;
-            word = 0;
+            continue;
         }
-        prev = u;
-    }
-    if !units.is_multiple_of(64) {
+        for (j, pair) in block.chunks_exact(2).enumerate() {
+            let in_tail = j.saturating_mul(2) >= tail_at;
+            let quad_bit = 1u64
+                .checked_shl(u32::try_from(j / 4).unwrap_or(64))
+                .unwrap_or(0);
+            if !in_tail && look & quad_bit == 0 {
+                continue;
+            }
+            let &[lo, hi] = pair else { continue };
+            let u = u16::from_le_bytes([lo, hi]);
+            if u != 0 && u & 0xF800 != 0xD800 {
+                continue;
+            }
+            let i = base.saturating_add(j);
+            let bad = u == 0
+                || (is_high(u) && !is_low(unit(i.saturating_add(1))))
+                || (is_low(u) && (i == 0 || !is_high(unit(i.saturating_sub(1)))));
+            if bad {
+                word |= 1u64
+                    .checked_shl(u32::try_from(j).unwrap_or(64))
+                    .unwrap_or(0);
+            }
+        }
         mem::push(&mut bits, word)?;
     }
     Ok(bits)
@@ -986,6 +1017,13 @@ impl<'a> Parser<'a> {
                     unread_bytes: n64(r.remaining()),
                 },
             ));
+        }
+        // Ids in strictly ascending order (as compilers write them) are distinct: no sort.
+        if ids
+            .windows(2)
+            .all(|p| matches!(*p, [(a, _, _), (b, _, _)] if a < b))
+        {
+            return Ok(());
         }
         mem::heapsort_by(&mut ids, |a, b| a < b);
         for pair in ids.windows(2) {
@@ -1336,6 +1374,68 @@ impl<'a> Parser<'a> {
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 unit,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
+mod tests {
+    use super::*;
+
+    /// The word-at-a-time bitmap marks exactly the units a unit-by-unit definition does:
+    /// NULs, high surrogates not followed by a low one, low ones not preceded by a high
+    /// one; tables of every length (odd byte counts too) around the 64-unit word edges.
+    #[test]
+    fn bad_units_matches_the_unit_by_unit_definition() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pool: [u16; 7] = [0x41, 0x0000, 0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0x00E9];
+        for round in 0..2000 {
+            let len = (next() % 300) as usize;
+            let sparse = round % 3 != 0; // mostly ordinary text, sometimes dense with bad units
+            let table: Vec<u8> = (0..len)
+                .flat_map(|_| {
+                    let r = next();
+                    let u = if sparse && r % 16 != 0 {
+                        0x61 + (r % 26) as u16
+                    } else {
+                        pool[(r % pool.len() as u64) as usize]
+                    };
+                    u.to_le_bytes()
+                })
+                .chain((round % 2 == 1).then_some(0x41u8))
+                .collect();
+            let units: Vec<u16> = table
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let high = |u: u16| (0xD800..=0xDBFF).contains(&u);
+            let low = |u: u16| (0xDC00..=0xDFFF).contains(&u);
+            let mut want = alloc::vec![0u64; units.len().div_ceil(64)];
+            for (i, &u) in units.iter().enumerate() {
+                let bad = u == 0
+                    || (high(u) && !units.get(i + 1).is_some_and(|&n| low(n)))
+                    || (low(u) && !(i > 0 && high(units[i - 1])));
+                if bad {
+                    want[i / 64] |= 1 << (i % 64);
+                }
+            }
+            assert_eq!(
+                bad_units(&table).unwrap(),
+                want,
+                "round {round}: {units:x?}"
+            );
         }
     }
 }
