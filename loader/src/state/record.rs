@@ -544,30 +544,9 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
     decode_slot_into(slot, &mut state).map(|seq| (state, seq))
 }
 
-/// The sequence number of a slot whose checksum and header are valid (its fields are not
-/// decoded: [`decode_slot_into`] may still refuse it).
+/// The sequence number of a slot whose checksum and header (magic, layout, length) are
+/// valid; its fields are not decoded ([`decode_slot_into`] may still refuse it).
 fn slot_seq(slot: &[u8]) -> Option<u64> {
-    if slot.len() != SLOT_LEN {
-        return None;
-    }
-    let (body, sum) = slot.split_at_checked(SUM_AT)?;
-    if checksum(body) != sum {
-        return None;
-    }
-    let mut r = R { buf: slot, pos: 0 };
-    r.at(O_MAGIC);
-    if r.take::<4>()? != MAGIC {
-        return None;
-    }
-    r.at(O_SEQ);
-    r.u64()
-}
-
-/// Decodes one slot into `out`, returning its sequence number; `None` if it is not a valid
-/// slot (`out` is then partly overwritten). Decoding in place keeps the 2 KiB state out of
-/// the kernel's stack frames.
-#[inline(never)]
-pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
     if slot.len() != SLOT_LEN {
         return None;
     }
@@ -589,7 +568,16 @@ pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
         return None;
     }
     r.at(O_SEQ);
-    let seq = r.u64()?;
+    r.u64()
+}
+
+/// Decodes one slot into `out`, returning its sequence number; `None` if it is not a valid
+/// slot (`out` is then partly overwritten). Decoding in place keeps the 2 KiB state out of
+/// the kernel's stack frames.
+#[inline(never)]
+pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
+    let seq = slot_seq(slot)?;
+    let mut r = R { buf: slot, pos: 0 };
     r.at(O_BOOT);
     let boot = r.u64()?;
     r.at(O_FLAGS);
