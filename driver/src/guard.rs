@@ -40,12 +40,17 @@ impl OwnDir {
     /// `path` is the directory itself or lies inside it (compared as Windows compares
     /// names: case-insensitively, one code unit at a time).
     pub fn contains(&self, path: &[u16]) -> bool {
-        let n = self.folded.len();
-        let head_matches = path
-            .get(..n)
-            .is_some_and(|head| head.iter().zip(&self.folded).all(|(&a, &b)| fold(a) == b));
-        head_matches && matches!(path.get(n), None | Some(&SEP))
+        under(path, &self.folded, |a, b| fold(a) == b)
     }
+}
+
+/// `path` is `dir` itself or lies inside it: `dir` is a prefix (units compared by `eq`)
+/// followed by the end of `path` or a separator. Shared with the volume table.
+pub fn under(path: &[u16], dir: &[u16], eq: impl Fn(u16, u16) -> bool) -> bool {
+    let n = dir.len();
+    path.get(..n)
+        .is_some_and(|head| head.iter().zip(dir).all(|(&a, &b)| eq(a, b)))
+        && matches!(path.get(n), None | Some(&SEP))
 }
 
 #[cfg(test)]

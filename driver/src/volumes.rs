@@ -124,12 +124,12 @@ impl VolumeTable {
     /// a path longer than `out`).
     pub fn dos_path<'a>(&self, path: &'a [u16], out: &'a mut [u16]) -> &'a [u16] {
         let path = without_dos_device_prefix(path);
-        let Some(v) = self.volumes.iter().find(|v| {
-            let n = v.device().len();
-            path.get(..n)
-                .is_some_and(|head| same_name(head, v.device()))
-                && matches!(path.get(n), None | Some(&0x5C))
-        }) else {
+        let same_unit = |a: u16, b: u16| fold(a) == fold(b);
+        let Some(v) = self
+            .volumes
+            .iter()
+            .find(|v| crate::guard::under(path, v.device(), same_unit))
+        else {
             return path;
         };
         match dos_form(path, v.device(), v.dos(), out) {
