@@ -9,7 +9,8 @@
 //! - [`engine`]: the compiled rule set and its allocation-free evaluator;
 //! - [`eval`]: events and the meaning of a criterion (shared by engine and reference scan);
 //! - [`trust`]: trusted keys and the signature check that runs before any parsing;
-//! - [`state`]: the boot-attempt counter, its durable record and the start decision.
+//! - [`state`]: the boot-attempt counter, its durable record and the start decision;
+//! - [`control`]: the console's control protocol and the audit-event queue.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@
 extern crate alloc;
 
 pub mod content;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod eval;

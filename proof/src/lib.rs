@@ -15,6 +15,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 
+use failsafe_loader::control::{self, AuditEvent, EventRing, Status};
 use failsafe_loader::state::machine::{
     self, Activation, Begin, Config, Env, HealthEvidence, Prior,
 };
@@ -185,6 +186,33 @@ pub fn fs_events(
         }
         None => false,
     }
+}
+
+/// The control channel: a request from user mode decoded, and each response the driver
+/// writes into the caller's buffer (the audit queue's push and drain among them).
+#[unsafe(no_mangle)]
+pub fn fs_control(
+    request: &[u8],
+    out: &mut [u8],
+    status: &Status,
+    ring: &mut EventRing,
+    event: &AuditEvent,
+    path: &[u16],
+    process: &[u16],
+) -> usize {
+    let n = match control::decode_request(request) {
+        Err(e) => control::encode_refused(out, 0, e.code(), &e),
+        Ok(control::Request::Query) => control::encode_status(out, status),
+        Ok(control::Request::Activate { version }) => {
+            control::encode_changed(out, control::kind::ACTIVATE, version, status.boot)
+        }
+        Ok(control::Request::Rollback) => {
+            let _ = ring.push(event, path, process);
+            control::encode_changed(out, control::kind::ROLLBACK, status.lkg, status.boot)
+        }
+        Ok(control::Request::ReadEvents { max }) => ring.drain_into(out, max),
+    };
+    n.unwrap_or(0)
 }
 
 /// Slot encoding.
