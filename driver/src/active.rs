@@ -1,12 +1,16 @@
-//! Values the callbacks read, published once before filtering starts and taken back only
-//! after the Filter Manager has drained every callback (`FltUnregisterFilter` returned):
-//! the active rule set and the driver's own directory. Between the two they are
-//! immutable, so callbacks read them through a plain atomic pointer: no lock, nothing that
-//! blocks, valid at any IRQL the callbacks run at.
+//! Values the callbacks read without a lock, valid at any IRQL they run at:
+//!
+//! - [`Published`]: published once before filtering starts, taken back only after the
+//!   Filter Manager has drained every callback (`FltUnregisterFilter` returned): the
+//!   driver's own directory.
+//! - [`Swappable`]: the active rule set, which a live activation replaces while callbacks
+//!   run. Readers never wait and never allocate; the writer (PASSIVE_LEVEL, one at a time)
+//!   swaps the pointer and frees the old value only after every reader that could have
+//!   seen it has left (docs/windows.md, "Live activation: the swap").
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use failsafe_loader::RuleSet;
 
@@ -32,7 +36,7 @@ pub struct Published<T> {
 }
 
 /// The active rule set: none means everything passes.
-pub type Active = Published<RuleSet>;
+pub type Active = Swappable<RuleSet>;
 
 // Callbacks on many threads share the value: it must be Sync (and Send, to be freed by
 // whichever thread unloads).
@@ -86,6 +90,112 @@ impl<T: Send + Sync> Default for Published<T> {
     }
 }
 
+/// A value readers use without a lock while a writer may replace it: a two-epoch reader
+/// count (the scheme of sleepable RCU, reduced to one writer at a time).
+///
+/// A reader announces itself in the counter of the current epoch, re-checks that the
+/// epoch did not move (else it withdraws and retries), loads the pointer, uses it and
+/// withdraws. The writer swaps the pointer, then advances the epoch, then waits until the
+/// old epoch's counter is zero: every reader that could have loaded the old pointer
+/// announced itself in that counter before the advance (a reader announcing later fails
+/// its re-check before loading anything), so once it drains the old value has no reader.
+/// All operations are sequentially consistent, which the argument needs.
+#[derive(Debug)]
+pub struct Swappable<T> {
+    ptr: AtomicPtr<T>,
+    epoch: AtomicUsize,
+    /// Readers announced in even epochs.
+    even: AtomicUsize,
+    /// Readers announced in odd epochs.
+    odd: AtomicUsize,
+}
+
+impl<T: Send + Sync> Swappable<T> {
+    /// Nothing published.
+    pub const fn new() -> Self {
+        Swappable {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            epoch: AtomicUsize::new(0),
+            even: AtomicUsize::new(0),
+            odd: AtomicUsize::new(0),
+        }
+    }
+
+    fn counter(&self, epoch: usize) -> &AtomicUsize {
+        if epoch & 1 == 0 { &self.even } else { &self.odd }
+    }
+
+    /// Runs `f` with the current value, if there is one. Never waits for a writer.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let epoch = loop {
+            let e = self.epoch.load(Ordering::SeqCst);
+            self.counter(e).fetch_add(1, Ordering::SeqCst);
+            if self.epoch.load(Ordering::SeqCst) == e {
+                break e;
+            }
+            // A writer advanced the epoch meanwhile: withdraw and announce in the new one.
+            self.counter(e).fetch_sub(1, Ordering::SeqCst);
+        };
+        let raw = self.ptr.load(Ordering::SeqCst);
+        // SAFETY: announced in the current epoch's counter before loading the pointer: the
+        // writer that swaps it out waits for this counter to drain before freeing it.
+        let r = unsafe { raw.as_ref() }.map(f);
+        self.counter(epoch).fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// Replaces the value with `new` and returns the old one once no reader can still be
+    /// using it; `wait` is called between checks while readers drain (the driver sleeps a
+    /// millisecond).
+    ///
+    /// # Safety
+    /// Writers are serialized (the driver holds its state lock), and `wait` may block:
+    /// PASSIVE_LEVEL only. `with` must not call `replace` on the same value.
+    pub unsafe fn replace(&self, new: Option<Box<T>>, mut wait: impl FnMut()) -> Option<Box<T>> {
+        let raw = new.map_or(core::ptr::null_mut(), Box::into_raw);
+        let old = self.ptr.swap(raw, Ordering::SeqCst);
+        let e = self.epoch.fetch_add(1, Ordering::SeqCst);
+        while self.counter(e).load(Ordering::SeqCst) != 0 {
+            wait();
+        }
+        // SAFETY: non-null pointers in `ptr` come from `Box::into_raw`; the swap made this
+        // the only owner, and every reader that could have loaded it has left.
+        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+    }
+
+    /// Installs the first value (nothing readers wait for: there is no old one).
+    pub fn publish(&self, value: Box<T>) -> Result<(), Box<T>> {
+        let raw = Box::into_raw(value);
+        match self.ptr.compare_exchange(
+            core::ptr::null_mut(),
+            raw,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => Ok(()),
+            // SAFETY: `raw` came from `Box::into_raw` above and was not published.
+            Err(_) => Err(unsafe { Box::from_raw(raw) }),
+        }
+    }
+
+    /// Takes the value back (to free it) with no reader running.
+    ///
+    /// # Safety
+    /// No call to [`Swappable::with`] may be running or start afterwards: in the driver,
+    /// only after `FltUnregisterFilter` has returned.
+    pub unsafe fn take(&self) -> Option<Box<T>> {
+        let raw = self.ptr.swap(core::ptr::null_mut(), Ordering::SeqCst);
+        // SAFETY: as in `replace`; no reader exists (contract above).
+        (!raw.is_null()).then(|| unsafe { Box::from_raw(raw) })
+    }
+}
+
+impl<T: Send + Sync> Default for Swappable<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unreachable,
@@ -124,5 +234,63 @@ mod tests {
         let back = unsafe { a.take() };
         assert_eq!(back.map(|r| r.version()), Some(3));
         assert_eq!(a.with(|r| r.version()), None);
+    }
+
+    /// Values that flag their own drop in a table outside themselves, so a reader can see
+    /// whether the value it is using was freed under it.
+    static FREED: [core::sync::atomic::AtomicBool; 4096] =
+        [const { core::sync::atomic::AtomicBool::new(false) }; 4096];
+
+    struct Tracked(usize);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            FREED[self.0].store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn swap_waits_for_readers_of_the_old_value() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let s: Arc<Swappable<Tracked>> = Arc::new(Swappable::new());
+        assert!(s.publish(Box::new(Tracked(0))).is_ok());
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut seen = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        s.with(|t| {
+                            // Stay a while inside, re-checking: the value must not be
+                            // freed while this reader holds it.
+                            for _ in 0..20 {
+                                assert!(!FREED[t.0].load(Ordering::SeqCst), "freed under a reader");
+                                std::hint::spin_loop();
+                            }
+                        });
+                        seen += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for id in 1..600 {
+            // SAFETY: one writer (this thread); `wait` yields.
+            let old = unsafe { s.replace(Some(Box::new(Tracked(id))), std::thread::yield_now) };
+            assert_eq!(old.as_ref().map(|t| t.0), Some(id - 1));
+            drop(old);
+            assert!(FREED[id - 1].load(Ordering::SeqCst));
+        }
+        stop.store(true, Ordering::SeqCst);
+        let total: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert!(total > 0, "readers ran");
+        // SAFETY: readers joined.
+        assert_eq!(unsafe { s.take() }.map(|t| t.0), Some(599));
+        // Replacing with nothing: readers then see no value.
+        let e: Swappable<Tracked> = Swappable::new();
+        // SAFETY: one writer.
+        assert!(unsafe { e.replace(None, || ()) }.is_none());
+        assert_eq!(e.with(|_| 1), None);
     }
 }
