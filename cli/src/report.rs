@@ -147,6 +147,7 @@ fn quarantine_detail(reason: QuarantineReason, detail: u32) -> String {
         QuarantineReason::Invalid => code_of_ordinal(detail)
             .unwrap_or("unknown error")
             .to_owned(),
+        QuarantineReason::RolledBack => "rolled back by the operator".to_owned(),
     }
 }
 

@@ -416,3 +416,39 @@ fn malformed_event_records_are_rejected() {
         })
     );
 }
+
+#[test]
+fn ioctl_and_record_codes() {
+    use failsafe_loader::control::{
+        IOCTL_CONTROL, MAX_RESPONSE, mode_code, mode_from_code, reason_code, reason_from_code,
+    };
+    use failsafe_loader::state::{Mode, Reason};
+    // CTL_CODE(FILE_DEVICE_UNKNOWN, 0x900, METHOD_BUFFERED, FILE_READ_DATA | FILE_WRITE_DATA).
+    assert_eq!(IOCTL_CONTROL, 0x0022_E400);
+    for m in [Mode::Normal, Mode::Fallback, Mode::Safe] {
+        assert_eq!(mode_from_code(mode_code(m)), Some(m));
+    }
+    assert_eq!(mode_from_code(0), None);
+    for (i, r) in Reason::ALL.iter().enumerate() {
+        assert_eq!(usize::from(reason_code(*r)), i + 1);
+        assert_eq!(reason_from_code(reason_code(*r)), Some(*r));
+    }
+    assert_eq!(reason_from_code(0), None);
+    // A full read-events answer fits MAX_RESPONSE.
+    let mut ring = EventRing::with_capacity(usize::from(MAX_EVENTS)).unwrap();
+    let long = vec![u16::from(b'x'); MAX_PATH_UNITS + 10];
+    let ev = AuditEvent {
+        action: Action::Block,
+        event_type: EventType::FileCreate,
+        not_applied: false,
+        rule_id: 1,
+        pid: 4,
+    };
+    for _ in 0..MAX_EVENTS {
+        assert!(ring.push(&ev, &long, &long));
+    }
+    let mut buf = vec![0u8; MAX_RESPONSE];
+    let n = ring.drain_into(&mut buf, MAX_EVENTS).unwrap();
+    assert_eq!(n, MAX_RESPONSE);
+    assert!(ring.is_empty());
+}

@@ -14,8 +14,8 @@ use common::*;
 use std::collections::BTreeMap;
 
 use failsafe_loader::state::machine::{
-    Activation, HealthEvidence, PriorKind, clean_shutdown, healthy, rebuild, reset, set_force_safe,
-    unquarantine,
+    Activation, HealthEvidence, LiveRefusal, PriorKind, clean_shutdown, healthy, live_check,
+    rebuild, reset, rollback_in, set_force_safe, unquarantine,
 };
 use failsafe_loader::state::record::{
     MAX_TRACKED, RECORD_LEN, REPORT_LEN, SLOT_LEN, decode_record, decode_report, encode_report,
@@ -23,8 +23,8 @@ use failsafe_loader::state::record::{
 };
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, Loaded, Mode, Phase, QuarantineReason, Reason, Started,
-    State, StateMedium, Ver,
+    Config, ContentStore, Durable, Env, IoError, Loaded, Mode, Phase, QuarantineReason, Reason,
+    Started, State, StateMedium, Ver,
 };
 use failsafe_loader::{Action, EventType, Op};
 
@@ -43,6 +43,10 @@ struct Mem {
     rec: Option<Vec<u8>>,
     fail_writes: bool,
     fail_reads: bool,
+    /// Writes that succeed before every later one fails (None: no limit).
+    writes_left: Option<usize>,
+    /// Every state written, in order.
+    log: Vec<State>,
 }
 
 impl StateMedium for &mut Mem {
@@ -62,6 +66,17 @@ impl StateMedium for &mut Mem {
         if self.fail_writes {
             return Err(IoError { code: 28 });
         }
+        if let Some(n) = self.writes_left.as_mut() {
+            if *n == 0 {
+                return Err(IoError { code: 28 });
+            }
+            *n -= 1;
+        }
+        self.log.push(
+            failsafe_loader::state::record::decode_slot(bytes)
+                .unwrap()
+                .0,
+        );
         let rec = self.rec.get_or_insert_with(|| vec![0; RECORD_LEN]);
         rec[slot * SLOT_LEN..(slot + 1) * SLOT_LEN].copy_from_slice(bytes);
         Ok(())
@@ -980,4 +995,611 @@ fn reset_keeps_the_pending_attempt() {
         1,
         "the pending crash is charged once"
     );
+}
+
+// ---- Live activation and rollback (issue 11).
+
+/// A live activation of `v` through a `Durable` opened on `mem`, as the running driver's
+/// (it re-reads the record first, so a fresh one is the same): the activation and the
+/// version of the rule set it loaded.
+fn live(
+    mem: &mut Mem,
+    store: &mut Store,
+    active: Option<&Activation>,
+    v: u64,
+    cfg: &Config,
+    env: &Env,
+) -> Result<(Activation, u64), LiveRefusal> {
+    let (_, mut d) = Durable::open(mem);
+    d.live_activate(active, store, v, cfg, env, &trusted())
+        .map(|(a, rs)| (a, rs.version()))
+}
+
+fn rollback(
+    mem: &mut Mem,
+    store: &mut Store,
+    active: Option<&Activation>,
+    cfg: &Config,
+    env: &Env,
+) -> Result<Option<(Activation, u64)>, LiveRefusal> {
+    let (_, mut d) = Durable::open(mem);
+    d.rollback(active, store, cfg, env, &trusted())
+        .map(|r| r.map(|(a, rs)| (a, rs.version())))
+}
+
+/// A start that leaves its content running (no outcome yet): its activation.
+fn run(mem: &mut Mem, store: &mut Store, cfg: &Config) -> Option<Activation> {
+    start(mem, store, cfg, &env()).activation
+}
+
+fn health(mem: &mut Mem, act: &Activation, cfg: &Config) -> bool {
+    let (_, mut d) = Durable::open(mem);
+    d.health(act, &passing(cfg), cfg)
+        .unwrap()
+        .is_some_and(|h| h.passed)
+}
+
+fn put_state(mem: &mut Mem, s: &State) {
+    mem.rec = Some([encode_slot(s, 9), [0; SLOT_LEN]].concat());
+}
+
+/// Asserts `f` is refused with `want` and left the medium's bytes as they were.
+#[track_caller]
+fn refused_unchanged<T: std::fmt::Debug>(
+    mem: &mut Mem,
+    want: LiveRefusal,
+    f: impl FnOnce(&mut Mem) -> Result<T, LiveRefusal>,
+) {
+    let before = mem.rec.clone();
+    let writes = mem.log.len();
+    assert_eq!(f(mem).unwrap_err(), want);
+    assert_eq!(mem.rec, before, "a refused live change changed the record");
+    assert_eq!(mem.log.len(), writes, "a refused live change wrote");
+}
+
+/// Running v1 (healthy, last-known-good), v2 and v3 staged.
+fn healthy_on_v1() -> (Mem, Store, Activation) {
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let act = run(&mut mem, &mut store, &cfg()).unwrap();
+    assert!(health(&mut mem, &act, &cfg()));
+    store.stage(2);
+    store.stage(3);
+    (mem, store, act)
+}
+
+#[test]
+fn live_refusals_each_say_why_and_change_nothing() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store, v1) = healthy_on_v1();
+    let a = Some(&v1);
+    // Safe mode: Windows Safe Mode, the configuration's switch, the record's switch.
+    let ws = Env {
+        windows_safe_mode: true,
+        ..e
+    };
+    let want = LiveRefusal::SafeMode {
+        reason: Reason::WindowsSafeMode,
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 2, &c, &ws));
+    let fc = Config {
+        force_safe_mode: true,
+        ..c
+    };
+    let want = LiveRefusal::SafeMode {
+        reason: Reason::ForceSafeMode,
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 2, &fc, &e));
+    let mut st = state_of(&mem);
+    put_state(&mut mem, &set_force_safe(&st, true));
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 2, &c, &e));
+    refused_unchanged(&mut mem, want, |m| rollback(m, &mut store, a, &c, &e));
+    put_state(&mut mem, &st);
+    // Already active; version 0 and a version the store does not hold.
+    let want = LiveRefusal::AlreadyActive { version: 1 };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 1, &c, &e));
+    let want = LiveRefusal::NotInStore { version: 0 };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 0, &c, &e));
+    let want = LiveRefusal::NotInStore { version: 9 };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 9, &c, &e));
+    // Unreadable file.
+    store.unreadable.push(2);
+    let want = LiveRefusal::Unreadable {
+        version: 2,
+        error: IoError { code: 32 },
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 2, &c, &e));
+    store.unreadable.clear();
+    // Unreadable record: not re-read, nothing written.
+    mem.fail_reads = true;
+    let want = LiveRefusal::StateUnwritable {
+        error: IoError { code: 5 },
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 2, &c, &e));
+    mem.fail_reads = false;
+    // Unwritable record: no swap, the record as it was.
+    mem.fail_writes = true;
+    let want = LiveRefusal::StateUnwritable {
+        error: IoError { code: 28 },
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, a, 2, &c, &e));
+    mem.fail_writes = false;
+    // Quarantined, older than last-known-good, below the floor, attempts used, uncountable:
+    // crafted records.
+    st.lkg = Some(Ver {
+        version: 2,
+        digest: file_digest(&store.files[&2]),
+    });
+    st.floor = 4;
+    store.stage(4);
+    store.stage(5);
+    store.stage(6);
+    st.quarantine[0] = Some(failsafe_loader::state::QEntry {
+        ver: Ver {
+            version: 3,
+            digest: [3; 32],
+        },
+        reason: QuarantineReason::CrashLoop,
+        detail: 3,
+        boot: 1,
+    });
+    st.tracks[1] = Some(failsafe_loader::state::record::Track {
+        ver: Ver {
+            version: 5,
+            digest: [5; 32],
+        },
+        attempts: 2,
+    });
+    st.attempt = None;
+    put_state(&mut mem, &st);
+    let want = LiveRefusal::Quarantined {
+        version: 3,
+        reason: QuarantineReason::CrashLoop,
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 3, &c, &e));
+    let want = LiveRefusal::OlderThanLastKnownGood { version: 1, lkg: 2 };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 1, &c, &e));
+    let want = LiveRefusal::BelowFloor {
+        version: 4,
+        floor: 4,
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 4, &c, &e));
+    let low = Config { threshold: 2, ..c };
+    let want = LiveRefusal::AttemptsUsed {
+        version: 5,
+        attempts: 2,
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 5, &low, &e));
+    // Every count entry holds an unclean count of a version that may still be chosen.
+    for (i, t) in st.tracks.iter_mut().enumerate() {
+        *t = Some(failsafe_loader::state::record::Track {
+            ver: Ver {
+                version: 100 + i as u64,
+                digest: [1; 32],
+            },
+            attempts: 1,
+        });
+    }
+    put_state(&mut mem, &st);
+    let want = LiveRefusal::Uncountable { version: 6 };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 6, &c, &e));
+    assert_eq!(live_check(&st, None, 6, &c, &e), Err(want));
+}
+
+#[test]
+fn live_refusal_names_codes_and_sentences_are_stable() {
+    let all = [
+        LiveRefusal::SafeMode {
+            reason: Reason::ForceSafeMode,
+        },
+        LiveRefusal::AlreadyActive { version: 1 },
+        LiveRefusal::Quarantined {
+            version: 1,
+            reason: QuarantineReason::RolledBack,
+        },
+        LiveRefusal::OlderThanLastKnownGood { version: 1, lkg: 2 },
+        LiveRefusal::BelowFloor {
+            version: 1,
+            floor: 2,
+        },
+        LiveRefusal::Uncountable { version: 1 },
+        LiveRefusal::NotInStore { version: 1 },
+        LiveRefusal::Unreadable {
+            version: 1,
+            error: IoError { code: 2 },
+        },
+        LiveRefusal::Invalid {
+            version: 1,
+            error: failsafe_loader::RuleSet::load(b"nope").unwrap_err(),
+        },
+        LiveRefusal::NoLastKnownGood,
+        LiveRefusal::LastKnownGoodChanged { version: 1 },
+        LiveRefusal::StateUnwritable {
+            error: IoError { code: 28 },
+        },
+        LiveRefusal::OutOfMemory,
+        LiveRefusal::AttemptsUsed {
+            version: 1,
+            attempts: 3,
+        },
+        LiveRefusal::PendingAttempt { version: 1 },
+    ];
+    let codes: Vec<u16> = all.iter().map(LiveRefusal::code).collect();
+    assert_eq!(codes, (1..=15).collect::<Vec<u16>>());
+    let names: Vec<&str> = all.iter().map(LiveRefusal::name).collect();
+    assert_eq!(
+        names,
+        [
+            "safe-mode",
+            "already-active",
+            "quarantined",
+            "older-than-last-known-good",
+            "below-floor",
+            "uncountable",
+            "not-in-store",
+            "unreadable",
+            "invalid-content",
+            "no-last-known-good",
+            "last-known-good-changed",
+            "state-unwritable",
+            "out-of-memory",
+            "attempts-used",
+            "pending-attempt",
+        ]
+    );
+    assert_eq!(
+        all[3].to_string(),
+        "version 1 is older than last-known-good 2: expected at least 2"
+    );
+    assert_eq!(Reason::LiveUpdate.name(), "live-update");
+    assert_eq!(Reason::LiveRollback.name(), "live-rollback");
+    assert_eq!(QuarantineReason::RolledBack.name(), "rolled-back");
+    // The new codes round-trip through the record.
+    let mut st = State::default();
+    st.last = Some(failsafe_loader::state::LastDecision {
+        mode: Mode::Fallback,
+        reason: Reason::LiveRollback,
+        version: 2,
+        boot: 3,
+        writes_may_not_persist: false,
+        test_signing: false,
+    });
+    st.quarantine[0] = Some(failsafe_loader::state::QEntry {
+        ver: Ver {
+            version: 4,
+            digest: [4; 32],
+        },
+        reason: QuarantineReason::RolledBack,
+        detail: 0,
+        boot: 3,
+    });
+    let back = failsafe_loader::state::record::decode_slot(&encode_slot(&st, 1))
+        .unwrap()
+        .0;
+    assert_eq!(back, st);
+}
+
+/// Invalid content pushed live is rejected after its attempt was made durable (first
+/// write: v2 in progress), then the state before is written back: the record's content is
+/// as before, v2 is not quarantined, v1 still runs and can still become healthy.
+#[test]
+fn invalid_live_content_is_rejected_and_changes_nothing() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    store.stage_invalid(2);
+    let before = state_of(&mem);
+    let writes = mem.log.len();
+    let r = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap_err();
+    let LiveRefusal::Invalid { version: 2, error } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(error.code(), "field-out-of-range");
+    let w = &mem.log[writes..];
+    assert_eq!(w.len(), 2, "the attempt, then the restore");
+    let p = w[0].pending().unwrap();
+    assert_eq!(
+        (p.ver.version, p.boot),
+        (2, v1.boot),
+        "durable before parsing"
+    );
+    assert_eq!(w[0].last.unwrap().reason, Reason::LiveUpdate);
+    assert_eq!(state_of(&mem), before, "net record unchanged");
+    assert!(state_of(&mem).quarantined(2).is_none());
+    assert!(
+        health(&mut mem, &v1, &c),
+        "v1's activation still closes its attempt"
+    );
+    // A start that picks v2 rejects and quarantines it, as always.
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &e, Then::Healthy),
+        (Mode::Fallback, Reason::NewerQuarantined, Some(1))
+    );
+    assert_eq!(
+        state_of(&mem).quarantined(2).unwrap().reason,
+        QuarantineReason::Invalid
+    );
+}
+
+/// The restore after a rejected parse fails: the record keeps v2 in progress; v1 keeps
+/// running but can no longer close an attempt; the next start charges v2 once.
+#[test]
+fn a_failed_restore_leaves_the_rejected_version_charged_once() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    assert!(health(&mut mem, &v1, &c));
+    store.stage_invalid(2);
+    mem.writes_left = Some(1);
+    let r = live(&mut mem, &mut store, Some(&v1), 2, &c, &e);
+    assert!(
+        matches!(r, Err(LiveRefusal::Invalid { version: 2, .. })),
+        "{r:?}"
+    );
+    mem.writes_left = None;
+    let st = state_of(&mem);
+    assert_eq!(st.pending().unwrap().ver.version, 2);
+    assert!(
+        !health(&mut mem, &v1, &c),
+        "v1's activation closes nothing now"
+    );
+    // Even a clean shutdown of the running v1 cannot close v2's attempt: charged once.
+    let (_, mut d) = Durable::open(&mut mem);
+    assert!(!d.clean_shutdown(&v1).unwrap());
+    drop(d);
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert_eq!(
+        s.durable.state().quarantined(2).unwrap().reason,
+        QuarantineReason::Invalid
+    );
+    drop(s);
+    // v2 was charged once before the start rejected it (its count went with the quarantine).
+    assert_eq!(mem.log.iter().filter(|s| s.attempts(2) == 1).count(), 1);
+}
+
+/// A live swap: a crash before healthy is charged to the live version, not to the one it
+/// replaced; the old activation closes nothing; health after the swap makes it
+/// last-known-good.
+#[test]
+fn a_crash_after_a_live_swap_is_charged_to_the_live_version() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    store.stage(2);
+    let (v2, loaded) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    assert_eq!((v2.ver.version, v2.boot, loaded), (2, v1.boot, 2));
+    let st = state_of(&mem);
+    let d = st.last.unwrap();
+    assert_eq!(
+        (d.mode, d.reason, d.version),
+        (Mode::Normal, Reason::LiveUpdate, 2)
+    );
+    assert!(
+        !health(&mut mem, &v1, &c),
+        "the replaced activation closes nothing"
+    );
+    // Die before healthy.
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert_eq!(s.durable.state().attempts(2), 1, "charged to v2");
+    assert_eq!(s.durable.state().attempts(1), 0, "not to v1");
+    let now = s.activation.unwrap();
+    drop(s);
+    assert_eq!(now.ver.version, 2);
+    assert!(health(&mut mem, &now, &c));
+    assert_eq!(state_of(&mem).lkg.unwrap().version, 2);
+}
+
+/// The July 2024 timeline at the core: healthy on v1; v2 pushed live; the machine dies
+/// three times on v2 (once live, twice at boot) -> the third charge quarantines v2 at the
+/// start's beginning and that start runs v1; then v3 pushed live becomes last-known-good
+/// after a health check.
+#[test]
+fn july_2024_timeline_live() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    assert!(health(&mut mem, &v1, &c));
+    assert_eq!(state_of(&mem).lkg.unwrap().version, 1);
+    store.stage(2);
+    let (_v2, _) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    // Dies before healthy. Next start: v2 charged (1), boots v2.
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &e, Then::Crash),
+        (Mode::Normal, Reason::NewestContent, Some(2))
+    );
+    let st = state_of(&mem);
+    assert_eq!(st.attempts(2), 1);
+    // Dies (2), boots v2 again.
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &e, Then::Crash),
+        (Mode::Normal, Reason::NewestContent, Some(2))
+    );
+    assert_eq!(state_of(&mem).attempts(2), 2);
+    // Dies (3 = threshold): quarantined at that start's beginning; it runs v1.
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert_eq!(
+        (s.choice.mode, s.choice.reason),
+        (Mode::Fallback, Reason::NewerQuarantined)
+    );
+    let q = *s.durable.state().quarantined(2).unwrap();
+    assert_eq!((q.reason, q.detail), (QuarantineReason::CrashLoop, 3));
+    let v1b = s.activation.unwrap();
+    assert_eq!(v1b.ver.version, 1);
+    drop(s);
+    // Pushing v2 again live is refused; v3 goes in and becomes last-known-good.
+    let want = LiveRefusal::Quarantined {
+        version: 2,
+        reason: QuarantineReason::CrashLoop,
+    };
+    refused_unchanged(&mut mem, want, |m| {
+        live(m, &mut store, Some(&v1b), 2, &c, &e)
+    });
+    store.stage(3);
+    let (v3, _) = live(&mut mem, &mut store, Some(&v1b), 3, &c, &e).unwrap();
+    assert_eq!(state_of(&mem).lkg.unwrap().version, 1, "not before health");
+    let (_, mut d) = Durable::open(&mut mem);
+    let short = HealthEvidence {
+        uptime_secs: c.healthy_after_secs - 1,
+        canary: Ok(()),
+    };
+    assert!(!d.health(&v3, &short, &c).unwrap().unwrap().passed);
+    drop(d);
+    assert_eq!(state_of(&mem).lkg.unwrap().version, 1);
+    assert!(health(&mut mem, &v3, &c));
+    assert_eq!(state_of(&mem).lkg.unwrap().version, 3);
+}
+
+/// Rollback from a live version: it is quarantined (rolled-back), last-known-good's attempt
+/// is in progress (a crash then is charged to it), the decision says so.
+#[test]
+fn rollback_quarantines_the_version_rolled_back_from() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store, v1) = healthy_on_v1();
+    let (v2, _) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    let (back, loaded) = rollback(&mut mem, &mut store, Some(&v2), &c, &e)
+        .unwrap()
+        .unwrap();
+    assert_eq!((back.ver.version, loaded), (1, 1));
+    let st = state_of(&mem);
+    let q = st.quarantined(2).unwrap();
+    assert_eq!((q.reason, q.detail), (QuarantineReason::RolledBack, 0));
+    let d = st.last.unwrap();
+    assert_eq!(
+        (d.mode, d.reason, d.version),
+        (Mode::Fallback, Reason::LiveRollback, 1)
+    );
+    assert_eq!(st.pending().unwrap().ver.version, 1);
+    // Already on last-known-good: refused.
+    let want = LiveRefusal::AlreadyActive { version: 1 };
+    refused_unchanged(&mut mem, want, |m| {
+        rollback(m, &mut store, Some(&back), &c, &e)
+    });
+    // v2 cannot come back live while quarantined.
+    let want = LiveRefusal::Quarantined {
+        version: 2,
+        reason: QuarantineReason::RolledBack,
+    };
+    refused_unchanged(&mut mem, want, |m| {
+        live(m, &mut store, Some(&back), 2, &c, &e)
+    });
+    // A crash after the rollback is charged to v1; the next start runs v3 (newest).
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert_eq!(s.durable.state().attempts(1), 1);
+    assert_eq!(s.activation.unwrap().ver.version, 3);
+}
+
+#[test]
+fn rollback_refusals_and_rollback_without_last_known_good() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    // Nothing active, no last-known-good.
+    store.stage(1);
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    let (_, mut d) = Durable::open(&mut mem);
+    d.clean_shutdown(&v1).unwrap();
+    drop(d);
+    refused_unchanged(&mut mem, LiveRefusal::NoLastKnownGood, |m| {
+        rollback(m, &mut store, None, &c, &e)
+    });
+    // Running v1 without a last-known-good: rollback leaves nothing active.
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    assert_eq!(rollback(&mut mem, &mut store, Some(&v1), &c, &e), Ok(None));
+    let st = state_of(&mem);
+    assert_eq!(st.attempt, None);
+    assert_eq!(
+        st.quarantined(1).map(|q| q.reason),
+        Some(QuarantineReason::RolledBack)
+    );
+    let d = st.last.unwrap();
+    assert_eq!(
+        (d.mode, d.reason, d.version),
+        (Mode::Fallback, Reason::LiveRollback, 0)
+    );
+    // Last-known-good's file changed since it was healthy: refused before anything is
+    // written; so is an unreadable one.
+    let (mut mem, mut store, v1) = healthy_on_v1();
+    let (v2, _) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    let good = store.files[&1].clone();
+    let mut other = one_rule();
+    other.version = 1;
+    other.rules[0].id = 77;
+    store.files.insert(1, signed(&other));
+    let want = LiveRefusal::LastKnownGoodChanged { version: 1 };
+    refused_unchanged(&mut mem, want, |m| {
+        rollback(m, &mut store, Some(&v2), &c, &e)
+    });
+    store.files.insert(1, good);
+    store.unreadable.push(1);
+    let want = LiveRefusal::Unreadable {
+        version: 1,
+        error: IoError { code: 32 },
+    };
+    refused_unchanged(&mut mem, want, |m| {
+        rollback(m, &mut store, Some(&v2), &c, &e)
+    });
+    store.unreadable.clear();
+    // Quarantined last-known-good: never activated live.
+    let mut st = state_of(&mem);
+    st.quarantine[0] = Some(failsafe_loader::state::QEntry {
+        ver: st.lkg.unwrap(),
+        reason: QuarantineReason::CrashLoop,
+        detail: 3,
+        boot: st.boot,
+    });
+    let saved = st;
+    let want = LiveRefusal::Quarantined {
+        version: 1,
+        reason: QuarantineReason::CrashLoop,
+    };
+    assert_eq!(rollback_in(&mut st, Some(&v2), &e), Err(want));
+    assert_eq!(st, saved, "rollback_in changes nothing when it refuses");
+    put_state(&mut mem, &st);
+    refused_unchanged(&mut mem, want, |m| {
+        rollback(m, &mut store, Some(&v2), &c, &e)
+    });
+}
+
+/// A start that could not write the record leaves the previous start's attempt pending;
+/// a live change then would lose that crash: refused, and the next start charges it.
+#[test]
+fn a_live_change_never_replaces_an_uncharged_attempt() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    run(&mut mem, &mut store, &c).unwrap();
+    mem.fail_writes = true;
+    assert!(run(&mut mem, &mut store, &c).is_none());
+    mem.fail_writes = false;
+    store.stage(2);
+    let want = LiveRefusal::PendingAttempt { version: 1 };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 2, &c, &e));
+    refused_unchanged(&mut mem, want, |m| rollback(m, &mut store, None, &c, &e));
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert_eq!(s.durable.state().attempts(1), 1);
+}
+
+/// Rolling back to the version that ran before in the same boot gives an activation equal
+/// to the first one. Harmless: the holder replaces its activation at each swap, and either
+/// one closes the same attempt, which is the one now running (docs/boot-safety.md).
+#[test]
+fn rollback_to_the_same_version_in_one_boot_is_the_same_activation() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let first = run(&mut mem, &mut store, &c).unwrap();
+    assert!(health(&mut mem, &first, &c));
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    store.stage(2);
+    let (v2, _) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    let (back, _) = rollback(&mut mem, &mut store, Some(&v2), &c, &e)
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, v1);
+    assert!(!health(&mut mem, &v2, &c), "v2's activation closes nothing");
+    assert!(health(&mut mem, &back, &c));
+    assert_eq!(state_of(&mem).lkg.unwrap().version, 1);
 }

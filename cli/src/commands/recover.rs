@@ -298,6 +298,13 @@ fn plan(
                     ),
                     None,
                 ),
+                QuarantineReason::RolledBack => (
+                    format!(
+                        "v{v} was rolled back to last-known-good by an operator at boot {}; released, it is tried again as new content (fresh attempts)",
+                        q.boot
+                    ),
+                    None,
+                ),
             };
             Plan {
                 state: machine::unquarantine(s, v).unwrap_or(*s),

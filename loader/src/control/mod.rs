@@ -13,7 +13,8 @@ pub mod wire;
 
 pub use ring::{AuditEvent, EventRing};
 pub use wire::{
-    EventRecord, Events, ProtoError, Reply, Request, Response, Status, WriteError, Writer,
-    decode_request, decode_response, encode_changed, encode_refused, encode_request, encode_status,
-    kind, status_flags,
+    CONTROL_DEVICE, EventRecord, Events, IOCTL_CONTROL, MAX_RESPONSE, ProtoError, Reply, Request,
+    Response, Status, WriteError, Writer, decode_request, decode_response, encode_changed,
+    encode_refused, encode_request, encode_status, kind, mode_code, mode_from_code, reason_code,
+    reason_from_code, status_flags,
 };

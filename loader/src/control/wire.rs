@@ -25,6 +25,7 @@ use core::fmt;
 use untrusted::{Input, Reader};
 
 use super::ring::{FLAG_KNOWN, RECORD_HEAD};
+use crate::state::record::{Mode, Reason};
 
 /// Protocol version this build speaks.
 pub const PROTOCOL: u16 = 1;
@@ -45,6 +46,59 @@ pub const MAX_EVENTS: u16 = 64;
 pub const MIN_RESPONSE: usize = HEADER_LEN + 4 + MAX_MESSAGE;
 /// Status codes from here up are protocol errors ([`ProtoError::code`]); below, refusals.
 pub const PROTO_ERROR_BASE: u16 = 1000;
+
+/// Largest response to a read-events request: the fixed part and [`MAX_EVENTS`] records
+/// with their longest strings. A console buffer this large receives any answer whole.
+pub const MAX_RESPONSE: usize = HEADER_LEN
+    + 12
+    + (MAX_EVENTS as usize)
+        * (super::ring::RECORD_HEAD
+            + 2 * (super::ring::MAX_PATH_UNITS + super::ring::MAX_PROCESS_UNITS));
+
+/// `CTL_CODE(DeviceType, Function, Method, Access)` of `winioctl.h`.
+pub const fn ctl_code(device_type: u32, function: u32, method: u32, access: u32) -> u32 {
+    (device_type << 16) | (access << 14) | (function << 2) | method
+}
+
+/// The one IOCTL of the driver's control device, carrying a whole request as its input
+/// buffer and receiving the response in its output buffer: `CTL_CODE(FILE_DEVICE_UNKNOWN
+/// (0x22), 0x900, METHOD_BUFFERED (0), FILE_READ_DATA | FILE_WRITE_DATA (3))` = 0x0022_E400.
+/// The driver and `failsafectl` both use this constant.
+pub const IOCTL_CONTROL: u32 = ctl_code(0x22, 0x900, 0, 3);
+
+/// The control device as user mode opens it (`CreateFileW`); the driver creates
+/// `\Device\FailsafeFlt` with the symbolic link `\DosDevices\FailsafeFlt`.
+pub const CONTROL_DEVICE: &str = r"\\.\FailsafeFlt";
+
+/// Record code of a mode ([`Status::mode`]): normal 1, fallback 2, safe 3 (the record's).
+pub const fn mode_code(m: Mode) -> u8 {
+    match m {
+        Mode::Normal => 1,
+        Mode::Fallback => 2,
+        Mode::Safe => 3,
+    }
+}
+
+/// The mode a [`Status::mode`] code stands for (0 or unknown: `None`).
+pub const fn mode_from_code(c: u8) -> Option<Mode> {
+    match c {
+        1 => Some(Mode::Normal),
+        2 => Some(Mode::Fallback),
+        3 => Some(Mode::Safe),
+        _ => None,
+    }
+}
+
+/// Record code of a reason ([`Status::reason`]): its position in [`Reason::ALL`] plus 1.
+pub fn reason_code(r: Reason) -> u8 {
+    let pos = Reason::ALL.iter().position(|x| *x == r).unwrap_or(0);
+    u8::try_from(pos).unwrap_or(0).saturating_add(1)
+}
+
+/// The reason a [`Status::reason`] code stands for (0 or unknown: `None`).
+pub fn reason_from_code(c: u8) -> Option<Reason> {
+    Reason::ALL.get(usize::from(c.checked_sub(1)?)).copied()
+}
 
 const REQUEST_MAGIC: [u8; 4] = *b"FSCQ";
 const RESPONSE_MAGIC: [u8; 4] = *b"FSCR";

@@ -6,6 +6,7 @@ use super::record::{
     QuarantineReason, Reason, State, Track, Ver,
 };
 use super::start::IoError;
+use crate::error::ContentError;
 
 /// Configuration (service `Parameters` key on Windows; flags in the CLI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -687,3 +688,360 @@ fn quarantine(s: &mut State, ver: Ver, reason: QuarantineReason, detail: u32) {
 }
 
 const _: () = assert!(MAX_TRACKED >= 2 && MAX_QUARANTINE >= 2);
+
+// ---- Live activation (issue 11): content pushed to the running system.
+
+/// Why a live change (activation or rollback) was refused. Nothing was changed: the record
+/// says what it said before, and the running content stays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveRefusal {
+    /// The force-safe switch (configuration or record) is on, or Windows runs in Safe
+    /// Mode: no content may be activated.
+    SafeMode {
+        /// [`Reason::ForceSafeMode`] or [`Reason::WindowsSafeMode`].
+        reason: Reason,
+    },
+    /// The version asked for is the one running.
+    AlreadyActive {
+        /// The running version.
+        version: u64,
+    },
+    /// The version is quarantined.
+    Quarantined {
+        /// Version.
+        version: u64,
+        /// Why it is quarantined.
+        reason: QuarantineReason,
+    },
+    /// The version is older than last-known-good.
+    OlderThanLastKnownGood {
+        /// Version.
+        version: u64,
+        /// Last-known-good.
+        lkg: u64,
+    },
+    /// The version is at or below the floor (and not last-known-good): never activated
+    /// automatically, so not live either.
+    BelowFloor {
+        /// Version.
+        version: u64,
+        /// The floor.
+        floor: u64,
+    },
+    /// No count entry can be made for the version (see [`countable`]).
+    Uncountable {
+        /// Version.
+        version: u64,
+    },
+    /// The version is not in the content store (or is 0).
+    NotInStore {
+        /// Version.
+        version: u64,
+    },
+    /// The store could not be listed, or the version's file could not be read.
+    Unreadable {
+        /// Version.
+        version: u64,
+        /// The OS error.
+        error: IoError,
+    },
+    /// The file failed signature verification or validation. Not quarantined: a refused
+    /// live change changes nothing (a start that picks it rejects and quarantines it).
+    Invalid {
+        /// Version.
+        version: u64,
+        /// The validation error.
+        error: ContentError,
+    },
+    /// Rollback: there is no last-known-good and nothing is active.
+    NoLastKnownGood,
+    /// Rollback: last-known-good's file is not the file that was healthy (its SHA-256
+    /// differs from the one recorded).
+    LastKnownGoodChanged {
+        /// Last-known-good's version.
+        version: u64,
+    },
+    /// The record could not be re-read or written: no swap.
+    StateUnwritable {
+        /// The OS error.
+        error: IoError,
+    },
+    /// Memory for the change could not be reserved.
+    OutOfMemory,
+    /// The version has used up its attempts without being quarantined (possible only after
+    /// the threshold was lowered): a start would quarantine it; a live change, which must
+    /// change nothing when refused, does not.
+    AttemptsUsed {
+        /// Version.
+        version: u64,
+        /// Its unclean starts.
+        attempts: u8,
+    },
+    /// The record shows an attempt of another start still in progress (the running start
+    /// did not write the record: `state-unwritable`, `state-unreadable`, `out-of-memory`).
+    /// Replacing it would lose the unclean end it stands for; the next start charges it.
+    PendingAttempt {
+        /// The pending attempt's version.
+        version: u64,
+    },
+}
+
+impl LiveRefusal {
+    /// Stable kebab-case name (JSON, console, docs).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            LiveRefusal::SafeMode { .. } => "safe-mode",
+            LiveRefusal::AlreadyActive { .. } => "already-active",
+            LiveRefusal::Quarantined { .. } => "quarantined",
+            LiveRefusal::OlderThanLastKnownGood { .. } => "older-than-last-known-good",
+            LiveRefusal::BelowFloor { .. } => "below-floor",
+            LiveRefusal::Uncountable { .. } => "uncountable",
+            LiveRefusal::NotInStore { .. } => "not-in-store",
+            LiveRefusal::Unreadable { .. } => "unreadable",
+            LiveRefusal::Invalid { .. } => "invalid-content",
+            LiveRefusal::NoLastKnownGood => "no-last-known-good",
+            LiveRefusal::LastKnownGoodChanged { .. } => "last-known-good-changed",
+            LiveRefusal::StateUnwritable { .. } => "state-unwritable",
+            LiveRefusal::OutOfMemory => "out-of-memory",
+            LiveRefusal::AttemptsUsed { .. } => "attempts-used",
+            LiveRefusal::PendingAttempt { .. } => "pending-attempt",
+        }
+    }
+
+    /// Stable code (1..=15, in declaration order; `docs/boot-safety.md` lists them).
+    pub fn code(&self) -> u16 {
+        match self {
+            LiveRefusal::SafeMode { .. } => 1,
+            LiveRefusal::AlreadyActive { .. } => 2,
+            LiveRefusal::Quarantined { .. } => 3,
+            LiveRefusal::OlderThanLastKnownGood { .. } => 4,
+            LiveRefusal::BelowFloor { .. } => 5,
+            LiveRefusal::Uncountable { .. } => 6,
+            LiveRefusal::NotInStore { .. } => 7,
+            LiveRefusal::Unreadable { .. } => 8,
+            LiveRefusal::Invalid { .. } => 9,
+            LiveRefusal::NoLastKnownGood => 10,
+            LiveRefusal::LastKnownGoodChanged { .. } => 11,
+            LiveRefusal::StateUnwritable { .. } => 12,
+            LiveRefusal::OutOfMemory => 13,
+            LiveRefusal::AttemptsUsed { .. } => 14,
+            LiveRefusal::PendingAttempt { .. } => 15,
+        }
+    }
+}
+
+impl core::fmt::Display for LiveRefusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            LiveRefusal::SafeMode { reason } => write!(
+                f,
+                "no content may be activated: safe mode ({}) is on",
+                reason.name()
+            ),
+            LiveRefusal::AlreadyActive { version } => {
+                write!(f, "version {version} is already the active content")
+            }
+            LiveRefusal::Quarantined { version, reason } => {
+                write!(f, "version {version} is quarantined ({})", reason.name())
+            }
+            LiveRefusal::OlderThanLastKnownGood { version, lkg } => write!(
+                f,
+                "version {version} is older than last-known-good {lkg}: expected at least {lkg}"
+            ),
+            LiveRefusal::BelowFloor { version, floor } => write!(
+                f,
+                "version {version} is at or below the floor {floor}: expected above {floor} or last-known-good"
+            ),
+            LiveRefusal::Uncountable { version } => write!(
+                f,
+                "version {version} cannot be counted: every count entry holds an unclean count that may still matter"
+            ),
+            LiveRefusal::NotInStore { version } => {
+                write!(f, "version {version} is not in the content store")
+            }
+            LiveRefusal::Unreadable { version, error } => {
+                write!(f, "version {version} could not be read: {error}")
+            }
+            LiveRefusal::Invalid { version, error } => write!(
+                f,
+                "version {version} was rejected ({}: {error}); it was not activated nor quarantined",
+                error.code()
+            ),
+            LiveRefusal::NoLastKnownGood => write!(
+                f,
+                "nothing to roll back: no last-known-good and no content active"
+            ),
+            LiveRefusal::LastKnownGoodChanged { version } => write!(
+                f,
+                "last-known-good version {version}'s file changed: its SHA-256 differs from the one recorded when it was healthy"
+            ),
+            LiveRefusal::StateUnwritable { error } => write!(
+                f,
+                "the state record could not be read or written ({error}): nothing was swapped"
+            ),
+            LiveRefusal::OutOfMemory => write!(f, "memory for the change could not be reserved"),
+            LiveRefusal::AttemptsUsed { version, attempts } => write!(
+                f,
+                "version {version} has used its attempts ({attempts} unclean starts): a start would quarantine it"
+            ),
+            LiveRefusal::PendingAttempt { version } => write!(
+                f,
+                "the record shows an earlier start's attempt of version {version} still in progress: the running start did not write the record; the next start charges it"
+            ),
+        }
+    }
+}
+
+/// An attempt in progress that is not `active`'s (an earlier start's unclean end, not yet
+/// charged): a live change must not replace it.
+fn foreign_pending(s: &State, active: Option<&Activation>) -> Option<u64> {
+    let p = s.pending()?;
+    let ours = active.is_some_and(|a| this_starts(s, a).is_some());
+    (!ours).then_some(p.ver.version)
+}
+
+fn safe_refusal(s: &State, cfg: &Config, env: &Env) -> Result<(), LiveRefusal> {
+    if env.windows_safe_mode {
+        return Err(LiveRefusal::SafeMode {
+            reason: Reason::WindowsSafeMode,
+        });
+    }
+    if cfg.force_safe_mode || s.force_safe {
+        return Err(LiveRefusal::SafeMode {
+            reason: Reason::ForceSafeMode,
+        });
+    }
+    Ok(())
+}
+
+/// Eligibility of `version` for a live activation while `active` runs. Checks, in this
+/// order: safe mode (either switch, or Windows Safe Mode); an earlier start's attempt still
+/// pending (`PendingAttempt`); already active; version 0 (`NotInStore`); quarantined;
+/// older than last-known-good; at or below the floor (last-known-good excepted); attempts
+/// already at the threshold without quarantine (`AttemptsUsed`: a start would quarantine
+/// it, a refused live change changes nothing); not countable. The same rules a start
+/// chooses by, so a live activation never runs what a start would not.
+pub fn live_check(
+    s: &State,
+    active: Option<&Activation>,
+    version: u64,
+    cfg: &Config,
+    env: &Env,
+) -> Result<(), LiveRefusal> {
+    safe_refusal(s, cfg, env)?;
+    if let Some(v) = foreign_pending(s, active) {
+        return Err(LiveRefusal::PendingAttempt { version: v });
+    }
+    if active.is_some_and(|a| a.ver.version == version) {
+        return Err(LiveRefusal::AlreadyActive { version });
+    }
+    if version == 0 {
+        return Err(LiveRefusal::NotInStore { version });
+    }
+    eligible(s, version, cfg)
+}
+
+/// The per-version rules of [`live_check`] after the version-0 check.
+fn eligible(s: &State, version: u64, cfg: &Config) -> Result<(), LiveRefusal> {
+    if let Some(q) = s.quarantined(version) {
+        return Err(LiveRefusal::Quarantined {
+            version,
+            reason: q.reason,
+        });
+    }
+    let lkg = s.lkg.map_or(0, |l| l.version);
+    if version < lkg {
+        return Err(LiveRefusal::OlderThanLastKnownGood { version, lkg });
+    }
+    if version <= s.floor && version != lkg {
+        return Err(LiveRefusal::BelowFloor {
+            version,
+            floor: s.floor,
+        });
+    }
+    let attempts = s.attempts(version);
+    if attempts >= cfg.threshold() {
+        return Err(LiveRefusal::AttemptsUsed { version, attempts });
+    }
+    if !countable(s, version) {
+        return Err(LiveRefusal::Uncountable { version });
+    }
+    Ok(())
+}
+
+/// Records a live attempt of `ver` (the caller ran [`live_check`]): its count entry made,
+/// the attempt in progress at this boot (it replaces the running start's own, which ended
+/// without a crash at the swap and is not charged), and the decision normal /
+/// `live-update`. Must be durable before `ver` is parsed, exactly as at a start.
+#[inline(never)]
+pub fn live_attempt_in(s: &mut State, ver: Ver, env: &Env) -> Activation {
+    let act = record_attempt(s, ver);
+    decided(s, Mode::Normal, Reason::LiveUpdate, Some(ver.version), env);
+    act
+}
+
+/// The operator's rollback to last-known-good while `active` runs. The version rolled back
+/// from (`active`, unless it is last-known-good) is quarantined (`rolled-back`, detail 0).
+/// With a last-known-good L: L's attempt is recorded in progress (it is activated live, so
+/// a crash is charged to it exactly as at a start), decision fallback / `live-rollback`,
+/// and L's activation returned. Without one: nothing active afterwards (no attempt),
+/// decision fallback / `live-rollback`, version 0, `Ok(None)`.
+///
+/// Refused (with `s` unchanged): safe mode; an earlier start's attempt pending; `active` is
+/// last-known-good (`AlreadyActive`); no last-known-good and nothing active; last-known-good
+/// quarantined or not countable. (The caller checks last-known-good's attempts against the
+/// threshold: [`super::start::Durable::rollback`] does.)
+#[inline(never)]
+pub fn rollback_in(
+    s: &mut State,
+    active: Option<&Activation>,
+    env: &Env,
+) -> Result<Option<Activation>, LiveRefusal> {
+    // Windows Safe Mode and the record's switch; the configuration's switch is the caller's
+    // (it has the configuration).
+    safe_refusal(s, &Config::default(), env)?;
+    if let Some(v) = foreign_pending(s, active) {
+        return Err(LiveRefusal::PendingAttempt { version: v });
+    }
+    let lkg = s.lkg;
+    let from = active.map(|a| a.ver);
+    match (lkg, from) {
+        (Some(l), Some(a)) if a.version == l.version => {
+            return Err(LiveRefusal::AlreadyActive { version: l.version });
+        }
+        (None, None) => return Err(LiveRefusal::NoLastKnownGood),
+        _ => {}
+    }
+    if let Some(l) = lkg {
+        if let Some(q) = s.quarantined(l.version) {
+            return Err(LiveRefusal::Quarantined {
+                version: l.version,
+                reason: q.reason,
+            });
+        }
+        if !countable(s, l.version) {
+            return Err(LiveRefusal::Uncountable { version: l.version });
+        }
+    }
+    if let Some(a) = from {
+        quarantine(s, a, QuarantineReason::RolledBack, 0);
+    }
+    match lkg {
+        Some(l) => {
+            let act = record_attempt(s, l);
+            decided(
+                s,
+                Mode::Fallback,
+                Reason::LiveRollback,
+                Some(l.version),
+                env,
+            );
+            Ok(Some(act))
+        }
+        None => {
+            s.attempt = None;
+            decided(s, Mode::Fallback, Reason::LiveRollback, None, env);
+            Ok(None)
+        }
+    }
+}

@@ -5,7 +5,7 @@ pub mod machine;
 pub mod record;
 pub mod start;
 
-pub use machine::{Activation, Begin, Choice, Config, Env, HealthEvidence, Prior};
+pub use machine::{Activation, Begin, Choice, Config, Env, HealthEvidence, LiveRefusal, Prior};
 pub use record::{
     Attempt, HealthCheck, LastDecision, Loaded, Mode, Phase, QEntry, QuarantineReason, Reason,
     StartReport, State, Ver,

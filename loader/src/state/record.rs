@@ -116,6 +116,9 @@ pub enum QuarantineReason {
     CrashLoop,
     /// It was read and failed validation; `detail` is the error's ordinal.
     Invalid,
+    /// The operator rolled it back to last-known-good on the running system (a live
+    /// rollback); `detail` is 0.
+    RolledBack,
 }
 
 impl QuarantineReason {
@@ -123,12 +126,14 @@ impl QuarantineReason {
         match self {
             QuarantineReason::CrashLoop => 1,
             QuarantineReason::Invalid => 2,
+            QuarantineReason::RolledBack => 3,
         }
     }
     fn from_code(c: u8) -> Option<Self> {
         match c {
             1 => Some(QuarantineReason::CrashLoop),
             2 => Some(QuarantineReason::Invalid),
+            3 => Some(QuarantineReason::RolledBack),
             _ => None,
         }
     }
@@ -137,6 +142,7 @@ impl QuarantineReason {
         match self {
             QuarantineReason::CrashLoop => "crash-loop",
             QuarantineReason::Invalid => "invalid-content",
+            QuarantineReason::RolledBack => "rolled-back",
         }
     }
 }
@@ -148,7 +154,7 @@ pub struct QEntry {
     pub ver: Ver,
     /// Why.
     pub reason: QuarantineReason,
-    /// Crash loop: attempts charged. Invalid: validation error ordinal.
+    /// Crash loop: attempts charged. Invalid: validation error ordinal. Rolled back: 0.
     pub detail: u32,
     /// Boot sequence number at which it was quarantined.
     pub boot: u64,
@@ -222,11 +228,17 @@ pub enum Reason {
     /// A newer version could not be counted (every count entry holds an unclean count of a
     /// version that may still be chosen), so it was not tried: an older one runs, or none.
     NewerUncountable,
+    /// A live activation on the running system: the version was validated and swapped in
+    /// after its attempt was made durable (not a start's decision: the record's last
+    /// decision is the last change of the active content).
+    LiveUpdate,
+    /// The operator's live rollback to last-known-good (or to no content, without one).
+    LiveRollback,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 15] = [
         Reason::NewestContent,
         Reason::NoContentStaged,
         Reason::NewerQuarantined,
@@ -240,6 +252,8 @@ impl Reason {
         Reason::StateUnwritable,
         Reason::OutOfMemory,
         Reason::NewerUncountable,
+        Reason::LiveUpdate,
+        Reason::LiveRollback,
     ];
     fn code(self) -> u8 {
         let pos = Self::ALL.iter().position(|r| *r == self).unwrap_or(0);
@@ -264,6 +278,8 @@ impl Reason {
             Reason::StateUnwritable => "state-unwritable",
             Reason::OutOfMemory => "out-of-memory",
             Reason::NewerUncountable => "newer-uncountable",
+            Reason::LiveUpdate => "live-update",
+            Reason::LiveRollback => "live-rollback",
         }
     }
 }

@@ -11,9 +11,9 @@ use core::fmt;
 use sha2::{Digest as _, Sha256};
 
 use super::machine::{
-    Activation, Choice, Config, Env, HealthEvidence, Prior, PriorKind, Step, begin_in, choose,
-    clean_shutdown_in, healthy_in, out_of_memory, record_attempt, reject_invalid, state_unwritable,
-    store_unreadable,
+    Activation, Choice, Config, Env, HealthEvidence, LiveRefusal, Prior, PriorKind, Step, begin_in,
+    choose, clean_shutdown_in, healthy_in, live_attempt_in, live_check, out_of_memory,
+    record_attempt, reject_invalid, rollback_in, state_unwritable, store_unreadable,
 };
 use super::record::{
     HealthCheck, Loaded, Mode, RECORD_LEN, Reason, RecordRead, SLOT_LEN, StartReport, State,
@@ -94,7 +94,7 @@ pub struct Durable<M> {
     mem: Vec<Mem>,
 }
 
-/// The record's memory. About 10 KiB, allocated once: a kernel stack frame must stay small
+/// The record's memory. About 12 KiB, allocated once: a kernel stack frame must stay small
 /// (x64 kernel stacks are 24 KiB and the file-system stack below each write needs most of
 /// it), so the state, the next state, the slot being written and the record being read
 /// live here, never in a frame (`tests/tests/pe.rs` checks the driver's frames).
@@ -104,6 +104,9 @@ struct Mem {
     state: State,
     /// The next state being built by the start sequence or an event.
     next: State,
+    /// The state before a live change, restored when the content is rejected after its
+    /// attempt was made durable.
+    saved: State,
     /// The slot being written.
     slot: [u8; SLOT_LEN],
     /// The record as read.
@@ -114,6 +117,7 @@ impl Mem {
     const EMPTY: Mem = Mem {
         state: State::EMPTY,
         next: State::EMPTY,
+        saved: State::EMPTY,
         slot: [0; SLOT_LEN],
         record: [0; RECORD_LEN],
     };
@@ -286,6 +290,159 @@ impl<M: StateMedium> Durable<M> {
             return Ok(false);
         }
         self.persist_next().map(|()| true)
+    }
+}
+
+impl<M: StateMedium> Durable<M> {
+    /// Live activation of `version` from `store` while `active` runs (issue 11; see
+    /// `docs/boot-safety.md`, "Live activation"): re-read the record, [`live_check`], read
+    /// the file (at most `MAX_FILE_BYTES + 1` bytes) and take its digest, make the attempt
+    /// durable ([`live_attempt_in`], written) **before** the file is parsed, so a crash in
+    /// the parser or afterwards is charged to `version` at the next start exactly as at a
+    /// start; then verify the signature, validate and compile with the start's own `load`.
+    ///
+    /// Rejected content: the state before is written back (the record's net content is
+    /// unchanged: a refused change changes nothing) and `Invalid` returned; nothing is
+    /// quarantined. Should that restoring write fail, the record keeps `version` in
+    /// progress ([`Durable::state`] shows it): the running content stays, and `version` is
+    /// charged once at the next start.
+    ///
+    /// On success the caller swaps to the rule set, replaces its activation with the one
+    /// returned and re-arms its health timer: uptime counts from the swap.
+    #[inline(never)]
+    pub fn live_activate<S: ContentStore>(
+        &mut self,
+        active: Option<&Activation>,
+        store: &mut S,
+        version: u64,
+        cfg: &Config,
+        env: &Env,
+        trust: &Trust,
+    ) -> Result<(Activation, RuleSet), LiveRefusal> {
+        if self.mem.is_empty() {
+            return Err(LiveRefusal::OutOfMemory);
+        }
+        self.refresh()
+            .map_err(|error| LiveRefusal::StateUnwritable { error })?;
+        live_check(self.state(), active, version, cfg, env)?;
+        let mut versions: Vec<u64> = Vec::new();
+        store
+            .versions(&mut versions)
+            .map_err(|error| LiveRefusal::Unreadable { version, error })?;
+        if !versions.contains(&version) {
+            return Err(LiveRefusal::NotInStore { version });
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        store
+            .read(version, limits::MAX_FILE_BYTES.saturating_add(1), &mut buf)
+            .map_err(|error| LiveRefusal::Unreadable { version, error })?;
+        let ver = Ver {
+            version,
+            digest: file_digest(&buf),
+        };
+        let act = {
+            let n = self.next_from_state().ok_or(LiveRefusal::OutOfMemory)?;
+            live_attempt_in(n, ver, env)
+        };
+        self.persist_live(trust)?;
+        self.load_or_restore(act, &buf, trust).map(|rs| (act, rs))
+    }
+
+    /// The operator's rollback to last-known-good while `active` runs (see
+    /// [`rollback_in`]): re-read the record, decide; with a last-known-good L, read L's file
+    /// and check its SHA-256 is the one recorded (`LastKnownGoodChanged` otherwise) —
+    /// before anything is written, so a refusal changes nothing — then make L's attempt
+    /// (and the quarantine of the version rolled back from) durable, then load L as a start
+    /// would. A load that fails restores the state before, as [`Durable::live_activate`].
+    /// `Ok(None)`: no last-known-good; nothing is active now.
+    #[inline(never)]
+    pub fn rollback<S: ContentStore>(
+        &mut self,
+        active: Option<&Activation>,
+        store: &mut S,
+        cfg: &Config,
+        env: &Env,
+        trust: &Trust,
+    ) -> Result<Option<(Activation, RuleSet)>, LiveRefusal> {
+        if self.mem.is_empty() {
+            return Err(LiveRefusal::OutOfMemory);
+        }
+        self.refresh()
+            .map_err(|error| LiveRefusal::StateUnwritable { error })?;
+        if cfg.force_safe_mode && !env.windows_safe_mode {
+            return Err(LiveRefusal::SafeMode {
+                reason: Reason::ForceSafeMode,
+            });
+        }
+        let m = self.mem.first_mut().ok_or(LiveRefusal::OutOfMemory)?;
+        m.saved = m.state;
+        m.next = m.state;
+        // Decided on the next state: a refusal writes nothing and reads nothing.
+        let act = rollback_in(&mut m.next, active, env)?;
+        let mut buf: Vec<u8> = Vec::new();
+        if let Some(a) = act {
+            let attempts = m.saved.attempts(a.ver.version);
+            if attempts >= cfg.threshold() {
+                return Err(LiveRefusal::AttemptsUsed {
+                    version: a.ver.version,
+                    attempts,
+                });
+            }
+            store
+                .read(
+                    a.ver.version,
+                    limits::MAX_FILE_BYTES.saturating_add(1),
+                    &mut buf,
+                )
+                .map_err(|error| LiveRefusal::Unreadable {
+                    version: a.ver.version,
+                    error,
+                })?;
+            if file_digest(&buf) != a.ver.digest {
+                return Err(LiveRefusal::LastKnownGoodChanged {
+                    version: a.ver.version,
+                });
+            }
+        }
+        self.persist_live(trust)?;
+        match act {
+            Some(a) => self.load_or_restore(a, &buf, trust).map(|rs| Some((a, rs))),
+            None => Ok(None),
+        }
+    }
+
+    /// Makes the next state of a live change durable (the state before it saved for a
+    /// restore), its decision marked with the trust's test-signing switch.
+    fn persist_live(&mut self, trust: &Trust) -> Result<(), LiveRefusal> {
+        let m = self.mem.first_mut().ok_or(LiveRefusal::OutOfMemory)?;
+        m.saved = m.state;
+        if let Some(d) = m.next.last.as_mut() {
+            d.test_signing = trust.test_signing();
+        }
+        self.persist_next()
+            .map_err(|error| LiveRefusal::StateUnwritable { error })
+    }
+
+    /// Loads the file whose attempt is durable; on rejection writes the saved state back.
+    fn load_or_restore(
+        &mut self,
+        act: Activation,
+        buf: &[u8],
+        trust: &Trust,
+    ) -> Result<RuleSet, LiveRefusal> {
+        let version = act.ver.version;
+        let refusal = match load(buf, version, trust) {
+            Ok(rs) => return Ok(rs),
+            Err(error) if error.kind == ErrorKind::OutOfMemory => LiveRefusal::OutOfMemory,
+            Err(error) => LiveRefusal::Invalid { version, error },
+        };
+        if let Some(m) = self.mem.first_mut() {
+            m.next = m.saved;
+            // A failed restore leaves `version` in progress: charged once at the next start
+            // (documented); the refusal stands either way.
+            let _ = self.persist_next();
+        }
+        Err(refusal)
     }
 }
 
