@@ -122,7 +122,11 @@ impl<T: Send + Sync> Swappable<T> {
     }
 
     fn counter(&self, epoch: usize) -> &AtomicUsize {
-        if epoch & 1 == 0 { &self.even } else { &self.odd }
+        if epoch & 1 == 0 {
+            &self.even
+        } else {
+            &self.odd
+        }
     }
 
     /// Runs `f` with the current value, if there is one. Never waits for a writer.
@@ -250,8 +254,8 @@ mod tests {
 
     #[test]
     fn swap_waits_for_readers_of_the_old_value() {
-        use std::sync::atomic::AtomicBool;
         use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
         let s: Arc<Swappable<Tracked>> = Arc::new(Swappable::new());
         assert!(s.publish(Box::new(Tracked(0))).is_ok());
         let stop = Arc::new(AtomicBool::new(false));

@@ -43,6 +43,8 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 };
 use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
 
+use failsafe_loader::control::{AuditEvent, EventRing, WriteError};
+
 use crate::active::{Active, Published};
 use crate::event::{
     CreateFacts, FILE_DISPOSITION_DELETE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
@@ -221,6 +223,55 @@ fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
         .map_or(0, |t| t.get_into(pid, out))
 }
 
+/// The audit-event queue the console reads through the control channel (fixed capacity,
+/// allocated once at `DriverEntry`; full: dropped and counted).
+static EVENTS: PushLock<EventRing> = PushLock::new();
+
+/// Installs the event queue (PASSIVE_LEVEL, `DriverEntry`, before filtering starts).
+///
+/// # Safety
+/// Once, before any other use of the queue.
+pub unsafe fn events_init(ring: EventRing) {
+    // SAFETY: once, first (contract above).
+    unsafe { EVENTS.init(ring) };
+}
+
+/// Queues an audit event with the process's image (callbacks, IRQL ≤ APC_LEVEL). The push
+/// lock is held only for the copy into a preallocated slot.
+fn audit(ev: &AuditEvent, path: &[u16]) {
+    let mut image = [0u16; MAX_UNITS];
+    let n = process_image(ev.pid, &mut image);
+    if let Some(ring) = EVENTS.write().as_mut().and_then(Write::get) {
+        ring.push(ev, path, image.get(..n).unwrap_or(&[]));
+    }
+}
+
+/// Moves up to `max` queued events into a read-events response in `out` (control
+/// request, PASSIVE_LEVEL).
+pub fn events_drain(out: &mut [u8], max: u16) -> Result<usize, WriteError> {
+    match EVENTS.write().as_mut().and_then(Write::get) {
+        Some(ring) => ring.drain_into(out, max),
+        None => EventRing::disabled().drain_into(out, max),
+    }
+}
+
+/// Events queued and dropped so far.
+pub fn events_counts() -> (u32, u64) {
+    let guard = EVENTS.read();
+    guard.as_ref().and_then(Read::get).map_or((0, 0), |r| {
+        (u32::try_from(r.len()).unwrap_or(u32::MAX), r.dropped())
+    })
+}
+
+/// Frees the event queue.
+///
+/// # Safety
+/// No callback or control request may run concurrently or afterwards.
+pub unsafe fn events_free() {
+    // SAFETY: contract above.
+    unsafe { EVENTS.free() };
+}
+
 /// Frees the process table (unload, after the notify routine was removed and the filter
 /// unregistered).
 ///
@@ -317,6 +368,7 @@ unsafe fn apply<H: Host>(
     match m {
         Some(m) if m.action == Action::Block => {
             let vetoed = block_vetoed(req, path, target);
+            audit(&audit_event(&m, kind, pid, vetoed), path);
             H::report(&m, kind, path, pid, vetoed);
             // SAFETY: valid callback data (contract above); no other reference to it is
             // live here.
@@ -326,10 +378,21 @@ unsafe fn apply<H: Host>(
             }
         }
         Some(m) if m.action == Action::Audit => {
+            audit(&audit_event(&m, kind, pid, false), path);
             H::report(&m, kind, path, pid, false);
             FLT_PREOP_SUCCESS_NO_CALLBACK
         }
         _ => FLT_PREOP_SUCCESS_NO_CALLBACK,
+    }
+}
+
+fn audit_event(m: &Match, kind: EventType, pid: u64, vetoed: bool) -> AuditEvent {
+    AuditEvent {
+        action: m.action,
+        event_type: kind,
+        not_applied: vetoed,
+        rule_id: m.rule_id,
+        pid,
     }
 }
 

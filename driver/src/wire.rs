@@ -136,6 +136,24 @@ pub fn utf16_into(bytes: &[u8], out: &mut [u16]) -> bool {
     true
 }
 
+/// Well-known SIDs in their binary form (winnt.h `SID`: revision 1, sub-authority count,
+/// 6-byte identifier authority big-endian, then the sub-authorities as little-endian
+/// ULONGs), as `u32` words so they have the ULONG alignment a `SID` needs. From Microsoft
+/// Learn "Well-known SIDs": LocalSystem S-1-5-18, BUILTIN\Administrators S-1-5-32-544.
+/// The control device's DACL grants these two, and no one else, access.
+pub const SID_LOCAL_SYSTEM: [u32; 3] = [
+    u32::from_le_bytes([1, 1, 0, 0]), // revision 1, one sub-authority, authority bytes 0-1
+    u32::from_le_bytes([0, 0, 0, 5]), // authority bytes 2-5: SECURITY_NT_AUTHORITY (5)
+    18,                               // SECURITY_LOCAL_SYSTEM_RID
+];
+/// BUILTIN\Administrators, S-1-5-32-544 (see [`SID_LOCAL_SYSTEM`]).
+pub const SID_ADMINISTRATORS: [u32; 4] = [
+    u32::from_le_bytes([1, 2, 0, 0]), // revision 1, two sub-authorities
+    u32::from_le_bytes([0, 0, 0, 5]), // SECURITY_NT_AUTHORITY
+    32,                               // SECURITY_BUILTIN_DOMAIN_RID
+    544,                              // DOMAIN_ALIAS_RID_ADMINS
+];
+
 #[cfg(test)]
 #[allow(
     clippy::unreachable,
@@ -236,5 +254,19 @@ mod tests {
         let mut units = [0u16; 5];
         assert!(utf16_into(&utf16le("1.fsc"), &mut units));
         assert!(!utf16_into(&utf16le("1.fs"), &mut units));
+    }
+
+    #[test]
+    fn well_known_sids_match_their_documented_bytes() {
+        let bytes = |w: &[u32]| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        // S-1-5-18 and S-1-5-32-544 as the SID structure lays them out.
+        assert_eq!(
+            bytes(&SID_LOCAL_SYSTEM),
+            [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]
+        );
+        assert_eq!(
+            bytes(&SID_ADMINISTRATORS),
+            [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 0x02, 0, 0]
+        );
     }
 }

@@ -23,20 +23,28 @@ pub(crate) use crate::kbind as wdk_sys;
 pub(crate) use ::wdk_sys;
 
 pub use wdk_sys::ntddk::{
-    DbgPrintEx, ExFreePoolWithTag, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice,
-    IoFreeWorkItem, IoQueueWorkItem, IoRegisterShutdownNotification,
-    IoUnregisterShutdownNotification, IofCompleteRequest, KeBugCheckEx, KeCancelTimer,
-    KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent,
-    KeSetEvent, KeSetTimer, KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString,
-    ObReferenceObjectByHandle, ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose,
-    ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile,
-    ZwQueryValueKey, ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    DbgPrintEx, ExAcquireRundownProtection, ExFreePoolWithTag, ExInitializeRundownProtection,
+    ExReleaseRundownProtection, ExWaitForRundownProtectionRelease, IoCreateSymbolicLink,
+    IoDeleteSymbolicLink, KeDelayExecutionThread, KeEnterCriticalRegion, KeLeaveCriticalRegion,
+    ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
+};
+pub use wdk_sys::ntddk::{
+    IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem, IoQueueWorkItem,
+    IoRegisterShutdownNotification, IoUnregisterShutdownNotification, IofCompleteRequest,
+    KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent,
+    KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
+    MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
+    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
+    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
+    ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
-    _WORK_QUEUE_TYPE, DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STATUS_BLOCK, IRP, KDPC, KEVENT,
-    KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING, PDEVICE_OBJECT,
-    PEPROCESS, PIO_WORKITEM, PS_CREATE_NOTIFY_INFO, UNICODE_STRING,
+    _WORK_QUEUE_TYPE, DEVICE_OBJECT, DRIVER_OBJECT, EX_RUNDOWN_REF, HANDLE, IO_STATUS_BLOCK, IRP,
+    KDPC, KEVENT, KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCUNICODE_STRING,
+    PDEVICE_OBJECT, PEPROCESS, PIO_WORKITEM, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID,
+    SECURITY_DESCRIPTOR, UNICODE_STRING,
 };
 
 // "C", as bindgen declares kernel routines: on x64 and arm64 it is the same ABI as
@@ -105,6 +113,8 @@ pub const STATUS_OBJECT_PATH_NOT_FOUND: NTSTATUS = nt(0xC000_003A);
 pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = nt(0xC000_009A);
 pub const STATUS_NAME_TOO_LONG: NTSTATUS = nt(0xC000_0106);
 pub const STATUS_DATA_ERROR: NTSTATUS = nt(0xC000_003E);
+pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = nt(0xC000_0010);
+pub const STATUS_DELETE_PENDING: NTSTATUS = nt(0xC000_0056);
 
 /// An NTSTATUS from its documented hexadecimal form.
 const fn nt(bits: u32) -> NTSTATUS {
@@ -138,7 +148,18 @@ pub const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
 // devioctl.h
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 // wdm.h
+pub const IRP_MJ_CREATE: usize = 0x00;
+pub const IRP_MJ_CLOSE: usize = 0x02;
+pub const IRP_MJ_DEVICE_CONTROL: usize = 0x0e;
 pub const IRP_MJ_SHUTDOWN: usize = 0x10;
+pub const IRP_MJ_CLEANUP: usize = 0x12;
+pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
+pub const FILE_ALL_ACCESS: u32 = 0x001F_01FF;
+pub const WRITE_DAC: u32 = 0x0004_0000;
+// ntifs.h / winnt.h
+pub const SECURITY_DESCRIPTOR_REVISION: u32 = 1;
+pub const ACL_REVISION: u32 = 2;
+pub const DACL_SECURITY_INFORMATION: u32 = 0x4;
 pub const PASSIVE_LEVEL: u8 = 0;
 pub const APC_LEVEL: u8 = 1;
 /// `KernelMode` (wdm.h `MODE`) as the `KPROCESSOR_MODE` (CCHAR) that wait routines take.

@@ -7,7 +7,7 @@
 //! | `TIMER`, `DPC` | `DriverEntry` (init, arm), teardown (cancel) | the kernel | PASSIVE; DPC at DISPATCH |
 //! | `HEALTH` | arm (PASSIVE), DPC (DISPATCH) | teardown | any |
 //! | `WORK_IDLE` | arm (reset), work item / teardown (set) | teardown (wait) | PASSIVE; set at DISPATCH allowed |
-//! | `STATE_LOCK`, `STATE` | `DriverEntry`, health work item, shutdown, teardown | same | PASSIVE |
+//! | `STATE_LOCK`, `STATE` | `DriverEntry`, health work item, shutdown, control requests, teardown | same | PASSIVE (control requests inside a critical region) |
 //! | `DEVICE`, `WORK_ITEM`, `SHUTDOWN_REGISTERED`, `PROCESS_NOTIFY` | `DriverEntry`, teardown | DPC (`WORK_ITEM`), teardown | PASSIVE; DPC reads `WORK_ITEM` at DISPATCH |
 //! | `DIR` | `DriverEntry` (once, before any reader) | health work item | PASSIVE |
 //! | `LAST_REPORT` | callbacks | callbacks | ≤ APC |
@@ -20,12 +20,14 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64};
 
-use failsafe_loader::state::machine::Activation;
+use failsafe_loader::state::machine::{Activation, Env};
 use failsafe_loader::state::{Config, Durable};
+use failsafe_loader::trust::Trust;
 
 use super::ffi::{DEVICE_OBJECT, KDPC, KEVENT, KTIMER};
 use super::medium::KernelMedium;
 use super::nt::Wide;
+use super::store::KernelStore;
 
 /// A kernel object in static storage, initialized in `DriverEntry` before any use.
 pub struct Kobj<T>(UnsafeCell<MaybeUninit<T>>);
@@ -35,7 +37,7 @@ pub struct Kobj<T>(UnsafeCell<MaybeUninit<T>>);
 unsafe impl<T> Sync for Kobj<T> {}
 
 impl<T> Kobj<T> {
-    const fn new() -> Self {
+    pub const fn new() -> Self {
         Kobj(UnsafeCell::new(MaybeUninit::uninit()))
     }
     /// The object's address, for the kernel routines.
@@ -77,8 +79,17 @@ pub struct Running {
     pub activation: Option<Activation>,
     /// The configuration the start used.
     pub cfg: Config,
-    /// Interrupt time (100 ns) when the content became active, for the uptime evidence.
+    /// Interrupt time (100 ns) when the content became active (at the start or at a live
+    /// swap), for the uptime evidence.
     pub active_since: u64,
+    /// The content store, for live activations.
+    pub store: KernelStore,
+    /// The environment of this start (Safe Mode, write filters), for live activations.
+    pub env: Env,
+    /// The keys content must be signed with (as read at the start).
+    pub trust: Trust,
+    /// The active content came through the control channel, not the start.
+    pub live: bool,
 }
 
 /// The record after the start, for the health and shutdown events.

@@ -12,7 +12,11 @@
 //!   write, flush, read back and delete-on-close of `<dir>\canary.tmp` through the whole
 //!   file-system stack, this filter included: a filter that hangs creates never completes
 //!   it), then, with its result as evidence, the core's health event under `STATE_LOCK`
-//!   (the record re-read first); finally `WORK_IDLE` is set.
+//!   (the record re-read first); then, with the lock still held, queued → idle and
+//!   `WORK_IDLE` set.
+//! - `rearm_locked` (a live swap, PASSIVE, record lock held): idle → armed and the timer
+//!   set; armed: the timer set again for the whole window; queued: nothing (the work item
+//!   re-arms itself for the new content).
 //! - `quiesce` (teardown, PASSIVE): the state becomes stopped (so neither the DPC nor the
 //!   work item arms or queues again), `KeCancelTimer`, `KeFlushQueuedDpcs` (the DPC either
 //!   ran to completion or never will); if it was armed, nobody else will set `WORK_IDLE`, so
@@ -244,38 +248,25 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
     if let Some((up, window)) = uptime()
         && up < window
     {
-        // Woken early (sleep): wait for the rest. The timer is set before the state says
-        // armed, so teardown never sees armed without a timer it can cancel. (Should the
-        // timer, a second or more away, fire before the compare-exchange below, its DPC
-        // finds the state queued and does nothing: this start then never records healthy,
-        // which costs it nothing unless it later ends uncleanly.)
-        set_timer(window.saturating_sub(up).max(1));
-        if HEALTH
-            .compare_exchange(
-                HEALTH_QUEUED,
-                HEALTH_ARMED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
+        // Woken early (sleep), or content swapped in live since the timer was set: wait
+        // for the rest of the active content's window.
+        if rearm_rest(window.saturating_sub(up)) {
             return; // WORK_IDLE stays reset: the next run of this item sets it
         }
-        // Stopped meanwhile: take the timer back, and make sure its DPC (had it fired)
-        // has finished before teardown may go on.
-        // SAFETY: initialized timer; cancelling is harmless if it already fired (the DPC
-        // then finds the state stopped and queues nothing).
-        let _ = unsafe { KeCancelTimer(TIMER.ptr()) };
-        // SAFETY: PASSIVE_LEVEL (work item); waits for a DPC of that timer, if queued.
-        unsafe { KeFlushQueuedDpcs() };
     } else {
         let canary = canary().map_err(io);
         let at = now();
-        with_state(|s| {
+        let rest = with_state(|s| {
             if let Some(r) = s.as_mut()
                 && let Some(act) = r.activation
             {
                 let uptime = at.saturating_sub(r.active_since) / 10_000_000;
+                let window = u64::from(r.cfg.healthy_after_secs);
+                if uptime < window {
+                    // A live swap during the canary: the new content's window has not
+                    // passed; this evidence was about the old content.
+                    return Some(window.saturating_sub(uptime));
+                }
                 let evidence = HealthEvidence {
                     uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
                     canary,
@@ -285,10 +276,81 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                     let _ = r.durable.health(&act, &evidence, &r.cfg);
                 }
             }
+            // Done, with the record lock held: a live swap (which re-arms under the same
+            // lock) sees either queued (and this item not yet here, so it re-arms itself
+            // above) or idle with the event set (and arms afresh).
+            let _ = HEALTH.compare_exchange(
+                HEALTH_QUEUED,
+                HEALTH_IDLE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            // SAFETY: initialized notification event in static storage.
+            let _ = unsafe { KeSetEvent(WORK_IDLE.ptr(), 0, 0) };
+            None
         });
+        match rest {
+            None => return,
+            Some(rest) if rearm_rest(rest) => return,
+            Some(_) => {}
+        }
     }
     // SAFETY: initialized notification event in static storage.
     let _ = unsafe { KeSetEvent(WORK_IDLE.ptr(), 0, 0) };
+}
+
+/// From the work item: sets the timer for the `rest` of the window and moves queued →
+/// armed. `false` if teardown stopped the machinery meanwhile (the timer is then taken
+/// back and its DPC flushed; the caller sets `WORK_IDLE`). The timer is set before the
+/// state says armed, so teardown never sees armed without a timer it can cancel. (Should
+/// the timer, a second or more away, fire before the compare-exchange, its DPC finds the
+/// state queued and does nothing: this start then never records healthy, which costs it
+/// nothing unless it later ends uncleanly.)
+fn rearm_rest(rest: u64) -> bool {
+    set_timer(rest.max(1));
+    if HEALTH
+        .compare_exchange(
+            HEALTH_QUEUED,
+            HEALTH_ARMED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        return true;
+    }
+    // SAFETY: initialized timer; cancelling is harmless if it already fired (the DPC then
+    // finds the state stopped and queues nothing).
+    let _ = unsafe { KeCancelTimer(TIMER.ptr()) };
+    // SAFETY: PASSIVE_LEVEL (work item); waits for a DPC of that timer, if queued.
+    unsafe { KeFlushQueuedDpcs() };
+    false
+}
+
+/// A live swap installed new content: its health window starts now. Called with the
+/// record lock held (`with_state`), so the work item is idle (armed here), armed (the
+/// timer is set again for the whole window), or queued and not yet in its final locked
+/// step (it then finds the new content's window not passed and re-arms itself).
+/// PASSIVE_LEVEL.
+pub fn rearm_locked(healthy_after_secs: u32) {
+    debug_assert_passive!();
+    if WORK_ITEM.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    match HEALTH.compare_exchange(
+        HEALTH_IDLE,
+        HEALTH_ARMED,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            // SAFETY: initialized notification event; reset before the timer can fire.
+            let _ = unsafe { KeResetEvent(WORK_IDLE.ptr()) };
+            set_timer(u64::from(healthy_after_secs));
+        }
+        Err(HEALTH_ARMED) => set_timer(u64::from(healthy_after_secs)),
+        Err(_) => {}
+    }
 }
 
 /// Stops the health machinery so that the work item can be freed. PASSIVE_LEVEL.

@@ -16,6 +16,7 @@
 //! | [`pool`] | the global allocator | ≤ APC |
 
 #[cfg(all(failsafe_kcheck, not(test)))]
+pub mod control;
 mod crt;
 pub mod ffi;
 pub mod globals;
@@ -35,6 +36,7 @@ extern crate wdk_panic;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+use failsafe_loader::control::{EventRing, ring};
 use failsafe_loader::state::Env;
 use failsafe_loader::state::record::encode_report;
 use failsafe_loader::state::start::start_with_trust;
@@ -136,6 +138,18 @@ pub unsafe extern "system" fn driver_entry(
         teardown();
         return status;
     }
+    // The control channel and its event queue are optional: without them the driver runs
+    // and the console reads the record file (control.rs says why a failure here never
+    // refuses the start).
+    match EventRing::with_capacity(ring::DEFAULT_CAPACITY) {
+        // SAFETY: once, before filtering starts and before the channel exists.
+        Ok(r) => unsafe { flt::events_init(r) },
+        // SAFETY: as above; a queue without room counts every event as dropped.
+        Err(_) => unsafe { flt::events_init(EventRing::disabled()) },
+    }
+    if control::create(driver).is_err() {
+        log_refusal(c"control channel unavailable (the driver runs without it)");
+    }
     // The process table is optional: without it `process` is empty (criteria on it are
     // then false, as for any missing input).
     if let Some(table) = ProcessTable::try_new(PROCESS_SETS) {
@@ -179,6 +193,10 @@ pub unsafe extern "system" fn driver_entry(
         },
         cfg,
         active_since: health::now(),
+        store,
+        env,
+        trust: params.trust,
+        live: false,
     };
     health::with_state(|s| *s = Some(running));
     if lost_activation {
@@ -395,6 +413,8 @@ fn object_name_sized(object: *mut core::ffi::c_void, bytes: u32) -> Result<Optio
 /// failed `DriverEntry` and the filter's unload callback.
 pub fn teardown() {
     debug_assert_passive!();
+    // Control requests first: they use everything below.
+    control::remove();
     if PROCESS_NOTIFY.swap(false, Ordering::AcqRel) {
         // SAFETY: removes the routine registered in DriverEntry.
         let _ = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), 1) };
@@ -411,6 +431,9 @@ pub fn teardown() {
     // SAFETY: the filter is unregistered and the notify routine removed: nothing else
     // uses the process table.
     unsafe { flt::processes_free() };
+    // SAFETY: the filter is unregistered and the control channel removed: nothing else
+    // uses the event queue.
+    unsafe { flt::events_free() };
     let item = WORK_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !item.is_null() {
         // SAFETY: allocated in setup(); not queued (quiesce waited for WORK_IDLE, which is

@@ -1,0 +1,458 @@
+//! The control channel: IOCTLs on `\Device\FailsafeFlt` (`\\.\FailsafeFlt`), one request
+//! and one response each, in the core's protocol (`failsafe_loader::control`,
+//! docs/control-protocol.md). ADR 0014 says why a device and not a Filter Manager port.
+//!
+//! - Who may open it: the device's DACL grants LocalSystem and Administrators all access
+//!   and nobody else anything (set before `DriverEntry` returns, while the I/O manager still
+//!   refuses opens of a device being initialized); `FILE_DEVICE_SECURE_OPEN` applies it to
+//!   every open, the device namespace included. The IOCTL requires read and write access
+//!   on the handle (`CTL_CODE(..., FILE_READ_DATA | FILE_WRITE_DATA)`), which the I/O
+//!   manager checks before the dispatch routine runs.
+//! - What is read from user mode: nothing directly. `METHOD_BUFFERED`: the I/O manager
+//!   copies the input into `SystemBuffer` and copies the output back; both lengths come
+//!   from the stack location and bound every slice made here. The request is decoded (and
+//!   copied out) before the same buffer is written with the response.
+//! - Lifetime: every dispatch holds the rundown reference `GATE`; teardown waits for it to
+//!   drain before anything a request uses is torn down, and new requests fail with
+//!   `STATUS_DELETE_PENDING`.
+//! - IRQL: dispatch runs at PASSIVE_LEVEL in the caller's thread. The record lock is an
+//!   event used as a mutex: taken inside a critical region, so the caller's thread cannot
+//!   be suspended while holding it.
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use failsafe_loader::control::wire::{
+    CONTROL_DEVICE, IOCTL_CONTROL, MIN_RESPONSE, mode_code, reason_code,
+};
+use failsafe_loader::control::{
+    Request, Status, decode_request, encode_changed, encode_refused, encode_status, kind,
+    status_flags,
+};
+use failsafe_loader::state::machine::LiveRefusal;
+use failsafe_loader::state::record::Phase;
+
+use super::ffi::{
+    ACL_REVISION, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DRIVER_OBJECT, EX_RUNDOWN_REF,
+    ExAcquireRundownProtection, ExInitializeRundownProtection, ExReleaseRundownProtection,
+    ExWaitForRundownProtectionRelease, FILE_ALL_ACCESS, FILE_DEVICE_SECURE_OPEN,
+    FILE_DEVICE_UNKNOWN, HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
+    IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
+    IoDeleteSymbolicLink, IofCompleteRequest, KERNEL_MODE, KeDelayExecutionThread,
+    KeEnterCriticalRegion, KeLeaveCriticalRegion, LARGE_INTEGER, NTSTATUS, OBJ_KERNEL_HANDLE,
+    ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID, RtlAddAccessAllowedAce, RtlCreateAcl,
+    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR,
+    SECURITY_DESCRIPTOR_REVISION, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC,
+    ZwClose, ZwSetSecurityObject,
+};
+use super::globals::{Kobj, Running};
+use super::health;
+use super::nt::{Wide, debug_assert_passive};
+use crate::active::try_box;
+use crate::flt::{self, ACTIVE};
+use crate::wire::{SID_ADMINISTRATORS, SID_LOCAL_SYSTEM};
+
+/// The control device (null: none; the driver runs without a channel).
+static CONTROL: AtomicPtr<DEVICE_OBJECT> = AtomicPtr::new(core::ptr::null_mut());
+/// The symbolic link exists.
+static LINKED: AtomicBool = AtomicBool::new(false);
+/// Rundown protection of the dispatch routines (initialized by `create`).
+static GATE: Kobj<EX_RUNDOWN_REF> = Kobj::new();
+static GATE_READY: AtomicBool = AtomicBool::new(false);
+
+/// `\Device\FailsafeFlt` and `\DosDevices\FailsafeFlt`, from the name user mode opens.
+fn names() -> Option<(Wide, Wide)> {
+    let leaf = CONTROL_DEVICE.strip_prefix(r"\\.\")?;
+    Some((
+        Wide::join(&[], "\\Device\\").and_then(|w| Wide::join(w.units(), leaf))?,
+        Wide::join(&[], "\\DosDevices\\").and_then(|w| Wide::join(w.units(), leaf))?,
+    ))
+}
+
+/// Creates the control device, restricts it to LocalSystem and Administrators, links it
+/// into the DOS device namespace and installs the dispatch routines. `DriverEntry`,
+/// PASSIVE_LEVEL. On failure nothing of it remains and the driver runs without a channel
+/// (the console then reads the record file): a control channel is never a reason to
+/// refuse a start.
+pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
+    debug_assert_passive!();
+    // SAFETY: static storage, initialized once, before any dispatch can run.
+    unsafe { ExInitializeRundownProtection(GATE.ptr()) };
+    GATE_READY.store(true, Ordering::Release);
+    let (mut device_name, mut link_name) = names().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let mut device_name_us = device_name.unicode();
+    let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: valid driver object; a named device without extension; the name and the out
+    // pointer are live locals. Not exclusive: the console may hold several handles.
+    let status = unsafe {
+        IoCreateDevice(
+            driver,
+            0,
+            &mut device_name_us,
+            FILE_DEVICE_UNKNOWN,
+            FILE_DEVICE_SECURE_OPEN,
+            0,
+            &mut device,
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    if let Err(status) = restrict(device) {
+        // SAFETY: created above, never opened (still initializing), no link yet.
+        unsafe { IoDeleteDevice(device) };
+        return Err(status);
+    }
+    let mut link_us = link_name.unicode();
+    // SAFETY: both names are live UNICODE_STRINGs over our buffers.
+    let status = unsafe { IoCreateSymbolicLink(&mut link_us, &mut device_name_us) };
+    if status < 0 {
+        // SAFETY: as above.
+        unsafe { IoDeleteDevice(device) };
+        return Err(status);
+    }
+    LINKED.store(true, Ordering::Release);
+    for mj in [IRP_MJ_CREATE, IRP_MJ_CLEANUP, IRP_MJ_CLOSE] {
+        if let Some(slot) = driver.MajorFunction.get_mut(mj) {
+            *slot = Some(dispatch_open_close);
+        }
+    }
+    if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_DEVICE_CONTROL) {
+        *slot = Some(dispatch_control);
+    }
+    CONTROL.store(device, Ordering::Release);
+    Ok(())
+}
+
+/// Sets the device's DACL to LocalSystem and Administrators, `FILE_ALL_ACCESS` each, no
+/// other entry (SDDL `D:P(A;;FA;;;SY)(A;;FA;;;BA)`, what `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`
+/// grants). `IoCreateDeviceSecure` would do this, but it lives in wdmsec.lib, a static
+/// library of the WDK that no import library here provides; the routines below are
+/// ntoskrnl exports (ntifs.h; Microsoft Learn "RtlCreateSecurityDescriptor",
+/// "RtlCreateAcl", "RtlAddAccessAllowedAce", "RtlSetDaclSecurityDescriptor",
+/// "ObOpenObjectByPointer", "ZwSetSecurityObject"). PASSIVE_LEVEL.
+fn restrict(device: *mut DEVICE_OBJECT) -> Result<(), NTSTATUS> {
+    let mut sd = SECURITY_DESCRIPTOR {
+        Revision: 0,
+        Sbz1: 0,
+        Control: 0,
+        Owner: core::ptr::null_mut(),
+        Group: core::ptr::null_mut(),
+        Sacl: core::ptr::null_mut(),
+        Dacl: core::ptr::null_mut(),
+    };
+    let psd: PSECURITY_DESCRIPTOR = core::ptr::from_mut(&mut sd).cast();
+    // An ACL of two ACEs: header 8 + 2 × (ACE header 8 + SID ≤ 16) ≤ 56 bytes; ULONG
+    // alignment, as ACLs need.
+    let mut acl_words = [0u32; 32];
+    let acl: PACL = acl_words.as_mut_ptr().cast();
+    let acl_len = u32::try_from(core::mem::size_of_val(&acl_words)).unwrap_or(0);
+    // Copies with the SIDs' ULONG alignment; the routines only read them.
+    let (mut system, mut admins) = (SID_LOCAL_SYSTEM, SID_ADMINISTRATORS);
+    let ok = |s: NTSTATUS| if s < 0 { Err(s) } else { Ok(()) };
+    // SAFETY: `sd` is a live absolute security descriptor of the right size.
+    ok(unsafe { RtlCreateSecurityDescriptor(psd, SECURITY_DESCRIPTOR_REVISION) })?;
+    // SAFETY: `acl` points to `acl_len` writable, ULONG-aligned bytes.
+    ok(unsafe { RtlCreateAcl(acl, acl_len, ACL_REVISION) })?;
+    let sids: [PSID; 2] = [system.as_mut_ptr().cast(), admins.as_mut_ptr().cast()];
+    for sid in sids {
+        // SAFETY: an initialized ACL with room; a valid, aligned SID (crate::wire tests
+        // its bytes against the documented layout).
+        ok(unsafe { RtlAddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, sid) })?;
+    }
+    // SAFETY: `sd` initialized above; `acl` outlives its use (ZwSetSecurityObject below
+    // captures a copy).
+    ok(unsafe { RtlSetDaclSecurityDescriptor(psd, 1, acl, 0) })?;
+    let mut handle: HANDLE = core::ptr::null_mut();
+    // SAFETY: `device` is our referenced device object; kernel handle, kernel mode, no
+    // object type check (optional in kernel mode), WRITE_DAC only.
+    ok(unsafe {
+        ObOpenObjectByPointer(
+            device.cast(),
+            OBJ_KERNEL_HANDLE,
+            core::ptr::null_mut(),
+            WRITE_DAC,
+            core::ptr::null_mut(),
+            KERNEL_MODE,
+            &mut handle,
+        )
+    })?;
+    // SAFETY: a handle just opened with WRITE_DAC; `sd` is a valid absolute descriptor.
+    let status = unsafe { ZwSetSecurityObject(handle, DACL_SECURITY_INFORMATION, psd) };
+    // SAFETY: the kernel handle opened above, closed once.
+    let _ = unsafe { ZwClose(handle) };
+    ok(status)
+}
+
+/// Removes the channel: new requests are refused, requests in flight finish, then the
+/// link and the device go. Teardown, PASSIVE_LEVEL, before anything a request uses.
+pub fn remove() {
+    debug_assert_passive!();
+    if GATE_READY.swap(false, Ordering::AcqRel) {
+        // SAFETY: initialized in `create`; waits for every dispatch holding a reference
+        // and makes every later acquire fail.
+        unsafe { ExWaitForRundownProtectionRelease(GATE.ptr()) };
+    }
+    if LINKED.swap(false, Ordering::AcqRel)
+        && let Some((_, mut link)) = names()
+    {
+        let mut link_us = link.unicode();
+        // SAFETY: the link created in `create`.
+        let _ = unsafe { IoDeleteSymbolicLink(&mut link_us) };
+    }
+    let device = CONTROL.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !device.is_null() {
+        // SAFETY: created in `create`; open handles keep the object until they close,
+        // and every dispatch now fails at the gate.
+        unsafe { IoDeleteDevice(device) };
+    }
+}
+
+/// Completes `irp` with `status` and `information` bytes. The I/O manager's IRP, ours
+/// until this call.
+fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
+    // SAFETY: the IRP the dispatch routine was given; no other reference exists.
+    if let Some(i) = unsafe { irp.as_mut() } {
+        i.IoStatus.__bindgen_anon_1.Status = status;
+        i.IoStatus.Information = u64::try_from(information).unwrap_or(0);
+    }
+    // SAFETY: completing the IRP we were given, exactly once, with no priority boost.
+    unsafe { IofCompleteRequest(irp, 0) };
+    status
+}
+
+/// IRP_MJ_CREATE / CLEANUP / CLOSE (PASSIVE_LEVEL): the control device opens and closes;
+/// any other device of this driver refuses (the shutdown device has no name to open).
+unsafe extern "C" fn dispatch_open_close(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    let ours = !device.is_null() && device == CONTROL.load(Ordering::Acquire);
+    complete(
+        irp,
+        if ours {
+            STATUS_SUCCESS
+        } else {
+            STATUS_INVALID_DEVICE_REQUEST
+        },
+        0,
+    )
+}
+
+/// IRP_MJ_DEVICE_CONTROL (PASSIVE_LEVEL, the caller's thread).
+unsafe extern "C" fn dispatch_control(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    if device.is_null() || device != CONTROL.load(Ordering::Acquire) {
+        return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+    }
+    // SAFETY: initialized in `create` before the routine was installed; after `remove`
+    // began, the acquire fails.
+    if !GATE_READY.load(Ordering::Acquire) || unsafe { ExAcquireRundownProtection(GATE.ptr()) } == 0
+    {
+        return complete(irp, STATUS_DELETE_PENDING, 0);
+    }
+    // SAFETY: the I/O manager's IRP for this dispatch.
+    let (status, n) = unsafe { control_irp(irp) };
+    // SAFETY: acquired above.
+    unsafe { ExReleaseRundownProtection(GATE.ptr()) };
+    complete(irp, status, n)
+}
+
+/// Decodes the request in the IRP's system buffer and writes the response over it.
+///
+/// # Safety
+/// `irp` is the IRP of the current IRP_MJ_DEVICE_CONTROL dispatch.
+unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
+    // SAFETY: contract above.
+    let Some(irp) = (unsafe { irp.as_mut() }) else {
+        return (STATUS_INVALID_DEVICE_REQUEST, 0);
+    };
+    // IoGetCurrentIrpStackLocation (wdm.h, an inline function no binding has): the
+    // current stack location pointer in the IRP's tail overlay.
+    // SAFETY: for an IRP in dispatch, `Tail` is the overlay (the IRP is not completed).
+    let overlay = unsafe { irp.Tail.Overlay };
+    // SAFETY: and in the overlay, this member is the current stack location.
+    let stack = unsafe {
+        overlay
+            .__bindgen_anon_2
+            .__bindgen_anon_1
+            .CurrentStackLocation
+    };
+    // SAFETY: the I/O manager set up the current stack location for this dispatch.
+    let Some(stack) = (unsafe { stack.as_ref() }) else {
+        return (STATUS_INVALID_DEVICE_REQUEST, 0);
+    };
+    // SAFETY: an IRP_MJ_DEVICE_CONTROL stack location: DeviceIoControl is the member set.
+    let p = unsafe { stack.Parameters.DeviceIoControl };
+    if p.IoControlCode != IOCTL_CONTROL {
+        return (STATUS_INVALID_DEVICE_REQUEST, 0);
+    }
+    let in_len = usize::try_from(p.InputBufferLength).unwrap_or(0);
+    let out_len = usize::try_from(p.OutputBufferLength).unwrap_or(0);
+    // SAFETY: METHOD_BUFFERED: SystemBuffer is the union member in use.
+    let buf = unsafe { irp.AssociatedIrp.SystemBuffer }.cast::<u8>();
+    if buf.is_null() || out_len < MIN_RESPONSE {
+        return (STATUS_BUFFER_TOO_SMALL, 0);
+    }
+    let req = {
+        // SAFETY: METHOD_BUFFERED: SystemBuffer holds max(in, out) bytes of nonpaged pool
+        // owned by this IRP, the first `in_len` copied from the caller. The slice lives
+        // only in this block, before the output slice over the same bytes is made.
+        let input = unsafe { core::slice::from_raw_parts(buf, in_len) };
+        decode_request(input)
+    };
+    // SAFETY: as above, `out_len` ≤ the buffer's size; no other reference to it is live.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, out_len) };
+    // SAFETY: PASSIVE_LEVEL; paired with the leave below.
+    unsafe { KeEnterCriticalRegion() };
+    let n = respond(req, out);
+    // SAFETY: entered above.
+    unsafe { KeLeaveCriticalRegion() };
+    (STATUS_SUCCESS, n)
+}
+
+/// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).
+/// Returns its length (0 only if even a refusal did not fit, which `MIN_RESPONSE` rules
+/// out).
+fn respond(req: Result<Request, failsafe_loader::control::ProtoError>, out: &mut [u8]) -> usize {
+    let written = match req {
+        Err(e) => encode_refused(out, 0, e.code(), &e),
+        Ok(Request::Query) => {
+            let s = health::with_state(|s| status(s.as_ref()));
+            encode_status(out, &s)
+        }
+        Ok(Request::Activate { version }) => match health::with_state(|s| activate(s, version)) {
+            Ok((v, boot)) => encode_changed(out, kind::ACTIVATE, v, boot),
+            Err(r) => encode_refused(out, kind::ACTIVATE, r.code(), &r),
+        },
+        Ok(Request::Rollback) => match health::with_state(rollback) {
+            Ok((v, boot)) => encode_changed(out, kind::ROLLBACK, v, boot),
+            Err(r) => encode_refused(out, kind::ROLLBACK, r.code(), &r),
+        },
+        Ok(Request::ReadEvents { max }) => flt::events_drain(out, max),
+    };
+    written.unwrap_or(0)
+}
+
+/// The live state for a query.
+fn status(r: Option<&Running>) -> Status {
+    let (queued, dropped) = flt::events_counts();
+    let mut s = Status {
+        events_queued: queued,
+        events_dropped: dropped,
+        ..Status::default()
+    };
+    let Some(r) = r else {
+        return s;
+    };
+    let st = r.durable.state();
+    s.boot = st.boot;
+    s.lkg = st.lkg.map_or(0, |l| l.version);
+    if let Some(last) = st.last {
+        s.mode = mode_code(last.mode);
+        s.reason = reason_code(last.reason);
+    }
+    let mut flags = 0;
+    if st.force_safe || r.cfg.force_safe_mode {
+        flags |= status_flags::FORCE_SAFE;
+    }
+    if let Some(act) = r.activation {
+        s.active = act.ver.version;
+        s.active_ms = health::now().saturating_sub(r.active_since) / 10_000;
+        s.attempts = st.attempts(act.ver.version);
+        if r.live {
+            flags |= status_flags::LIVE;
+        }
+        if st
+            .attempt
+            .is_some_and(|a| a.ver == act.ver && a.boot == act.boot && a.phase == Phase::Healthy)
+        {
+            flags |= status_flags::HEALTHY;
+        }
+        if let Some(h) = st
+            .health
+            .filter(|h| h.version == act.ver.version && h.boot == act.boot)
+        {
+            flags |= status_flags::CHECKED;
+            s.health_uptime_secs = h.uptime_secs;
+            if let Err(e) = h.canary {
+                flags |= status_flags::CANARY_FAILED;
+                s.canary_error = e.code;
+            }
+        }
+    }
+    s.flags = flags;
+    s
+}
+
+/// Sleeps a millisecond while readers of an old rule set drain. PASSIVE_LEVEL.
+fn sleep_1ms() {
+    let mut interval = LARGE_INTEGER {
+        QuadPart: -10_000, // relative, 100 ns units
+    };
+    // SAFETY: PASSIVE_LEVEL, kernel mode, not alertable, a live interval.
+    let _ = unsafe { KeDelayExecutionThread(KERNEL_MODE, 0, &mut interval) };
+}
+
+/// Installs `rules` (or nothing) as the active rule set; the old one is freed once no
+/// callback uses it. With the record lock held (writers serialized). PASSIVE_LEVEL.
+fn swap_in(rules: Option<alloc::boxed::Box<failsafe_loader::RuleSet>>) {
+    // SAFETY: the record lock serializes writers; PASSIVE_LEVEL, so `sleep_1ms` may wait.
+    drop(unsafe { ACTIVE.replace(rules, sleep_1ms) });
+}
+
+/// A live activation of `version` (record lock held).
+fn activate(s: &mut Option<Running>, version: u64) -> Result<(u64, u64), LiveRefusal> {
+    let r = s.as_mut().ok_or(LiveRefusal::OutOfMemory)?;
+    let (act, rules) = r.durable.live_activate(
+        r.activation.as_ref(),
+        &mut r.store,
+        version,
+        &r.cfg,
+        &r.env,
+        &r.trust,
+    )?;
+    install(r, act, rules)?;
+    Ok((version, r.durable.state().boot))
+}
+
+/// Return to last-known-good (record lock held): its version, or 0 with nothing active.
+fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
+    let r = s.as_mut().ok_or(LiveRefusal::OutOfMemory)?;
+    let to = r.durable.rollback(
+        r.activation.as_ref(),
+        &mut r.store,
+        &r.cfg,
+        &r.env,
+        &r.trust,
+    )?;
+    let version = match to {
+        Some((act, rules)) => {
+            install(r, act, rules)?;
+            act.ver.version
+        }
+        None => {
+            swap_in(None);
+            r.activation = None;
+            r.live = true;
+            0
+        }
+    };
+    Ok((version, r.durable.state().boot))
+}
+
+/// Swaps in a rule set whose attempt is durable, and starts its health window.
+fn install(
+    r: &mut Running,
+    act: failsafe_loader::state::machine::Activation,
+    rules: failsafe_loader::RuleSet,
+) -> Result<(), LiveRefusal> {
+    let Ok(b) = try_box(rules) else {
+        // The attempt is durable but the content will not run: close it as clean so it
+        // is not charged; the running content stays.
+        let _ = r.durable.clean_shutdown(&act);
+        return Err(LiveRefusal::OutOfMemory);
+    };
+    swap_in(Some(b));
+    r.activation = Some(act);
+    r.active_since = health::now();
+    r.live = true;
+    health::rearm_locked(r.cfg.healthy_after_secs);
+    Ok(())
+}
