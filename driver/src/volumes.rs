@@ -35,6 +35,10 @@ struct Volume {
     dos_len: u8,
     /// Failed attempts to learn the DOS name.
     attempts: u8,
+    /// The caller's token for asking the DOS name (a referenced disk device object in the
+    /// driver), 0 when the table holds none: resolved, given up, or taken by an attempt in
+    /// progress.
+    disk: usize,
     device: [u16; MAX_DEVICE_UNITS],
     dos: [u16; MAX_DOS_UNITS],
 }
@@ -49,8 +53,13 @@ impl Volume {
         self.dos.get(..usize::from(self.dos_len)).unwrap_or(&[])
     }
     fn pending(&self) -> bool {
-        self.dos_len == 0 && self.attempts < MAX_ATTEMPTS
+        self.dos_len == 0 && self.attempts < MAX_ATTEMPTS && self.disk != 0
     }
+}
+
+/// A token to release, 0 meaning none.
+fn token(disk: usize) -> Option<usize> {
+    (disk != 0).then_some(disk)
 }
 
 /// A trailing separator is not part of a volume's name.
@@ -118,6 +127,7 @@ impl VolumeTable {
             device_len,
             dos_len,
             attempts: 0,
+            disk: 0,
             device: [0; MAX_DEVICE_UNITS],
             dos: [0; MAX_DOS_UNITS],
         };
@@ -132,6 +142,7 @@ impl VolumeTable {
             .iter_mut()
             .find(|old| same_name(old.device(), device))
         {
+            v.disk = old.disk; // still owned by the table, released with the volume
             *old = v;
             return true;
         }
@@ -142,17 +153,21 @@ impl VolumeTable {
         true
     }
 
-    /// Records a volume whose DOS name is not known yet (instance setup): its paths stay in
-    /// device form until [`resolve`](Self::resolve). A volume already in the table (a new
-    /// instance on it) is asked again: its letter may have changed. `false` when the name
-    /// is empty or too long or the table is full.
-    pub fn add_pending(&mut self, device: &[u16]) -> bool {
+    /// Records a volume whose DOS name is not known yet (instance setup), with `disk`, an
+    /// opaque token the table now owns (in the driver: the volume's disk device object with
+    /// a reference, which is what the mount manager is asked about; 0 for none). Its paths
+    /// stay in device form until [`resolve`](Self::resolve). A volume already in the table
+    /// (a new instance on it) is asked again: its letter may have changed. Returns a token
+    /// the caller must release: the one replaced, or `disk` itself when the name is empty
+    /// or too long or the table is full.
+    #[must_use = "a returned token must be released"]
+    pub fn add_pending(&mut self, device: &[u16], disk: usize) -> Option<usize> {
         let device = trim_separator(device);
         let Ok(device_len) = u8::try_from(device.len()) else {
-            return false;
+            return token(disk);
         };
         if device.is_empty() || device.len() > MAX_DEVICE_UNITS {
-            return false;
+            return token(disk);
         }
         if let Some(old) = self
             .volumes
@@ -161,15 +176,16 @@ impl VolumeTable {
         {
             old.dos_len = 0;
             old.attempts = 0;
-            return true;
+            return token(core::mem::replace(&mut old.disk, disk));
         }
         if self.volumes.len() >= self.volumes.capacity() {
-            return false;
+            return token(disk);
         }
         let mut v = Volume {
             device_len,
             dos_len: 0,
             attempts: 0,
+            disk,
             device: [0; MAX_DEVICE_UNITS],
             dos: [0; MAX_DOS_UNITS],
         };
@@ -177,7 +193,7 @@ impl VolumeTable {
             *d = s;
         }
         self.volumes.push(v);
-        true
+        None
     }
 
     /// Records the DOS name learnt for a volume the table holds; `false` (nothing recorded)
@@ -207,46 +223,75 @@ impl VolumeTable {
         true
     }
 
-    /// An attempt to learn a volume's DOS name failed; after [`MAX_ATTEMPTS`] the volume is
-    /// no longer pending (its paths stay in device form).
-    pub fn failed(&mut self, device: &[u16]) {
-        let device = trim_separator(device);
-        for v in self
+    /// Takes the first volume at index `from` or later that waits for its DOS name and
+    /// whose token is in the table: its index, its device name copied to `out`, and its
+    /// token, which the caller now owns (and hands back with [`failed`](Self::failed), or
+    /// releases after [`resolve`](Self::resolve)). The caller asks the mount manager
+    /// without holding the table's lock, then asks again from the index after. Indices may
+    /// shift when a volume is removed meanwhile; a volume skipped that way is tried on the
+    /// next round.
+    pub fn take_pending(
+        &mut self,
+        from: usize,
+        out: &mut [u16; MAX_DEVICE_UNITS],
+    ) -> Option<(usize, usize, usize)> {
+        let (i, v) = self
             .volumes
             .iter_mut()
-            .filter(|v| same_name(v.device(), device))
-        {
-            v.attempts = v.attempts.saturating_add(1);
-        }
+            .enumerate()
+            .skip(from)
+            .find(|(_, v)| v.pending())?;
+        let n = crate::wire::copy_prefix(out, v.device());
+        Some((i, n, core::mem::take(&mut v.disk)))
     }
 
-    /// Some volume still waits for its DOS name.
+    /// An attempt to learn a volume's DOS name failed; `disk` is the token
+    /// [`take_pending`](Self::take_pending) gave. The table takes it back while the volume
+    /// is still there and has attempts left (fewer than [`MAX_ATTEMPTS`]); otherwise it is
+    /// returned for the caller to release, and the volume's paths stay in device form.
+    #[must_use = "a returned token must be released"]
+    pub fn failed(&mut self, device: &[u16], disk: usize) -> Option<usize> {
+        let device = trim_separator(device);
+        let Some(v) = self
+            .volumes
+            .iter_mut()
+            .find(|v| same_name(v.device(), device))
+        else {
+            return token(disk);
+        };
+        v.attempts = v.attempts.saturating_add(1);
+        if v.dos_len == 0 && v.attempts < MAX_ATTEMPTS && v.disk == 0 {
+            v.disk = disk;
+            return None;
+        }
+        token(disk)
+    }
+
+    /// Some volume waits for an attempt (pending, its token in the table).
     pub fn has_pending(&self) -> bool {
         self.volumes.iter().any(Volume::pending)
     }
 
-    /// The first pending volume at index `from` or later: its index, and its device name
-    /// copied to `out` (the caller resolves it without holding the table's lock, then asks
-    /// again from the index after). Indices may shift when a volume is removed meanwhile;
-    /// a volume skipped that way is tried on the next round.
-    pub fn next_pending(
-        &self,
-        from: usize,
-        out: &mut [u16; MAX_DEVICE_UNITS],
-    ) -> Option<(usize, usize)> {
-        let (i, v) = self
+    /// Forgets a volume (instance teardown); returns its token, if the table held one, for
+    /// the caller to release.
+    #[must_use = "a returned token must be released"]
+    pub fn remove(&mut self, device: &[u16]) -> Option<usize> {
+        let device = trim_separator(device);
+        let i = self
             .volumes
             .iter()
-            .enumerate()
-            .skip(from)
-            .find(|(_, v)| v.pending())?;
-        Some((i, crate::wire::copy_prefix(out, v.device())))
+            .position(|v| same_name(v.device(), device))?;
+        let v = self.volumes.swap_remove(i);
+        token(v.disk)
     }
 
-    /// Forgets a volume (instance teardown).
-    pub fn remove(&mut self, device: &[u16]) {
-        let device = trim_separator(device);
-        self.volumes.retain(|v| !same_name(v.device(), device));
+    /// Takes any token still in the table (unload: every one must be released before the
+    /// table is dropped).
+    pub fn take_any_token(&mut self) -> Option<usize> {
+        self.volumes
+            .iter_mut()
+            .find(|v| v.disk != 0)
+            .map(|v| core::mem::take(&mut v.disk))
     }
 
     /// The path as authors write it: the drive-letter form of a path on a known volume,
@@ -318,7 +363,7 @@ mod tests {
         // Re-insert replaces; remove forgets.
         assert!(t.insert(&w("\\device\\harddiskvolume3"), &w("E:")));
         assert_eq!(dos(&t, "\\Device\\HarddiskVolume3\\a"), "E:\\a");
-        t.remove(&w("\\Device\\HarddiskVolume3"));
+        assert_eq!(t.remove(&w("\\Device\\HarddiskVolume3")), None);
         assert_eq!(
             dos(&t, "\\Device\\HarddiskVolume3\\a"),
             "\\Device\\HarddiskVolume3\\a"
@@ -343,21 +388,22 @@ mod tests {
         let v3 = w("\\Device\\HarddiskVolume3");
         let v4 = w("\\Device\\HarddiskVolume4\\");
         assert!(!t.has_pending());
-        assert!(t.add_pending(&v3));
-        assert!(t.add_pending(&v4));
+        assert_eq!(t.add_pending(&v3, 33), None);
+        assert_eq!(t.add_pending(&v4, 44), None);
         assert!(t.has_pending());
         // Pending volumes are not mapped.
         assert_eq!(
             dos(&t, "\\Device\\HarddiskVolume3\\a"),
             "\\Device\\HarddiskVolume3\\a"
         );
-        // Walk the pending volumes as the work item does.
+        // Walk the pending volumes as the work item does: each token is taken out.
         let mut name = [0u16; MAX_DEVICE_UNITS];
-        let (i, n) = t.next_pending(0, &mut name).unwrap();
-        assert_eq!((i, &name[..n]), (0, v3.as_slice()));
-        let (i, n) = t.next_pending(i + 1, &mut name).unwrap();
-        assert_eq!((i, &name[..n]), (1, &v4[..v4.len() - 1]));
-        assert!(t.next_pending(i + 1, &mut name).is_none());
+        let (i, n, disk) = t.take_pending(0, &mut name).unwrap();
+        assert_eq!((i, &name[..n], disk), (0, v3.as_slice(), 33));
+        let (j, n, disk4) = t.take_pending(i + 1, &mut name).unwrap();
+        assert_eq!((j, &name[..n], disk4), (1, &v4[..v4.len() - 1], 44));
+        assert!(t.take_pending(j + 1, &mut name).is_none());
+        assert!(!t.has_pending()); // both tokens are out
         // A volume GUID name is not a DOS name paths are reported under.
         assert!(!t.resolve(
             &v3,
@@ -365,35 +411,48 @@ mod tests {
         ));
         assert!(t.resolve(&v3, &w("C:\\")));
         assert_eq!(dos(&t, "\\Device\\HarddiskVolume3\\a"), "C:\\a");
-        assert_eq!(t.next_pending(0, &mut name).map(|(i, _)| i), Some(1));
-        // Failures count; after MAX_ATTEMPTS the volume is no longer pending.
-        for _ in 0..MAX_ATTEMPTS {
-            assert!(t.has_pending());
-            t.failed(&v4);
+        // A failed attempt hands the token back; after MAX_ATTEMPTS it is returned.
+        assert_eq!(t.failed(&v4, disk4), None);
+        assert!(t.has_pending());
+        for k in 1..MAX_ATTEMPTS {
+            let (_, _, d) = t.take_pending(0, &mut name).unwrap();
+            let back = t.failed(&v4, d);
+            assert_eq!(back, (k + 1 == MAX_ATTEMPTS).then_some(44));
         }
         assert!(!t.has_pending());
-        assert!(t.next_pending(0, &mut name).is_none());
-        // A new instance on the volume asks again; a torn-down volume is not resolved.
-        assert!(t.add_pending(&v4));
+        assert!(t.take_pending(0, &mut name).is_none());
+        // A new instance on the volume asks again, replacing (and returning) nothing here.
+        assert_eq!(t.add_pending(&v4, 45), None);
         assert!(t.has_pending());
-        t.remove(&v4);
+        // Teardown returns the token; a torn-down volume is neither resolved nor kept.
+        let (_, _, d) = t.take_pending(0, &mut name).unwrap();
+        assert_eq!(d, 45);
+        assert_eq!(t.remove(&v4), None); // the attempt holds the token
         assert!(!t.resolve(&v4, &w("D:")));
-        assert!(!t.has_pending());
+        assert_eq!(t.failed(&v4, d), Some(45)); // so the attempt releases it
         // Re-attaching a resolved volume forgets its old letter until it is asked again.
-        assert!(t.add_pending(&v3));
+        assert_eq!(t.add_pending(&v3, 34), None);
+        assert_eq!(t.add_pending(&v3, 35), Some(34));
         assert_eq!(
             dos(&t, "\\Device\\HarddiskVolume3\\a"),
             "\\Device\\HarddiskVolume3\\a"
         );
         assert!(t.resolve(&v3, &w("C:\\mnt\\data")));
         assert_eq!(dos(&t, "\\Device\\HarddiskVolume3\\a"), "C:\\mnt\\data\\a");
-        // Bounded: full table, empty or long names.
+        assert_eq!(t.take_any_token(), Some(35));
+        assert_eq!(t.take_any_token(), None);
+        // Bounded: full table, empty or long names give the token back.
         for i in 0..CAPACITY {
-            let _ = t.add_pending(&w(&format!("\\Device\\X{i}")));
+            let _ = t.add_pending(&w(&format!("\\Device\\X{i}")), 1);
         }
-        assert!(!t.add_pending(&w("\\Device\\Y")));
-        assert!(!t.add_pending(&[]));
-        assert!(!t.add_pending(&w(&"x".repeat(MAX_DEVICE_UNITS + 1))));
+        assert_eq!(t.add_pending(&w("\\Device\\Y"), 7), Some(7));
+        assert_eq!(t.add_pending(&[], 8), Some(8));
+        assert_eq!(
+            t.add_pending(&w(&"x".repeat(MAX_DEVICE_UNITS + 1)), 9),
+            Some(9)
+        );
+        assert_eq!(t.add_pending(&w("\\Device\\Y"), 0), None);
+        assert_eq!(t.remove(&w("\\Device\\X0")), Some(1));
     }
 
     #[test]

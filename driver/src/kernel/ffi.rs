@@ -23,14 +23,15 @@ pub(crate) use crate::kbind as wdk_sys;
 pub(crate) use ::wdk_sys;
 
 pub use wdk_sys::ntddk::{
-    DbgPrintEx, ExFreePoolWithTag, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice,
+    DbgPrintEx, ExFreePool, ExFreePoolWithTag, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice,
     IoFreeWorkItem, IoQueueWorkItem, IoRegisterShutdownNotification,
-    IoUnregisterShutdownNotification, IofCompleteRequest, KeBugCheckEx, KeCancelTimer,
-    KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent,
-    KeSetEvent, KeSetTimer, KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString,
-    ObReferenceObjectByHandle, ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose,
-    ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile,
-    ZwQueryValueKey, ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    IoUnregisterShutdownNotification, IoVolumeDeviceToDosName, IofCompleteRequest, KeBugCheckEx,
+    KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer,
+    KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject, MmGetSystemRoutineAddress,
+    ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
+    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
+    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
+    ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
