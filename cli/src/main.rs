@@ -590,7 +590,9 @@ fn validate_files(
         if !json {
             outln!("{text}");
         }
-        results.push(value);
+        // The array is the output's top level; each file's object carries the version, as
+        // every JSON line of `test` and `boot` does (docs/cli.md, "JSON").
+        results.push(report::versioned(value));
     }
     if json {
         outln!("{}", serde_json::Value::Array(results));

@@ -216,6 +216,9 @@ fn validate_reports_ok_invalid_and_io_with_exit_codes() {
         .assert()
         .code(2);
     let j = json_of(&a.get_output().stdout);
+    for f in j.as_array().unwrap() {
+        assert_eq!(f["json_version"], 1);
+    }
     assert_eq!(j[0]["status"], "valid");
     assert_eq!(j[1]["status"], "invalid");
     assert_eq!(j[1]["error"]["code"], "truncated");

@@ -529,8 +529,20 @@ fn check_stack(
     for (d, at, _) in chains.iter().take(6) {
         println!("  {d:6} from {}", name(*at));
     }
-    if let Some(&(d, _, root)) = chains.iter().find(|(_, at, _)| *at == entry) {
-        println!("DriverEntry's deepest chain ({d} bytes):");
+    // The deepest chain of DriverEntry and of the routines on the file-system path (the
+    // pre-operation callbacks, whose frames hold the path buffers; instance setup and
+    // teardown; unload; the process notify routine and the volume-name work item; ADR
+    // 0013), frame by frame.
+    let shown = |at: u64| {
+        at == entry
+            || name(at).contains("flt::pre_")
+            || name(at).contains("flt::instance_")
+            || name(at).contains("flt::filter_unload")
+            || name(at).contains("process_notify")
+            || name(at).contains("dosnames::volume_work")
+    };
+    for &(d, at, root) in chains.iter().filter(|(_, at, _)| shown(*at)) {
+        println!("{}'s deepest chain ({d} bytes):", name(at));
         let mut at = Some(root);
         while let Some(i) = at {
             println!("  {:6} {}", funcs[i].frame, name(funcs[i].begin));

@@ -30,14 +30,14 @@ pub use wdk_sys::ntddk::{
     RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
 };
 pub use wdk_sys::ntddk::{
-    IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem, IoQueueWorkItem,
-    IoRegisterShutdownNotification, IoUnregisterShutdownNotification, IofCompleteRequest,
-    KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent,
-    KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
-    MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
-    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
-    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
-    ZwWriteFile,
+    ExFreePool, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
+    IoQueueWorkItem, IoRegisterShutdownNotification, IoUnregisterShutdownNotification,
+    IoVolumeDeviceToDosName, IofCompleteRequest, KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs,
+    KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer,
+    KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle,
+    ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile,
+    ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey,
+    ZwReadFile, ZwSetValueKey, ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,

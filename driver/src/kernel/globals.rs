@@ -11,6 +11,9 @@
 //! | `DEVICE`, `WORK_ITEM`, `SHUTDOWN_REGISTERED`, `PROCESS_NOTIFY` | `DriverEntry`, teardown | DPC (`WORK_ITEM`), teardown | PASSIVE; DPC reads `WORK_ITEM` at DISPATCH |
 //! | `DIR` | `DriverEntry` (once, before any reader) | health work item | PASSIVE |
 //! | `LAST_REPORT` | callbacks | callbacks | ≤ APC |
+//! | `VOLUME_ITEM` | `DriverEntry` (setup), teardown | callbacks, instance setup (`dosnames::queue`) | ≤ APC |
+//! | `VOLUME_WORK`, `VOLUME_IDLE` | `dosnames::queue` (≤ APC), volume work item, teardown | same | ≤ APC; PASSIVE for the wait |
+//! | `LAST_VOLUME_TRY` | volume work item | `dosnames::queue` | ≤ APC |
 //!
 //! Kernel objects (`KTIMER`, `KDPC`, `KEVENT`) live in the image's data section, which is
 //! non-paged, as objects used at DISPATCH_LEVEL must be.
@@ -114,3 +117,17 @@ pub static DIR: DirSlot = DirSlot(UnsafeCell::new(None));
 
 /// Interrupt time (100 ns) of the last audit line, for rate limiting.
 pub static LAST_REPORT: AtomicU64 = AtomicU64::new(0);
+
+/// The work item that learns volumes' DOS names (`dosnames`), allocated for `DEVICE`.
+/// Null when its allocation failed: paths then stay in device form.
+pub static VOLUME_ITEM: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// That work item: idle, queued (queued or running), stopped (teardown).
+pub static VOLUME_WORK: AtomicU8 = AtomicU8::new(VOLUME_WORK_IDLE);
+pub const VOLUME_WORK_IDLE: u8 = 0;
+pub const VOLUME_WORK_QUEUED: u8 = 1;
+pub const VOLUME_WORK_STOPPED: u8 = 2;
+/// Notification event, signaled whenever the volume work item is neither queued nor
+/// running (reset when it is queued, set by it as it ends).
+pub static VOLUME_IDLE: Kobj<KEVENT> = Kobj::new();
+/// Interrupt time (100 ns) when the volume work item last ran; 0: never.
+pub static LAST_VOLUME_TRY: AtomicU64 = AtomicU64::new(0);

@@ -57,7 +57,7 @@ pub fn with_state<R>(f: impl FnOnce(&mut Option<Running>) -> R) -> R {
 }
 
 /// `KeWaitForSingleObject` without timeout, kernel mode, not alertable. PASSIVE_LEVEL.
-fn wait_forever(object: *mut c_void) {
+pub(super) fn wait_forever(object: *mut c_void) {
     // SAFETY: `object` is an initialized dispatcher object in static storage; waiting
     // without a timeout is allowed at PASSIVE_LEVEL.
     let _ = unsafe {

@@ -68,6 +68,14 @@ impl Host for Kernel {
         };
     }
 
+    fn learn_volume_names(now: bool) {
+        super::dosnames::queue(now);
+    }
+
+    fn release_disk(disk: *mut core::ffi::c_void) {
+        super::dosnames::release(disk);
+    }
+
     fn unload(_flags: u32) -> NTSTATUS {
         // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
         // start's attempt as clean before the shutdown notification goes away, or the next

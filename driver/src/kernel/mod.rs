@@ -13,11 +13,13 @@
 //! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
 //! | [`health`] | health timer, DPC, work item, canary, shutdown | DPC at DISPATCH, rest PASSIVE |
 //! | [`host`] | audit lines, unload, process notify | ≤ APC; PASSIVE |
+//! | [`dosnames`] | volumes' DOS names (work item), ADR 0013 | queue ≤ APC; work PASSIVE |
 //! | [`pool`] | the global allocator | ≤ APC |
 
-#[cfg(all(failsafe_kcheck, not(test)))]
 pub mod control;
+#[cfg(all(failsafe_kcheck, not(test)))]
 mod crt;
+pub mod dosnames;
 pub mod ffi;
 pub mod globals;
 pub mod health;
@@ -49,6 +51,7 @@ use crate::config::config_from;
 use crate::flt::{self, ACTIVE, FILTER, OWN_DIR, Static};
 use crate::guard::OwnDir;
 use crate::proctable::ProcessTable;
+use crate::volumes::VolumeTable;
 use ffi::{
     _EVENT_TYPE, DRIVER_OBJECT, FILE_DEVICE_UNKNOWN, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY,
     FILE_OPEN, IRP_MJ_SHUTDOWN, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
@@ -58,8 +61,8 @@ use ffi::{
     PsSetCreateProcessNotifyRoutineEx, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
 };
 use globals::{
-    DEVICE, DIR, DPC, PROCESS_NOTIFY, Running, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, WORK_IDLE,
-    WORK_ITEM,
+    DEVICE, DIR, DPC, PROCESS_NOTIFY, Running, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, VOLUME_IDLE,
+    VOLUME_ITEM, WORK_IDLE, WORK_ITEM,
 };
 use host::{Kernel, process_notify};
 use medium::KernelMedium;
@@ -104,6 +107,9 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: static storage, initialized once here before any use; a notification event,
     // signaled: no work item in flight.
     unsafe { KeInitializeEvent(WORK_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
+    // SAFETY: static storage, initialized once here before any use; signaled: no volume
+    // work item in flight.
+    unsafe { KeInitializeEvent(VOLUME_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
     // SAFETY: static storage, initialized once.
     unsafe { KeInitializeTimer(TIMER.ptr()) };
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
@@ -161,6 +167,7 @@ pub unsafe extern "system" fn driver_entry(
             PROCESS_NOTIFY.store(true, Ordering::Release);
         }
     }
+    volumes_init();
     // Content never blocks inside the driver's own directory. Unresolvable (no directory
     // yet, out of memory): the callbacks then never block the System process's kernel-mode
     // requests, the driver's own among them (flt.rs, `OWN_DIR`).
@@ -229,6 +236,18 @@ pub unsafe extern "system" fn driver_entry(
         health::arm(cfg.healthy_after_secs);
     }
     STATUS_SUCCESS
+}
+
+/// Installs the volume table (ADR 0013), which is optional: without it paths stay in
+/// device form. Before `FltStartFiltering`, after which instance setup fills it. Its own
+/// frame, apart from `DriverEntry`'s (the image's stack budget, tests/tests/pe.rs).
+#[inline(never)]
+fn volumes_init() {
+    if let Some(table) = VolumeTable::try_new() {
+        // SAFETY: once (DriverEntry), before filtering starts: no instance setup or
+        // callback yet.
+        unsafe { flt::volumes_init(table) };
+    }
 }
 
 /// One line for the debugger (and the hosted drill's log): what the start read and chose.
@@ -310,6 +329,11 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     WORK_ITEM.store(item.cast(), Ordering::Release);
+    // The volume-name work item (`dosnames`) is optional: without it paths stay in device
+    // form.
+    // SAFETY: a device just created by this driver.
+    let volume_item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
+    VOLUME_ITEM.store(volume_item.cast(), Ordering::Release);
     // Without the notification every reboot would count as a crash: refuse to run.
     // SAFETY: a device just created by this driver, with a shutdown dispatch routine.
     let status = unsafe { IoRegisterShutdownNotification(device) };
@@ -428,12 +452,28 @@ pub fn teardown() {
     }
     // Unregisters the filter (waits for every callback), then frees the rule set.
     flt::unregister_and_free();
+    // No callback or instance setup can queue the volume work item any more: wait for it,
+    // release the disk device objects the volume table still holds (every instance was
+    // torn down, so normally none), free the table.
+    dosnames::quiesce();
+    while let Some(disk) = flt::take_volume_reference() {
+        dosnames::release(disk);
+    }
+    // SAFETY: the filter is unregistered, the notify routine removed and the work item
+    // finished: nothing else uses the volume table.
+    unsafe { flt::volumes_free() };
     // SAFETY: the filter is unregistered and the notify routine removed: nothing else
     // uses the process table.
     unsafe { flt::processes_free() };
     // SAFETY: the filter is unregistered and the control channel removed: nothing else
     // uses the event queue.
     unsafe { flt::events_free() };
+    let volume_item = VOLUME_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !volume_item.is_null() {
+        // SAFETY: allocated in setup(); not queued (dosnames::quiesce waited for
+        // VOLUME_IDLE, set by the item's routine as it ends).
+        unsafe { IoFreeWorkItem(volume_item.cast()) };
+    }
     let item = WORK_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !item.is_null() {
         // SAFETY: allocated in setup(); not queued (quiesce waited for WORK_IDLE, which is
