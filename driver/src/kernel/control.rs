@@ -73,7 +73,8 @@ fn names() -> Option<(Wide, Wide)> {
 /// into the DOS device namespace and installs the dispatch routines. `DriverEntry`,
 /// PASSIVE_LEVEL. On failure nothing of it remains and the driver runs without a channel
 /// (the console then reads the record file): a control channel is never a reason to
-/// refuse a start.
+/// refuse a start. Its own frame (not `DriverEntry`'s, which is on the start's deep chain).
+#[inline(never)]
 pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     debug_assert_passive!();
     // SAFETY: static storage, initialized once, before any dispatch can run.
@@ -131,6 +132,7 @@ pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
 /// ntoskrnl exports (ntifs.h; Microsoft Learn "RtlCreateSecurityDescriptor",
 /// "RtlCreateAcl", "RtlAddAccessAllowedAce", "RtlSetDaclSecurityDescriptor",
 /// "ObOpenObjectByPointer", "ZwSetSecurityObject"). PASSIVE_LEVEL.
+#[inline(never)]
 fn restrict(device: *mut DEVICE_OBJECT) -> Result<(), NTSTATUS> {
     let mut sd = SECURITY_DESCRIPTOR {
         Revision: 0,

@@ -39,9 +39,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use failsafe_loader::control::{EventRing, ring};
+use failsafe_loader::state::Config;
 use failsafe_loader::state::Env;
 use failsafe_loader::state::record::encode_report;
-use failsafe_loader::state::start::start_with_trust;
+use failsafe_loader::state::start::{Started, start_with_trust};
+use failsafe_loader::trust::Trust;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FltRegisterFilter, FltStartFiltering,
 };
@@ -115,7 +117,7 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
     unsafe { KeInitializeDpc(DPC.ptr(), Some(health::health_dpc), core::ptr::null_mut()) };
 
-    let Some(params) = registry::read_parameters(registry_path) else {
+    let Some(params) = parameters(registry_path) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };
     let cfg = config_from(&params.values);
@@ -147,12 +149,7 @@ pub unsafe extern "system" fn driver_entry(
     // The control channel and its event queue are optional: without them the driver runs
     // and the console reads the record file (control.rs says why a failure here never
     // refuses the start).
-    match EventRing::with_capacity(ring::DEFAULT_CAPACITY) {
-        // SAFETY: once, before filtering starts and before the channel exists.
-        Ok(r) => unsafe { flt::events_init(r) },
-        // SAFETY: as above; a queue without room counts every event as dropped.
-        Err(_) => unsafe { flt::events_init(EventRing::disabled()) },
-    }
+    events_init();
     if control::create(driver).is_err() {
         log_refusal(c"control channel unavailable (the driver runs without it)");
     }
@@ -180,8 +177,77 @@ pub unsafe extern "system" fn driver_entry(
     // 2. The start decision: the attempt is durable before content is parsed.
     let started = start_with_trust(medium, &mut store, &cfg, &env, &params.trust);
     let _ = registry::write_last_start(&params.service, &encode_report(&started.report()));
-    // The rule set moves to pool memory the callbacks read through. Should that fail, the
-    // content never runs: the attempt is closed as clean (below) and nothing is armed.
+    let (active_version, activated) = keep_running(started, cfg, store, env, &params.trust);
+    log_start(safe_boot, active_version);
+
+    #[cfg(feature = "drill")]
+    if params.drill_version.is_some() && params.drill_version == active_version {
+        // SAFETY: deliberate: the drill build's crash, after the attempt is durable.
+        unsafe { ffi::KeBugCheckEx(DRILL_BUGCHECK, active_version.unwrap_or(0), 0, 0, 0) };
+    }
+    #[cfg(not(feature = "drill"))]
+    let _ = params.drill_version;
+
+    // 3. Filtering. If it cannot start, the content never ran: close the attempt as clean.
+    // SAFETY: a filter handle registered by setup().
+    let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
+    if status < 0 {
+        health::close_clean();
+        teardown();
+        return status;
+    }
+    if activated {
+        health::arm(cfg.healthy_after_secs);
+    }
+    STATUS_SUCCESS
+}
+
+/// Installs the volume table (ADR 0013), which is optional: without it paths stay in
+/// device form. Before `FltStartFiltering`, after which instance setup fills it. Its own
+/// frame, apart from `DriverEntry`'s (the image's stack budget, tests/tests/pe.rs).
+#[inline(never)]
+fn volumes_init() {
+    if let Some(table) = VolumeTable::try_new() {
+        // SAFETY: once (DriverEntry), before filtering starts: no instance setup or
+        // callback yet.
+        unsafe { flt::volumes_init(table) };
+    }
+}
+
+/// The service's parameters, in pool memory: `DriverEntry`'s frame is on the start's
+/// deep call chain (tests/tests/pe.rs budgets it), and the parameters (the trusted keys
+/// among them) need not be. PASSIVE_LEVEL.
+#[inline(never)]
+fn parameters(registry_path: PCUNICODE_STRING) -> Option<alloc::boxed::Box<registry::Parameters>> {
+    registry::read_parameters(registry_path).and_then(|p| try_box(p).ok())
+}
+
+/// The audit-event queue: allocated once; without memory, a queue that counts every
+/// event as dropped. PASSIVE_LEVEL, `DriverEntry`, before filtering starts.
+#[inline(never)]
+fn events_init() {
+    match EventRing::with_capacity(ring::DEFAULT_CAPACITY) {
+        // SAFETY: once, before filtering starts and before the channel exists.
+        Ok(r) => unsafe { flt::events_init(r) },
+        // SAFETY: as above.
+        Err(_) => unsafe { flt::events_init(EventRing::disabled()) },
+    }
+}
+
+/// Publishes the start's rule set and keeps what the health, shutdown and control events
+/// need (`Running`, built here so that `DriverEntry`'s frame, on the start's deep call
+/// chain, does not hold it). Returns the version that runs and whether this start's
+/// attempt is active (its health window to be armed). Should moving the rule set to
+/// pool memory fail, the content never runs: the attempt is closed as clean and nothing is
+/// armed. PASSIVE_LEVEL.
+#[inline(never)]
+fn keep_running(
+    started: Started<KernelMedium>,
+    cfg: Config,
+    store: KernelStore,
+    env: Env,
+    trust: &Trust,
+) -> (Option<u64>, bool) {
     let (mut active_version, mut activation) = (None, None);
     if let Some((ver, rules)) = started.active
         && let Ok(b) = try_box(rules)
@@ -202,7 +268,7 @@ pub unsafe extern "system" fn driver_entry(
         active_since: health::now(),
         store,
         env,
-        trust: params.trust,
+        trust: *trust,
         live: false,
     };
     health::with_state(|s| *s = Some(running));
@@ -214,40 +280,7 @@ pub unsafe extern "system" fn driver_entry(
             }
         });
     }
-    log_start(safe_boot, active_version);
-
-    #[cfg(feature = "drill")]
-    if params.drill_version.is_some() && params.drill_version == active_version {
-        // SAFETY: deliberate: the drill build's crash, after the attempt is durable.
-        unsafe { ffi::KeBugCheckEx(DRILL_BUGCHECK, active_version.unwrap_or(0), 0, 0, 0) };
-    }
-    #[cfg(not(feature = "drill"))]
-    let _ = params.drill_version;
-
-    // 3. Filtering. If it cannot start, the content never ran: close the attempt as clean.
-    // SAFETY: a filter handle registered by setup().
-    let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
-    if status < 0 {
-        health::close_clean();
-        teardown();
-        return status;
-    }
-    if activation.is_some() {
-        health::arm(cfg.healthy_after_secs);
-    }
-    STATUS_SUCCESS
-}
-
-/// Installs the volume table (ADR 0013), which is optional: without it paths stay in
-/// device form. Before `FltStartFiltering`, after which instance setup fills it. Its own
-/// frame, apart from `DriverEntry`'s (the image's stack budget, tests/tests/pe.rs).
-#[inline(never)]
-fn volumes_init() {
-    if let Some(table) = VolumeTable::try_new() {
-        // SAFETY: once (DriverEntry), before filtering starts: no instance setup or
-        // callback yet.
-        unsafe { flt::volumes_init(table) };
-    }
+    (active_version, activation.is_some())
 }
 
 /// One line for the debugger (and the hosted drill's log): what the start read and chose.
