@@ -109,6 +109,7 @@ impl FileMedium {
 
 impl FileMedium {
     /// No more crash points: a host process that outlives its start writes whole slots.
+    #[cfg(unix)]
     pub fn disarm(&mut self) {
         self.crash = None;
     }

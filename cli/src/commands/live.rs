@@ -16,7 +16,7 @@ use crate::report::{self, Fail};
 
 /// Asks the responder to activate `version` live. Returns (JSON, text).
 pub fn activate(ep: &Endpoint, version: u64) -> Result<(Value, String), Fail> {
-    let r = ask(ep, &Request::Activate { version }, |reply| match reply {
+    ask(ep, &Request::Activate { version }, |reply| match reply {
         Reply::Changed { version: v, boot } => Ok((
             json!({"activated": v, "boot": boot, "via": ep.describe()}),
             format!(
@@ -31,8 +31,7 @@ pub fn activate(ep: &Endpoint, version: u64) -> Result<(Value, String), Fail> {
             message,
         )),
         other => Err(unexpected(ep, &other)),
-    })?;
-    r
+    })?
 }
 
 /// `failsafectl rollback`.

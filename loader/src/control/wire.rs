@@ -51,9 +51,13 @@ pub const PROTO_ERROR_BASE: u16 = 1000;
 /// with their longest strings. A console buffer this large receives any answer whole.
 pub const MAX_RESPONSE: usize = HEADER_LEN
     + 12
-    + (MAX_EVENTS as usize)
+    + MAX_EVENTS_USIZE
         * (super::ring::RECORD_HEAD
             + 2 * (super::ring::MAX_PATH_UNITS + super::ring::MAX_PROCESS_UNITS));
+
+/// [`MAX_EVENTS`] as a length.
+const MAX_EVENTS_USIZE: usize = 64;
+const _: () = assert!(MAX_EVENTS == 64);
 
 /// `CTL_CODE(DeviceType, Function, Method, Access)` of `winioctl.h`.
 pub const fn ctl_code(device_type: u32, function: u32, method: u32, access: u32) -> u32 {
