@@ -864,4 +864,48 @@ mod live {
             .unwrap();
         assert!(String::from_utf8_lossy(&o.stdout).contains("live: nothing answers"));
     }
+
+    /// The host decodes what it is sent with the core's bounds-checked decoder: a short,
+    /// a long and a wrong-kind message each get a protocol error (1000 and up), and the
+    /// host keeps serving; a client without a host gets a clear error.
+    #[test]
+    fn malformed_requests_get_protocol_errors() {
+        use failsafe_loader::control::{Reply, decode_response};
+        use std::io::{Read as _, Write as _};
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let o = Command::new(EXE)
+            .args(["watch", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no host process listens at"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        compile(dir, 1);
+        let _host = serve(dir);
+        let mut good =
+            failsafe_loader::control::encode_request(&failsafe_loader::control::Request::Query)
+                .to_vec();
+        good[6] = 9; // kind 9
+        for (msg, code) in [
+            (b"FSCQ\x01".to_vec(), 1001),
+            (vec![0u8; 17], 1001),
+            (good, 1004),
+        ] {
+            let mut s = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
+            s.write_all(&msg).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).unwrap();
+            match decode_response(&back).unwrap().reply {
+                Reply::Refused { code: c, message } => assert_eq!(c, code, "{message}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(live_status(dir)["active"], 1);
+    }
 }
