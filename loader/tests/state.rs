@@ -1255,15 +1255,17 @@ fn live_refusal_names_codes_and_sentences_are_stable() {
     assert_eq!(Reason::LiveRollback.name(), "live-rollback");
     assert_eq!(QuarantineReason::RolledBack.name(), "rolled-back");
     // The new codes round-trip through the record.
-    let mut st = State::default();
-    st.last = Some(failsafe_loader::state::LastDecision {
-        mode: Mode::Fallback,
-        reason: Reason::LiveRollback,
-        version: 2,
-        boot: 3,
-        writes_may_not_persist: false,
-        test_signing: false,
-    });
+    let mut st = State {
+        last: Some(failsafe_loader::state::LastDecision {
+            mode: Mode::Fallback,
+            reason: Reason::LiveRollback,
+            version: 2,
+            boot: 3,
+            writes_may_not_persist: false,
+            test_signing: false,
+        }),
+        ..State::default()
+    };
     st.quarantine[0] = Some(failsafe_loader::state::QEntry {
         ver: Ver {
             version: 4,
