@@ -630,7 +630,8 @@ mod live {
             }
             l.clear();
         }
-        panic!("serve exited before listening");
+        let status = c.wait();
+        panic!("serve exited before listening: {status:?}");
     }
 
     fn live_status(dir: &Path) -> Value {
