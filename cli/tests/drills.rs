@@ -886,6 +886,12 @@ mod live {
             "{}",
             String::from_utf8_lossy(&o.stderr)
         );
+        let (exit, _, err) = stage_live(dir, "v0");
+        assert_eq!(exit, Some(2));
+        assert!(
+            err.contains("stage --live v0: no such file, and not a content version"),
+            "{err}"
+        );
         compile(dir, 1);
         let _host = serve(dir);
         let mut good =

@@ -45,6 +45,12 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         out(a.json, json!({ "live": v }), t);
         return Ok(0);
     }
+    if a.live.is_some() && !a.file.exists() {
+        return Err(Fail::usage(format!(
+            "stage --live {}: no such file, and not a content version (expected a content file, or a version in the store such as 3 or v3)",
+            a.file.display()
+        )));
+    }
     let bytes = crate::read_capped(a.file)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", a.file.display())))?;
     let v = validate(&bytes).map_err(|e| {

@@ -25,10 +25,25 @@ pub fn run(
 ) -> Result<u8, Fail> {
     let dir = store::open(dir, init, Use::Read)?;
     // The running host's view first (it takes the store lock to re-read the record).
-    let live = match super::live::query(ep) {
+    // On Windows the driver serves only this system's own store: another store's status
+    // (WinRE, a mounted disk) must not show the running driver's state as its own.
+    #[cfg(windows)]
+    let ask =
+        !matches!(ep, crate::control::Endpoint::Device) || crate::registry::is_live_store(&dir);
+    #[cfg(not(windows))]
+    let ask = true;
+    let live = match ask
+        .then(|| super::live::query(ep))
+        .transpose()
+        .map(Option::flatten)
+    {
         Ok(Some(s)) => (
             super::live::status_json(&s, ep),
             super::live::status_text(&s, ep),
+        ),
+        Ok(None) if !ask => (
+            serde_json::Value::Null,
+            "live: not asked: the driver serves this system's own store only\n".to_owned(),
         ),
         Ok(None) => (
             serde_json::Value::Null,
