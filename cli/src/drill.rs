@@ -60,9 +60,25 @@ enum Step {
     Corrupt,
     /// A responder's command (`failsafectl recover ...`).
     Recover(&'static [&'static str]),
+    /// A start of the long-running host (`failsafectl serve`, healthy after 1 s): its
+    /// decision must be the expected one; its outcome ("killed", "clean-shutdown") is
+    /// filled in by the `Kill` or `Stop` that ends it.
+    Serve(Expect),
+    /// Wait (at most 15 s) until the running host reports `version` active and healthy,
+    /// with last-known-good `lkg` (`failsafectl status --json` through the socket).
+    WaitHealthy { version: u64, lkg: u64 },
+    /// The update channel pushes a good `version` live: `failsafectl stage FILE --live`.
+    Live(u64),
+    /// A live push of a version already in the store that the host must refuse with the
+    /// named refusal (`failsafectl stage --live N`).
+    LiveRefused(u64, &'static str),
+    /// SIGKILL to the running host: the crash.
+    Kill,
+    /// SIGTERM to the running host: the shutdown notification.
+    Stop,
 }
 
-use Step::{Boot, Corrupt, Good, Hang, Recover};
+use Step::{Boot, Corrupt, Good, Hang, Kill, Live, LiveRefused, Recover, Serve, Stop, WaitHealthy};
 
 const N: &str = "normal";
 const F: &str = "fallback";
@@ -84,6 +100,8 @@ const fn torn(at: &'static [&'static str], outcome: &'static str) -> Step {
 }
 
 struct Scenario {
+    /// Needs `failsafectl serve` (Unix sockets): not played on Windows.
+    live: bool,
     number: u32,
     name: &'static str,
     title: &'static str,
@@ -92,6 +110,7 @@ struct Scenario {
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
+        live: false,
         number: 1,
         name: "crash-loop",
         title: "v2 crashes the machine at every boot",
@@ -107,6 +126,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 2,
         name: "unrelated-crash",
         title: "one unrelated crash, then healthy: no quarantine",
@@ -120,6 +140,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 3,
         name: "lkg-crashes",
         title: "v2 and last-known-good v1 both crash: no content",
@@ -138,6 +159,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 4,
         name: "newer-after-quarantine",
         title: "v3 staged after v2 was quarantined is tried",
@@ -154,6 +176,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 5,
         name: "torn-write",
         title: "killed in the middle of the state write: the previous record survives",
@@ -179,6 +202,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 6,
         name: "clean-reboots",
         title: "clean reboots before healthy never quarantine",
@@ -195,6 +219,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 7,
         name: "safe-mode",
         title: "force-safe-mode and Windows Safe Mode activate nothing; switch off, normal again",
@@ -219,6 +244,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 8,
         name: "state-lost",
         title: "corrupt state record: nothing new activated, reason state-lost",
@@ -231,6 +257,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 9,
         name: "invalid-content",
         title: "content that fails validation (the 21-vs-20 mistake) is quarantined at once",
@@ -243,6 +270,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 10,
         name: "safe-mode-look",
         title: "crash, a Safe Mode boot to look around, crash, crash: quarantined after the third crash",
@@ -262,6 +290,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 11,
         name: "hang",
         title: "v2 deadlocks the filter: uptime passes, the canary never completes, never healthy",
@@ -276,6 +305,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        live: false,
         number: 12,
         name: "unsigned-content",
         title: "an unsigned v2 and a v3 signed by an unknown key are quarantined at once; v1 runs",
@@ -288,6 +318,33 @@ const SCENARIOS: &[Scenario] = &[
             clean(1, F, NQ),
             Good(4),
             healthy(4, N, NEW),
+        ],
+    },
+    // The counting: with threshold 3, the boot on which v2 arrived live is v2's first
+    // attempt (its live attempt is durable before v2 is parsed), and the two restarts on
+    // v2 are the second and third: 1 + 2 = 3 boots on v2 crash. The fourth start charges
+    // the third crash, quarantines v2 (crash-loop) and runs v1.
+    Scenario {
+        live: true,
+        number: 13,
+        name: "july-2024",
+        title: "July 2024: v2 pushed live to a healthy v1 crashes within a second; 3 boots on v2 crash (the live one + 2 restarts = threshold 3); the 4th start runs v1, v2 quarantined; v3 pushed live becomes last-known-good",
+        steps: &[
+            Good(1),
+            Serve(x(1, N, NEW, "killed")),
+            WaitHealthy { version: 1, lkg: 1 },
+            Live(2),
+            Kill,
+            Serve(x(2, N, NEW, "killed")),
+            Kill,
+            Serve(x(2, N, NEW, "killed")),
+            Kill,
+            Serve(x(1, F, NQ, "clean-shutdown")),
+            LiveRefused(2, "quarantined"),
+            LiveRefused(1, "already-active"),
+            Live(3),
+            WaitHealthy { version: 3, lkg: 3 },
+            Stop,
         ],
     },
 ];
@@ -389,7 +446,7 @@ pub fn run(
         return Ok(0);
     }
     let todo: Vec<&Scenario> = if which == "all" {
-        SCENARIOS.iter().collect()
+        SCENARIOS.iter().filter(|s| cfg!(unix) || !s.live).collect()
     } else {
         vec![find(which).ok_or_else(|| {
             let names: Vec<_> = SCENARIOS
@@ -402,6 +459,12 @@ pub fn run(
             ))
         })?]
     };
+    if let Some(s) = todo.iter().find(|s| s.live && !cfg!(unix)) {
+        return Err(Fail::usage(format!(
+            "scenario {} needs `failsafectl serve`, the Linux host of the live path (on Windows the driver is the host)",
+            s.number
+        )));
+    }
     if keep.is_some() && todo.len() > 1 {
         return Err(Fail::usage("--keep takes a single scenario".into()));
     }
@@ -521,6 +584,7 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
         .map_err(|e| Fail::io(format!("cannot find failsafectl itself: {e}")))?;
     let mut timeline = Vec::new();
     let key = DevKey::new()?;
+    let mut host = live::Host::default();
     let unsigned = |v| encode(&sample(v)?).map_err(|e| Fail::invalid(e.to_string()));
     for step in s.steps {
         match *step {
@@ -603,8 +667,22 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
                 check(&mut row, &want);
                 timeline.push(row);
             }
+            Serve(want) => host.serve(&exe, dir, &t, &key, want, &mut timeline)?,
+            WaitHealthy { version, lkg } => {
+                timeline.push(host.wait_healthy(&exe, dir, version, lkg)?);
+            }
+            Live(v) => {
+                let file = host.push_file(v, &key.sign(&unsigned(v)?)?)?;
+                timeline.push(host.live(&exe, dir, &file.to_string_lossy(), v, None)?);
+            }
+            LiveRefused(v, name) => {
+                timeline.push(host.live(&exe, dir, &v.to_string(), v, Some(name))?);
+            }
+            Kill => host.end(false, &mut timeline)?,
+            Stop => host.end(true, &mut timeline)?,
         }
     }
+    host.end_quietly();
     Ok(timeline)
 }
 
@@ -705,6 +783,17 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                         r["error"]["display"].as_str().unwrap_or("")
                     ));
                 }
+                for l in row["live"].as_array().into_iter().flatten() {
+                    notes.push(format!("then {}", l.as_str().unwrap_or("")));
+                }
+                if row["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "--serve"))
+                    && let Some(n) = row["attempts_before"].as_u64()
+                    && n > 0
+                {
+                    notes.push(format!("{n} unclean end(s) charged before this start"));
+                }
                 if row["decision"].is_null() && row.get("decision").is_some() {
                     outln!(
                         "{:<5} {:<8} {:<9} {:<19} {:<28} died before deciding",
@@ -750,7 +839,296 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                 row["command"].as_str().unwrap_or("")
             ),
             Some("state-corrupted") => outln!("  -- state record overwritten with garbage"),
+            Some("live" | "live-refused" | "healthy" | "signal") => {
+                let bang = if row["ok"] == false { " !! " } else { "" };
+                outln!("  -- {bang}{}", row["text"].as_str().unwrap_or(""));
+            }
             _ => {}
+        }
+    }
+}
+
+/// The long-running host's steps (`failsafectl serve`): Unix only.
+mod live {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, ChildStdout, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    use super::{DevKey, Expect, boot_row, check, json_lines};
+    use crate::report::Fail;
+
+    /// The running host, its output, its row in the timeline and what it must decide.
+    #[derive(Default)]
+    pub struct Host {
+        running: Option<Running>,
+        scratch: Option<tempfile::TempDir>,
+    }
+
+    struct Running {
+        child: Child,
+        out: BufReader<ChildStdout>,
+        row: usize,
+        want: Expect,
+        lines: Vec<Value>,
+        /// When the last live push succeeded (for "crash within N ms").
+        pushed: Option<Instant>,
+    }
+
+    fn socket(dir: &Path) -> PathBuf {
+        crate::control::default_socket(dir)
+    }
+
+    impl Host {
+        pub fn serve(
+            &mut self,
+            exe: &Path,
+            dir: &Path,
+            threshold: &str,
+            key: &DevKey,
+            want: Expect,
+            timeline: &mut Vec<Value>,
+        ) -> Result<(), Fail> {
+            if self.running.is_some() {
+                return Err(Fail::usage("drill: a host is already running".into()));
+            }
+            let mut child = Command::new(exe)
+                .args([
+                    "serve",
+                    "--json",
+                    "--healthy-after",
+                    "1",
+                    "--threshold",
+                    threshold,
+                    "--store",
+                ])
+                .arg(dir)
+                .args(key.trust_args())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| Fail::io(format!("cannot start the host: {e}")))?;
+            let Some(stdout) = child.stdout.take() else {
+                let _ = child.kill();
+                return Err(Fail::io("the host has no standard output".into()));
+            };
+            let mut out = BufReader::new(stdout);
+            let mut lines = Vec::new();
+            let mut buf = String::new();
+            // The decision, then "listening" once the socket answers.
+            while out.read_line(&mut buf).map_or(0, |n| n) > 0 {
+                let v: Value = serde_json::from_str(buf.trim()).unwrap_or(Value::Null);
+                buf.clear();
+                let listening = v.get("listening").is_some();
+                lines.push(v);
+                if listening {
+                    break;
+                }
+            }
+            let row = boot_row(&["--serve"], "running".into(), &lines);
+            timeline.push(row);
+            if !lines.iter().any(|l| l.get("listening").is_some()) {
+                let status = child.wait().ok();
+                let idx = timeline.len() - 1;
+                if let Some(r) = timeline.get_mut(idx) {
+                    r["outcome"] = json!(format!("exited before listening ({status:?})"));
+                    check(r, &want);
+                }
+                return Ok(());
+            }
+            self.running = Some(Running {
+                child,
+                out,
+                row: timeline.len() - 1,
+                want,
+                lines,
+                pushed: None,
+            });
+            Ok(())
+        }
+
+        /// Writes a pushed file into the drill's scratch directory (not the store).
+        pub fn push_file(&mut self, version: u64, bytes: &[u8]) -> Result<PathBuf, Fail> {
+            if self.scratch.is_none() {
+                self.scratch =
+                    Some(tempfile::tempdir().map_err(|e| {
+                        Fail::io(format!("cannot create a scratch directory: {e}"))
+                    })?);
+            }
+            let dir = self.scratch.as_ref().map(|d| d.path().to_path_buf());
+            let path = dir.unwrap_or_default().join(format!("{version}.fsc"));
+            std::fs::write(&path, bytes)
+                .map_err(|e| Fail::io(format!("cannot write {}: {e}", path.display())))?;
+            Ok(path)
+        }
+
+        pub fn live(
+            &mut self,
+            exe: &Path,
+            dir: &Path,
+            target: &str,
+            version: u64,
+            refusal: Option<&str>,
+        ) -> Result<Value, Fail> {
+            let started = Instant::now();
+            let o = Command::new(exe)
+                .args(["stage", target, "--live", "--json", "--store"])
+                .arg(dir)
+                .output()
+                .map_err(|e| Fail::io(format!("cannot run stage --live: {e}")))?;
+            let ms = started.elapsed().as_millis();
+            let v: Value = json_lines(&o.stdout).pop().unwrap_or(Value::Null);
+            let shown = if target.ends_with(".fsc") {
+                format!("{version}.fsc")
+            } else {
+                version.to_string()
+            };
+            Ok(match refusal {
+                None => {
+                    let ok = o.status.success() && v["live"]["activated"] == json!(version);
+                    if ok && let Some(r) = self.running.as_mut() {
+                        r.pushed = Some(Instant::now());
+                    }
+                    let text = if ok {
+                        format!(
+                            "update channel: failsafectl stage {shown} --live: v{version} activated live ({ms} ms)"
+                        )
+                    } else {
+                        format!(
+                            "failsafectl stage {shown} --live: expected v{version} activated, got: {}",
+                            v["error"]["message"].as_str().unwrap_or(&v.to_string())
+                        )
+                    };
+                    json!({"event": "live", "version": version, "ok": ok, "text": text, "answer": v})
+                }
+                Some(name) => {
+                    let message = v["error"]["refusal"]["message"].as_str().unwrap_or("");
+                    let ok = o.status.code() == Some(1) && message.starts_with(&format!("{name}:"));
+                    let text = if ok {
+                        format!("failsafectl stage --live {shown}: refused as expected: {message}")
+                    } else {
+                        format!(
+                            "failsafectl stage --live {shown}: expected refusal {name}, got exit {:?}: {v}",
+                            o.status.code()
+                        )
+                    };
+                    json!({"event": "live-refused", "version": version, "expected": name, "ok": ok, "text": text, "answer": v})
+                }
+            })
+        }
+
+        pub fn wait_healthy(
+            &mut self,
+            exe: &Path,
+            dir: &Path,
+            version: u64,
+            lkg: u64,
+        ) -> Result<Value, Fail> {
+            let started = Instant::now();
+            let mut last = Value::Null;
+            while started.elapsed() < Duration::from_secs(15) {
+                let o = Command::new(exe)
+                    .args(["status", "--json", "--socket"])
+                    .arg(socket(dir))
+                    .arg("--store")
+                    .arg(dir)
+                    .output()
+                    .map_err(|e| Fail::io(format!("cannot run status: {e}")))?;
+                let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+                last = v["live"].clone();
+                if last["healthy"] == true && last["active"] == json!(version) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let ok = last["healthy"] == true
+                && last["active"] == json!(version)
+                && last["last_known_good"] == json!(lkg);
+            let text = format!(
+                "failsafectl status: v{} {}, last-known-good {} (after {} ms){}",
+                last["active"],
+                if last["healthy"] == true {
+                    "healthy"
+                } else {
+                    "NOT healthy"
+                },
+                last["last_known_good"],
+                started.elapsed().as_millis(),
+                if ok {
+                    String::new()
+                } else {
+                    format!("; expected v{version} healthy, last-known-good v{lkg}")
+                }
+            );
+            Ok(
+                json!({"event": "healthy", "version": version, "lkg": lkg, "ok": ok, "text": text, "live": last}),
+            )
+        }
+
+        /// Ends the running host: SIGTERM (`clean`) or SIGKILL; fills in its row.
+        pub fn end(&mut self, clean: bool, timeline: &mut Vec<Value>) -> Result<(), Fail> {
+            let Some(mut r) = self.running.take() else {
+                return Err(Fail::usage("drill: no host is running".into()));
+            };
+            let since_push = r.pushed.map(|p| p.elapsed().as_millis());
+            if clean {
+                #[cfg(unix)]
+                {
+                    let pid = libc::pid_t::try_from(r.child.id()).unwrap_or(0);
+                    // SAFETY: kill(2) on our own child's pid, not yet reaped (so not reused).
+                    unsafe {
+                        libc::kill(pid, libc::SIGTERM);
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = r.child.kill();
+            } else {
+                let _ = r.child.kill(); // SIGKILL
+            }
+            let status = r.child.wait().ok();
+            let mut rest = Vec::new();
+            let _ = r.out.read_to_end(&mut rest);
+            r.lines.extend(json_lines(&rest));
+            let ended = r.lines.iter().find_map(|l| l["ended"].as_str());
+            let outcome = match (clean, status.is_some_and(|s| s.success()), ended) {
+                (true, true, Some("clean shutdown")) => "clean-shutdown",
+                (true, _, _) => "stop failed",
+                (false, _, _) => "killed",
+            };
+            let lives: Vec<String> = r
+                .lines
+                .iter()
+                .filter_map(|l| l["live"]["to"].as_u64().map(|v| format!("v{v} live")))
+                .collect();
+            if let Some(row) = timeline.get_mut(r.row) {
+                row["outcome"] = json!(outcome);
+                row["host_lines"] = json!(r.lines);
+                if !lives.is_empty() {
+                    row["live"] = json!(lives);
+                }
+                if let (false, Some(ms)) = (clean, since_push) {
+                    row["killed_ms_after_live_push"] = json!(ms);
+                }
+                check(row, &r.want);
+            }
+            let text = match (clean, since_push) {
+                (true, _) => format!("SIGTERM to the host: {outcome}"),
+                (false, Some(ms)) => {
+                    format!("SIGKILL to the host {ms} ms after the live push: the crash")
+                }
+                (false, None) => "SIGKILL to the host: the crash".to_owned(),
+            };
+            timeline.push(json!({"event": "signal", "signal": if clean { "TERM" } else { "KILL" }, "text": text}));
+            Ok(())
+        }
+
+        /// A scenario that stopped early leaves no process behind.
+        pub fn end_quietly(&mut self) {
+            if let Some(mut r) = self.running.take() {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+            }
         }
     }
 }

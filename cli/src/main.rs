@@ -33,6 +33,7 @@ fn stdout_result(r: std::io::Result<()>) {
 
 mod color;
 mod commands;
+mod control;
 mod drill;
 mod events;
 mod host;
@@ -122,6 +123,20 @@ pub(crate) fn default_store() -> PathBuf {
     }
 }
 
+#[derive(clap::Args, Clone)]
+struct SocketArg {
+    /// The host process's control socket (Linux; default STORE/control.sock). On Windows
+    /// the console talks to the driver's control device instead.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    fn endpoint(&self, store: &StoreArg) -> control::Endpoint {
+        control::Endpoint::resolve(self.socket.as_deref(), &store.dir())
+    }
+}
+
 #[derive(clap::Args, Clone, Copy)]
 struct Tuning {
     /// Unclean starts of one version before it is quarantined (1..=16; default 3, or the
@@ -159,11 +174,23 @@ enum Cmd {
     Completions(commands::completions::Args),
     /// Print the man page (roff) generated from this command line.
     Man(commands::completions::ManArgs),
-    /// Validate content and install it into a store atomically.
-    #[command(after_help = "Example:\n  failsafectl stage 42.fsc --store /var/lib/failsafe")]
+    /// Validate content and install it into a store atomically; with --live, then have the
+    /// running host (driver, or `failsafectl serve`) activate it now.
+    #[command(
+        after_help = "Examples:\n  failsafectl stage 42.fsc --store /var/lib/failsafe\n  failsafectl stage 42.fsc --live          (stage, then activate live)\n  failsafectl stage --live v42              (activate a version already in the store)"
+    )]
     Stage {
-        /// Content file.
+        /// Content file; with --live, also a version already in the store (`42` or `v42`,
+        /// when no file of that name exists).
+        #[arg(value_name = "FILE|VERSION")]
         file: PathBuf,
+        /// Activate the version live through the control channel (Linux: the host
+        /// process's socket; Windows: the driver's control device), through the same
+        /// boot-attempt rules as a start. A refusal exits 1 with the host's code and reason.
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        socket: SocketArg,
         #[command(flatten)]
         store: StoreArg,
         /// Install even if the version is not newer than the store's newest.
@@ -181,10 +208,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show the boot-attempt state, the store, and what the next start will do.
+    /// Show the boot-attempt state, the store, and what the next start will do; when a host
+    /// (driver or `failsafectl serve`) is running, its live state first.
     Status {
         #[command(flatten)]
         store: StoreArg,
+        #[command(flatten)]
+        socket: SocketArg,
         #[command(flatten)]
         tuning: Tuning,
         /// JSON output.
@@ -245,6 +275,77 @@ enum Cmd {
         keys: commands::verify::KeyArgs,
         /// JSON output (the decision as one line, printed before the boot ends; then one
         /// line per health check step and one for how the boot ended).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Linux host of the live path: one start, then the control protocol on a Unix
+    /// socket (0600) with a health timer, until SIGTERM/SIGINT (clean shutdown).
+    #[cfg(unix)]
+    #[command(
+        after_help = "Example:\n  failsafectl serve --store s --healthy-after 30 --test-signing --test-key dev.pub &\n  failsafectl stage 3.fsc --live --store s\n  kill -TERM %1"
+    )]
+    Serve {
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Die at this step of the start: state-read, state-write:N, after-state-write,
+        /// after-activate.
+        #[arg(long, value_name = "STEP")]
+        crash_at: Option<CrashAt>,
+        #[command(flatten)]
+        tuning: Tuning,
+        /// Seconds of uptime (since the content was activated or swapped in) before the
+        /// health check.
+        #[arg(long, default_value_t = Config::DEFAULT_HEALTHY_AFTER)]
+        healthy_after: u32,
+        /// Behave as if Windows booted in Safe Mode.
+        #[arg(long)]
+        windows_safe_mode: bool,
+        /// Force safe mode (the configuration switch).
+        #[arg(long)]
+        force_safe_mode: bool,
+        /// Every state-record write fails with "No space left on device".
+        #[arg(long)]
+        fail_writes: bool,
+        /// Behave as if the OS reported a write filter (UWF) on the record's volume.
+        #[arg(long)]
+        write_filter: bool,
+        /// Test events (JSON lines, the `test --events` format), evaluated by the active
+        /// rules at every activation; matches that are not allow go to the audit queue.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
+        /// JSON lines: the decision, then one line per live change, health check and end.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Have the running host return to last-known-good now (the version rolled back from
+    /// is quarantined, reason rolled-back).
+    Rollback {
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the running host's audit events (text, or JSON lines with --json).
+    #[command(after_help = "Example:\n  failsafectl watch --follow --json")]
+    Watch {
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Keep polling for new events (until --count, or interrupted).
+        #[arg(long)]
+        follow: bool,
+        /// JSON lines.
         #[arg(long)]
         json: bool,
     },
@@ -401,6 +502,8 @@ fn main() -> ExitCode {
         }
         Cmd::Stage {
             file,
+            live,
+            socket,
             store,
             force,
             keep,
@@ -408,6 +511,7 @@ fn main() -> ExitCode {
             dry_run,
             json,
         } => commands::stage::run(&commands::stage::Args {
+            live: live.then(|| socket.endpoint(&store)),
             file: &file,
             store: &store.dir(),
             init: store.init,
@@ -419,9 +523,66 @@ fn main() -> ExitCode {
         }),
         Cmd::Status {
             store,
+            socket,
             tuning,
             json,
-        } => commands::status::run(&store.dir(), store.init, tuning.threshold, json),
+        } => commands::status::run(
+            &store.dir(),
+            store.init,
+            &socket.endpoint(&store),
+            tuning.threshold,
+            json,
+        ),
+        #[cfg(unix)]
+        Cmd::Serve {
+            store,
+            socket,
+            crash_at,
+            tuning,
+            healthy_after,
+            windows_safe_mode,
+            force_safe_mode,
+            fail_writes,
+            write_filter,
+            events,
+            keys,
+            json,
+        } => commands::serve::run(&commands::serve::Args {
+            store: &store.dir(),
+            init: store.init,
+            socket: socket.socket.as_deref(),
+            events: events.as_deref(),
+            crash_at,
+            cfg: Config {
+                threshold: tuning.threshold.unwrap_or(Config::DEFAULT_THRESHOLD),
+                healthy_after_secs: healthy_after,
+                force_safe_mode,
+            },
+            env: Env {
+                windows_safe_mode,
+                writes_may_not_persist: write_filter,
+            },
+            fail_writes,
+            keys,
+            json,
+        }),
+        Cmd::Rollback {
+            store,
+            socket,
+            json,
+        } => commands::live::rollback(&socket.endpoint(&store), json),
+        Cmd::Watch {
+            store,
+            socket,
+            count,
+            follow,
+            json,
+        } => commands::live::watch(&commands::live::WatchArgs {
+            ep: &socket.endpoint(&store),
+            json,
+            count,
+            follow,
+        }),
         Cmd::Recover {
             action,
             store,
@@ -524,7 +685,11 @@ impl Cmd {
             | Cmd::Keygen { json, .. }
             | Cmd::Sign { json, .. }
             | Cmd::Verify { json, .. }
-            | Cmd::Drill { json, .. } => *json,
+            | Cmd::Drill { json, .. }
+            | Cmd::Rollback { json, .. }
+            | Cmd::Watch { json, .. } => *json,
+            #[cfg(unix)]
+            Cmd::Serve { json, .. } => *json,
             Cmd::Completions(_) | Cmd::Man(_) => false,
         }
     }

@@ -553,3 +553,366 @@ fn randomized_drill() {
         );
     }
 }
+
+/// The live path across real processes (`failsafectl serve` is the Linux host).
+#[cfg(unix)]
+mod live {
+    use super::*;
+
+    /// July 2024 across real processes: `serve` hosts, `stage --live` pushes through the
+    /// socket, SIGKILL crashes. Threshold 3: the boot v2 arrived on live and two restarts on
+    /// v2 are its three unclean ends; the fourth start runs v1 with v2 quarantined.
+    #[test]
+    fn scenario_13_july_2024_live_push_crash_loop() {
+        let o = Command::new(EXE)
+            .args(["drill", "july-2024", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["ok"], true);
+        let t = j["timeline"].as_array().unwrap();
+        let boots: Vec<_> = t
+            .iter()
+            .filter(|r| r["event"] == "boot")
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                (r["version"].as_u64(), s("mode"), s("reason"), s("outcome"))
+            })
+            .collect();
+        assert_eq!(
+            boots,
+            [
+                row(Some(1), N, NEW, "killed"),
+                row(Some(2), N, NEW, "killed"),
+                row(Some(2), N, NEW, "killed"),
+                row(Some(1), F, NQ, "clean-shutdown"),
+            ]
+        );
+        // The first host ran v2 live when it was killed; the fourth quarantined v2.
+        let b: Vec<&Value> = t.iter().filter(|r| r["event"] == "boot").collect();
+        assert_eq!(b[0]["live"], serde_json::json!(["v2 live"]));
+        assert_eq!(b[3]["quarantined"][0]["version"], 2);
+        assert_eq!(b[3]["quarantined"][0]["reason"], "crash-loop");
+        // Every live step as expected; the last status: v3 healthy and last-known-good.
+        assert!(t.iter().all(|r| r["ok"] != false));
+        let last = t.iter().rev().find(|r| r["event"] == "healthy").unwrap();
+        assert_eq!(last["live"]["active"], 3);
+        assert_eq!(last["live"]["last_known_good"], 3);
+        assert_eq!(last["live"]["healthy"], true);
+    }
+
+    /// A host process on `dir` (healthy after 1 s), killed on drop.
+    struct Serve(std::process::Child);
+
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn serve(dir: &Path) -> Serve {
+        let mut c = Command::new(EXE)
+            .args(["serve", "--json", "--healthy-after", "1", "--store"])
+            .arg(dir)
+            .args(trust_args())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut r = BufReader::new(c.stdout.take().unwrap());
+        let mut l = String::new();
+        while r.read_line(&mut l).unwrap() > 0 {
+            if l.contains("\"listening\"") {
+                // Keep draining in the background so the host never blocks on its pipe.
+                std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+                return Serve(c);
+            }
+            l.clear();
+        }
+        let status = c.wait();
+        panic!("serve exited before listening: {status:?}");
+    }
+
+    fn live_status(dir: &Path) -> Value {
+        let o = Command::new(EXE)
+            .args(["status", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["live"].clone()
+    }
+
+    fn wait_healthy(dir: &Path, version: u64) {
+        for _ in 0..150 {
+            let l = live_status(dir);
+            if l["active"] == version && l["healthy"] == true {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("v{version} never became healthy: {}", live_status(dir));
+    }
+
+    /// `stage ARGS --live --json`: (exit code, the refusal message).
+    fn stage_live(dir: &Path, target: &str) -> (Option<i32>, String, String) {
+        let o = Command::new(EXE)
+            .args(["stage", target, "--live", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// A refused live push changes nothing: the record's bytes stay identical (quarantined,
+    /// older than last-known-good: nothing is written), or for content rejected after its
+    /// attempt was made durable the record's state is restored exactly; the running content
+    /// stays; the console prints the host's specific refusal and exits 1.
+    #[test]
+    fn refused_live_pushes_change_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        compile(dir, 1);
+        assert!(boot(dir, &["--then", "healthy"]).0);
+        compile(dir, 2);
+        for _ in 0..3 {
+            assert!(!boot(dir, &["--then", "crash"]).0);
+        }
+        let (_, first) = boot(dir, &["--then", "clean-shutdown"]);
+        assert_eq!(first.unwrap()["reason"], NQ);
+        compile(dir, 3);
+        let _host = serve(dir);
+        wait_healthy(dir, 3);
+
+        for (target, code, name) in [
+            ("2", 3, "quarantined: version 2 is quarantined (crash-loop)"),
+            (
+                "v1",
+                4,
+                "older-than-last-known-good: version 1 is older than last-known-good 3",
+            ),
+            (
+                "3",
+                2,
+                "already-active: version 3 is already the active content",
+            ),
+            (
+                "9",
+                7,
+                "not-in-store: version 9 is not in the content store",
+            ),
+        ] {
+            let before = std::fs::read(dir.join("state.bin")).unwrap();
+            let (exit, _, err) = stage_live(dir, target);
+            assert_eq!(exit, Some(1), "{target}: {err}");
+            assert!(
+                err.contains(&format!("(code {code}): {name}")),
+                "{target}: {err}"
+            );
+            assert_eq!(
+                std::fs::read(dir.join("state.bin")).unwrap(),
+                before,
+                "{target}"
+            );
+        }
+
+        // Content that fails verification (unsigned v4): its attempt was durable before it was
+        // parsed, then the state before was written back.
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml");
+        let o = Command::new(EXE)
+            .arg("compile")
+            .arg(&src)
+            .arg("-o")
+            .arg(dir.join("content/4.fsc"))
+            .args(["--version", "4"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let before = state(dir);
+        let (exit, _, err) = stage_live(dir, "4");
+        assert_eq!(exit, Some(1), "{err}");
+        assert!(
+            err.contains("(code 9): invalid-content: version 4 was rejected"),
+            "{err}"
+        );
+        assert_eq!(state(dir), before);
+        assert!(state(dir).quarantined(4).is_none());
+        let l = live_status(dir);
+        assert_eq!(
+            (l["active"].as_u64(), l["healthy"].as_bool()),
+            (Some(3), Some(true))
+        );
+
+        // --json: the refusal as one JSON line with the host's code and message.
+        let o = Command::new(EXE)
+            .args(["stage", "2", "--live", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["error"]["code"], "live-refused");
+        assert_eq!(j["error"]["refusal"]["code"], 3);
+        assert_eq!(j["json_version"], 1);
+    }
+
+    /// Rollback, watch and a clean stop through the socket; a second host on the same store is
+    /// refused; the socket is 0600.
+    #[test]
+    fn rollback_watch_and_stop() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        compile(dir, 1);
+        assert!(boot(dir, &["--then", "healthy"]).0);
+        let events = dir.join("events.jsonl");
+        std::fs::write(
+            &events,
+            "{\"event\": \"file-create\", \"path\": \"C:\\\\Users\\\\a\\\\x.locky\", \"desired-access\": 2, \"pid\": 7, \"process\": \"C:\\\\evil.exe\"}\n\
+             {\"event\": \"file-create\", \"path\": \"C:\\\\Users\\\\a\\\\notes.txt\"}\n",
+        )
+        .unwrap();
+        let mut c = Command::new(EXE)
+            .args(["serve", "--json", "--healthy-after", "1", "--events"])
+            .arg(&events)
+            .arg("--store")
+            .arg(dir)
+            .args(trust_args())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let mut l = String::new();
+        while out.read_line(&mut l).unwrap() > 0 && !l.contains("listening") {
+            l.clear();
+        }
+        let sock = dir.join("control.sock");
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // One host per store.
+        let o = Command::new(EXE)
+            .args(["serve", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("already answers"));
+
+        // The audit queue: one block from rule 210; the .txt matched nothing.
+        let o = Command::new(EXE)
+            .args(["watch", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["action"], "block");
+        assert_eq!(lines[0]["rule"], 210);
+        assert_eq!(lines[0]["path"], "C:\\Users\\a\\x.locky");
+        assert_eq!(lines[0]["pid"], 7);
+
+        compile(dir, 2);
+        let (exit, out2, err) = stage_live(dir, "2");
+        assert_eq!(exit, Some(0), "{out2}{err}");
+        assert!(out2.contains("version 2 activated"), "{out2}");
+        // Rollback to last-known-good v1; v2 is quarantined rolled-back.
+        let o = Command::new(EXE)
+            .args(["rollback", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["active"], 1, "{j}");
+        let q = state(dir).quarantined(2).copied().unwrap();
+        assert_eq!(q.reason.name(), "rolled-back");
+        // Nothing left to roll back to: refused, nothing written.
+        let before = std::fs::read(dir.join("state.bin")).unwrap();
+        let o = Command::new(EXE)
+            .args(["rollback", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("already-active"));
+        assert_eq!(std::fs::read(dir.join("state.bin")).unwrap(), before);
+
+        // SIGTERM: the shutdown notification closes v1's attempt; the socket is removed.
+        let pid = c.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(c.wait().unwrap().success());
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert!(rest.contains("\"ended\":\"clean shutdown\""), "{rest}");
+        assert!(!sock.exists());
+        assert_ne!(state(dir).attempt.unwrap().phase, Phase::InProgress);
+        // With no host, status says so and shows the record.
+        let o = Command::new(EXE)
+            .args(["status", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&o.stdout).contains("live: nothing answers"));
+    }
+
+    /// The host decodes what it is sent with the core's bounds-checked decoder: a short,
+    /// a long and a wrong-kind message each get a protocol error (1000 and up), and the
+    /// host keeps serving; a client without a host gets a clear error.
+    #[test]
+    fn malformed_requests_get_protocol_errors() {
+        use failsafe_loader::control::{Reply, decode_response};
+        use std::io::{Read as _, Write as _};
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let o = Command::new(EXE)
+            .args(["watch", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no host process listens at"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let (exit, _, err) = stage_live(dir, "v0");
+        assert_eq!(exit, Some(2));
+        assert!(
+            err.contains("stage --live v0: no such file, and not a content version"),
+            "{err}"
+        );
+        compile(dir, 1);
+        let _host = serve(dir);
+        let mut good =
+            failsafe_loader::control::encode_request(&failsafe_loader::control::Request::Query)
+                .to_vec();
+        good[6] = 9; // kind 9
+        for (msg, code) in [
+            (b"FSCQ\x01".to_vec(), 1001),
+            (vec![0u8; 17], 1001),
+            (good, 1004),
+        ] {
+            let mut s = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
+            s.write_all(&msg).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).unwrap();
+            match decode_response(&back).unwrap().reply {
+                Reply::Refused { code: c, message } => assert_eq!(c, code, "{message}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(live_status(dir)["active"], 1);
+    }
+}

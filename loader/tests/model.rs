@@ -28,7 +28,7 @@ use common::*;
 use std::collections::{BTreeMap, HashSet};
 
 use failsafe_loader::state::machine::{
-    Activation, HealthEvidence, rebuild, reset, set_force_safe, unquarantine,
+    Activation, HealthEvidence, LiveRefusal, rebuild, reset, set_force_safe, unquarantine,
 };
 use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, Stored, decode_record, encode_slot};
 use failsafe_loader::state::start::file_digest;
@@ -40,6 +40,10 @@ use failsafe_loader::{Action, EventType, Op};
 use sha2::{Digest as _, Sha256};
 
 const VERSIONS: u64 = 3;
+
+/// Outcomes of the live changes tried (succeeded, or the refusal's name): what the search
+/// reached.
+static LIVE: std::sync::Mutex<BTreeMap<&'static str, u64>> = std::sync::Mutex::new(BTreeMap::new());
 
 // ---- The world: medium, store, and what really happened (the oracle).
 
@@ -55,6 +59,8 @@ enum Rec {
 
 #[derive(Clone, Debug)]
 struct World {
+    /// Live events in the sequence so far (at most `Ctx::max_live`).
+    lives: u8,
     rec: Rec,
     /// Staged versions: valid or not.
     store: Vec<(u64, bool)>,
@@ -101,10 +107,39 @@ enum End {
     KilledAfterWrite(usize),
 }
 
+/// A live change on the running system, after a normal start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LiveOp {
+    Activate(u64),
+    Rollback,
+    /// Activate, then roll back, in the same boot.
+    ActivateThenRollback(u64),
+}
+
+/// What goes wrong during the live change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LiveFault {
+    None,
+    /// The start's record writes fail (it activates nothing, `state-unwritable`); the live
+    /// change's succeed.
+    StartUnwritable,
+    /// Every record write of the live change fails (the end's writes do not).
+    WriteError,
+    /// Killed in the middle of the k-th write of the live change (torn).
+    KilledInWrite(usize),
+    /// Killed right after the k-th write of the live change.
+    KilledAfterWrite(usize),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Event {
-    Stage { valid: bool },
+    Stage {
+        valid: bool,
+    },
     Start(Boot, Fault, End),
+    /// A normal start, then a live change, then the end (`Healthy`, `Clean` or `Crash`;
+    /// a kill during the change is a crash).
+    Live(LiveOp, LiveFault, End),
     ForceSafe(bool),
     Unquarantine(u64),
     Reset,
@@ -141,6 +176,30 @@ fn events() -> Vec<Event> {
     ]);
     e.extend((1..=VERSIONS).map(Event::Unquarantine));
     e.extend([Event::Rebuild, Event::TearRecord]);
+    let mut ops: Vec<LiveOp> = (1..=VERSIONS).map(LiveOp::Activate).collect();
+    ops.push(LiveOp::Rollback);
+    for op in ops {
+        for end in [End::Healthy, End::Clean, End::Crash] {
+            e.push(Event::Live(op, LiveFault::None, end));
+        }
+        for end in [End::Healthy, End::Crash] {
+            e.push(Event::Live(op, LiveFault::WriteError, end));
+        }
+        e.push(Event::Live(op, LiveFault::StartUnwritable, End::Crash));
+        for k in 0..2 {
+            e.push(Event::Live(op, LiveFault::KilledInWrite(k), End::Crash));
+            e.push(Event::Live(op, LiveFault::KilledAfterWrite(k), End::Crash));
+        }
+    }
+    for v in 1..=VERSIONS {
+        for end in [End::Healthy, End::Crash] {
+            e.push(Event::Live(
+                LiveOp::ActivateThenRollback(v),
+                LiveFault::None,
+                end,
+            ));
+        }
+    }
     e
 }
 
@@ -296,12 +355,16 @@ fn key(w: &World) -> [u8; 32] {
         h.update([*c]);
     }
     h.update(w.oracle.lkg.to_le_bytes());
+    h.update([w.lives]);
     h.finalize().into()
 }
 
 // ---- One step, and the invariants.
 
 struct Ctx {
+    /// Live events per sequence: bounds the search, whose every live change multiplies the
+    /// records reachable.
+    max_live: u8,
     cfg: Config,
     files: BTreeMap<(u64, bool), Vec<u8>>,
 }
@@ -387,7 +450,22 @@ fn step(ctx: &Ctx, w: &World, e: Event) -> Option<World> {
             }
         }
         Event::Start(boot, fault, end) => {
-            start_event(ctx, w, &mut n, boot, fault, end)?;
+            start_event(ctx, w, &mut n, boot, fault, end, None)?;
+        }
+        Event::Live(op, fault, end) => {
+            if w.lives >= ctx.max_live {
+                return None;
+            }
+            n.lives += 1;
+            start_event(
+                ctx,
+                w,
+                &mut n,
+                Boot::Normal,
+                Fault::None,
+                end,
+                Some((op, fault)),
+            )?;
         }
     }
     check(ctx, w, &n, e);
@@ -401,6 +479,7 @@ fn start_event(
     boot: Boot,
     fault: Fault,
     end: End,
+    live: Option<(LiveOp, LiveFault)>,
 ) -> Option<()> {
     if fault == Fault::ReadError && !matches!(end, End::Crash | End::Clean) {
         return None; // nothing is written or activated: one ending covers them all
@@ -445,7 +524,7 @@ fn start_event(
     {
         return None; // this start makes fewer writes: the kill point does not exist
     }
-    let dead = s.durable.medium_mut().dead;
+    let mut dead = s.durable.medium_mut().dead;
     let before = state_of(&w.rec).copied();
     // (1) No quarantined version is activated; safe starts activate nothing.
     if let Some((v, _)) = &s.active {
@@ -457,9 +536,111 @@ fn start_event(
         assert_eq!(boot, Boot::Normal, "content activated in safe mode");
         assert_eq!(s.activation.map(|a| a.ver), Some(*v));
     }
+    // The content running when the boot ends: the start's, or the live change's.
+    let mut running = s.activation;
+    // A live change that succeeded, and whether the machine died after its write.
+    let mut swapped: Option<Option<Activation>> = None;
+    if let Some((op, lf)) = live {
+        let m = s.durable.medium_mut();
+        m.writes = 0;
+        m.write_error = lf == LiveFault::WriteError;
+        m.die_at = match lf {
+            LiveFault::KilledInWrite(k) => Some((k, true)),
+            LiveFault::KilledAfterWrite(k) => Some((k, false)),
+            _ => None,
+        };
+        let steps: &[LiveOp] = match op {
+            LiveOp::ActivateThenRollback(v) => &[LiveOp::Activate(v), LiveOp::Rollback],
+            _ => std::slice::from_ref(&op),
+        };
+        for &step in steps {
+            let m = s.durable.medium_mut();
+            let bytes_before = m.bytes.clone();
+            let st_before = observe(&bytes_before);
+            let r = match step {
+                LiveOp::Activate(v) => s
+                    .durable
+                    .live_activate(running.as_ref(), &mut store, v, &cfg, &env, &trusted())
+                    .map(|(a, rs)| {
+                        assert_eq!(rs.version(), v);
+                        Some(a)
+                    }),
+                _ => s
+                    .durable
+                    .rollback(running.as_ref(), &mut store, &cfg, &env, &trusted())
+                    .map(|r| {
+                        r.map(|(a, rs)| {
+                            assert_eq!(rs.version(), a.ver.version);
+                            a
+                        })
+                    }),
+            };
+            let m = s.durable.medium_mut();
+            dead = m.dead;
+            let after = observe(&m.bytes);
+            let outcome = match &r {
+                Ok(_) => "ok",
+                Err(x) => x.name(),
+            };
+            *LIVE.lock().unwrap().entry(outcome).or_default() += 1;
+            let lkg = |r: &Rec| state_of(r).and_then(|s| s.lkg);
+            // (L3) A live change never moves last-known-good (only a passed health check).
+            assert_eq!(
+                lkg(&after),
+                lkg(&st_before),
+                "live {step:?} moved last-known-good"
+            );
+            match r {
+                Ok(a) => {
+                    // (L4) Never a quarantined version, never below last-known-good.
+                    if let (Some(a), Some(b)) = (a, state_of(&st_before)) {
+                        assert!(
+                            b.quarantined(a.ver.version).is_none(),
+                            "quarantined v{} activated live",
+                            a.ver.version
+                        );
+                        assert!(b.lkg.is_none_or(|l| l.version <= a.ver.version));
+                        assert_eq!(Some(a.ver.digest), ctx.digest(w, a.ver.version));
+                    }
+                    running = a;
+                    swapped = Some(a);
+                }
+                Err(refusal) => {
+                    // (L2) A refused live change changes nothing: no byte at all, or (content
+                    // rejected after its attempt was durable) the same state written back.
+                    // Killed before the restore: the live version stays pending (charged).
+                    if dead {
+                        running = None;
+                        break;
+                    }
+                    if matches!(
+                        refusal,
+                        LiveRefusal::Invalid { .. } | LiveRefusal::OutOfMemory
+                    ) {
+                        assert_eq!(after, st_before, "rejected live content changed the record");
+                    } else {
+                        assert_eq!(
+                            m.bytes, bytes_before,
+                            "refused live {step:?} ({refusal}) changed the record"
+                        );
+                    }
+                }
+            }
+            if dead {
+                break;
+            }
+        }
+        let m = s.durable.medium_mut();
+        if let Some((k, _)) = m.die_at
+            && k >= m.writes
+        {
+            return None; // the live change makes fewer writes: the kill point does not exist
+        }
+        m.write_error = false;
+    }
     let clean_end = !dead && matches!(end, End::Healthy | End::CanaryFailsThenClean | End::Clean);
     let mut healthy = false;
-    if clean_end && let Some(act) = s.activation {
+    if clean_end && let Some(act) = running {
         let closed = match end {
             End::Healthy => s
                 .durable
@@ -477,7 +658,7 @@ fn start_event(
         };
         healthy = end == End::Healthy && closed == Ok(true);
     }
-    let activation: Option<Activation> = s.activation;
+    let activation: Option<Activation> = running;
     drop(s);
     n.rec = observe(&medium.bytes);
     // (4) A pending unclean attempt is never lost: the start's first durable write (the
@@ -517,6 +698,32 @@ fn start_event(
             made.or(Some(act.ver.version).filter(|_| clean_end)),
             Some(act.ver.version)
         );
+    }
+    // (L1) A crash after a live swap is charged to the live version (or, after a rollback,
+    // to last-known-good): its attempt is what the record leaves pending.
+    if let Some(Some(a)) = swapped
+        && !healthy
+        && !clean_end
+    {
+        assert_eq!(
+            made,
+            Some(a.ver.version),
+            "crash after a live swap not on v{}",
+            a.ver.version
+        );
+    }
+    // (L3) Last-known-good rises only by a passed health check, to the version checked.
+    if live.is_some() {
+        let lkg = |r: &Rec| state_of(r).and_then(|s| s.lkg).map_or(0, |l| l.version);
+        let (was, now) = (lkg(&w.rec), lkg(&n.rec));
+        if healthy {
+            assert_eq!(now, was.max(activation.map_or(0, |a| a.ver.version)));
+        } else if w.rec != Rec::Lost {
+            assert_eq!(
+                now, was,
+                "last-known-good moved without a passed health check"
+            );
+        }
     }
     let closed_clean = clean_end && activation.is_some() && made.is_none();
     if let Some(v) = made.or(activation.map(|a| a.ver.version).filter(|_| closed_clean)) {
@@ -558,8 +765,14 @@ fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
     }
     let Rec::Ok(a) = n.rec else { return };
     let b = state_of(&w.rec);
-    // (7) Safe starts (either switch) touch no counter, quarantine or last-known-good.
-    if let (Event::Start(boot, _, _), Some(b)) = (e, b)
+    // (7) Safe starts (either switch) touch no counter, quarantine or last-known-good; nor
+    // does a live change refused in safe mode.
+    let boot = match e {
+        Event::Start(boot, _, _) => Some(boot),
+        Event::Live(..) => Some(Boot::Normal),
+        _ => None,
+    };
+    if let (Some(boot), Some(b)) = (boot, b)
         && (boot != Boot::Normal || b.force_safe)
     {
         assert_eq!(
@@ -581,7 +794,7 @@ fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
     // (4) Operator commands keep a pending unclean attempt (starts are checked in
     // `start_event`, at their first durable write).
     if let Some(p) = b.and_then(|b| b.pending().copied())
-        && !matches!(e, Event::Start(..))
+        && !matches!(e, Event::Start(..) | Event::Live(..))
     {
         assert_eq!(a.pending(), Some(&p), "pending attempt lost; {}", ctxs());
     }
@@ -609,19 +822,27 @@ fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
     }
 }
 
-#[test]
-fn exhaustive_boot_sequences() {
-    let depth: usize = std::env::var("FAILSAFE_MODEL_DEPTH")
+fn env_num(name: &str, debug: usize, release: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|d| d.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 4 } else { 8 });
-    let ctx = Ctx {
-        cfg: Config::default(),
-        files: files(),
-    };
-    let events = events();
+        .unwrap_or(if cfg!(debug_assertions) {
+            debug
+        } else {
+            release
+        })
+}
+
+/// Breadth-first search to `depth` over `events`: the depth reached and the decisions seen.
+fn search(
+    what: &str,
+    ctx: &Ctx,
+    events: &[Event],
+    depth: usize,
+) -> (usize, BTreeMap<&'static str, u64>) {
     let t0 = std::time::Instant::now();
     let init = World {
+        lives: 0,
         rec: Rec::None,
         store: vec![],
         oracle: Oracle::default(),
@@ -635,8 +856,8 @@ fn exhaustive_boot_sequences() {
     for d in 1..=depth {
         let mut next = Vec::new();
         for w in &frontier {
-            for &e in &events {
-                let Some(mut n) = step(&ctx, w, e) else {
+            for &e in events {
+                let Some(mut n) = step(ctx, w, e) else {
                     continue;
                 };
                 transitions += 1;
@@ -656,7 +877,7 @@ fn exhaustive_boot_sequences() {
         }
         reached = d;
         eprintln!(
-            "depth {d}: {} new states, {} distinct, {transitions} transitions, {:.1} s",
+            "{what} depth {d}: {} new states, {} distinct, {transitions} transitions, {:.1} s",
             next.len(),
             seen.len(),
             t0.elapsed().as_secs_f64()
@@ -667,10 +888,28 @@ fn exhaustive_boot_sequences() {
         frontier = next;
     }
     eprintln!(
-        "model check: depth {reached}, {} distinct states, {transitions} transitions, {:.1} s; decisions seen: {reasons:?}",
+        "model check ({what}): depth {reached}, {} distinct states, {transitions} transitions, {:.1} s; decisions seen: {reasons:?}",
         seen.len(),
         t0.elapsed().as_secs_f64()
     );
+    (reached, reasons)
+}
+
+/// Every sequence of boot events and operator commands (no live changes) up to
+/// `FAILSAFE_MODEL_DEPTH` events (default 4 debug, 8 release; `.ci/run`: 11).
+#[test]
+fn exhaustive_boot_sequences() {
+    let depth = env_num("FAILSAFE_MODEL_DEPTH", 4, 8);
+    let ctx = Ctx {
+        max_live: 0,
+        cfg: Config::default(),
+        files: files(),
+    };
+    let events: Vec<Event> = events()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Live(..)))
+        .collect();
+    let (_, reasons) = search("boot", &ctx, &events, depth);
     // The search reached what it is meant to: crash loops, invalid content, safe modes,
     // lost and rebuilt records.
     for r in [
@@ -684,5 +923,43 @@ fn exhaustive_boot_sequences() {
     }
     if depth >= 8 {
         assert!(reasons.contains_key(Reason::NothingUsable.name()));
+    }
+}
+
+/// The same events plus live changes (activate, rollback, activate then rollback; with
+/// write errors and kills) after a start, at most `FAILSAFE_MODEL_LIVE` (default 1) per
+/// sequence, up to `FAILSAFE_MODEL_LIVE_DEPTH` events (default 3 debug, 8 release): every
+/// live change interleaved with the boots, crashes, kills and operator commands around it.
+/// A separate, shallower search: each live change multiplies the records reachable (depth 8
+/// with one live change is ~31 000 states, more than the boot search's depth 11).
+#[test]
+fn exhaustive_live_sequences() {
+    let depth = env_num("FAILSAFE_MODEL_LIVE_DEPTH", 3, 8);
+    let ctx = Ctx {
+        max_live: u8::try_from(env_num("FAILSAFE_MODEL_LIVE", 1, 1)).unwrap(),
+        cfg: Config::default(),
+        files: files(),
+    };
+    let (_, reasons) = search("live", &ctx, &events(), depth);
+    let live = LIVE.lock().unwrap().clone();
+    eprintln!("live changes: {live:?}");
+    if depth >= 2 {
+        for r in [Reason::LiveUpdate, Reason::LiveRollback] {
+            assert!(reasons.contains_key(r.name()), "never decided {}", r.name());
+        }
+    }
+    if depth >= 3 {
+        for o in [
+            "ok",
+            "already-active",
+            "quarantined",
+            "invalid-content",
+            "not-in-store",
+            "no-last-known-good",
+            "safe-mode",
+            "state-unwritable",
+        ] {
+            assert!(live.contains_key(o), "live change never {o}");
+        }
     }
 }

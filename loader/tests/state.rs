@@ -1255,15 +1255,17 @@ fn live_refusal_names_codes_and_sentences_are_stable() {
     assert_eq!(Reason::LiveRollback.name(), "live-rollback");
     assert_eq!(QuarantineReason::RolledBack.name(), "rolled-back");
     // The new codes round-trip through the record.
-    let mut st = State::default();
-    st.last = Some(failsafe_loader::state::LastDecision {
-        mode: Mode::Fallback,
-        reason: Reason::LiveRollback,
-        version: 2,
-        boot: 3,
-        writes_may_not_persist: false,
-        test_signing: false,
-    });
+    let mut st = State {
+        last: Some(failsafe_loader::state::LastDecision {
+            mode: Mode::Fallback,
+            reason: Reason::LiveRollback,
+            version: 2,
+            boot: 3,
+            writes_may_not_persist: false,
+            test_signing: false,
+        }),
+        ..State::default()
+    };
     st.quarantine[0] = Some(failsafe_loader::state::QEntry {
         ver: Ver {
             version: 4,
@@ -1563,6 +1565,29 @@ fn rollback_refusals_and_rollback_without_last_known_good() {
     });
 }
 
+/// A start that decided safe mode for a reason other than a switch (here the record was
+/// lost) stays without content until the next start: no live change.
+#[test]
+fn no_live_change_after_a_safe_start() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    mem.rec = Some(vec![0xA5; RECORD_LEN]);
+    assert!(run(&mut mem, &mut store, &c).is_none());
+    let want = LiveRefusal::SafeMode {
+        reason: Reason::StateLost,
+    };
+    refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 1, &c, &e));
+    refused_unchanged(&mut mem, want, |m| rollback(m, &mut store, None, &c, &e));
+    // The next start is normal; then live changes are possible again.
+    let v1 = run(&mut mem, &mut store, &c).unwrap();
+    store.stage(2);
+    assert_eq!(
+        live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap().1,
+        2
+    );
+}
+
 /// A start that could not write the record leaves the previous start's attempt pending;
 /// a live change then would lose that crash: refused, and the next start charges it.
 #[test]
@@ -1572,9 +1597,21 @@ fn a_live_change_never_replaces_an_uncharged_attempt() {
     store.stage(1);
     run(&mut mem, &mut store, &c).unwrap();
     mem.fail_writes = true;
-    assert!(run(&mut mem, &mut store, &c).is_none());
-    mem.fail_writes = false;
+    let mut s = start(&mut mem, &mut store, &c, &e);
+    assert!(s.activation.is_none());
+    s.durable.medium_mut().fail_writes = false;
+    // The running start's own record knows it decided safe mode.
+    let mut d = s.durable;
     store.stage(2);
+    assert_eq!(
+        d.live_activate(None, &mut store, 2, &c, &e, &trusted())
+            .map(|_| ()),
+        Err(LiveRefusal::SafeMode {
+            reason: Reason::StateUnwritable
+        })
+    );
+    drop(d);
+    // A record opened afresh (a host) sees the uncharged attempt.
     let want = LiveRefusal::PendingAttempt { version: 1 };
     refused_unchanged(&mut mem, want, |m| live(m, &mut store, None, 2, &c, &e));
     refused_unchanged(&mut mem, want, |m| rollback(m, &mut store, None, &c, &e));

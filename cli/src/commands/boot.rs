@@ -49,7 +49,7 @@ pub struct Args<'a> {
 }
 
 /// The canary: a real file operation in the store directory, through the filter.
-fn canary(dir: &Path) -> Result<(), IoError> {
+pub(crate) fn canary(dir: &Path) -> Result<(), IoError> {
     let _through_filter = FILTER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -10,7 +10,10 @@ pub mod diff;
 pub mod import;
 pub mod inspect;
 pub mod keygen;
+pub mod live;
 pub mod recover;
+#[cfg(unix)]
+pub mod serve;
 pub mod sign;
 pub mod stage;
 pub mod status;

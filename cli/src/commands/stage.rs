@@ -13,6 +13,8 @@ use crate::report::{self, Fail, hex, out};
 use crate::store::{self, StoreLock, Use};
 
 pub struct Args<'a> {
+    /// `--live`: where the running host answers.
+    pub live: Option<crate::control::Endpoint>,
     pub file: &'a Path,
     pub store: &'a Path,
     pub init: bool,
@@ -24,6 +26,31 @@ pub struct Args<'a> {
 }
 
 pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
+    if let Some(ep) = &a.live
+        && let Some(version) = super::live::live_version_arg(a.file)
+    {
+        // A version already in the store: nothing to stage.
+        if a.dry_run {
+            out(
+                a.json,
+                json!({"dry_run": true, "would_activate": version, "via": ep.describe()}),
+                format!(
+                    "dry run: would ask {} to activate version {version} live; nothing was sent",
+                    ep.describe()
+                ),
+            );
+            return Ok(0);
+        }
+        let (v, t) = super::live::activate(ep, version)?;
+        out(a.json, json!({ "live": v }), t);
+        return Ok(0);
+    }
+    if a.live.is_some() && !a.file.exists() {
+        return Err(Fail::usage(format!(
+            "stage --live {}: no such file, and not a content version (expected a content file, or a version in the store such as 3 or v3)",
+            a.file.display()
+        )));
+    }
     let bytes = crate::read_capped(a.file)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", a.file.display())))?;
     let v = validate(&bytes).map_err(|e| {
@@ -47,9 +74,14 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     let present = store
         .list()
         .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
+    // With --live, the very file already staged (same bytes) is not staged again.
+    let already = a.live.is_some()
+        && present.contains(&version)
+        && std::fs::read(store.path(version)).is_ok_and(|b| b == bytes);
     if let Some(&newest) = present.iter().max()
         && newest >= version
         && !a.force
+        && !already
     {
         return Err(Fail::refused(
             "not-newer",
@@ -99,7 +131,21 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
                 next.1
             ),
         );
+        if let Some(ep) = &a.live {
+            out(
+                a.json,
+                json!({"dry_run": true, "would_activate": version, "via": ep.describe()}),
+                format!(
+                    "would then ask {} to activate version {version} live",
+                    ep.describe()
+                ),
+            );
+        }
         return Ok(0);
+    }
+    if already {
+        drop(_lock);
+        return live_after_stage(a, version, &target, None);
     }
     std::fs::create_dir_all(store.dir())
         .map_err(|e| Fail::io(format!("cannot create {}: {e}", store.dir().display())))?;
@@ -113,8 +159,7 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     }
     let _ = host::sync_dir(store.dir());
     let next = report::preview_dir(&dir, &cfg);
-    out(
-        a.json,
+    let staged = (
         with_store(
             json!({"staged": version, "path": target, "sha256": hex(&file_digest(&bytes)), "removed": removed, "next_start": next.0}),
             &dir,
@@ -132,5 +177,52 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
             next.1
         ),
     );
+    if a.live.is_some() {
+        // The store lock is released first: the host takes it for its record writes.
+        drop(_lock);
+        return live_after_stage(a, version, &target, Some(staged));
+    }
+    out(a.json, staged.0, staged.1);
     Ok(0)
+}
+
+/// `stage FILE --live`: the file is in the store; now the running host activates it.
+fn live_after_stage(
+    a: &Args<'_>,
+    version: u64,
+    target: &Path,
+    staged: Option<(serde_json::Value, String)>,
+) -> Result<u8, Fail> {
+    let Some(ep) = &a.live else {
+        return Ok(0);
+    };
+    let (mut v, mut t) = staged.unwrap_or_else(|| {
+        (
+            json!({"staged": version, "path": target, "already_staged": true}),
+            format!(
+                "version {version} is already staged as {} (same bytes)",
+                target.display()
+            ),
+        )
+    });
+    match super::live::activate(ep, version) {
+        Ok((lv, lt)) => {
+            v["live"] = lv;
+            t.push('\n');
+            t.push_str(&lt);
+            out(a.json, v, t);
+            Ok(0)
+        }
+        Err(mut f) => {
+            if !a.json {
+                outln!("{t}");
+            }
+            f.msg = format!(
+                "version {version} is staged as {}, but {}",
+                target.display(),
+                f.msg
+            );
+            Err(f)
+        }
+    }
 }

@@ -16,8 +16,47 @@ use crate::store::{self, StoreLock, Use};
 /// Exit code of `status` when the record is unreadable (state unknown).
 pub const EXIT_UNKNOWN: u8 = 3;
 
-pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<u8, Fail> {
+pub fn run(
+    dir: &Path,
+    init: bool,
+    ep: &crate::control::Endpoint,
+    threshold: Option<u8>,
+    json: bool,
+) -> Result<u8, Fail> {
     let dir = store::open(dir, init, Use::Read)?;
+    // The running host's view first (it takes the store lock to re-read the record).
+    // On Windows the driver serves only this system's own store: another store's status
+    // (WinRE, a mounted disk) must not show the running driver's state as its own.
+    #[cfg(windows)]
+    let ask =
+        !matches!(ep, crate::control::Endpoint::Device) || crate::registry::is_live_store(&dir);
+    #[cfg(not(windows))]
+    let ask = true;
+    let live = match ask
+        .then(|| super::live::query(ep))
+        .transpose()
+        .map(Option::flatten)
+    {
+        Ok(Some(s)) => (
+            super::live::status_json(&s, ep),
+            super::live::status_text(&s, ep),
+        ),
+        Ok(None) if !ask => (
+            serde_json::Value::Null,
+            "live: not asked: the driver serves this system's own store only\n".to_owned(),
+        ),
+        Ok(None) => (
+            serde_json::Value::Null,
+            format!(
+                "live: nothing answers ({}): no host running; the record below is as last written\n",
+                ep.describe()
+            ),
+        ),
+        Err(e) => (
+            json!({"error": e.msg}),
+            format!("live: WARNING: {}\n", e.msg),
+        ),
+    };
     let _lock = StoreLock::shared(&dir);
     let (prior, durable) = Durable::open(FileMedium::new(&dir, None));
     let store = DirStore::new(&dir);
@@ -60,7 +99,7 @@ pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<
         outln!(
             "{}",
             report::versioned(
-                json!({"store": dir, "state": st, "last_start": last.as_ref().map(report::start_report_json),
+                json!({"store": dir, "live": live.0, "state": st, "last_start": last.as_ref().map(report::start_report_json),
                    "record_writable": writable.as_ref().err().map(ToString::to_string).map_or(json!(true), |e| json!({"writable": false, "error": e})),
                    "registry": set.registry, "content": files, "next_start": next.0, "exit": code})
             )
@@ -68,6 +107,7 @@ pub fn run(dir: &Path, init: bool, threshold: Option<u8>, json: bool) -> Result<
         return Ok(code);
     }
     outln!("store: {}", dir.display());
+    outp!("{}", live.1);
     outp!("{}", report::state_text(&prior, durable.state()));
     if let Some(r) = &last {
         let shown = durable

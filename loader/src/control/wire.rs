@@ -51,10 +51,12 @@ pub const PROTO_ERROR_BASE: u16 = 1000;
 /// with their longest strings. A console buffer this large receives any answer whole.
 pub const MAX_RESPONSE: usize = HEADER_LEN
     + 12
-    + 64 // MAX_EVENTS, asserted below (no `as` in the core)
+    + MAX_EVENTS_USIZE
         * (super::ring::RECORD_HEAD
             + 2 * (super::ring::MAX_PATH_UNITS + super::ring::MAX_PROCESS_UNITS));
 
+/// [`MAX_EVENTS`] as a length.
+const MAX_EVENTS_USIZE: usize = 64;
 const _: () = assert!(MAX_EVENTS == 64);
 
 /// `CTL_CODE(DeviceType, Function, Method, Access)` of `winioctl.h`.

@@ -696,9 +696,11 @@ const _: () = assert!(MAX_TRACKED >= 2 && MAX_QUARANTINE >= 2);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LiveRefusal {
     /// The force-safe switch (configuration or record) is on, or Windows runs in Safe
-    /// Mode: no content may be activated.
+    /// Mode, or the running start decided safe mode for another reason (the record's last
+    /// decision is safe: `state-lost`, ...): no content may be activated until a start
+    /// that is not safe.
     SafeMode {
-        /// [`Reason::ForceSafeMode`] or [`Reason::WindowsSafeMode`].
+        /// [`Reason::ForceSafeMode`], [`Reason::WindowsSafeMode`], or the safe decision's.
         reason: Reason,
     },
     /// The version asked for is the one running.
@@ -911,11 +913,17 @@ fn safe_refusal(s: &State, cfg: &Config, env: &Env) -> Result<(), LiveRefusal> {
             reason: Reason::ForceSafeMode,
         });
     }
+    // The running start decided safe mode for another reason (`state-lost`,
+    // `out-of-memory`, ...): it stays without content until the next start, as it would
+    // have without live activation. (A live change's own decision is never safe.)
+    if let Some(d) = s.last.filter(|d| d.mode == Mode::Safe) {
+        return Err(LiveRefusal::SafeMode { reason: d.reason });
+    }
     Ok(())
 }
 
 /// Eligibility of `version` for a live activation while `active` runs. Checks, in this
-/// order: safe mode (either switch, or Windows Safe Mode); an earlier start's attempt still
+/// order: safe mode (either switch, Windows Safe Mode, or a safe last decision); an earlier start's attempt still
 /// pending (`PendingAttempt`); already active; version 0 (`NotInStore`); quarantined;
 /// older than last-known-good; at or below the floor (last-known-good excepted); attempts
 /// already at the threshold without quarantine (`AttemptsUsed`: a start would quarantine

@@ -92,6 +92,10 @@ pub struct Durable<M> {
     /// One element: the record's memory, reserved once at [`Durable::load`]; empty when it
     /// could not be reserved (then nothing is read or written).
     mem: Vec<Mem>,
+    /// The start this record belongs to decided safe mode, for this reason: no live change
+    /// until the next start. Set by the start sequence, which knows its decision even when
+    /// the record does not show it (`state-unwritable`, `state-unreadable`).
+    safe: Option<Reason>,
 }
 
 /// The record's memory. About 12 KiB, allocated once: a kernel stack frame must stay small
@@ -159,6 +163,7 @@ impl<M: StateMedium> Durable<M> {
                 newest_slot: None,
                 seq: 0,
                 mem,
+                safe: None,
             };
             return (PriorKind::NoMemory, d);
         }
@@ -188,6 +193,7 @@ impl<M: StateMedium> Durable<M> {
             newest_slot,
             seq,
             mem,
+            safe: None,
         };
         (kind, d)
     }
@@ -319,6 +325,9 @@ impl<M: StateMedium> Durable<M> {
         env: &Env,
         trust: &Trust,
     ) -> Result<(Activation, RuleSet), LiveRefusal> {
+        if let Some(reason) = self.safe {
+            return Err(LiveRefusal::SafeMode { reason });
+        }
         if self.mem.is_empty() {
             return Err(LiveRefusal::OutOfMemory);
         }
@@ -364,6 +373,9 @@ impl<M: StateMedium> Durable<M> {
         env: &Env,
         trust: &Trust,
     ) -> Result<Option<(Activation, RuleSet)>, LiveRefusal> {
+        if let Some(reason) = self.safe {
+            return Err(LiveRefusal::SafeMode { reason });
+        }
         if self.mem.is_empty() {
             return Err(LiveRefusal::OutOfMemory);
         }
@@ -578,10 +590,12 @@ pub fn start_with_trust<M: StateMedium, S: ContentStore>(
     };
     // Without the record's memory nothing is read or written: safe, nothing charged.
     let Some(s) = out.durable.next_from_state() else {
+        out.durable.safe = Some(Reason::OutOfMemory);
         return out;
     };
     match begin_in(prior, s, cfg, env) {
         Step::Safe { reason, write } => {
+            out.durable.safe = Some(reason);
             out.choice = Choice {
                 target: None,
                 mode: Mode::Safe,
@@ -595,6 +609,9 @@ pub fn start_with_trust<M: StateMedium, S: ContentStore>(
         Step::Choose => {}
     }
     choose_and_activate(&mut out, store, cfg, env, trust);
+    if out.choice.mode == Mode::Safe {
+        out.durable.safe = Some(out.choice.reason);
+    }
     out
 }
 

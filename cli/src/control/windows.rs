@@ -1,0 +1,93 @@
+//! The driver's control device: `CreateFileW` on `\\.\FailsafeFlt`, then one
+//! `DeviceIoControl` with [`IOCTL_CONTROL`] (METHOD_BUFFERED): the 16-byte request as the
+//! input buffer, the response written into the output buffer. The device's security
+//! descriptor admits Administrators and SYSTEM only; anyone else gets access denied.
+
+use std::ffi::c_void;
+
+use failsafe_loader::control::{CONTROL_DEVICE, IOCTL_CONTROL, MAX_RESPONSE};
+use windows_sys::Win32::Foundation::{
+    CloseHandle, ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    INVALID_HANDLE_VALUE,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_NONE, OPEN_EXISTING,
+};
+use windows_sys::Win32::System::IO::DeviceIoControl;
+
+use super::CallError;
+
+/// An open handle, closed on drop.
+struct Device(HANDLE);
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is a handle `CreateFileW` returned (not INVALID_HANDLE_VALUE),
+        // owned by this value and closed exactly once, here.
+        unsafe {
+            CloseHandle(self.0);
+        }
+    }
+}
+
+fn open() -> Result<Device, CallError> {
+    let name: Vec<u16> = CONTROL_DEVICE.encode_utf16().chain([0]).collect();
+    // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the call; the
+    // security attributes and template handle may be null.
+    let h = unsafe {
+        CreateFileW(
+            name.as_ptr(),
+            GENERIC_READ | GENERIC_WRITE,
+            FILE_SHARE_NONE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_ATTRIBUTE_NORMAL,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        let e = std::io::Error::last_os_error();
+        let code = e.raw_os_error().and_then(|c| u32::try_from(c).ok());
+        return Err(match code {
+            Some(ERROR_FILE_NOT_FOUND) => CallError::NotRunning(format!(
+                "no control device {CONTROL_DEVICE} ({e}): the Failsafe driver is not running"
+            )),
+            Some(ERROR_ACCESS_DENIED) => CallError::Io(format!(
+                "cannot open {CONTROL_DEVICE} ({e}): it admits Administrators and SYSTEM only; run from an elevated prompt"
+            )),
+            _ => CallError::Io(format!("cannot open {CONTROL_DEVICE}: {e}")),
+        });
+    }
+    Ok(Device(h))
+}
+
+/// Sends one request through the IOCTL; returns the response bytes the driver wrote.
+pub fn exchange(req: &[u8]) -> Result<Vec<u8>, CallError> {
+    let dev = open()?;
+    let mut out = vec![0u8; MAX_RESPONSE];
+    let mut returned: u32 = 0;
+    let in_len = u32::try_from(req.len()).unwrap_or(u32::MAX);
+    let out_len = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    // SAFETY: the input and output pointers are valid for `in_len` and `out_len` bytes
+    // for the whole (synchronous, non-overlapped) call; `returned` is a valid u32.
+    let ok = unsafe {
+        DeviceIoControl(
+            dev.0,
+            IOCTL_CONTROL,
+            req.as_ptr().cast::<c_void>(),
+            in_len,
+            out.as_mut_ptr().cast::<c_void>(),
+            out_len,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(CallError::Io(format!(
+            "control request to {CONTROL_DEVICE} failed: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    out.truncate(usize::try_from(returned).unwrap_or(0).min(MAX_RESPONSE));
+    Ok(out)
+}
