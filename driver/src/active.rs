@@ -259,9 +259,10 @@ mod tests {
         let s: Arc<Swappable<Tracked>> = Arc::new(Swappable::new());
         assert!(s.publish(Box::new(Tracked(0))).is_ok());
         let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(core::sync::atomic::AtomicU64::new(0));
         let readers: Vec<_> = (0..2)
             .map(|_| {
-                let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
+                let (s, stop, reads) = (Arc::clone(&s), Arc::clone(&stop), Arc::clone(&reads));
                 std::thread::spawn(move || {
                     let mut seen = 0u64;
                     while !stop.load(Ordering::SeqCst) {
@@ -274,12 +275,17 @@ mod tests {
                             }
                         });
                         seen += 1;
+                        reads.fetch_add(1, Ordering::SeqCst);
                     }
                     seen
                 })
             })
             .collect();
         for id in 1..600 {
+            // Keep the readers in the race: at least one read per swap.
+            while reads.load(Ordering::SeqCst) < id as u64 {
+                std::thread::yield_now();
+            }
             // SAFETY: one writer (this thread); `wait` yields.
             let old = unsafe { s.replace(Some(Box::new(Tracked(id))), std::thread::yield_now) };
             assert_eq!(old.as_ref().map(|t| t.0), Some(id - 1));
