@@ -44,6 +44,8 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
 
 use failsafe_loader::control::{AuditEvent, EventRing, WriteError};
+// wdm.h / ntddk.h; windows-sys 0.61.2 Wdk::System::SystemServices (ntoskrnl.exe exports).
+use windows_sys::Wdk::System::SystemServices::{KeEnterCriticalRegion, KeLeaveCriticalRegion};
 
 use crate::active::{Active, Published};
 use crate::event::{
@@ -532,7 +534,20 @@ fn audit_event(m: &Match, kind: EventType, pid: u64, vetoed: bool) -> AuditEvent
 /// Common early exits: not an IRP operation, or no content active (pass-through without
 /// a name lookup).
 fn skip(data: &FLT_CALLBACK_DATA) -> bool {
-    data.Flags & FLTFL_CALLBACK_DATA_IRP_OPERATION == 0 || ACTIVE.with(|_| ()).is_none()
+    data.Flags & FLTFL_CALLBACK_DATA_IRP_OPERATION == 0 || with_rules(|_| ()).is_none()
+}
+
+/// Reads the active rule set inside a critical region: the callbacks run in the caller's
+/// thread, where a normal kernel APC (a user-mode `SuspendThread`) could otherwise stop
+/// the thread while it is counted as a reader, and a live swap would then wait for it
+/// with the record lock held. IRQL ≤ APC_LEVEL (Microsoft Learn, "KeEnterCriticalRegion").
+fn with_rules<R>(f: impl FnOnce(&failsafe_loader::RuleSet) -> R) -> Option<R> {
+    // SAFETY: callable at IRQL ≤ APC_LEVEL, where every callback runs; paired below.
+    unsafe { KeEnterCriticalRegion() };
+    let r = ACTIVE.with(f);
+    // SAFETY: entered above, on this thread.
+    unsafe { KeLeaveCriticalRegion() };
+    r
 }
 
 /// A volume still waits for its DOS name: have the kernel layer try again (it limits how
@@ -719,9 +734,7 @@ fn evaluate_create(facts: &CreateFacts<'_>) -> Option<Match> {
         ..*facts
     };
     let inputs = create_inputs(&facts);
-    ACTIVE
-        .with(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs)))
-        .flatten()
+    with_rules(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs))).flatten()
 }
 
 /// As [`evaluate_create`], for set-information: the path and the rename or link target
@@ -736,9 +749,7 @@ fn evaluate_set_info(facts: &SetInfoFacts<'_>) -> Option<Match> {
         ..*facts
     };
     let inputs = set_info_inputs(&facts);
-    ACTIVE
-        .with(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs)))
-        .flatten()
+    with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs))).flatten()
 }
 
 /// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).

@@ -113,9 +113,12 @@ pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         return Err(status);
     }
     LINKED.store(true, Ordering::Release);
-    for mj in [IRP_MJ_CREATE, IRP_MJ_CLEANUP, IRP_MJ_CLOSE] {
+    if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_CREATE) {
+        *slot = Some(dispatch_create);
+    }
+    for mj in [IRP_MJ_CLEANUP, IRP_MJ_CLOSE] {
         if let Some(slot) = driver.MajorFunction.get_mut(mj) {
-            *slot = Some(dispatch_open_close);
+            *slot = Some(dispatch_close);
         }
     }
     if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_DEVICE_CONTROL) {
@@ -223,9 +226,9 @@ fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
     status
 }
 
-/// IRP_MJ_CREATE / CLEANUP / CLOSE (PASSIVE_LEVEL): the control device opens and closes;
-/// any other device of this driver refuses (the shutdown device has no name to open).
-unsafe extern "C" fn dispatch_open_close(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+/// IRP_MJ_CREATE (PASSIVE_LEVEL): only the control device opens (the shutdown device has
+/// no name, and after `remove` the control device opens no more).
+unsafe extern "C" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     let ours = !device.is_null() && device == CONTROL.load(Ordering::Acquire);
     complete(
         irp,
@@ -236,6 +239,12 @@ unsafe extern "C" fn dispatch_open_close(device: *mut DEVICE_OBJECT, irp: *mut I
         },
         0,
     )
+}
+
+/// IRP_MJ_CLEANUP / CLOSE (PASSIVE_LEVEL): always succeed; a handle opened before `remove`
+/// still closes after it.
+unsafe extern "C" fn dispatch_close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    complete(irp, STATUS_SUCCESS, 0)
 }
 
 /// IRP_MJ_DEVICE_CONTROL (PASSIVE_LEVEL, the caller's thread).
@@ -402,6 +411,9 @@ fn swap_in(rules: Option<alloc::boxed::Box<failsafe_loader::RuleSet>>) {
 /// A live activation of `version` (record lock held).
 fn activate(s: &mut Option<Running>, version: u64) -> Result<(u64, u64), LiveRefusal> {
     let r = s.as_mut().ok_or(LiveRefusal::OutOfMemory)?;
+    if r.closing {
+        return Err(LiveRefusal::ShuttingDown);
+    }
     let (act, rules) = r.durable.live_activate(
         r.activation.as_ref(),
         &mut r.store,
@@ -417,6 +429,9 @@ fn activate(s: &mut Option<Running>, version: u64) -> Result<(u64, u64), LiveRef
 /// Return to last-known-good (record lock held): its version, or 0 with nothing active.
 fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
     let r = s.as_mut().ok_or(LiveRefusal::OutOfMemory)?;
+    if r.closing {
+        return Err(LiveRefusal::ShuttingDown);
+    }
     let to = r.durable.rollback(
         r.activation.as_ref(),
         &mut r.store,

@@ -93,6 +93,9 @@ pub struct Running {
     pub trust: Trust,
     /// The active content came through the control channel, not the start.
     pub live: bool,
+    /// The attempt was closed for an orderly stop (unload, shutdown): no live change may
+    /// open another.
+    pub closing: bool,
 }
 
 /// The record after the start, for the health and shutdown events.

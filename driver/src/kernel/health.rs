@@ -377,11 +377,14 @@ pub fn quiesce() {
 /// PASSIVE_LEVEL.
 pub fn close_clean() {
     with_state(|s| {
-        if let Some(r) = s.as_mut()
-            && let Some(act) = r.activation
-            && r.durable.refresh().is_ok()
-        {
-            let _ = r.durable.clean_shutdown(&act);
+        if let Some(r) = s.as_mut() {
+            // Under the same lock as live changes: none can open an attempt after this.
+            r.closing = true;
+            if let Some(act) = r.activation
+                && r.durable.refresh().is_ok()
+            {
+                let _ = r.durable.clean_shutdown(&act);
+            }
         }
     });
 }

@@ -80,6 +80,8 @@ impl Host for Kernel {
         // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
         // start's attempt as clean before the shutdown notification goes away, or the next
         // start would charge it.
+        // Control requests end first, so none opens an attempt after it is closed.
+        super::control::remove();
         super::health::close_clean();
         super::teardown();
         STATUS_SUCCESS

@@ -270,6 +270,7 @@ fn keep_running(
         env,
         trust: *trust,
         live: false,
+        closing: false,
     };
     health::with_state(|s| *s = Some(running));
     if lost_activation {

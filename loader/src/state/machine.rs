@@ -786,6 +786,9 @@ pub enum LiveRefusal {
         /// The pending attempt's version.
         version: u64,
     },
+    /// The driver is stopping (unload or system shutdown) and has closed its attempt as
+    /// clean: a change now would leave a new attempt open and be charged at the next start.
+    ShuttingDown,
 }
 
 impl LiveRefusal {
@@ -807,10 +810,11 @@ impl LiveRefusal {
             LiveRefusal::OutOfMemory => "out-of-memory",
             LiveRefusal::AttemptsUsed { .. } => "attempts-used",
             LiveRefusal::PendingAttempt { .. } => "pending-attempt",
+            LiveRefusal::ShuttingDown => "shutting-down",
         }
     }
 
-    /// Stable code (1..=15, in declaration order; `docs/boot-safety.md` lists them).
+    /// Stable code (1..=16, in declaration order; `docs/boot-safety.md` lists them).
     pub fn code(&self) -> u16 {
         match self {
             LiveRefusal::SafeMode { .. } => 1,
@@ -828,6 +832,7 @@ impl LiveRefusal {
             LiveRefusal::OutOfMemory => 13,
             LiveRefusal::AttemptsUsed { .. } => 14,
             LiveRefusal::PendingAttempt { .. } => 15,
+            LiveRefusal::ShuttingDown => 16,
         }
     }
 }
@@ -889,6 +894,9 @@ impl core::fmt::Display for LiveRefusal {
             LiveRefusal::PendingAttempt { version } => write!(
                 f,
                 "the record shows an earlier start's attempt of version {version} still in progress: the running start did not write the record; the next start charges it"
+            ),
+            LiveRefusal::ShuttingDown => f.write_str(
+                "the driver is stopping (unload or shutdown): no content may be activated now",
             ),
         }
     }
