@@ -59,6 +59,8 @@ enum Rec {
 
 #[derive(Clone, Debug)]
 struct World {
+    /// Live events in the sequence so far (at most `Ctx::max_live`).
+    lives: u8,
     rec: Rec,
     /// Staged versions: valid or not.
     store: Vec<(u64, bool)>,
@@ -353,12 +355,16 @@ fn key(w: &World) -> [u8; 32] {
         h.update([*c]);
     }
     h.update(w.oracle.lkg.to_le_bytes());
+    h.update([w.lives]);
     h.finalize().into()
 }
 
 // ---- One step, and the invariants.
 
 struct Ctx {
+    /// Live events per sequence: bounds the search, whose every live change multiplies the
+    /// records reachable.
+    max_live: u8,
     cfg: Config,
     files: BTreeMap<(u64, bool), Vec<u8>>,
 }
@@ -447,6 +453,10 @@ fn step(ctx: &Ctx, w: &World, e: Event) -> Option<World> {
             start_event(ctx, w, &mut n, boot, fault, end, None)?;
         }
         Event::Live(op, fault, end) => {
+            if w.lives >= ctx.max_live {
+                return None;
+            }
+            n.lives += 1;
             start_event(
                 ctx,
                 w,
@@ -812,19 +822,27 @@ fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
     }
 }
 
-#[test]
-fn exhaustive_boot_sequences() {
-    let depth: usize = std::env::var("FAILSAFE_MODEL_DEPTH")
+fn env_num(name: &str, debug: usize, release: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|d| d.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 4 } else { 8 });
-    let ctx = Ctx {
-        cfg: Config::default(),
-        files: files(),
-    };
-    let events = events();
+        .unwrap_or(if cfg!(debug_assertions) {
+            debug
+        } else {
+            release
+        })
+}
+
+/// Breadth-first search to `depth` over `events`: the depth reached and the decisions seen.
+fn search(
+    what: &str,
+    ctx: &Ctx,
+    events: &[Event],
+    depth: usize,
+) -> (usize, BTreeMap<&'static str, u64>) {
     let t0 = std::time::Instant::now();
     let init = World {
+        lives: 0,
         rec: Rec::None,
         store: vec![],
         oracle: Oracle::default(),
@@ -838,8 +856,8 @@ fn exhaustive_boot_sequences() {
     for d in 1..=depth {
         let mut next = Vec::new();
         for w in &frontier {
-            for &e in &events {
-                let Some(mut n) = step(&ctx, w, e) else {
+            for &e in events {
+                let Some(mut n) = step(ctx, w, e) else {
                     continue;
                 };
                 transitions += 1;
@@ -859,7 +877,7 @@ fn exhaustive_boot_sequences() {
         }
         reached = d;
         eprintln!(
-            "depth {d}: {} new states, {} distinct, {transitions} transitions, {:.1} s",
+            "{what} depth {d}: {} new states, {} distinct, {transitions} transitions, {:.1} s",
             next.len(),
             seen.len(),
             t0.elapsed().as_secs_f64()
@@ -870,10 +888,28 @@ fn exhaustive_boot_sequences() {
         frontier = next;
     }
     eprintln!(
-        "model check: depth {reached}, {} distinct states, {transitions} transitions, {:.1} s; decisions seen: {reasons:?}",
+        "model check ({what}): depth {reached}, {} distinct states, {transitions} transitions, {:.1} s; decisions seen: {reasons:?}",
         seen.len(),
         t0.elapsed().as_secs_f64()
     );
+    (reached, reasons)
+}
+
+/// Every sequence of boot events and operator commands (no live changes) up to
+/// `FAILSAFE_MODEL_DEPTH` events (default 4 debug, 8 release; `.ci/run`: 11).
+#[test]
+fn exhaustive_boot_sequences() {
+    let depth = env_num("FAILSAFE_MODEL_DEPTH", 4, 8);
+    let ctx = Ctx {
+        max_live: 0,
+        cfg: Config::default(),
+        files: files(),
+    };
+    let events: Vec<Event> = events()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Live(..)))
+        .collect();
+    let (_, reasons) = search("boot", &ctx, &events, depth);
     // The search reached what it is meant to: crash loops, invalid content, safe modes,
     // lost and rebuilt records.
     for r in [
@@ -888,6 +924,23 @@ fn exhaustive_boot_sequences() {
     if depth >= 8 {
         assert!(reasons.contains_key(Reason::NothingUsable.name()));
     }
+}
+
+/// The same events plus live changes (activate, rollback, activate then rollback; with
+/// write errors and kills) after a start, at most `FAILSAFE_MODEL_LIVE` (default 1) per
+/// sequence, up to `FAILSAFE_MODEL_LIVE_DEPTH` events (default 3 debug, 8 release): every
+/// live change interleaved with the boots, crashes, kills and operator commands around it.
+/// A separate, shallower search: each live change multiplies the records reachable (depth 8
+/// with one live change is ~31 000 states, more than the boot search's depth 11).
+#[test]
+fn exhaustive_live_sequences() {
+    let depth = env_num("FAILSAFE_MODEL_LIVE_DEPTH", 3, 8);
+    let ctx = Ctx {
+        max_live: u8::try_from(env_num("FAILSAFE_MODEL_LIVE", 1, 1)).unwrap(),
+        cfg: Config::default(),
+        files: files(),
+    };
+    let (_, reasons) = search("live", &ctx, &events(), depth);
     let live = LIVE.lock().unwrap().clone();
     eprintln!("live changes: {live:?}");
     if depth >= 2 {
@@ -895,7 +948,7 @@ fn exhaustive_boot_sequences() {
             assert!(reasons.contains_key(r.name()), "never decided {}", r.name());
         }
     }
-    if depth >= 4 {
+    if depth >= 3 {
         for o in [
             "ok",
             "already-active",
