@@ -3,7 +3,10 @@
 //! against a model kept here (not the core's counts): no quarantined version activated; at
 //! most `threshold` consecutive unclean starts; no crash-loop quarantine below threshold; a
 //! pending unclean attempt is never lost (it stays pending or is charged exactly once);
-//! safe mode activates nothing; last-known-good never goes backwards.
+//! safe mode activates nothing; last-known-good never goes backwards. Live activations and
+//! rollbacks after a start: never a quarantined version or one below last-known-good, a
+//! refused change leaves the record as it was, last-known-good moves only by a passed
+//! health check, and the unclean end after a swap is charged to the live version.
 //! Content is signed with the fuzz key and started with trust in it.
 #![no_main]
 
@@ -13,7 +16,9 @@ mod key;
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
-use failsafe_loader::state::machine::{HealthEvidence, set_force_safe, unquarantine};
+use failsafe_loader::state::machine::{
+    Activation, HealthEvidence, LiveRefusal, set_force_safe, unquarantine,
+};
 use failsafe_loader::state::record::{Loaded, RECORD_LEN, SLOT_LEN, decode_record};
 use failsafe_loader::state::{
     Config, ContentStore, Env, IoError, QuarantineReason, Reason, StateMedium,
@@ -40,6 +45,17 @@ enum Step {
     WindowsSafeMode,
     ForceSafe(bool),
     Unquarantine(u8),
+    /// A normal start, then a live activation of version `v % (newest + 2)`, then the end
+    /// `end % 4` (crash, healthy, clean, canary fails then clean).
+    Live(u8, u8),
+    /// A normal start, then the operator's live rollback, then the end as for `Live`.
+    Rollback(u8),
+}
+
+#[derive(Clone, Copy)]
+enum LiveOp {
+    Activate(u64),
+    Rollback,
 }
 
 struct Mem {
@@ -147,6 +163,13 @@ fuzz_target!(|steps: Vec<Step>| {
         };
         let mut env = Env::default();
         let mut then = None;
+        let mut live = None;
+        let end_of = |e: u8| match e % 4 {
+            0 => None,
+            1 => Some(Outcome::Healthy),
+            2 => Some(Outcome::Clean),
+            _ => Some(Outcome::CanaryFailsThenClean),
+        };
         match step {
             Step::StageGood | Step::StageBad => {
                 newest += 1;
@@ -191,16 +214,80 @@ fuzz_target!(|steps: Vec<Step>| {
             Step::Clean => then = Some(Outcome::Clean),
             Step::CanaryFailsThenClean => then = Some(Outcome::CanaryFailsThenClean),
             Step::CanaryFailsThenCrash => then = Some(Outcome::CanaryFailsThenCrash),
+            Step::Live(v, e) => {
+                live = Some(LiveOp::Activate(u64::from(v) % (newest + 2)));
+                then = end_of(e);
+            }
+            Step::Rollback(e) => {
+                live = Some(LiveOp::Rollback);
+                then = end_of(e);
+            }
         }
         mem.first = None;
         let mut s = start_with_trust(&mut mem, &mut store, &cfg, &env, &trust);
-        let active = s.active.as_ref().map(|(v, _)| v.version);
+        let mut active = s.active.as_ref().map(|(v, _)| v.version);
         if let Some(v) = active {
             assert!(
                 before.is_none_or(|b| b.quarantined(v).is_none()),
                 "quarantined v{v} activated"
             );
-            let act = s.activation.expect("active content has its activation");
+        } else {
+            assert!(s.activation.is_none());
+        }
+        let mut running: Option<Activation> = s.activation;
+        if let Some(op) = live {
+            let (bytes, st) = {
+                let m = s.durable.medium_mut();
+                let st = match m.rec.as_deref().map(decode_record) {
+                    Some(Loaded::Ok(x)) => Some(x.state),
+                    _ => None,
+                };
+                (m.rec.clone(), st)
+            };
+            let r = match op {
+                LiveOp::Activate(v) => s
+                    .durable
+                    .live_activate(running.as_ref(), &mut store, v, &cfg, &env, &trust)
+                    .map(|(a, rs)| {
+                        assert_eq!(rs.version(), v);
+                        Some(a)
+                    }),
+                LiveOp::Rollback => s
+                    .durable
+                    .rollback(running.as_ref(), &mut store, &cfg, &env, &trust)
+                    .map(|r| r.map(|(a, _)| a)),
+            };
+            let m = s.durable.medium_mut();
+            let now = match m.rec.as_deref().map(decode_record) {
+                Some(Loaded::Ok(x)) => Some(x.state),
+                _ => None,
+            };
+            assert_eq!(
+                now.and_then(|x| x.lkg),
+                st.and_then(|x| x.lkg),
+                "a live change moved last-known-good"
+            );
+            match r {
+                Ok(a) => {
+                    if let (Some(a), Some(b)) = (a, st) {
+                        let v = a.ver.version;
+                        assert!(b.quarantined(v).is_none(), "quarantined v{v} activated live");
+                        assert!(b.lkg.is_none_or(|l| l.version <= v), "v{v} below LKG live");
+                        // The unclean end from here on is the live version's.
+                        assert_eq!(now.and_then(|x| x.pending().map(|p| p.ver)), Some(a.ver));
+                    }
+                    assert!(!force && !env.windows_safe_mode, "live change in safe mode");
+                    running = a;
+                    active = a.map(|a| a.ver.version);
+                }
+                Err(LiveRefusal::Invalid { .. } | LiveRefusal::OutOfMemory) => {
+                    assert_eq!(now, st, "rejected live content changed the record");
+                }
+                Err(e) => assert_eq!(m.rec, bytes, "refused live change ({e}) wrote"),
+            }
+        }
+        if let Some(v) = active {
+            let act = running.expect("active content has its activation");
             let ok = HealthEvidence {
                 uptime_secs: cfg.healthy_after_secs,
                 canary: Ok(()),
@@ -244,8 +331,6 @@ fuzz_target!(|steps: Vec<Step>| {
                 None => *c += 1,
             }
             assert!(*c <= threshold, "v{v}: {c} consecutive unclean starts");
-        } else {
-            assert!(s.activation.is_none());
         }
         if force || env.windows_safe_mode {
             assert_eq!(active, None, "safe mode activated content");

@@ -262,3 +262,35 @@ pub fn fs_start_trusted(
     *report = record::encode_report(&s.report());
     s.active.map_or(0, |(v, _)| v.version)
 }
+
+/// Live activation and rollback on the running system (issue 11), as the driver's control
+/// device runs them: the start's record, then a live activation of `version` and a
+/// rollback, each with the running activation.
+#[unsafe(no_mangle)]
+pub fn fs_live(
+    medium: Medium,
+    mut store: Store,
+    cfg: &Config,
+    env: &Env,
+    keys: &[u8],
+    version: u64,
+    active: &Option<Activation>,
+) -> u64 {
+    let mut trust = Trust::builtin();
+    let _ = trust.add_keys(keys, KeyKind::Test);
+    let mut s = start_with_trust(medium, &mut store, cfg, env, &trust);
+    let mut now = active.or(s.activation);
+    let mut code = 0u64;
+    match s
+        .durable
+        .live_activate(now.as_ref(), &mut store, version, cfg, env, &trust)
+    {
+        Ok((a, _)) => now = Some(a),
+        Err(e) => code = u64::from(e.code()),
+    }
+    match s.durable.rollback(now.as_ref(), &mut store, cfg, env, &trust) {
+        Ok(r) => code = code.wrapping_add(r.map_or(0, |(a, _)| a.ver.version)),
+        Err(e) => code = code.wrapping_add(u64::from(e.code())),
+    }
+    code
+}
