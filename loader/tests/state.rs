@@ -1640,3 +1640,38 @@ fn rollback_to_the_same_version_in_one_boot_is_the_same_activation() {
     assert!(health(&mut mem, &back, &c));
     assert_eq!(state_of(&mem).lkg.unwrap().version, 1);
 }
+
+/// Last-known-good's file is unchanged but no longer loads (its key is not trusted any
+/// more): the rollback's write (v2 quarantined, v1 in progress) is undone — v2 keeps
+/// running, not quarantined, the record as before.
+#[test]
+fn a_rollback_whose_target_no_longer_loads_changes_nothing() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store, v1) = healthy_on_v1();
+    let (v2, _) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    let before = state_of(&mem);
+    let writes = mem.log.len();
+    let (_, mut d) = Durable::open(&mut mem);
+    let r = d.rollback(
+        Some(&v2),
+        &mut store,
+        &c,
+        &e,
+        &failsafe_loader::trust::Trust::builtin(),
+    );
+    drop(d);
+    let Err(LiveRefusal::Invalid { version: 1, error }) = r else {
+        panic!("{:?}", r.map(|x| x.map(|(a, _)| a)))
+    };
+    assert_eq!(error.code(), "unknown-key");
+    assert_eq!(mem.log.len(), writes + 2, "the rollback, then the restore");
+    assert!(
+        mem.log[writes].quarantined(2).is_some(),
+        "durable before loading"
+    );
+    assert_eq!(state_of(&mem), before);
+    assert!(
+        health(&mut mem, &v2, &c),
+        "v2's activation still closes its attempt"
+    );
+}

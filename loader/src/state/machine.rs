@@ -1005,8 +1005,9 @@ pub fn live_attempt_in(s: &mut State, ver: Ver, env: &Env) -> Activation {
 ///
 /// Refused (with `s` unchanged): safe mode; an earlier start's attempt pending; `active` is
 /// last-known-good (`AlreadyActive`); no last-known-good and nothing active; last-known-good
-/// quarantined or not countable. (The caller checks last-known-good's attempts against the
-/// threshold: [`super::start::Durable::rollback`] does.)
+/// quarantined or not countable. Not checked here, for want of the configuration: its
+/// force-safe switch and last-known-good's attempts against the threshold —
+/// [`super::start::Durable::rollback`] checks both.
 #[inline(never)]
 pub fn rollback_in(
     s: &mut State,
