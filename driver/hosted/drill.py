@@ -62,6 +62,64 @@ FAULT = re.compile(r"Unhandled exception|page fault|unimplemented function|err:s
 DRIVER_INIT = re.compile(r":Call driver init ([0-9a-f]+) \(.*Services\\\\failsafeflt")
 
 
+# ---------------------------------------------------------------- the control protocol
+# Written from docs/control-protocol.md alone (not from the Rust code), so the hosted
+# scenario is also an independent check of the driver's encoder.
+
+KIND_QUERY, KIND_ACTIVATE, KIND_ROLLBACK, KIND_EVENTS = 1, 2, 3, 4
+FLAG_LIVE, FLAG_HEALTHY, FLAG_CHECKED, FLAG_CANARY_FAILED = 1, 2, 8, 16
+
+
+def control_request(kind, arg=0):
+    return b"FSCQ" + struct.pack("<HHQ", 1, kind, arg)
+
+
+def control_response(raw: bytes):
+    """Decodes a response; raises Fail on anything the document does not allow."""
+    if len(raw) < 16:
+        raise Fail(f"control response of {len(raw)} bytes (header is 16)")
+    magic, proto, kind, status, reserved, body_len = struct.unpack_from("<4sHHHHI", raw)
+    if magic != b"FSCR" or proto != 1 or reserved != 0 or len(raw) != 16 + body_len:
+        raise Fail(f"control response header: {raw[:16].hex()} (length {len(raw)})")
+    body = raw[16:]
+    if status != 0:
+        n, res = struct.unpack_from("<HH", body)
+        if n > 240 or 4 + n != len(body) or res != 0:
+            raise Fail(f"control refusal body: {body.hex()}")
+        return {"kind": kind, "status": status, "message": body[4:].decode("utf-8")}
+    if kind == KIND_QUERY:
+        if len(body) != 64:
+            raise Fail(f"status body of {len(body)} bytes (64)")
+        (active, boot, lkg, active_ms, dropped, queued, uptime, mode, reason, attempts, flags,
+         res, canary) = struct.unpack("<QQQQQIIBBBBIq", body)
+        if flags & ~31 or res:
+            raise Fail(f"status flags {flags:#x} / reserved {res}")
+        return {"kind": kind, "status": 0, "active": active, "boot": boot, "lkg": lkg,
+                "active_ms": active_ms, "dropped": dropped, "queued": queued, "uptime": uptime,
+                "mode": mode, "reason": reason, "attempts": attempts, "flags": flags, "canary": canary}
+    if kind in (KIND_ACTIVATE, KIND_ROLLBACK):
+        if len(body) != 16:
+            raise Fail(f"changed body of {len(body)} bytes (16)")
+        version, boot = struct.unpack("<QQ", body)
+        return {"kind": kind, "status": 0, "version": version, "boot": boot}
+    if kind == KIND_EVENTS:
+        dropped, count, res = struct.unpack_from("<QHH", body)
+        at, events = 12, []
+        for _ in range(count):
+            action, etype, flags, res2, rule, pid, plen, qlen = struct.unpack_from("<BBBBIQHH", body, at)
+            at += 20
+            path = body[at:at + 2 * plen].decode("utf-16-le")
+            at += 2 * plen
+            proc = body[at:at + 2 * qlen].decode("utf-16-le")
+            at += 2 * qlen
+            events.append({"action": action, "event": etype, "flags": flags, "rule": rule, "pid": pid,
+                           "path": path, "process": proc})
+        if at != len(body):
+            raise Fail(f"events body: {len(body) - at} bytes after the last record")
+        return {"kind": kind, "status": 0, "dropped": dropped, "events": events}
+    raise Fail(f"control response of kind {kind}")
+
+
 def say(msg):
     print(msg, flush=True)
 
@@ -408,7 +466,7 @@ class Drill:
         say(f"  -- update channel drops v{v} (failsafectl stage into {self.store})")
 
     # -- one boot
-    def boot(self, end, force_safe_mode=False, set_next=None, unload=False):
+    def boot(self, end, force_safe_mode=False, set_next=None, unload=False, during=None):
         self.boot_no += 1
         n = self.boot_no
         before = self.ctl.status(self.store) if (self.store / "state.bin").exists() else None
@@ -421,7 +479,7 @@ class Drill:
             raise Fail(f"boot {n}: no start line from the driver (log: {log}): {start}")
         m = START_LINE.search(start)
         printed = {"InitSafeBootMode": int(m.group(1)), "content": m.group(2), "version": int(m.group(3))}
-        evidence, outcome = [], None
+        evidence, outcome, snapshot = [], None, None
         if end == "bugcheck":
             bc = s.wait_for(r"err:ntoskrnl:KeBugCheckEx", 30)
             if not bc:
@@ -452,6 +510,10 @@ class Drill:
                     break
                 time.sleep(0.5)
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            if during:
+                # The start's decision as recorded before anything live changes it.
+                snapshot = self.ctl.status(self.store)
+                during(s)
             if set_next:
                 self.set_params(set_next)
             if unload:
@@ -475,7 +537,7 @@ class Drill:
         else:
             raise ValueError(end)
 
-        after = self.ctl.status(self.store)
+        after = snapshot if during else self.ctl.status(self.store)
         st = after["state"]
         dec = st["last_decision"]
         if dec["boot"] != n:
@@ -588,6 +650,107 @@ class Drill:
             self.boot("kill")
             self.boot("healthy", unload=True)
 
+    # -- the July 2024 scenario (issue 11): live updates through the control device
+    def control(self, kind, arg=0, raw=None):
+        """One request through the driver's control device (ioctl.exe under Wine)."""
+        req = raw if raw is not None else control_request(kind, arg)
+        r = subprocess.run(["wine", r"C:\failsafe-ioctl.exe", req.hex()], env=self.wine.env(),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Fail(f"ioctl.exe {req.hex()}: exit {r.returncode}: {r.stderr.strip()}")
+        return control_response(bytes.fromhex(r.stdout.strip()))
+
+    def live_row(self, what, resp, expect):
+        ok = all(resp.get(k) == v for k, v in expect.items())
+        row = {"event": "live", "boot": self.boot_no, "what": what, "response": resp, "expected": expect, "ok": ok}
+        self.rows.append(row)
+        say(f"  live, boot {self.boot_no}: {what}: {resp} {'as expected' if ok else f'EXPECTED {expect}'}")
+        if not ok:
+            raise Fail(f"live step '{what}': {resp}, expected {expect}")
+        return resp
+
+    def run_live(self, ioctl_exe: Path):
+        self.setup()
+        shutil.copyfile(ioctl_exe, self.prefix / "drive_c" / "failsafe-ioctl.exe")
+        self.ctl.run("compile", self.sample, "-o", self.work / "3.fsc", "--version", 3, "--sign", self.key)
+        say("\nhosted: July 2024 (live updates through the control device) with the real failsafeflt.sys "
+            "(drill build) under Wine - NOT Windows")
+        self.stage(1, init=True)
+
+        def push_v2_then_crash(s):
+            self.live_row("query", self.control(KIND_QUERY),
+                          {"status": 0, "active": 1, "mode": 1, "reason": 1, "flags": FLAG_HEALTHY | FLAG_CHECKED})
+            self.stage(2)
+            self.live_row("activate v2", self.control(KIND_ACTIVATE, 2), {"status": 0, "version": 2, "boot": 1})
+            rec = self.ctl.status(self.store)["state"]
+            attempt, dec = rec.get("attempt") or {}, rec["last_decision"]
+            if not (attempt.get("version") == 2 and attempt.get("phase") == "in-progress"
+                    and dec["reason"] == "live-update" and dec["version"] == 2):
+                raise Fail(f"after the live activation the record shows {attempt} / {dec}")
+            say("  record: attempt v2 in progress, last decision live-update v2 (durable before the swap)")
+            self.live_row("query", self.control(KIND_QUERY),
+                          {"status": 0, "active": 2, "reason": 14, "flags": FLAG_LIVE, "lkg": 1})
+            self.live_row("activate v2 again", self.control(KIND_ACTIVATE, 2), {"status": 2})
+            self.live_row("bad magic", self.control(0, raw=b"XXXX" + bytes(12)), {"status": 1002, "kind": 0})
+            pids = host_pids_with_driver()
+            if len(pids) != 1:
+                raise Fail(f"expected one host process with the driver, found {pids}")
+            os.kill(pids[0], signal.SIGKILL)
+            say(f"  crash within seconds of the live push: SIGKILL to winedevice.exe (pid {pids[0]})")
+
+        def push_v3(s):
+            self.stage(3)
+            self.live_row("activate v3", self.control(KIND_ACTIVATE, 3), {"status": 0, "version": 3})
+            deadline = time.time() + HEALTHY_AFTER + 60
+            while time.time() < deadline:
+                rec = self.ctl.status(self.store)["state"]
+                hc = rec.get("last_health_check") or {}
+                if hc.get("version") == 3 and hc.get("passed"):
+                    break
+                time.sleep(0.5)
+            lkg = (rec.get("last_known_good") or {}).get("version")
+            if lkg != 3:
+                raise Fail(f"v3 did not become last-known-good after its health window: {rec.get('last_health_check')}")
+            say(f"  record: v3 healthy after its own window (uptime {hc['uptime_secs']} s since the swap), last-known-good v3")
+            self.live_row("query", self.control(KIND_QUERY),
+                          {"status": 0, "active": 3, "lkg": 3,
+                           "flags": FLAG_LIVE | FLAG_HEALTHY | FLAG_CHECKED})
+            self.live_row("rollback (last-known-good runs)", self.control(KIND_ROLLBACK), {"status": 2})
+            self.live_row("read events", self.control(KIND_EVENTS, 64), {"status": 0, "dropped": 0, "events": []})
+
+        self.boot("healthy", during=push_v2_then_crash)
+        self.boot("bugcheck")
+        self.boot("bugcheck")
+        self.boot("healthy", during=push_v3)
+
+    def check_live(self):
+        """The July 2024 boots against what the state machine says (docs/boot-safety.md)."""
+        want = [
+            (1, 1, "normal", "newest-content", "healthy", 0, []),
+            (2, 2, "normal", "newest-content", "crashed", 1, []),
+            (3, 2, "normal", "newest-content", "crashed", 2, []),
+            (4, 1, "fallback", "newer-quarantined", "healthy", 0, [(2, "crash-loop", "3 unclean starts")]),
+        ]
+        failures = []
+        hosted = [r for r in self.rows if r["event"] == "boot"]
+        say("\nJuly 2024, hosted: boot | content mode reason outcome (attempts before) | as the state machine says")
+        for w, h in zip(want, hosted):
+            got = (h["boot"], h["version"], h["mode"], h["reason"], h["outcome"], h["attempts_before"],
+                   [(q["version"], q["reason"], q["detail"]) for q in h["quarantined"]])
+            ok = got == w
+            say(f"  {got} {'yes' if ok else f'NO, expected {w}'}; decision vs CLI on the same store: "
+                f"{'same' if h['shadow_ok'] else 'DIFFERENT'}; LastStart "
+                f"{'= CLI start report' if h['last_start_same_bytes'] else 'DIFFERS'}")
+            if not ok:
+                failures.append(f"boot {h['boot']}: {got}, expected {w}")
+            if not h["shadow_ok"]:
+                failures.append(f"boot {h['boot']}: differs from the CLI on the same store: {h['shadow']}")
+            if not h["last_start_same_bytes"]:
+                failures.append(f"boot {h['boot']}: LastStart differs from the CLI's start report")
+        if len(hosted) != len(want):
+            failures.append(f"{len(hosted)} boots run, {len(want)} expected")
+        return failures
+
     def compare(self, drill_json):
         drill = [r for r in drill_json["timeline"] if r["event"] == "boot"]
         hosted = [r for r in self.rows if r["event"] == "boot"]
@@ -659,13 +822,21 @@ def main():
     ap.add_argument("--work", required=True, help="scratch directory (removed first)")
     ap.add_argument("--short", action="store_true", help="scenario 1 only")
     ap.add_argument("--json", help="write the hosted timeline here")
+    ap.add_argument("--scenario", choices=["crash-loop", "july-2024"], default="crash-loop",
+                    help="crash-loop: scenario 1 against failsafectl drill 1; july-2024: live updates "
+                         "through the control device (needs --ioctl)")
+    ap.add_argument("--ioctl", help="the control client (driver/hosted/ioctl.c built with MinGW-w64)")
     a = ap.parse_args()
     d = Drill(a)
     t0 = time.time()
     try:
-        d.run(full=not a.short)
-        drill_json = json.loads(d.ctl.run("drill", "1", "--json"))
-        failures, gaps = d.compare(drill_json)
+        if a.scenario == "july-2024":
+            d.run_live(Path(a.ioctl).resolve())
+            failures, gaps = d.check_live(), []
+        else:
+            d.run(full=not a.short)
+            drill_json = json.loads(d.ctl.run("drill", "1", "--json"))
+            failures, gaps = d.compare(drill_json)
         d.print_calls()
     except Fail as e:
         say(f"hosted drill: FAILED: {e}")

@@ -10,7 +10,8 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use failsafe_loader::RuleSet;
 
@@ -200,6 +201,117 @@ impl<T: Send + Sync> Default for Swappable<T> {
     }
 }
 
+/// Admission of work that a teardown must wait for: the role of `EX_RUNDOWN_REF`, kept
+/// here because Wine 8.0's ntoskrnl does not implement the `Ex…RundownProtection` routines
+/// and the hosted drill runs this code. Entering never waits; closing refuses every later
+/// entry, then waits (by `wait`, at PASSIVE_LEVEL) until those inside have left.
+#[derive(Debug)]
+pub struct Gate {
+    /// Bit 63: closed. Below: how many are inside.
+    state: AtomicUsize,
+}
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+impl Gate {
+    /// Open, nobody inside.
+    pub const fn new() -> Self {
+        Gate {
+            state: AtomicUsize::new(0),
+        }
+    }
+
+    /// Enters unless closed (`false`: closed, do nothing). Any IRQL.
+    pub fn enter(&self) -> bool {
+        let mut s = self.state.load(Ordering::SeqCst);
+        loop {
+            if s & CLOSED != 0 {
+                return false;
+            }
+            let Some(n) = s.checked_add(1).filter(|n| n & CLOSED == 0) else {
+                return false;
+            };
+            match self
+                .state
+                .compare_exchange(s, n, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Leaves (after a successful [`Gate::enter`]).
+    pub fn leave(&self) {
+        self.state.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Closes the gate and returns once nobody is inside. Idempotent.
+    pub fn close_and_wait(&self, mut wait: impl FnMut()) {
+        self.state.fetch_or(CLOSED, Ordering::SeqCst);
+        while self.state.load(Ordering::SeqCst) & !CLOSED != 0 {
+            wait();
+        }
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A lock that is only ever tried, never waited for: the audit-event queue's. A callback
+/// that finds it taken drops its event (and counts it) instead of waiting, so a file
+/// operation never waits for the console; the console's reader retries (PASSIVE_LEVEL).
+/// Ours, not a Filter Manager push lock, because Wine 8.0's fltmgr.sys implements push
+/// locks as stubs and the hosted drill runs this code.
+#[derive(Debug)]
+pub struct TryLock<T> {
+    busy: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: `value` is reached only inside `try_with`, which holds `busy` exclusively for the
+// closure's duration; `T: Send` because whichever thread takes the lock uses it.
+unsafe impl<T: Send> Sync for TryLock<T> {}
+
+impl<T> TryLock<T> {
+    /// Unlocked, holding `value`.
+    pub const fn new(value: T) -> Self {
+        TryLock {
+            busy: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` with the value if the lock is free; `None` (nothing run) if it is taken.
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        // SAFETY: `busy` was false and is now ours: no other reference to the value exists
+        // until the store below.
+        let r = f(unsafe { &mut *self.value.get() });
+        self.busy.store(false, Ordering::Release);
+        Some(r)
+    }
+
+    /// [`TryLock::try_with`], retrying with `wait` between tries until the lock is free.
+    pub fn with<R>(&self, mut f: impl FnMut(&mut T) -> R, mut wait: impl FnMut()) -> R {
+        loop {
+            if let Some(r) = self.try_with(&mut f) {
+                return r;
+            }
+            wait();
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unreachable,
@@ -302,5 +414,55 @@ mod tests {
         // SAFETY: one writer.
         assert!(unsafe { e.replace(None, || ()) }.is_none());
         assert_eq!(e.with(|_| 1), None);
+    }
+
+    #[test]
+    fn gate_refuses_after_close_and_waits_for_those_inside() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let g = Arc::new(Gate::new());
+        assert!(g.enter());
+        let inside = Arc::new(AtomicBool::new(true));
+        let (g2, inside2) = (Arc::clone(&g), Arc::clone(&inside));
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            inside2.store(false, Ordering::SeqCst);
+            g2.leave();
+        });
+        g.close_and_wait(std::thread::yield_now);
+        assert!(
+            !inside.load(Ordering::SeqCst),
+            "closed while someone was inside"
+        );
+        assert!(!g.enter(), "entered a closed gate");
+        g.close_and_wait(|| unreachable!("nobody inside: no wait"));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn try_lock_never_waits_and_excludes() {
+        use std::sync::Arc;
+        let l = Arc::new(TryLock::new(0u64));
+        let inner = l.try_with(|v| {
+            *v += 1;
+            // Taken: a second try runs nothing.
+            l.try_with(|_| unreachable!("ran while taken"))
+        });
+        assert_eq!(inner, Some(None));
+        // Many threads: every increment that ran is counted exactly once.
+        let ran: u64 = (0..4)
+            .map(|_| {
+                let l = Arc::clone(&l);
+                std::thread::spawn(move || {
+                    (0..10_000)
+                        .filter(|_| l.try_with(|v| *v += 1).is_some())
+                        .count() as u64
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(l.with(|v| *v, std::thread::yield_now), ran + 1);
     }
 }

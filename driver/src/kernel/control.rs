@@ -12,8 +12,9 @@
 //!   copies the input into `SystemBuffer` and copies the output back; both lengths come
 //!   from the stack location and bound every slice made here. The request is decoded (and
 //!   copied out) before the same buffer is written with the response.
-//! - Lifetime: every dispatch holds the rundown reference `GATE`; teardown waits for it to
-//!   drain before anything a request uses is torn down, and new requests fail with
+//! - Lifetime: every dispatch holds the gate (`crate::active::Gate`, the role of rundown
+//!   protection, which Wine 8.0's ntoskrnl lacks); teardown closes it and waits for
+//!   requests in flight before anything a request uses is torn down; new requests fail with
 //!   `STATUS_DELETE_PENDING`.
 //! - IRQL: dispatch runs at PASSIVE_LEVEL in the caller's thread. The record lock is an
 //!   event used as a mutex: taken inside a critical region, so the caller's thread cannot
@@ -32,11 +33,9 @@ use failsafe_loader::state::machine::LiveRefusal;
 use failsafe_loader::state::record::Phase;
 
 use super::ffi::{
-    ACL_REVISION, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DRIVER_OBJECT, EX_RUNDOWN_REF,
-    ExAcquireRundownProtection, ExInitializeRundownProtection, ExReleaseRundownProtection,
-    ExWaitForRundownProtectionRelease, FILE_ALL_ACCESS, FILE_DEVICE_SECURE_OPEN,
-    FILE_DEVICE_UNKNOWN, HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
-    IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
+    ACL_REVISION, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS,
+    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
+    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
     IoDeleteSymbolicLink, IofCompleteRequest, KERNEL_MODE, KeDelayExecutionThread,
     KeEnterCriticalRegion, KeLeaveCriticalRegion, LARGE_INTEGER, NTSTATUS, OBJ_KERNEL_HANDLE,
     ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID, RtlAddAccessAllowedAce, RtlCreateAcl,
@@ -45,10 +44,10 @@ use super::ffi::{
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC,
     ZwClose, ZwSetSecurityObject,
 };
-use super::globals::{Kobj, Running};
+use super::globals::Running;
 use super::health;
 use super::nt::{Wide, debug_assert_passive};
-use crate::active::try_box;
+use crate::active::{Gate, try_box};
 use crate::flt::{self, ACTIVE};
 use crate::wire::{SID_ADMINISTRATORS, SID_LOCAL_SYSTEM};
 
@@ -56,9 +55,9 @@ use crate::wire::{SID_ADMINISTRATORS, SID_LOCAL_SYSTEM};
 static CONTROL: AtomicPtr<DEVICE_OBJECT> = AtomicPtr::new(core::ptr::null_mut());
 /// The symbolic link exists.
 static LINKED: AtomicBool = AtomicBool::new(false);
-/// Rundown protection of the dispatch routines (initialized by `create`).
-static GATE: Kobj<EX_RUNDOWN_REF> = Kobj::new();
-static GATE_READY: AtomicBool = AtomicBool::new(false);
+/// Admission of requests: teardown closes it and waits for requests in flight
+/// (`crate::active::Gate`, the role of rundown protection).
+static GATE: Gate = Gate::new();
 
 /// `\Device\FailsafeFlt` and `\DosDevices\FailsafeFlt`, from the name user mode opens.
 fn names() -> Option<(Wide, Wide)> {
@@ -77,9 +76,6 @@ fn names() -> Option<(Wide, Wide)> {
 #[inline(never)]
 pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     debug_assert_passive!();
-    // SAFETY: static storage, initialized once, before any dispatch can run.
-    unsafe { ExInitializeRundownProtection(GATE.ptr()) };
-    GATE_READY.store(true, Ordering::Release);
     let (mut device_name, mut link_name) = names().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
     let mut device_name_us = device_name.unicode();
     let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
@@ -193,11 +189,7 @@ fn restrict(device: *mut DEVICE_OBJECT) -> Result<(), NTSTATUS> {
 /// link and the device go. Teardown, PASSIVE_LEVEL, before anything a request uses.
 pub fn remove() {
     debug_assert_passive!();
-    if GATE_READY.swap(false, Ordering::AcqRel) {
-        // SAFETY: initialized in `create`; waits for every dispatch holding a reference
-        // and makes every later acquire fail.
-        unsafe { ExWaitForRundownProtectionRelease(GATE.ptr()) };
-    }
+    GATE.close_and_wait(sleep_1ms);
     if LINKED.swap(false, Ordering::AcqRel)
         && let Some((_, mut link)) = names()
     {
@@ -252,16 +244,12 @@ unsafe extern "C" fn dispatch_control(device: *mut DEVICE_OBJECT, irp: *mut IRP)
     if device.is_null() || device != CONTROL.load(Ordering::Acquire) {
         return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
     }
-    // SAFETY: initialized in `create` before the routine was installed; after `remove`
-    // began, the acquire fails.
-    if !GATE_READY.load(Ordering::Acquire) || unsafe { ExAcquireRundownProtection(GATE.ptr()) } == 0
-    {
+    if !GATE.enter() {
         return complete(irp, STATUS_DELETE_PENDING, 0);
     }
     // SAFETY: the I/O manager's IRP for this dispatch.
     let (status, n) = unsafe { control_irp(irp) };
-    // SAFETY: acquired above.
-    unsafe { ExReleaseRundownProtection(GATE.ptr()) };
+    GATE.leave();
     complete(irp, status, n)
 }
 
@@ -336,14 +324,14 @@ fn respond(req: Result<Request, failsafe_loader::control::ProtoError>, out: &mut
             Ok((v, boot)) => encode_changed(out, kind::ROLLBACK, v, boot),
             Err(r) => encode_refused(out, kind::ROLLBACK, r.code(), &r),
         },
-        Ok(Request::ReadEvents { max }) => flt::events_drain(out, max),
+        Ok(Request::ReadEvents { max }) => flt::events_drain(out, max, sleep_1ms),
     };
     written.unwrap_or(0)
 }
 
 /// The live state for a query.
 fn status(r: Option<&Running>) -> Status {
-    let (queued, dropped) = flt::events_counts();
+    let (queued, dropped) = flt::events_counts(sleep_1ms);
     let mut s = Status {
         events_queued: queued,
         events_dropped: dropped,
@@ -393,7 +381,7 @@ fn status(r: Option<&Running>) -> Status {
 }
 
 /// Sleeps a millisecond while readers of an old rule set drain. PASSIVE_LEVEL.
-fn sleep_1ms() {
+pub fn sleep_1ms() {
     let mut interval = LARGE_INTEGER {
         QuadPart: -10_000, // relative, 100 ns units
     };

@@ -23,10 +23,9 @@ pub(crate) use crate::kbind as wdk_sys;
 pub(crate) use ::wdk_sys;
 
 pub use wdk_sys::ntddk::{
-    DbgPrintEx, ExAcquireRundownProtection, ExFreePoolWithTag, ExInitializeRundownProtection,
-    ExReleaseRundownProtection, ExWaitForRundownProtectionRelease, IoCreateSymbolicLink,
-    IoDeleteSymbolicLink, KeDelayExecutionThread, KeEnterCriticalRegion, KeLeaveCriticalRegion,
-    ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    DbgPrintEx, ExFreePoolWithTag, IoCreateSymbolicLink, IoDeleteSymbolicLink,
+    KeDelayExecutionThread, KeEnterCriticalRegion, KeLeaveCriticalRegion, ObOpenObjectByPointer,
+    RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
     RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
 };
 pub use wdk_sys::ntddk::{
@@ -41,9 +40,9 @@ pub use wdk_sys::ntddk::{
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
-    _WORK_QUEUE_TYPE, DEVICE_OBJECT, DRIVER_OBJECT, EX_RUNDOWN_REF, HANDLE, IO_STATUS_BLOCK, IRP,
-    KDPC, KEVENT, KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCUNICODE_STRING,
-    PDEVICE_OBJECT, PEPROCESS, PIO_WORKITEM, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID,
+    _WORK_QUEUE_TYPE, DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STATUS_BLOCK, IRP, KDPC, KEVENT,
+    KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCUNICODE_STRING, PDEVICE_OBJECT,
+    PEPROCESS, PIO_WORKITEM, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID,
     SECURITY_DESCRIPTOR, UNICODE_STRING,
 };
 

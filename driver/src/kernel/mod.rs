@@ -226,12 +226,9 @@ fn parameters(registry_path: PCUNICODE_STRING) -> Option<alloc::boxed::Box<regis
 /// event as dropped. PASSIVE_LEVEL, `DriverEntry`, before filtering starts.
 #[inline(never)]
 fn events_init() {
-    match EventRing::with_capacity(ring::DEFAULT_CAPACITY) {
-        // SAFETY: once, before filtering starts and before the channel exists.
-        Ok(r) => unsafe { flt::events_init(r) },
-        // SAFETY: as above.
-        Err(_) => unsafe { flt::events_init(EventRing::disabled()) },
-    }
+    flt::events_init(
+        EventRing::with_capacity(ring::DEFAULT_CAPACITY).unwrap_or(EventRing::disabled()),
+    );
 }
 
 /// Publishes the start's rule set and keeps what the health, shutdown and control events
@@ -499,9 +496,9 @@ pub fn teardown() {
     // SAFETY: the filter is unregistered and the notify routine removed: nothing else
     // uses the process table.
     unsafe { flt::processes_free() };
-    // SAFETY: the filter is unregistered and the control channel removed: nothing else
-    // uses the event queue.
-    unsafe { flt::events_free() };
+    // The filter is unregistered and the control channel removed: nothing else uses the
+    // event queue.
+    flt::events_free(control::sleep_1ms);
     let volume_item = VOLUME_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !volume_item.is_null() {
         // SAFETY: allocated in setup(); not queued (dosnames::quiesce waited for

@@ -159,6 +159,11 @@ impl EventRing {
         self.dropped
     }
 
+    /// Counts `n` events dropped elsewhere (the driver: found the queue's lock taken).
+    pub fn add_dropped(&mut self, n: u64) {
+        self.dropped = self.dropped.saturating_add(n);
+    }
+
     /// Queues an event, copying `path` and `process` (cut to their maxima). `false`: the
     /// queue was full and the event was counted as dropped.
     pub fn push(&mut self, ev: &AuditEvent, path: &[u16], process: &[u16]) -> bool {
