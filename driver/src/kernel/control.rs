@@ -16,9 +16,10 @@
 //!   protection, which Wine 8.0's ntoskrnl lacks); teardown closes it and waits for
 //!   requests in flight before anything a request uses is torn down; new requests fail with
 //!   `STATUS_DELETE_PENDING`.
-//! - IRQL: dispatch runs at PASSIVE_LEVEL in the caller's thread. The record lock is an
-//!   event used as a mutex: taken inside a critical region, so the caller's thread cannot
-//!   be suspended while holding it.
+//! - IRQL and thread: dispatch runs at PASSIVE_LEVEL in the caller's thread and hands the
+//!   request to a system worker thread (a work item per request), waiting for it: the
+//!   record and store are then opened in the system's context (global DOS devices, no
+//!   impersonation), on a fresh stack, by a thread no user can suspend.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
@@ -33,16 +34,17 @@ use failsafe_loader::state::machine::LiveRefusal;
 use failsafe_loader::state::record::Phase;
 
 use super::ffi::{
-    ACL_REVISION, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS,
-    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
-    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
-    IoDeleteSymbolicLink, IofCompleteRequest, KERNEL_MODE, KeDelayExecutionThread,
-    KeEnterCriticalRegion, KeLeaveCriticalRegion, LARGE_INTEGER, NTSTATUS, OBJ_KERNEL_HANDLE,
-    ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID, RtlAddAccessAllowedAce, RtlCreateAcl,
-    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR,
-    SECURITY_DESCRIPTOR_REVISION, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC,
-    ZwClose, ZwSetSecurityObject,
+    _EVENT_TYPE, _KWAIT_REASON, _WORK_QUEUE_TYPE, ACL_REVISION, DACL_SECURITY_INFORMATION,
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN,
+    HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
+    IoAllocateWorkItem, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
+    IoFreeWorkItem, IoQueueWorkItem, IofCompleteRequest, KERNEL_MODE, KEVENT,
+    KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, LARGE_INTEGER,
+    NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID,
+    RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR, SECURITY_DESCRIPTOR_REVISION,
+    STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC, ZwClose, ZwSetSecurityObject,
 };
 use super::globals::Running;
 use super::health;
@@ -296,14 +298,79 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
         let input = unsafe { core::slice::from_raw_parts(buf, in_len) };
         decode_request(input)
     };
-    // SAFETY: as above, `out_len` ≤ the buffer's size; no other reference to it is live.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf, out_len) };
-    // SAFETY: PASSIVE_LEVEL; paired with the leave below.
-    unsafe { KeEnterCriticalRegion() };
-    let n = respond(req, out);
-    // SAFETY: entered above.
-    unsafe { KeLeaveCriticalRegion() };
-    (STATUS_SUCCESS, n)
+    // The request runs in a system worker thread, not the caller's: `\??\` paths then
+    // resolve in the global DOS device namespace (not the caller's drive letters or an
+    // impersonated token's), files are opened on the system's behalf, and the file-system
+    // stack below the record's writes runs on a fresh stack, not on top of the caller's
+    // system call. The caller's thread waits (kernel mode, PASSIVE_LEVEL).
+    let device = CONTROL.load(Ordering::Acquire);
+    // SAFETY: our control device (the gate is held, so `remove` has not deleted it).
+    let item = unsafe { IoAllocateWorkItem(device) };
+    if item.is_null() {
+        return (STATUS_INSUFFICIENT_RESOURCES, 0);
+    }
+    let mut done = core::mem::MaybeUninit::<KEVENT>::uninit();
+    // SAFETY: a local event the worker signals before this frame returns (we wait for it).
+    unsafe { KeInitializeEvent(done.as_mut_ptr(), _EVENT_TYPE::NotificationEvent, 0) };
+    let mut job = Job {
+        req,
+        out: buf,
+        out_len,
+        written: 0,
+        done: done.as_mut_ptr(),
+    };
+    // SAFETY: a work item of our device; `job` outlives the work (the wait below), and the
+    // routine has the IO_WORKITEM_ROUTINE signature.
+    unsafe {
+        IoQueueWorkItem(
+            item,
+            Some(control_work),
+            _WORK_QUEUE_TYPE::DelayedWorkQueue,
+            core::ptr::from_mut(&mut job).cast(),
+        )
+    };
+    // SAFETY: the event initialized above; kernel-mode wait, so this stack stays resident
+    // while the worker writes `job`.
+    let _ = unsafe {
+        KeWaitForSingleObject(
+            done.as_mut_ptr().cast(),
+            _KWAIT_REASON::Executive,
+            KERNEL_MODE,
+            0,
+            core::ptr::null_mut(),
+        )
+    };
+    // SAFETY: the item ran (it was dequeued before its routine was called) and is not
+    // queued again: freeing it is allowed (Microsoft Learn, "IoFreeWorkItem").
+    unsafe { IoFreeWorkItem(item) };
+    (STATUS_SUCCESS, job.written)
+}
+
+/// A request handed to the worker thread.
+struct Job {
+    req: Result<Request, failsafe_loader::control::ProtoError>,
+    /// The IRP's system buffer and its output length.
+    out: *mut u8,
+    out_len: usize,
+    /// Bytes of response written.
+    written: usize,
+    /// Signaled when the response is written.
+    done: *mut KEVENT,
+}
+
+/// Work item (PASSIVE_LEVEL, system worker thread): answers one request.
+unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the dispatch routine's `Job`, alive until `done` is signaled below.
+    let Some(job) = (unsafe { ctx.cast::<Job>().as_mut() }) else {
+        return;
+    };
+    // SAFETY: the IRP's system buffer of at least `out_len` bytes (checked by the
+    // dispatch), not otherwise referenced while the dispatch routine waits.
+    let out = unsafe { core::slice::from_raw_parts_mut(job.out, job.out_len) };
+    job.written = respond(job.req, out);
+    // SAFETY: the dispatch's event; after this the dispatch may return and `job` is gone,
+    // so nothing touches it afterwards.
+    let _ = unsafe { KeSetEvent(job.done, 0, 0) };
 }
 
 /// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).

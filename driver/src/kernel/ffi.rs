@@ -24,9 +24,8 @@ pub(crate) use ::wdk_sys;
 
 pub use wdk_sys::ntddk::{
     DbgPrintEx, ExFreePoolWithTag, IoCreateSymbolicLink, IoDeleteSymbolicLink,
-    KeDelayExecutionThread, KeEnterCriticalRegion, KeLeaveCriticalRegion, ObOpenObjectByPointer,
-    RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
-    RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
+    KeDelayExecutionThread, ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl,
+    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
 };
 pub use wdk_sys::ntddk::{
     ExFreePool, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
