@@ -45,8 +45,10 @@ enum Step {
     WindowsSafeMode,
     ForceSafe(bool),
     Unquarantine(u8),
-    /// A normal start, then a live activation of version `v % (newest + 2)`, then the end
-    /// `end % 4` (crash, healthy, clean, canary fails then clean).
+    /// A normal start, then a live activation, then the end `end % 4` (crash, healthy,
+    /// clean, canary fails then clean). `sel` bit 0: a new version is pushed to the store
+    /// on the running system first (bit 1: an invalid one) and activated; otherwise version
+    /// `newest - (sel >> 2) % 3` is (0: not in the store).
     Live(u8, u8),
     /// A normal start, then the operator's live rollback, then the end as for `Live`.
     Rollback(u8),
@@ -55,6 +57,8 @@ enum Step {
 #[derive(Clone, Copy)]
 enum LiveOp {
     Activate(u64),
+    /// Push a new version (invalid if `true`) to the store, then activate it.
+    Push(bool),
     Rollback,
 }
 
@@ -214,8 +218,12 @@ fuzz_target!(|steps: Vec<Step>| {
             Step::Clean => then = Some(Outcome::Clean),
             Step::CanaryFailsThenClean => then = Some(Outcome::CanaryFailsThenClean),
             Step::CanaryFailsThenCrash => then = Some(Outcome::CanaryFailsThenCrash),
-            Step::Live(v, e) => {
-                live = Some(LiveOp::Activate(u64::from(v) % (newest + 2)));
+            Step::Live(sel, e) => {
+                live = Some(if sel & 1 == 1 {
+                    LiveOp::Push(sel & 2 == 2)
+                } else {
+                    LiveOp::Activate(newest.saturating_sub(u64::from(sel >> 2) % 3))
+                });
                 then = end_of(e);
             }
             Step::Rollback(e) => {
@@ -236,6 +244,14 @@ fuzz_target!(|steps: Vec<Step>| {
         }
         let mut running: Option<Activation> = s.activation;
         if let Some(op) = live {
+            let op = match op {
+                LiveOp::Push(bad) => {
+                    newest += 1;
+                    store.files.insert(newest, content(newest, bad));
+                    LiveOp::Activate(newest)
+                }
+                op => op,
+            };
             let (bytes, st) = {
                 let m = s.durable.medium_mut();
                 let st = match m.rec.as_deref().map(decode_record) {
@@ -252,7 +268,8 @@ fuzz_target!(|steps: Vec<Step>| {
                         assert_eq!(rs.version(), v);
                         Some(a)
                     }),
-                LiveOp::Rollback => s
+                // Rollback (a push became an activation above).
+                _ => s
                     .durable
                     .rollback(running.as_ref(), &mut store, &cfg, &env, &trust)
                     .map(|r| r.map(|(a, _)| a)),
