@@ -109,7 +109,12 @@ pub struct Swappable<T> {
     even: AtomicUsize,
     /// Readers announced in odd epochs.
     odd: AtomicUsize,
+    /// Old values whose readers did not leave in time, freed at unload.
+    parked: [AtomicPtr<T>; PARKED],
 }
+
+/// Old rule sets a swap may leave behind (see [`Swappable::replace`]).
+pub const PARKED: usize = 4;
 
 impl<T: Send + Sync> Swappable<T> {
     /// Nothing published.
@@ -119,6 +124,7 @@ impl<T: Send + Sync> Swappable<T> {
             epoch: AtomicUsize::new(0),
             even: AtomicUsize::new(0),
             odd: AtomicUsize::new(0),
+            parked: [const { AtomicPtr::new(core::ptr::null_mut()) }; PARKED],
         }
     }
 
@@ -151,21 +157,55 @@ impl<T: Send + Sync> Swappable<T> {
 
     /// Replaces the value with `new` and returns the old one once no reader can still be
     /// using it; `wait` is called between checks while readers drain (the driver sleeps a
-    /// millisecond).
+    /// millisecond). After `patience` calls of `wait` with readers still inside (a reader
+    /// starved of CPU), the old value is parked instead, if one of the [`PARKED`] places is
+    /// free, and freed only by [`Swappable::take`] at unload: `None` is then returned and
+    /// the writer goes on. With every place taken it waits on: memory stays bounded.
     ///
     /// # Safety
     /// Writers are serialized (the driver holds its state lock), and `wait` may block:
     /// PASSIVE_LEVEL only. `with` must not call `replace` on the same value.
-    pub unsafe fn replace(&self, new: Option<Box<T>>, mut wait: impl FnMut()) -> Option<Box<T>> {
+    pub unsafe fn replace(
+        &self,
+        new: Option<Box<T>>,
+        mut wait: impl FnMut(),
+        patience: u32,
+    ) -> Option<Box<T>> {
         let raw = new.map_or(core::ptr::null_mut(), Box::into_raw);
         let old = self.ptr.swap(raw, Ordering::SeqCst);
         let e = self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut waited: u32 = 0;
         while self.counter(e).load(Ordering::SeqCst) != 0 {
+            if waited >= patience && !old.is_null() && self.park(old) {
+                return None;
+            }
             wait();
+            waited = waited.saturating_add(1);
         }
         // SAFETY: non-null pointers in `ptr` come from `Box::into_raw`; the swap made this
         // the only owner, and every reader that could have loaded it has left.
         (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+    }
+
+    /// Keeps `old` (owned, possibly still read) until unload; `false` if no place is free.
+    fn park(&self, old: *mut T) -> bool {
+        self.parked.iter().any(|p| {
+            p.compare_exchange(
+                core::ptr::null_mut(),
+                old,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+        })
+    }
+
+    /// Values parked by [`Swappable::replace`] (diagnostics and tests).
+    pub fn parked(&self) -> usize {
+        self.parked
+            .iter()
+            .filter(|p| !p.load(Ordering::SeqCst).is_null())
+            .count()
     }
 
     /// Installs the first value (nothing readers wait for: there is no old one).
@@ -188,7 +228,16 @@ impl<T: Send + Sync> Swappable<T> {
     /// # Safety
     /// No call to [`Swappable::with`] may be running or start afterwards: in the driver,
     /// only after `FltUnregisterFilter` has returned.
+    /// Parked values are freed here too.
     pub unsafe fn take(&self) -> Option<Box<T>> {
+        for p in &self.parked {
+            let raw = p.swap(core::ptr::null_mut(), Ordering::SeqCst);
+            if !raw.is_null() {
+                // SAFETY: parked pointers came from `Box::into_raw` and were owned by the
+                // parking place alone; no reader exists (contract above).
+                drop(unsafe { Box::from_raw(raw) });
+            }
+        }
         let raw = self.ptr.swap(core::ptr::null_mut(), Ordering::SeqCst);
         // SAFETY: as in `replace`; no reader exists (contract above).
         (!raw.is_null()).then(|| unsafe { Box::from_raw(raw) })
@@ -399,7 +448,13 @@ mod tests {
                 std::thread::yield_now();
             }
             // SAFETY: one writer (this thread); `wait` yields.
-            let old = unsafe { s.replace(Some(Box::new(Tracked(id))), std::thread::yield_now) };
+            let old = unsafe {
+                s.replace(
+                    Some(Box::new(Tracked(id))),
+                    std::thread::yield_now,
+                    u32::MAX,
+                )
+            };
             assert_eq!(old.as_ref().map(|t| t.0), Some(id - 1));
             drop(old);
             assert!(FREED[id - 1].load(Ordering::SeqCst));
@@ -412,7 +467,7 @@ mod tests {
         // Replacing with nothing: readers then see no value.
         let e: Swappable<Tracked> = Swappable::new();
         // SAFETY: one writer.
-        assert!(unsafe { e.replace(None, || ()) }.is_none());
+        assert!(unsafe { e.replace(None, || (), u32::MAX) }.is_none());
         assert_eq!(e.with(|_| 1), None);
     }
 
@@ -464,5 +519,39 @@ mod tests {
             .map(|t| t.join().unwrap())
             .sum();
         assert_eq!(l.with(|v| *v, std::thread::yield_now), ran + 1);
+    }
+
+    #[test]
+    fn a_starved_reader_gets_the_old_value_parked_not_freed() {
+        use std::sync::Arc;
+        use std::sync::mpsc;
+        let s: Arc<Swappable<Tracked>> = Arc::new(Swappable::new());
+        assert!(s.publish(Box::new(Tracked(4000))).is_ok());
+        // A reader that stays inside until told to leave.
+        let (inside_tx, inside_rx) = mpsc::channel();
+        let (leave_tx, leave_rx) = mpsc::channel::<()>();
+        let s2 = Arc::clone(&s);
+        let reader = std::thread::spawn(move || {
+            s2.with(|t| {
+                inside_tx.send(t.0).unwrap();
+                leave_rx.recv().unwrap();
+                assert!(!FREED[t.0].load(Ordering::SeqCst), "freed under a reader");
+            })
+        });
+        assert_eq!(inside_rx.recv().unwrap(), 4000);
+        // The writer gives up after 3 waits: the old value is parked, not freed.
+        // SAFETY: one writer.
+        let old = unsafe { s.replace(Some(Box::new(Tracked(4001))), || (), 3) };
+        assert!(old.is_none());
+        assert_eq!(s.parked(), 1);
+        assert!(!FREED[4000].load(Ordering::SeqCst));
+        assert_eq!(s.with(|t| t.0), Some(4001), "new readers see the new value");
+        leave_tx.send(()).unwrap();
+        reader.join().unwrap();
+        // Unload frees the parked value with the current one.
+        // SAFETY: no reader runs.
+        assert_eq!(unsafe { s.take() }.map(|t| t.0), Some(4001));
+        assert!(FREED[4000].load(Ordering::SeqCst));
+        assert_eq!(s.parked(), 0);
     }
 }

@@ -456,11 +456,18 @@ pub fn sleep_1ms() {
     let _ = unsafe { KeDelayExecutionThread(KERNEL_MODE, 0, &mut interval) };
 }
 
+/// Sleeps a swap waits for readers before it parks the old rule set (each at least 1 ms,
+/// about 15.6 ms at the default timer resolution).
+const SWAP_PATIENCE: u32 = 64;
+
 /// Installs `rules` (or nothing) as the active rule set; the old one is freed once no
 /// callback uses it. With the record lock held (writers serialized). PASSIVE_LEVEL.
 fn swap_in(rules: Option<alloc::boxed::Box<failsafe_loader::RuleSet>>) {
     // SAFETY: the record lock serializes writers; PASSIVE_LEVEL, so `sleep_1ms` may wait.
-    drop(unsafe { ACTIVE.replace(rules, sleep_1ms) });
+    // Readers are inside a critical region and evaluate in microseconds; one starved of CPU
+    // for longer than about a second leaves the old set parked until unload (at most
+    // `active::PARKED` of them) rather than holding the record lock.
+    drop(unsafe { ACTIVE.replace(rules, sleep_1ms, SWAP_PATIENCE) });
 }
 
 /// A live activation of `version` (record lock held).
