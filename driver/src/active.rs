@@ -101,14 +101,16 @@ impl<T: Send + Sync> Default for Published<T> {
 /// announced itself in that counter before the advance (a reader announcing later fails
 /// its re-check before loading anything), so once it drains the old value has no reader.
 /// All operations are sequentially consistent, which the argument needs.
+///
+/// The counters are spread over [`SHARDS`] cache lines, chosen by the reader's processor,
+/// so that callbacks on different processors do not contend for one line (the writer sums
+/// them). A reader decrements the shard it incremented, wherever it runs by then.
 #[derive(Debug)]
 pub struct Swappable<T> {
     ptr: AtomicPtr<T>,
     epoch: AtomicUsize,
-    /// Readers announced in even epochs.
-    even: AtomicUsize,
-    /// Readers announced in odd epochs.
-    odd: AtomicUsize,
+    /// Reader counts per shard, even and odd epochs.
+    shards: [Shard; SHARDS],
     /// Old values whose readers did not leave in time, freed at unload.
     parked: [AtomicPtr<T>; PARKED],
 }
@@ -116,42 +118,84 @@ pub struct Swappable<T> {
 /// Old rule sets a swap may leave behind (see [`Swappable::replace`]).
 pub const PARKED: usize = 4;
 
-impl<T: Send + Sync> Swappable<T> {
-    /// Nothing published.
-    pub const fn new() -> Self {
-        Swappable {
-            ptr: AtomicPtr::new(core::ptr::null_mut()),
-            epoch: AtomicUsize::new(0),
-            even: AtomicUsize::new(0),
-            odd: AtomicUsize::new(0),
-            parked: [const { AtomicPtr::new(core::ptr::null_mut()) }; PARKED],
-        }
-    }
+/// Reader-count shards of a [`Swappable`] (one cache line each).
+pub const SHARDS: usize = 16;
 
-    fn counter(&self, epoch: usize) -> &AtomicUsize {
+/// Stands in for a shard that cannot be missing (`counter`'s index is below [`SHARDS`]).
+static NO_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+/// One shard's reader counts, alone on its cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Shard {
+    /// Readers announced in even epochs.
+    even: AtomicUsize,
+    /// Readers announced in odd epochs.
+    odd: AtomicUsize,
+}
+
+impl Shard {
+    fn side(&self, epoch: usize) -> &AtomicUsize {
         if epoch & 1 == 0 {
             &self.even
         } else {
             &self.odd
         }
     }
+}
+
+impl<T: Send + Sync> Swappable<T> {
+    /// Nothing published.
+    pub const fn new() -> Self {
+        Swappable {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+            epoch: AtomicUsize::new(0),
+            shards: [const {
+                Shard {
+                    even: AtomicUsize::new(0),
+                    odd: AtomicUsize::new(0),
+                }
+            }; SHARDS],
+            parked: [const { AtomicPtr::new(core::ptr::null_mut()) }; PARKED],
+        }
+    }
+
+    fn counter(&self, epoch: usize, shard: usize) -> &AtomicUsize {
+        let i = shard.checked_rem(SHARDS).unwrap_or(0);
+        // `i < SHARDS`: the fallback is never taken.
+        self.shards.get(i).map_or(&NO_SHARD, |s| s.side(epoch))
+    }
+
+    /// Readers announced in `epoch`'s side, over all shards.
+    fn readers(&self, epoch: usize) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.side(epoch).load(Ordering::SeqCst))
+            .fold(0usize, usize::wrapping_add)
+    }
 
     /// Runs `f` with the current value, if there is one. Never waits for a writer.
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.with_on(0, f)
+    }
+
+    /// [`Swappable::with`], counted in the shard of `cpu` (the current processor's number
+    /// in the driver; any number is correct, a different one per processor is faster).
+    pub fn with_on<R>(&self, cpu: usize, f: impl FnOnce(&T) -> R) -> Option<R> {
         let epoch = loop {
             let e = self.epoch.load(Ordering::SeqCst);
-            self.counter(e).fetch_add(1, Ordering::SeqCst);
+            self.counter(e, cpu).fetch_add(1, Ordering::SeqCst);
             if self.epoch.load(Ordering::SeqCst) == e {
                 break e;
             }
             // A writer advanced the epoch meanwhile: withdraw and announce in the new one.
-            self.counter(e).fetch_sub(1, Ordering::SeqCst);
+            self.counter(e, cpu).fetch_sub(1, Ordering::SeqCst);
         };
         let raw = self.ptr.load(Ordering::SeqCst);
         // SAFETY: announced in the current epoch's counter before loading the pointer: the
         // writer that swaps it out waits for this counter to drain before freeing it.
         let r = unsafe { raw.as_ref() }.map(f);
-        self.counter(epoch).fetch_sub(1, Ordering::SeqCst);
+        self.counter(epoch, cpu).fetch_sub(1, Ordering::SeqCst);
         r
     }
 
@@ -175,7 +219,7 @@ impl<T: Send + Sync> Swappable<T> {
         let old = self.ptr.swap(raw, Ordering::SeqCst);
         let e = self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut waited: u32 = 0;
-        while self.counter(e).load(Ordering::SeqCst) != 0 {
+        while self.readers(e) != 0 {
             if waited >= patience && !old.is_null() && self.park(old) {
                 return None;
             }
@@ -421,13 +465,13 @@ mod tests {
         assert!(s.publish(Box::new(Tracked(0))).is_ok());
         let stop = Arc::new(AtomicBool::new(false));
         let reads = Arc::new(core::sync::atomic::AtomicU64::new(0));
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
+        let readers: Vec<_> = (0..2usize)
+            .map(|shard| {
                 let (s, stop, reads) = (Arc::clone(&s), Arc::clone(&stop), Arc::clone(&reads));
                 std::thread::spawn(move || {
                     let mut seen = 0u64;
                     while !stop.load(Ordering::SeqCst) {
-                        s.with(|t| {
+                        s.with_on(shard * 7, |t| {
                             // Stay a while inside, re-checking: the value must not be
                             // freed while this reader holds it.
                             for _ in 0..20 {

@@ -45,7 +45,9 @@ use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
 
 use failsafe_loader::control::{AuditEvent, EventRing, WriteError};
 // wdm.h / ntddk.h; windows-sys 0.61.2 Wdk::System::SystemServices (ntoskrnl.exe exports).
-use windows_sys::Wdk::System::SystemServices::{KeEnterCriticalRegion, KeLeaveCriticalRegion};
+use windows_sys::Wdk::System::SystemServices::{
+    KeEnterCriticalRegion, KeGetCurrentProcessorNumberEx, KeLeaveCriticalRegion,
+};
 
 use crate::active::{Active, Published, TryLock};
 use crate::event::{
@@ -573,7 +575,10 @@ fn skip(data: &FLT_CALLBACK_DATA) -> bool {
 fn with_rules<R>(f: impl FnOnce(&failsafe_loader::RuleSet) -> R) -> Option<R> {
     // SAFETY: callable at IRQL ≤ APC_LEVEL, where every callback runs; paired below.
     unsafe { KeEnterCriticalRegion() };
-    let r = ACTIVE.with(f);
+    // SAFETY: a null PROCESSOR_NUMBER pointer is allowed (only the number is returned);
+    // any IRQL.
+    let cpu = unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
+    let r = ACTIVE.with_on(usize::try_from(cpu).unwrap_or(0), f);
     // SAFETY: entered above, on this thread.
     unsafe { KeLeaveCriticalRegion() };
     r
