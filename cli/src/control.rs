@@ -51,6 +51,20 @@ impl Endpoint {
     }
 }
 
+/// Whether a host process answers on the socket at `path` (never on Windows, where the
+/// host is the driver).
+pub fn host_answers(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// The socket `serve` listens on when `--socket` is not given.
 pub fn default_socket(store: &Path) -> PathBuf {
     store.join("control.sock")

@@ -402,7 +402,9 @@ fn newly_quarantined(s: &Started<FileMedium>) -> Vec<Value> {
 pub fn started_json(s: &Started<FileMedium>) -> Value {
     let st = s.durable.state();
     json!({
-        "boot": st.boot,
+        // The start report's number: the record's, or the next one when the record could
+        // not be written (what `status` shows as the last start).
+        "boot": s.report().boot,
         "mode": s.choice.mode.name(),
         "reason": s.choice.reason.name(),
         "version": s.active.as_ref().map(|(v, _)| v.version),
@@ -424,7 +426,7 @@ pub fn started_text(s: &Started<FileMedium>) -> String {
     let st = s.durable.state();
     let mut t = format!(
         "boot {}: {} mode ({})\n",
-        st.boot,
+        s.report().boot,
         s.choice.mode.name(),
         s.choice.reason.name()
     );

@@ -668,6 +668,74 @@ mod live {
         )
     }
 
+    /// From an independent model of the docs driven through the CLI: a `boot` while a host
+    /// runs on the store would charge the host's attempt (refused, as a second `serve`); an
+    /// unreadable file's refusal gives the OS error in words; a start whose record write
+    /// fails prints the start report's boot number, which `status` shows.
+    #[test]
+    fn boot_refused_while_hosted_errors_in_words_and_unwritten_boot_numbers() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        compile(dir, 1);
+        let host = serve(dir);
+        let before = std::fs::read(dir.join("state.bin")).unwrap();
+        let o = Command::new(EXE)
+            .args(["boot", "--then", "crash", "--store"])
+            .arg(dir)
+            .args(trust_args())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("a host process (failsafectl serve) runs on"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("state.bin")).unwrap(),
+            before,
+            "nothing charged"
+        );
+
+        // A "version" the store cannot read (a directory named like content).
+        std::fs::create_dir(dir.join("content").join("2.fsc")).unwrap();
+        let (code, _, err) = stage_live(dir, "2");
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains("unreadable: version 2 could not be read: Is a directory (os error 21)"),
+            "{err}"
+        );
+        drop(host);
+        std::fs::remove_dir(dir.join("content").join("2.fsc")).unwrap();
+
+        // The record cannot be written: the start prints the number `status` shows.
+        let o = Command::new(EXE)
+            .args([
+                "boot",
+                "--json",
+                "--fail-writes",
+                "--then",
+                "clean-shutdown",
+                "--store",
+            ])
+            .arg(dir)
+            .args(trust_args())
+            .output()
+            .unwrap();
+        let line: Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap())
+                .unwrap();
+        assert_eq!(line["reason"], "state-unwritable");
+        let st = Command::new(EXE)
+            .args(["status", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let st: Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert_eq!(line["boot"], 2, "{line}");
+        assert_eq!(st["last_start"]["boot"], line["boot"], "{st}");
+    }
+
     /// A refused live push changes nothing: the record's bytes stay identical (quarantined,
     /// older than last-known-good: nothing is written), or for content rejected after its
     /// attempt was made durable the record's state is restored exactly; the running content

@@ -84,6 +84,17 @@ fn line(json: bool, v: serde_json::Value, text: String) {
 
 pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     let dir = store::open(a.store, a.init, Use::Write)?;
+    // A start while a host runs on the same store would charge that host's attempt as a
+    // crash (the same refusal as a second `serve`).
+    if crate::control::host_answers(&crate::control::default_socket(&dir)) {
+        return Err(Fail::refused(
+            "already-running",
+            format!(
+                "refused: a host process (failsafectl serve) runs on {} (one start per store at a time: this one would charge the running host's attempt); stop it first",
+                dir.display()
+            ),
+        ));
+    }
     let trust = a.keys.trust()?;
     let booted = Instant::now();
     // The start holds the store lock (a responder's concurrent `recover` waits); a store
@@ -214,8 +225,8 @@ fn shutdown(dir: &Path, act: Option<Activation>) -> Result<&'static str, Fail> {
     };
     let _lock = StoreLock::exclusive(dir)?;
     let (_, mut durable) = Durable::open(FileMedium::new(dir, None));
-    durable
+    let closed = durable
         .clean_shutdown(&act)
         .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
-    Ok("clean shutdown")
+    Ok(super::serve::shutdown_text(closed, durable.state(), &act))
 }

@@ -295,12 +295,13 @@ impl Host {
         r: &LiveRefusal,
         what: serde_json::Value,
     ) -> Result<usize, control::WriteError> {
+        let text = refusal_text(r);
         line(
             self.json,
-            json!({"live": {"request": what, "refused": r.name(), "code": r.code(), "message": r.to_string()}}),
-            format!("live: refused ({}, code {}): {r}", r.name(), r.code()),
+            json!({"live": {"request": what, "refused": r.name(), "code": r.code(), "message": text}}),
+            format!("live: refused ({}, code {}): {text}", r.name(), r.code()),
         );
-        let msg = format!("{}: {r}", r.name());
+        let msg = format!("{}: {text}", r.name());
         encode_refused(buf, k, r.code(), &msg)
     }
 
@@ -506,10 +507,11 @@ impl Host {
                 let act = *act;
                 let _lock = StoreLock::exclusive(&self.dir)?;
                 let _ = self.durable.refresh();
-                self.durable
+                let closed = self
+                    .durable
                     .clean_shutdown(&act)
                     .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
-                "clean shutdown"
+                shutdown_text(closed, self.durable.state(), &act)
             }
             None => "clean shutdown (no content was active: nothing to close)",
         };
@@ -519,5 +521,38 @@ impl Host {
             format!("ended: {ended}"),
         );
         Ok(0)
+    }
+}
+
+/// A refusal's sentence with its OS error in words, as everything the console prints (the
+/// core cannot name OS errors; the driver, which has no words for an NTSTATUS, sends the
+/// core's sentence with the code).
+fn refusal_text(r: &LiveRefusal) -> String {
+    match *r {
+        LiveRefusal::Unreadable { version, error } => {
+            format!("version {version} could not be read: {}", os_error(error))
+        }
+        LiveRefusal::StateUnwritable { error } => format!(
+            "the state record could not be read or written ({}): nothing was swapped",
+            os_error(error)
+        ),
+        _ => r.to_string(),
+    }
+}
+
+/// What a clean shutdown did: closed this start's attempt, found it closed already
+/// (healthy), or found another start's attempt in the record and closed nothing.
+pub fn shutdown_text(
+    closed: bool,
+    st: &failsafe_loader::state::State,
+    act: &failsafe_loader::state::machine::Activation,
+) -> &'static str {
+    let ours = st
+        .attempt
+        .is_some_and(|a| a.ver == act.ver && a.boot == act.boot);
+    if closed || ours {
+        "clean shutdown"
+    } else {
+        "clean shutdown (the record's attempt is another start's: nothing closed)"
     }
 }
