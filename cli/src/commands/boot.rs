@@ -228,5 +228,22 @@ fn shutdown(dir: &Path, act: Option<Activation>) -> Result<&'static str, Fail> {
     let closed = durable
         .clean_shutdown(&act)
         .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
-    Ok(super::serve::shutdown_text(closed, durable.state(), &act))
+    Ok(shutdown_text(closed, durable.state(), &act))
+}
+
+/// What a clean shutdown did: closed this start's attempt, found it closed already
+/// (healthy), or found another start's attempt in the record and closed nothing.
+pub fn shutdown_text(
+    closed: bool,
+    st: &failsafe_loader::state::State,
+    act: &failsafe_loader::state::machine::Activation,
+) -> &'static str {
+    let ours = st
+        .attempt
+        .is_some_and(|a| a.ver == act.ver && a.boot == act.boot);
+    if closed || ours {
+        "clean shutdown"
+    } else {
+        "clean shutdown (the record's attempt is another start's: nothing closed)"
+    }
 }

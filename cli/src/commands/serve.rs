@@ -511,7 +511,7 @@ impl Host {
                     .durable
                     .clean_shutdown(&act)
                     .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
-                shutdown_text(closed, self.durable.state(), &act)
+                super::boot::shutdown_text(closed, self.durable.state(), &act)
             }
             None => "clean shutdown (no content was active: nothing to close)",
         };
@@ -537,22 +537,5 @@ fn refusal_text(r: &LiveRefusal) -> String {
             os_error(error)
         ),
         _ => r.to_string(),
-    }
-}
-
-/// What a clean shutdown did: closed this start's attempt, found it closed already
-/// (healthy), or found another start's attempt in the record and closed nothing.
-pub fn shutdown_text(
-    closed: bool,
-    st: &failsafe_loader::state::State,
-    act: &failsafe_loader::state::machine::Activation,
-) -> &'static str {
-    let ours = st
-        .attempt
-        .is_some_and(|a| a.ver == act.ver && a.boot == act.boot);
-    if closed || ours {
-        "clean shutdown"
-    } else {
-        "clean shutdown (the record's attempt is another start's: nothing closed)"
     }
 }
