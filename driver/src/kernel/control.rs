@@ -21,7 +21,7 @@
 //!   record and store are then opened in the system's context (global DOS devices, no
 //!   impersonation), on a fresh stack, by a thread no user can suspend.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use failsafe_loader::control::wire::{
     CONTROL_DEVICE, IOCTL_CONTROL, MIN_RESPONSE, mode_code, reason_code,
@@ -46,6 +46,7 @@ use super::ffi::{
     STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC, ZwClose, ZwSetSecurityObject,
 };
+use super::ffi::{IO_STACK_LOCATION, STATUS_ACCESS_DENIED};
 use super::globals::Running;
 use super::health;
 use super::nt::{Wide, debug_assert_passive};
@@ -56,18 +57,42 @@ use crate::wire::{SID_ADMINISTRATORS, SID_LOCAL_SYSTEM};
 /// The control device (null: none; the driver runs without a channel).
 static CONTROL: AtomicPtr<DEVICE_OBJECT> = AtomicPtr::new(core::ptr::null_mut());
 /// The symbolic link exists.
-static LINKED: AtomicBool = AtomicBool::new(false);
+/// The symbolic link made, as an index into [`LINK_DIRS`] plus one (0: none).
+static LINKED: AtomicU8 = AtomicU8::new(0);
 /// Admission of requests: teardown closes it and waits for requests in flight
 /// (`crate::active::Gate`, the role of rundown protection).
 static GATE: Gate = Gate::new();
 
-/// `\Device\FailsafeFlt` and `\DosDevices\FailsafeFlt`, from the name user mode opens.
-fn names() -> Option<(Wide, Wide)> {
+/// Where the link may go, in order: the global DOS device namespace by its own name (found
+/// from any process: `remove` may run in another process's context), else `\DosDevices`
+/// (the same directory when named from the System process, as `create` is; Wine 8.0 has no
+/// `\GLOBAL??`).
+const LINK_DIRS: [&str; 2] = ["\\GLOBAL??\\", "\\DosDevices\\"];
+
+/// The device's name and the link's in `dir`, from the name user mode opens.
+fn names(dir: &str) -> Option<(Wide, Wide)> {
     let leaf = CONTROL_DEVICE.strip_prefix(r"\\.\")?;
     Some((
         Wide::join(&[], "\\Device\\").and_then(|w| Wide::join(w.units(), leaf))?,
-        Wide::join(&[], "\\DosDevices\\").and_then(|w| Wide::join(w.units(), leaf))?,
+        Wide::join(&[], dir).and_then(|w| Wide::join(w.units(), leaf))?,
     ))
+}
+
+/// Links `device_name` into the first of [`LINK_DIRS`] that takes it; returns its index.
+fn link(device_name: &mut Wide) -> Result<usize, NTSTATUS> {
+    let mut status = STATUS_INSUFFICIENT_RESOURCES;
+    for (i, dir) in LINK_DIRS.iter().enumerate() {
+        let Some((_, mut link_name)) = names(dir) else {
+            continue;
+        };
+        let (mut link_us, mut device_us) = (link_name.unicode(), device_name.unicode());
+        // SAFETY: both names are live UNICODE_STRINGs over our buffers.
+        status = unsafe { IoCreateSymbolicLink(&mut link_us, &mut device_us) };
+        if status >= 0 {
+            return Ok(i);
+        }
+    }
+    Err(status)
 }
 
 /// Creates the control device, restricts it to LocalSystem and Administrators, links it
@@ -78,7 +103,7 @@ fn names() -> Option<(Wide, Wide)> {
 #[inline(never)]
 pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     debug_assert_passive!();
-    let (mut device_name, mut link_name) = names().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let (mut device_name, _) = names("").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
     let mut device_name_us = device_name.unicode();
     let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: valid driver object; a named device without extension; the name and the out
@@ -102,15 +127,17 @@ pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         unsafe { IoDeleteDevice(device) };
         return Err(status);
     }
-    let mut link_us = link_name.unicode();
-    // SAFETY: both names are live UNICODE_STRINGs over our buffers.
-    let status = unsafe { IoCreateSymbolicLink(&mut link_us, &mut device_name_us) };
-    if status < 0 {
-        // SAFETY: as above.
-        unsafe { IoDeleteDevice(device) };
-        return Err(status);
+    match link(&mut device_name) {
+        Ok(i) => LINKED.store(
+            u8::try_from(i).map_or(0, |i| i.saturating_add(1)),
+            Ordering::Release,
+        ),
+        Err(status) => {
+            // SAFETY: as above.
+            unsafe { IoDeleteDevice(device) };
+            return Err(status);
+        }
     }
-    LINKED.store(true, Ordering::Release);
     if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_CREATE) {
         *slot = Some(dispatch_create);
     }
@@ -192,8 +219,9 @@ fn restrict(device: *mut DEVICE_OBJECT) -> Result<(), NTSTATUS> {
 pub fn remove() {
     debug_assert_passive!();
     GATE.close_and_wait(sleep_1ms);
-    if LINKED.swap(false, Ordering::AcqRel)
-        && let Some((_, mut link)) = names()
+    let linked = usize::from(LINKED.swap(0, Ordering::AcqRel));
+    if let Some(dir) = linked.checked_sub(1).and_then(|i| LINK_DIRS.get(i))
+        && let Some((_, mut link)) = names(dir)
     {
         let mut link_us = link.unicode();
         // SAFETY: the link created in `create`.
@@ -210,26 +238,64 @@ pub fn remove() {
 /// Completes `irp` with `status` and `information` bytes. The I/O manager's IRP, ours
 /// until this call.
 fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
-    // SAFETY: the IRP the dispatch routine was given; no other reference exists.
-    if let Some(i) = unsafe { irp.as_mut() } {
-        i.IoStatus.__bindgen_anon_1.Status = status;
-        i.IoStatus.Information = u64::try_from(information).unwrap_or(0);
+    if !irp.is_null() {
+        // SAFETY: the IRP the dispatch routine was given, ours until completed; a raw
+        // place, so no reference to the whole IRP (whose `Cancel` another thread may set).
+        let io = unsafe { core::ptr::addr_of_mut!((*irp).IoStatus) };
+        // SAFETY: `io` points into that IRP; nothing else writes its status block.
+        if let Some(io) = unsafe { io.as_mut() } {
+            io.__bindgen_anon_1.Status = status;
+            io.Information = u64::try_from(information).unwrap_or(0);
+        }
     }
     // SAFETY: completing the IRP we were given, exactly once, with no priority boost.
     unsafe { IofCompleteRequest(irp, 0) };
     status
 }
 
+/// The IRP's current stack location (`IoGetCurrentIrpStackLocation`, an inline function
+/// of wdm.h that no binding has: the pointer in the IRP's tail overlay).
+///
+/// # Safety
+/// `irp` is a non-null IRP in dispatch (not completed).
+unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: contract above; the tail union copied out through a raw place.
+    let tail = unsafe { (*irp).Tail };
+    // SAFETY: for an IRP in dispatch, `Tail` is the overlay.
+    let overlay = unsafe { tail.Overlay };
+    // SAFETY: and in the overlay, this member is the current stack location.
+    unsafe {
+        overlay
+            .__bindgen_anon_2
+            .__bindgen_anon_1
+            .CurrentStackLocation
+    }
+}
+
 /// IRP_MJ_CREATE (PASSIVE_LEVEL): only the control device opens (the shutdown device has
 /// no name, and after `remove` the control device opens no more).
+/// Opens below the device's name (`\\.\FailsafeFlt\x`) are refused as well: the device has
+/// no namespace, and `FILE_DEVICE_SECURE_OPEN` already applies its DACL to them; this is
+/// defence in depth (Microsoft Learn, "Controlling Device Namespace Access").
 unsafe extern "C" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     let ours = !device.is_null() && device == CONTROL.load(Ordering::Acquire);
+    if !ours || irp.is_null() {
+        return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+    }
+    // SAFETY: a non-null IRP in dispatch.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: the I/O manager's stack location for this create.
+    let st = unsafe { stack.as_ref() };
+    let file = st.map_or(core::ptr::null_mut(), |st| st.FileObject);
+    // SAFETY: the file object being opened, if any; `FileName` is its name below the
+    // device.
+    let below = unsafe { file.as_ref() }.is_some_and(|fo| fo.FileName.Length != 0);
     complete(
         irp,
-        if ours {
-            STATUS_SUCCESS
+        if below {
+            STATUS_ACCESS_DENIED
         } else {
-            STATUS_INVALID_DEVICE_REQUEST
+            STATUS_SUCCESS
         },
         0,
     )
@@ -260,21 +326,11 @@ unsafe extern "C" fn dispatch_control(device: *mut DEVICE_OBJECT, irp: *mut IRP)
 /// # Safety
 /// `irp` is the IRP of the current IRP_MJ_DEVICE_CONTROL dispatch.
 unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
-    // SAFETY: contract above.
-    let Some(irp) = (unsafe { irp.as_mut() }) else {
+    if irp.is_null() {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
-    };
-    // IoGetCurrentIrpStackLocation (wdm.h, an inline function no binding has): the
-    // current stack location pointer in the IRP's tail overlay.
-    // SAFETY: for an IRP in dispatch, `Tail` is the overlay (the IRP is not completed).
-    let overlay = unsafe { irp.Tail.Overlay };
-    // SAFETY: and in the overlay, this member is the current stack location.
-    let stack = unsafe {
-        overlay
-            .__bindgen_anon_2
-            .__bindgen_anon_1
-            .CurrentStackLocation
-    };
+    }
+    // SAFETY: contract above; a non-null IRP in dispatch.
+    let stack = unsafe { current_stack(irp) };
     // SAFETY: the I/O manager set up the current stack location for this dispatch.
     let Some(stack) = (unsafe { stack.as_ref() }) else {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
@@ -286,8 +342,11 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
     }
     let in_len = usize::try_from(p.InputBufferLength).unwrap_or(0);
     let out_len = usize::try_from(p.OutputBufferLength).unwrap_or(0);
-    // SAFETY: METHOD_BUFFERED: SystemBuffer is the union member in use.
-    let buf = unsafe { irp.AssociatedIrp.SystemBuffer }.cast::<u8>();
+    // SAFETY: the union of the IRP's associated buffer, copied out through a raw place
+    // (no reference to the IRP).
+    let assoc = unsafe { (*irp).AssociatedIrp };
+    // SAFETY: METHOD_BUFFERED: SystemBuffer is the member in use.
+    let buf = unsafe { assoc.SystemBuffer }.cast::<u8>();
     if buf.is_null() || out_len < MIN_RESPONSE {
         return (STATUS_BUFFER_TOO_SMALL, 0);
     }

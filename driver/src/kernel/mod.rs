@@ -151,7 +151,7 @@ pub unsafe extern "system" fn driver_entry(
     // refuses the start).
     events_init();
     if control::create(driver).is_err() {
-        log_refusal(c"control channel unavailable (the driver runs without it)");
+        log_warning(c"control channel unavailable (the driver runs without it)");
     }
     // The process table is optional: without it `process` is empty (criteria on it are
     // then false, as for any missing input).
@@ -310,6 +310,19 @@ fn log_refusal(why: &core::ffi::CStr) {
             ffi::DPFLTR_WARNING_LEVEL,
             c"failsafeflt: not started: %s\n".as_ptr(),
             why.as_ptr(),
+        )
+    };
+}
+
+/// Something the driver runs without, for the debugger.
+fn log_warning(what: &core::ffi::CStr) {
+    // SAFETY: %s takes a NUL-terminated string.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: warning: %s\n".as_ptr(),
+            what.as_ptr(),
         )
     };
 }
