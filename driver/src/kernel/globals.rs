@@ -11,6 +11,9 @@
 //! | `DEVICE`, `WORK_ITEM`, `SHUTDOWN_REGISTERED`, `PROCESS_NOTIFY` | `DriverEntry`, teardown | DPC (`WORK_ITEM`), teardown | PASSIVE; DPC reads `WORK_ITEM` at DISPATCH |
 //! | `DIR` | `DriverEntry` (once, before any reader) | health work item | PASSIVE |
 //! | `LAST_REPORT` | callbacks | callbacks | ≤ APC |
+//! | `control::{CONTROL, LINKED, GATE}` (in `control.rs`) | `DriverEntry` (create), teardown (remove) | control dispatch routines | PASSIVE |
+//! | `flt::{ACTIVE}` | `DriverEntry` (publish), live swap under `STATE_LOCK` (replace), unload (take) | callbacks (`with_on`, no lock) | ≤ APC; the swap PASSIVE |
+//! | `flt::{EVENTS, EVENTS_BUSY}` | callbacks (try only), control requests, teardown | control requests | ≤ APC |
 //! | `VOLUME_ITEM` | `DriverEntry` (setup), teardown | callbacks, instance setup (`dosnames::queue`) | ≤ APC |
 //! | `VOLUME_WORK`, `VOLUME_IDLE` | `dosnames::queue` (≤ APC), volume work item, teardown | same | ≤ APC; PASSIVE for the wait |
 //! | `LAST_VOLUME_TRY` | volume work item | `dosnames::queue` | ≤ APC |
