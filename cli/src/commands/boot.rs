@@ -82,6 +82,43 @@ fn line(json: bool, v: serde_json::Value, text: String) {
     let _ = std::io::stdout().flush();
 }
 
+/// The driver's start sequence on the store at `dir`, as `boot` and `serve` run it: under
+/// the store lock (a responder's concurrent `recover` waits; a store whose lock cannot even
+/// be created is read-only, and the start goes on to find out), the start report written,
+/// the decision printed; `crash_at` may end the process right after activation.
+pub fn start(
+    dir: &Path,
+    crash_at: Option<CrashAt>,
+    fail_writes: bool,
+    cfg: &Config,
+    env: &Env,
+    trust: &failsafe_loader::trust::Trust,
+    json: bool,
+) -> failsafe_loader::state::start::Started<FileMedium> {
+    let lock = StoreLock::exclusive(dir).ok();
+    let mut medium = FileMedium::new(dir, crash_at);
+    medium.fail_writes = fail_writes;
+    let s = start_with_trust(medium, &mut DirStore::new(dir), cfg, env, trust);
+    let report_written = store::write_report(dir, &s.report());
+    drop(lock);
+    let mut line0 = report::started_json(&s);
+    line0["store"] = json!(dir);
+    if let Err(e) = &report_written {
+        line0["report_error"] = json!(e.to_string());
+    }
+    if json {
+        outln!("{line0}");
+    } else {
+        outln!("store: {}", dir.display());
+        outp!("{}", report::started_text(&s));
+    }
+    let _ = std::io::stdout().flush();
+    if crash_at == Some(CrashAt::AfterActivate) {
+        std::process::abort();
+    }
+    s
+}
+
 pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     let dir = store::open(a.store, a.init, Use::Write)?;
     // A start while a host runs on the same store would charge that host's attempt as a
@@ -97,31 +134,15 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     }
     let trust = a.keys.trust()?;
     let booted = Instant::now();
-    // The start holds the store lock (a responder's concurrent `recover` waits); a store
-    // whose lock cannot even be created is read-only, and the start goes on to find out.
-    let lock = StoreLock::exclusive(&dir).ok();
-    let mut store = DirStore::new(&dir);
-    let mut medium = FileMedium::new(&dir, a.crash_at);
-    medium.fail_writes = a.fail_writes;
-    let s = start_with_trust(medium, &mut store, &a.cfg, &a.env, &trust);
-    let rep = s.report();
-    let report_written = store::write_report(&dir, &rep);
-    drop(lock);
-    let mut line0 = report::started_json(&s);
-    line0["store"] = json!(dir);
-    if let Err(e) = &report_written {
-        line0["report_error"] = json!(e.to_string());
-    }
-    if a.json {
-        outln!("{line0}");
-    } else {
-        outln!("store: {}", dir.display());
-        outp!("{}", report::started_text(&s));
-    }
-    let _ = std::io::stdout().flush();
-    if a.crash_at == Some(CrashAt::AfterActivate) {
-        std::process::abort();
-    }
+    let s = start(
+        &dir,
+        a.crash_at,
+        a.fail_writes,
+        &a.cfg,
+        &a.env,
+        &trust,
+        a.json,
+    );
     let act = s.activation;
     drop(s);
     match a.then {

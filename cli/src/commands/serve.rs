@@ -32,7 +32,6 @@ use failsafe_loader::control::{
 };
 use failsafe_loader::engine::RuleSet;
 use failsafe_loader::state::machine::{Activation, Config, Env, HealthEvidence};
-use failsafe_loader::state::start::start_with_trust;
 use failsafe_loader::state::{Durable, HealthCheck, LiveRefusal};
 use failsafe_loader::trust::Trust;
 use serde_json::json;
@@ -115,28 +114,15 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         .map_or_else(|| crate::control::default_socket(&dir), Path::to_path_buf);
     // Refuse a second host before the start: it would charge this host's attempt.
     check_socket(&socket)?;
-    let lock = StoreLock::exclusive(&dir).ok();
-    let mut medium = FileMedium::new(&dir, a.crash_at);
-    medium.fail_writes = a.fail_writes;
-    let s = start_with_trust(medium, &mut DirStore::new(&dir), &a.cfg, &a.env, &trust);
-    let rep = s.report();
-    let report_written = store::write_report(&dir, &rep);
-    drop(lock);
-    let mut line0 = report::started_json(&s);
-    line0["store"] = json!(dir);
-    if let Err(e) = &report_written {
-        line0["report_error"] = json!(e.to_string());
-    }
-    if a.json {
-        outln!("{line0}");
-    } else {
-        outln!("store: {}", dir.display());
-        outp!("{}", report::started_text(&s));
-    }
-    let _ = std::io::stdout().flush();
-    if a.crash_at == Some(CrashAt::AfterActivate) {
-        std::process::abort();
-    }
+    let s = super::boot::start(
+        &dir,
+        a.crash_at,
+        a.fail_writes,
+        &a.cfg,
+        &a.env,
+        &trust,
+        a.json,
+    );
     let mut durable = s.durable;
     // Crash points are the start's; the live path's writes are not torn on purpose.
     durable.medium_mut().disarm();
