@@ -154,8 +154,8 @@ pub fn create(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
 }
 
 /// Sets the device's DACL to LocalSystem and Administrators, `FILE_ALL_ACCESS` each, no
-/// other entry (SDDL `D:P(A;;FA;;;SY)(A;;FA;;;BA)`, what `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`
-/// grants). `IoCreateDeviceSecure` would do this, but it lives in wdmsec.lib, a static
+/// other entry (SDDL `D:(A;;FA;;;SY)(A;;FA;;;BA)`: the access `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`
+/// grants, without its protected flag `P`). `IoCreateDeviceSecure` would do this, but it lives in wdmsec.lib, a static
 /// library of the WDK that no import library here provides; the routines below are
 /// ntoskrnl exports (ntifs.h; Microsoft Learn "RtlCreateSecurityDescriptor",
 /// "RtlCreateAcl", "RtlAddAccessAllowedAce", "RtlSetDaclSecurityDescriptor",
