@@ -33,11 +33,57 @@ fn per_item(items: usize, budget: Duration, mut pass: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// The realistic corpus: engine against RegexSet + verify, the aho-corasick design with
+/// A rule corpus: its title, its rules at a size, and its events for a rule count.
+struct Corpus {
+    title: String,
+    rules: Box<dyn Fn(usize) -> failsafe_loader::Content>,
+    events: Box<dyn Fn(usize) -> Vec<OwnedEvent>>,
+}
+
+fn realistic_corpus() -> Corpus {
+    Corpus {
+        title: "realistic corpus (Sigma file_event shape, a unique indicator per rule)".into(),
+        rules: Box::new(|n| common::realistic::realistic_rules(n, 0xC0FFEE ^ n as u64)),
+        events: Box::new(|n| common::realistic::realistic_events(2000, n, 7)),
+    }
+}
+
+fn variant_corpus() -> Corpus {
+    Corpus {
+        title: "variant-scaled corpus (200 shapes, path literals varied by a token per variant)"
+            .into(),
+        rules: Box::new(|n| common::realistic::variant_rules(n, 0xC0FFEE ^ n as u64)),
+        events: Box::new(|n| common::realistic::realistic_events(2000, n, 7)),
+    }
+}
+
+/// Rules from a content file (e.g. public Sigma rules through `failsafectl import`), scaled
+/// by variants as [`variant_corpus`]; events in drive-letter form, as the sensor reports
+/// them (ADR 0013).
+fn file_corpus(path: &str) -> Corpus {
+    let bytes = std::fs::read(path).unwrap();
+    let shapes = validate(&bytes).unwrap().content;
+    Corpus {
+        title: format!("{path}: {} rules scaled by variants", shapes.rules.len()),
+        rules: Box::new(move |n| common::realistic::variants_of(&shapes, n)),
+        events: Box::new(|n| {
+            common::realistic::realistic_events(2000, n, 7)
+                .iter()
+                .map(|e| {
+                    let dos = |s: &[u16]| {
+                        String::from_utf16_lossy(s).replacen("\\Device\\HarddiskVolume3", "C:", 1)
+                    };
+                    OwnedEvent::new(&dos(&e.path), &dos(&e.process))
+                })
+                .collect()
+        }),
+    }
+}
+
+/// A rule corpus: engine against RegexSet + verify, the aho-corasick design with
 /// the same anchors and the naive scan, every verdict compared, ratios from one run.
-fn realistic(budget: Duration, sizes: &[usize]) {
-    use common::realistic::{realistic_events, realistic_rules};
-    println!("realistic corpus (Sigma file_event shape; median ns per event over 2000 events)");
+fn realistic(budget: Duration, sizes: &[usize], corpus: &Corpus) {
+    println!("{} (median ns per event over 2000 events)", corpus.title);
     println!(
         "{:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "rules",
@@ -54,14 +100,13 @@ fn realistic(budget: Duration, sizes: &[usize]) {
     );
     let mut first = f64::NAN;
     for &n in sizes {
-        let content = realistic_rules(n, 0xC0FFEE ^ n as u64);
+        let content = (corpus.rules)(n);
         let bytes = encode(&content).unwrap();
         let t = Instant::now();
         let rs = RuleSet::load(&bytes).unwrap();
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
         let folded = failsafe_loader::eval::fold_content(&content).unwrap();
-        let evs = realistic_events(2000, n, 7);
-        let utf8: Vec<[String; 5]> = evs.iter().map(utf8_fields).collect();
+        let evs = (corpus.events)(n);
         let ac = AcDesign::new(&content, &rs);
         let mut matched = 0;
         for (e, u) in evs.iter().zip(&utf8) {
@@ -163,7 +208,16 @@ fn main() {
         validation(budget); // the validation line only
         return;
     }
-    realistic(budget, &[200, 1_000, 10_000, 65_000]);
+    if std::env::args().any(|a| a == "--variants") {
+        realistic(budget, &[200, 1_000, 10_000, 65_000], &variant_corpus());
+        return;
+    }
+    if let Some(pos) = std::env::args().position(|a| a == "--file") {
+        let path = std::env::args().nth(pos + 1).unwrap();
+        realistic(budget, &[200, 1_000, 10_000, 65_000], &file_corpus(&path));
+        return;
+    }
+    realistic(budget, &[200, 1_000, 10_000, 65_000], &realistic_corpus());
     if std::env::args().any(|a| a == "--realistic") {
         return; // the realistic corpus only (quicker while tuning)
     }

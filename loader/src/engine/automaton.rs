@@ -1,9 +1,10 @@
-//! The Aho-Corasick automaton over folded UTF-16 code units that finds every literal of
-//! one event type in one pass: its build (trie, breadth-first numbering, fail and
-//! dictionary links, dense rows within a byte budget) and its scan.
+//! The Aho-Corasick automaton over folded UTF-16 code units that finds every occurrence of
+//! a set of literals in one pass over an input: its build (from a breadth-first trie:
+//! fail and dictionary links, dense rows within a byte budget) and its scan.
 
 use alloc::vec::Vec;
 
+use super::trie::Levels;
 use super::{NONE, idx, u32_of};
 use crate::error::AllocError;
 use crate::mem::{self, push};
@@ -51,6 +52,12 @@ pub(super) struct Automaton {
     outs: Vec<u32>,
     /// Class of each ASCII code unit as it occurs in an input (case folded in).
     class: [u8; 128],
+    /// Per ASCII unit: some literal begins with it (folded). At the root, the scan skips
+    /// the others without stepping.
+    start: [bool; 128],
+    /// The only unit any literal begins with, when there is one (a path's literals often
+    /// all begin with `\`): the root then skips four units per test.
+    only: Option<u16>,
     /// Classes per dense row (at least 1).
     stride: u32,
     /// States `0..ndense` have rows in `dense`.
@@ -59,6 +66,26 @@ pub(super) struct Automaton {
     limit: u32,
     /// `dense[s * stride + class]`: the scan value of the next state.
     dense: Vec<u32>,
+}
+
+/// The first position from `i` where `input` holds `t` (or its end), four units per test.
+#[inline]
+fn skip_to(input: &[u16], mut i: usize, t: u16) -> usize {
+    const LO: u64 = 0x0001_0001_0001_0001;
+    const HI: u64 = 0x8000_8000_8000_8000;
+    let pat = u64::from(t).wrapping_mul(LO);
+    while let Some(&[a, b, c, d]) = input.get(i..i.wrapping_add(4)) {
+        let x = u64::from(a) | u64::from(b) << 16 | u64::from(c) << 32 | u64::from(d) << 48;
+        let y = x ^ pat; // a zero lane where the unit is `t`
+        if y.wrapping_sub(LO) & !y & HI != 0 {
+            break;
+        }
+        i = i.wrapping_add(4);
+    }
+    while input.get(i).is_some_and(|&u| u != t) {
+        i = i.wrapping_add(1);
+    }
+    i
 }
 
 /// Folds an ASCII unit (the hot path's fold; other units go through [`fold`]).
@@ -146,103 +173,29 @@ impl Automaton {
         }
     }
 
-    /// Builds the automaton over `pats`: (pattern, output), sorted by pattern. At most
-    /// `dense_bytes` go to dense rows (at least the root's when that fits).
-    pub(super) fn build(pats: &[(&[u16], u32)], dense_bytes: usize) -> Result<Self, AllocError> {
-        // Trie over sorted patterns: a pattern's next child can only be the most recently
-        // added child of its node, so insertion needs no search and children come sorted.
-        struct T {
-            ch: u16,
-            first: u32,
-            last: u32,
-            sibling: u32,
-            out_start: u32,
-            out_len: u32,
-        }
-        let leaf = |ch| T {
-            ch,
-            first: NONE,
-            last: NONE,
-            sibling: NONE,
-            out_start: 0,
-            out_len: 0,
-        };
-        let total: usize = pats
-            .iter()
-            .map(|(p, _)| p.len())
-            .fold(1, usize::saturating_add);
-        if total >= idx(OUT) {
+    /// Builds the automaton over the trie `l` (breadth-first, as [`Levels::build`] makes
+    /// it). At most `dense_bytes` go to dense rows (at least the root's when that fits).
+    pub(super) fn build(l: &Levels, dense_bytes: usize) -> Result<Self, AllocError> {
+        if l.nodes.len() >= idx(OUT) {
             return Err(AllocError);
         }
-        let mut t: Vec<T> = mem::with_capacity(total)?;
-        push(&mut t, leaf(0))?;
-        let mut outs: Vec<u32> = mem::with_capacity(pats.len())?;
-        for (i, (pat, out)) in pats.iter().enumerate() {
-            let mut s = ROOT;
-            for &c in pat.iter() {
-                let cur = t.get(idx(s)).ok_or(AllocError)?;
-                let last = cur.last;
-                if last != NONE && t.get(idx(last)).is_some_and(|n| n.ch == c) {
-                    s = last;
-                    continue;
-                }
-                let new = u32_of(t.len())?;
-                push(&mut t, leaf(c))?;
-                if let Some(prev) = t.get_mut(idx(last)) {
-                    prev.sibling = new;
-                }
-                if let Some(cur) = t.get_mut(idx(s)) {
-                    if cur.first == NONE {
-                        cur.first = new;
-                    }
-                    cur.last = new;
-                }
-                s = new;
-            }
-            let end = t.get_mut(idx(s)).ok_or(AllocError)?;
-            if end.out_len == 0 {
-                end.out_start = u32_of(i)?;
-            }
-            end.out_len = end.out_len.saturating_add(1);
-            push(&mut outs, *out)?;
+        let mut outs: Vec<u32> = mem::with_capacity(l.outs.len())?;
+        mem::extend_from_slice(&mut outs, &l.outs)?;
+        // Node `c`'s incoming edge is `edges[c - 1]`: children are consecutive, so a
+        // node's edges are the run starting at its first child's.
+        let mut edges: Vec<(u16, u32)> = mem::with_capacity(l.nodes.len().saturating_sub(1))?;
+        for (c, n) in l.nodes.iter().enumerate().skip(1) {
+            push(&mut edges, (n.unit, u32_of(c)?))?;
         }
-        // Breadth-first order of the trie nodes: `order[new] = old`, `renum[old] = new`.
-        let mut order: Vec<u32> = mem::with_capacity(t.len())?;
-        push(&mut order, ROOT)?;
-        let mut head = 0usize;
-        while let Some(&u) = order.get(head) {
-            head = head.saturating_add(1);
-            let mut c = t.get(idx(u)).map_or(NONE, |n| n.first);
-            while let Some(ch) = t.get(idx(c)) {
-                push(&mut order, c)?;
-                c = ch.sibling;
-            }
-        }
-        let mut renum: Vec<u32> = mem::with_capacity(t.len())?;
-        for _ in 0..t.len() {
-            push(&mut renum, NONE)?;
-        }
-        for (new, &old) in order.iter().enumerate() {
-            if let Some(slot) = renum.get_mut(idx(old)) {
-                *slot = u32_of(new)?;
-            }
-        }
-        // Flatten children into sorted edge runs, in the new numbering.
-        let mut nodes: Vec<Node> = mem::with_capacity(t.len())?;
-        let mut edges: Vec<(u16, u32)> = mem::with_capacity(t.len().saturating_sub(1))?;
-        for &old in &order {
-            let Some(n) = t.get(idx(old)) else { break };
-            let edge_start = u32_of(edges.len())?;
-            let mut c = n.first;
-            while let Some(ch) = t.get(idx(c)) {
-                let to = renum.get(idx(c)).copied().ok_or(AllocError)?;
-                push(&mut edges, (ch.ch, to))?;
-                c = ch.sibling;
-            }
-            let edge_len = u32_of(edges.len())?.saturating_sub(edge_start);
+        let mut nodes: Vec<Node> = mem::with_capacity(l.nodes.len())?;
+        for n in &l.nodes {
             let node = Node {
-                edge_start,
-                edge_len,
+                edge_start: if n.nchild == 0 {
+                    0
+                } else {
+                    n.first.saturating_sub(1)
+                },
+                edge_len: n.nchild,
                 fail: ROOT,
                 dict: NONE,
                 out_start: n.out_start,
@@ -252,14 +205,13 @@ impl Automaton {
             };
             push(&mut nodes, node)?;
         }
-        drop(order);
-        drop(renum);
-        drop(t);
         let mut a = Automaton {
             nodes,
             edges,
             outs,
             class: [0; 128],
+            start: [false; 128],
+            only: None,
             stride: 1,
             ndense: 0,
             limit: 0,
@@ -323,6 +275,33 @@ impl Automaton {
             }
         }
         a.stride = u32::from(stride);
+        let mut begins = 0usize;
+        for u in 0u16..128 {
+            let b = a.child(ROOT, fold_ascii(u)).is_some();
+            if let Some(slot) = a.start.get_mut(usize::from(u)) {
+                *slot = b;
+            }
+            if b {
+                begins = begins.saturating_add(1);
+                a.only = Some(u);
+            }
+        }
+        let wide = a.node(ROOT).is_some_and(|r| {
+            let end = r.edge_start.saturating_add(r.edge_len);
+            a.edges
+                .get(idx(r.edge_start)..idx(end))
+                .is_some_and(|e| e.iter().any(|&(c, _)| c >= 128))
+        });
+        // A letter has two units (cases); a non-ASCII unit may fold to an ASCII letter
+        // (`ı` to `I`) but to no other ASCII unit (`no_other_unit_folds_to_ascii_punctuation`).
+        if begins != 1
+            || wide
+            || a.only.is_some_and(|u| {
+                char::from_u32(u32::from(u)).is_none_or(|c| c.is_ascii_alphabetic())
+            })
+        {
+            a.only = None;
+        }
         // Dense rows for the first states, within the budget (and every scan value below
         // `OUT`).
         let row = usize::from(stride).saturating_mul(core::mem::size_of::<u32>());
@@ -383,14 +362,29 @@ impl Automaton {
     }
 
     /// Steps from scan value `v` over `input` from position `i` while the input is ASCII
-    /// and the state has no outputs and is either dense (one table read per unit) or
-    /// sparse and the unit follows its first edge (the walk down a long literal). Returns
+    /// and the state has no outputs and is either the root (skipping units no literal
+    /// begins with), dense (one table read per unit) or sparse and the unit follows its
+    /// first edge (the walk down a long literal). Returns
     /// the value and the position it stopped at (the unit there not consumed).
     #[inline]
     fn run(&self, input: &[u16], mut i: usize, mut v: u32) -> (u32, usize) {
         let dense = self.dense.as_slice();
         let limit = self.limit;
-        while let Some(&u) = input.get(i) {
+        loop {
+            if v == ROOT {
+                // Units that begin no literal leave the root where it is: a loop with no
+                // dependency from one unit to the next, several units per cycle.
+                if let Some(t) = self.only {
+                    i = skip_to(input, i, t);
+                }
+                while let Some(&u) = input.get(i) {
+                    if self.start.get(usize::from(u)).copied().unwrap_or(true) {
+                        break;
+                    }
+                    i = i.wrapping_add(1);
+                }
+            }
+            let Some(&u) = input.get(i) else { break };
             let Some(&cls) = self.class.get(usize::from(u)) else {
                 break;
             };
@@ -459,7 +453,21 @@ impl Automaton {
     clippy::as_conversions
 )]
 mod tests {
+    use super::super::trie::Pat;
     use super::*;
+
+    /// What lets the root skip to the one unit every literal begins with: no unit outside
+    /// ASCII folds to an ASCII unit that is not a letter.
+    #[test]
+    fn no_other_unit_folds_to_ascii_punctuation() {
+        for u in 128..=u16::MAX {
+            let f = fold(u);
+            assert!(
+                f >= 128 || (f as u8).is_ascii_alphabetic(),
+                "{u:#x} folds to {f:#x}"
+            );
+        }
+    }
 
     /// The automaton reports exactly the occurrences a naive search finds, whatever share
     /// of its states is dense (none, the root only, a few, all), on mixed-case, non-ASCII
@@ -483,13 +491,31 @@ mod tests {
                     .collect();
                 pats.push(p);
             }
-            pats.sort();
-            pats.dedup();
-            let refs: Vec<(&[u16], u32)> = pats
+            // Every fourth round, every literal begins with `\`: the root skips to it.
+            if round % 4 == 0 {
+                pats.iter_mut().for_each(|p| p.insert(0, 0x5C));
+            }
+            // In any order, duplicates included (each reports its own output).
+            if round % 3 == 0 {
+                pats.push(pats[0].clone());
+            }
+            let strings: Vec<u16> = pats.concat();
+            let mut off = 0u32;
+            let refs: Vec<Pat> = pats
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (p.as_slice(), i as u32))
+                .map(|(i, p)| {
+                    let pat = Pat {
+                        off,
+                        len: p.len() as u16,
+                        rev: false,
+                        out: i as u32,
+                    };
+                    off += p.len() as u32;
+                    pat
+                })
                 .collect();
+            let levels = Levels::build(&strings, &refs).unwrap();
             let inputs: Vec<Vec<u16>> = (0..8)
                 .map(|_| {
                     (0..next(40))
@@ -498,7 +524,7 @@ mod tests {
                 })
                 .collect();
             for budget in [0usize, 4, 40, 120, 400, 1 << 20] {
-                let a = Automaton::build(&refs, budget).unwrap();
+                let a = Automaton::build(&levels, budget).unwrap();
                 for input in &inputs {
                     let mut got = Vec::new();
                     a.scan(input, |o, end| got.push((o, end)));

@@ -1,204 +1,414 @@
-//! Evaluation: one scan of the event's string inputs collects the literals that hold
-//! into a small set on the stack, then the candidate rules those literals list are checked
-//! in file order, the first match deciding. Allocates nothing.
+//! Evaluation. The anchor literals that hold in the event are found by walks of the tries
+//! (forward from the start of a field, backward from its end) and a scan of the automaton
+//! over the fields that need one; each literal found has
+//! its runs of candidate rules checked at once, in ascending order, cut at the best match
+//! so far; then the rules with no anchor. First match in file order wins. Criteria are
+//! checked directly, except `contains` values with a membership literal: those are looked
+//! up among the membership literals one scan of the field found, made the first time a
+//! candidate needs it. The name, extension and parent are positions in the path when the
+//! sensor derived them from it (`text::split_path`), so one walk serves several fields.
+//! Allocates nothing; its state is under a kilobyte of stack.
 
-use super::automaton::Automaton;
-use super::index::{CCrit, Kind, RuleSet, TypeIndex};
-use super::{NO_ANCHOR, NONE, idx};
+use super::index::{CCrit, CSet, Kind, RuleSet, Run, TypeIndex};
+use super::{MAX_FIELDS, NO_ANCHOR, NONE, idx};
 use crate::eval::{Event, Input, Match};
 use crate::schema::{Action, Op};
 use crate::text;
 
-/// Fields per event type the index can address (the schema has at most 11).
-const MAX_FIELDS: usize = 16;
-/// Literals that may hold in one event before evaluation falls back to direct checks.
+/// Membership literals one event may hold before its membership tests compare directly.
 const MAX_HITS: usize = 64;
+/// Anchor literals remembered as done per event (a literal found again past this is
+/// checked again: same verdict, more work).
+const MAX_SEEN: usize = 32;
+const NO_OWNER: u8 = u8::MAX;
+
+fn bit(f: u8) -> u32 {
+    1u32.checked_shl(u32::from(f)).unwrap_or(0)
+}
+
+/// The fields of a mask, lowest first.
+fn fields(mut m: u32) -> impl Iterator<Item = u8> {
+    core::iter::from_fn(move || {
+        if m == 0 {
+            return None;
+        }
+        let f = u8::try_from(m.trailing_zeros()).unwrap_or(u8::MAX);
+        m &= m.wrapping_sub(1);
+        Some(f)
+    })
+}
+
+/// A small set of literal ids with a 256-bit filter in front of it.
+struct Set<const N: usize> {
+    ids: [u32; N],
+    n: usize,
+    filter: [u64; 4],
+    /// An id did not fit.
+    overflow: bool,
+}
+
+impl<const N: usize> Set<N> {
+    fn new() -> Self {
+        Set {
+            ids: [0; N],
+            n: 0,
+            filter: [0; 4],
+            overflow: false,
+        }
+    }
+
+    #[inline]
+    fn bit(l: u32) -> (usize, u64) {
+        let h = l.wrapping_mul(0x9E37_79B1) >> 24;
+        (idx(h >> 6) & 3, 1u64.checked_shl(h & 63).unwrap_or(0))
+    }
+
+    #[inline]
+    fn contains(&self, l: u32) -> bool {
+        let (w, m) = Self::bit(l);
+        self.filter.get(w).is_some_and(|x| x & m != 0)
+            && self.ids.get(..self.n).unwrap_or(&[]).contains(&l)
+    }
+
+    /// Adds `l`; false when it was there already.
+    #[inline]
+    fn insert(&mut self, l: u32) -> bool {
+        if self.contains(l) {
+            return false;
+        }
+        match self.ids.get_mut(self.n) {
+            Some(slot) => {
+                *slot = l;
+                self.n = self.n.saturating_add(1);
+                let (w, m) = Self::bit(l);
+                if let Some(x) = self.filter.get_mut(w) {
+                    *x |= m;
+                }
+            }
+            None => self.overflow = true,
+        }
+        true
+    }
+}
+
+/// Where a field's input lies in the input it is read from: code units `start..end`.
+#[derive(Clone, Copy)]
+struct Reg {
+    start: usize,
+    end: usize,
+}
+
+/// The state of one evaluation.
+struct Cx<'a, 'e> {
+    ev: &'a Event<'e>,
+    /// Best (lowest) matching rule so far, `NONE` for none.
+    best: u32,
+    /// Per field: the field whose input holds it (itself, or the path it was derived
+    /// from), `NO_OWNER` when it is not a string input.
+    owner: [u8; MAX_FIELDS],
+    reg: [Reg; MAX_FIELDS],
+    /// Fields held by the path's input (derived ones and the path itself).
+    in_path: u32,
+    path: u8,
+    /// Made when first needed: most events find no literal and test no membership.
+    seen: Option<Set<MAX_SEEN>>,
+    member: Option<Set<MAX_HITS>>,
+    /// Bit `o`: the input of field `o` was scanned for membership literals.
+    mscanned: u32,
+}
+
+impl<'a, 'e> Cx<'a, 'e> {
+    fn new(ev: &'a Event<'e>) -> Self {
+        Cx {
+            ev,
+            best: NONE,
+            owner: [NO_OWNER; MAX_FIELDS],
+            reg: [Reg { start: 0, end: 0 }; MAX_FIELDS],
+            in_path: 0,
+            path: NO_OWNER,
+            seen: None,
+            member: None,
+            mscanned: 0,
+        }
+    }
+
+    /// Where each string input lies; the derived ones in the path when the sensor
+    /// derived them from it.
+    fn layout(&mut self, ti: &TypeIndex) {
+        let ev = self.ev;
+        // Only fields with literals are looked up by position.
+        let used = ti.fwd_start | ti.bwd_end | ti.ac_fields | ti.member_fields;
+        for f in fields(used) {
+            if let (Some(Input::Str(s)), Some(o), Some(r)) = (
+                ev.input(f),
+                self.owner.get_mut(usize::from(f)),
+                self.reg.get_mut(usize::from(f)),
+            ) {
+                *o = f;
+                r.end = s.len();
+            }
+        }
+        let Some([fp, fname, fext, fparent]) = ti.derived else {
+            return;
+        };
+        let Some(Input::Str(path)) = ev.input(fp) else {
+            return;
+        };
+        let (parent, name, ext) = text::split_path(path);
+        let len = path.len();
+        self.path = fp;
+        self.in_path = bit(fp);
+        let parts = [
+            (fname, len.saturating_sub(name.len()), name),
+            (fext, len.saturating_sub(ext.len()), ext),
+            (fparent, 0, parent),
+        ];
+        for (f, start, part) in parts {
+            let same = match ev.input(f) {
+                Some(Input::Str(s)) => core::ptr::eq(s, part) || s == part,
+                _ => false,
+            };
+            if let (true, Some(o), Some(r)) = (
+                same,
+                self.owner.get_mut(usize::from(f)),
+                self.reg.get_mut(usize::from(f)),
+            ) {
+                *o = fp;
+                *r = Reg {
+                    start,
+                    end: start.saturating_add(part.len()),
+                };
+                self.in_path |= bit(f);
+            }
+        }
+    }
+
+    /// The fields whose input is field `o`'s.
+    fn served(&self, o: u8) -> u32 {
+        if o == self.path { self.in_path } else { bit(o) }
+    }
+
+    fn owner(&self, f: u8) -> u8 {
+        self.owner.get(usize::from(f)).copied().unwrap_or(NO_OWNER)
+    }
+
+    fn reg(&self, f: u8) -> Reg {
+        self.reg
+            .get(usize::from(f))
+            .copied()
+            .unwrap_or(Reg { start: 1, end: 0 })
+    }
+
+    /// The smallest region holding the regions of `fields`.
+    fn span(&self, fields_: u32) -> (usize, usize) {
+        fields(fields_).fold((usize::MAX, 0), |(lo, hi), f| {
+            let r = self.reg(f);
+            (lo.min(r.start), hi.max(r.end))
+        })
+    }
+}
 
 impl RuleSet {
     /// Decides an event: the first rule in file order that matches, or `None` (pass).
     /// Allocates nothing; reads inputs only through [`Event::input`].
     pub fn evaluate(&self, ev: &Event<'_>) -> Option<Match> {
         let ti = self.index.get(ev.kind.slot())?;
-        let mut hits = Hits::new();
-        self.scan(ti, ev, &mut hits, ti.eager);
-        let mut best = NONE;
-        if hits.overflow {
-            best = ti
-                .all
-                .iter()
-                .copied()
-                .find(|&r| self.matches(ti, r, NO_ANCHOR, ev, &mut hits))
-                .unwrap_or(NONE);
-        } else {
-            // Candidates come from the eagerly scanned literals only (fields scanned later
-            // hold no anchors), so the literals found so far are all that can list rules.
-            let n0 = hits.n;
-            for i in 0..n0 {
-                let Some(&lit) = hits.ids.get(i) else { break };
-                let s = self.post_start.get(idx(lit)).copied().unwrap_or(0);
-                let e = self
-                    .post_start
-                    .get(idx(lit).saturating_add(1))
-                    .copied()
-                    .unwrap_or(0);
-                for &r in self.postings.get(idx(s)..idx(e)).unwrap_or(&[]) {
-                    if r >= best {
-                        break;
-                    }
-                    let skip = self.rules.get(idx(r)).map_or(NO_ANCHOR, |x| {
-                        if x.anchor_exact { x.anchor } else { NO_ANCHOR }
-                    });
-                    if self.matches(ti, r, skip, ev, &mut hits) {
-                        best = r;
-                        break;
-                    }
-                }
-            }
-            for &r in &ti.always {
-                if r >= best {
-                    break;
-                }
-                if self.matches(ti, r, NO_ANCHOR, ev, &mut hits) {
-                    best = r;
-                    break;
-                }
+        let mut cx = Cx::new(ev);
+        cx.layout(ti);
+        self.find(ti, &mut cx);
+        for run in &ti.always {
+            if !self.run(ti, &mut cx, run, false) {
+                break;
             }
         }
-        let r = self.rules.get(idx(best))?;
+        let r = self.rules.get(idx(cx.best))?;
         Some(Match {
             action: r.action,
             rule_id: r.id,
-            rule_index: best,
+            rule_index: cx.best,
         })
     }
 
-    /// Runs the automaton over the string inputs of the fields in `want` not scanned yet,
-    /// and records every literal that holds, with its field's position in the input. The
-    /// path, name, extension and parent go in one pass over the path when the sensor
-    /// derived them from it.
-    fn scan(&self, ti: &TypeIndex, ev: &Event<'_>, hits: &mut Hits, want: u32) {
-        let Some(ac) = &ti.ac else { return };
-        let want = want & ti.fields & !hits.scanned;
-        if want == 0 {
-            return;
-        }
-        let bit = |f: u8| 1u32.checked_shl(u32::from(f)).unwrap_or(0);
-        if let Some([fp, fname, fext, fparent]) = ti.derived
-            && want & (bit(fp) | bit(fname) | bit(fext) | bit(fparent)) != 0
-            && let Some(Input::Str(path)) = ev.input(fp)
-        {
-            let (parent, name, ext) = text::split_path(path);
-            let same = |f: u8, part: &[u16]| match ev.input(f) {
-                Some(Input::Str(s)) => core::ptr::eq(s, part) || s == part,
-                _ => false,
-            };
-            let mut regions = [None; MAX_FIELDS];
-            let len = path.len();
-            let mut done = bit(fp);
-            set_region(&mut regions, fp, 0, len);
-            if same(fname, name) {
-                set_region(&mut regions, fname, len.saturating_sub(name.len()), len);
-                done |= bit(fname);
-            }
-            if same(fext, ext) {
-                set_region(&mut regions, fext, len.saturating_sub(ext.len()), len);
-                done |= bit(fext);
-            }
-            if same(fparent, parent) {
-                set_region(&mut regions, fparent, 0, parent.len());
-                done |= bit(fparent);
-            }
-            self.scan_one(ac, path, &regions, hits);
-            hits.scanned |= done;
-        }
-        for f in 0..u8::try_from(MAX_FIELDS).unwrap_or(0) {
-            if want & bit(f) == 0 || hits.scanned & bit(f) != 0 {
+    /// The decided action of a match, or `None` for pass (convenience for callers).
+    pub fn action(&self, ev: &Event<'_>) -> Option<Action> {
+        self.evaluate(ev).map(|m| m.action)
+    }
+
+    /// Finds the anchor literals that hold, input by input, and checks their candidates.
+    fn find(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>) {
+        let want = ti.fwd_start | ti.bwd_end | ti.ac_fields;
+        let mut done = 0u32;
+        for f in fields(want) {
+            let o = cx.owner(f);
+            if o == NO_OWNER || done & bit(o) != 0 {
                 continue;
             }
-            if let Some(Input::Str(s)) = ev.input(f) {
-                let mut regions = [None; MAX_FIELDS];
-                set_region(&mut regions, f, 0, s.len());
-                self.scan_one(ac, s, &regions, hits);
+            done |= bit(o);
+            let served = cx.served(o) & want;
+            if let Some(Input::Str(buf)) = cx.ev.input(o) {
+                self.find_in(ti, cx, o, buf, served);
             }
-            hits.scanned |= bit(f);
         }
     }
 
+    /// The walks and the scan over one input, for the `fields` it holds.
+    fn find_in(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, o: u8, buf: &[u16], fields_: u32) {
+        if let Some(bwd) = &ti.bwd {
+            let mut ends = [usize::MAX; 4];
+            for (k, f) in fields(fields_ & ti.bwd_end).enumerate() {
+                let e = cx.reg(f).end;
+                if ends.contains(&e) {
+                    continue;
+                }
+                if let Some(slot) = ends.get_mut(k) {
+                    *slot = e;
+                }
+                bwd.walk_bwd(buf, e, |l, s| self.found(ti, cx, o, l, s, e));
+            }
+        }
+        if let Some(fwd) = &ti.fwd {
+            let mut starts = [usize::MAX; 4];
+            for (k, f) in fields(fields_ & ti.fwd_start).enumerate() {
+                let s = cx.reg(f).start;
+                if starts.contains(&s) {
+                    continue;
+                }
+                if let Some(slot) = starts.get_mut(k) {
+                    *slot = s;
+                }
+                fwd.walk_fwd(buf, s, |l, e| self.found(ti, cx, o, l, s, e));
+            }
+        }
+        for (f, ac) in &ti.ac {
+            if fields_ & bit(*f) == 0 {
+                continue;
+            }
+            let r = cx.reg(*f);
+            let lo = r.start;
+            ac.scan(buf.get(lo..r.end).unwrap_or(&[]), |l, end| {
+                let e = lo.saturating_add(end);
+                let len = self.lits.get(idx(l)).map_or(0, |x| usize::from(x.len));
+                self.found(ti, cx, o, l, e.saturating_sub(len), e);
+            });
+        }
+    }
+
+    /// Literal `l` occurs at `s..e` of field `o`'s input: if that is where its field says
+    /// it must be, its candidates are checked.
     #[inline]
-    fn scan_one(
-        &self,
-        ac: &Automaton,
-        input: &[u16],
-        regions: &[Option<(usize, usize)>; MAX_FIELDS],
-        hits: &mut Hits,
-    ) {
-        ac.scan(input, |l, end| {
-            let Some(lit) = self.lits.get(idx(l)) else {
-                return;
-            };
-            let Some(Some((rs, re))) = regions.get(usize::from(lit.field)) else {
-                return;
-            };
-            let start = end.saturating_sub(usize::from(lit.len));
-            if start < *rs || end > *re {
-                return;
+    fn found(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, o: u8, l: u32, s: usize, e: usize) {
+        let Some(lit) = self.lits.get(idx(l)) else {
+            return;
+        };
+        if cx.owner(lit.field) != o {
+            return;
+        }
+        let r = cx.reg(lit.field);
+        let holds = match lit.kind {
+            Kind::Prefix => s == r.start && e <= r.end,
+            Kind::Suffix => e == r.end && s >= r.start,
+            Kind::Equals => s == r.start && e == r.end,
+            Kind::Contains => s >= r.start && e <= r.end,
+        };
+        if holds && cx.seen.get_or_insert_with(Set::new).insert(l) {
+            let a = self.lit_runs.get(idx(l)).copied().unwrap_or(0);
+            let b = self
+                .lit_runs
+                .get(idx(l).saturating_add(1))
+                .copied()
+                .unwrap_or(a);
+            for run in self.runs.get(idx(a)..idx(b)).unwrap_or(&[]) {
+                if !self.run(ti, cx, run, true) {
+                    break;
+                }
             }
-            let ok = match lit.kind {
-                Kind::Contains => true,
-                Kind::Prefix => start == *rs,
-                Kind::Suffix => end == *re,
-                Kind::Equals => start == *rs && end == *re,
-            };
-            if ok {
-                hits.add(l);
-            }
-        });
+        }
     }
 
-    /// Does rule `r` match, given the literals that hold? Criterion `skip` is known to hold.
-    fn matches(&self, ti: &TypeIndex, r: u32, skip: u8, ev: &Event<'_>, hits: &mut Hits) -> bool {
-        let Some(rule) = self.rules.get(idx(r)) else {
-            return false;
+    /// Checks a run of candidates (through their anchor when `anchored`); false when no
+    /// later run can do better (the cut).
+    fn run(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, run: &Run, anchored: bool) -> bool {
+        let rules = self
+            .postings
+            .get(idx(run.start)..idx(run.end))
+            .unwrap_or(&[]);
+        let Some(&first) = rules.first() else {
+            return true;
         };
-        if rule.event != ev.kind {
+        if first >= cx.best {
             return false;
         }
-        let base = idx(rule.crit);
-        let crits = self
-            .crits
-            .get(base..base.saturating_add(usize::from(rule.ncrit)))
-            .unwrap_or(&[]);
-        for (k, c) in crits.iter().enumerate() {
-            if usize::from(skip) != k && !self.holds(ti, c, ev, hits) {
+        let guard = self.crits.get(idx(run.crit));
+        if let Some(c) = guard
+            && !self.holds(ti, cx, c)
+        {
+            return true;
+        }
+        let set = self.sets.get(idx(run.set));
+        if let Some(s) = set
+            && self.set_holds(ti, cx, s)
+        {
+            return true;
+        }
+        let gp = guard.map_or(NONE, |c| c.pred);
+        let gs = set.map_or(NONE, |s| s.id);
+        for &r in rules {
+            if r >= cx.best {
+                return false;
+            }
+            if self.matches(ti, cx, r, anchored, gp, gs) {
+                cx.best = r;
                 return false;
             }
         }
-        let sets = self
-            .sets
-            .get(idx(rule.set)..idx(rule.set).saturating_add(usize::from(rule.nsets)))
-            .unwrap_or(&[]);
-        !sets.iter().any(|s| {
-            let b = idx(s.crit);
-            self.crits
-                .get(b..b.saturating_add(usize::from(s.n)))
-                .unwrap_or(&[])
-                .iter()
-                .all(|c| self.holds(ti, c, ev, hits))
-        })
+        true
+    }
+
+    /// Does rule `r` match? Its anchor (when `anchored`), the predicate `gp` and the set
+    /// `gs` are known to hold and not to hold.
+    fn matches(
+        &self,
+        ti: &TypeIndex,
+        cx: &mut Cx<'_, '_>,
+        r: u32,
+        anchored: bool,
+        gp: u32,
+        gs: u32,
+    ) -> bool {
+        let Some(rule) = self.rules.get(idx(r)) else {
+            return false;
+        };
+        if rule.event != cx.ev.kind {
+            return false;
+        }
+        let skip = if anchored && rule.anchor_exact {
+            usize::from(rule.anchor)
+        } else {
+            usize::from(NO_ANCHOR)
+        };
+        for (k, c) in self.crits_at(rule.crit, rule.ncrit).iter().enumerate() {
+            if k != skip && c.pred != gp && !self.holds(ti, cx, c) {
+                return false;
+            }
+        }
+        !self
+            .sets_of(rule)
+            .iter()
+            .any(|s| s.id != gs && self.set_holds(ti, cx, s))
+    }
+
+    fn set_holds(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, s: &CSet) -> bool {
+        self.crits_at(s.crit, s.n)
+            .iter()
+            .all(|c| self.holds(ti, cx, c))
     }
 
     /// Does criterion `c` hold? A missing input, or one of another type, makes it false
     /// whether or not it is negated (as [`crate::eval::criterion_holds`]).
-    #[inline]
-    fn holds(&self, ti: &TypeIndex, c: &CCrit, ev: &Event<'_>, hits: &mut Hits) -> bool {
-        let Some(input) = ev.input(c.field) else {
+    fn holds(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, c: &CCrit) -> bool {
+        let Some(input) = cx.ev.input(c.field) else {
             return false;
         };
-        let bit = 1u32.checked_shl(u32::from(c.field)).unwrap_or(0);
-        if hits.scanned & bit == 0 && Kind::of(c.op).is_some() {
-            self.scan(ti, ev, hits, bit);
-        }
-        let hits: &Hits = hits;
         let n = usize::from(c.n);
         let v = idx(c.vals);
         let hit = match (c.op, input) {
@@ -206,11 +416,15 @@ impl RuleSet {
                 Op::StrEquals | Op::StartsWith | Op::EndsWith | Op::Contains | Op::Wildcard,
                 Input::Str(s),
             ) => self.svals_of(c).iter().any(|x| {
-                if x.lit != NONE && !hits.overflow {
-                    hits.contains(x.lit)
-                } else {
-                    str_op(c.op, s, self.units(x.off, x.len))
+                if c.op == Op::Contains && x.lit != NONE {
+                    self.member_scan(ti, cx, c.field);
+                    if let Some(m) = &cx.member
+                        && !m.overflow
+                    {
+                        return m.contains(x.lit);
+                    }
                 }
+                str_op(c.op, s, self.units(x.off, x.len))
             }),
             (Op::IntEquals, Input::Int(x)) => self.ints(v, n).contains(&x),
             (Op::AnyBits, Input::Int(x)) => self.ints(v, n).iter().any(|&y| x & y != 0),
@@ -241,15 +455,33 @@ impl RuleSet {
         hit != c.negate
     }
 
-    /// The decided action of a match, or `None` for pass (convenience for callers).
-    pub fn action(&self, ev: &Event<'_>) -> Option<Action> {
-        self.evaluate(ev).map(|m| m.action)
-    }
-}
-
-fn set_region(r: &mut [Option<(usize, usize)>; MAX_FIELDS], f: u8, start: usize, end: usize) {
-    if let Some(slot) = r.get_mut(usize::from(f)) {
-        *slot = Some((start, end));
+    /// Scans the input that holds field `f` for membership literals, once per event.
+    fn member_scan(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, f: u8) {
+        let o = cx.owner(f);
+        if o == NO_OWNER || cx.mscanned & bit(o) != 0 {
+            return;
+        }
+        cx.mscanned |= bit(o);
+        cx.member.get_or_insert_with(Set::new);
+        let (Some(ac), Some(Input::Str(buf))) = (&ti.member, cx.ev.input(o)) else {
+            return;
+        };
+        let want = cx.served(o) & ti.member_fields;
+        if want == 0 {
+            return;
+        }
+        let (lo, hi) = cx.span(want);
+        ac.scan(buf.get(lo..hi).unwrap_or(&[]), |l, end| {
+            let Some(lit) = self.mlits.get(idx(l)) else {
+                return;
+            };
+            let e = lo.saturating_add(end);
+            let s = e.saturating_sub(usize::from(lit.len));
+            let r = cx.reg(lit.field);
+            if cx.owner(lit.field) == o && s >= r.start && e <= r.end {
+                cx.member.get_or_insert_with(Set::new).insert(l);
+            }
+        });
     }
 }
 
@@ -262,62 +494,5 @@ fn str_op(op: Op, input: &[u16], pat: &[u16]) -> bool {
         Op::Contains => text::contains_folded(input, pat),
         Op::Wildcard => text::wildcard_folded(input, pat),
         Op::IntEquals | Op::AnyBits | Op::AllBits | Op::Range | Op::IsTrue | Op::IsFalse => false,
-    }
-}
-
-/// Literals that hold in the current event: a small set on the stack with a 256-bit filter
-/// in front of it.
-struct Hits {
-    ids: [u32; MAX_HITS],
-    n: usize,
-    filter: [u64; 4],
-    overflow: bool,
-    /// Bit `f`: the literals of field `f` are recorded.
-    scanned: u32,
-}
-
-impl Hits {
-    fn new() -> Self {
-        Hits {
-            ids: [0; MAX_HITS],
-            n: 0,
-            filter: [0; 4],
-            overflow: false,
-            scanned: 0,
-        }
-    }
-
-    #[inline]
-    fn bit(l: u32) -> (usize, u64) {
-        let h = l.wrapping_mul(0x9E37_79B1) >> 24;
-        (idx(h >> 6) & 3, 1u64.checked_shl(h & 63).unwrap_or(0))
-    }
-
-    fn ids(&self) -> &[u32] {
-        self.ids.get(..self.n).unwrap_or(&[])
-    }
-
-    #[inline]
-    fn contains(&self, l: u32) -> bool {
-        let (w, m) = Self::bit(l);
-        self.filter.get(w).is_some_and(|x| x & m != 0) && self.ids().contains(&l)
-    }
-
-    #[inline]
-    fn add(&mut self, l: u32) {
-        if self.contains(l) {
-            return;
-        }
-        match self.ids.get_mut(self.n) {
-            Some(slot) => {
-                *slot = l;
-                self.n = self.n.saturating_add(1);
-                let (w, m) = Self::bit(l);
-                if let Some(x) = self.filter.get_mut(w) {
-                    *x |= m;
-                }
-            }
-            None => self.overflow = true,
-        }
     }
 }

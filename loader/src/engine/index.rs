@@ -1,10 +1,12 @@
-//! The compiled form: the flat arrays of rules, criteria, exception sets and values, the
-//! literals and their postings, the per-event-type index, and the rule set's public
-//! accessors.
+//! The compiled form: the flat arrays of rules, criteria, exception sets and values (all
+//! referring to one folded string table by offset), the anchor literals with the runs of
+//! candidate rules each one lists, the per-event-type structures that find literals, and
+//! the rule set's public accessors.
 
 use alloc::vec::Vec;
 
 use super::automaton::Automaton;
+use super::trie::Trie;
 use super::{NO_ANCHOR, idx};
 use crate::schema::{Action, EventType, Op};
 
@@ -32,6 +34,15 @@ impl Kind {
             | Op::Range
             | Op::IsTrue
             | Op::IsFalse => None,
+        }
+    }
+
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Kind::Equals => 0,
+            Kind::Prefix => 1,
+            Kind::Suffix => 2,
+            Kind::Contains => 3,
         }
     }
 }
@@ -62,6 +73,8 @@ pub(super) struct CRule {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct CSet {
     pub(super) crit: u32,
+    /// Equal ids, equal sets (same criteria in the same order).
+    pub(super) id: u32,
     pub(super) n: u8,
 }
 
@@ -69,6 +82,8 @@ pub(super) struct CSet {
 pub(super) struct CCrit {
     /// First value in `svals` / `ivals` / `rvals`, by the operator's kind.
     pub(super) vals: u32,
+    /// Equal predicates, equal criteria (field, operator, negation and values).
+    pub(super) pred: u32,
     pub(super) field: u8,
     pub(super) op: Op,
     pub(super) negate: bool,
@@ -76,7 +91,8 @@ pub(super) struct CCrit {
 }
 
 /// A string value: code units `off..off + len` of the folded string table, and its
-/// literal (`NONE` for wildcards and literals left out of the automaton).
+/// membership literal for `contains` (`NONE` otherwise, and for literals over the budget:
+/// those are compared directly).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SVal {
     pub(super) off: u32,
@@ -84,19 +100,41 @@ pub(super) struct SVal {
     pub(super) len: u16,
 }
 
+/// Consecutive candidate rules `postings[start..end]` (ascending) that share a guard: a
+/// criterion all of them have (`crit`, or `NONE`) and an exception set all of them have
+/// (`set`, or `NONE`). When the criterion fails or the set holds, none of them matches, and
+/// the run is passed over at the cost of one check.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run {
+    pub(super) crit: u32,
+    pub(super) set: u32,
+    pub(super) start: u32,
+    pub(super) end: u32,
+}
+
+/// What finds the anchor literals of one event type, and what it finds them in.
 #[derive(Debug, Default)]
 pub(super) struct TypeIndex {
-    /// Rules of this type with no anchor, ascending: checked on every event.
-    pub(super) always: Vec<u32>,
-    /// Every rule of this type, ascending (the fallback when the hit set overflows).
-    pub(super) all: Vec<u32>,
-    /// One automaton over the literals of every field of this type.
-    pub(super) ac: Option<Automaton>,
-    /// Bit `f`: field `f` has literals.
-    pub(super) fields: u32,
-    /// Bit `f`: field `f` has literals that anchor rules; scanned for every event. The
-    /// other fields' inputs are scanned only when a candidate needs them.
-    pub(super) eager: u32,
+    /// Runs of the rules of this type with no anchor: checked on every event.
+    pub(super) always: Vec<Run>,
+    /// Prefix literals: walked from the start of their field.
+    pub(super) fwd: Option<Trie>,
+    /// Suffix and equality literals, reversed: walked back from the end of their field.
+    pub(super) bwd: Option<Trie>,
+    /// `contains` literals (and the literal runs of wildcard anchors), one automaton per
+    /// field: one pass over each field that has them.
+    pub(super) ac: Vec<(u8, Automaton)>,
+    /// Bit `f`: field `f` has prefix literals in `fwd`.
+    pub(super) fwd_start: u32,
+    /// Bit `f`: field `f` has literals in `bwd`.
+    pub(super) bwd_end: u32,
+    /// Bit `f`: field `f` has literals in `ac`.
+    pub(super) ac_fields: u32,
+    /// Membership literals (`contains` values of criteria that are not anchors), scanned
+    /// only when a candidate needs one.
+    pub(super) member: Option<Automaton>,
+    /// Bit `f`: field `f` has membership literals.
+    pub(super) member_fields: u32,
     /// Indices of the derived inputs: path, name, extension, parent.
     pub(super) derived: Option<[u8; 4]>,
 }
@@ -114,17 +152,41 @@ pub struct RuleSet {
     pub(super) svals: Vec<SVal>,
     pub(super) ivals: Vec<u64>,
     pub(super) rvals: Vec<(u64, u64)>,
+    /// Anchor literals; literal `l` lists `runs[lit_runs[l]..lit_runs[l + 1]]`.
     pub(super) lits: Vec<Lit>,
-    /// Rules anchored on literal `l`: `postings[post_start[l]..post_start[l + 1]]`, ascending.
-    pub(super) post_start: Vec<u32>,
+    pub(super) lit_runs: Vec<u32>,
+    pub(super) runs: Vec<Run>,
+    /// Rule indices, ascending within each run and from run to run of one literal.
     pub(super) postings: Vec<u32>,
-    /// One per event type, by [`EventType::slot`]. On the heap, not inline: a type index
-    /// is ~700 bytes, and a rule set is moved through several kernel stack frames on its
-    /// way to activation (the kernel check's frame budget).
+    /// Membership literals.
+    pub(super) mlits: Vec<Lit>,
+    /// One per event type, by [`EventType::slot`]. On the heap, not inline: a rule set is
+    /// moved through several kernel stack frames on its way to activation (the kernel
+    /// check's frame budget).
     pub(super) index: Vec<TypeIndex>,
 }
 
 impl RuleSet {
+    pub(super) fn empty() -> RuleSet {
+        RuleSet {
+            version: 0,
+            digest: [0; 32],
+            strings: Vec::new(),
+            rules: Vec::new(),
+            sets: Vec::new(),
+            crits: Vec::new(),
+            svals: Vec::new(),
+            ivals: Vec::new(),
+            rvals: Vec::new(),
+            lits: Vec::new(),
+            lit_runs: Vec::new(),
+            runs: Vec::new(),
+            postings: Vec::new(),
+            mlits: Vec::new(),
+            index: Vec::new(),
+        }
+    }
+
     pub(super) fn units(&self, off: u32, len: u16) -> &[u16] {
         let start = idx(off);
         self.strings
@@ -132,8 +194,19 @@ impl RuleSet {
             .unwrap_or(&[])
     }
 
-    pub(super) fn crit(&self, r: &CRule, k: u8) -> Option<&CCrit> {
-        self.crits.get(idx(r.crit).saturating_add(usize::from(k)))
+    /// The criteria of a rule (`ncrit` from `crit`) or of an exception set.
+    pub(super) fn crits_at(&self, first: u32, n: u8) -> &[CCrit] {
+        let s = idx(first);
+        self.crits
+            .get(s..s.saturating_add(usize::from(n)))
+            .unwrap_or(&[])
+    }
+
+    pub(super) fn sets_of(&self, r: &CRule) -> &[CSet] {
+        let s = idx(r.set);
+        self.sets
+            .get(s..s.saturating_add(usize::from(r.nsets)))
+            .unwrap_or(&[])
     }
 
     pub(super) fn svals_of(&self, c: &CCrit) -> &[SVal] {
@@ -169,7 +242,12 @@ impl RuleSet {
 
     /// Rules checked on every event of `t` because they have no string anchor.
     pub fn unanchored(&self, t: EventType) -> usize {
-        self.index.get(t.slot()).map_or(0, |ti| ti.always.len())
+        self.index.get(t.slot()).map_or(0, |ti| {
+            ti.always
+                .iter()
+                .map(|r| idx(r.end.saturating_sub(r.start)))
+                .fold(0, usize::saturating_add)
+        })
     }
 
     /// The criterion rule `index` is anchored on (its candidates come from that
@@ -181,20 +259,27 @@ impl RuleSet {
             .filter(|&a| a != NO_ANCHOR)
     }
 
-    /// Literals in the automata (distinct field, kind and string).
+    /// Literals the evaluator looks for: anchor literals and membership literals.
     pub fn literals(&self) -> usize {
-        self.lits.len()
+        self.lits.len().saturating_add(self.mlits.len())
     }
 
-    /// Bytes held by the compiled form (arrays and automata, not counting spare capacity).
+    /// Bytes held by the compiled form (arrays, tries and automata, spare capacity
+    /// included).
     pub fn heap_bytes(&self) -> usize {
         fn b<T>(v: &Vec<T>) -> usize {
             v.capacity().saturating_mul(core::mem::size_of::<T>())
         }
-        let ac = self.index.iter().fold(0usize, |acc, ti| {
-            let a = ti.ac.as_ref().map_or(0, Automaton::heap_bytes);
-            acc.saturating_add(a)
-                .saturating_add(b(&ti.all))
+        let structures = self.index.iter().fold(0usize, |acc, ti| {
+            acc.saturating_add(ti.fwd.as_ref().map_or(0, Trie::heap_bytes))
+                .saturating_add(ti.bwd.as_ref().map_or(0, Trie::heap_bytes))
+                .saturating_add(
+                    ti.ac
+                        .iter()
+                        .map(|(_, a)| a.heap_bytes())
+                        .fold(0, usize::saturating_add),
+                )
+                .saturating_add(ti.member.as_ref().map_or(0, Automaton::heap_bytes))
                 .saturating_add(b(&ti.always))
         });
         [
@@ -206,9 +291,12 @@ impl RuleSet {
             b(&self.ivals),
             b(&self.rvals),
             b(&self.lits),
-            b(&self.post_start),
+            b(&self.lit_runs),
+            b(&self.runs),
             b(&self.postings),
-            ac,
+            b(&self.mlits),
+            b(&self.index),
+            structures,
         ]
         .into_iter()
         .fold(0, usize::saturating_add)
