@@ -107,6 +107,7 @@ fn realistic(budget: Duration, sizes: &[usize], corpus: &Corpus) {
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
         let folded = failsafe_loader::eval::fold_content(&content).unwrap();
         let evs = (corpus.events)(n);
+        let utf8: Vec<[String; 5]> = evs.iter().map(utf8_fields).collect();
         let ac = AcDesign::new(&content, &rs);
         let mut matched = 0;
         for (e, u) in evs.iter().zip(&utf8) {

@@ -286,3 +286,73 @@ fn validated_content_is_what_was_encoded() {
     // Rule 40 has no string anchor: it is the only one checked on every event.
     assert_eq!(rs.unanchored(EventType::FileCreate), 1);
 }
+
+/// Equal criteria share their values in the compiled form; membership literals are per
+/// event type. A `contains` criterion equal in a set-info rule and a file-create rule must
+/// still be found in a file-create event (a shared value once carried the other type's
+/// literal).
+#[test]
+fn equal_criteria_of_two_event_types_keep_their_own_literals() {
+    let shared = || {
+        vec![
+            strs(Op::StrEquals, 1, &["x.txt"]),
+            strs(Op::Contains, 0, &["\\dir\\", "\\other\\"]),
+        ]
+    };
+    for create_first in [true, false] {
+        let mut rules = vec![
+            rule(1, EventType::FileSetInfo, Action::Audit, shared()),
+            rule(2, EventType::FileCreate, Action::Block, shared()),
+        ];
+        if create_first {
+            rules.reverse();
+        }
+        let c = Content { version: 1, rules };
+        let m = decide(&c, "C:\\dir\\x.txt", "C:\\p.exe", 0, false);
+        assert_eq!(
+            m.map(|m| m.rule_id),
+            Some(2),
+            "create first: {create_first}"
+        );
+        assert_eq!(
+            decide(&c, "C:\\elsewhere\\x.txt", "C:\\p.exe", 0, false),
+            None
+        );
+    }
+}
+
+/// Many rules that share everything but a literal of their path (variants of one shape,
+/// as large sets are made): the first whose literal holds decides, and a shared guard that
+/// fails passes over all of them.
+#[test]
+fn variants_of_one_shape_decide_as_the_reference() {
+    let mut rules = Vec::new();
+    for k in 0..300u32 {
+        let mut r = rule(
+            k + 1,
+            EventType::FileCreate,
+            Action::ALL[(k % 3) as usize],
+            vec![
+                strs(Op::EndsWith, 4, &["\\tool.exe", "\\other.exe"]),
+                strs(Op::Contains, 0, &[&format!("\\Temp_v{k}\\")]),
+            ],
+        );
+        r.exceptions = vec![vec![strs(Op::StartsWith, 4, &["C:\\Program Files\\"])]];
+        rules.push(r);
+        // The same rule again: never decides.
+        let mut again = rules.last().unwrap().clone();
+        again.id += 10_000;
+        rules.push(again);
+    }
+    let c = Content { version: 1, rules };
+    for (path, process, want) in [
+        ("C:\\Temp_v17\\a.txt", "C:\\x\\tool.exe", Some(18)),
+        ("C:\\Temp_v17\\Temp_v3\\a.txt", "C:\\x\\tool.exe", Some(4)),
+        ("C:\\Temp_v17\\a.txt", "C:\\x\\benign.exe", None),
+        ("C:\\Temp_v17\\a.txt", "C:\\Program Files\\tool.exe", None),
+        ("C:\\Temp\\a.txt", "C:\\x\\tool.exe", None),
+    ] {
+        let m = decide(&c, path, process, 0, false);
+        assert_eq!(m.map(|m| m.rule_id), want, "{path} by {process}");
+    }
+}
