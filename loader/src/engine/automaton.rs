@@ -173,9 +173,11 @@ impl Automaton {
         }
     }
 
-    /// Builds the automaton over the trie `l` (breadth-first, as [`Levels::build`] makes
-    /// it). At most `dense_bytes` go to dense rows (at least the root's when that fits).
+    /// Builds the automaton over the trie `l`. At most `dense_bytes` go to dense rows (at
+    /// least the root's when that fits).
     pub(super) fn build(l: &Levels, dense_bytes: usize) -> Result<Self, AllocError> {
+        let bfs = l.breadth_first()?;
+        let l = &bfs;
         if l.nodes.len() >= idx(OUT) {
             return Err(AllocError);
         }
@@ -515,7 +517,7 @@ mod tests {
                     pat
                 })
                 .collect();
-            let levels = Levels::build(&strings, &refs).unwrap();
+            let levels = Levels::build(&strings, &refs, true).unwrap();
             let inputs: Vec<Vec<u16>> = (0..8)
                 .map(|_| {
                     (0..next(40))

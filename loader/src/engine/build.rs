@@ -50,6 +50,8 @@ impl<'a> Sink<'a> for Builder<'a> {
             nsets,
             anchor: NO_ANCHOR,
             anchor_exact: false,
+            guard: NONE,
+            gset: NONE,
         };
         push(&mut self.rs.rules, r)
     }
@@ -153,11 +155,12 @@ impl RuleSet {
             push(&mut self.index, TypeIndex::default())?;
         }
         let shares = shape::share(&mut self)?;
+        shape::compact(&mut self, &shares)?;
         let dup = shape::duplicates(&self)?;
         anchor::choose(&mut self, &dup, &shares);
-        let guards = shape::guards(&self, &shares)?;
+        shape::guards(&mut self, &shares)?;
         drop(shares);
-        lits::build(&mut self, &dup, &guards)?;
+        lits::build(&mut self, &dup)?;
         Ok(self)
     }
 }

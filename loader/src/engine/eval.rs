@@ -9,7 +9,7 @@
 //! sensor derived them from it (`text::split_path`), so one walk serves several fields.
 //! Allocates nothing; its state is under a kilobyte of stack.
 
-use super::index::{CCrit, CSet, Kind, RuleSet, Run, TypeIndex};
+use super::index::{CCrit, CSet, Kind, RuleSet, TypeIndex};
 use super::{MAX_FIELDS, NO_ANCHOR, NONE, idx};
 use crate::eval::{Event, Input, Match};
 use crate::schema::{Action, Op};
@@ -216,11 +216,7 @@ impl RuleSet {
         let mut cx = Cx::new(ev);
         cx.layout(ti);
         self.find(ti, &mut cx);
-        for run in &ti.always {
-            if !self.run(ti, &mut cx, run, false) {
-                break;
-            }
-        }
+        self.candidates(ti, &mut cx, &ti.always, false);
         let r = self.rules.get(idx(cx.best))?;
         Some(Match {
             action: r.action,
@@ -263,7 +259,9 @@ impl RuleSet {
                 if let Some(slot) = ends.get_mut(k) {
                     *slot = e;
                 }
-                bwd.walk_bwd(buf, e, |l, s| self.found(ti, cx, o, l, s, e));
+                bwd.walk_bwd(&self.strings, buf, e, |l, s| {
+                    self.found(ti, cx, o, l, s, e);
+                });
             }
         }
         if let Some(fwd) = &ti.fwd {
@@ -276,7 +274,9 @@ impl RuleSet {
                 if let Some(slot) = starts.get_mut(k) {
                     *slot = s;
                 }
-                fwd.walk_fwd(buf, s, |l, e| self.found(ti, cx, o, l, s, e));
+                fwd.walk_fwd(&self.strings, buf, s, |l, e| {
+                    self.found(ti, cx, o, l, s, e);
+                });
             }
         }
         for (f, ac) in &ti.ac {
@@ -311,57 +311,43 @@ impl RuleSet {
             Kind::Contains => s >= r.start && e <= r.end,
         };
         if holds && cx.seen.get_or_insert_with(Set::new).insert(l) {
-            let a = self.lit_runs.get(idx(l)).copied().unwrap_or(0);
+            let a = self.post_start.get(idx(l)).copied().unwrap_or(0);
             let b = self
-                .lit_runs
+                .post_start
                 .get(idx(l).saturating_add(1))
                 .copied()
                 .unwrap_or(a);
-            for run in self.runs.get(idx(a)..idx(b)).unwrap_or(&[]) {
-                if !self.run(ti, cx, run, true) {
-                    break;
-                }
-            }
+            let rules = self.postings.get(idx(a)..idx(b)).unwrap_or(&[]);
+            self.candidates(ti, cx, rules, true);
         }
     }
 
-    /// Checks a run of candidates (through their anchor when `anchored`); false when no
-    /// later run can do better (the cut).
-    fn run(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, run: &Run, anchored: bool) -> bool {
-        let rules = self
-            .postings
-            .get(idx(run.start)..idx(run.end))
-            .unwrap_or(&[]);
-        let Some(&first) = rules.first() else {
-            return true;
-        };
-        if first >= cx.best {
-            return false;
-        }
-        let guard = self.crits.get(idx(run.crit));
-        if let Some(c) = guard
-            && !self.holds(ti, cx, c)
-        {
-            return true;
-        }
-        let set = self.sets.get(idx(run.set));
-        if let Some(s) = set
-            && self.set_holds(ti, cx, s)
-        {
-            return true;
-        }
-        let gp = guard.map_or(NONE, |c| c.pred);
-        let gs = set.map_or(NONE, |s| s.id);
+    /// Checks candidate rules (ascending; through their anchor when `anchored`) until one
+    /// matches or the best so far comes first. Consecutive candidates with the same guard
+    /// check it once, and are passed over together when it fails.
+    fn candidates(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, rules: &[u32], anchored: bool) {
+        let mut last = (NONE, NONE);
+        let mut pass = false;
         for &r in rules {
             if r >= cx.best {
-                return false;
+                return;
             }
-            if self.matches(ti, cx, r, anchored, gp, gs) {
+            let Some(rule) = self.rules.get(idx(r)) else {
+                continue;
+            };
+            let gc = self.crits.get(idx(rule.guard));
+            let gs = self.sets.get(idx(rule.gset));
+            let key = (gc.map_or(NONE, |c| c.pred), gs.map_or(NONE, |s| s.id));
+            if key != last {
+                last = key;
+                pass = gc.is_some_and(|c| !self.holds(ti, cx, c))
+                    || gs.is_some_and(|s| self.set_holds(ti, cx, s));
+            }
+            if !pass && self.matches(ti, cx, r, anchored, key.0, key.1) {
                 cx.best = r;
-                return false;
+                return;
             }
         }
-        true
     }
 
     /// Does rule `r` match? Its anchor (when `anchored`), the predicate `gp` and the set

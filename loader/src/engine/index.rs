@@ -1,5 +1,5 @@
 //! The compiled form: the flat arrays of rules, criteria, exception sets and values (all
-//! referring to one folded string table by offset), the anchor literals with the runs of
+//! referring to one folded string table by offset), the anchor literals with the
 //! candidate rules each one lists, the per-event-type structures that find literals, and
 //! the rule set's public accessors.
 
@@ -68,6 +68,12 @@ pub(super) struct CRule {
     pub(super) anchor: u8,
     /// The anchor holds whenever one of its literals does (not a wildcard): skip it.
     pub(super) anchor_exact: bool,
+    /// Its *guard*: the criterion (index in `crits`) and the exception set (index in
+    /// `sets`) it shares with the most others, `NONE` where it shares none. Consecutive
+    /// candidates with the same guard are passed over together when the criterion fails
+    /// or the set holds.
+    pub(super) guard: u32,
+    pub(super) gset: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -100,23 +106,11 @@ pub(super) struct SVal {
     pub(super) len: u16,
 }
 
-/// Consecutive candidate rules `postings[start..end]` (ascending) that share a guard: a
-/// criterion all of them have (`crit`, or `NONE`) and an exception set all of them have
-/// (`set`, or `NONE`). When the criterion fails or the set holds, none of them matches, and
-/// the run is passed over at the cost of one check.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Run {
-    pub(super) crit: u32,
-    pub(super) set: u32,
-    pub(super) start: u32,
-    pub(super) end: u32,
-}
-
 /// What finds the anchor literals of one event type, and what it finds them in.
 #[derive(Debug, Default)]
 pub(super) struct TypeIndex {
-    /// Runs of the rules of this type with no anchor: checked on every event.
-    pub(super) always: Vec<Run>,
+    /// The rules of this type with no anchor, ascending: checked on every event.
+    pub(super) always: Vec<u32>,
     /// Prefix literals: walked from the start of their field.
     pub(super) fwd: Option<Trie>,
     /// Suffix and equality literals, reversed: walked back from the end of their field.
@@ -152,11 +146,10 @@ pub struct RuleSet {
     pub(super) svals: Vec<SVal>,
     pub(super) ivals: Vec<u64>,
     pub(super) rvals: Vec<(u64, u64)>,
-    /// Anchor literals; literal `l` lists `runs[lit_runs[l]..lit_runs[l + 1]]`.
+    /// Anchor literals; literal `l` lists `postings[post_start[l]..post_start[l + 1]]`.
     pub(super) lits: Vec<Lit>,
-    pub(super) lit_runs: Vec<u32>,
-    pub(super) runs: Vec<Run>,
-    /// Rule indices, ascending within each run and from run to run of one literal.
+    pub(super) post_start: Vec<u32>,
+    /// Rule indices, ascending per literal.
     pub(super) postings: Vec<u32>,
     /// Membership literals.
     pub(super) mlits: Vec<Lit>,
@@ -179,8 +172,7 @@ impl RuleSet {
             ivals: Vec::new(),
             rvals: Vec::new(),
             lits: Vec::new(),
-            lit_runs: Vec::new(),
-            runs: Vec::new(),
+            post_start: Vec::new(),
             postings: Vec::new(),
             mlits: Vec::new(),
             index: Vec::new(),
@@ -242,12 +234,7 @@ impl RuleSet {
 
     /// Rules checked on every event of `t` because they have no string anchor.
     pub fn unanchored(&self, t: EventType) -> usize {
-        self.index.get(t.slot()).map_or(0, |ti| {
-            ti.always
-                .iter()
-                .map(|r| idx(r.end.saturating_sub(r.start)))
-                .fold(0, usize::saturating_add)
-        })
+        self.index.get(t.slot()).map_or(0, |ti| ti.always.len())
     }
 
     /// The criterion rule `index` is anchored on (its candidates come from that
@@ -291,8 +278,7 @@ impl RuleSet {
             b(&self.ivals),
             b(&self.rvals),
             b(&self.lits),
-            b(&self.lit_runs),
-            b(&self.runs),
+            b(&self.post_start),
             b(&self.postings),
             b(&self.mlits),
             b(&self.index),

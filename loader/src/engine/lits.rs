@@ -1,6 +1,5 @@
 //! Literals and what finds them. Every value of an anchor criterion becomes an anchor
-//! literal `(field, kind, folded string)` that lists its candidate rules in runs sharing a
-//! guard; per event type, prefix literals go into a forward trie, suffix and equality
+//! literal `(field, kind, folded string)` that lists its candidate rules; per event type, prefix literals go into a forward trie, suffix and equality
 //! literals into a backward trie (each walked once from where the field starts or ends),
 //! `contains` literals into an automaton (one pass over the fields that have them). The values of `contains` criteria that
 //! are not anchors become membership literals, in one more automaton scanned only when a
@@ -12,7 +11,7 @@
 use alloc::vec::Vec;
 
 use super::automaton::Automaton;
-use super::index::{Kind, Lit, RuleSet, Run};
+use super::index::{Kind, Lit, RuleSet};
 use super::map::Map;
 use super::trie::{Levels, Pat, Trie};
 use super::{MAX_FIELDS, NO_ANCHOR, NONE, idx, u32_of};
@@ -84,24 +83,45 @@ impl Homes {
         Ok(true)
     }
 
-    /// The trie of the patterns of one home of one type (of one field, when given).
-    fn levels(
-        &self,
-        rs: &RuleSet,
-        slot: usize,
-        home: Home,
-        field: Option<u8>,
-    ) -> Result<Option<Levels>, AllocError> {
+    /// The patterns of one home of one type (of one field, when given).
+    fn pats(&self, slot: usize, home: Home, field: Option<u8>) -> Result<Vec<Pat>, AllocError> {
         let mut pats: Vec<Pat> = Vec::new();
         for &(s, h, f, p) in &self.pats {
             if usize::from(s) == slot && h == home && field.is_none_or(|x| x == f) {
                 push(&mut pats, p)?;
             }
         }
+        Ok(pats)
+    }
+
+    /// The walkable trie of one home of one type, `None` when it is empty.
+    fn trie(&self, rs: &RuleSet, slot: usize, home: Home) -> Result<Option<Trie>, AllocError> {
+        let pats = self.pats(slot, home, None)?;
         if pats.is_empty() {
             return Ok(None);
         }
-        Levels::build(&rs.strings, &pats).map(Some)
+        let levels = Levels::build(&rs.strings, &pats, false)?;
+        Trie::new(&levels, &pats, home == Home::Bwd).map(Some)
+    }
+
+    /// The automaton of one home of one type (of one field, when given).
+    fn automaton(
+        &self,
+        rs: &RuleSet,
+        slot: usize,
+        home: Home,
+        field: Option<u8>,
+    ) -> Result<Option<Automaton>, AllocError> {
+        let pats = self.pats(slot, home, field)?;
+        if pats.is_empty() {
+            return Ok(None);
+        }
+        let levels = Levels::build(&rs.strings, &pats, true)?;
+        drop(pats);
+        // Dense rows: a constant plus two bytes per literal unit of this home, so the rows
+        // grow no faster than the literals (bounded by the string table).
+        let dense = DENSE_BYTES.saturating_add(self.units(slot, home).saturating_mul(2));
+        Automaton::build(&levels, dense).map(Some)
     }
 
     fn units(&self, slot: usize, home: Home) -> usize {
@@ -136,14 +156,9 @@ impl RuleSet {
     }
 }
 
-/// Builds the anchor literals, their runs of candidates, the membership literals and the
-/// per-type structures. Rules in `dup` never decide and are left out; `guards` are the
-/// per-rule guards from `shape::guards`.
-pub(super) fn build(
-    rs: &mut RuleSet,
-    dup: &[bool],
-    guards: &[(u32, u32)],
-) -> Result<(), AllocError> {
+/// Builds the anchor literals, their candidate rules, the membership literals and the
+/// per-type structures. Rules in `dup` never decide and are left out.
+pub(super) fn build(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
     let mut homes = Homes {
         pats: Vec::new(),
         used: [[0; 4]; 2],
@@ -240,34 +255,32 @@ pub(super) fn build(
         }
     }
     drop(alive);
-    // 4. Postings by counting, in rule order (so ascending within a literal); runs.
-    let mut count: Vec<u32> = mem::with_capacity(rs.lits.len())?;
-    for _ in 0..rs.lits.len() {
-        push(&mut count, 0)?;
+    // 4. Postings by counting, in rule order (so ascending within a literal).
+    rs.post_start = mem::with_capacity(rs.lits.len().saturating_add(1))?;
+    for _ in 0..=rs.lits.len() {
+        push(&mut rs.post_start, 0)?;
     }
     for i in 0..rs.rules.len() {
         if rs.rules.get(i).is_some_and(|r| r.anchor != NO_ANCHOR) {
             for &l in anchor_lits(rs, &vlit, &vstart, i) {
-                if let Some(c) = count.get_mut(idx(l)) {
+                if let Some(c) = rs.post_start.get_mut(idx(l).saturating_add(1)) {
                     *c = c.saturating_add(1);
                 }
             }
         }
     }
-    let total = count.iter().map(|&c| idx(c)).fold(0, usize::saturating_add);
-    rs.postings = mem::with_capacity(total)?;
-    // `count[l]` becomes where literal `l`'s postings start.
     let mut sum = 0u32;
-    for c in count.iter_mut() {
-        let n = *c;
+    for c in rs.post_start.iter_mut() {
+        sum = sum.saturating_add(*c);
         *c = sum;
-        sum = sum.saturating_add(n);
     }
-    let mut fill: Vec<u32> = mem::with_capacity(count.len())?;
-    mem::extend_from_slice(&mut fill, &count)?;
+    let total = idx(sum);
+    rs.postings = mem::with_capacity(total)?;
     for _ in 0..total {
         push(&mut rs.postings, NONE)?;
     }
+    let mut fill: Vec<u32> = mem::with_capacity(rs.post_start.len())?;
+    mem::extend_from_slice(&mut fill, &rs.post_start)?;
     for i in 0..rs.rules.len() {
         if rs.rules.get(i).is_none_or(|r| r.anchor == NO_ANCHOR) {
             continue;
@@ -283,30 +296,20 @@ pub(super) fn build(
             *at = at.saturating_add(1);
         }
     }
+    drop(fill);
     drop(vlit);
     drop(vstart);
-    rs.lit_runs = mem::with_capacity(rs.lits.len().saturating_add(1))?;
-    for l in 0..rs.lits.len() {
-        push(&mut rs.lit_runs, u32_of(rs.runs.len())?)?;
-        let s = count.get(l).copied().unwrap_or(0);
-        let e = fill.get(l).copied().unwrap_or(s);
-        runs_of(rs, guards, s, e, None)?;
-    }
-    push(&mut rs.lit_runs, u32_of(rs.runs.len())?)?;
-    drop(count);
-    drop(fill);
     // 5. Rules with no anchor, per type, in file order.
     for t in EventType::ALL {
-        let s = u32_of(rs.postings.len())?;
-        for i in 0..rs.rules.len() {
-            if rs.rules.get(i).is_some_and(|r| {
-                r.event == t && r.anchor == NO_ANCHOR && !dup.get(i).copied().unwrap_or(true)
-            }) {
-                push(&mut rs.postings, u32_of(i)?)?;
+        let mut always: Vec<u32> = Vec::new();
+        for (i, r) in rs.rules.iter().enumerate() {
+            if r.event == t && r.anchor == NO_ANCHOR && !dup.get(i).copied().unwrap_or(true) {
+                push(&mut always, u32_of(i)?)?;
             }
         }
-        let e = u32_of(rs.postings.len())?;
-        runs_of(rs, guards, s, e, Some(t.slot()))?;
+        if let Some(ti) = rs.index.get_mut(t.slot()) {
+            ti.always = always;
+        }
     }
     // 6. Membership literals: the values of `contains` criteria a check may test.
     let mut map = Map::new();
@@ -377,10 +380,9 @@ pub(super) fn build(
     // 7. The structures of each type.
     for t in EventType::ALL {
         let slot = t.slot();
-        let fwd = homes.levels(rs, slot, Home::Fwd, None)?;
-        let bwd = homes.levels(rs, slot, Home::Bwd, None)?;
-        let member = homes.levels(rs, slot, Home::Member, None)?;
-        let dense = |home| DENSE_BYTES.saturating_add(homes.units(slot, home).saturating_mul(2));
+        let fwd = homes.trie(rs, slot, Home::Fwd)?;
+        let bwd = homes.trie(rs, slot, Home::Bwd)?;
+        let member = homes.automaton(rs, slot, Home::Member, None)?;
         // One automaton per field: each scans only its field, and skips at its root what
         // begins none of its literals (the path's literals mostly begin with `\`).
         let mut ac = Vec::new();
@@ -389,20 +391,17 @@ pub(super) fn build(
             if ac_fields & bit(f) == 0 {
                 continue;
             }
-            if let Some(l) = homes.levels(rs, slot, Home::Ac, Some(f))? {
-                push(&mut ac, (f, Automaton::build(&l, dense(Home::Ac))?))?;
+            if let Some(a) = homes.automaton(rs, slot, Home::Ac, Some(f))? {
+                push(&mut ac, (f, a))?;
             }
         }
         let Some(ti) = rs.index.get_mut(slot) else {
             continue;
         };
-        ti.fwd = fwd.as_ref().map(Trie::new).transpose()?;
-        ti.bwd = bwd.as_ref().map(Trie::new).transpose()?;
+        ti.fwd = fwd;
+        ti.bwd = bwd;
         ti.ac = ac;
-        ti.member = member
-            .as_ref()
-            .map(|l| Automaton::build(l, dense(Home::Member)))
-            .transpose()?;
+        ti.member = member;
         let f = |n: &str| t.field_index(n);
         ti.derived = match (f("path"), f("name"), f("extension"), f("parent")) {
             (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
@@ -423,54 +422,4 @@ fn anchor_lits<'v>(rs: &RuleSet, vlit: &'v [u32], vstart: &[u32], i: usize) -> &
         .map_or(0, |c| usize::from(c.n));
     let s = vstart.get(i).map_or(0, |&s| idx(s));
     vlit.get(s..s.saturating_add(n)).unwrap_or(&[])
-}
-
-/// Appends the runs of `postings[s..e]`: consecutive rules with the same guard (the same
-/// predicate and set ids) form one run. `always` (a type's slot) appends them to that
-/// type's unanchored runs instead of the literal runs.
-fn runs_of(
-    rs: &mut RuleSet,
-    guards: &[(u32, u32)],
-    s: u32,
-    e: u32,
-    always: Option<usize>,
-) -> Result<(), AllocError> {
-    let pred = |rs: &RuleSet, c: u32| rs.crits.get(idx(c)).map_or(NONE, |c| c.pred);
-    let set = |rs: &RuleSet, x: u32| rs.sets.get(idx(x)).map_or(NONE, |x| x.id);
-    let mut cur: Option<(Run, u32, u32)> = None;
-    let flush = |rs: &mut RuleSet, run: Run| -> Result<(), AllocError> {
-        match always {
-            Some(slot) => match rs.index.get_mut(slot) {
-                Some(ti) => push(&mut ti.always, run),
-                None => Ok(()),
-            },
-            None => push(&mut rs.runs, run),
-        }
-    };
-    for p in s..e {
-        let Some(&r) = rs.postings.get(idx(p)) else {
-            break;
-        };
-        let (gc, gs) = guards.get(idx(r)).copied().unwrap_or((NONE, NONE));
-        let sig = (pred(rs, gc), set(rs, gs));
-        match &mut cur {
-            Some((run, cp, cs)) if (*cp, *cs) == sig => run.end = p.saturating_add(1),
-            _ => {
-                if let Some((run, _, _)) = cur.take() {
-                    flush(rs, run)?;
-                }
-                let run = Run {
-                    crit: gc,
-                    set: gs,
-                    start: p,
-                    end: p.saturating_add(1),
-                };
-                cur = Some((run, sig.0, sig.1));
-            }
-        }
-    }
-    if let Some((run, _, _)) = cur {
-        flush(rs, run)?;
-    }
-    Ok(())
 }

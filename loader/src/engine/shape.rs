@@ -112,28 +112,41 @@ pub(super) struct Shares {
 /// Gives every criterion its predicate id and every exception set its set id.
 pub(super) fn share(rs: &mut RuleSet) -> Result<Shares, AllocError> {
     let mut map = Map::new();
-    // Predicate id -> the first criterion with it.
-    let mut rep: Vec<u32> = Vec::new();
+    // Predicate id -> the first criterion with it and its event type: a field index means
+    // different inputs in different types, and membership literals are per type.
+    let mut rep: Vec<(u32, u8)> = Vec::new();
     let mut preds: Vec<u32> = Vec::new();
-    for i in 0..rs.crits.len() {
-        let Some(c) = rs.crits.get(i).copied() else {
+    for ri in 0..rs.rules.len() {
+        let Some(r) = rs.rules.get(ri).copied() else {
             break;
         };
-        let new = u32_of(rep.len())?;
-        let id = map.get_or_insert(rs.crit_hash(&c), new, |p| {
-            rep.get(idx(p))
-                .and_then(|&r| rs.crits.get(idx(r)))
-                .is_some_and(|o| rs.crit_eq(o, &c))
-        })?;
-        if id == new {
-            push(&mut rep, u32_of(i)?)?;
-            push(&mut preds, 0)?;
-        }
-        if let Some(n) = preds.get_mut(idx(id)) {
-            *n = n.saturating_add(1);
-        }
-        if let Some(cm) = rs.crits.get_mut(i) {
-            cm.pred = id;
+        // A rule's criteria and its sets' criteria are consecutive, up to the next rule's.
+        let end = rs
+            .rules
+            .get(ri.saturating_add(1))
+            .map_or(rs.crits.len(), |n| idx(n.crit));
+        let ev = r.event.code();
+        for i in idx(r.crit)..end {
+            let Some(c) = rs.crits.get(i).copied() else {
+                break;
+            };
+            let new = u32_of(rep.len())?;
+            let h = mix(rs.crit_hash(&c), u64::from(ev));
+            let id = map.get_or_insert(h, new, |p| {
+                rep.get(idx(p)).is_some_and(|&(o, oev)| {
+                    oev == ev && rs.crits.get(idx(o)).is_some_and(|o| rs.crit_eq(o, &c))
+                })
+            })?;
+            if id == new {
+                push(&mut rep, (u32_of(i)?, ev))?;
+                push(&mut preds, 0)?;
+            }
+            if let Some(n) = preds.get_mut(idx(id)) {
+                *n = n.saturating_add(1);
+            }
+            if let Some(cm) = rs.crits.get_mut(i) {
+                cm.pred = id;
+            }
         }
     }
     drop(map);
@@ -190,12 +203,14 @@ pub(super) fn duplicates(rs: &RuleSet) -> Result<Vec<bool>, AllocError> {
     Ok(dup)
 }
 
-/// Per rule: the criterion (index in `crits`) and the exception set (index in `sets`)
-/// it shares with the most other criteria and sets, `NONE` where it shares none. The
-/// anchor is left out (a candidate's anchor is known to hold).
-pub(super) fn guards(rs: &RuleSet, sh: &Shares) -> Result<Vec<(u32, u32)>, AllocError> {
-    let mut out: Vec<(u32, u32)> = mem::with_capacity(rs.rules.len())?;
-    for r in &rs.rules {
+/// Sets every rule's guard: the criterion and the exception set it shares with the most
+/// other criteria and sets (`NONE` where it shares none). The anchor is left out (a
+/// candidate's anchor is known to hold).
+pub(super) fn guards(rs: &mut RuleSet, sh: &Shares) -> Result<(), AllocError> {
+    for i in 0..rs.rules.len() {
+        let Some(r) = rs.rules.get(i).copied() else {
+            break;
+        };
         let mut crit = (1u32, NONE);
         for (k, c) in rs.crits_at(r.crit, r.ncrit).iter().enumerate() {
             let n = sh.preds.get(idx(c.pred)).copied().unwrap_or(0);
@@ -204,13 +219,80 @@ pub(super) fn guards(rs: &RuleSet, sh: &Shares) -> Result<Vec<(u32, u32)>, Alloc
             }
         }
         let mut set = (1u32, NONE);
-        for (k, s) in rs.sets_of(r).iter().enumerate() {
+        for (k, s) in rs.sets_of(&r).iter().enumerate() {
             let n = sh.sets.get(idx(s.id)).copied().unwrap_or(0);
             if n > set.0 {
                 set = (n, r.set.saturating_add(u32_of(k)?));
             }
         }
-        push(&mut out, (crit.1, set.1))?;
+        if let Some(slot) = rs.rules.get_mut(i) {
+            slot.guard = crit.1;
+            slot.gset = set.1;
+        }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Equal criteria share one copy of their values: the first keeps its values (moved
+/// down over the copies removed before it), the others point at them. Realistic sets
+/// repeat long lists (the same 40 process filters in many exception sets).
+pub(super) fn compact(rs: &mut RuleSet, sh: &Shares) -> Result<(), AllocError> {
+    let mut at: Vec<u32> = mem::with_capacity(sh.preds.len())?;
+    for _ in 0..sh.preds.len() {
+        push(&mut at, NONE)?;
+    }
+    let (mut ws, mut wi, mut wr) = (0usize, 0usize, 0usize);
+    for i in 0..rs.crits.len() {
+        let Some(c) = rs.crits.get(i).copied() else {
+            break;
+        };
+        let Some(slot) = at.get_mut(idx(c.pred)) else {
+            continue;
+        };
+        let vals = if *slot != NONE {
+            *slot
+        } else {
+            let n = usize::from(c.n);
+            let from = idx(c.vals);
+            let to = match c.op.kind() {
+                FieldKind::Str => move_down(&mut rs.svals, from, n, &mut ws),
+                FieldKind::Int if c.op == Op::Range => move_down(&mut rs.rvals, from, n, &mut wr),
+                FieldKind::Int => move_down(&mut rs.ivals, from, n, &mut wi),
+                FieldKind::Flag => 0,
+            };
+            *slot = u32_of(to)?;
+            *slot
+        };
+        if let Some(cm) = rs.crits.get_mut(i) {
+            cm.vals = vals;
+        }
+    }
+    drop(at);
+    shrink(&mut rs.svals, ws)?;
+    shrink(&mut rs.ivals, wi)?;
+    shrink(&mut rs.rvals, wr)?;
+    Ok(())
+}
+
+/// Moves `v[from..from + n]` to `v[*w..]` (`*w <= from`) and advances `*w`; returns where
+/// they went.
+fn move_down<T: Copy>(v: &mut [T], from: usize, n: usize, w: &mut usize) -> usize {
+    let to = *w;
+    for k in 0..n {
+        if let Some(x) = v.get(from.saturating_add(k)).copied()
+            && let Some(slot) = v.get_mut(to.saturating_add(k))
+        {
+            *slot = x;
+        }
+    }
+    *w = to.saturating_add(n);
+    to
+}
+
+/// Keeps the first `n` elements, in an allocation of their size.
+fn shrink<T: Copy>(v: &mut Vec<T>, n: usize) -> Result<(), AllocError> {
+    let mut out: Vec<T> = mem::with_capacity(n)?;
+    mem::extend_from_slice(&mut out, v.get(..n).unwrap_or(&[]))?;
+    *v = out;
+    Ok(())
 }

@@ -31,10 +31,13 @@ pub(super) struct LNode {
     /// Its outputs are `outs[out_start..out_start + out_len]`.
     pub(super) out_start: u32,
     pub(super) out_len: u32,
+    /// With `chains: false`: a pattern that goes on alone below this node (it has no
+    /// children then), as (pattern, depth of its next unit).
+    pub(super) tail: (u32, u16),
 }
 
-/// A trie numbered breadth-first, children of a node consecutive and sorted by unit, so
-/// edges need no array of their own: the edge into node `c` is `(nodes[c].unit, c)`.
+/// A trie whose children of a node are consecutive and sorted by unit, so edges need no
+/// array of their own: the edge into node `c` is `(nodes[c].unit, c)`.
 #[derive(Debug)]
 pub(super) struct Levels {
     pub(super) nodes: Vec<LNode>,
@@ -55,91 +58,187 @@ fn unit_at(strings: &[u16], p: &Pat, d: usize) -> u16 {
 }
 
 impl Levels {
-    /// The trie of `pats` (empty patterns are left out). Level `d` is made by sorting the
-    /// patterns still longer than `d` by (node at depth `d`, unit `d`): each distinct pair
-    /// is a new node, so nodes come out breadth-first with their children consecutive and
-    /// sorted, in O(total units) with radix sorts. The caller bounds the total units.
-    pub(super) fn build(strings: &[u16], pats: &[Pat]) -> Result<Levels, AllocError> {
+    /// The trie of `pats` (empty patterns are left out), children of every node
+    /// consecutive and sorted by unit. Level `d` is made by sorting the patterns still
+    /// longer than `d` that share their first `d` units with another by (node at depth `d`,
+    /// unit `d`): each distinct pair is a new node. A pattern that is alone from some node
+    /// on is written out as a chain of nodes at once (`chains`), without more sorting, or
+    /// left as a tail of that node: the rest of the pattern, read from the string table
+    /// when walked. O(total units) with radix sorts; the caller bounds the total units.
+    /// Nodes are not breadth-first (chains come after their level):
+    /// [`Levels::breadth_first`] renumbers.
+    pub(super) fn build(strings: &[u16], pats: &[Pat], chains: bool) -> Result<Levels, AllocError> {
         let total: usize = pats
             .iter()
             .map(|p| usize::from(p.len))
             .fold(1, usize::saturating_add);
         let mut nodes: Vec<LNode> = mem::with_capacity(total)?;
-        push(
-            &mut nodes,
-            LNode {
-                unit: 0,
-                first: NONE,
-                nchild: 0,
-                out_start: 0,
-                out_len: 0,
-            },
-        )?;
+        let blank = |unit| LNode {
+            unit,
+            first: NONE,
+            nchild: 0,
+            out_start: 0,
+            out_len: 0,
+            tail: (NONE, 0),
+        };
+        push(&mut nodes, blank(0))?;
         let mut outs: Vec<u32> = mem::with_capacity(pats.len())?;
-        // (pattern, node it has reached).
-        let mut active: Vec<(u32, u32)> = mem::with_capacity(pats.len())?;
+        // (sort key: node << 16 | unit at depth d, pattern), node at depth d in the key.
+        let mut active: Vec<(u64, u32)> = mem::with_capacity(pats.len())?;
         for (i, p) in pats.iter().enumerate() {
             if p.len > 0 {
-                push(&mut active, (u32_of(i)?, 0))?;
+                push(&mut active, (0, u32_of(i)?))?;
             }
         }
-        let mut next: Vec<(u32, u32)> = mem::with_capacity(active.len())?;
+        let mut next: Vec<(u64, u32)> = mem::with_capacity(active.len())?;
+        // (pattern, node it is alone under), written out after the level.
+        let mut alone: Vec<(u32, u32)> = Vec::new();
         let mut d = 0usize;
         while !active.is_empty() {
-            let key = |&(p, n): &(u32, u32)| {
-                let u = pats.get(idx(p)).map_or(0, |p| unit_at(strings, p, d));
-                (u64::from(n) << 16) | u64::from(u)
-            };
-            mem::radix_sort_by_key(&mut active, key)?;
+            for item in active.iter_mut() {
+                let u = pats.get(idx(item.1)).map_or(0, |p| unit_at(strings, p, d));
+                item.0 = (item.0 & !0xFFFF) | u64::from(u);
+            }
+            mem::radix_sort_by_key(&mut active, |x| x.0)?;
             next.clear();
-            let mut prev = u64::MAX;
-            let mut cur = NONE;
-            for item in &active {
-                let k = key(item);
-                let (p, parent) = *item;
-                if k != prev {
-                    prev = k;
-                    cur = u32_of(nodes.len())?;
-                    let unit = u16::try_from(k & 0xFFFF).unwrap_or(0);
-                    push(
-                        &mut nodes,
-                        LNode {
-                            unit,
-                            first: NONE,
-                            nchild: 0,
-                            out_start: 0,
-                            out_len: 0,
-                        },
-                    )?;
-                    if let Some(pn) = nodes.get_mut(idx(parent)) {
-                        if pn.first == NONE {
-                            pn.first = cur;
-                        }
-                        pn.nchild = pn.nchild.saturating_add(1);
+            alone.clear();
+            let mut g = 0usize;
+            while let Some(&(k, _)) = active.get(g) {
+                let end = active
+                    .get(g..)
+                    .and_then(|rest| rest.iter().position(|x| x.0 != k))
+                    .map_or(active.len(), |n| g.saturating_add(n));
+                let group = active.get(g..end).unwrap_or(&[]);
+                g = end.max(g.saturating_add(1));
+                let cur = u32_of(nodes.len())?;
+                push(&mut nodes, blank(u16::try_from(k & 0xFFFF).unwrap_or(0)))?;
+                let parent = u32::try_from(k >> 16).unwrap_or(NONE);
+                if let Some(pn) = nodes.get_mut(idx(parent)) {
+                    if pn.first == NONE {
+                        pn.first = cur;
+                    }
+                    pn.nchild = pn.nchild.saturating_add(1);
+                }
+                let mut going = 0usize;
+                for &(_, p) in group {
+                    let Some(pat) = pats.get(idx(p)) else {
+                        continue;
+                    };
+                    if usize::from(pat.len) == d.saturating_add(1) {
+                        output(&mut nodes, &mut outs, cur, pat.out)?;
+                    } else {
+                        going = going.saturating_add(1);
                     }
                 }
+                for &(_, p) in group {
+                    if pats
+                        .get(idx(p))
+                        .is_some_and(|x| usize::from(x.len) > d.saturating_add(1))
+                    {
+                        if going == 1 {
+                            push(&mut alone, (p, cur))?;
+                        } else {
+                            push(&mut next, (u64::from(cur) << 16, p))?;
+                        }
+                    }
+                }
+            }
+            for &(p, at) in &alone {
                 let Some(pat) = pats.get(idx(p)) else {
                     continue;
                 };
-                if usize::from(pat.len) == d.saturating_add(1) {
-                    // Items of one node are consecutive, so its outputs are too.
-                    let at = u32_of(outs.len())?;
-                    if let Some(n) = nodes.get_mut(idx(cur)) {
-                        if n.out_len == 0 {
-                            n.out_start = at;
-                        }
-                        n.out_len = n.out_len.saturating_add(1);
+                if !chains {
+                    if let Some(node) = nodes.get_mut(idx(at)) {
+                        node.tail = (p, u16::try_from(d.saturating_add(1)).unwrap_or(u16::MAX));
                     }
-                    push(&mut outs, pat.out)?;
-                } else {
-                    push(&mut next, (p, cur))?;
+                    continue;
                 }
+                let mut n = at;
+                for k in d.saturating_add(1)..usize::from(pat.len) {
+                    let c = u32_of(nodes.len())?;
+                    push(&mut nodes, blank(unit_at(strings, pat, k)))?;
+                    if let Some(pn) = nodes.get_mut(idx(n)) {
+                        pn.first = c;
+                        pn.nchild = 1;
+                    }
+                    n = c;
+                }
+                output(&mut nodes, &mut outs, n, pat.out)?;
             }
             core::mem::swap(&mut active, &mut next);
             d = d.saturating_add(1);
         }
         Ok(Levels { nodes, outs })
     }
+
+    /// The same trie numbered breadth-first (the automaton's fail links and dense rows
+    /// need shallow states first); children stay consecutive and sorted.
+    pub(super) fn breadth_first(&self) -> Result<Levels, AllocError> {
+        let mut order: Vec<u32> = mem::with_capacity(self.nodes.len())?;
+        let mut renum: Vec<u32> = mem::with_capacity(self.nodes.len())?;
+        for _ in 0..self.nodes.len() {
+            push(&mut renum, NONE)?;
+        }
+        if !self.nodes.is_empty() {
+            push(&mut order, 0)?;
+        }
+        let mut head = 0usize;
+        while let Some(&old) = order.get(head) {
+            head = head.saturating_add(1);
+            if let Some(slot) = renum.get_mut(idx(old)) {
+                *slot = u32_of(head.saturating_sub(1))?;
+            }
+            let Some(n) = self.nodes.get(idx(old)) else {
+                continue;
+            };
+            for k in 0..n.nchild {
+                push(&mut order, n.first.saturating_add(k))?;
+            }
+        }
+        let mut nodes: Vec<LNode> = mem::with_capacity(order.len())?;
+        let mut outs: Vec<u32> = mem::with_capacity(self.outs.len())?;
+        for &old in &order {
+            let Some(n) = self.nodes.get(idx(old)).copied() else {
+                continue;
+            };
+            let s = idx(n.out_start);
+            let mine = self
+                .outs
+                .get(s..s.saturating_add(idx(n.out_len)))
+                .unwrap_or(&[]);
+            let node = LNode {
+                first: if n.nchild == 0 {
+                    NONE
+                } else {
+                    renum.get(idx(n.first)).copied().unwrap_or(NONE)
+                },
+                out_start: u32_of(outs.len())?,
+                ..n
+            };
+            mem::extend_from_slice(&mut outs, mine)?;
+            push(&mut nodes, node)?;
+        }
+        Ok(Levels { nodes, outs })
+    }
+}
+
+/// Adds output `out` to node `n`, whose outputs must be the last ones added.
+fn output(nodes: &mut [LNode], outs: &mut Vec<u32>, n: u32, out: u32) -> Result<(), AllocError> {
+    let at = u32_of(outs.len())?;
+    if let Some(node) = nodes.get_mut(idx(n)) {
+        if node.out_len == 0 {
+            node.out_start = at;
+        }
+        node.out_len = node.out_len.saturating_add(1);
+    }
+    push(outs, out)
+}
+
+fn tail_units<'s>(strings: &'s [u16], t: &Tail) -> &'s [u16] {
+    let s = idx(t.start);
+    strings
+        .get(s..s.saturating_add(usize::from(t.len)))
+        .unwrap_or(&[])
 }
 
 /// A node of the walkable trie.
@@ -149,8 +248,20 @@ struct TNode {
     nchild: u32,
     outs: u32,
     nouts: u32,
+    /// Index in `tails`, or `NONE`.
+    tail: u32,
     /// The unit of the first child (most nodes below the first levels have one).
     unit: u16,
+}
+
+/// The rest of a pattern that goes on alone below a node: units `start..start + len` of
+/// the folded string table, compared forward (or backward from the last, in a backward
+/// trie), then reported as `out`.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    start: u32,
+    out: u32,
+    len: u16,
 }
 
 /// A trie walked from one position of an input: forward (prefixes of the input from that
@@ -160,6 +271,7 @@ struct TNode {
 #[derive(Debug)]
 pub(super) struct Trie {
     nodes: Vec<TNode>,
+    tails: Vec<Tail>,
     /// The unit on the edge into each node.
     units: Vec<u16>,
     outs: Vec<u32>,
@@ -168,13 +280,37 @@ pub(super) struct Trie {
 }
 
 impl Trie {
-    pub(super) fn new(l: &Levels) -> Result<Trie, AllocError> {
+    /// The walkable form of `l` (built with `chains: false` from `pats`, all forward or
+    /// all backward as `rev` says).
+    pub(super) fn new(l: &Levels, pats: &[Pat], rev: bool) -> Result<Trie, AllocError> {
         let mut nodes: Vec<TNode> = mem::with_capacity(l.nodes.len())?;
         let mut units: Vec<u16> = mem::with_capacity(l.nodes.len())?;
+        let mut tails: Vec<Tail> = Vec::new();
         for n in &l.nodes {
             let unit = match n.nchild {
                 0 => 0,
                 _ => l.nodes.get(idx(n.first)).map_or(0, |c| c.unit),
+            };
+            let tail = match pats.get(idx(n.tail.0)) {
+                Some(p) => {
+                    let from = u32::from(n.tail.1);
+                    let len = u32::from(p.len).saturating_sub(from);
+                    let start = if rev {
+                        p.off
+                    } else {
+                        p.off.saturating_add(from)
+                    };
+                    push(
+                        &mut tails,
+                        Tail {
+                            start,
+                            out: p.out,
+                            len: u16::try_from(len).unwrap_or(0),
+                        },
+                    )?;
+                    u32_of(tails.len().saturating_sub(1))?
+                }
+                None => NONE,
             };
             push(
                 &mut nodes,
@@ -183,6 +319,7 @@ impl Trie {
                     nchild: n.nchild,
                     outs: n.out_start,
                     nouts: n.out_len,
+                    tail,
                     unit,
                 },
             )?;
@@ -196,6 +333,7 @@ impl Trie {
         }
         let mut t = Trie {
             nodes,
+            tails,
             units,
             outs,
             ascii,
@@ -259,9 +397,15 @@ impl Trie {
     }
 
     /// Walks `input` forward from `from`; calls `f(pattern, end)` for every pattern equal
-    /// to `input[from..end]`.
+    /// to `input[from..end]`. `strings` is the folded string table the patterns are in.
     #[inline]
-    pub(super) fn walk_fwd(&self, input: &[u16], from: usize, mut f: impl FnMut(u32, usize)) {
+    pub(super) fn walk_fwd(
+        &self,
+        strings: &[u16],
+        input: &[u16],
+        from: usize,
+        mut f: impl FnMut(u32, usize),
+    ) {
         let mut i = from;
         let Some(&u) = input.get(i) else { return };
         let Some(mut s) = self.root_child(fold(u)) else {
@@ -273,6 +417,17 @@ impl Trie {
                 return;
             };
             self.report(n, i, &mut f);
+            if let Some(t) = self.tails.get(idx(n.tail)) {
+                let want = tail_units(strings, t);
+                let end = i.saturating_add(want.len());
+                if input
+                    .get(i..end)
+                    .is_some_and(|got| got.iter().zip(want).all(|(&g, &w)| fold(g) == w))
+                {
+                    f(t.out, end);
+                }
+                return;
+            }
             let Some(&u) = input.get(i) else { return };
             match self.child(n, fold(u)) {
                 Some(c) => s = c,
@@ -282,9 +437,15 @@ impl Trie {
     }
 
     /// Walks `input` backward from `end`; calls `f(pattern, start)` for every pattern
-    /// equal to `input[start..end]`.
+    /// equal to `input[start..end]`. `strings` is the folded string table.
     #[inline]
-    pub(super) fn walk_bwd(&self, input: &[u16], end: usize, mut f: impl FnMut(u32, usize)) {
+    pub(super) fn walk_bwd(
+        &self,
+        strings: &[u16],
+        input: &[u16],
+        end: usize,
+        mut f: impl FnMut(u32, usize),
+    ) {
         let Some(mut i) = end.checked_sub(1) else {
             return;
         };
@@ -297,6 +458,17 @@ impl Trie {
                 return;
             };
             self.report(n, i, &mut f);
+            if let Some(t) = self.tails.get(idx(n.tail)) {
+                let want = tail_units(strings, t);
+                if let Some(start) = i.checked_sub(want.len())
+                    && input
+                        .get(start..i)
+                        .is_some_and(|got| got.iter().zip(want).all(|(&g, &w)| fold(g) == w))
+                {
+                    f(t.out, start);
+                }
+                return;
+            }
             let Some(j) = i.checked_sub(1) else { return };
             i = j;
             let Some(&u) = input.get(i) else { return };
@@ -312,6 +484,7 @@ impl Trie {
             v.capacity().saturating_mul(core::mem::size_of::<T>())
         }
         b(&self.nodes)
+            .saturating_add(b(&self.tails))
             .saturating_add(b(&self.units))
             .saturating_add(b(&self.outs))
             .saturating_add(b(&self.ascii))
@@ -367,7 +540,8 @@ mod tests {
                 });
                 pats.push(Pat { out: 98, ..p });
             }
-            let t = Trie::new(&Levels::build(&strings, &pats).unwrap()).unwrap();
+            let rev = round % 2 == 1;
+            let t = Trie::new(&Levels::build(&strings, &pats, false).unwrap(), &pats, rev).unwrap();
             for _ in 0..6 {
                 let input: Vec<u16> = (0..next(12))
                     .map(|_| alphabet[next(alphabet.len())])
@@ -387,13 +561,13 @@ mod tests {
                         }
                     }
                     if round % 2 == 1 {
-                        t.walk_bwd(&input, at, |o, start| {
+                        t.walk_bwd(&strings, &input, at, |o, start| {
                             got.push(o);
                             let len = pats.iter().find(|p| p.out == o).unwrap().len;
                             assert_eq!(start + len as usize, at);
                         });
                     } else {
-                        t.walk_fwd(&input, at, |o, end| {
+                        t.walk_fwd(&strings, &input, at, |o, end| {
                             got.push(o);
                             let len = pats.iter().find(|p| p.out == o).unwrap().len;
                             assert_eq!(at + len as usize, end);
