@@ -1,7 +1,8 @@
 //! One-screen summary: the evaluator against its baselines on the same rules and paths, and
 //! validation against memcpy and the digest alone, as ratios measured in this process.
-//! `cargo bench -p failsafe-loader --bench summary` (a few seconds; `--full` for 100k rules
-//! against the naive scan and more passes; `--realistic` for the realistic corpus only,
+//! `cargo bench -p failsafe-loader --bench summary` (a few minutes; `--file PATH` adds a
+//! content file's rules scaled by variants as a third corpus; `--full` for 100k rules against
+//! the naive scan and more passes; `--realistic` or `--variants` for one corpus only,
 //! `--validation` for the validation line only).
 #![allow(
     clippy::indexing_slicing,
@@ -85,7 +86,7 @@ fn file_corpus(path: &str) -> Corpus {
 fn realistic(budget: Duration, sizes: &[usize], corpus: &Corpus) {
     println!("{} (median ns per event over 2000 events)", corpus.title);
     println!(
-        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",
         "rules",
         "MB",
         "engine",
@@ -96,15 +97,15 @@ fn realistic(budget: Duration, sizes: &[usize], corpus: &Corpus) {
         "rx/eng",
         "nv/eng",
         "matched",
-        "load ms"
+        "load ms",
+        "chk/sha",
+        "load/sha"
     );
     let mut first = f64::NAN;
     for &n in sizes {
         let content = (corpus.rules)(n);
         let bytes = encode(&content).unwrap();
-        let t = Instant::now();
         let rs = RuleSet::load(&bytes).unwrap();
-        let load_ms = t.elapsed().as_secs_f64() * 1e3;
         let folded = failsafe_loader::eval::fold_content(&content).unwrap();
         let evs = (corpus.events)(n);
         let utf8: Vec<[String; 5]> = evs.iter().map(utf8_fields).collect();
@@ -172,12 +173,26 @@ fn realistic(budget: Duration, sizes: &[usize], corpus: &Corpus) {
                 black_box(e.with(|ev| failsafe_loader::eval::evaluate_scan(&folded, ev)));
             }
         });
+        // Validation of the same file: check and load against SHA-256 alone, medians
+        // measured back to back.
+        let check = per_item(1, budget, || {
+            black_box(failsafe_loader::check(black_box(&bytes)).unwrap());
+        });
+        let digest = per_item(1, budget, || {
+            black_box(Sha256::digest(black_box(&bytes)));
+        });
+        let load = per_item(1, budget, || {
+            black_box(RuleSet::load(black_box(&bytes)).unwrap());
+        });
         println!(
-            "{n:>6} {:>8.2} {engine:>9.0} {acs:>10.0} {regex:>10.0} {naive:>8.0} {:>9.1} {:>9.1} {:>9.1} {matched:>8} {load_ms:>9.1}",
+            "{n:>6} {:>8.2} {engine:>9.0} {acs:>10.0} {regex:>10.0} {naive:>8.0} {:>9.1} {:>9.1} {:>9.1} {matched:>8} {:>9.1} {:>8.2} {:>8.1}",
             bytes.len() as f64 / 1e6,
             acs / engine,
             regex / engine,
             naive / engine,
+            load / 1e6,
+            check / digest,
+            load / digest,
         );
         if n == *sizes.last().unwrap() {
             println!(
@@ -209,18 +224,23 @@ fn main() {
         validation(budget); // the validation line only
         return;
     }
+    // Every corpus in this one run (issue 22): the realistic one, the variant-scaled one,
+    // and `--file PATH` (e.g. public Sigma rules imported) scaled by variants.
+    let sizes = [200, 1_000, 10_000, 65_000];
     if std::env::args().any(|a| a == "--variants") {
-        realistic(budget, &[200, 1_000, 10_000, 65_000], &variant_corpus());
+        realistic(budget, &sizes, &variant_corpus());
         return;
     }
-    if let Some(pos) = std::env::args().position(|a| a == "--file") {
-        let path = std::env::args().nth(pos + 1).unwrap();
-        realistic(budget, &[200, 1_000, 10_000, 65_000], &file_corpus(&path));
-        return;
-    }
-    realistic(budget, &[200, 1_000, 10_000, 65_000], &realistic_corpus());
+    realistic(budget, &sizes, &realistic_corpus());
     if std::env::args().any(|a| a == "--realistic") {
         return; // the realistic corpus only (quicker while tuning)
+    }
+    println!();
+    realistic(budget, &sizes, &variant_corpus());
+    if let Some(pos) = std::env::args().position(|a| a == "--file") {
+        let path = std::env::args().nth(pos + 1).unwrap();
+        println!();
+        realistic(budget, &sizes, &file_corpus(&path));
     }
     println!();
     let evs = events(2000, 7);
