@@ -573,12 +573,21 @@ fn skip(data: &FLT_CALLBACK_DATA) -> bool {
 /// the thread while it is counted as a reader, and a live swap would then wait for it
 /// with the record lock held. IRQL ≤ APC_LEVEL (Microsoft Learn, "KeEnterCriticalRegion").
 fn with_rules<R>(f: impl FnOnce(&failsafe_loader::RuleSet) -> R) -> Option<R> {
+    with_rules_paused(|| (), f)
+}
+
+/// [`with_rules`] with `pause` between the reader's count and its load
+/// (`active::Swappable::with_on_paused`): the drill build's held reader (crate::drill).
+fn with_rules_paused<R>(
+    pause: impl FnOnce(),
+    f: impl FnOnce(&failsafe_loader::RuleSet) -> R,
+) -> Option<R> {
     // SAFETY: callable at IRQL ≤ APC_LEVEL, where every callback runs; paired below.
     unsafe { KeEnterCriticalRegion() };
     // SAFETY: a null PROCESSOR_NUMBER pointer is allowed (only the number is returned);
     // any IRQL.
     let cpu = unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
-    let r = ACTIVE.with_on(usize::try_from(cpu).unwrap_or(0), f);
+    let r = ACTIVE.with_on_paused(usize::try_from(cpu).unwrap_or(0), pause, f);
     // SAFETY: entered above, on this thread.
     unsafe { KeLeaveCriticalRegion() };
     r
@@ -768,7 +777,31 @@ fn evaluate_create(facts: &CreateFacts<'_>) -> Option<Match> {
         ..*facts
     };
     let inputs = create_inputs(&facts);
-    with_rules(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs))).flatten()
+    with_rules_paused(
+        || drill_hold(facts.pid, true),
+        |rs| {
+            drill_hold(facts.pid, false);
+            rs.evaluate(&event(EventType::FileCreate, &inputs))
+        },
+    )
+    .flatten()
+}
+
+/// The drill build's held reader (crate::drill): before the load, or inside the read.
+/// Nothing in a release build.
+#[inline(always)]
+fn drill_hold(pid: u64, before_load: bool) {
+    #[cfg(feature = "drill")]
+    crate::drill::hold(
+        pid,
+        if before_load {
+            crate::drill::Place::BeforeLoad
+        } else {
+            crate::drill::Place::Inside
+        },
+    );
+    #[cfg(not(feature = "drill"))]
+    let _ = (pid, before_load);
 }
 
 /// As [`evaluate_create`], for set-information: the path and the rename or link target
@@ -783,7 +816,14 @@ fn evaluate_set_info(facts: &SetInfoFacts<'_>) -> Option<Match> {
         ..*facts
     };
     let inputs = set_info_inputs(&facts);
-    with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs))).flatten()
+    with_rules_paused(
+        || drill_hold(facts.pid, true),
+        |rs| {
+            drill_hold(facts.pid, false);
+            rs.evaluate(&event(EventType::FileSetInfo, &inputs))
+        },
+    )
+    .flatten()
 }
 
 /// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).

@@ -16,6 +16,8 @@ extern crate alloc;
 
 pub mod active;
 pub mod config;
+#[cfg(any(test, feature = "drill"))]
+pub mod drill;
 pub mod event;
 pub mod guard;
 pub mod proctable;
