@@ -290,7 +290,9 @@ unsafe extern "system" fn worker_main(context: *mut c_void) {
                 core::ptr::null(),
             )
         };
-        let irp = me.irp.load(Ordering::Acquire);
+        // Taken out of the slot before it is completed: the client's next request for this
+        // worker may arrive as soon as this one completes, and must find the slot free.
+        let irp = me.irp.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if irp.is_null() {
             continue;
         }
@@ -306,7 +308,6 @@ unsafe extern "system" fn worker_main(context: *mut c_void) {
                 let _ = refuse(irp, output, e);
             }
         }
-        me.irp.store(core::ptr::null_mut(), Ordering::Release);
     }
 }
 
