@@ -26,6 +26,8 @@ pub mod wire;
 
 #[cfg(windows)]
 pub mod flt;
+#[cfg(windows)]
+pub mod fltwdk;
 
 #[cfg(all(windows, failsafe_kcheck))]
 mod kbind;
