@@ -196,7 +196,10 @@ pub fn op(b: &[u8], at: usize, n: u32) -> Result<(OpRecord<'_>, usize), Malforme
     let bad = Malformed::Record(n);
     let size = usize::from(u16_at(b, at).ok_or(bad)?);
     let rec = b.get(at..at.checked_add(size).ok_or(bad)?).ok_or(bad)?;
-    if size < OP_FIXED || !size.is_multiple_of(8) || u16_at(rec, 22) != Some(0) || u32_at(rec, 60) != Some(0)
+    if size < OP_FIXED
+        || !size.is_multiple_of(8)
+        || u16_at(rec, 22) != Some(0)
+        || u32_at(rec, 60) != Some(0)
     {
         return Err(bad);
     }

@@ -53,10 +53,17 @@ fn run() -> Result<(), String> {
     for (n, line) in text.lines().enumerate() {
         let f: Vec<&str> = line.split('\t').collect();
         let [kind, path, target, process, rest @ ..] = f.as_slice() else {
-            return Err(format!("{events}:{}: expected 10 tab-separated fields", n + 1));
+            return Err(format!(
+                "{events}:{}: expected 10 tab-separated fields",
+                n + 1
+            ));
         };
         if rest.len() != 6 {
-            return Err(format!("{events}:{}: expected 10 tab-separated fields, found {}", n + 1, f.len()));
+            return Err(format!(
+                "{events}:{}: expected 10 tab-separated fields, found {}",
+                n + 1,
+                f.len()
+            ));
         }
         let mut nums = [0u64; 6];
         for (d, s) in nums.iter_mut().zip(rest) {
@@ -67,7 +74,12 @@ fn run() -> Result<(), String> {
         let create = match *kind {
             "create" => true,
             "setinfo" => false,
-            k => return Err(format!("{events}:{}: kind `{k}`: expected create or setinfo", n + 1)),
+            k => {
+                return Err(format!(
+                    "{events}:{}: kind `{k}`: expected create or setinfo",
+                    n + 1
+                ));
+            }
         };
         evs.push(Ev {
             create,
@@ -104,7 +116,10 @@ fn run() -> Result<(), String> {
             rules.evaluate(&event(EventType::FileSetInfo, &inputs))
         }
     };
-    let verdicts: Vec<u32> = evs.iter().map(|e| decide(e).map_or(0, |m| m.rule_id)).collect();
+    let verdicts: Vec<u32> = evs
+        .iter()
+        .map(|e| decide(e).map_or(0, |m| m.rule_id))
+        .collect();
     let mut times = Vec::with_capacity(evs.len().saturating_mul(rounds));
     for _ in 0..rounds {
         for e in &evs {
@@ -116,7 +131,12 @@ fn run() -> Result<(), String> {
         }
     }
     times.sort_unstable();
-    let at = |q: usize| times.get(times.len().saturating_mul(q) / 100).copied().unwrap_or(0);
+    let at = |q: usize| {
+        times
+            .get(times.len().saturating_mul(q) / 100)
+            .copied()
+            .unwrap_or(0)
+    };
     println!(
         "{{\"events\": {}, \"evaluations\": {}, \"median_ns\": {}, \"p99_ns\": {}, \"rule_ids\": {:?}}}",
         evs.len(),
