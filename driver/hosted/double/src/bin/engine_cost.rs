@@ -50,18 +50,15 @@ fn run() -> Result<(), String> {
         nums: [u64; 6],
     }
     let mut evs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, line) in (1usize..).zip(text.lines()) {
         let f: Vec<&str> = line.split('\t').collect();
         let [kind, path, target, process, rest @ ..] = f.as_slice() else {
-            return Err(format!(
-                "{events}:{}: expected 10 tab-separated fields",
-                n + 1
-            ));
+            return Err(format!("{events}:{}: expected 10 tab-separated fields", n));
         };
         if rest.len() != 6 {
             return Err(format!(
                 "{events}:{}: expected 10 tab-separated fields, found {}",
-                n + 1,
+                n,
                 f.len()
             ));
         }
@@ -69,7 +66,7 @@ fn run() -> Result<(), String> {
         for (d, s) in nums.iter_mut().zip(rest) {
             *d = s
                 .parse()
-                .map_err(|e| format!("{events}:{}: `{s}`: {e}", n + 1))?;
+                .map_err(|e| format!("{events}:{}: `{s}`: {e}", n))?;
         }
         let create = match *kind {
             "create" => true,
@@ -77,7 +74,7 @@ fn run() -> Result<(), String> {
             k => {
                 return Err(format!(
                     "{events}:{}: kind `{k}`: expected create or setinfo",
-                    n + 1
+                    n
                 ));
             }
         };
