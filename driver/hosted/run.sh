@@ -76,21 +76,22 @@ fi
 # the engine's own cost on the same events (release build, as `cargo bench`).
 mkdir -p target/hosted-double
 t0=$SECONDS
-echo "hosted: building the Filter Manager test double (fltmgr.sys) and its client"
+echo "hosted: building the Filter Manager test double (fltmgr.sys), its self-test filter and its client"
 RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo clippy -q --locked -p failsafe-fltdouble --lib --target x86_64-pc-windows-msvc \
-  --target-dir target/kcheck/double -- -D warnings
+  cargo clippy -q --locked -p failsafe-fltdouble -p failsafe-fltdouble-selftest --lib \
+  --target x86_64-pc-windows-msvc --target-dir target/kcheck/double -- -D warnings
 FAILSAFE_KLIB_DIR=$PWD/target/kcheck/lib RUSTFLAGS="-C target-feature=+crt-static -C linker=rust-lld" \
-  cargo build -q --locked -p failsafe-fltdouble --lib --release --target x86_64-pc-windows-msvc \
-  --target-dir target/kcheck/double
+  cargo build -q --locked -p failsafe-fltdouble -p failsafe-fltdouble-selftest --lib --release \
+  --target x86_64-pc-windows-msvc --target-dir target/kcheck/double
 x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o target/hosted-double/double-client.exe driver/hosted/double/client.c
 x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o target/hosted-double/failsafe-ioctl.exe driver/hosted/ioctl.c
 cargo build -q --locked --release -p failsafe-fltdouble --bin engine-cost
-echo "hosted: double, client and engine-cost built in $((SECONDS - t0)) s"
+echo "hosted: double, self-test filter, client and engine-cost built in $((SECONDS - t0)) s"
 t0=$SECONDS
 python3 driver/hosted/double/run.py \
   --sys target/kcheck/failsafeflt-drill.sys --map target/kcheck/failsafeflt-drill.map \
   --double target/kcheck/double/x86_64-pc-windows-msvc/release/fltmgr.dll \
+  --selftest target/kcheck/double/x86_64-pc-windows-msvc/release/fltselftest.dll \
   --client target/hosted-double/double-client.exe --ioctl target/hosted-double/failsafe-ioctl.exe \
   --ctl target/debug/failsafectl --engine-cost target/release/engine-cost --sample content/sample.toml \
   --work target/hosted-double/run --json target/hosted-double/report.json

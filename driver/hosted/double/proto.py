@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 IOCTL = 0x00222740
 KIND_OPS, KIND_VOLUME, KIND_PROCESS, KIND_REPORT, KIND_SHUTDOWN = 1, 2, 3, 4, 5
-OP_FIXED, RESULT_SIZE, VOLUME_FIXED, PROCESS_FIXED = 64, 48, 32, 8
+OP_FIXED, RESULT_SIZE, VOLUME_FIXED, PROCESS_FIXED = 64, 56, 32, 8
 MAX_MESSAGE = 256 * 1024
 
 # Operation flags.
@@ -158,6 +158,7 @@ class Result:
     names_leaked: int
     violations: int
     pre_ticks: int
+    information: int
 
 
 def results(body: bytes):
@@ -166,8 +167,8 @@ def results(body: bytes):
     out = []
     for at in range(0, len(body), RESULT_SIZE):
         (index, pre_called, post_called, flags, _r, p0, p1, q0, q1, io, acq, leak, viol,
-         ticks) = struct.unpack_from("<IBBBBiiiiIIIIQ", body, at)
-        out.append(Result(index, pre_called, post_called, flags, (p0, p1), (q0, q1), io, acq, leak, viol, ticks))
+         ticks, info) = struct.unpack_from("<IBBBBiiiiIIIIQQ", body, at)
+        out.append(Result(index, pre_called, post_called, flags, (p0, p1), (q0, q1), io, acq, leak, viol, ticks, info))
     return out
 
 

@@ -4,11 +4,12 @@ through its callbacks, instances, live swaps and unload by a test double of Filt
 (driver/hosted/double, a native fltmgr.sys) under Wine 8.0. HOSTED under Wine with a test
 double of Filter Manager: NOT Windows, and NOT Windows' Filter Manager.
 
-    run.py --sys IMAGE --map MAP --double FLTMGR --client EXE --ioctl EXE --ctl FAILSAFECTL
-           --engine-cost EXE --sample TOML --work DIR [--json OUT] [--only NAME,...]
+    run.py --sys IMAGE --map MAP --double FLTMGR --selftest FLTSELFTEST --client EXE --ioctl EXE
+           --ctl FAILSAFECTL --engine-cost EXE --sample TOML --work DIR [--json OUT] [--only NAME,...]
 
 Scenarios (SCENARIOS below: name, what, the finding a scenario shows while it stands) run
-in two Wine sessions; each ends in a row of the table with its operations and a result:
+in three Wine sessions (the double checked with its own self-test filter; the driver; the
+swap's held reader, which may end its host process); each ends in a row of the table with its operations and a result:
 PASS; FAIL (a difference, a fault, a leak, a verifier violation); XFAIL (the scenario
 shows a review finding that is not fixed yet: expected); XPASS (the finding's scenario now
 passes: its fix landed, so the scenario must be marked as expected to pass — that fails the
@@ -132,13 +133,36 @@ class Drill:
         Wine 8.0 lacks"), which live pushes re-arming the health window hit."""
         self.wine = Wine(self.work / name / "prefix")
         setup_prefix(self.wine, self.work / name, Path(self.a.sys), Path(self.a.double), Path(self.a.client),
-                     Path(self.a.ioctl), 3600, self.public_hex)
+                     Path(self.a.ioctl), 3600, self.public_hex, Path(self.a.selftest))
         self.store = self.wine.prefix / "drive_c" / "windows" / "Failsafe"
         self.stage(1, init=True)
         self.ctl_run("boot", "--store", self.store, "--then", "healthy", "--healthy-after", 0, "--threshold", 3,
                      "--test-signing", "--test-key", self.public_hex, "--json")
         self.session = Session(self.wine, self.work / name / "session.log")
         self.client = DoubleClient(self.wine, self.work / name)
+        self.start_double()
+        self.net("start", "failsafeflt")
+        line = self.session.wait_for(r"failsafeflt: (start|not started)", 60, self.mark)
+        if not line or "not started" in line:
+            raise Fail(f"the driver did not start: {line}")
+        say(f"  {name}: double started, driver started: {line.split('failsafeflt: ', 1)[1]}")
+        return line
+
+    def start_selftest_session(self):
+        """A fresh prefix and session with the double and its self-test filter (no driver)."""
+        self.wine = Wine(self.work / "selftest" / "prefix")
+        setup_prefix(self.wine, self.work / "selftest", Path(self.a.sys), Path(self.a.double), Path(self.a.client),
+                     Path(self.a.ioctl), 3600, self.public_hex, Path(self.a.selftest))
+        self.session = Session(self.wine, self.work / "selftest" / "session.log")
+        self.client = DoubleClient(self.wine, self.work / "selftest")
+        self.start_double()
+        self.net("start", "fltselftest")
+        if not self.session.wait_for(r"fltselftest: started", 30, self.mark):
+            raise Fail("the self-test filter did not start")
+        say("  selftest: double started, self-test filter started")
+
+    def start_double(self):
+        """Starts the double (the FltMgr service) in the new session."""
         # Let the session finish starting (services.exe, explorer) before a second Wine
         # process joins it: starting both at once hung Wine 8.0 here (net start never
         # returned).
@@ -148,12 +172,6 @@ class Drill:
         if not self.session.wait_for(r"fltmgr-double: started", 30):
             raise Fail("the Filter Manager double did not start (no 'fltmgr-double: started')")
         self.mark = self.session.mark()
-        self.net("start", "failsafeflt")
-        line = self.session.wait_for(r"failsafeflt: (start|not started)", 60, self.mark)
-        if not line or "not started" in line:
-            raise Fail(f"the driver did not start: {line}")
-        say(f"  {name}: double started, driver started: {line.split('failsafeflt: ', 1)[1]}")
-        return line
 
     def net(self, verb, service):
         r = self.wine.run("net", verb, service, check=False, timeout=120)
@@ -862,9 +880,118 @@ def s_swap_uaf(d: Drill):
     d.end_session()
 
 
+SELFTEST_MARK = 0x5E1F0000
+SEEN, NO_TUNNEL = 0x600D0000, 0x7E000000
+
+
+def selftest_op(action, volume=C, name=r"\selftest\file.txt", major=proto.IRP_MJ_CREATE, **kw):
+    """An operation the self-test filter acts on (driver/hosted/double/selftest: `MARK | action`)."""
+    return Op(major, volume, DEV[volume] + name, pid=SELFTEST_MARK | action, **kw)
+
+
+def s_selftest(d: Drill):
+    """The double checked with a filter of its own (driver/hosted/double/selftest): what
+    Failsafe's driver does not use yet works as documented, and every contract the
+    verifier checks is detected when broken once."""
+    row = d.row("double-selftest", "the double's own check: post-create, FltCancelFileOpen, FltGetTunneledName, draining, "
+                "IRP_MJ_SHUTDOWN, two altitudes, and each verifier code fired once")
+    problems = []
+    d.start_selftest_session()
+    rep = d.report()
+    auto = [i for i, v in enumerate(rep["volumes"]) if v["instances"]]
+    if rep["filter_state"] != 2 or auto != [0, 1, 2, 3, 4, 5] or rep["violations"]:
+        problems.append(f"start: filter state {rep['filter_state']}, instances on {auto}, violations {rep['violation_records']}")
+    tunnel = DEV[C] + r"\selftest\Long File Name.txt"
+    # What the double must honour (no violation): (op, check, what).
+    good = [
+        (selftest_op(1), lambda r: r.post_called == 1 and r.information == SEEN | 7 and r.io_status == 0,
+         "post-create: its context, requestor id and a name query"),
+        (selftest_op(2), lambda r: r.flags & proto.CANCELLED and r.io_status == ACCESS_DENIED,
+         "FltCancelFileOpen in post-create, then failed"),
+        (selftest_op(4, tunnel=tunnel), lambda r: r.information == len(tunnel) * 2, "FltGetTunneledName: a tunneled name"),
+        (selftest_op(4), lambda r: r.information == NO_TUNNEL, "FltGetTunneledName: none (NULL)"),
+        (selftest_op(15), lambda r: r.flags & proto.COMPLETED and r.post_called == 0 and r.io_status == ACCESS_DENIED,
+         "FLT_PREOP_COMPLETE with STATUS_ACCESS_DENIED"),
+        (selftest_op(0), lambda r: r.pre_called == 1 and r.post_called == 0 and r.io_status == 0, "no action"),
+    ]
+    results = d.run_ops([o for o, _, _ in good], workers=1)
+    for (o, ok, what), r in zip(good, results):
+        if not ok(r) or r.violations:
+            problems.append(f"{what}: pre {r.pre_called}/post {r.post_called}, flags {r.flags}, status {proto.u32(r.io_status):#x}, "
+                            f"information {r.information:#x}, {r.violations} violation(s)")
+    # Two instances on D: (altitude 370000 above the automatic one): both pre callbacks,
+    # both post callbacks bottom-up; a completion at the top stops the operation there.
+    st = d.volumes(proto.volume_command(proto.ATTACH, D, altitude=370000))
+    two = d.run_ops([selftest_op(1, D), selftest_op(15, D)], workers=1)
+    st += d.volumes(proto.volume_command(proto.DETACH, D, altitude=370000))
+    if any(x for x, _ in st) or (two[0].pre_called, two[0].post_called, two[1].pre_called, two[1].post_called) != (2, 2, 1, 0):
+        problems.append(f"two altitudes: volume commands {st}, post-create op pre/post {two[0].pre_called}/{two[0].post_called}, "
+                        f"denied op pre/post {two[1].pre_called}/{two[1].post_called} (expected 2/2, 1/0)")
+    row.notes.append(f"{len(good)} documented uses and two altitudes on D: honoured" if not problems else "documented uses: see below")
+    # Each broken contract once, in order on one worker: (op, the verifier code it must fire).
+    bad = [
+        (selftest_op(3), 16), (selftest_op(5), 17), (selftest_op(6), 15), (selftest_op(7), 2),
+        (selftest_op(8), 3), (selftest_op(9), 5), (selftest_op(10), 8), (selftest_op(11), 7),
+        (selftest_op(12), 6), (selftest_op(13), 12),
+        (selftest_op(14, fs_status=proto.s32(proto.STATUS_OBJECT_NAME_NOT_FOUND)), 15),
+        (selftest_op(20, major=proto.IRP_MJ_SET_INFORMATION, info_class=13, buffer=b"\x01"), 4),
+    ]
+    before = d.report()["violations"]
+    results = d.run_ops([o for o, _ in bad], workers=1)
+    records = sorted(d.report()["violation_records"], key=lambda v: v["seq"])[before:]
+    got = [v["code"] for v in records]
+    want = [c for _, c in bad]
+    per_op = [r.violations for r in results]
+    if got != want or per_op != [1] * len(bad):
+        problems.append(f"verifier codes fired {got}, expected {want}; violations per operation {per_op}")
+    row.notes.append(f"verifier codes fired by {len(bad)} broken contracts: {got}")
+    # IRP_MJ_SHUTDOWN through the filter: one pre callback per attached instance.
+    kind, status, body = d.client.one(proto.request(proto.KIND_SHUTDOWN, 0, 1))
+    _, shutdown_callbacks = struct.unpack_from("<iI", body)
+    if shutdown_callbacks != 6:
+        problems.append(f"IRP_MJ_SHUTDOWN reached {shutdown_callbacks} pre-operation callbacks (6 instances)")
+    # Draining: an operation between its pre and post callbacks while its instance is
+    # detached gets FLTFL_POST_OPERATION_DRAINING, before teardown-complete.
+    drain = d.client.start([(1, proto.ops_request(1, [selftest_op(1, D, flags=proto.DRAIN, hold_name_ms=20000)]))])
+    time.sleep(1.5)
+    st = d.volumes(proto.volume_command(proto.DETACH, D, altitude=328770))
+    kind, status, body = proto.response(d.client.finish(drain)[0]["bytes"])
+    r = proto.results(body)[0]
+    if st[0][0] or not r.flags & proto.DRAINED or r.post_called != 1 or r.violations:
+        problems.append(f"draining: detach {st[0][0]:#x}, flags {r.flags}, post {r.post_called}, violations {r.violations}")
+    row.notes.append(f"IRP_MJ_SHUTDOWN pre callbacks {shutdown_callbacks}; the operation paused across its instance's detach "
+                     f"drained: {bool(r.flags & proto.DRAINED)}")
+    # Unload: every instance torn down, and what the filter left reported (code 20): the
+    # push lock it left initialized and the name it leaked (still referenced).
+    mark = d.session.mark()
+    d.net("stop", "fltselftest")
+    line = d.session.wait_for(r"fltselftest: unload:", 20, mark)
+    rep = d.report()
+    text = line.split("unload: ", 1)[1].strip() if line else ""
+    counts = {k: int(v) for k, v in (p.rsplit(" ", 1) for p in text.split(", ") if " " in p)}
+    row.notes.append(f"unload: {line.split('unload: ', 1)[1] if line else 'no line'}; double: leftovers "
+                     f"{proto.leftovers(rep['last_leftovers'])}, last code {rep['violation_records'][-1]['code'] if rep['violation_records'] else None}")
+    setups = counts.get("setups", -1)
+    if (setups != 7 or counts.get("teardown-starts") != setups or counts.get("teardown-completes") != setups
+            or counts.get("query-teardowns") != 2 or counts.get("drained posts") != 1
+            or counts.get("posts pending at teardown-complete") != 0 or counts.get("shutdown callbacks") != 6):
+        problems.append(f"instance callbacks at unload: {counts} (expected 7 setups, starts and completes, 2 query-teardowns, "
+                        f"1 drained post, 0 pending, 6 shutdown callbacks)")
+    if rep["unloads"] != 1 or rep["last_leftovers"] != 4 | 8 or rep["violation_records"][-1]["code"] != 20 \
+            or rep["violations"] != len(bad) + 1 or rep["instances"] or rep["names_live"] != 1:
+        problems.append(f"unload: unloads {rep['unloads']}, leftovers {proto.leftovers(rep['last_leftovers'])} (name "
+                        f"information and push locks expected), violations {rep['violations']} ({len(bad) + 1} expected), "
+                        f"instances {rep['instances']}, names {rep['names_live']} (1: the leaked one)")
+    faults = d.session.faults()
+    problems += [f"Wine: {f}" for f in faults[:3]]
+    d.conclude(row, problems, len(good) + 2 + len(bad) + 2)
+    d.end_session()
+
+
 SCENARIOS = [
     # (name, session, function): a scenario is a function of the drill; the row it makes
     # names the review finding it shows while the finding stands (XFAIL until fixed).
+    ("double-selftest", "selftest", s_selftest),
     ("start", "main", s_start),
     ("parity-sample", "main", lambda d: s_parity(d, 1, 1, 2000, "sample")),
     ("perf-sample", "main", lambda d: s_perf(d, 1, "sample")),
@@ -893,14 +1020,16 @@ SCENARIOS = [
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for name in ("sys", "map", "double", "client", "ioctl", "ctl", "engine-cost", "sample", "work"):
+    for name in ("sys", "map", "double", "selftest", "client", "ioctl", "ctl", "engine-cost", "sample", "work"):
         ap.add_argument(f"--{name}", required=True)
     ap.add_argument("--json")
-    ap.add_argument("--only", help="comma-separated scenario names (the main session's setup always runs)")
+    ap.add_argument("--only", help="comma-separated scenario names (with any of the main session's: also 'start')")
     a = ap.parse_args()
     d = Drill(a)
     t0 = time.time()
     only = set(a.only.split(",")) if a.only else None
+    if only and any(session == "main" and name in only for name, session, _ in SCENARIOS):
+        only.add("start")  # the main session's first scenario: the others rely on it
     say("hosted drill with the Filter Manager test double: the real failsafeflt.sys (drill build) under Wine 8.0 "
         "with a test double of Filter Manager - NOT Windows")
     fatal = None
@@ -911,14 +1040,17 @@ def main():
             shutil.rmtree(d.work)
         d.work.mkdir(parents=True)
         d.make_content()
-        d.start_session("main")
-        # The driver pokes its DOS-name work item on operations: a slow stream of them for
-        # the whole session (one every 0.5 s: held in its name query), so that the retry and
-        # give-up of the volume without a DOS name run.
-        poke = d.client.start([(7, proto.ops_request(7, [Op(0, C, DEV[C] + r"\poke.txt", hold_name_ms=500)]))], seconds=170)
+        poke = None
         for name, session, f in SCENARIOS:
-            if only and name not in only and name not in ("start",):
+            if only and name not in only:
                 continue
+            if session == "main" and not poke:
+                d.start_session("main")
+                # The driver pokes its DOS-name work item on operations: a slow stream of
+                # them for the whole session (one every 0.5 s: held in its name query), so
+                # that the retry and give-up of the volume without a DOS name run.
+                poke = d.client.start([(7, proto.ops_request(7, [Op(0, C, DEV[C] + r"\poke.txt", hold_name_ms=500)]))],
+                                      seconds=170)
             if session == "uaf" and d.session:
                 faults = d.end_session()
                 if faults:
@@ -930,10 +1062,13 @@ def main():
                 say(f"  [FAIL] {name}: {e}")
                 if name in ("start", "unload-in-flight"):
                     raise
-        try:
-            poke[0].kill()
-        except Exception:
-            pass
+                if session == "selftest":
+                    d.end_session()
+        if poke:
+            try:
+                poke[0].kill()
+            except Exception:
+                pass
     except Fail as e:
         fatal = str(e)
         say(f"hosted drill (double): FAILED: {e}")

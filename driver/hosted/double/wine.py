@@ -23,6 +23,7 @@ import proto
 
 HERE = Path(__file__).resolve().parent
 SERVICE = "failsafeflt"
+SELFTEST = "fltselftest"
 SERVICE_KEY = r"HKLM\System\CurrentControlSet\Services\failsafeflt"
 PARAMS_KEY = SERVICE_KEY + r"\Parameters"
 DOUBLE_KEY = r"HKLM\System\CurrentControlSet\Services\FltMgr"
@@ -68,9 +69,11 @@ class Wine:
 
 
 def reg_text(healthy_after: int) -> str:
-    """The two services, as the INF writes the driver's (Type 2, the Parameters values, the
-    Instances key) but demand-started (the runner starts them with `net start`), and the
-    double's as Windows' FltMgr (a file-system driver the minifilter depends on)."""
+    """The services, as the INF writes the driver's (Type 2, the Parameters values, the
+    Instances key) but demand-started (the runner starts them with `net start`), the
+    double's as Windows' FltMgr (a file-system driver the minifilter depends on), and the
+    double's self-test filter (driver/hosted/double/selftest), started instead of the driver
+    in a session of its own."""
     return f"""Windows Registry Editor Version 5.00
 
 [HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\FltMgr]
@@ -101,6 +104,14 @@ def reg_text(healthy_after: int) -> str:
 [HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters\\Instances\\Failsafe Instance]
 "Altitude"="328770"
 "Flags"=dword:00000000
+
+[HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SELFTEST}]
+"Type"=dword:00000002
+"Start"=dword:00000003
+"ErrorControl"=dword:00000001
+"Group"="{GROUP}"
+"DependOnService"=hex(7):46,00,6c,00,74,00,4d,00,67,00,72,00,00,00,00,00
+"DisplayName"="The Filter Manager double's self-test filter - HOSTED under Wine, not Windows"
 """
 
 
@@ -257,7 +268,7 @@ def host_pids_with(image: str):
 
 
 def setup_prefix(wine: Wine, work: Path, driver_image: Path, double_image: Path, client: Path, ioctl: Path,
-                 healthy_after: int, test_key_hex: str):
+                 healthy_after: int, test_key_hex: str, selftest_image: Path):
     if work.exists():
         if wine.prefix.exists():
             wine.kill()
@@ -270,6 +281,7 @@ def setup_prefix(wine: Wine, work: Path, driver_image: Path, double_image: Path,
     drivers = wine.prefix / "drive_c" / "windows" / "system32" / "drivers"
     shutil.copyfile(driver_image, drivers / "failsafeflt.sys")
     shutil.copyfile(double_image, drivers / "fltmgr.sys")
+    shutil.copyfile(selftest_image, drivers / f"{SELFTEST}.sys")
     shutil.copyfile(client, wine.prefix / "drive_c" / "double-client.exe")
     shutil.copyfile(ioctl, wine.prefix / "drive_c" / "failsafe-ioctl.exe")
     reg = work / "services.reg"
@@ -280,6 +292,8 @@ def setup_prefix(wine: Wine, work: Path, driver_image: Path, double_image: Path,
              "/d", r"\SystemRoot\System32\drivers\fltmgr.sys", "/f")
     wine.run("reg", "add", SERVICE_KEY, "/v", "ImagePath", "/t", "REG_EXPAND_SZ",
              "/d", r"\SystemRoot\System32\drivers\failsafeflt.sys", "/f")
+    wine.run("reg", "add", r"HKLM\System\CurrentControlSet\Services" + "\\" + SELFTEST, "/v", "ImagePath",
+             "/t", "REG_EXPAND_SZ", "/d", rf"\SystemRoot\System32\drivers\{SELFTEST}.sys", "/f")
     wine.run("reg", "add", PARAMS_KEY, "/v", "ContentDirectory", "/t", "REG_EXPAND_SZ", "/d", CONTENT_DIR_NT, "/f")
     # Content is signed with a development key made for the run and trusted as a test key
     # (as driver/hosted/drill.py does: TestSigning, TestSigningKeys, TESTSIGNING boot option).

@@ -399,6 +399,8 @@ pub fn run(w: usize, index: u32, r: &OpRecord<'_>) -> OpResult {
         inst.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
     res.io_status = status_of(data_ptr);
+    // SAFETY: the frame's callback data, read by value through the raw pointer.
+    res.information = u64::try_from(unsafe { (*data_ptr).IoStatus.Information }).unwrap_or(0);
     // SAFETY: the frame's counter, read through the raw pointer.
     res.names_acquired = unsafe { (*fp).names_acquired };
     s.live.store(0, Ordering::Release);

@@ -36,7 +36,7 @@ pub const KIND_SHUTDOWN: u16 = 5;
 /// Length of an operation record's fixed part.
 pub const OP_FIXED: usize = 64;
 /// Length of an operation's result.
-pub const RESULT_SIZE: usize = 48;
+pub const RESULT_SIZE: usize = 56;
 /// Length of a volume command's fixed part.
 pub const VOLUME_FIXED: usize = 32;
 /// Length of a process record's fixed part.
@@ -278,6 +278,8 @@ pub struct OpResult {
     pub violations: u32,
     /// Time-stamp-counter ticks in the first instance's pre-operation callback.
     pub pre_ticks: u64,
+    /// The operation's final `IoStatus.Information`.
+    pub information: u64,
 }
 
 /// Result flags.
@@ -314,6 +316,7 @@ impl OpResult {
         put(32, &self.names_leaked.to_le_bytes());
         put(36, &self.violations.to_le_bytes());
         put(40, &self.pre_ticks.to_le_bytes());
+        put(48, &self.information.to_le_bytes());
         o
     }
 }
@@ -581,6 +584,7 @@ mod tests {
             names_leaked: 0,
             violations: 0,
             pre_ticks: 77,
+            information: 5,
         };
         let b = r.encode();
         assert_eq!(u32::from_le_bytes(b[0..4].try_into().unwrap()), 9);
@@ -591,9 +595,10 @@ mod tests {
             0xC000_0022
         );
         assert_eq!(u64::from_le_bytes(b[40..48].try_into().unwrap()), 77);
-        let h = response_header(KIND_OPS, 0, 48);
+        assert_eq!(u64::from_le_bytes(b[48..56].try_into().unwrap()), 5);
+        let h = response_header(KIND_OPS, 0, 56);
         assert_eq!(&h[0..4], b"FDR1");
-        assert_eq!(u32::from_le_bytes(h[12..16].try_into().unwrap()), 48);
+        assert_eq!(u32::from_le_bytes(h[12..16].try_into().unwrap()), 56);
     }
 
     #[test]
