@@ -119,7 +119,15 @@ pub fn decide(
     }
     let head = rels.head();
     let pins = head.map(|h| h.state.pins.clone()).unwrap_or_default();
-    let have = m.staged.iter().copied().chain(m.active).max().unwrap_or(0);
+    // The newest version the machine has and may run (a quarantined one does not count).
+    let have = m
+        .staged
+        .iter()
+        .copied()
+        .chain(m.active)
+        .filter(|v| m.quarantine(*v).is_none())
+        .max()
+        .unwrap_or(0);
     // 2. The release to follow.
     let mut chosen: Option<(&Release, Option<usize>)> = None;
     let mut first_why: Option<(&Release, Option<usize>, &'static str, String)> = None;
