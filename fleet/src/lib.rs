@@ -13,11 +13,14 @@
 pub mod agent;
 pub mod broker;
 pub mod bucket;
+pub mod controller;
 pub mod error;
+pub mod ops;
 pub mod plan;
 pub mod release;
 pub mod report;
 pub mod repo;
+pub mod status;
 pub mod time;
 
 pub use error::{Error, Result};

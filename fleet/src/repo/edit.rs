@@ -147,15 +147,16 @@ impl PublishLock {
 pub fn transact<T>(
     repo: &Path,
     keys: &KeyDir,
-    f: impl FnOnce(&Local) -> Result<Option<(Changes, T)>>,
-) -> Result<Option<(Committed, T)>> {
+    f: impl FnOnce(&Local) -> Result<(Option<Changes>, T)>,
+) -> Result<(Option<Committed>, T)> {
     let _lock = PublishLock::take(keys)?;
     let local = load(repo)?;
-    let Some((changes, t)) = f(&local)? else {
-        return Ok(None);
+    let (changes, t) = f(&local)?;
+    let Some(changes) = changes else {
+        return Ok((None, t));
     };
     let c = commit(repo, keys, Some(local.repo), &changes)?;
-    Ok(Some((c, t)))
+    Ok((Some(c), t))
 }
 
 /// Publishes `changes` on top of what is on disk (used by `init` for the first version).

@@ -1,0 +1,117 @@
+//! The controller's rules for the open ring of a rolling release (docs/fleet.md, "The
+//! controller's rules"):
+//!
+//! - **Breach → halt and roll back**, at once, whatever the bake time: in any open ring,
+//!   failed machines (quarantined or rolled back the version, crashed on it, or took it
+//!   and went silent) above the ring's `max_failure_percent` of the machines that took it.
+//! - **Insufficient data → halt and roll back**: the open ring's bake time and the silence
+//!   limit have both passed and fewer machines than needed report it healthy (AWS
+//!   AppConfig rolls back on an alarm *or insufficient data*).
+//! - **Advance**: bake time passed, no breach, at least `min_reports` healthy reports (or
+//!   every machine of a smaller ring; an empty ring only waits its bake time). The last
+//!   ring's advance completes the rollout.
+//! - Otherwise **wait**, and say for what.
+
+use super::tally::RingTally;
+use crate::release::Release;
+use crate::time::{secs_between, show_duration};
+
+/// What the controller does with a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing yet: why.
+    Wait(String),
+    /// Open the next ring: why.
+    Advance(String),
+    /// The last ring baked healthy: why.
+    Complete(String),
+    /// Halt and publish the rollback: why.
+    Halt(String),
+}
+
+/// Decides for a rolling `release` given its ring counts.
+pub fn decide(release: &Release, rings: &[RingTally], now: jiff::Timestamp) -> Decision {
+    let k = release.state.open_ring;
+    let v = release.content_version;
+    for t in rings.iter().take(k.saturating_add(1)) {
+        let max = release
+            .plan
+            .rings
+            .get(t.ring)
+            .map_or(0, |r| r.max_failure_percent);
+        let failed = u64::from(t.failed());
+        let expected = u64::from(t.expected());
+        if failed > 0 && failed.saturating_mul(100) > u64::from(max).saturating_mul(expected) {
+            return Decision::Halt(format!(
+                "ring {} `{}`: {failed} of {expected} machine(s) that took v{v} failed ({}%, above the threshold of {max}%): {}",
+                t.ring,
+                t.name,
+                t.failure_percent(),
+                t.failures.join("; ")
+            ));
+        }
+    }
+    let (Some(ring), Some(t), Some(opened)) = (
+        release.plan.rings.get(k),
+        rings.get(k),
+        release.state.opened(k),
+    ) else {
+        return Decision::Wait("the open ring is not in the plan".into());
+    };
+    let open_for = secs_between(opened, now);
+    let need = u64::from(ring.min_reports).min(u64::from(t.machines));
+    let healthy = u64::from(t.healthy);
+    let baked = open_for >= ring.bake_secs;
+    let last = k.saturating_add(1) >= release.plan.rings.len();
+    let done = |what: String| {
+        if last {
+            Decision::Complete(what)
+        } else {
+            Decision::Advance(what)
+        }
+    };
+    if t.machines == 0 {
+        return if baked {
+            done(format!(
+                "ring {k} `{}` has no machines; its bake time {} passed",
+                ring.name,
+                show_duration(ring.bake_secs)
+            ))
+        } else {
+            Decision::Wait(format!(
+                "ring {k} `{}` has no machines; bake {} of {}",
+                ring.name,
+                show_duration(open_for),
+                show_duration(ring.bake_secs)
+            ))
+        };
+    }
+    if baked && healthy >= need {
+        return done(format!(
+            "ring {k} `{}`: {healthy} healthy report(s) (needed {need}), {} failed, baked {} (bake time {})",
+            ring.name,
+            t.failed(),
+            show_duration(open_for),
+            show_duration(ring.bake_secs)
+        ));
+    }
+    let deadline = ring.bake_secs.saturating_add(release.plan.silent_after_secs);
+    if open_for > deadline {
+        return Decision::Halt(format!(
+            "ring {k} `{}`: insufficient data: {healthy} healthy report(s) of the {need} needed, {} after it opened (bake {} + silence limit {}); {} pending, {} offline, {} not taken",
+            ring.name,
+            show_duration(open_for),
+            show_duration(ring.bake_secs),
+            show_duration(release.plan.silent_after_secs),
+            t.pending,
+            t.offline,
+            t.not_taken
+        ));
+    }
+    Decision::Wait(format!(
+        "ring {k} `{}`: {healthy} of {need} healthy report(s), baked {} of {}",
+        ring.name,
+        show_duration(open_for),
+        show_duration(ring.bake_secs)
+    ))
+}

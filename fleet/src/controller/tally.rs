@@ -1,0 +1,205 @@
+//! How each machine stands with a release, from its newest report, and the counts per
+//! ring that the controller's rules and `fleet status` use. A machine's ring is computed
+//! as its agent computes it (the ring pin it reports, explicit membership, the bucket).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::release::Release;
+use crate::report::Report;
+use crate::time::secs_between;
+
+/// Most failure descriptions kept per ring (the counts are always complete).
+pub const MAX_NAMED: usize = 8;
+
+/// A machine's standing with one version.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Runs the version, health check passed (or it is last-known-good).
+    Healthy,
+    /// Took it (staged or running), no verdict yet.
+    Pending,
+    /// Quarantined it or rolled back from it.
+    Quarantined,
+    /// Crashed on it (unclean ends charged to it).
+    Crashed,
+    /// Took it (or reported since its ring opened) and then stopped reporting.
+    Silent,
+    /// Has not taken it (ring not open, or not yet).
+    NotTaken,
+    /// No report since its ring opened, and none for longer than the silence limit:
+    /// not counted (it may be switched off), but then it cannot count as healthy either.
+    Offline,
+}
+
+impl Verdict {
+    /// Counts against the failure threshold.
+    pub fn failed(self) -> bool {
+        matches!(self, Verdict::Quarantined | Verdict::Crashed | Verdict::Silent)
+    }
+}
+
+/// Counts for one ring.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RingTally {
+    /// Ring index.
+    pub ring: usize,
+    /// Its name.
+    pub name: String,
+    /// Whether it is open.
+    pub open: bool,
+    /// Machines known to be in it (every machine that ever reported).
+    pub machines: u32,
+    /// Running the version now.
+    pub on_version: u32,
+    /// See [`Verdict`].
+    pub healthy: u32,
+    /// See [`Verdict`].
+    pub pending: u32,
+    /// See [`Verdict`].
+    pub quarantined: u32,
+    /// See [`Verdict`].
+    pub crashed: u32,
+    /// See [`Verdict`].
+    pub silent: u32,
+    /// See [`Verdict`].
+    pub not_taken: u32,
+    /// See [`Verdict`].
+    pub offline: u32,
+    /// Up to [`MAX_NAMED`] failed machines with what happened.
+    pub failures: Vec<String>,
+}
+
+impl RingTally {
+    /// Machines whose verdict counts: healthy, pending and failed.
+    pub fn expected(&self) -> u32 {
+        self.healthy
+            .saturating_add(self.pending)
+            .saturating_add(self.failed())
+    }
+
+    /// Failed machines.
+    pub fn failed(&self) -> u32 {
+        self.quarantined
+            .saturating_add(self.crashed)
+            .saturating_add(self.silent)
+    }
+
+    /// Failure share in percent (0 with nothing expected).
+    pub fn failure_percent(&self) -> u64 {
+        let e = u64::from(self.expected());
+        if e == 0 {
+            0
+        } else {
+            u64::from(self.failed()).saturating_mul(100) / e
+        }
+    }
+}
+
+/// How one machine stands with `release` (`silence_from`: silence is counted from no
+/// earlier than this, the moment the controller last saw the broker come up).
+pub fn classify(
+    release: &Release,
+    r: &Report,
+    ring: Option<usize>,
+    now: jiff::Timestamp,
+    silence_from: jiff::Timestamp,
+) -> (Verdict, String) {
+    let v = release.content_version;
+    let m = &r.machine_state;
+    let took_v = r.took.as_ref().filter(|t| t.version == v);
+    let took = took_v.is_some() || m.active == Some(v) || m.quarantine(v).is_some();
+    let last = r.at.max(silence_from);
+    let age = secs_between(last, now);
+    let opened = ring.and_then(|i| release.state.opened(i));
+    let since_open = opened.is_some_and(|o| r.at >= o);
+    if let Some(q) = m.quarantine(v) {
+        let d = q.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        return (Verdict::Quarantined, format!("quarantined v{v} ({}{d})", q.reason));
+    }
+    let unclean = m
+        .unclean
+        .get(&v)
+        .copied()
+        .unwrap_or(0)
+        .max(took_v.map_or(0, |t| t.unclean_ends));
+    if took && unclean > 0 {
+        return (
+            Verdict::Crashed,
+            format!("{unclean} unclean end(s) on v{v}"),
+        );
+    }
+    if age > release.plan.silent_after_secs && (took || since_open) {
+        return (
+            Verdict::Silent,
+            format!(
+                "{} v{v} and silent for {age}s (limit {}s)",
+                if took { "took" } else { "in an open ring for" },
+                release.plan.silent_after_secs
+            ),
+        );
+    }
+    if took && m.active == Some(v) && m.running && m.healthy {
+        return (Verdict::Healthy, format!("v{v} healthy"));
+    }
+    if took {
+        return (Verdict::Pending, format!("took v{v}, no verdict yet"));
+    }
+    if opened.is_some() && !since_open && age > release.plan.silent_after_secs {
+        return (
+            Verdict::Offline,
+            format!("no report since its ring opened (last {age}s ago)"),
+        );
+    }
+    (Verdict::NotTaken, "has not taken it".to_owned())
+}
+
+/// Per ring counts of `release` over every machine's newest report.
+pub fn tally(
+    release: &Release,
+    reports: &BTreeMap<String, Report>,
+    now: jiff::Timestamp,
+    silence_from: jiff::Timestamp,
+) -> (Vec<RingTally>, u32) {
+    let mut rings: Vec<RingTally> = release
+        .plan
+        .rings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RingTally {
+            ring: i,
+            name: r.name.clone(),
+            open: i <= release.state.open_ring,
+            ..RingTally::default()
+        })
+        .collect();
+    let mut outside = 0u32;
+    for (id, r) in reports {
+        let ring = crate::bucket::ring_of(&release.plan, id, release.serial, r.ring_pin);
+        let Some(t) = ring.and_then(|i| rings.get_mut(i)) else {
+            outside = outside.saturating_add(1);
+            continue;
+        };
+        let (verdict, why) = classify(release, r, ring, now, silence_from);
+        t.machines = t.machines.saturating_add(1);
+        if r.machine_state.active == Some(release.content_version) {
+            t.on_version = t.on_version.saturating_add(1);
+        }
+        let slot = match verdict {
+            Verdict::Healthy => &mut t.healthy,
+            Verdict::Pending => &mut t.pending,
+            Verdict::Quarantined => &mut t.quarantined,
+            Verdict::Crashed => &mut t.crashed,
+            Verdict::Silent => &mut t.silent,
+            Verdict::NotTaken => &mut t.not_taken,
+            Verdict::Offline => &mut t.offline,
+        };
+        *slot = slot.saturating_add(1);
+        if verdict.failed() && t.failures.len() < MAX_NAMED {
+            t.failures.push(format!("{id} {why}"));
+        }
+    }
+    (rings, outside)
+}
