@@ -83,6 +83,7 @@ pub fn decide(
     ledger: &Ledger,
 ) -> Action {
     // 1. Undo rolled-back versions.
+    let mut blocked = None;
     for (_, r) in rels.list.iter().rev() {
         if r.state.phase != Phase::RolledBack {
             continue;
@@ -94,14 +95,16 @@ pub fn decide(
         let lkg = m.last_known_good == Some(v);
         if m.active == Some(v) {
             if lkg {
-                return idle(
+                // Nothing to undo here; a newer release may still be taken below.
+                blocked = Some(idle(
                     Some(r),
                     None,
                     "rollback-blocked",
                     format!(
                         "v{v} was rolled back by the fleet, but it is this machine's last-known-good (the driver never goes below it): a newer release replaces it"
                     ),
-                );
+                ));
+                break;
             }
             if m.running {
                 return Action::Rollback { release: r.clone() };
@@ -212,6 +215,9 @@ pub fn decide(
         }
     }
     let Some((r, ring)) = chosen else {
+        if let Some(b) = blocked {
+            return b;
+        }
         return match first_why {
             Some((r, ring, code, why)) => idle(Some(r), ring, code, why),
             None => idle(None, None, "no-release", "the repository lists no release".into()),
@@ -219,6 +225,9 @@ pub fn decide(
     };
     // 3. Take it.
     let a = take(r, ring, m, ledger, have);
+    if let (Action::Idle { .. }, Some(b)) = (&a, blocked) {
+        return b;
+    }
     // Idle on an older release because a newer one is not for this machine yet: the
     // newer one's reason is the news.
     match (a, first_why) {
@@ -388,6 +397,13 @@ mod tests {
         m.staged.push(2);
         assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l)), "unstage");
         assert_eq!(code(&decide(&r, "canary", None, &on(2), "0.1.0", &l)), "rollback-blocked");
+        // ... but a newer release is still taken.
+        let r3 = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::RolledBack, 0),
+            release(3, 3, Phase::Rolling, 0),
+        ]);
+        assert_eq!(code(&decide(&r3, "canary", None, &on(2), "0.1.0", &l)), "stage-live");
         // Quarantined already: nothing to undo; v1 runs and the news is the rollback.
         let mut m = on(1);
         m.staged.push(2);

@@ -8,8 +8,9 @@
 //!   limit have both passed and fewer machines than needed report it healthy (AWS
 //!   AppConfig rolls back on an alarm *or insufficient data*).
 //! - **Advance**: bake time passed, no breach, at least `min_reports` healthy reports (or
-//!   every machine of a smaller ring; an empty ring only waits its bake time). The last
-//!   ring's advance completes the rollout.
+//!   every machine of a smaller ring; an empty ring only waits its bake time, but a plan
+//!   no machine has reported in never advances). The last ring's advance completes the
+//!   rollout.
 //! - Otherwise **wait**, and say for what.
 
 use super::tally::RingTally;
@@ -70,6 +71,9 @@ pub fn decide(release: &Release, rings: &[RingTally], now: jiff::Timestamp) -> D
             Decision::Advance(what)
         }
     };
+    if rings.iter().all(|r| r.machines == 0) {
+        return Decision::Wait("no machine of the plan has reported yet".into());
+    }
     if t.machines == 0 {
         return if baked {
             done(format!(

@@ -204,18 +204,24 @@ fn commit(
         })
         .unwrap_or_default();
     // New content files go in first, under their hash (consistent snapshots), so any
-    // metadata that lists them finds them.
+    // metadata that lists them finds them. The listing describes the bytes given, never
+    // whatever a file at that path holds; a file there with other bytes is replaced.
     let mut added = Vec::new();
     for (name, bytes, release) in &changes.add {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-        let hex = hex(digest.as_ref());
-        let path = targets_dir.join(format!("{hex}.{name}"));
-        if !path.exists() {
+        let path = targets_dir.join(format!("{}.{name}", hex(digest.as_ref())));
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
             write_atomic(&path, bytes)?;
         }
-        let mut t = block_on(Target::from_path(&path))?.map_err(|e| {
-            Error::io("repo", format!("cannot describe {}: {e}", path.display()))
-        })?;
+        let mut t = Target {
+            length: bytes.len() as u64,
+            hashes: tough::schema::Hashes {
+                sha256: digest.as_ref().to_vec().into(),
+                _extra: std::collections::HashMap::new(),
+            },
+            custom: std::collections::HashMap::new(),
+            _extra: std::collections::HashMap::new(),
+        };
         t.custom.insert(
             crate::release::CUSTOM_KEY.to_owned(),
             release.to_custom()?,

@@ -89,6 +89,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| crate::error::io_at("write", "write", tmp.path(), &e))?;
+    // Repository files are served: readable by the web server's user (a temporary file
+    // starts 0600). Nothing secret is written here (keys: `keys.rs`).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| crate::error::io_at("write", "set permissions of", tmp.path(), &e))?;
+    }
     tmp.persist(path)
         .map_err(|e| crate::error::io_at("write", "replace", path, &e.error))?;
     Ok(())
