@@ -203,3 +203,70 @@ pub fn tally(
     }
     (rings, outside)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+    use crate::plan::state::{Pins, RolloutState};
+    use crate::report::{MachineState, Quarantined, RepoView, Took};
+
+    fn t(s: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(s).unwrap()
+    }
+
+    fn release() -> Release {
+        Release {
+            schema: 1,
+            content_version: 2,
+            serial: 1,
+            published_at: t(1000),
+            plan: Plan::from_toml("silent_after = \"60s\"\n[[ring]]\npercent = 100\n").unwrap(),
+            state: RolloutState::start(t(1000), Pins::default()),
+        }
+    }
+
+    fn report(at: i64, active: u64, healthy: bool, took: bool) -> Report {
+        Report {
+            schema: crate::report::SCHEMA.into(),
+            v: 1,
+            machine: "m".into(),
+            at: t(at),
+            seq: 1,
+            agent: "0".into(),
+            ring_pin: None,
+            repo: RepoView::default(),
+            machine_state: MachineState {
+                running: true,
+                active: Some(active),
+                healthy,
+                ..MachineState::default()
+            },
+            took: took.then(|| Took { version: 2, serial: 1, at: t(at), boot: 1, boots: 0, unclean_ends: 0 }),
+            release: None,
+            status: serde_json::Value::Null,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_report_and_silence_counts_from_the_broker() {
+        let r = release();
+        let v = |rep: &Report, now: i64, from: i64| classify(&r, rep, Some(0), t(now), t(from)).0;
+        assert_eq!(v(&report(1010, 2, true, true), 1020, 0), Verdict::Healthy);
+        assert_eq!(v(&report(1010, 2, false, true), 1020, 0), Verdict::Pending);
+        assert_eq!(v(&report(1010, 1, true, false), 1020, 0), Verdict::NotTaken);
+        // Took it, then 61 s without a report: silent (failed).
+        assert_eq!(v(&report(1010, 2, false, true), 1071, 0), Verdict::Silent);
+        // ... unless the broker itself came back only 30 s ago.
+        assert_eq!(v(&report(1010, 2, false, true), 1071, 1041), Verdict::Pending);
+        // Reported before the ring opened and never since: offline, not counted.
+        assert_eq!(v(&report(900, 1, true, false), 1100, 0), Verdict::Offline);
+        let mut q = report(1010, 1, true, true);
+        q.machine_state.quarantined.push(Quarantined { version: 2, reason: "crash-loop".into(), detail: Some("3 unclean starts".into()) });
+        assert_eq!(v(&q, 1020, 0), Verdict::Quarantined);
+        let mut c = report(1010, 2, false, true);
+        c.machine_state.unclean.insert(2, 1);
+        assert_eq!(v(&c, 1020, 0), Verdict::Crashed);
+    }
+}

@@ -53,10 +53,13 @@ pub fn tuf_error(what: &str, e: &tough::error::Error) -> Error {
             "target-mismatch",
             format!("the file is longer than the signed metadata lists: {e}"),
         ),
-        E::Transport { url, source, .. } => (
-            "repo-unreachable",
-            format!("cannot fetch {url}: {source}"),
-        ),
+        E::Transport { url, source, .. } => match inner_mismatch(source) {
+            Some(why) => (
+                "target-mismatch",
+                format!("{url} does not match the signed metadata: {why}"),
+            ),
+            None => ("repo-unreachable", format!("cannot fetch {url}: {source}")),
+        },
         E::VerifyMetadata { .. } | E::VerifyTrustedMetadata { .. } | E::VerifyRoleMetadata { .. } => (
             "metadata-signature",
             format!("TUF metadata signature check failed: {e}"),
@@ -68,6 +71,22 @@ pub fn tuf_error(what: &str, e: &tough::error::Error) -> Error {
         _ => ("tuf-error", e.to_string()),
     };
     Error::refused(code, format!("{what}: {why}"))
+}
+
+/// A length or hash check that failed while a file streamed (tough reports it through
+/// the transport's error): the file is there, but it is not what the metadata signs.
+fn inner_mismatch(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use tough::error::Error as E;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if let Some(t) = x.downcast_ref::<E>()
+            && matches!(t, E::MaxSizeExceeded { .. } | E::HashMismatch { .. })
+        {
+            return Some(t.to_string());
+        }
+        cur = x.source();
+    }
+    None
 }
 
 /// One current-thread runtime for a blocking call into async code (tough, rumqttc).
