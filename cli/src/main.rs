@@ -390,7 +390,7 @@ enum Cmd {
     },
     /// Phased rollout to a fleet: TUF repository, plans, agent, controller (docs/fleet.md).
     #[cfg(feature = "fleet")]
-    Fleet(commands::fleet::Args),
+    Fleet(Box<commands::fleet::Args>),
     /// Run a crash-loop scenario across real child processes on built-in sample content.
     Drill {
         /// Scenario number or name (see --list).

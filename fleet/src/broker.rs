@@ -45,7 +45,9 @@ impl Broker {
         let bad = |why: String| {
             Error::refused(
                 "url-invalid",
-                format!("broker URL `{url}`: {why} (expected mqtt://host:1883 or mqtts://host:8883)"),
+                format!(
+                    "broker URL `{url}`: {why} (expected mqtt://host:1883 or mqtts://host:8883)"
+                ),
             )
         };
         let u = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -54,8 +56,13 @@ impl Broker {
             "mqtts" => true,
             s => return Err(bad(format!("scheme `{s}`"))),
         };
-        let host = u.host_str().ok_or_else(|| bad("no host".into()))?.to_owned();
-        crate::plan::check_id(fleet).map_err(|e| Error::refused("fleet-invalid", e.msg.replace("machine id", "fleet name")))?;
+        let host = u
+            .host_str()
+            .ok_or_else(|| bad("no host".into()))?
+            .to_owned();
+        crate::plan::check_id(fleet).map_err(|e| {
+            Error::refused("fleet-invalid", e.msg.replace("machine id", "fleet name"))
+        })?;
         let credentials = (!u.username().is_empty()).then(|| {
             (
                 u.username().to_owned(),
@@ -157,7 +164,11 @@ impl Broker {
     /// Every machine's newest report: subscribes, then reads retained messages until none
     /// came for `quiet`. A report that does not parse is kept as its error (status shows
     /// it; the controller counts the machine as not reporting).
-    pub fn collect(&self, client_id: &str, quiet: Duration) -> Result<BTreeMap<String, Result<Report>>> {
+    pub fn collect(
+        &self,
+        client_id: &str,
+        quiet: Duration,
+    ) -> Result<BTreeMap<String, Result<Report>>> {
         let opts = self.options(client_id)?;
         let filter = format!("failsafe/{}/state/+", self.fleet);
         let prefix = format!("failsafe/{}/state/", self.fleet);
@@ -213,11 +224,17 @@ mod tests {
     #[test]
     fn broker_urls_parse_and_bad_ones_say_why() {
         let b = Broker::parse("mqtt://agent:pw@127.0.0.1:18830", "prod").unwrap();
-        assert_eq!((b.host.as_str(), b.port, b.tls), ("127.0.0.1", 18830, false));
+        assert_eq!(
+            (b.host.as_str(), b.port, b.tls),
+            ("127.0.0.1", 18830, false)
+        );
         assert_eq!(b.credentials, Some(("agent".into(), "pw".into())));
         assert_eq!(b.topic("m01"), "failsafe/prod/state/m01");
         assert_eq!(b.describe(), "mqtt://127.0.0.1:18830");
-        assert_eq!(Broker::parse("mqtts://broker.example", "f").unwrap().port, 8883);
+        assert_eq!(
+            Broker::parse("mqtts://broker.example", "f").unwrap().port,
+            8883
+        );
         let e = Broker::parse("http://x", "f").unwrap_err();
         assert!(e.msg.contains("scheme `http`"), "{e}");
         let e = Broker::parse("mqtt://x", "a/b").unwrap_err();

@@ -18,8 +18,8 @@ pub mod error;
 pub mod ops;
 pub mod plan;
 pub mod release;
-pub mod report;
 pub mod repo;
+pub mod report;
 pub mod status;
 pub mod time;
 

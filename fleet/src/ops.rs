@@ -19,7 +19,8 @@ pub const MAX_CONTENT: u64 = 64 * 1024 * 1024;
 /// Reads a content file, bounded.
 pub fn read_content(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read as _;
-    let f = std::fs::File::open(path).map_err(|e| crate::error::io_at("publish", "open", path, &e))?;
+    let f =
+        std::fs::File::open(path).map_err(|e| crate::error::io_at("publish", "open", path, &e))?;
     let mut b = Vec::new();
     f.take(MAX_CONTENT.saturating_add(1))
         .read_to_end(&mut b)
@@ -47,7 +48,13 @@ pub struct Published {
 /// Publishes `bytes` (already checked by the caller: content signature and validator,
 /// returning `version`) with `plan`. Refused: a version already published, or not newer
 /// than the newest published.
-pub fn publish(repo: &Path, keys: &KeyDir, bytes: Vec<u8>, version: u64, plan: Plan) -> Result<Published> {
+pub fn publish(
+    repo: &Path,
+    keys: &KeyDir,
+    bytes: Vec<u8>,
+    version: u64,
+    plan: Plan,
+) -> Result<Published> {
     plan.check()?;
     let (c, (release, superseded)) = edit::transact(repo, keys, |local| {
         let rels = &local.releases;
@@ -66,18 +73,34 @@ pub fn publish(repo: &Path, keys: &KeyDir, bytes: Vec<u8>, version: u64, plan: P
         {
             return Err(Error::refused(
                 "not-newer",
-                format!("v{version} is older than v{newest}, already published (content versions only go up)"),
+                format!(
+                    "v{version} is older than v{newest}, already published (content versions only go up)"
+                ),
             ));
         }
         let t = now();
-        let serial = rels.list.iter().map(|(_, r)| r.serial).max().unwrap_or(0).saturating_add(1);
-        let pins = rels.head().map(|h| h.state.pins.clone()).unwrap_or_default();
+        let serial = rels
+            .list
+            .iter()
+            .map(|(_, r)| r.serial)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let pins = rels
+            .head()
+            .map(|h| h.state.pins.clone())
+            .unwrap_or_default();
         let mut changes = Changes::default();
         let mut superseded = Vec::new();
         for (name, r) in &rels.list {
             if r.state.phase == Phase::Rolling {
                 let mut n = r.clone();
-                n.state.halt(t, "publisher", format!("superseded by v{version} (serial {serial})"), None);
+                n.state.halt(
+                    t,
+                    "publisher",
+                    format!("superseded by v{version} (serial {serial})"),
+                    None,
+                );
                 changes.update.push((name.clone(), n));
                 superseded.push(r.content_version);
             }
@@ -105,7 +128,7 @@ pub fn publish(repo: &Path, keys: &KeyDir, bytes: Vec<u8>, version: u64, plan: P
 
 /// Which release a responder's command is about: `version`, else the rolling one, else
 /// the newest.
-fn pick<'a>(rels: &'a Releases, version: Option<u64>) -> Result<&'a (String, Release)> {
+fn pick(rels: &Releases, version: Option<u64>) -> Result<&(String, Release)> {
     match version {
         Some(v) => rels.by_version(v).ok_or_else(|| {
             Error::refused("not-published", format!("v{v} is not a published release"))
@@ -140,7 +163,12 @@ fn responder(
 }
 
 /// `fleet halt`: no machine takes the version any more; those that have it keep it.
-pub fn halt(repo: &Path, keys: &KeyDir, version: Option<u64>, reason: &str) -> Result<(Committed, Release, String)> {
+pub fn halt(
+    repo: &Path,
+    keys: &KeyDir,
+    version: Option<u64>,
+    reason: &str,
+) -> Result<(Committed, Release, String)> {
     responder(repo, keys, version, |_, r| {
         if !r.state.phase.admits() {
             return Err(Error::refused(
@@ -155,7 +183,12 @@ pub fn halt(repo: &Path, keys: &KeyDir, version: Option<u64>, reason: &str) -> R
 
 /// `fleet resume`: a halted rollout continues where it stopped (the open ring's bake time
 /// starts again). A rolled-back release is not resumed: its machines refused or undid it.
-pub fn resume(repo: &Path, keys: &KeyDir, version: Option<u64>, reason: &str) -> Result<(Committed, Release, String)> {
+pub fn resume(
+    repo: &Path,
+    keys: &KeyDir,
+    version: Option<u64>,
+    reason: &str,
+) -> Result<(Committed, Release, String)> {
     responder(repo, keys, version, |_, r| {
         match r.state.phase {
             Phase::Halted => {}
@@ -182,13 +215,25 @@ pub fn resume(repo: &Path, keys: &KeyDir, version: Option<u64>, reason: &str) ->
         }
         r.state.phase = Phase::Rolling;
         r.state.halt = None;
-        r.state.note(t, "responder", format!("resumed at ring {k} (bake time restarts): {reason}"));
-        Ok(format!("v{} resumed at ring {k}: {reason}", r.content_version))
+        r.state.note(
+            t,
+            "responder",
+            format!("resumed at ring {k} (bake time restarts): {reason}"),
+        );
+        Ok(format!(
+            "v{} resumed at ring {k}: {reason}",
+            r.content_version
+        ))
     })
 }
 
 /// `fleet rollback`: halt, and machines running the version go back to last-known-good.
-pub fn rollback(repo: &Path, keys: &KeyDir, version: Option<u64>, reason: &str) -> Result<(Committed, Release, String)> {
+pub fn rollback(
+    repo: &Path,
+    keys: &KeyDir,
+    version: Option<u64>,
+    reason: &str,
+) -> Result<(Committed, Release, String)> {
     responder(repo, keys, version, |rels, r| {
         if r.state.phase == Phase::RolledBack {
             return Err(Error::refused(
@@ -197,11 +242,13 @@ pub fn rollback(repo: &Path, keys: &KeyDir, version: Option<u64>, reason: &str) 
             ));
         }
         let to = crate::controller::rollback_target(rels, r);
-        r.state.halt(now(), "responder", reason.to_owned(), Some(to));
+        r.state
+            .halt(now(), "responder", reason.to_owned(), Some(to));
         Ok(format!(
             "v{} rolled back{}: {reason}",
             r.content_version,
-            to.map(|v| format!(" (previous release v{v})")).unwrap_or_default()
+            to.map(|v| format!(" (previous release v{v})"))
+                .unwrap_or_default()
         ))
     })
 }
@@ -217,11 +264,19 @@ pub enum PinTarget {
 
 /// `fleet pin`: hold a machine or a ring at `version` (`None`: clear the pin). Pins live in
 /// the newest release's state and are carried into every later release.
-pub fn pin(repo: &Path, keys: &KeyDir, who: &PinTarget, version: Option<u64>) -> Result<(Committed, Release, String)> {
+pub fn pin(
+    repo: &Path,
+    keys: &KeyDir,
+    who: &PinTarget,
+    version: Option<u64>,
+) -> Result<(Committed, Release, String)> {
     let (c, (r, what)) = edit::transact(repo, keys, |local| {
         let rels = &local.releases;
         let Some((name, head)) = rels.list.last() else {
-            return Err(Error::refused("no-release", "the repository lists no release"));
+            return Err(Error::refused(
+                "no-release",
+                "the repository lists no release",
+            ));
         };
         if let Some(v) = version
             && rels.by_version(v).is_none()

@@ -58,14 +58,19 @@ impl Release {
                 ),
             ));
         }
-        r.plan.check().map_err(|e| e.context(format!("target {name}")))?;
+        r.plan
+            .check()
+            .map_err(|e| e.context(format!("target {name}")))?;
         Ok(Some(r))
     }
 
     /// The custom object to publish.
     pub fn to_custom(&self) -> Result<serde_json::Value> {
         serde_json::to_value(self).map_err(|e| {
-            Error::io("release-invalid", format!("cannot encode release {}: {e}", self.serial))
+            Error::io(
+                "release-invalid",
+                format!("cannot encode release {}: {e}", self.serial),
+            )
         })
     }
 
@@ -88,7 +93,12 @@ pub struct Releases {
 impl Releases {
     /// Collects the releases among `(target name, custom)` pairs.
     pub fn collect<'a>(
-        targets: impl Iterator<Item = (&'a str, &'a std::collections::HashMap<String, serde_json::Value>)>,
+        targets: impl Iterator<
+            Item = (
+                &'a str,
+                &'a std::collections::HashMap<String, serde_json::Value>,
+            ),
+        >,
     ) -> Releases {
         let mut out = Releases::default();
         for (name, custom) in targets {
@@ -114,6 +124,9 @@ impl Releases {
 
     /// The newest release of this content version.
     pub fn by_version(&self, version: u64) -> Option<&(String, Release)> {
-        self.list.iter().rev().find(|(_, r)| r.content_version == version)
+        self.list
+            .iter()
+            .rev()
+            .find(|(_, r)| r.content_version == version)
     }
 }

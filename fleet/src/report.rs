@@ -84,7 +84,9 @@ impl MachineState {
             ));
         }
         let st = s.get("state").unwrap_or(&Value::Null);
-        let live = s.get("live").filter(|l| l.is_object() && l.get("error").is_none());
+        let live = s
+            .get("live")
+            .filter(|l| l.is_object() && l.get("error").is_none());
         let u = |v: Option<&Value>| v.and_then(Value::as_u64);
         let lkg = u(st.pointer("/last_known_good/version"));
         let active = match live {
@@ -115,14 +117,20 @@ impl MachineState {
             .and_then(Value::as_array)
             .map(|ts| {
                 ts.iter()
-                    .filter_map(|t| Some((t.get("version")?.as_u64()?, t.get("attempts")?.as_u64()?)))
+                    .filter_map(|t| {
+                        Some((t.get("version")?.as_u64()?, t.get("attempts")?.as_u64()?))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         let staged = s
             .get("content")
             .and_then(Value::as_array)
-            .map(|cs| cs.iter().filter_map(|c| c.get("version")?.as_u64()).collect())
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("version")?.as_u64())
+                    .collect()
+            })
             .unwrap_or_default();
         let name = |p: &str| st.pointer(p).and_then(Value::as_str).map(str::to_owned);
         Ok(MachineState {
@@ -340,7 +348,10 @@ mod tests {
         assert!(e.msg.contains("report under m02 names machine m01"), "{e}");
         v["v"] = json!(2);
         let e = Report::parse("m01", &serde_json::to_vec(&v).unwrap()).unwrap_err();
-        assert!(e.msg.contains("v2 (expected failsafe.fleet.report v1)"), "{e}");
+        assert!(
+            e.msg.contains("v2 (expected failsafe.fleet.report v1)"),
+            "{e}"
+        );
         let e = Report::parse("m01", b"{").unwrap_err();
         assert_eq!(e.code, "report-invalid");
     }

@@ -47,12 +47,13 @@ pub fn build(
         .take(limit)
         .map(|(_, r)| {
             let (rings, outside) = tally::tally(r, reports, now, silence_from);
-            let next = (r.state.phase == Phase::Rolling).then(|| match rules::decide(r, &rings, now) {
-                Decision::Wait(w) => format!("wait: {w}"),
-                Decision::Advance(w) => format!("advance: {w}"),
-                Decision::Complete(w) => format!("complete: {w}"),
-                Decision::Halt(w) => format!("HALT: {w}"),
-            });
+            let next =
+                (r.state.phase == Phase::Rolling).then(|| match rules::decide(r, &rings, now) {
+                    Decision::Wait(w) => format!("wait: {w}"),
+                    Decision::Advance(w) => format!("advance: {w}"),
+                    Decision::Complete(w) => format!("complete: {w}"),
+                    Decision::Halt(w) => format!("HALT: {w}"),
+                });
             ReleaseStatus {
                 serial: r.serial,
                 content_version: r.content_version,
@@ -98,7 +99,17 @@ pub fn text(list: &[ReleaseStatus]) -> String {
         let _ = writeln!(
             s,
             "  {:<4} {:<12} {:>5} {:>6} {:>7} {:>7} {:>5} {:>7} {:>6} {:>9} {:>7}",
-            "ring", "name", "open", "mach.", "on-ver", "healthy", "pend.", "quarant", "crash", "silent", "not-yet"
+            "ring",
+            "name",
+            "open",
+            "mach.",
+            "on-ver",
+            "healthy",
+            "pend.",
+            "quarant",
+            "crash",
+            "silent",
+            "not-yet"
         );
         for t in &r.rings {
             let _ = writeln!(

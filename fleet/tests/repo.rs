@@ -43,7 +43,10 @@ fn a_published_release_loads_with_its_plan_and_the_target_matches() {
     publish(&r, &keys, 1);
     let l = client::load(&remote(&r, &root, &d.path().join("ds"))).unwrap();
     let (name, rel) = l.releases.list.first().unwrap();
-    assert_eq!((name.as_str(), rel.content_version, rel.serial), ("1.fsc", 1, 1));
+    assert_eq!(
+        (name.as_str(), rel.content_version, rel.serial),
+        ("1.fsc", 1, 1)
+    );
     assert_eq!(rel.state.phase, Phase::Rolling);
     assert_eq!(client::fetch(&l, "1.fsc").unwrap(), b"content v1");
     // Every change is a new version: a halt publishes targets version 3.
@@ -105,7 +108,10 @@ fn a_file_that_differs_from_its_signed_hash_or_length_is_refused() {
     std::fs::write(&file, b"content v1 and more").unwrap();
     let e = client::fetch(&l, "1.fsc").unwrap_err();
     assert_eq!(e.code, "target-mismatch", "{e}");
-    assert!(e.msg.contains("exceeded") || e.msg.contains("longer"), "{e}");
+    assert!(
+        e.msg.contains("exceeded") || e.msg.contains("longer"),
+        "{e}"
+    );
     // The publisher lists what it was given, and repairs a corrupted file on the next
     // publication of the same bytes.
     let local = edit::load(&r).unwrap();
@@ -127,12 +133,20 @@ fn publishing_refuses_a_repeated_or_older_version_and_supersedes_a_rolling_one()
     let local = edit::load(&r).unwrap();
     let (_, two) = local.releases.by_version(2).unwrap();
     assert_eq!(two.state.phase, Phase::Halted);
-    assert!(two.state.halt.as_ref().unwrap().reason.contains("superseded by v3"));
+    assert!(
+        two.state
+            .halt
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("superseded by v3")
+    );
     // A rolled-back release does not resume; a halted one does, with its bake restarted.
     failsafe_fleet::ops::rollback(&r, &keys, Some(3), "test").unwrap();
     let e = failsafe_fleet::ops::resume(&r, &keys, Some(3), "test").unwrap_err();
     assert_eq!(e.code, "rolled-back", "{e}");
     failsafe_fleet::ops::resume(&r, &keys, Some(2), "test").unwrap();
-    let e = failsafe_fleet::ops::pin(&r, &keys, &failsafe_fleet::ops::PinTarget::Ring(1), Some(9)).unwrap_err();
+    let e = failsafe_fleet::ops::pin(&r, &keys, &failsafe_fleet::ops::PinTarget::Ring(1), Some(9))
+        .unwrap_err();
     assert_eq!(e.code, "not-published", "{e}");
 }

@@ -64,8 +64,9 @@ impl BrokerArgs {
         Ok(Some(b))
     }
     fn need(&self) -> Result<Broker, Fail> {
-        self.get()?
-            .ok_or_else(|| Fail::usage("--broker URL is required (the reports come from the broker)".into()))
+        self.get()?.ok_or_else(|| {
+            Fail::usage("--broker URL is required (the reports come from the broker)".into())
+        })
     }
 }
 
@@ -90,7 +91,9 @@ enum Cmd {
         timestamp_expiry: String,
     },
     /// Publish a signed content file as a release with a rollout plan (ring 0 opens now).
-    #[command(after_help = "Example:\n  failsafectl fleet publish 42.fsc --plan rollout.toml --repo /srv/fleet --keys /etc/fleet-keys --key release.pub")]
+    #[command(
+        after_help = "Example:\n  failsafectl fleet publish 42.fsc --plan rollout.toml --repo /srv/fleet --keys /etc/fleet-keys --key release.pub"
+    )]
     Publish {
         /// The content file (signed with the content key; checked here as the driver will).
         file: PathBuf,
@@ -245,15 +248,21 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             let i = failsafe_fleet::repo::init::init(&repo.repo, &keys, expiry).map_err(fail)?;
             report::out(
                 json,
-                report::versioned(json!({"repo": repo.repo, "keys": repo.key_dir, "root": i.root,
+                report::versioned(
+                    json!({"repo": repo.repo, "keys": repo.key_dir, "root": i.root,
                     "key_ids": i.key_ids.iter().map(|(r, id)| json!({"role": r, "key_id": id})).collect::<Vec<_>>(),
-                    "expiry": {"root": expiry.root, "targets": expiry.targets, "snapshot": expiry.snapshot, "timestamp": expiry.timestamp}})),
+                    "expiry": {"root": expiry.root, "targets": expiry.targets, "snapshot": expiry.snapshot, "timestamp": expiry.timestamp}}),
+                ),
                 format!(
                     "repository created in {} (serve this directory), keys in {} (never serve it)\ntrust anchor for every agent (--root): {}\nkeys: {}\nexpiry: root {}, targets {}, snapshot {}, timestamp {}\nthe root key ({}) signs only root metadata: move it offline now",
                     repo.repo.display(),
                     repo.key_dir.display(),
                     i.root.display(),
-                    i.key_ids.iter().map(|(r, id)| format!("{r} {}", id.get(..16).unwrap_or(id))).collect::<Vec<_>>().join(", "),
+                    i.key_ids
+                        .iter()
+                        .map(|(r, id)| format!("{r} {}", id.get(..16).unwrap_or(id)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     show_duration(expiry.root),
                     show_duration(expiry.targets),
                     show_duration(expiry.snapshot),
@@ -263,7 +272,12 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             );
             Ok(0)
         }
-        Cmd::Publish { file, plan, repo, keys } => {
+        Cmd::Publish {
+            file,
+            plan,
+            repo,
+            keys,
+        } => {
             let trust = keys.given()?.ok_or_else(|| {
                 Fail::usage("publish needs the content keys the driver trusts (--key PUB, or --test-signing --test-key PUB): content is checked as the driver will check it before it is listed".into())
             })?;
@@ -271,9 +285,14 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
                 .map_err(|e| Fail::io(format!("cannot read {}: {e}", plan.display())))?;
             let p = plan::Plan::from_toml(&text).map_err(|e| fail(e.context(plan.display())))?;
             let bytes = ops::read_content(file).map_err(fail)?;
-            let version = check(&bytes, &trust)
-                .map_err(|e| Fail::refused("content-refused", format!("{}: refused: {e}", file.display())))?;
-            let r = ops::publish(&repo.repo, &KeyDir::new(&repo.key_dir), bytes, version, p).map_err(fail)?;
+            let version = check(&bytes, &trust).map_err(|e| {
+                Fail::refused(
+                    "content-refused",
+                    format!("{}: refused: {e}", file.display()),
+                )
+            })?;
+            let r = ops::publish(&repo.repo, &KeyDir::new(&repo.key_dir), bytes, version, p)
+                .map_err(fail)?;
             let mut t = format!(
                 "published v{version} as release serial {} (targets metadata version {}, timestamp expires {})\n",
                 r.release.serial, r.committed.targets_version, r.committed.timestamp_expires
@@ -312,8 +331,12 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
                 Some(m) => m.clone(),
                 None => os_machine_id().map_err(Fail::usage)?,
             };
-            let root_bytes = std::fs::read(root)
-                .map_err(|e| Fail::io(format!("cannot read the trust anchor {}: {e}", root.display())))?;
+            let root_bytes = std::fs::read(root).map_err(|e| {
+                Fail::io(format!(
+                    "cannot read the trust anchor {}: {e}",
+                    root.display()
+                ))
+            })?;
             let store_dir = store.dir();
             let state_dir = state.clone().unwrap_or_else(|| store_dir.join("fleet"));
             let remote = Remote::new(repo_url, root_bytes, state_dir.join("tuf")).map_err(fail)?;
@@ -369,9 +392,30 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             }
         }
         Cmd::Status { repo, broker, last } => fleet_status(repo, broker, *last, json),
-        Cmd::Halt { repo, version, reason } => responder(json, ops::halt(&repo.repo, &KeyDir::new(&repo.key_dir), *version, reason)),
-        Cmd::Resume { repo, version, reason } => responder(json, ops::resume(&repo.repo, &KeyDir::new(&repo.key_dir), *version, reason)),
-        Cmd::Rollback { repo, version, reason } => responder(json, ops::rollback(&repo.repo, &KeyDir::new(&repo.key_dir), *version, reason)),
+        Cmd::Halt {
+            repo,
+            version,
+            reason,
+        } => responder(
+            json,
+            ops::halt(&repo.repo, &KeyDir::new(&repo.key_dir), *version, reason),
+        ),
+        Cmd::Resume {
+            repo,
+            version,
+            reason,
+        } => responder(
+            json,
+            ops::resume(&repo.repo, &KeyDir::new(&repo.key_dir), *version, reason),
+        ),
+        Cmd::Rollback {
+            repo,
+            version,
+            reason,
+        } => responder(
+            json,
+            ops::rollback(&repo.repo, &KeyDir::new(&repo.key_dir), *version, reason),
+        ),
         Cmd::Pin {
             repo,
             machine,
@@ -385,13 +429,18 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
                 (None, None) => return Err(Fail::usage("give --machine ID or --ring N".into())),
             };
             let v = if *clear { None } else { *version };
-            responder(json, ops::pin(&repo.repo, &KeyDir::new(&repo.key_dir), &who, v))
+            responder(
+                json,
+                ops::pin(&repo.repo, &KeyDir::new(&repo.key_dir), &who, v),
+            )
         }
         Cmd::Refresh { repo } => {
             let c = ops::refresh(&repo.repo, &KeyDir::new(&repo.key_dir)).map_err(fail)?;
             report::out(
                 json,
-                report::versioned(json!({"targets_version": c.targets_version, "timestamp_version": c.timestamp_version, "timestamp_expires": c.timestamp_expires})),
+                report::versioned(
+                    json!({"targets_version": c.targets_version, "timestamp_version": c.timestamp_version, "timestamp_expires": c.timestamp_expires}),
+                ),
                 format!(
                     "re-signed: targets version {}, timestamp version {} (expires {})",
                     c.targets_version, c.timestamp_version, c.timestamp_expires
@@ -412,13 +461,19 @@ fn check(bytes: &[u8], trust: &failsafe_loader::trust::Trust) -> Result<u64, Str
 
 fn responder(
     json: bool,
-    r: failsafe_fleet::Result<(failsafe_fleet::repo::edit::Committed, failsafe_fleet::release::Release, String)>,
+    r: failsafe_fleet::Result<(
+        failsafe_fleet::repo::edit::Committed,
+        failsafe_fleet::release::Release,
+        String,
+    )>,
 ) -> Result<u8, Fail> {
     let (c, rel, what) = r.map_err(fail)?;
     report::out(
         json,
-        report::versioned(json!({"done": what, "content_version": rel.content_version, "serial": rel.serial,
-            "phase": rel.state.phase.name(), "targets_version": c.targets_version})),
+        report::versioned(
+            json!({"done": what, "content_version": rel.content_version, "serial": rel.serial,
+            "phase": rel.state.phase.name(), "targets_version": c.targets_version}),
+        ),
         format!(
             "{what}\npublished as targets metadata version {}; agents see it at their next pass",
             c.targets_version
@@ -456,7 +511,8 @@ fn agent_pass(cfg: &agent::Config, console: &Console, json: bool) -> Result<u8, 
             } else {
                 "health pending"
             },
-            m.last_known_good.map_or("none".to_owned(), |v| format!("v{v}")),
+            m.last_known_good
+                .map_or("none".to_owned(), |v| format!("v{v}")),
             p.lines.join("; ")
         );
     }
@@ -478,11 +534,13 @@ fn advance_pass(cfg: &controller::Config, json: bool) -> Result<u8, Fail> {
     if json {
         outln!(
             "{}",
-            report::versioned(json!({"advance": {"at": failsafe_fleet::time::now(), "machines": o.machines,
+            report::versioned(
+                json!({"advance": {"at": failsafe_fleet::time::now(), "machines": o.machines,
                 "decision": decision.as_ref().map(|(s, v, k, w)| json!({"serial": s, "version": v, "kind": k, "why": w})),
                 "published": o.published.map(|c| c.targets_version),
                 "broker_error": o.broker_error.as_ref().map(|e| e.msg.clone()),
-                "bad_reports": o.bad_reports}}))
+                "bad_reports": o.bad_reports}})
+            )
         );
     } else {
         let now = failsafe_fleet::time::now();
@@ -494,11 +552,17 @@ fn advance_pass(cfg: &controller::Config, json: bool) -> Result<u8, Fail> {
         }
         match &decision {
             Some((_, v, kind, why)) => outln!("{now} v{v}: {}: {why}", kind.to_uppercase()),
-            None if o.broker_error.is_none() => outln!("{now} nothing is rolling ({} machine(s) reporting)", o.machines),
+            None if o.broker_error.is_none() => outln!(
+                "{now} nothing is rolling ({} machine(s) reporting)",
+                o.machines
+            ),
             None => {}
         }
         if let Some(c) = &o.published {
-            outln!("{now} published targets metadata version {}", c.targets_version);
+            outln!(
+                "{now} published targets metadata version {}",
+                c.targets_version
+            );
         }
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -520,10 +584,12 @@ fn fleet_status(repo: &RepoArgs, broker: &BrokerArgs, last: usize, json: bool) -
     if json {
         outln!(
             "{}",
-            report::versioned(json!({"repo": repo.repo, "targets_version": local.targets_version(),
+            report::versioned(
+                json!({"repo": repo.repo, "targets_version": local.targets_version(),
                 "timestamp_expires": expires, "machines": reports.len(),
                 "broker": berr.as_ref().map_or(json!({"ok": true, "url": b.describe()}), |e| json!({"ok": false, "error": e.msg})),
-                "bad_reports": bad, "invalid_releases": local.releases.invalid, "releases": list}))
+                "bad_reports": bad, "invalid_releases": local.releases.invalid, "releases": list})
+            )
         );
         return Ok(if berr.is_some() { 2 } else { 0 });
     }
@@ -532,11 +598,19 @@ fn fleet_status(repo: &RepoArgs, broker: &BrokerArgs, last: usize, json: bool) -
         repo.repo.display(),
         local.targets_version(),
         expires,
-        if expires < now { " (EXPIRED: agents refuse it; run the controller or `fleet refresh`)" } else { "" }
+        if expires < now {
+            " (EXPIRED: agents refuse it; run the controller or `fleet refresh`)"
+        } else {
+            ""
+        }
     );
     match &berr {
         Some(e) => outln!("broker: {e}: machine counts below are empty"),
-        None => outln!("broker {}: {} machine(s) reporting", b.describe(), reports.len()),
+        None => outln!(
+            "broker {}: {} machine(s) reporting",
+            b.describe(),
+            reports.len()
+        ),
     }
     for x in &bad {
         outln!("ignored report: {x}");
@@ -552,4 +626,3 @@ fn fleet_status(repo: &RepoArgs, broker: &BrokerArgs, last: usize, json: bool) -
 pub fn wants_json(a: &Args) -> bool {
     a.json
 }
-

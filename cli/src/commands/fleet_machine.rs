@@ -27,11 +27,18 @@ impl Console {
         if let Some(s) = &self.socket {
             c.arg("--socket").arg(s);
         }
-        let out = c
-            .output()
-            .map_err(|e| Error::io("machine", format!("cannot run {} {what}: {e}", self.exe.display())))?;
+        let out = c.output().map_err(|e| {
+            Error::io(
+                "machine",
+                format!("cannot run {} {what}: {e}", self.exe.display()),
+            )
+        })?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let last = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or("");
         let v: Option<Value> = serde_json::from_str(last).ok();
         let code = out.status.code().unwrap_or(-1);
         if ok_codes.contains(&code)
@@ -41,7 +48,10 @@ impl Console {
         }
         let why = v
             .as_ref()
-            .and_then(|v| v.pointer("/error/message").or_else(|| v.pointer("/error/msg")))
+            .and_then(|v| {
+                v.pointer("/error/message")
+                    .or_else(|| v.pointer("/error/msg"))
+            })
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_owned());
@@ -76,7 +86,11 @@ impl Machine for Console {
 
     fn activate(&self, version: u64) -> Result<Value> {
         let v = version.to_string();
-        self.run("stage --live", &["stage".as_ref(), "--live".as_ref(), v.as_ref()], &[0])
+        self.run(
+            "stage --live",
+            &["stage".as_ref(), "--live".as_ref(), v.as_ref()],
+            &[0],
+        )
     }
 
     fn rollback(&self) -> Result<Value> {
@@ -90,10 +104,14 @@ impl Machine for Console {
         let _lock = crate::store::StoreLock::exclusive(&dir).map_err(fail)?;
         let (_, durable) = Durable::open(crate::host::FileMedium::new(&dir, None));
         let st = durable.state();
-        if st.attempt.is_some_and(|a| a.ver.version == version) || st.lkg.is_some_and(|l| l.version == version) {
+        if st.attempt.is_some_and(|a| a.ver.version == version)
+            || st.lkg.is_some_and(|l| l.version == version)
+        {
             return Err(Error::refused(
                 "in-use",
-                format!("v{version} was started or is last-known-good: not removed (rollback handles it)"),
+                format!(
+                    "v{version} was started or is last-known-good: not removed (rollback handles it)"
+                ),
             ));
         }
         let p = crate::host::DirStore::new(&dir).path(version);
@@ -103,7 +121,10 @@ impl Machine for Console {
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io("machine", format!("cannot remove {}: {e}", p.display()))),
+            Err(e) => Err(Error::io(
+                "machine",
+                format!("cannot remove {}: {e}", p.display()),
+            )),
         }
     }
 }

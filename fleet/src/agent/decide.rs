@@ -113,7 +113,9 @@ pub fn decide(
                 Some(r),
                 None,
                 "rollback-waiting",
-                format!("v{v} was rolled back by the fleet; the host is not running: rolling back once it is"),
+                format!(
+                    "v{v} was rolled back by the fleet; the host is not running: rolling back once it is"
+                ),
             );
         }
         if m.staged.contains(&v) && !lkg {
@@ -145,7 +147,9 @@ pub fn decide(
                     head,
                     None,
                     "pinned-unavailable",
-                    format!("pinned to v{pv} by the responder, but no release of v{pv} may be taken (not listed, or rolled back)"),
+                    format!(
+                        "pinned to v{pv} by the responder, but no release of v{pv} may be taken (not listed, or rolled back)"
+                    ),
                 );
             }
         }
@@ -160,7 +164,10 @@ pub fn decide(
                         "v{} is {} ({})",
                         r.content_version,
                         r.state.phase.name(),
-                        r.state.halt.as_ref().map_or("no reason recorded", |h| h.reason.as_str())
+                        r.state
+                            .halt
+                            .as_ref()
+                            .map_or("no reason recorded", |h| h.reason.as_str())
                     ),
                 ))
             } else if let Some(ring) = ring {
@@ -174,8 +181,17 @@ pub fn decide(
                             r.state.open_ring
                         ),
                     ))
-                } else if let Some(p) = pins.for_machine(machine, Some(ring)).filter(|p| *p < r.content_version) {
-                    Some(("pinned", format!("v{}: ring {ring} is pinned to v{p} by the responder", r.content_version)))
+                } else if let Some(p) = pins
+                    .for_machine(machine, Some(ring))
+                    .filter(|p| *p < r.content_version)
+                {
+                    Some((
+                        "pinned",
+                        format!(
+                            "v{}: ring {ring} is pinned to v{p} by the responder",
+                            r.content_version
+                        ),
+                    ))
                 } else {
                     r.plan.min_driver.as_ref().and_then(|need| {
                         let ok = match (parse_dotted(driver), parse_dotted(need)) {
@@ -185,7 +201,10 @@ pub fn decide(
                         (!ok).then(|| {
                             (
                                 "driver-too-old",
-                                format!("v{} needs driver {need}; this machine runs {driver}", r.content_version),
+                                format!(
+                                    "v{} needs driver {need}; this machine runs {driver}",
+                                    r.content_version
+                                ),
                             )
                         })
                     })
@@ -193,7 +212,10 @@ pub fn decide(
             } else {
                 Some((
                     "outside-plan",
-                    format!("v{}: no ring of its plan takes this machine", r.content_version),
+                    format!(
+                        "v{}: no ring of its plan takes this machine",
+                        r.content_version
+                    ),
                 ))
             };
             match why {
@@ -220,7 +242,12 @@ pub fn decide(
         }
         return match first_why {
             Some((r, ring, code, why)) => idle(Some(r), ring, code, why),
-            None => idle(None, None, "no-release", "the repository lists no release".into()),
+            None => idle(
+                None,
+                None,
+                "no-release",
+                "the repository lists no release".into(),
+            ),
         };
     };
     // 3. Take it.
@@ -248,11 +275,18 @@ fn take(r: &Release, ring: Option<usize>, m: &MachineState, ledger: &Ledger, hav
             Some(r),
             ring,
             "quarantined-here",
-            format!("v{v} is quarantined on this machine ({}): not taken again", q.reason),
+            format!(
+                "v{v} is quarantined on this machine ({}): not taken again",
+                q.reason
+            ),
         );
     }
     if m.active == Some(v) {
-        let h = if m.healthy { "healthy" } else { "health check pending" };
+        let h = if m.healthy {
+            "healthy"
+        } else {
+            "health check pending"
+        };
         return idle(Some(r), ring, "running", format!("v{v} runs ({h})"));
     }
     if let Some(l) = m.last_known_good.filter(|l| *l > v) {
@@ -265,7 +299,10 @@ fn take(r: &Release, ring: Option<usize>, m: &MachineState, ledger: &Ledger, hav
     }
     if m.staged.contains(&v) {
         if live && m.running && !ledger.was_live(v) {
-            return Action::Activate { release: r.clone(), ring };
+            return Action::Activate {
+                release: r.clone(),
+                ring,
+            };
         }
         return idle(
             Some(r),
@@ -321,7 +358,10 @@ mod tests {
 
     fn rels(rs: Vec<Release>) -> Releases {
         Releases {
-            list: rs.into_iter().map(|r| (Release::target_name(r.content_version), r)).collect(),
+            list: rs
+                .into_iter()
+                .map(|r| (Release::target_name(r.content_version), r))
+                .collect(),
             invalid: Vec::new(),
         }
     }
@@ -352,65 +392,132 @@ mod tests {
     #[test]
     fn only_open_rings_take_a_release_each_as_its_ring_says() {
         let l = Ledger::default();
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::Rolling, 0)]);
-        assert_eq!(code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)), "stage-live");
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::Rolling, 0),
+        ]);
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)),
+            "stage-live"
+        );
         let a = decide(&r, "m07", None, &on(1), "0.1.0", &l);
         assert_eq!(code(&a), "waiting-for-ring");
         // Ring 1 open: next boot, as its plan says.
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::Rolling, 1)]);
-        assert_eq!(code(&decide(&r, "m07", None, &on(1), "0.1.0", &l)), "stage-next-boot");
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::Rolling, 1),
+        ]);
+        assert_eq!(
+            code(&decide(&r, "m07", None, &on(1), "0.1.0", &l)),
+            "stage-next-boot"
+        );
         // The machine's ring pin puts it in ring 0.
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::Rolling, 0)]);
-        assert_eq!(code(&decide(&r, "m07", Some(0), &on(1), "0.1.0", &l)), "stage-live");
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::Rolling, 0),
+        ]);
+        assert_eq!(
+            code(&decide(&r, "m07", Some(0), &on(1), "0.1.0", &l)),
+            "stage-live"
+        );
     }
 
     #[test]
     fn halted_quarantined_and_old_versions_are_not_taken() {
         let l = Ledger::default();
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::Halted, 1)]);
-        assert_eq!(code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)), "halted");
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::Rolling, 1)]);
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::Halted, 1),
+        ]);
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)),
+            "halted"
+        );
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::Rolling, 1),
+        ]);
         let mut m = on(1);
         m.staged.push(2);
-        m.quarantined.push(Quarantined { version: 2, reason: "crash-loop".into(), detail: None });
-        assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l)), "quarantined-here");
-        assert_eq!(code(&decide(&r, "canary", None, &on(3), "0.1.0", &l)), "below-last-known-good");
+        m.quarantined.push(Quarantined {
+            version: 2,
+            reason: "crash-loop".into(),
+            detail: None,
+        });
+        assert_eq!(
+            code(&decide(&r, "canary", None, &m, "0.1.0", &l)),
+            "quarantined-here"
+        );
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(3), "0.1.0", &l)),
+            "below-last-known-good"
+        );
         let mut r2 = release(2, 2, Phase::Rolling, 1);
         r2.plan.min_driver = Some("0.2.0".into());
         let r = rels(vec![release(1, 1, Phase::Complete, 1), r2]);
-        assert_eq!(code(&decide(&r, "canary", None, &on(1), "0.1.9", &l)), "driver-too-old");
-        assert_eq!(code(&decide(&r, "canary", None, &on(1), "0.2.0", &l)), "stage-live");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(1), "0.1.9", &l)),
+            "driver-too-old"
+        );
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(1), "0.2.0", &l)),
+            "stage-live"
+        );
     }
 
     #[test]
     fn a_rollback_undoes_running_and_staged_versions_but_not_last_known_good() {
         let l = Ledger::default();
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::RolledBack, 0)]);
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::RolledBack, 0),
+        ]);
         let mut m = on(1);
         m.active = Some(2);
         m.healthy = false;
         m.staged.push(2);
-        assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l)), "rollback");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &m, "0.1.0", &l)),
+            "rollback"
+        );
         m.running = false;
-        assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l)), "rollback-waiting");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &m, "0.1.0", &l)),
+            "rollback-waiting"
+        );
         let mut m = on(1);
         m.staged.push(2);
-        assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l)), "unstage");
-        assert_eq!(code(&decide(&r, "canary", None, &on(2), "0.1.0", &l)), "rollback-blocked");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &m, "0.1.0", &l)),
+            "unstage"
+        );
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(2), "0.1.0", &l)),
+            "rollback-blocked"
+        );
         // ... but a newer release is still taken.
         let r3 = rels(vec![
             release(1, 1, Phase::Complete, 1),
             release(2, 2, Phase::RolledBack, 0),
             release(3, 3, Phase::Rolling, 0),
         ]);
-        assert_eq!(code(&decide(&r3, "canary", None, &on(2), "0.1.0", &l)), "stage-live");
+        assert_eq!(
+            code(&decide(&r3, "canary", None, &on(2), "0.1.0", &l)),
+            "stage-live"
+        );
         // Quarantined already: nothing to undo; v1 runs and the news is the rollback.
         let mut m = on(1);
         m.staged.push(2);
-        m.quarantined.push(Quarantined { version: 2, reason: "crash-loop".into(), detail: None });
+        m.quarantined.push(Quarantined {
+            version: 2,
+            reason: "crash-loop".into(),
+            detail: None,
+        });
         let a = decide(&r, "canary", None, &m, "0.1.0", &l);
         assert_eq!(code(&a), "halted");
-        let Action::Idle { why, .. } = a else { unreachable!() };
+        let Action::Idle { why, .. } = a else {
+            unreachable!()
+        };
         assert!(why.ends_with("this machine: v1 runs (healthy)"), "{why}");
     }
 
@@ -422,18 +529,36 @@ mod tests {
         r1.state.pins = r3.state.pins.clone();
         let r = rels(vec![r1.clone(), r3.clone()]);
         let l = Ledger::default();
-        assert_eq!(code(&decide(&r, "m07", None, &on(1), "0.1.0", &l)), "pinned");
-        assert_eq!(code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)), "stage-live");
+        assert_eq!(
+            code(&decide(&r, "m07", None, &on(1), "0.1.0", &l)),
+            "pinned"
+        );
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)),
+            "stage-live"
+        );
         r3.state.pins.machines.insert("canary".into(), 1);
         let r = rels(vec![r1, r3]);
-        assert_eq!(code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)), "running");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &on(1), "0.1.0", &l)),
+            "running"
+        );
         // Staged, ring live, host up: activated once, then left to the counter.
-        let r = rels(vec![release(1, 1, Phase::Complete, 1), release(2, 2, Phase::Rolling, 0)]);
+        let r = rels(vec![
+            release(1, 1, Phase::Complete, 1),
+            release(2, 2, Phase::Rolling, 0),
+        ]);
         let mut m = on(1);
         m.staged.push(2);
-        assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l)), "activate");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &m, "0.1.0", &l)),
+            "activate"
+        );
         let mut l2 = Ledger::default();
         l2.tried_live(2);
-        assert_eq!(code(&decide(&r, "canary", None, &m, "0.1.0", &l2)), "staged");
+        assert_eq!(
+            code(&decide(&r, "canary", None, &m, "0.1.0", &l2)),
+            "staged"
+        );
     }
 }

@@ -37,7 +37,10 @@ impl Ledger {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 Error::refused(
                     "ledger-invalid",
-                    format!("{}: not the agent's ledger ({e}); remove it to start afresh", p.display()),
+                    format!(
+                        "{}: not the agent's ledger ({e}); remove it to start afresh",
+                        p.display()
+                    ),
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),

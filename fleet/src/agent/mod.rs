@@ -18,7 +18,7 @@ use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::release::Release;
 use crate::repo::client::{self, Remote};
-use crate::report::{MachineState, RepoView, Report, ReleaseView};
+use crate::report::{MachineState, ReleaseView, RepoView, Report};
 pub use decide::{Action, decide};
 use ledger::Ledger;
 
@@ -194,7 +194,12 @@ fn act(
     lines: &mut Vec<String>,
 ) -> (Option<ReleaseView>, Option<Error>) {
     match action {
-        Action::Idle { release, ring, code, why } => {
+        Action::Idle {
+            release,
+            ring,
+            code,
+            why,
+        } => {
             lines.push(format!("nothing to do: {why}"));
             (release.map(|r| view(&r, ring, code, why)), None)
         }
@@ -213,15 +218,16 @@ fn act(
                         ledger.tried_live(v);
                     }
                     lines.push(text.clone());
-                    let code = if live { "staged-live" } else { "staged-next-boot" };
+                    let code = if live {
+                        "staged-live"
+                    } else {
+                        "staged-next-boot"
+                    };
                     (Some(view(&release, ring, code, text)), None)
                 }
                 Err(e) => {
                     lines.push(format!("REFUSED v{v}: {e}; nothing was staged"));
-                    (
-                        Some(view(&release, ring, e.code, e.msg.clone())),
-                        Some(e),
-                    )
+                    (Some(view(&release, ring, e.code, e.msg.clone())), Some(e))
                 }
             }
         }
@@ -236,7 +242,9 @@ fn act(
                     (Some(view(&release, ring, "activated-live", t)), None)
                 }
                 Err(e) => {
-                    let t = format!("live activation of staged v{v} failed: {e}; the next start decides");
+                    let t = format!(
+                        "live activation of staged v{v} failed: {e}; the next start decides"
+                    );
                     lines.push(t.clone());
                     (Some(view(&release, ring, "activation-failed", t)), None)
                 }
@@ -248,7 +256,11 @@ fn act(
                 Ok(_) => {
                     let t = format!(
                         "v{v} was rolled back by the fleet ({}); the machine returned to its last-known-good",
-                        release.state.halt.as_ref().map_or("", |h| h.reason.as_str())
+                        release
+                            .state
+                            .halt
+                            .as_ref()
+                            .map_or("", |h| h.reason.as_str())
                     );
                     lines.push(t.clone());
                     (Some(view(&release, None, "rolled-back", t)), None)
@@ -265,7 +277,9 @@ fn act(
             match m.unstage(v) {
                 Ok(removed) => {
                     let t = if removed {
-                        format!("v{v} was rolled back by the fleet: removed from the store before any start used it")
+                        format!(
+                            "v{v} was rolled back by the fleet: removed from the store before any start used it"
+                        )
                     } else {
                         format!("v{v} was rolled back by the fleet: not in the store")
                     };
@@ -274,7 +288,10 @@ fn act(
                 }
                 Err(e) => {
                     lines.push(format!("cannot remove rolled-back v{v}: {e}"));
-                    (Some(view(&release, None, "unstage-failed", e.msg.clone())), Some(e))
+                    (
+                        Some(view(&release, None, "unstage-failed", e.msg.clone())),
+                        Some(e),
+                    )
                 }
             }
         }
@@ -294,13 +311,18 @@ fn fetch_check_stage(
     let got = m.check_content(&bytes).map_err(|e| {
         Error::refused(
             "content-refused",
-            format!("target {target} is listed and its hash matches, but the content check failed: {}", e.msg),
+            format!(
+                "target {target} is listed and its hash matches, but the content check failed: {}",
+                e.msg
+            ),
         )
     })?;
     if got != version {
         return Err(Error::refused(
             "version-mismatch",
-            format!("target {target}: the signed header says version {got}, the release says {version}"),
+            format!(
+                "target {target}: the signed header says version {got}, the release says {version}"
+            ),
         ));
     }
     let dir = cfg.state_dir.join("incoming");
@@ -313,6 +335,10 @@ fn fetch_check_stage(
     Ok(format!(
         "v{version} fetched ({} bytes, TUF length and SHA-256 verified), content signature verified, staged{}",
         bytes.len(),
-        if live { " and activated live" } else { " for the next start" }
+        if live {
+            " and activated live"
+        } else {
+            " for the next start"
+        }
     ))
 }

@@ -58,8 +58,12 @@ fn recall(keys: &KeyDir) -> Memory {
 }
 
 fn remember(keys: &KeyDir, m: &Memory) -> Result<()> {
-    let b = serde_json::to_vec_pretty(m)
-        .map_err(|e| Error::io("controller", format!("cannot encode controller memory: {e}")))?;
+    let b = serde_json::to_vec_pretty(m).map_err(|e| {
+        Error::io(
+            "controller",
+            format!("cannot encode controller memory: {e}"),
+        )
+    })?;
     crate::repo::write_atomic(&memory_path(keys), &b)
 }
 
@@ -79,7 +83,10 @@ pub struct Outcome {
 }
 
 /// Reads the reports (parsed ones, and the errors of the rest).
-pub fn read_reports(b: &Broker, quiet: Duration) -> Result<(BTreeMap<String, Report>, Vec<String>)> {
+pub fn read_reports(
+    b: &Broker,
+    quiet: Duration,
+) -> Result<(BTreeMap<String, Report>, Vec<String>)> {
     let all = b.collect("failsafe-controller", quiet)?;
     let mut ok = BTreeMap::new();
     let mut bad = Vec::new();

@@ -99,7 +99,9 @@ pub fn decide(release: &Release, rings: &[RingTally], now: jiff::Timestamp) -> D
             show_duration(ring.bake_secs)
         ));
     }
-    let deadline = ring.bake_secs.saturating_add(release.plan.silent_after_secs);
+    let deadline = ring
+        .bake_secs
+        .saturating_add(release.plan.silent_after_secs);
     if open_for > deadline {
         return Decision::Halt(format!(
             "ring {k} `{}`: insufficient data: {healthy} healthy report(s) of the {need} needed, {} after it opened (bake {} + silence limit {}); {} pending, {} offline, {} not taken",
@@ -158,7 +160,9 @@ mod tests {
             machines,
             healthy,
             quarantined: failed,
-            failures: (0..failed).map(|n| format!("m{n} quarantined v2")).collect(),
+            failures: (0..failed)
+                .map(|n| format!("m{n} quarantined v2"))
+                .collect(),
             ..RingTally::default()
         }
     }
@@ -175,40 +179,108 @@ mod tests {
     #[test]
     fn a_failure_above_the_threshold_halts_at_once_whatever_the_bake() {
         let (r, now) = release(0, &[5]);
-        let d = decide(&r, &[ring(0, 2, 1, 1), ring(1, 5, 0, 0), ring(2, 40, 0, 0)], now);
+        let d = decide(
+            &r,
+            &[ring(0, 2, 1, 1), ring(1, 5, 0, 0), ring(2, 40, 0, 0)],
+            now,
+        );
         assert_eq!(kind(&d), "halt");
-        let Decision::Halt(why) = d else { unreachable!() };
+        let Decision::Halt(why) = d else {
+            unreachable!()
+        };
         assert!(why.starts_with("ring 0 `r0`: 1 of 2 machine(s) that took v2 failed (50%, above the threshold of 0%): m0 quarantined v2"), "{why}");
         // Ring 1 tolerates 10%: 1 of 20 (5%) is no breach; 3 of 20 (15%) is.
         let (r, now) = release(1, &[7200, 4000]);
-        assert_eq!(kind(&decide(&r, &[ring(0, 2, 2, 0), ring(1, 20, 19, 1), ring(2, 40, 0, 0)], now)), "advance");
-        assert_eq!(kind(&decide(&r, &[ring(0, 2, 2, 0), ring(1, 20, 17, 3), ring(2, 40, 0, 0)], now)), "halt");
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 2, 2, 0), ring(1, 20, 19, 1), ring(2, 40, 0, 0)],
+                now
+            )),
+            "advance"
+        );
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 2, 2, 0), ring(1, 20, 17, 3), ring(2, 40, 0, 0)],
+                now
+            )),
+            "halt"
+        );
     }
 
     #[test]
     fn the_next_ring_opens_only_after_bake_with_enough_healthy_reports() {
         let (r, now) = release(0, &[599]);
-        let d = decide(&r, &[ring(0, 2, 2, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)], now);
+        let d = decide(
+            &r,
+            &[ring(0, 2, 2, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)],
+            now,
+        );
         assert_eq!(kind(&d), "wait", "{d:?}");
         let (r, now) = release(0, &[600]);
-        assert_eq!(kind(&decide(&r, &[ring(0, 2, 2, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)], now)), "advance");
-        assert_eq!(kind(&decide(&r, &[ring(0, 2, 1, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)], now)), "wait");
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 2, 2, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)],
+                now
+            )),
+            "advance"
+        );
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 2, 1, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)],
+                now
+            )),
+            "wait"
+        );
         // The last ring completes.
         let (r, now) = release(2, &[9000, 8000, 10]);
-        assert_eq!(kind(&decide(&r, &[ring(0, 2, 2, 0), ring(1, 5, 5, 0), ring(2, 40, 1, 0)], now)), "complete");
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 2, 2, 0), ring(1, 5, 5, 0), ring(2, 40, 1, 0)],
+                now
+            )),
+            "complete"
+        );
         // No machine of the plan has reported: never advances.
         let (r, now) = release(0, &[100_000]);
-        assert_eq!(kind(&decide(&r, &[ring(0, 0, 0, 0), ring(1, 0, 0, 0), ring(2, 0, 0, 0)], now)), "wait");
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 0, 0, 0), ring(1, 0, 0, 0), ring(2, 0, 0, 0)],
+                now
+            )),
+            "wait"
+        );
     }
 
     #[test]
     fn too_few_healthy_reports_after_bake_and_the_silence_limit_halt() {
         // 10 min bake + 60 s silence limit = 660 s.
         let (r, now) = release(0, &[660]);
-        assert_eq!(kind(&decide(&r, &[ring(0, 2, 1, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)], now)), "wait");
+        assert_eq!(
+            kind(&decide(
+                &r,
+                &[ring(0, 2, 1, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)],
+                now
+            )),
+            "wait"
+        );
         let (r, now) = release(0, &[661]);
-        let d = decide(&r, &[ring(0, 2, 1, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)], now);
-        let Decision::Halt(why) = d else { panic!("{d:?}") };
-        assert!(why.contains("insufficient data: 1 healthy report(s) of the 2 needed"), "{why}");
+        let d = decide(
+            &r,
+            &[ring(0, 2, 1, 0), ring(1, 5, 0, 0), ring(2, 40, 0, 0)],
+            now,
+        );
+        let Decision::Halt(why) = d else {
+            panic!("{d:?}")
+        };
+        assert!(
+            why.contains("insufficient data: 1 healthy report(s) of the 2 needed"),
+            "{why}"
+        );
     }
 }

@@ -37,7 +37,10 @@ pub enum Verdict {
 impl Verdict {
     /// Counts against the failure threshold.
     pub fn failed(self) -> bool {
-        matches!(self, Verdict::Quarantined | Verdict::Crashed | Verdict::Silent)
+        matches!(
+            self,
+            Verdict::Quarantined | Verdict::Crashed | Verdict::Silent
+        )
     }
 }
 
@@ -89,12 +92,10 @@ impl RingTally {
 
     /// Failure share in percent (0 with nothing expected).
     pub fn failure_percent(&self) -> u64 {
-        let e = u64::from(self.expected());
-        if e == 0 {
-            0
-        } else {
-            u64::from(self.failed()).saturating_mul(100) / e
-        }
+        u64::from(self.failed())
+            .saturating_mul(100)
+            .checked_div(u64::from(self.expected()))
+            .unwrap_or(0)
     }
 }
 
@@ -116,8 +117,15 @@ pub fn classify(
     let opened = ring.and_then(|i| release.state.opened(i));
     let since_open = opened.is_some_and(|o| r.at >= o);
     if let Some(q) = m.quarantine(v) {
-        let d = q.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
-        return (Verdict::Quarantined, format!("quarantined v{v} ({}{d})", q.reason));
+        let d = q
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        return (
+            Verdict::Quarantined,
+            format!("quarantined v{v} ({}{d})", q.reason),
+        );
     }
     let unclean = m
         .unclean
@@ -242,7 +250,14 @@ mod tests {
                 healthy,
                 ..MachineState::default()
             },
-            took: took.then(|| Took { version: 2, serial: 1, at: t(at), boot: 1, boots: 0, unclean_ends: 0 }),
+            took: took.then(|| Took {
+                version: 2,
+                serial: 1,
+                at: t(at),
+                boot: 1,
+                boots: 0,
+                unclean_ends: 0,
+            }),
             release: None,
             status: serde_json::Value::Null,
             extra: BTreeMap::new(),
@@ -259,11 +274,18 @@ mod tests {
         // Took it, then 61 s without a report: silent (failed).
         assert_eq!(v(&report(1010, 2, false, true), 1071, 0), Verdict::Silent);
         // ... unless the broker itself came back only 30 s ago.
-        assert_eq!(v(&report(1010, 2, false, true), 1071, 1041), Verdict::Pending);
+        assert_eq!(
+            v(&report(1010, 2, false, true), 1071, 1041),
+            Verdict::Pending
+        );
         // Reported before the ring opened and never since: offline, not counted.
         assert_eq!(v(&report(900, 1, true, false), 1100, 0), Verdict::Offline);
         let mut q = report(1010, 1, true, true);
-        q.machine_state.quarantined.push(Quarantined { version: 2, reason: "crash-loop".into(), detail: Some("3 unclean starts".into()) });
+        q.machine_state.quarantined.push(Quarantined {
+            version: 2,
+            reason: "crash-loop".into(),
+            detail: Some("3 unclean starts".into()),
+        });
         assert_eq!(v(&q, 1020, 0), Verdict::Quarantined);
         let mut c = report(1010, 2, false, true);
         c.machine_state.unclean.insert(2, 1);

@@ -103,36 +103,43 @@ pub const DEFAULT_SILENT_AFTER: u64 = 600;
 impl Plan {
     /// Reads a plan written in TOML; every rule is checked ([`Plan::check`]).
     pub fn from_toml(text: &str) -> Result<Plan> {
-        let src: Source = toml::from_str(text)
-            .map_err(|e| Error::refused("plan-invalid", format!("plan: {}", e.to_string().trim())))?;
+        let src: Source = toml::from_str(text).map_err(|e| {
+            Error::refused("plan-invalid", format!("plan: {}", e.to_string().trim()))
+        })?;
         let mut rings = Vec::new();
         for (i, r) in src.rings.into_iter().enumerate() {
             let at = |f: &str| format!("plan ring {i} {f}");
-            let num = |f: &str, v: Option<i64>, lo: i64, hi: i64, default: Option<i64>| -> Result<i64> {
-                match v.or(default) {
-                    Some(n) if (lo..=hi).contains(&n) => Ok(n),
-                    Some(n) => Err(Error::refused(
-                        "plan-invalid",
-                        format!("{}: {n} is out of range (expected {lo}..={hi})", at(f)),
-                    )),
-                    None => Err(Error::refused(
-                        "plan-invalid",
-                        format!("{}: missing (expected a number {lo}..={hi})", at(f)),
-                    )),
-                }
-            };
+            let num =
+                |f: &str, v: Option<i64>, lo: i64, hi: i64, default: Option<i64>| -> Result<i64> {
+                    match v.or(default) {
+                        Some(n) if (lo..=hi).contains(&n) => Ok(n),
+                        Some(n) => Err(Error::refused(
+                            "plan-invalid",
+                            format!("{}: {n} is out of range (expected {lo}..={hi})", at(f)),
+                        )),
+                        None => Err(Error::refused(
+                            "plan-invalid",
+                            format!("{}: missing (expected a number {lo}..={hi})", at(f)),
+                        )),
+                    }
+                };
             let activation = match r.activation.as_deref() {
                 None | Some("live") => Activation::Live,
                 Some("next-boot") => Activation::NextBoot,
                 Some(other) => {
                     return Err(Error::refused(
                         "plan-invalid",
-                        format!("{}: `{other}` (expected live or next-boot)", at("activation")),
+                        format!(
+                            "{}: `{other}` (expected live or next-boot)",
+                            at("activation")
+                        ),
                     ));
                 }
             };
             let percent = match r.percent {
-                Some(p) => Some(u8::try_from(num("percent", Some(p), 1, 100, None)?).unwrap_or(100)),
+                Some(p) => {
+                    Some(u8::try_from(num("percent", Some(p), 1, 100, None)?).unwrap_or(100))
+                }
                 None => None,
             };
             rings.push(Ring {
@@ -148,8 +155,14 @@ impl Plan {
                     Some(0),
                 )?)
                 .unwrap_or(0),
-                min_reports: u32::try_from(num("min_reports", r.min_reports, 1, 1_000_000_000, Some(1))?)
-                    .unwrap_or(1),
+                min_reports: u32::try_from(num(
+                    "min_reports",
+                    r.min_reports,
+                    1,
+                    1_000_000_000,
+                    Some(1),
+                )?)
+                .unwrap_or(1),
                 activation,
             });
         }
@@ -210,7 +223,9 @@ impl Plan {
                         ));
                     }
                     for m in ms {
-                        check_id(m).map_err(|e| Error::refused("plan-invalid", format!("{at}: {}", e.msg)))?;
+                        check_id(m).map_err(|e| {
+                            Error::refused("plan-invalid", format!("{at}: {}", e.msg))
+                        })?;
                         if seen.contains(&m.as_str()) {
                             return bad(format!(
                                 "{at}: machine `{m}` is named twice (expected each machine in one ring)"
@@ -378,19 +393,37 @@ percent = 100
         let e = refused("[[ring]]\nbake = \"1h\"\n");
         assert!(e.msg.contains("has neither machines nor percent"), "{e}");
         let e = refused("[[ring]]\npercent = 20\n[[ring]]\npercent = 10\n");
-        assert!(e.msg.contains("plan ring 1 (`ring1`): percent 10 is not above ring 0's 20"), "{e}");
+        assert!(
+            e.msg
+                .contains("plan ring 1 (`ring1`): percent 10 is not above ring 0's 20"),
+            "{e}"
+        );
         let e = refused("[[ring]]\nmachines = [\"a\"]\nmin_reports = 2\n");
-        assert!(e.msg.contains("min_reports 2 exceeds its 1 machines"), "{e}");
+        assert!(
+            e.msg.contains("min_reports 2 exceeds its 1 machines"),
+            "{e}"
+        );
         let e = refused("[[ring]]\npercent = 100\nmin_reports = 0\n");
-        assert!(e.msg.contains("plan ring 0 min_reports: 0 is out of range"), "{e}");
+        assert!(
+            e.msg.contains("plan ring 0 min_reports: 0 is out of range"),
+            "{e}"
+        );
         let e = refused("[[ring]]\npercent = 101\n");
-        assert!(e.msg.contains("percent: 101 is out of range (expected 1..=100)"), "{e}");
+        assert!(
+            e.msg
+                .contains("percent: 101 is out of range (expected 1..=100)"),
+            "{e}"
+        );
         let e = refused("[[ring]]\nmachines = [\"a/b\"]\n");
         assert!(e.msg.contains("machine id `a/b`"), "{e}");
         let e = refused("[[ring]]\nmachines = [\"a\"]\n[[ring]]\nmachines = [\"a\"]\n");
         assert!(e.msg.contains("machine `a` is named twice"), "{e}");
         let e = refused("[[ring]]\npercent = 100\nactivation = \"now\"\n");
-        assert!(e.msg.contains("activation: `now` (expected live or next-boot)"), "{e}");
+        assert!(
+            e.msg
+                .contains("activation: `now` (expected live or next-boot)"),
+            "{e}"
+        );
         let e = refused("rings = 3\n");
         assert!(e.msg.contains("unknown field `rings`"), "{e}");
         let e = refused("");

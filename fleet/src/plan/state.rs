@@ -78,9 +78,10 @@ pub struct Pins {
 impl Pins {
     /// The version `machine` (in ring `ring` of the release at hand) is held at.
     pub fn for_machine(&self, machine: &str, ring: Option<usize>) -> Option<u64> {
-        self.machines.get(machine).copied().or_else(|| {
-            ring.and_then(|r| self.rings.get(&r.to_string()).copied())
-        })
+        self.machines
+            .get(machine)
+            .copied()
+            .or_else(|| ring.and_then(|r| self.rings.get(&r.to_string()).copied()))
     }
 
     /// Whether there is no pin at all.
@@ -155,7 +156,13 @@ impl RolloutState {
     }
 
     /// Halts (and with `rollback_to`, rolls back).
-    pub fn halt(&mut self, now: jiff::Timestamp, by: &str, reason: String, rollback: Option<Option<u64>>) {
+    pub fn halt(
+        &mut self,
+        now: jiff::Timestamp,
+        by: &str,
+        reason: String,
+        rollback: Option<Option<u64>>,
+    ) {
         self.phase = if rollback.is_some() {
             Phase::RolledBack
         } else {

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tough::{DefaultTransport, ExpirationEnforcement, HttpTransportBuilder, IntoVec as _, RepositoryLoader};
+use tough::{
+    DefaultTransport, ExpirationEnforcement, HttpTransportBuilder, IntoVec as _, RepositoryLoader,
+};
 
 use super::{block_on, tuf_error};
 use crate::error::{Error, Result, io_at};
@@ -38,7 +40,9 @@ impl Remote {
         let base = url::Url::parse(&b).map_err(|e| {
             Error::refused(
                 "url-invalid",
-                format!("repository URL `{base}`: {e} (expected http://host/path/ or file:///dir/)"),
+                format!(
+                    "repository URL `{base}`: {e} (expected http://host/path/ or file:///dir/)"
+                ),
             )
         })?;
         let join = |p: &str| {
@@ -77,7 +81,8 @@ impl Loaded {
 
 /// Loads and verifies the repository (TUF client workflow, tough).
 pub fn load(r: &Remote) -> Result<Loaded> {
-    std::fs::create_dir_all(&r.datastore).map_err(|e| io_at("datastore", "create", &r.datastore, &e))?;
+    std::fs::create_dir_all(&r.datastore)
+        .map_err(|e| io_at("datastore", "create", &r.datastore, &e))?;
     let http = HttpTransportBuilder::new()
         .timeout(r.timeout)
         .connect_timeout(Duration::from_secs(3))

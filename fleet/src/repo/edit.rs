@@ -69,7 +69,9 @@ fn latest_root(meta: &Path) -> Result<PathBuf> {
     let mut best: Option<(u64, PathBuf)> = None;
     for ent in rd.flatten() {
         let name = ent.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_suffix(".root.json").and_then(|n| n.parse::<u64>().ok())
+        if let Some(n) = name
+            .strip_suffix(".root.json")
+            .and_then(|n| n.parse::<u64>().ok())
             && best.as_ref().is_none_or(|(b, _)| n > *b)
         {
             best = Some((n, ent.path()));
@@ -115,10 +117,7 @@ pub fn load(repo: &Path) -> Result<Local> {
 
 /// The releases a loaded repository lists.
 pub fn releases_of(repo: &tough::Repository) -> Releases {
-    Releases::collect(
-        repo.all_targets()
-            .map(|(n, t)| (n.raw(), &t.custom)),
-    )
+    Releases::collect(repo.all_targets().map(|(n, t)| (n.raw(), &t.custom)))
 }
 
 /// Holds `KEYS/publish.lock` for the life of the value.
@@ -222,10 +221,8 @@ fn commit(
             custom: std::collections::HashMap::new(),
             _extra: std::collections::HashMap::new(),
         };
-        t.custom.insert(
-            crate::release::CUSTOM_KEY.to_owned(),
-            release.to_custom()?,
-        );
+        t.custom
+            .insert(crate::release::CUSTOM_KEY.to_owned(), release.to_custom()?);
         added.push((name.clone(), t));
     }
     let now = now();
@@ -259,10 +256,8 @@ fn commit(
                 ));
             };
             let mut t = t.clone();
-            t.custom.insert(
-                crate::release::CUSTOM_KEY.to_owned(),
-                release.to_custom()?,
-            );
+            t.custom
+                .insert(crate::release::CUSTOM_KEY.to_owned(), release.to_custom()?);
             ed.add_target(name.as_str(), t)
                 .map_err(|e| tuf_error("update a target", &e))?;
         }

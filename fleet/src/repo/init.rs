@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use tough::editor::signed::SignedRole;
-use tough::schema::{KeyHolder, Root, RoleKeys, RoleType};
+use tough::schema::{KeyHolder, RoleKeys, RoleType, Root};
 use tough::sign::Sign as _;
 
 use super::edit;
@@ -54,8 +54,12 @@ pub fn init(repo: &Path, keys: &KeyDir, expiry: Expiry) -> Result<Initialized> {
     for role in ROLES {
         let path = keys.key_path(role);
         let pkcs8 = std::fs::read(&path).map_err(|e| io_at("keys", "read", &path, &e))?;
-        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
-            .map_err(|e| Error::refused("keys", format!("{}: not an Ed25519 key: {e}", path.display())))?;
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| {
+            Error::refused(
+                "keys",
+                format!("{}: not an Ed25519 key: {e}", path.display()),
+            )
+        })?;
         let key = pair.tuf_key();
         let id = key
             .key_id()

@@ -91,7 +91,10 @@ impl KeyDir {
         let p = self.dir.join("repo.json");
         let bytes = std::fs::read(&p).map_err(|e| io_at("keys", "read", &p, &e))?;
         let s: Settings = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::refused("keys", format!("{}: not fleet repository settings: {e}", p.display()))
+            Error::refused(
+                "keys",
+                format!("{}: not fleet repository settings: {e}", p.display()),
+            )
         })?;
         if s.format != 1 {
             return Err(Error::refused(
@@ -148,7 +151,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::refused(
                 "exists",
-                format!("refused: {} exists (keys are never overwritten)", path.display()),
+                format!(
+                    "refused: {} exists (keys are never overwritten)",
+                    path.display()
+                ),
             )
         } else {
             io_at("keys", "create", path, &e)

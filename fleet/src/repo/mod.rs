@@ -24,7 +24,9 @@ pub fn tuf_error(what: &str, e: &tough::error::Error) -> Error {
     let (code, why) = match e {
         E::ExpiredMetadata { role, .. } => (
             "metadata-expired",
-            format!("TUF {role} metadata has expired (freeze protection: an expired timestamp may be a replay)"),
+            format!(
+                "TUF {role} metadata has expired (freeze protection: an expired timestamp may be a replay)"
+            ),
         ),
         E::OlderMetadata {
             role,
@@ -60,13 +62,17 @@ pub fn tuf_error(what: &str, e: &tough::error::Error) -> Error {
             ),
             None => ("repo-unreachable", format!("cannot fetch {url}: {source}")),
         },
-        E::VerifyMetadata { .. } | E::VerifyTrustedMetadata { .. } | E::VerifyRoleMetadata { .. } => (
+        E::VerifyMetadata { .. }
+        | E::VerifyTrustedMetadata { .. }
+        | E::VerifyRoleMetadata { .. } => (
             "metadata-signature",
             format!("TUF metadata signature check failed: {e}"),
         ),
         E::SystemTimeSteppedBackward { .. } => (
             "clock-rollback",
-            format!("the system clock went back since the last update (TUF freeze protection): {e}"),
+            format!(
+                "the system clock went back since the last update (TUF freeze protection): {e}"
+            ),
         ),
         _ => ("tuf-error", e.to_string()),
     };
@@ -124,7 +130,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A directory path as a `file://` URL (tough's filesystem transport).
 pub fn dir_url(dir: &Path) -> Result<url::Url> {
-    let abs = std::fs::canonicalize(dir).map_err(|e| crate::error::io_at("repo", "open", dir, &e))?;
-    url::Url::from_directory_path(&abs)
-        .map_err(|()| Error::io("repo", format!("{} is not an absolute directory", abs.display())))
+    let abs =
+        std::fs::canonicalize(dir).map_err(|e| crate::error::io_at("repo", "open", dir, &e))?;
+    url::Url::from_directory_path(&abs).map_err(|()| {
+        Error::io(
+            "repo",
+            format!("{} is not an absolute directory", abs.display()),
+        )
+    })
 }

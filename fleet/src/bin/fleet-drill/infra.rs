@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port (bound, then released for the server to take).
 pub fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
@@ -20,7 +21,9 @@ fn wait_port(port: u16, what: &str) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("{what} did not listen on 127.0.0.1:{port} within 10 s"))
+    Err(format!(
+        "{what} did not listen on 127.0.0.1:{port} within 10 s"
+    ))
 }
 
 fn find(names: &[&str]) -> Option<PathBuf> {
@@ -61,7 +64,10 @@ impl Server {
     /// leave them serving), SIGKILL after 5 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(5) {
                 if matches!(c.try_wait(), Ok(Some(_))) {
@@ -96,9 +102,8 @@ impl Drop for Server {
 
 /// nginx serving `root` on a free port (access log kept: it shows what agents fetched).
 pub fn nginx(dir: &Path, root: &Path) -> Result<Server, String> {
-    let exe = find(&["/usr/sbin/nginx", "/usr/bin/nginx"]).ok_or(
-        "nginx is not installed (fleet/drill/run.sh installs Debian's nginx-light)",
-    )?;
+    let exe = find(&["/usr/sbin/nginx", "/usr/bin/nginx"])
+        .ok_or("nginx is not installed (fleet/drill/run.sh installs Debian's nginx-light)")?;
     let port = free_port()?;
     let prefix = dir.join("nginx");
     std::fs::create_dir_all(prefix.join("logs")).map_err(|e| e.to_string())?;
@@ -130,9 +135,8 @@ pub fn nginx(dir: &Path, root: &Path) -> Result<Server, String> {
 
 /// Mosquitto on a free port, anonymous (loopback only), persistent.
 pub fn mosquitto(dir: &Path) -> Result<Server, String> {
-    let exe = find(&["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]).ok_or(
-        "mosquitto is not installed (fleet/drill/run.sh installs Debian's mosquitto)",
-    )?;
+    let exe = find(&["/usr/sbin/mosquitto", "/usr/bin/mosquitto"])
+        .ok_or("mosquitto is not installed (fleet/drill/run.sh installs Debian's mosquitto)")?;
     let port = free_port()?;
     let d = dir.join("mosquitto");
     std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;

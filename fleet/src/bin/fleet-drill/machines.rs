@@ -80,7 +80,8 @@ fn activated(line: &serde_json::Value) -> Option<u64> {
     if let Some(l) = line.get("live") {
         return l.get("to").and_then(serde_json::Value::as_u64);
     }
-    if line.get("mode").is_some() && line.get("reason").is_some() && line.get("listening").is_none() {
+    if line.get("mode").is_some() && line.get("reason").is_some() && line.get("listening").is_none()
+    {
         return line.get("version").and_then(serde_json::Value::as_u64);
     }
     None
@@ -109,7 +110,12 @@ impl Machine {
             agent: None,
             watcher: None,
         };
-        m.watcher = Some(host_loop(id.to_owned(), s.clone(), m.store.clone(), world.clone()));
+        m.watcher = Some(host_loop(
+            id.to_owned(),
+            s.clone(),
+            m.store.clone(),
+            world.clone(),
+        ));
         m.start_agent(s, world)?;
         Ok(m)
     }
@@ -184,7 +190,12 @@ fn host_loop(id: String, s: Setup, store: PathBuf, world: Shared) -> std::thread
                 .arg("serve")
                 .arg("--store")
                 .arg(&store)
-                .args(["--healthy-after", &s.healthy_after.to_string(), "--test-signing", "--test-key"])
+                .args([
+                    "--healthy-after",
+                    &s.healthy_after.to_string(),
+                    "--test-signing",
+                    "--test-key",
+                ])
                 .arg(&s.pubkey)
                 .arg("--json")
                 .stdin(Stdio::null())

@@ -40,10 +40,15 @@ fn parse() -> Result<Opts, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or_else(|| format!("{a} needs a value; {}", usage()));
+        let mut val = || {
+            args.next()
+                .ok_or_else(|| format!("{a} needs a value; {}", usage()))
+        };
         match a.as_str() {
             "--machines" => {
-                o.machines = val()?.parse().map_err(|_| format!("--machines: a number; {}", usage()))?;
+                o.machines = val()?
+                    .parse()
+                    .map_err(|_| format!("--machines: a number; {}", usage()))?;
             }
             "--keep" => o.keep = Some(PathBuf::from(val()?)),
             "--failsafectl" => o.exe = PathBuf::from(val()?),
@@ -52,7 +57,10 @@ fn parse() -> Result<Opts, String> {
         }
     }
     if o.machines < 10 {
-        return Err(format!("--machines {}: at least 10 (two canaries and rings behind them)", o.machines));
+        return Err(format!(
+            "--machines {}: at least 10 (two canaries and rings behind them)",
+            o.machines
+        ));
     }
     if !o.exe.is_file() {
         return Err(format!(
