@@ -84,8 +84,10 @@ pub fn pass(cfg: &Config, m: &dyn Machine) -> Result<Pass> {
     let (repo_view, view) = match client::load(&cfg.remote) {
         Err(e) => {
             lines.push(format!(
-                "repository: {e}; keeping what the machine has (v{})",
-                state.active.map_or("-".to_owned(), |v| v.to_string())
+                "repository: {e}; keeping what the machine has ({})",
+                state
+                    .active
+                    .map_or("no content active".to_owned(), |v| format!("v{v}"))
             ));
             let view = RepoView {
                 ok: false,

@@ -76,7 +76,12 @@ pub fn tuf_error(what: &str, e: &tough::error::Error) -> Error {
         ),
         _ => ("tuf-error", e.to_string()),
     };
-    Error::refused(code, format!("{what}: {why}"))
+    let e = Error::refused(code, format!("{what}: {why}"));
+    if code == "repo-unreachable" {
+        Error { exit: 2, ..e }
+    } else {
+        e
+    }
 }
 
 /// A length or hash check that failed while a file streamed (tough reports it through

@@ -747,7 +747,7 @@ fn attacks(f: &mut Fleet, c: &mut Checks) -> Result<(), String> {
         .all(|(_, s)| s.as_ref().is_some_and(|s| s.active == Some(4)));
     c.check(
         seen.is_some() && still,
-        "agents said the repository is unreachable and kept v4",
+        "agents said the repository is unreachable (repo-unreachable) and kept v4",
     );
     f.nginx.start()?;
     // nginx is back on the same port.
