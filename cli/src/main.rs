@@ -92,7 +92,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct StoreArg {
+pub(crate) struct StoreArg {
     /// Store directory (state record and content/).
     #[arg(long, value_name = "DIR", global = true)]
     store: Option<PathBuf>,
@@ -102,7 +102,7 @@ struct StoreArg {
 }
 
 impl StoreArg {
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.store
             .clone()
             .or_else(|| std::env::var_os("FAILSAFE_STORE").map(PathBuf::from))
@@ -124,11 +124,11 @@ pub(crate) fn default_store() -> PathBuf {
 }
 
 #[derive(clap::Args, Clone)]
-struct SocketArg {
+pub(crate) struct SocketArg {
     /// The host process's control socket (Linux; default STORE/control.sock). On Windows
     /// the console talks to the driver's control device instead.
     #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
 }
 
 impl SocketArg {
@@ -388,6 +388,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Phased rollout to a fleet: TUF repository, plans, agent, controller (docs/fleet.md).
+    #[cfg(feature = "fleet")]
+    Fleet(Box<commands::fleet::Args>),
     /// Run a crash-loop scenario across real child processes on built-in sample content.
     Drill {
         /// Scenario number or name (see --list).
@@ -435,7 +438,7 @@ enum RecoverCmd {
 }
 
 /// A content version as a responder types it: `2` or `v2`.
-fn parse_version(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_version(s: &str) -> Result<u64, String> {
     let digits = s.strip_prefix(['v', 'V']).unwrap_or(s);
     match digits.parse::<u64>() {
         Ok(v) if v > 0 => Ok(v),
@@ -647,6 +650,8 @@ fn main() -> ExitCode {
             keys,
             json,
         }),
+        #[cfg(feature = "fleet")]
+        Cmd::Fleet(a) => commands::fleet::run(&a),
         Cmd::Drill {
             scenario,
             list,
@@ -690,6 +695,8 @@ impl Cmd {
             | Cmd::Watch { json, .. } => *json,
             #[cfg(unix)]
             Cmd::Serve { json, .. } => *json,
+            #[cfg(feature = "fleet")]
+            Cmd::Fleet(a) => commands::fleet::wants_json(a),
             Cmd::Completions(_) | Cmd::Man(_) => false,
         }
     }
