@@ -222,6 +222,12 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     let act = token(&s);
     let dormant = s.dormant();
     drop(s);
+    if dormant && a.then == Then::Hang {
+        // Nothing runs that could hang; the machine stays up until it is killed.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     if dormant && a.then != Then::Crash {
         let ended = "dormant: the driver set nothing up (nothing to check or close)";
         line(a.json, json!({"ended": ended}), format!("ended: {ended}"));

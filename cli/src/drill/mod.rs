@@ -220,6 +220,15 @@ fn boot_row(extra: &[&str], outcome: String, lines: &[Value]) -> Value {
         }
     } else {
         row["decision"] = Value::Null;
+        if let Some(b) = lines
+            .iter()
+            .find_map(|l| l["driver_setup"].as_str().map(|_| l))
+        {
+            row["note"] = json!(format!(
+                "the driver's setup crashed after its build attempt (boot {}) was durable",
+                b["boot"]
+            ));
+        }
     }
     row
 }
@@ -326,6 +335,7 @@ fn play(s: &Scenario, dir: &Path, threshold: Option<u8>) -> Result<Vec<Value>, F
                 let crash_at = extra.iter().skip_while(|a| **a != "--crash-at").nth(1);
                 let outcome = match (o.status.success(), crash_at, ended) {
                     (true, _, Some(e)) if e.starts_with("healthy") => "healthy".to_owned(),
+                    (true, _, Some(e)) if e.starts_with("dormant") => "dormant".to_owned(),
                     (true, _, Some(e)) if e.starts_with("NOT healthy") => "not-healthy".to_owned(),
                     (true, _, _) => "clean-shutdown".to_owned(),
                     (false, Some(at), _) => format!("crashed at {at}"),
@@ -469,12 +479,13 @@ fn print_timeline(s: &Scenario, dir: &Path, kept: bool, timeline: &[Value]) {
                 }
                 if row["decision"].is_null() && row.get("decision").is_some() {
                     outln!(
-                        "{:<5} {:<8} {:<9} {:<19} {:<28} died before deciding",
+                        "{:<5} {:<8} {:<9} {:<19} {:<28} {}",
                         "-",
                         "-",
                         "-",
                         "-",
-                        row["outcome"].as_str().unwrap_or("")
+                        row["outcome"].as_str().unwrap_or(""),
+                        row["note"].as_str().unwrap_or("died before deciding")
                     );
                     continue;
                 }

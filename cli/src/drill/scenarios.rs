@@ -73,6 +73,15 @@ const F: &str = "fallback";
 const S: &str = "safe";
 const NEW: &str = "newest-content";
 const NQ: &str = "newer-quarantined";
+const NU: &str = "nothing-usable";
+const DD: &str = "driver-dormant";
+/// The driver's own setup faults at this start (after its build attempt is durable).
+const SETUP: &[&str] = &["--crash-at", "driver-setup"];
+/// A new driver build (the drill's other boots run the host's default build).
+const NEW_BUILD: &[&str] = &[
+    "--build",
+    "0.2.0+00000000000000000000000000000000000000000000000000000000000000b2",
+];
 
 const fn healthy(v: u64, mode: &'static str, reason: &'static str) -> Step {
     Boot("healthy", &[], x(v, mode, reason, "healthy"))
@@ -333,6 +342,67 @@ pub(super) const SCENARIOS: &[Scenario] = &[
             Live(3),
             WaitHealthy { version: 3, lkg: 3 },
             Stop,
+        ],
+    },
+    // Issue 20: the driver's own code under the counter. Setup faults come before content
+    // is chosen, so they are the build's from the first: threshold (3) of them, then dormant.
+    Scenario {
+        live: false,
+        number: 14,
+        name: "driver-setup-fault",
+        title: "the driver build faults in its own setup at every start: 3 crashes charged to the build, then dormant (nothing set up, also in Safe Mode, a crash then charges nothing); a new build runs v1 again",
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Boot(
+                "clean-shutdown",
+                SETUP,
+                x(0, "-", "-", "crashed at driver-setup"),
+            ),
+            Boot(
+                "clean-shutdown",
+                SETUP,
+                x(0, "-", "-", "crashed at driver-setup"),
+            ),
+            Boot(
+                "clean-shutdown",
+                SETUP,
+                x(0, "-", "-", "crashed at driver-setup"),
+            ),
+            Boot("healthy", &[], x(0, S, DD, "dormant")),
+            Boot("crash", &["--windows-safe-mode"], x(0, S, DD, "crashed")),
+            Boot("clean-shutdown", &[], x(0, S, DD, "dormant")),
+            Boot("healthy", NEW_BUILD, x(1, N, NEW, "healthy")),
+        ],
+    },
+    // The documented worst case: a build that crashes whatever runs. Content is charged
+    // first: v2 (3), last-known-good v1 (3), then starts without content (3): 3 × (2
+    // versions tried + 1) = 9 unclean starts; the 10th start is dormant.
+    Scenario {
+        live: false,
+        number: 15,
+        name: "driver-crash-loop",
+        title: "the driver crashes whatever runs: v2, then last-known-good v1, then no content, 3 crashes each (3 x (2 + 1) = 9); the 10th start is dormant; recover wake gives 3 more tries; a new build runs",
+        steps: &[
+            Good(1),
+            healthy(1, N, NEW),
+            Good(2),
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            crash(2, N, NEW),
+            crash(1, F, NQ),
+            crash(1, F, NQ),
+            crash(1, F, NQ),
+            crash(0, F, NU),
+            crash(0, F, NU),
+            crash(0, F, NU),
+            Boot("crash", &[], x(0, S, DD, "crashed")),
+            Recover(&["wake", "--yes"]),
+            crash(0, F, NU),
+            crash(0, F, NU),
+            crash(0, F, NU),
+            Boot("healthy", &[], x(0, S, DD, "dormant")),
+            Boot("healthy", NEW_BUILD, x(0, F, NU, "healthy")),
         ],
     },
 ];
