@@ -1306,7 +1306,12 @@ fn full_tables() {
     assert_eq!(counts(&seeds[0]).0, 15, "15 charged, the 16th pending");
     assert_eq!(counts(&seeds[1]).1, 16);
     let mut events = vec![good, Event::Stage { valid: false }];
-    for end in [End::Healthy, End::Clean, End::Crash, End::KilledAfterWrite(0)] {
+    for end in [
+        End::Healthy,
+        End::Clean,
+        End::Crash,
+        End::KilledAfterWrite(0),
+    ] {
         events.push(Event::Start(Boot::Normal, Fault::None, end));
     }
     events.push(Event::NewBuild);

@@ -195,7 +195,7 @@ pub fn driver_words(s: &State, threshold: u8) -> String {
             d.unclean
         ),
         Some(d) => format!(
-            "build {}: {} unclean start(s) without content (dormant at {threshold}){}{}",
+            "{}: {} unclean start(s) without content (dormant at {threshold}){}{}",
             d.build,
             d.unclean,
             d.attempt.map_or(String::new(), |a| format!(
