@@ -1271,9 +1271,10 @@ fn complete_state_space() {
 /// fill the count table with counts that matter): 16 versions each with one unclean start
 /// (the count table full), and 16 versions quarantined for crash-looping (the quarantine
 /// table full). From there, every interleaving of: staging two more versions (valid, or
-/// one invalid), normal starts ending healthy, clean, crashed or killed in the driver's own
-/// setup, and a new driver build: to the fixed point. It reaches `newer-uncountable`, a
-/// quarantine eviction that raises the floor, and full tables.
+/// one invalid), normal starts ending healthy, clean, crashed, killed in the driver's own
+/// setup or in the content's attempt write, a Windows Safe Mode start that crashes, a new
+/// driver build and waking a dormant one: to the fixed point. It reaches
+/// `newer-uncountable`, a quarantine eviction that raises the floor, and full tables.
 #[test]
 fn full_tables() {
     let versions = 18;
@@ -1314,7 +1315,12 @@ fn full_tables() {
     ] {
         events.push(Event::Start(Boot::Normal, Fault::None, end));
     }
-    events.push(Event::NewBuild);
+    events.extend([
+        Event::Start(Boot::Normal, Fault::None, End::KilledInWrite(1)),
+        Event::Start(Boot::WindowsSafe, Fault::None, End::Crash),
+        Event::NewBuild,
+        Event::Wake,
+    ]);
     let f = search_from("full tables", &ctx, seeds, &events, depth());
     assert_eq!(f.tables, (16, 16), "tables never full");
     if f.fixed_point {
