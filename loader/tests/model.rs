@@ -1,19 +1,24 @@
 //! Exhaustive model check of the boot-attempt state machine and the start sequence over
-//! in-memory media: every sequence of events up to a depth, breadth first, with states
-//! deduplicated, and the rules of DESIGN.md checked after every step by an oracle written
-//! from the design text, not from `machine.rs`.
+//! in-memory media: breadth first over abstract states (`key`: what the design's rules can
+//! distinguish) until no new one appears — a fixed point — with the rules of DESIGN.md
+//! checked after every transition by an oracle written from the design text, not from
+//! `machine.rs`. docs/testing.md, "Model check", argues the abstraction.
 //!
-//! Events: stage a valid or an invalid version (3 versions at most); a start in a normal
-//! boot, in Windows Safe Mode or with the configuration's force-safe switch, with the record
-//! readable, unreadable (I/O error) or unwritable, ending healthy (uptime and canary),
-//! canary failed then clean shutdown, clean shutdown, crash (a hang is the same: the health
-//! check never completes, the process is killed), or killed at each crash point (at the
-//! read; in the middle of the k-th record write, torn; right after the k-th write); the
-//! operator's force-safe switch on and off, unquarantine of each version, reset, rebuild of
-//! a lost record; the record torn (both slots invalid).
+//! Events: stage a valid or an invalid version; a start in a normal boot, in Windows Safe
+//! Mode or with the configuration's force-safe switch, with the record readable,
+//! unreadable (I/O error) or unwritable, ending healthy (uptime and canary), canary failed
+//! then clean shutdown, clean shutdown, crash (a hang is the same: the health check never
+//! completes, the process is killed), killed at each crash point (at the read; in the
+//! middle of the k-th record write, torn; right after the k-th write — after a normal
+//! start's first write, a fault in the driver's own setup), or its own setup failing
+//! cleanly; live changes after a normal start; the operator's force-safe switch on and off,
+//! unquarantine of each version, reset, rebuild of a lost record, wake; another driver
+//! build; the record torn (both slots invalid).
 //!
-//! Depth: `FAILSAFE_MODEL_DEPTH` (default 4 in a debug build, so `cargo test` stays quick;
-//! `.ci/run` runs the release build at the depth in docs/testing.md).
+//! `complete_state_space`: every event, two versions (`FAILSAFE_MODEL_VERSIONS`), from a
+//! first install. `full_tables`: 18 versions from two table-full states the start sequence
+//! reaches. Depth: the fixed point in a release build; `FAILSAFE_MODEL_DEPTH` bounds it
+//! (default 4 in a debug build, so `cargo test` stays quick).
 #![allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
