@@ -249,7 +249,8 @@ enum Cmd {
         /// How this boot ends.
         #[arg(long, value_enum, default_value_t = Then::CleanShutdown)]
         then: Then,
-        /// Die at this step: state-read, state-write:N, after-state-write, after-activate.
+        /// Die at this step: state-read, state-write:N, after-state-write, driver-setup,
+        /// after-activate.
         #[arg(long, value_name = "STEP")]
         crash_at: Option<CrashAt>,
         #[command(flatten)]
@@ -270,6 +271,11 @@ enum Cmd {
         /// Behave as if the OS reported a write filter (UWF) on the record's volume.
         #[arg(long)]
         write_filter: bool,
+        /// The driver build this start runs as, `MAJOR.MINOR.PATCH+<64 hex digits>` (as
+        /// `status` prints it); default: this tool's own host build. A new build gets fresh
+        /// tries; a dormant one starts nothing.
+        #[arg(long, value_name = "ID", value_parser = commands::boot::parse_build)]
+        build: Option<failsafe_loader::state::BuildId>,
         /// The driver's trusted keys: content must be signed by one of them.
         #[command(flatten)]
         keys: commands::verify::KeyArgs,
@@ -290,7 +296,7 @@ enum Cmd {
         #[command(flatten)]
         socket: SocketArg,
         /// Die at this step of the start: state-read, state-write:N, after-state-write,
-        /// after-activate.
+        /// driver-setup, after-activate.
         #[arg(long, value_name = "STEP")]
         crash_at: Option<CrashAt>,
         #[command(flatten)]
@@ -311,6 +317,9 @@ enum Cmd {
         /// Behave as if the OS reported a write filter (UWF) on the record's volume.
         #[arg(long)]
         write_filter: bool,
+        /// The driver build this start runs as (see `boot --build`).
+        #[arg(long, value_name = "ID", value_parser = commands::boot::parse_build)]
+        build: Option<failsafe_loader::state::BuildId>,
         /// Test events (JSON lines, the `test --events` format), evaluated by the active
         /// rules at every activation; matches that are not allow go to the audit queue.
         #[arg(long, value_name = "FILE")]
@@ -428,6 +437,9 @@ enum RecoverCmd {
         #[arg(value_parser = parse_version)]
         version: u64,
     },
+    /// Wake the dormant driver build: it gets fresh tries (needs --yes: it may crash the
+    /// machine up to threshold more times).
+    Wake,
     /// Replace an unreadable or corrupt record with a fresh one in which every stored
     /// version has one try left (docs/boot-safety.md). Needs --yes.
     Rebuild {
@@ -547,6 +559,7 @@ fn main() -> ExitCode {
             force_safe_mode,
             fail_writes,
             write_filter,
+            build,
             events,
             keys,
             json,
@@ -564,6 +577,7 @@ fn main() -> ExitCode {
             env: Env {
                 windows_safe_mode,
                 writes_may_not_persist: write_filter,
+                build: build.unwrap_or_else(commands::boot::host_build),
             },
             fail_writes,
             keys,
@@ -599,6 +613,7 @@ fn main() -> ExitCode {
                 RecoverCmd::ForceSafeMode { state } => Action::ForceSafeMode(state == OnOff::On),
                 RecoverCmd::Reset => Action::Reset,
                 RecoverCmd::Unquarantine { version } => Action::Unquarantine(version),
+                RecoverCmd::Wake => Action::Wake,
                 RecoverCmd::Rebuild { force_safe_mode } => Action::Rebuild {
                     force_safe: force_safe_mode == OnOff::On,
                 },
@@ -625,6 +640,7 @@ fn main() -> ExitCode {
             force_safe_mode,
             fail_writes,
             write_filter,
+            build,
             keys,
             json,
         } => commands::boot::run(&commands::boot::Args {
@@ -645,6 +661,7 @@ fn main() -> ExitCode {
             env: Env {
                 windows_safe_mode,
                 writes_may_not_persist: write_filter,
+                build: build.unwrap_or_else(commands::boot::host_build),
             },
             fail_writes,
             keys,
