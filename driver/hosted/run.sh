@@ -7,7 +7,9 @@
 # driver/kcheck/run.sh links) under Debian's Wine (its ntoskrnl.exe, fltmgr.sys and
 # winedevice.exe, used as they are), one Wine session per boot:
 #   1. scenario 1's crash loop, compared with `failsafectl drill 1`;
-#   2. "July 2024": v2 pushed live through the driver's control device (IOCTLs sent by
+#   2. dormancy: the drill image faulting in its own setup (DrillSetupFault) goes dormant
+#      after 3 bugchecks; the release image, another build, runs again;
+#   3. "July 2024": v2 pushed live through the driver's control device (IOCTLs sent by
 #      driver/hosted/ioctl.c, built here with MinGW-w64), a crash, two boots that bugcheck
 #      on v2, the start on v1 with v2 quarantined, v3 pushed live and healthy.
 # driver/hosted/drill.py says how. Then, with Wine's fltmgr.sys replaced by a TEST DOUBLE of
@@ -60,6 +62,13 @@ python3 driver/hosted/drill.py \
   --ctl target/debug/failsafectl --sample content/sample.toml \
   --work target/hosted --json target/hosted/timeline.json $short
 if [ -z "$short" ]; then
+  # Dormancy (issue 20): the drill image faults in its own setup until it is dormant; the
+  # release image (same sources, another build identity) is the new build.
+  python3 driver/hosted/drill.py --scenario dormancy \
+    --sys target/kcheck/failsafeflt-drill.sys --map target/kcheck/failsafeflt-drill.map \
+    --new-sys target/kcheck/failsafeflt.sys \
+    --ctl target/debug/failsafectl --sample content/sample.toml \
+    --work target/hosted-dormancy --json target/hosted-dormancy/timeline.json
   mkdir -p target/hosted-live
   x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o target/hosted-live/failsafe-ioctl.exe driver/hosted/ioctl.c
   python3 driver/hosted/drill.py --scenario july-2024 \
