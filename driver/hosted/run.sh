@@ -14,11 +14,12 @@
 #      on v2, the start on v1 with v2 quarantined, v3 pushed live and healthy.
 # driver/hosted/drill.py says how. Then, with Wine's fltmgr.sys replaced by a TEST DOUBLE of
 # Filter Manager (driver/hosted/double: built here, loaded with WINEDLLOVERRIDES=fltmgr.sys=n):
-#   3. the file-system half: instances, verdict parity with failsafectl test, paths, DOS
-#      names, hostile inputs, live swaps under load, unload with operations in flight and
-#      reload, and the review findings' scenarios (driver/hosted/double/run.py).
-#   --short        scenario 1 only (6 boots), no July 2024, no double; default: also
-#                  ForceSafeMode, a power loss, July 2024 and the double's scenarios
+#   4. the double checked with its own self-test filter (driver/hosted/double/selftest),
+#      then the driver's file-system half: instances, verdict parity with failsafectl test,
+#      paths, DOS names, hostile inputs, live swaps under load, unload with operations in
+#      flight and reload, and the review findings' scenarios (driver/hosted/double/run.py).
+#   --short        scenario 1 only (6 boots), no dormancy, no July 2024, no double; default:
+#                  also ForceSafeMode, a power loss, dormancy, July 2024 and the double's scenarios
 #   --no-build     use the images already in target/kcheck (e.g. right after the kernel check)
 #   --double-only  the double's scenarios only
 # Installs wine64 (and the kernel check's packages) with apt-get when missing (CI is root).
@@ -80,7 +81,7 @@ fi
 fi
 [ -n "$short" ] && exit 0
 
-# 3. The Filter Manager test double: clippy-clean for the driver's target, linked like the
+# 4. The Filter Manager test double: clippy-clean for the driver's target, linked like the
 # driver (rust-lld, MinGW's import libraries that the kernel check copied), its client, and
 # the engine's own cost on the same events (release build, as `cargo bench`).
 mkdir -p target/hosted-double

@@ -61,6 +61,7 @@ class Row:
     finding: str = ""
     result: str = "SKIP"
     ops: int = 0
+    seconds: float = 0.0
     notes: list = field(default_factory=list)
 
 
@@ -1055,6 +1056,7 @@ def main():
                 faults = d.end_session()
                 if faults:
                     say(f"  main session: Wine reported: {faults[:3]}")
+            started, rows = time.time(), len(d.rows)
             try:
                 f(d)
             except Fail as e:
@@ -1064,6 +1066,9 @@ def main():
                     raise
                 if session == "selftest":
                     d.end_session()
+            finally:
+                for r in d.rows[rows:]:
+                    r.seconds = time.time() - started
         if poke:
             try:
                 poke[0].kill()
@@ -1077,9 +1082,9 @@ def main():
             d.end_session()
         if d.wine:
             d.wine.kill()
-    say("\nscenario                    result  ops    what (finding)")
+    say("\nscenario                    result  ops     s    what (finding)")
     for r in d.rows:
-        say(f"{r.name:<28}{r.result:<8}{r.ops:<7}{r.what}" + (f" ({r.finding})" if r.finding else ""))
+        say(f"{r.name:<28}{r.result:<8}{r.ops:<8}{r.seconds:<5.0f}{r.what}" + (f" ({r.finding})" if r.finding else ""))
     if d.timings:
         say("\npre-create in the real image (hosted under Wine, Filter Manager double) vs the engine alone (native), same events:")
         for k, t in d.timings.items():
