@@ -401,6 +401,24 @@ def s_perf(d: Drill, version, label):
     d.conclude(row, problems, len(ops) * 2)
 
 
+def s_process_exit(d: Drill):
+    row = d.row("process-exit", "a process exit reaches the driver's notify routine: the exited process's exception stops applying")
+    problems = []
+    veeam = 2000  # events.PROCESSES: the backup agent, excepted from rule 210 (ransomware extensions)
+    op = Op(proto.IRP_MJ_CREATE, C, DEV[C] + r"\Users\bob\Documents\restore.locky", pid=veeam, desired_access=WRITE,
+            create_options=(2 << 24))  # FILE_CREATE
+    seen = [events.observed(d.run_ops([op], workers=1)[0])]
+    st = d.processes([proto.process_record(2, veeam)])
+    seen.append(events.observed(d.run_ops([op], workers=1)[0]))
+    st += d.processes([proto.process_record(1, veeam, events.PROCESSES[veeam])])
+    seen.append(events.observed(d.run_ops([op], workers=1)[0]))
+    row.notes.append(f"the backup agent's .locky create: running {seen[0]}, after its exit {seen[1]} (pid unknown), "
+                     f"started again {seen[2]}; notify statuses {st}")
+    if seen != ["pass", "block", "pass"] or any(st):
+        problems.append(f"verdicts {seen} (expected pass, block, pass), notify statuses {st}")
+    d.conclude(row, problems, 3)
+
+
 def s_audits(d: Drill):
     row = d.row("audits", "audited operations reach the console (read-events through the control device, as failsafectl watch reads them)")
     d.drain_events()
@@ -997,6 +1015,7 @@ SCENARIOS = [
     ("parity-sample", "main", lambda d: s_parity(d, 1, 1, 2000, "sample")),
     ("perf-sample", "main", lambda d: s_perf(d, 1, "sample")),
     ("audits", "main", s_audits),
+    ("process-exit", "main", s_process_exit),
     ("name-forms", "main", s_name_forms),
     ("bypass-open-by-id", "main", s_bypass_open_by_id),
     ("bypass-delete-on-close", "main", s_bypass_delete_on_close),
