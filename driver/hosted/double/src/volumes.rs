@@ -14,7 +14,7 @@
 //! drain, post-operation callbacks of paused operations are called with
 //! `FLTFL_POST_OPERATION_DRAINING`, then complete), `FltGetVolumeName`,
 //! `FltGetDiskDeviceObject`, `FltObjectReference` / `FltObjectDereference`,
-//! `FltGetVolumeFromInstance`, `FltGetFilterFromInstance`. Several instances of the filter
+//! `FltGetVolumeFromInstance`. Several instances of the filter
 //! may sit on one volume at different altitudes; operations go through them from the
 //! highest altitude down.
 //!
