@@ -65,14 +65,28 @@ pub fn after(t: jiff::Timestamp, secs: u64) -> jiff::Timestamp {
         .unwrap_or(t)
 }
 
-/// Whole seconds from `a` to `b` (0 when `b` is earlier).
+/// Whole seconds that have fully elapsed from `a` to `b` (0 when `b` is earlier).
+/// Measured in milliseconds, then floored: subtracting whole-second timestamps would
+/// count 10.9 s -> 14.0 s as 4 s, so a ring could open up to a second before its bake
+/// time (the fleet drill caught a 3 s gap for a 4 s bake).
 pub fn secs_between(a: jiff::Timestamp, b: jiff::Timestamp) -> u64 {
-    u64::try_from(b.as_second().saturating_sub(a.as_second())).unwrap_or(0)
+    let ms = b.as_millisecond().saturating_sub(a.as_millisecond());
+    u64::try_from(ms / 1000).unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_seconds_count_only_whole_seconds_that_passed() {
+        let a = jiff::Timestamp::from_millisecond(10_900).unwrap();
+        let b = jiff::Timestamp::from_millisecond(14_000).unwrap();
+        assert_eq!(secs_between(a, b), 3);
+        let c = jiff::Timestamp::from_millisecond(14_900).unwrap();
+        assert_eq!(secs_between(a, c), 4);
+        assert_eq!(secs_between(c, a), 0);
+    }
 
     #[test]
     fn durations_parse_with_units_and_refuse_garbage() {
