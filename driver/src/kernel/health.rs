@@ -272,8 +272,17 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                     canary,
                 };
                 // Built on the record as it is now (a responder may have changed it).
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.health(&act, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.health(&act, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same
@@ -382,8 +391,9 @@ pub fn close_clean() {
             r.closing = true;
             if let Some(act) = r.activation
                 && r.durable.refresh().is_ok()
+                && r.durable.clean_shutdown(&act) == Ok(true)
             {
-                let _ = r.durable.clean_shutdown(&act);
+                super::mirror::write_locked(r);
             }
         }
     });

@@ -36,7 +36,9 @@ impl Guid {
     /// # use tracelogging::Guid;
     /// let g = Guid::new();
     /// ```
-    #[cfg(all(windows, not(proc_macro)))]
+    // failsafe: not in kernel mode: its `#[link(name = "rpcrt4")]` makes every image that
+    // links this crate ask the linker for rpcrt4.lib, a user-mode library no driver has.
+    #[cfg(all(windows, not(proc_macro), not(feature = "kernel_mode")))]
     pub fn new() -> Self {
         #[link(name = "rpcrt4")]
         extern "system" {
