@@ -476,12 +476,15 @@ mod tests {
     #[test]
     fn a_storm_across_threads_admits_at_most_the_budget() {
         let l = std::sync::Arc::new(Limiter::new(MATCHES_PER_SECOND, 10_000_000));
-        let admitted: u64 = (0..4)
+        let threads: Vec<_> = (0..4)
             .map(|_| {
                 let l = l.clone();
                 std::thread::spawn(move || (0..10_000).filter(|_| l.admit(1).is_some()).count())
             })
-            .map(|h| h.join().unwrap() as u64)
+            .collect();
+        let admitted: u64 = threads
+            .into_iter()
+            .map(|h| u64::try_from(h.join().unwrap()).unwrap())
             .sum();
         assert_eq!(admitted, u64::from(MATCHES_PER_SECOND));
         assert_eq!(l.pending_dropped(), 40_000 - admitted);
