@@ -500,6 +500,57 @@ mod tests {
         assert_eq!(&h[60..], b"0001");
     }
 
+    /// The INF source as text (UTF-16LE with BOM in the working tree, UTF-8 in git).
+    fn inf_text() -> String {
+        let raw = include_bytes!("../../inf/failsafeflt.inx");
+        match raw.as_slice() {
+            [0xFF, 0xFE, rest @ ..] => {
+                let units: Vec<u16> = rest
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                String::from_utf16(&units).unwrap()
+            }
+            other => String::from_utf8(other.to_vec()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_manifest_and_the_inf_name_this_provider_and_channel() {
+        let guid = "{2df134e2-be35-54e1-e54b-6acb496a6786}";
+        assert_eq!(
+            std::format!("{{{:?}}}", tlg::Guid::from_u128(&PROVIDER_GUID)),
+            guid
+        );
+        let channel = std::format!("{PROVIDER_NAME}/Operational");
+        let man = include_str!("../../inf/failsafeflt.man");
+        for needle in [
+            std::format!("name=\"{PROVIDER_NAME}\""),
+            std::format!("guid=\"{guid}\""),
+            std::format!("name=\"{channel}\""),
+            std::format!("value=\"{}\"", OPERATIONAL_CHANNEL.as_int()),
+            "type=\"Operational\"".into(),
+        ] {
+            assert!(man.contains(&needle), "the manifest lacks {needle}");
+        }
+        let inf = inf_text();
+        for needle in [
+            std::format!("EtwProviderName      = \"{PROVIDER_NAME}\""),
+            std::format!("EtwProviderGuid      = \"{guid}\""),
+            std::format!("EtwChannel           = \"{channel}\""),
+        ] {
+            assert!(inf.contains(&needle), "the INF lacks {needle}");
+        }
+        // Both install forms register it.
+        assert_eq!(
+            inf.matches("AddEventProvider = %EtwProviderGuid%").count(),
+            2
+        );
+        assert_eq!(inf.matches("AddChannel   = %EtwChannel%, 0x2").count(), 2);
+        // The channel keyword the events carry is the first channel's (bit 63).
+        assert_eq!(keyword::OPERATIONAL, 1 << 63);
+    }
+
     #[test]
     fn events_are_nothing_without_a_session() {
         // Off Windows (and on Windows before registration) nothing listens: the writes
