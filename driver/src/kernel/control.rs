@@ -485,6 +485,11 @@ fn respond(
             flt::events_drain(out, max, sleep_1ms)
         }
     };
+    if let Ok(Request::Activate { .. } | Request::Rollback) = req {
+        // A live change, or a refusal after which the core may have written the record
+        // back (docs/boot-safety.md, "Live activation"): mirror the record as it is now.
+        health::with_state(|s| s.as_ref().map(super::mirror::write_locked));
+    }
     written.unwrap_or(0)
 }
 
@@ -577,7 +582,6 @@ fn activate(s: &mut Option<Running>, version: u64) -> Result<(u64, u64), LiveRef
         &r.trust,
     )?;
     install(r, act, rules)?;
-    super::mirror::write_locked(r);
     Ok((version, r.durable.state().boot))
 }
 
@@ -614,7 +618,6 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
             crate::etw::quarantine(q);
         }
     }
-    super::mirror::write_locked(r);
     Ok((version, boot))
 }
 
