@@ -72,10 +72,16 @@ pub(crate) fn unregister() -> u32 {
     PROVIDER.unregister()
 }
 
-/// A session listens for match events (one load; the callbacks ask before copying the
-/// process image).
-pub fn matches_enabled() -> bool {
-    PROVIDER.enabled(tlg::Level::Informational, keyword::MATCH)
+/// A session listens for the match event of `action` (`MatchBlocked` is a warning,
+/// `MatchAudited` informational): one load; the callbacks ask before copying the process
+/// image.
+pub fn match_enabled(action: Action) -> bool {
+    let level = if action == Action::Block {
+        tlg::Level::Warning
+    } else {
+        tlg::Level::Informational
+    };
+    PROVIDER.enabled(level, keyword::MATCH)
 }
 
 /// Lowercase hex of a digest, for a text field.
@@ -341,7 +347,7 @@ pub fn matched(
     vetoed: bool,
     now: u64,
 ) {
-    if !matches_enabled() {
+    if !match_enabled(m.action) {
         return;
     }
     let Some(dropped) = MATCH_LIMIT.admit(now) else {
@@ -535,9 +541,9 @@ mod tests {
         }
         let inf = inf_text();
         for needle in [
-            std::format!("EtwProviderName      = \"{PROVIDER_NAME}\""),
-            std::format!("EtwProviderGuid      = \"{guid}\""),
-            std::format!("EtwChannel           = \"{channel}\""),
+            std::format!("EtwProviderName     = \"{PROVIDER_NAME}\""),
+            std::format!("EtwProviderGuid     = \"{guid}\""),
+            std::format!("EtwChannel          = \"{channel}\""),
         ] {
             assert!(inf.contains(&needle), "the INF lacks {needle}");
         }
@@ -555,7 +561,8 @@ mod tests {
     fn events_are_nothing_without_a_session() {
         // Off Windows (and on Windows before registration) nothing listens: the writes
         // return at once.
-        assert!(!matches_enabled());
+        assert!(!match_enabled(Action::Block));
+        assert!(!match_enabled(Action::Audit));
         driver_warning("test");
         setup_failed("test", -1);
     }

@@ -119,7 +119,7 @@ pub unsafe extern "C" fn process_notify(
 /// own frame, so that the image buffer is not on `report`'s. IRQL ≤ APC_LEVEL.
 #[inline(never)]
 fn trace_match(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool, now: u64) {
-    if !crate::etw::matches_enabled() {
+    if !crate::etw::match_enabled(m.action) {
         return;
     }
     let mut image = [0u16; crate::proctable::MAX_UNITS];
