@@ -1,5 +1,5 @@
 //! The driver's ETW provider and its events (TraceLogging, Microsoft's `tracelogging`
-//! crate; ADR 0016). Every event the driver writes is written here, by a function whose
+//! crate; ADR 0018). Every event the driver writes is written here, by a function whose
 //! name, level, keyword and fields docs/windows.md ("ETW events") lists; the kernel check
 //! decodes the metadata the crate encoded into the linked image and compares it with that
 //! list (tests/tests/pe.rs). Registration with the kernel is `kernel::etw`'s job.
