@@ -16,7 +16,7 @@
 //! Remarks): match events are written from the pre-operation callbacks at PASSIVE or
 //! APC_LEVEL, everything else at PASSIVE_LEVEL.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use failsafe_loader::state::machine::LiveRefusal;
 use failsafe_loader::state::start::Rejection;
@@ -329,9 +329,13 @@ pub fn control_request(request: &'static str, pid: u64, version: u64, result: &s
     );
 }
 
-/// Match events: at most [`MATCHES_PER_SECOND`] per second; the rest are counted and the
-/// count goes out with the next event written (`Dropped`).
-pub static MATCH_LIMIT: Limiter = Limiter::new(MATCHES_PER_SECOND, 10_000_000);
+/// Block match events: at most [`MATCHES_PER_SECOND`] per second; the rest are counted and
+/// the count goes out with the next block event written (`Dropped`). Blocks and audits
+/// have a limiter each, so an audit storm cannot starve the warning-level block events
+/// (nor hand a block's dropped count to an event a warning-level session never sees).
+pub static BLOCK_LIMIT: Limiter = Limiter::new(MATCHES_PER_SECOND, 10_000_000);
+/// Audit match events: as [`BLOCK_LIMIT`], separately.
+pub static AUDIT_LIMIT: Limiter = Limiter::new(MATCHES_PER_SECOND, 10_000_000);
 /// Match events written per second at most.
 pub const MATCHES_PER_SECOND: u32 = 100;
 
@@ -350,7 +354,12 @@ pub fn matched(
     if !match_enabled(m.action) {
         return;
     }
-    let Some(dropped) = MATCH_LIMIT.admit(now) else {
+    let limit = if m.action == Action::Block {
+        &BLOCK_LIMIT
+    } else {
+        &AUDIT_LIMIT
+    };
+    let Some(dropped) = limit.admit(now) else {
         return;
     };
     let operation = match kind {
@@ -389,46 +398,60 @@ pub fn matched(
 }
 
 /// A fixed-window rate limit over atomics: at most `per_window` admissions per `window`
-/// (100 ns units); never waits, never allocates, any IRQL. Refusals are counted, and the
-/// count since the last admission is handed to the next one.
+/// (100 ns units; window `k` is `[k * window, (k + 1) * window)`); never waits, never
+/// allocates, any IRQL. The window's index and its count share one atomic word, updated by
+/// one compare-exchange loop, so no admission can land in a window that another caller
+/// is resetting (two separate atomics let a preempted caller re-zero a later window's
+/// count). Refusals are counted, and the count since the last admission is handed to the
+/// next one.
 #[derive(Debug)]
 pub struct Limiter {
     per_window: u32,
     window: u64,
-    start: AtomicU64,
-    used: AtomicU32,
+    /// Window index (high 40 bits) and admissions in it (low 24 bits).
+    slot: AtomicU64,
     dropped: AtomicU64,
 }
 
+/// Bits of [`Limiter::slot`] that count admissions (`per_window` is kept below this).
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
 impl Limiter {
-    /// A limiter with its first window starting at time 0.
+    /// A limiter with its first window starting at time 0. `per_window` is capped at
+    /// 2^24 - 1.
     pub const fn new(per_window: u32, window: u64) -> Self {
+        let cap = if (per_window as u64) < COUNT_MASK {
+            per_window
+        } else {
+            COUNT_MASK as u32
+        };
         Limiter {
-            per_window,
+            per_window: cap,
             window,
-            start: AtomicU64::new(0),
-            used: AtomicU32::new(0),
+            slot: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
     }
 
     /// `Some(dropped since the last admission)` if the event at `now` may be written.
     pub fn admit(&self, now: u64) -> Option<u64> {
-        let start = self.start.load(Ordering::Relaxed);
-        // One caller opens the next window; a racing caller counts in either window.
-        if now.saturating_sub(start) >= self.window
-            && self
-                .start
-                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.used.store(0, Ordering::Relaxed);
-        }
-        // `fetch_update` saturates instead of wrapping at u32::MAX.
+        // Window index, kept to the 40 bits the slot holds (2^40 seconds is beyond uptime).
+        let index = now.checked_div(self.window).unwrap_or(0) & (u64::MAX >> COUNT_BITS);
         let admitted = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u < self.per_window).then(|| u.saturating_add(1))
+            .slot
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |slot| {
+                let (current, used) = (slot >> COUNT_BITS, slot & COUNT_MASK);
+                if index > current {
+                    // A later window: this admission is its first.
+                    Some((index << COUNT_BITS) | 1)
+                } else if used < u64::from(self.per_window) {
+                    // This window (or a caller whose clock read is a little older: it
+                    // counts in the newest window, never reopens an old one).
+                    Some(slot.saturating_add(1))
+                } else {
+                    None
+                }
             })
             .is_ok();
         if admitted {
@@ -494,6 +517,40 @@ mod tests {
             .sum();
         assert_eq!(admitted, u64::from(MATCHES_PER_SECOND));
         assert_eq!(l.pending_dropped(), 40_000 - admitted);
+    }
+
+    #[test]
+    fn windows_opened_by_racing_threads_never_exceed_the_budget() {
+        // Four threads walk the clock through 50 windows, each at its own pace; every
+        // window admits at most its budget however the openings race (the review found
+        // that a separate reset could re-zero a later window's count).
+        let l = std::sync::Arc::new(Limiter::new(10, 1000));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    let mut per = [0u64; 50];
+                    for i in 0..20_000u64 {
+                        let now = (i * (3 + t)) % 50_000;
+                        if l.admit(now).is_some() {
+                            per[usize::try_from(now / 1000).unwrap()] += 1;
+                        }
+                    }
+                    per
+                })
+            })
+            .collect();
+        let mut total = [0u64; 50];
+        for h in threads {
+            for (t, p) in total.iter_mut().zip(h.join().unwrap()) {
+                *t += p;
+            }
+        }
+        // Admissions are counted in the newest window, so a window's own reads may count
+        // fewer; the budget bounds the sum over any run of windows.
+        let sum: u64 = total.iter().sum();
+        assert!(sum <= 10 * 50, "{sum} admissions in 50 windows of 10");
+        assert!(sum >= 10, "nothing admitted");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub fn register() {
     // DriverEntry and the unload callback call before the image can unload.
     let status = unsafe { crate::etw::register() };
     if status != 0 {
+        // Unregister all the same (a no-op without a handle): a provider left registered
+        // when the image unloads would be called into freed code.
+        let _ = crate::etw::unregister();
         REGISTERED.store(false, Ordering::Release);
         log(c"not registered: EtwRegister failed", "", status);
         return;

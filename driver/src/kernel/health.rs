@@ -293,8 +293,17 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                     uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
                     canary,
                 };
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.build_health(&b, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.build_health(&b, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same

@@ -103,10 +103,35 @@ pub fn write(state: &State, seq: u64) {
         return;
     }
     let spare = wide.spare_capacity_mut();
+    // `RecordSequence` goes last and only when every other value was written: a reader
+    // judges the mirror by it, so a partly failed update must not carry the new one.
+    let mut all = true;
     mirror::each(state, seq, &mut text, |name, value| {
-        set(key, name, value, spare);
+        if name != SEQUENCE {
+            all &= set(key, name, value, spare);
+        }
     });
+    if all {
+        mirror::each(state, seq, &mut text, |name, value| {
+            if name == SEQUENCE {
+                let _ = set(key, name, value, spare);
+            }
+        });
+    }
     drop::<Box<Text>>(text);
+}
+
+/// The value a reader judges the mirror's age by (docs/windows.md, "State for fleet tools").
+const SEQUENCE: &str = "RecordSequence";
+
+/// Mirrors a record the driver wrote before (or without) its running state: a dormant
+/// start or one whose own setup failed. Opens the key, writes, closes it. `DriverEntry`,
+/// PASSIVE_LEVEL, nothing else running.
+pub fn write_once(service: &Wide, state: &State, seq: u64) {
+    if open(service) {
+        write(state, seq);
+        close();
+    }
 }
 
 /// A text value's UTF-16 form and its terminating NUL.
@@ -114,9 +139,10 @@ const WIDE_UNITS: usize = TEXT_MAX + 1;
 
 /// One `ZwSetValueKey`: a `REG_DWORD`, or a `REG_SZ` as UTF-16 with its terminating NUL
 /// (built in `wide`, pool memory reserved for `WIDE_UNITS`).
-fn set(key: HANDLE, name: &str, value: Value<'_>, wide: &mut [MaybeUninit<u16>]) {
+/// Whether the value was written.
+fn set(key: HANDLE, name: &str, value: Value<'_>, wide: &mut [MaybeUninit<u16>]) -> bool {
     let Some(mut n) = Wide::from_str(name) else {
-        return;
+        return false;
     };
     let mut us = n.unicode();
     let dword: [u8; 4];
@@ -130,14 +156,14 @@ fn set(key: HANDLE, name: &str, value: Value<'_>, wide: &mut [MaybeUninit<u16>])
             // so the NUL fits the WIDE_UNITS reserved (checked, not assumed).
             let units = s.len().min(TEXT_MAX);
             let Some(nul) = wide.get_mut(units) else {
-                return;
+                return false;
             };
             nul.write(0);
             for (d, b) in wide.iter_mut().zip(s.bytes().take(units)) {
                 d.write(u16::from(b));
             }
             let Ok(bytes) = u32::try_from(units.saturating_add(1).saturating_mul(2)) else {
-                return;
+                return false;
             };
             (REG_SZ, wide.as_ptr().cast::<c_void>(), bytes)
         }
@@ -145,5 +171,6 @@ fn set(key: HANDLE, name: &str, value: Value<'_>, wide: &mut [MaybeUninit<u16>])
     // SAFETY: `key` is the live handle opened with KEY_SET_VALUE; `us` points into `n`;
     // `data` points at `len` bytes, all written above, that stay alive for the call (the
     // kernel copies them).
-    let _ = unsafe { ZwSetValueKey(key, &mut us, 0, kind, data.cast_mut(), len) };
+    let status = unsafe { ZwSetValueKey(key, &mut us, 0, kind, data.cast_mut(), len) };
+    status >= 0
 }

@@ -162,6 +162,11 @@ pub unsafe extern "system" fn driver_entry(
         // The decision is an event too; then the provider goes with the image.
         start_events(&started, &cfg, safe_boot);
         etw::unregister();
+        mirror::write_once(
+            &params.service,
+            started.durable.state(),
+            started.durable.seq(),
+        );
         return dormant(&params.service, &started);
     }
     log_build(&started);
@@ -179,6 +184,11 @@ pub unsafe extern "system" fn driver_entry(
     if let Err((step, status)) = setup(driver) {
         crate::etw::setup_failed(step, status);
         close_build(&mut started);
+        mirror::write_once(
+            &params.service,
+            started.durable.state(),
+            started.durable.seq(),
+        );
         teardown();
         return status;
     }

@@ -394,7 +394,10 @@ impl ProviderContextInner {
                 self.level = -1;
             }
             1 => {
-                self.level = level as i32;
+                // failsafe: level 0 means every level (TraceLoggingProvider.h's
+                // _TlgEnableCallback: LevelPlus1 = level != 0 ? level + 1 : 256); a
+                // controller that passes no level sends 0.
+                self.level = if level == 0 { 255 } else { level as i32 };
                 self.keyword_any = match_any_keyword;
                 self.keyword_all = match_all_keyword;
             }
