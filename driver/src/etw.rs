@@ -416,15 +416,17 @@ pub struct Limiter {
 /// Bits of [`Limiter::slot`] that count admissions (`per_window` is kept below this).
 const COUNT_BITS: u32 = 24;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// The most admissions a window can count (the count's bits all set).
+const MAX_PER_WINDOW: u32 = (1 << COUNT_BITS) - 1;
 
 impl Limiter {
     /// A limiter with its first window starting at time 0. `per_window` is capped at
     /// 2^24 - 1.
     pub const fn new(per_window: u32, window: u64) -> Self {
-        let cap = if (per_window as u64) < COUNT_MASK {
+        let cap = if per_window < MAX_PER_WINDOW {
             per_window
         } else {
-            COUNT_MASK as u32
+            MAX_PER_WINDOW
         };
         Limiter {
             per_window: cap,
