@@ -33,9 +33,9 @@ pub use wdk_sys::ntddk::{
     IoVolumeDeviceToDosName, IofCompleteRequest, KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs,
     KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer,
     KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile,
-    ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey,
-    ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    ObfDereferenceObject, PsGetCurrentProcessId, PsSetCreateProcessNotifyRoutineEx, ZwClose,
+    ZwCreateFile, ZwCreateKey, ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile,
+    ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey, ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
