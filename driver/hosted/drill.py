@@ -27,7 +27,13 @@ Checks (the run fails on any difference that is not the declared host gap):
   2. for every boot, the driver's decision against `failsafectl boot` run on a copy of the
      same store just before that boot (the same record, the CLI's start sequence), and the
      driver's LastStart registry value (REG_BINARY, written by ZwSetValueKey) against the
-     start report that CLI boot wrote, byte for byte.
+     start report that CLI boot wrote, byte for byte;
+  3. after every boot, the driver's registry mirror of the record (Parameters\State, read
+     with `wine reg query` during the session) equal to `failsafectl status --json`'s
+     registry_mirror.expected (computed from the record the driver wrote), value by value;
+     and what Wine does with the ETW provider: no Etw* routine exported (Wine says so to
+     MmGetSystemRoutineAddress), the driver's line that it runs without the provider, and
+     no call of any Etw* routine.
 """
 
 import argparse
@@ -46,6 +52,8 @@ from pathlib import Path
 SERVICE = "failsafeflt"
 SERVICE_KEY = r"HKLM\System\CurrentControlSet\Services\failsafeflt"
 PARAMS_KEY = SERVICE_KEY + r"\Parameters"
+STATE_KEY = PARAMS_KEY + r"\State"
+ETW_NOT_REGISTERED = re.compile(r"failsafeflt: ETW provider (not registered: [^\n]*|registered [^\n]*)")
 CONTENT_DIR_NT = r"\??\C:\windows\Failsafe"  # \SystemRoot\... does not resolve in Wine 8.0
 HEALTHY_AFTER = 10
 THRESHOLD = 3
@@ -163,6 +171,17 @@ def demangle(sym: str) -> str:
     return out
 
 
+def build_identity(image: Path) -> str:
+    """The build identity the image carries (driver/src/build_id.rs: `FSBUILD1`, version
+    u64, digest), as `failsafectl boot --build` takes it."""
+    data = image.read_bytes()
+    at = data.find(b"FSBUILD1")
+    if at < 0 or data.find(b"FSBUILD1", at + 1) >= 0:
+        raise Fail(f"{image}: no single FSBUILD1 marker")
+    version, digest = struct.unpack_from("<Q", data, at + 8)[0], data[at + 16:at + 48]
+    return f"{version >> 32}.{(version >> 16) & 0xFFFF}.{version & 0xFFFF}+{digest.hex()}"
+
+
 def read_map(path: Path):
     """(address, name) of every code symbol in lld-link's /MAP output, sorted."""
     syms = []
@@ -218,6 +237,17 @@ class Wine:
             subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise Fail("the Wine session did not end")
+
+    def reg_query_values(self, key):
+        """Every REG_SZ / REG_DWORD value of `key` ({} when it does not exist)."""
+        r = self.run("reg", "query", key, check=False)
+        out = {}
+        for line in r.stdout.splitlines():
+            m = re.match(r"^\s+(\S+)\s+(REG_SZ|REG_DWORD)\s*(.*?)\s*$", line)
+            if m:
+                name, ty, data = m.groups()
+                out[name] = int(data, 16) if ty == "REG_DWORD" else data
+        return out
 
     def reg_query_binary(self, key, name):
         r = self.run("reg", "query", key, "/v", name, check=False)
@@ -343,15 +373,17 @@ class Ctl:
     def status(self, store: Path):
         return json.loads(self.run("status", "--store", store, "--json", "--threshold", THRESHOLD))
 
-    def shadow_boot(self, store: Path, shadow: Path, force_safe_mode: bool, test_key: str):
-        """The CLI's start sequence on a copy of the store as it is before the hosted boot."""
+    def shadow_boot(self, store: Path, shadow: Path, force_safe_mode: bool, test_key: str, build: str,
+                    extra=()):
+        """The CLI's start sequence on a copy of the store as it is before the hosted boot, as
+        the driver build `build` (the image's own identity)."""
         if shadow.exists():
             shutil.rmtree(shadow)
         shutil.copytree(store, shadow)
         for f in ("last-start.bin",):
             (shadow / f).unlink(missing_ok=True)
         args = ["boot", "--store", shadow, "--json", "--threshold", THRESHOLD, "--then", "clean-shutdown",
-                "--test-signing", "--test-key", test_key]
+                "--test-signing", "--test-key", test_key, "--build", build, *extra]
         if force_safe_mode:
             args.append("--force-safe-mode")
         out = self.run(*args)
@@ -404,6 +436,7 @@ class Drill:
         self.store = self.prefix / "drive_c" / "windows" / "Failsafe"
         self.entry_rva = pe_entry_rva(self.image)
         self.image_size = pe_image_size(self.image)
+        self.build = build_identity(self.image)
         self.boot_no = 0
         self.rows = []
         self.calls = {}  # (driver function, kernel routine) -> count
@@ -470,7 +503,8 @@ class Drill:
         self.boot_no += 1
         n = self.boot_no
         before = self.ctl.status(self.store) if (self.store / "state.bin").exists() else None
-        shadow, shadow_report = self.ctl.shadow_boot(self.store, self.work / "shadow", force_safe_mode, self.public_hex)
+        shadow, shadow_report = self.ctl.shadow_boot(self.store, self.work / "shadow", force_safe_mode, self.public_hex,
+                                                     self.build)
         log = self.work / f"boot-{n}.log"
         s = Session(self.wine, log, self.entry_rva, self.image_size)
         start = s.wait_for(r"failsafeflt: (start|not started)", 90)
@@ -492,6 +526,7 @@ class Drill:
                 raise Fail(f"boot {n}: the host process survived KeBugCheckEx")
             evidence.append(bc.split(":", 1)[1] + "; host process exited")
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             s.power_off()
         elif end == "kill":
             pids = host_pids_with_driver()
@@ -500,6 +535,7 @@ class Drill:
             os.kill(pids[0], signal.SIGKILL)
             evidence.append(f"SIGKILL to winedevice.exe (pid {pids[0]}) after the start line")
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             s.power_off()
         elif end == "healthy":
             deadline = time.time() + HEALTHY_AFTER + 60
@@ -510,6 +546,7 @@ class Drill:
                     break
                 time.sleep(0.5)
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             if during:
                 # The start's decision as recorded before anything live changes it.
                 snapshot = self.ctl.status(self.store)
@@ -529,6 +566,7 @@ class Drill:
             s.power_off()
         elif end == "shutdown":
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             if set_next:
                 self.set_params(set_next)
             s.end_in_order()
@@ -596,10 +634,57 @@ class Drill:
         faults = [l for l in log.read_text(errors="replace").splitlines() if FAULT.search(l)]
         if faults:
             raise Fail(f"boot {n}: a fault in Wine's output (log: {log}): {faults[:3]}")
+        row["registry_mirror"] = mirror
+        row["etw"] = self.etw_under_wine(n, log)
         self.collect_calls(log)
         self.rows.append(row)
         say(f"  boot {n}: {self.describe(row)}")
         return row
+
+    def check_mirror(self, n):
+        """The driver's registry mirror (Parameters\\State, read from the Wine prefix during
+        the session) against `failsafectl status --json`'s registry_mirror.expected, the
+        values the record the driver wrote means. The driver writes the mirror right after
+        the record, so a read can fall between the two: retried for up to 10 s."""
+        deadline = time.time() + 10
+        while True:
+            st = self.ctl.status(self.store)
+            expected = (st.get("registry_mirror") or {}).get("expected")
+            if expected is None:
+                raise Fail(f"boot {n}: status --json has no registry_mirror.expected (record unreadable?)")
+            found = self.wine.reg_query_values(STATE_KEY)
+            diffs = {k: (v, found.get(k)) for k, v in expected.items() if found.get(k) != v}
+            extra = sorted(set(found) - set(expected))
+            if not diffs and not extra:
+                return {"values": len(expected), "record_sequence": expected["RecordSequence"], "same": True}
+            if time.time() > deadline:
+                raise Fail(f"boot {n}: registry mirror differs from status --json "
+                           f"(name: (record, registry)): {diffs}; values the record does not mean: {extra}")
+            time.sleep(0.5)
+
+    def etw_under_wine(self, n, log: Path):
+        """What Wine did with the ETW provider this boot: the driver must have asked for the
+        Etw* routines, found none (Wine 8.0's ntoskrnl exports none), said it runs without
+        the provider, and called none of them."""
+        text = log.read_text(errors="replace")
+        line = ETW_NOT_REGISTERED.search(text)
+        if not line:
+            raise Fail(f"boot {n}: no 'ETW provider' line from the driver (log: {log})")
+        wine_says = re.search(r'MmGetSystemRoutineAddress L"(Etw\w+)" not found', text)
+        called = sorted(set(re.findall(r":Call ntoskrnl\.exe\.(Etw\w+)\(", text)))
+        if called:
+            raise Fail(f"boot {n}: the driver called {called} under Wine (log: {log})")
+        if "not registered" not in line.group(1):
+            raise Fail(f"boot {n}: the driver registered its ETW provider under Wine: {line.group(0)}")
+        return {"driver": line.group(0).split("failsafeflt: ", 1)[1],
+                "wine": wine_says.group(0) if wine_says else None, "etw_calls": called}
+
+    @staticmethod
+    def mirror_etw_text(h):
+        m, e = h["registry_mirror"], h["etw"]
+        return (f"Parameters\\State = status --json registry_mirror.expected: {m['values']} values, "
+                f"RecordSequence {m['record_sequence']}; ETW: {e['driver']} (Wine: {e['wine'] or 'no MmGetSystemRoutineAddress line'}); "
+                f"Etw* calls: {len(e['etw_calls'])}")
 
     def set_params(self, values):
         for name, v in values.items():
@@ -741,6 +826,7 @@ class Drill:
             say(f"  {got} {'yes' if ok else f'NO, expected {w}'}; decision vs CLI on the same store: "
                 f"{'same' if h['shadow_ok'] else 'DIFFERENT'}; LastStart "
                 f"{'= CLI start report' if h['last_start_same_bytes'] else 'DIFFERS'}")
+            say(f"    {self.mirror_etw_text(h)}")
             if not ok:
                 failures.append(f"boot {h['boot']}: {got}, expected {w}")
             if not h["shadow_ok"]:
@@ -797,6 +883,7 @@ class Drill:
             lb = "LastStart (REG_BINARY) = CLI start report, byte for byte" if h["last_start_same_bytes"] else (
                 f"LastStart DIFFERS: registry {h['last_start_registry']}")
             say(f"  boot {h['boot']}: decision {ok}; {lb}; ended by {h['end']}: {'; '.join(h['evidence']) or '-'}")
+            say(f"    {self.mirror_etw_text(h)}")
             if not h["shadow_ok"]:
                 failures.append(f"boot {h['boot']}: differs from the CLI on the same store: {h['shadow']}")
             if not h["last_start_same_bytes"]:
@@ -813,6 +900,131 @@ class Drill:
             say(f"  {fn}: {', '.join(rs)}")
 
 
+# ---------------------------------------------------------------- dormancy (issue 20)
+# A drill build that faults in its own setup (DrillSetupFault = 1, read by drill builds
+# only): three boots bugcheck after the build's attempt is durable and before any content
+# is chosen; the fourth start is dormant (DriverEntry returns having set nothing up); a new
+# build (the release image of the same sources: another identity) runs v1 again.
+
+DORMANT_LINE = re.compile(r"failsafeflt: dormant: build (\S+) has had (\d+) unclean starts without content "
+                          r"\(dormant since boot (\d+)\)")
+
+
+def dormancy_boot(d, kind, set_during=None):
+    """One hosted boot of the dormancy scenario: `fault` (the setup bugcheck), `dormant`
+    (the start refuses itself) or `healthy` (v1 runs until its health check passes).
+    `set_during`: Parameters values written while this boot's session runs (a `wine reg`
+    outside a session would start one, and the driver with it: an extra boot)."""
+    d.boot_no += 1
+    n = d.boot_no
+    shadow_args = ("--crash-at", "driver-setup") if kind == "fault" else ()
+    shadow = None
+    if kind != "fault":
+        shadow, shadow_report = d.ctl.shadow_boot(d.store, d.work / "shadow", False, d.public_hex, d.build,
+                                                  shadow_args)
+    log = d.work / f"boot-{n}.log"
+    s = Session(d.wine, log, d.entry_rva, d.image_size)
+    row = {"event": "boot", "boot": n, "kind": kind, "build": d.build}
+    try:
+        if kind == "fault":
+            line = s.wait_for(r"failsafeflt: build \S+ attempt durable \(boot (\d+)\)", 90)
+            bc = s.wait_for(r"err:ntoskrnl:KeBugCheckEx", 30)
+            if not line or not bc or "46534453" not in bc.lower():  # DRILL_SETUP_BUGCHECK, "FSDS"
+                raise Fail(f"boot {n}: expected the build's attempt line, then the setup bugcheck (log: {log}): {line} / {bc}")
+            if s.wait_for(r"failsafeflt: start:", 1):
+                raise Fail(f"boot {n}: content was chosen before the setup fault")
+            row["evidence"] = [line.split("failsafeflt: ", 1)[1], bc.split(":", 1)[1]]
+        elif kind == "dormant":
+            line = s.wait_for(r"failsafeflt: (dormant|start|build)", 90)
+            if not line or "dormant" not in line:
+                raise Fail(f"boot {n}: expected the dormant line first (log: {log}): {line}")
+            m = DORMANT_LINE.search(line)
+            deadline = time.time() + 15
+            while host_pids_with_driver() and time.time() < deadline:
+                time.sleep(0.2)
+            row["image_mapped_after"] = bool(host_pids_with_driver())
+            row["evidence"] = [line.split("failsafeflt: ", 1)[1]]
+            row["printed"] = {"unclean": int(m.group(2)), "since": int(m.group(3))} if m else None
+        else:
+            start = s.wait_for(r"failsafeflt: start:", 90)
+            if not start:
+                raise Fail(f"boot {n}: no start line (log: {log})")
+            deadline = time.time() + HEALTHY_AFTER + 60
+            while time.time() < deadline:
+                hc = d.ctl.status(d.store)["state"].get("last_health_check") or {}
+                if hc.get("boot") == n and hc.get("passed"):
+                    break
+                time.sleep(0.5)
+            else:
+                raise Fail(f"boot {n}: no passed health check (log: {log})")
+            row["evidence"] = [start.split("failsafeflt: ", 1)[1], f"health check passed, uptime {hc['uptime_secs']} s"]
+        row["last_start"] = d.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+        if set_during:
+            d.set_params(set_during)
+    finally:
+        s.power_off()
+    st = d.ctl.status(d.store)
+    drv = st["state"].get("driver") or {}
+    dec = st["state"]["last_decision"]
+    row.update(driver=drv, decision=(dec["mode"], dec["reason"], dec["version"], dec["boot"]))
+    if shadow is not None:
+        row["shadow"] = (shadow["mode"], shadow["reason"], shadow.get("version"))
+        ls = row.pop("last_start")
+        row["last_start_same_bytes"] = ls is not None and ls == shadow_report
+    else:
+        row.pop("last_start")
+    d.rows.append(row)
+    say(f"  boot {n} ({kind}): record {row['decision']}, driver {drv.get('unclean_starts_without_content')} "
+        f"unclean without content, dormant {drv.get('dormant')}; {'; '.join(row['evidence'])}")
+    return row
+
+
+def run_dormancy(d, new_image: Path):
+    d.setup()
+    say("\nhosted: dormancy (issue 20) with the real failsafeflt.sys (drill build, DrillSetupFault) under Wine "
+        "- NOT Windows")
+    d.stage(1, init=True)
+    failures = []
+    first = dormancy_boot(d, "healthy", set_during={"DrillSetupFault": 1})
+    if first["decision"][:3] != ("normal", "newest-content", 1):
+        failures.append(f"boot 1: {first['decision']}")
+    for k in range(THRESHOLD):
+        r = dormancy_boot(d, "fault")
+        drv = r["driver"]
+        if (drv.get("attempt") or {}).get("phase") != "in-progress" or drv.get("unclean_starts_without_content") != k:
+            failures.append(f"setup fault {k + 1}: the record shows {drv}")
+    for i in range(2):
+        # The last dormant boot's session clears the fault value: the fixed build comes next.
+        r = dormancy_boot(d, "dormant", set_during={"DrillSetupFault": 0} if i == 1 else None)
+        want = ("safe", "driver-dormant", None)
+        if r["decision"][:3] != want or r["shadow"] != want:
+            failures.append(f"boot {r['boot']}: {r['decision']} / CLI {r['shadow']}, expected {want}")
+        if (r["driver"].get("dormant") or {}).get("since_boot") != 2 + THRESHOLD:
+            failures.append(f"boot {r['boot']}: dormant since {r['driver'].get('dormant')}")
+        # Whether the host unmaps an image whose DriverEntry failed is Wine's business
+        # (Windows: Microsoft Learn, "DriverEntry Return Values"); shown, not judged.
+        say(f"  boot {r['boot']}: image still mapped in winedevice.exe after the dormant start: "
+            f"{'yes' if r['image_mapped_after'] else 'no'}")
+        if not r["last_start_same_bytes"]:
+            failures.append(f"boot {r['boot']}: LastStart differs from the CLI's start report")
+    # The fixed build: another image (another identity); the fault value no longer applies.
+    drivers = d.prefix / "drive_c" / "windows" / "system32" / "drivers"
+    shutil.copyfile(new_image, drivers / "failsafeflt.sys")
+    d.build = build_identity(new_image)
+    say(f"  -- a new driver build is installed: {new_image.name}, build {d.build}")
+    r = dormancy_boot(d, "healthy")
+    if r["decision"][:3] != ("normal", "newest-content", 1) or r["shadow"] != ("normal", "newest-content", 1):
+        failures.append(f"new build: {r['decision']} / CLI {r['shadow']}")
+    if r["driver"].get("build") != d.build or r["driver"].get("unclean_starts_without_content") != 0:
+        failures.append(f"new build: the record's build is {r['driver']}")
+    if not r["last_start_same_bytes"]:
+        failures.append("new build: LastStart differs from the CLI's start report")
+    boots = [x for x in d.rows if x["event"] == "boot"]
+    say(f"\ndormancy, hosted: {len(boots)} boots: 1 healthy, {THRESHOLD} setup faults (charged to the build), "
+        f"2 dormant (nothing set up), 1 on a new build (v1 healthy)")
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sys", required=True, help="the drill image (failsafeflt-drill.sys)")
@@ -822,9 +1034,11 @@ def main():
     ap.add_argument("--work", required=True, help="scratch directory (removed first)")
     ap.add_argument("--short", action="store_true", help="scenario 1 only")
     ap.add_argument("--json", help="write the hosted timeline here")
-    ap.add_argument("--scenario", choices=["crash-loop", "july-2024"], default="crash-loop",
+    ap.add_argument("--scenario", choices=["crash-loop", "july-2024", "dormancy"], default="crash-loop",
                     help="crash-loop: scenario 1 against failsafectl drill 1; july-2024: live updates "
-                         "through the control device (needs --ioctl)")
+                         "through the control device (needs --ioctl); dormancy: a build faulting in its "
+                         "setup goes dormant, a new build (--new-sys) runs")
+    ap.add_argument("--new-sys", help="dormancy: the new build's image (another identity)")
     ap.add_argument("--ioctl", help="the control client (driver/hosted/ioctl.c built with MinGW-w64)")
     a = ap.parse_args()
     d = Drill(a)
@@ -833,6 +1047,8 @@ def main():
         if a.scenario == "july-2024":
             d.run_live(Path(a.ioctl).resolve())
             failures, gaps = d.check_live(), []
+        elif a.scenario == "dormancy":
+            failures, gaps = run_dormancy(d, Path(a.new_sys).resolve()), []
         else:
             d.run(full=not a.short)
             drill_json = json.loads(d.ctl.run("drill", "1", "--json"))

@@ -41,7 +41,7 @@ use super::ffi::{
     IoFreeWorkItem, IoQueueWorkItem, IofCompleteRequest, KERNEL_MODE, KEVENT,
     KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, LARGE_INTEGER,
     NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID,
-    RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    PsGetCurrentProcessId, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
     RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR, SECURITY_DESCRIPTOR_REVISION,
     STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC, ZwClose, ZwSetSecurityObject,
@@ -373,6 +373,10 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
     unsafe { KeInitializeEvent(done.as_mut_ptr(), _EVENT_TYPE::NotificationEvent, 0) };
     let mut job = Job {
         req,
+        // The requestor: the dispatch runs in the calling thread (a top-level driver's
+        // IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch routine contexts").
+        // SAFETY: no arguments; any IRQL ≤ DISPATCH (ntddk.h).
+        pid: u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0),
         out: buf,
         out_len,
         written: 0,
@@ -408,6 +412,8 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
 /// A request handed to the worker thread.
 struct Job {
     req: Result<Request, failsafe_loader::control::ProtoError>,
+    /// The requesting process (for the `ControlRequest` event).
+    pid: u64,
     /// The IRP's system buffer and its output length.
     out: *mut u8,
     out_len: usize,
@@ -426,7 +432,7 @@ unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::f
     // SAFETY: the IRP's system buffer of at least `out_len` bytes (checked by the
     // dispatch), not otherwise referenced while the dispatch routine waits.
     let out = unsafe { core::slice::from_raw_parts_mut(job.out, job.out_len) };
-    job.written = respond(job.req, out);
+    job.written = respond(job.req, job.pid, out);
     // SAFETY: the dispatch's event; after this the dispatch may return and `job` is gone,
     // so nothing touches it afterwards.
     let _ = unsafe { KeSetEvent(job.done, 0, 0) };
@@ -435,23 +441,55 @@ unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::f
 /// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).
 /// Returns its length (0 only if even a refusal did not fit, which `MIN_RESPONSE` rules
 /// out).
-fn respond(req: Result<Request, failsafe_loader::control::ProtoError>, out: &mut [u8]) -> usize {
+fn respond(
+    req: Result<Request, failsafe_loader::control::ProtoError>,
+    pid: u64,
+    out: &mut [u8],
+) -> usize {
+    use crate::etw::control_request as event;
     let written = match req {
-        Err(e) => encode_refused(out, 0, e.code(), &e),
+        Err(e) => {
+            event("malformed", pid, 0, "protocol-error", u32::from(e.code()));
+            encode_refused(out, 0, e.code(), &e)
+        }
         Ok(Request::Query) => {
             let s = health::with_state(|s| status(s.as_ref()));
+            event("query", pid, 0, "ok", 0);
             encode_status(out, &s)
         }
         Ok(Request::Activate { version }) => match health::with_state(|s| activate(s, version)) {
-            Ok((v, boot)) => encode_changed(out, kind::ACTIVATE, v, boot),
-            Err(r) => encode_refused(out, kind::ACTIVATE, r.code(), &r),
+            Ok((v, boot)) => {
+                crate::etw::live_activated(v, boot);
+                event("activate", pid, version, "ok", 0);
+                encode_changed(out, kind::ACTIVATE, v, boot)
+            }
+            Err(r) => {
+                crate::etw::live_refused("activate", version, &r);
+                event("activate", pid, version, "refused", u32::from(r.code()));
+                encode_refused(out, kind::ACTIVATE, r.code(), &r)
+            }
         },
         Ok(Request::Rollback) => match health::with_state(rollback) {
-            Ok((v, boot)) => encode_changed(out, kind::ROLLBACK, v, boot),
-            Err(r) => encode_refused(out, kind::ROLLBACK, r.code(), &r),
+            Ok((v, boot)) => {
+                event("rollback", pid, v, "ok", 0);
+                encode_changed(out, kind::ROLLBACK, v, boot)
+            }
+            Err(r) => {
+                crate::etw::live_refused("rollback", 0, &r);
+                event("rollback", pid, 0, "refused", u32::from(r.code()));
+                encode_refused(out, kind::ROLLBACK, r.code(), &r)
+            }
         },
-        Ok(Request::ReadEvents { max }) => flt::events_drain(out, max, sleep_1ms),
+        Ok(Request::ReadEvents { max }) => {
+            event("read-events", pid, 0, "ok", 0);
+            flt::events_drain(out, max, sleep_1ms)
+        }
     };
+    if let Ok(Request::Activate { .. } | Request::Rollback) = req {
+        // A live change, or a refusal after which the core may have written the record
+        // back (docs/boot-safety.md, "Live activation"): mirror the record as it is now.
+        health::with_state(|s| s.as_ref().map(super::mirror::write_locked));
+    }
     written.unwrap_or(0)
 }
 
@@ -522,11 +560,36 @@ const SWAP_PATIENCE: u32 = 64;
 /// Installs `rules` (or nothing) as the active rule set; the old one is freed once no
 /// callback uses it. With the record lock held (writers serialized). PASSIVE_LEVEL.
 fn swap_in(rules: Option<alloc::boxed::Box<failsafe_loader::RuleSet>>) {
+    #[cfg(feature = "drill")]
+    let parked_before = ACTIVE.parked();
     // SAFETY: the record lock serializes writers; PASSIVE_LEVEL, so `sleep_1ms` may wait.
     // Readers are inside a critical region and evaluate in microseconds; one starved of CPU
     // for longer than about a second leaves the old set parked until unload (at most
     // `active::PARKED` of them) rather than holding the record lock.
-    drop(unsafe { ACTIVE.replace(rules, sleep_1ms, SWAP_PATIENCE) });
+    let old = unsafe { ACTIVE.replace(rules, sleep_1ms, SWAP_PATIENCE) };
+    #[cfg(feature = "drill")]
+    drill_swap_line(old.is_some(), ACTIVE.parked() > parked_before);
+    drop(old);
+}
+
+/// Drill build: one line per swap saying what became of the old rule set (the hosted
+/// drill counts them: every old set freed now or parked, parked ones freed at unload).
+#[cfg(feature = "drill")]
+fn drill_swap_line(freed: bool, parked: bool) {
+    let what = match (freed, parked) {
+        (true, _) => c"freed",
+        (false, true) => c"parked",
+        (false, false) => c"none (nothing was active)",
+    };
+    // SAFETY: %s takes a NUL-terminated static string.
+    let _ = unsafe {
+        super::ffi::DbgPrintEx(
+            super::ffi::DPFLTR_IHVDRIVER_ID,
+            super::ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: drill: swap: old rule set %s\n".as_ptr(),
+            what.as_ptr(),
+        )
+    };
 }
 
 /// A live activation of `version` (record lock held).
@@ -553,6 +616,7 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
     if r.closing {
         return Err(LiveRefusal::ShuttingDown);
     }
+    let from = r.activation.map_or(0, |a| a.ver.version);
     let to = r.durable.rollback(
         r.activation.as_ref(),
         &mut r.store,
@@ -572,7 +636,14 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
             0
         }
     };
-    Ok((version, r.durable.state().boot))
+    let boot = r.durable.state().boot;
+    crate::etw::live_rolled_back(version, from, boot);
+    for q in r.durable.state().quarantine.iter().flatten() {
+        if q.boot == boot && q.ver.version == from {
+            crate::etw::quarantine(q);
+        }
+    }
+    Ok((version, boot))
 }
 
 /// Swaps in a rule set whose attempt is durable, and starts its health window.

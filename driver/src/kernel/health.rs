@@ -272,8 +272,38 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                     canary,
                 };
                 // Built on the record as it is now (a responder may have changed it).
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.health(&act, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.health(&act, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
+                }
+            } else if let Some(r) = s.as_mut()
+                && let Some(b) = r.build
+            {
+                // No content active: the check is the build's own.
+                let uptime = at.saturating_sub(r.active_since) / 10_000_000;
+                let evidence = HealthEvidence {
+                    uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
+                    canary,
+                };
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.build_health(&b, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same
@@ -373,17 +403,24 @@ pub fn quiesce() {
     wait_forever(WORK_IDLE.ptr().cast());
 }
 
-/// Closes this start's attempt as clean (nothing if this start activated nothing).
-/// PASSIVE_LEVEL.
+/// Closes this start's attempt as clean: its content's (and build's with it), or, without
+/// content, its build's; nothing for a safe start. PASSIVE_LEVEL.
 pub fn close_clean() {
     with_state(|s| {
         if let Some(r) = s.as_mut() {
             // Under the same lock as live changes: none can open an attempt after this.
             r.closing = true;
-            if let Some(act) = r.activation
-                && r.durable.refresh().is_ok()
-            {
-                let _ = r.durable.clean_shutdown(&act);
+            if r.durable.refresh().is_ok() {
+                // The content's attempt closes the build's with it; without content, the
+                // build's alone.
+                let changed = match (r.activation, r.build) {
+                    (Some(act), _) => r.durable.clean_shutdown(&act) == Ok(true),
+                    (None, Some(b)) => r.durable.build_shutdown(&b) == Ok(true),
+                    (None, None) => false,
+                };
+                if changed {
+                    super::mirror::write_locked(r);
+                }
             }
         }
     });

@@ -11,6 +11,8 @@
 //! | [`nt`] | names, handles, synchronous file I/O | PASSIVE |
 //! | [`medium`], [`store`] | the state record and the content store over `Zw*` | PASSIVE |
 //! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
+//! | [`mirror`] | the record's meaning under `Parameters\State` | PASSIVE |
+//! | [`etw`] | the ETW provider's registration (`crate::etw` writes the events) | PASSIVE |
 //! | [`health`] | health timer, DPC, work item, canary, shutdown | DPC at DISPATCH, rest PASSIVE |
 //! | [`host`] | audit lines, unload, process notify | ≤ APC; PASSIVE |
 //! | [`dosnames`] | volumes' DOS names (work item), ADR 0013 | queue ≤ APC; work PASSIVE |
@@ -20,11 +22,13 @@ pub mod control;
 #[cfg(all(failsafe_kcheck, not(test)))]
 mod crt;
 pub mod dosnames;
+pub mod etw;
 pub mod ffi;
 pub mod globals;
 pub mod health;
 pub mod host;
 pub mod medium;
+pub mod mirror;
 pub mod nt;
 #[cfg(all(failsafe_kcheck, not(test)))]
 mod panic;
@@ -42,7 +46,7 @@ use failsafe_loader::control::{EventRing, ring};
 use failsafe_loader::state::Config;
 use failsafe_loader::state::Env;
 use failsafe_loader::state::record::encode_report;
-use failsafe_loader::state::start::{Started, start_with_trust};
+use failsafe_loader::state::start::{Started, begin_start, finish_start};
 use failsafe_loader::trust::Trust;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FltRegisterFilter, FltStartFiltering,
@@ -77,6 +81,9 @@ static GLOBAL_ALLOCATOR: pool::Pool = pool::Pool;
 /// Bugcheck code of the drill build: "FSDC", Failsafe Drill Crash.
 #[cfg(feature = "drill")]
 const DRILL_BUGCHECK: u32 = 0x4653_4443;
+/// Bugcheck code of the drill build's fault in its own setup: "FSDS", Failsafe Drill Setup.
+#[cfg(feature = "drill")]
+const DRILL_SETUP_BUGCHECK: u32 = 0x4653_4453;
 /// Process-image table size: 256 sets of 4 (about 530 KiB of paged pool).
 const PROCESS_SETS: usize = 256;
 
@@ -86,12 +93,16 @@ static REGISTRATION: Static<FLT_REGISTRATION> =
 
 /// The driver's entry point (PASSIVE_LEVEL, System process).
 ///
-/// Order (docs/boot-safety.md, "What is charged"): everything that can fail for reasons of
-/// the driver's own — the filter registration, the control device, its work item and
-/// shutdown notification, the store paths — is set up first; only then is the start
-/// decision made and the attempt made durable, content activated, and filtering started.
-/// A failure before the decision charges no content; a failure to start filtering after
-/// it closes the attempt as not run.
+/// Order (docs/boot-safety.md, "What is charged"): the configuration is read and the
+/// start's first half runs (`begin_start`: the record read, the previous start's unclean
+/// end charged, this start's attempt of the build made durable) before any setup of the
+/// driver's own, so a fault in that setup is charged to the build. A dormant build returns
+/// here, having set nothing up (ADR 0016). Then the driver's own setup — the filter
+/// registration, the control device, its work item and shutdown notification, the process
+/// notify routine, the volume table; a failure there closes the build's attempt as clean
+/// and charges nothing — then the content decision (`finish_start`: the content's attempt
+/// durable before it is parsed), activation, and filtering. A failure to start filtering
+/// closes the attempts as not run.
 ///
 /// # Safety
 /// Called by the I/O manager with a valid driver object and registry path.
@@ -116,33 +127,68 @@ pub unsafe extern "system" fn driver_entry(
     unsafe { KeInitializeTimer(TIMER.ptr()) };
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
     unsafe { KeInitializeDpc(DPC.ptr(), Some(health::health_dpc), core::ptr::null_mut()) };
+    // First, so that every failure below is an event (unregistered on every failed return).
+    etw::register();
 
     let Some(params) = parameters(registry_path) else {
-        return STATUS_INSUFFICIENT_RESOURCES;
+        return refuse("Parameters", STATUS_INSUFFICIENT_RESOURCES);
     };
     let cfg = config_from(&params.values);
     let safe_boot = registry::windows_safe_mode();
     let env = Env {
         windows_safe_mode: safe_boot != 0,
         writes_may_not_persist: registry::write_filter_present(),
+        build: crate::build_id::BUILD,
     };
     // A ContentDirectory that is set but unusable: refuse to start (before the decision:
     // nothing is charged) rather than count attempts in a store the operator does not look
     // at. Logged for the debugger; the service's start fails with this status.
     let Some(dir) = params.dir else {
         log_refusal(c"ContentDirectory is set but unusable (type, length or a %variable%)");
-        return ffi::STATUS_INVALID_PARAMETER;
+        return refuse("ContentDirectory", ffi::STATUS_INVALID_PARAMETER);
     };
     let (Some(medium), Some(mut store), Some(canary_dir)) = (
         KernelMedium::new(dir.units()),
         KernelStore::new(dir.units()),
         Wide::join(dir.units(), ""),
     ) else {
-        return STATUS_INSUFFICIENT_RESOURCES;
+        return refuse("ContentDirectory", STATUS_INSUFFICIENT_RESOURCES);
     };
 
-    // 1. The driver's own setup. Nothing here charges content.
-    if let Err(status) = setup(driver) {
+    // 1. The start's first half: this start's attempt of the build is durable before the
+    //    driver's own setup runs (a fault there is the build's).
+    let mut started = begin_start(medium, &cfg, &env, &params.trust);
+    if started.dormant() {
+        // The decision is an event too; then the provider goes with the image.
+        start_events(&started, &cfg, safe_boot);
+        etw::unregister();
+        mirror::write_once(
+            &params.service,
+            started.durable.state(),
+            started.durable.seq(),
+        );
+        return dormant(&params.service, &started);
+    }
+    log_build(&started);
+    #[cfg(feature = "drill")]
+    if params.drill_setup_fault && started.build.is_some() {
+        // SAFETY: deliberate: the drill build's fault in its own setup, after the build's
+        // attempt is durable and before any content is chosen.
+        unsafe { ffi::KeBugCheckEx(DRILL_SETUP_BUGCHECK, 0, 0, 0, 0) };
+    }
+    #[cfg(not(feature = "drill"))]
+    let _ = params.drill_setup_fault;
+
+    // 2. The driver's own setup. Nothing here charges content; a failure ends the start
+    //    cleanly (the build's attempt closed, nothing charged).
+    if let Err((step, status)) = setup(driver) {
+        crate::etw::setup_failed(step, status);
+        close_build(&mut started);
+        mirror::write_once(
+            &params.service,
+            started.durable.state(),
+            started.durable.seq(),
+        );
         teardown();
         return status;
     }
@@ -150,12 +196,19 @@ pub unsafe extern "system" fn driver_entry(
     // and the console reads the record file (control.rs says why a failure here never
     // refuses the start).
     events_init();
-    if control::create(driver).is_err() {
+    let control = control::create(driver).is_ok();
+    if !control {
         log_warning(c"control channel unavailable (the driver runs without it)");
+        crate::etw::driver_warning("control channel unavailable");
+    }
+    if !mirror::open(&params.service) {
+        crate::etw::driver_warning("registry mirror (Parameters\\State) unavailable");
     }
     // The process table is optional: without it `process` is empty (criteria on it are
     // then false, as for any missing input).
-    if let Some(table) = ProcessTable::try_new(PROCESS_SETS) {
+    let process_table = ProcessTable::try_new(PROCESS_SETS);
+    let processes = process_table.is_some();
+    if let Some(table) = process_table {
         // SAFETY: once, before the notify routine is registered.
         unsafe { flt::processes_init(table) };
         // SAFETY: process_notify has the PCREATE_PROCESS_NOTIFY_ROUTINE_EX signature; the
@@ -174,10 +227,12 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: DIR has no reader yet (the timer is not armed).
     unsafe { *DIR.0.get() = Some(canary_dir) };
 
-    // 2. The start decision: the attempt is durable before content is parsed.
-    let started = start_with_trust(medium, &mut store, &cfg, &env, &params.trust);
+    // 3. The content decision: the content's attempt is durable before it is parsed.
+    finish_start(&mut started, &mut store, &cfg, &env, &params.trust);
     let _ = registry::write_last_start(&params.service, &encode_report(&started.report()));
-    let (active_version, activated) = keep_running(started, cfg, store, env, &params.trust);
+    start_events(&started, &cfg, safe_boot);
+    let (active_version, armed) = keep_running(started, cfg, store, env, &params.trust);
+    health::with_state(|s| s.as_ref().map(mirror::write_locked));
     log_start(safe_boot, active_version);
 
     #[cfg(feature = "drill")]
@@ -188,18 +243,123 @@ pub unsafe extern "system" fn driver_entry(
     #[cfg(not(feature = "drill"))]
     let _ = params.drill_version;
 
-    // 3. Filtering. If it cannot start, the content never ran: close the attempt as clean.
+    // 4. Filtering. If it cannot start, nothing ran: close the attempts as clean.
     // SAFETY: a filter handle registered by setup().
     let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
     if status < 0 {
+        crate::etw::setup_failed("FltStartFiltering", status);
         health::close_clean();
         teardown();
         return status;
     }
-    if activated {
+    // The health window: content's, or (no content active) the build's own.
+    if armed {
         health::arm(cfg.healthy_after_secs);
     }
+    crate::etw::driver_started(cfg!(feature = "drill"), control, processes);
     STATUS_SUCCESS
+}
+
+/// A refusal before the driver's own setup ran: the event, then the provider goes (nothing
+/// else was set up). PASSIVE_LEVEL.
+fn refuse(step: &'static str, status: NTSTATUS) -> NTSTATUS {
+    crate::etw::setup_failed(step, status);
+    etw::unregister();
+    status
+}
+
+/// The start decision's events: `StartDecision`; `Quarantine` for each version this
+/// start quarantined; `ContentRefused` for each file it refused; `Fallback` when it runs
+/// older content than the newest or none for want of usable content. PASSIVE_LEVEL.
+#[inline(never)]
+fn start_events(started: &Started<KernelMedium>, cfg: &Config, safe_boot: u32) {
+    let report = started.report();
+    let st = started.durable.state();
+    crate::etw::start_decision(
+        &report,
+        st.attempts(report.version),
+        cfg.threshold,
+        cfg.force_safe_mode,
+        safe_boot,
+    );
+    for r in &started.rejected {
+        crate::etw::content_refused(r);
+    }
+    if !report.record_not_written {
+        for q in st.quarantine.iter().flatten().filter(|q| q.boot == st.boot) {
+            crate::etw::quarantine(q);
+        }
+    }
+    if report.mode == failsafe_loader::state::Mode::Fallback
+        || matches!(
+            report.reason,
+            failsafe_loader::state::Reason::NothingUsable
+                | failsafe_loader::state::Reason::NewerUncountable
+        )
+    {
+        crate::etw::fallback(
+            &report,
+            st.lkg.map_or(0, |l| l.version),
+            u32::try_from(started.rejected.len()).unwrap_or(u32::MAX),
+            u32::try_from(started.unreadable.len()).unwrap_or(u32::MAX),
+        );
+    }
+}
+
+/// A dormant build's start (ADR 0016): the decision is in the record (written by
+/// `begin_start`), the start report goes to `LastStart`, one line to the debugger; nothing
+/// was set up, so nothing is torn down. A failure status: the I/O manager unloads the
+/// image and the service control manager logs the start as failed (Microsoft Learn,
+/// "DriverEntry Return Values"). PASSIVE_LEVEL.
+#[inline(never)]
+fn dormant(service: &Wide, started: &Started<KernelMedium>) -> NTSTATUS {
+    let _ = registry::write_last_start(service, &encode_report(&started.report()));
+    let d = started.durable.state().driver;
+    let (a, b, c) = crate::build_id::BUILD.parts();
+    // SAFETY: %I64u takes the u64s, %s a NUL-terminated static string.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: dormant: build %I64u.%I64u.%I64u has had %I64u unclean starts without content (dormant since boot %I64u): %s\n".as_ptr(),
+            a,
+            b,
+            c,
+            d.map_or(0, |d| u64::from(d.unclean)),
+            d.and_then(|d| d.dormant).unwrap_or(0),
+            c"nothing set up; a new build or `failsafectl recover wake --yes` ends it".as_ptr(),
+        )
+    };
+    ffi::STATUS_REQUEST_ABORTED
+}
+
+/// One line for the debugger (and the hosted drill's log): the build's attempt is durable.
+fn log_build(started: &Started<KernelMedium>) {
+    let Some(b) = started.build else {
+        return;
+    };
+    let (x, y, z) = crate::build_id::BUILD.parts();
+    // SAFETY: %I64u takes the u64s.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_INFO_LEVEL,
+            c"failsafeflt: build %I64u.%I64u.%I64u attempt durable (boot %I64u)\n".as_ptr(),
+            x,
+            y,
+            z,
+            b.boot,
+        )
+    };
+}
+
+/// A start that ends on a failure of the driver's own setup: its build attempt is closed
+/// as clean (it did not crash). PASSIVE_LEVEL.
+#[inline(never)]
+fn close_build(started: &mut Started<KernelMedium>) {
+    if let Some(b) = started.build {
+        let _ = started.durable.build_shutdown(&b);
+    }
 }
 
 /// Installs the volume table (ADR 0013), which is optional: without it paths stay in
@@ -233,8 +393,8 @@ fn events_init() {
 
 /// Publishes the start's rule set and keeps what the health, shutdown and control events
 /// need (`Running`, built here so that `DriverEntry`'s frame, on the start's deep call
-/// chain, does not hold it). Returns the version that runs and whether this start's
-/// attempt is active (its health window to be armed). Should moving the rule set to
+/// chain, does not hold it). Returns the version that runs and whether a health window is
+/// to be armed (this start's content attempt, or its build attempt, is in progress). Should moving the rule set to
 /// pool memory fail, the content never runs: the attempt is closed as clean and nothing is
 /// armed. PASSIVE_LEVEL.
 #[inline(never)]
@@ -254,8 +414,10 @@ fn keep_running(
         activation = started.activation;
     }
     let lost_activation = started.activation.is_some() && activation.is_none();
+    let build = started.build;
     let running = Running {
         durable: started.durable,
+        build,
         activation: if lost_activation {
             started.activation
         } else {
@@ -278,7 +440,9 @@ fn keep_running(
             }
         });
     }
-    (active_version, activation.is_some())
+    // The health window is armed for this start's content, or without content for its
+    // build (its count of unclean starts without content is cleared by a healthy period).
+    (active_version, activation.is_some() || build.is_some())
 }
 
 /// One line for the debugger (and the hosted drill's log): what the start read and chose.
@@ -329,7 +493,7 @@ fn log_warning(what: &core::ffi::CStr) {
 
 /// Filter registration (not started), the control device, its shutdown notification and
 /// work item. PASSIVE_LEVEL.
-fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
+fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), (&'static str, NTSTATUS)> {
     debug_assert_passive!();
     let mut filter = 0isize;
     // SAFETY: windows-sys's DRIVER_OBJECT is a different Rust type for the same C struct
@@ -342,7 +506,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         )
     };
     if status < 0 {
-        return Err(status);
+        return Err(("FltRegisterFilter", status));
     }
     FILTER.store(filter, Ordering::Release);
 
@@ -361,7 +525,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         )
     };
     if status < 0 {
-        return Err(status);
+        return Err(("IoCreateDevice", status));
     }
     DEVICE.store(device, Ordering::Release);
     if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_SHUTDOWN) {
@@ -370,7 +534,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     // SAFETY: a device just created by this driver.
     let item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
     if item.is_null() {
-        return Err(STATUS_INSUFFICIENT_RESOURCES);
+        return Err(("IoAllocateWorkItem", STATUS_INSUFFICIENT_RESOURCES));
     }
     WORK_ITEM.store(item.cast(), Ordering::Release);
     // The volume-name work item (`dosnames`) is optional: without it paths stay in device
@@ -382,7 +546,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     // SAFETY: a device just created by this driver, with a shutdown dispatch routine.
     let status = unsafe { IoRegisterShutdownNotification(device) };
     if status < 0 {
-        return Err(status);
+        return Err(("IoRegisterShutdownNotification", status));
     }
     SHUTDOWN_REGISTERED.store(true, Ordering::Release);
     Ok(())
@@ -535,4 +699,8 @@ pub fn teardown() {
     // SAFETY: the work item, the only reader, has finished (quiesce).
     unsafe { *DIR.0.get() = None };
     health::with_state(|s| *s = None);
+    // Nothing writes the record any more; the provider last, so teardown's own failures
+    // above could still be events.
+    mirror::close();
+    etw::unregister();
 }
