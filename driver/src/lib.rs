@@ -5,7 +5,7 @@
 //! | module | needs | built and tested here |
 //! |---|---|---|
 //! | [`event`], [`active`], [`proctable`], [`volumes`], [`config`], [`guard`], [`wire`] | nothing OS-specific | built and unit-tested on Linux |
-//! | `flt` | windows-sys (Filter Manager) | type-checked, clippy-clean and linked by the kernel check; never run |
+//! | `flt` (a folder: a file per callback family) | windows-sys (Filter Manager) | type-checked, clippy-clean and linked by the kernel check; never run |
 //! | `kernel` | wdk-sys (WDK) | type-checked, clippy-clean and linked by the kernel check (`cargo make kcheck`, `--cfg failsafe_kcheck`: bindings generated from MinGW's or the WDK's headers in place of wdk-sys); never run |
 //!
 //! The shipping driver is built with `cargo make` (or `cargo wdk build`) in an eWDK prompt

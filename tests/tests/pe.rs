@@ -535,9 +535,10 @@ fn check_stack(
     // 0013), frame by frame.
     let shown = |at: u64| {
         at == entry
-            || name(at).contains("flt::pre_")
-            || name(at).contains("flt::instance_")
-            || name(at).contains("flt::filter_unload")
+            || name(at).contains("::pre_create")
+            || name(at).contains("::pre_set_information")
+            || name(at).contains("flt::instance::instance_")
+            || name(at).contains("::filter_unload")
             || name(at).contains("process_notify")
             || name(at).contains("dosnames::volume_work")
     };

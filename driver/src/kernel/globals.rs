@@ -1,6 +1,6 @@
 //! Every global of the driver, in one place, with who writes it, who reads it and at which
 //! IRQL. (The Filter Manager layer's own two, the filter handle and the active rule set,
-//! live in `flt.rs` because the callbacks that read them are generic over the host.)
+//! live in `flt/` because the callbacks that read them are generic over the host.)
 //!
 //! | global | written | read | IRQL |
 //! |---|---|---|---|

@@ -167,7 +167,7 @@ pub unsafe extern "system" fn driver_entry(
     volumes_init();
     // Content never blocks inside the driver's own directory. Unresolvable (no directory
     // yet, out of memory): the callbacks then never block the System process's kernel-mode
-    // requests, the driver's own among them (flt.rs, `OWN_DIR`).
+    // requests, the driver's own among them (`flt::OWN_DIR`).
     if let Some(own) = own_dir(&dir).and_then(|d| try_box(d).ok()) {
         let _ = OWN_DIR.publish(own);
     }

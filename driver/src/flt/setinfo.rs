@@ -1,0 +1,148 @@
+//! The `IRP_MJ_SET_INFORMATION` pre-operation callback: rename, hard link and disposition
+//! (delete) classes. IRQL: PASSIVE_LEVEL or APC_LEVEL.
+
+use core::ffi::c_void;
+
+use failsafe_loader::{EventType, Match};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_SUCCESS_NO_CALLBACK,
+    FLT_RELATED_OBJECTS, FltGetDestinationFileNameInformation,
+};
+use windows_sys::Wdk::Storage::FileSystem::{
+    FILE_DISPOSITION_INFORMATION, FILE_DISPOSITION_INFORMATION_EX, FILE_RENAME_INFORMATION,
+};
+
+use super::Host;
+use super::instance::dos_path;
+use super::names::{NAME_OPTIONS, NameInfo, name_of};
+use super::process::process_image;
+use super::verdict::{apply, poke_volumes, prologue, with_rules};
+use crate::event::{
+    FILE_DISPOSITION_DELETE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
+    FILE_DISPOSITION_INFORMATION_EX as CLASS_DISPOSITION_EX, SetInfoFacts, event,
+    set_info_class_of_interest, set_info_inputs,
+};
+use crate::proctable::MAX_UNITS;
+use crate::volumes::MAX_PATH_UNITS;
+
+/// Pre-operation callback for `IRP_MJ_SET_INFORMATION` (rename, delete). IRQL:
+/// PASSIVE_LEVEL or APC_LEVEL.
+///
+/// # Safety
+/// As [`pre_create`].
+pub unsafe extern "system" fn pre_set_information<H: Host>(
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    poke_volumes::<H>();
+    // SAFETY: `data` comes from the Filter Manager for this callback.
+    let Some((req, iopb)) = (unsafe { prologue(data) }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    let pid = req.pid;
+    // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
+    let p = unsafe { iopb.Parameters.SetFileInformation };
+    if !set_info_class_of_interest(p.FileInformationClass) || p.InfoBuffer.is_null() {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    }
+    let len = usize::try_from(p.Length).unwrap_or(0);
+    let (delete, target) = match p.FileInformationClass {
+        CLASS_DISPOSITION if len >= size_of::<FILE_DISPOSITION_INFORMATION>() => {
+            // `DeleteFile` is a BOOLEAN the caller wrote: any non-zero byte deletes (file
+            // systems test it as such), so it is read as a byte, never as a Rust `bool`
+            // (a value other than 0 or 1 would be undefined behaviour, and read as false).
+            // SAFETY: InfoBuffer is the system buffer of at least `Length` bytes (checked),
+            // and DeleteFile is its first byte.
+            let delete = unsafe { p.InfoBuffer.cast::<u8>().read() } != 0;
+            (delete, None)
+        }
+        CLASS_DISPOSITION_EX if len >= size_of::<FILE_DISPOSITION_INFORMATION_EX>() => {
+            // SAFETY: InfoBuffer is the system buffer (pool memory, so aligned) of at least
+            // `Length` bytes, checked to hold the whole structure; `Flags` is a ULONG, for
+            // which every bit pattern is valid.
+            let flags = unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
+            (flags & FILE_DISPOSITION_DELETE != 0, None)
+        }
+        CLASS_DISPOSITION | CLASS_DISPOSITION_EX => return FLT_PREOP_SUCCESS_NO_CALLBACK,
+        _ => (false, rename_target(objects, p.InfoBuffer, len)),
+    };
+    let Some(name) = name_of(data) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    let mut image = [0u16; MAX_UNITS];
+    let n = process_image(pid, &mut image);
+    let facts = SetInfoFacts {
+        path: name.path(),
+        process: image.get(..n).unwrap_or(&[]),
+        pid,
+        class: p.FileInformationClass,
+        target: target.as_ref().map_or(&[], NameInfo::path),
+        delete,
+        kernel_mode: req.kernel_mode,
+    };
+    let verdict = evaluate_set_info(&facts);
+    // SAFETY: `data` is this callback's data.
+    unsafe {
+        apply::<H>(
+            data,
+            verdict,
+            EventType::FileSetInfo,
+            (facts.path, facts.target),
+            &req,
+        )
+    }
+}
+
+/// As [`evaluate_create`], for set-information: the path and the rename or link target
+/// (2 KiB in this frame).
+#[inline(never)]
+fn evaluate_set_info(facts: &SetInfoFacts<'_>) -> Option<Match> {
+    let mut path = [0u16; MAX_PATH_UNITS];
+    let mut target = [0u16; MAX_PATH_UNITS];
+    let facts = SetInfoFacts {
+        path: dos_path(facts.path, &mut path),
+        target: dos_path(facts.target, &mut target),
+        ..*facts
+    };
+    let inputs = set_info_inputs(&facts);
+    with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs))).flatten()
+}
+
+/// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).
+fn rename_target(
+    objects: *const FLT_RELATED_OBJECTS,
+    buffer: *mut c_void,
+    len: usize,
+) -> Option<NameInfo> {
+    // SAFETY: the Filter Manager passes valid related objects for the call.
+    let o = unsafe { objects.as_ref() }?;
+    let info = buffer.cast::<FILE_RENAME_INFORMATION>();
+    let header = core::mem::offset_of!(FILE_RENAME_INFORMATION, FileName);
+    if len < size_of::<FILE_RENAME_INFORMATION>() {
+        return None; // a reference below covers the whole fixed structure
+    }
+    // SAFETY: the system buffer holds at least a whole FILE_RENAME_INFORMATION (checked).
+    let fixed = unsafe { &*info };
+    let (root, name_len) = (fixed.RootDirectory, fixed.FileNameLength);
+    if usize::try_from(name_len).ok()?.checked_add(header)? > len {
+        return None;
+    }
+    // SAFETY: FileName lies inside the checked buffer.
+    let name = unsafe { core::ptr::addr_of!((*info).FileName) }.cast::<u16>();
+    let mut raw = core::ptr::null_mut();
+    // SAFETY: valid instance and file object from the related objects; name and length
+    // describe memory inside the rename buffer.
+    let status = unsafe {
+        FltGetDestinationFileNameInformation(
+            o.Instance,
+            o.FileObject,
+            root,
+            name,
+            name_len,
+            NAME_OPTIONS,
+            &mut raw,
+        )
+    };
+    NameInfo::from_raw(status, raw)
+}
