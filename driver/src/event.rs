@@ -207,7 +207,7 @@ mod tests {
         use crate::volumes::{MAX_PATH_UNITS, VolumeTable};
         use failsafe_loader::{Action, Content, Criterion, Op, Rule, RuleSet, Values, encode};
         let mut vols = VolumeTable::try_new().unwrap();
-        assert!(vols.insert(&w("\\Device\\HarddiskVolume3"), &w("C:")));
+        assert!(vols.insert(1, &w("\\Device\\HarddiskVolume3"), &w("C:")));
         let raw = w("\\Device\\HarddiskVolume3\\Windows\\System32\\drivers\\evil.sys");
         let mut buf = [0u16; MAX_PATH_UNITS];
         let path = vols.dos_path(&raw, &mut buf);

@@ -7,7 +7,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
-    FLT_RELATED_OBJECTS, FltGetDiskDeviceObject, FltGetVolumeName, PFLT_VOLUME,
+    FLT_RELATED_OBJECTS, FltGetDiskDeviceObject, FltGetVolumeName, PFLT_INSTANCE, PFLT_VOLUME,
 };
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_FLT_DO_NOT_ATTACH, STATUS_SUCCESS, UNICODE_STRING,
@@ -20,7 +20,7 @@ use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
 use super::Host;
 use super::lock::{PushLock, Read};
 use super::registration::size_u16;
-use crate::volumes::{MAX_DEVICE_UNITS, VolumeTable};
+use crate::volumes::{MAX_DEVICE_UNITS, Pending, VolumeTable};
 
 /// Volume device name -> DOS name (ADR 0013): filled by instance setup (pending) and the
 /// kernel layer's work item (DOS name), emptied by instance teardown, read by the
@@ -81,32 +81,40 @@ fn disk_from(token: usize) -> *mut c_void {
     core::ptr::with_exposed_provenance_mut(token)
 }
 
-/// Takes the next volume waiting for its DOS name at table index `from` or later: its
-/// index, its device name in `out`, and its disk device object with the table's
-/// reference, which the caller now owns and hands to [`volume_attempted`]. Kernel layer's
-/// work item, PASSIVE_LEVEL.
+/// An instance as the volume table's key (`PFLT_INSTANCE` is an `isize` in windows-sys;
+/// the Filter Manager's pointer, unique while the instance lives, and its teardown removes
+/// the entry before the instance is freed).
+fn instance_key(instance: PFLT_INSTANCE) -> usize {
+    instance.cast_unsigned()
+}
+
+/// Takes the next instance waiting for its volume's DOS name at table index `from` or
+/// later ([`Pending`]: its index, its key, its device name's length in `out`), and its
+/// disk device object with the table's reference, which the caller now owns and hands to
+/// [`volume_attempted`]. Kernel layer's work item, PASSIVE_LEVEL.
 pub fn take_pending_volume(
     from: usize,
     out: &mut [u16; MAX_DEVICE_UNITS],
-) -> Option<(usize, usize, *mut c_void)> {
+) -> Option<(Pending, *mut c_void)> {
     with_volumes(|t| t.take_pending(from, out))
         .flatten()
-        .map(|(i, n, disk)| (i, n, disk_from(disk)))
+        .map(|p| (p, disk_from(p.disk)))
 }
 
-/// The outcome of asking the mount manager about a volume taken with
-/// [`take_pending_volume`]: its DOS name, or `None` on failure. Returns the disk device
-/// object when its reference is now the caller's to release (resolved, gone, given up),
-/// `None` when the table kept it for another attempt.
+/// The outcome of asking the mount manager about an instance's volume taken with
+/// [`take_pending_volume`] (`instance`: its [`Pending::instance`]): its DOS name, or
+/// `None` on failure. Returns the disk device object when its reference is now the
+/// caller's to release (resolved, gone, given up), `None` when the table kept it for
+/// another attempt.
 pub fn volume_attempted(
-    device: &[u16],
+    instance: usize,
     disk: *mut c_void,
     dos: Option<&[u16]>,
 ) -> Option<*mut c_void> {
     let token = disk_token(disk);
     match with_volumes(|t| match dos {
-        Some(dos) if t.resolve(device, dos) => Some(token),
-        _ => t.failed(device, token),
+        Some(dos) if t.resolve(instance, dos) => Some(token),
+        _ => t.failed(instance, token),
     }) {
         Some(back) => back.map(disk_from),
         None => Some(disk), // no table: the reference stays with the caller
@@ -166,18 +174,19 @@ pub unsafe extern "system" fn instance_setup<H: Host>(
     }
     // SAFETY: the Filter Manager passes valid related objects for the call.
     if let Some(o) = unsafe { objects.as_ref() } {
-        note_volume::<H>(o.Volume);
+        note_volume::<H>(o.Instance, o.Volume);
     }
     STATUS_SUCCESS
 }
 
-/// Records a volume being attached: its device name and its disk device object
+/// Records an instance being attached, keyed by the instance: its volume's device name
+/// and the volume's disk device object
 /// (`FltGetDiskDeviceObject`, fltKernel.h, IRQL ≤ DISPATCH_LEVEL: `(PFLT_VOLUME,
 /// PDEVICE_OBJECT*)`, checked against the WDK 10.0.22621 fltKernel.h and windows-sys
 /// 0.61.2; "adds a reference", released with `ObDereferenceObject`, Microsoft Learn
-/// "FltGetDiskDeviceObject"), which the table keeps until the DOS name is known, the volume
-/// is given up or torn down. PASSIVE_LEVEL.
-fn note_volume<H: Host>(volume: PFLT_VOLUME) {
+/// "FltGetDiskDeviceObject"), which the table keeps until the DOS name is known, the
+/// instance is given up or torn down. PASSIVE_LEVEL.
+fn note_volume<H: Host>(instance: PFLT_INSTANCE, volume: PFLT_VOLUME) {
     let mut name = [0u16; MAX_DEVICE_UNITS];
     let Some(n) = volume_name(volume, &mut name) else {
         return;
@@ -190,17 +199,19 @@ fn note_volume<H: Host>(volume: PFLT_VOLUME) {
     }
     let disk: *mut c_void = disk.cast();
     let device = name.get(..n).unwrap_or(&[]);
-    match with_volumes(|t| t.add_pending(device, disk_token(disk))) {
+    match with_volumes(|t| t.add_pending(instance_key(instance), device, disk_token(disk))) {
         Some(Some(back)) => H::release_disk(disk_from(back)),
         Some(None) => H::learn_volume_names(true),
         None => H::release_disk(disk), // no table
     }
 }
 
-/// An instance is gone (detach, dismount, unload; after its last operation): the volume
-/// leaves the volume table, and the disk device object it held is released. IRQL:
-/// PASSIVE_LEVEL (fltkernel.h `PFLT_INSTANCE_TEARDOWN_CALLBACK`; Microsoft Learn,
-/// "PFLT_INSTANCE_TEARDOWN_CALLBACK").
+/// An instance is gone (detach, dismount, unload; after its last operation): its entry,
+/// and only its entry, leaves the volume table (another instance on the same volume keeps
+/// its own), and the disk device object it held is released. Keyed by the instance: no
+/// name query here, so a failing `FltGetVolumeName` cannot leave the entry or its
+/// reference behind. IRQL: PASSIVE_LEVEL (fltkernel.h `PFLT_INSTANCE_TEARDOWN_CALLBACK`;
+/// Microsoft Learn, "PFLT_INSTANCE_TEARDOWN_CALLBACK").
 ///
 /// # Safety
 /// Called by the Filter Manager with valid `objects`.
@@ -212,12 +223,7 @@ pub unsafe extern "system" fn instance_teardown_complete<H: Host>(
     let Some(o) = (unsafe { objects.as_ref() }) else {
         return;
     };
-    let mut name = [0u16; MAX_DEVICE_UNITS];
-    let Some(n) = volume_name(o.Volume, &mut name) else {
-        return;
-    };
-    let device = name.get(..n).unwrap_or(&[]);
-    if let Some(Some(back)) = with_volumes(|t| t.remove(device)) {
+    if let Some(Some(back)) = with_volumes(|t| t.remove(instance_key(o.Instance))) {
         H::release_disk(disk_from(back));
     }
 }

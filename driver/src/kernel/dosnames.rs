@@ -86,10 +86,9 @@ unsafe extern "C" fn volume_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
     LAST_VOLUME_TRY.store(now().max(1), Ordering::Release);
     let mut name = [0u16; MAX_DEVICE_UNITS];
     let mut from = 0usize;
-    while let Some((i, n, disk)) = flt::take_pending_volume(from, &mut name) {
-        from = i.saturating_add(1);
-        let device = name.get(..n).unwrap_or(&[]);
-        let back = with_dos_name(disk, |dos| flt::volume_attempted(device, disk, dos));
+    while let Some((p, disk)) = flt::take_pending_volume(from, &mut name) {
+        from = p.index.saturating_add(1);
+        let back = with_dos_name(disk, |dos| flt::volume_attempted(p.instance, disk, dos));
         if let Some(disk) = back {
             release(disk);
         }
