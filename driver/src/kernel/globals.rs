@@ -26,10 +26,6 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64};
 
-use failsafe_loader::state::machine::{Activation, Env};
-use failsafe_loader::state::{Config, Durable};
-use failsafe_loader::trust::Trust;
-
 use super::ffi::{DEVICE_OBJECT, KDPC, KEVENT, KTIMER};
 use super::medium::KernelMedium;
 use super::nt::Wide;
@@ -75,31 +71,9 @@ pub static WORK_IDLE: Kobj<KEVENT> = Kobj::new();
 /// the health work item, the shutdown notification and teardown). PASSIVE_LEVEL only.
 pub static STATE_LOCK: Kobj<KEVENT> = Kobj::new();
 
-/// What the health and shutdown events need after the start.
-#[derive(Debug)]
-pub struct Running {
-    /// The durable record.
-    pub durable: Durable<KernelMedium>,
-    /// The attempt this start activated: the only one its health check and shutdown may
-    /// close (`None`: nothing active, so neither writes anything).
-    pub activation: Option<Activation>,
-    /// The configuration the start used.
-    pub cfg: Config,
-    /// Interrupt time (100 ns) when the content became active (at the start or at a live
-    /// swap), for the uptime evidence.
-    pub active_since: u64,
-    /// The content store, for live activations.
-    pub store: KernelStore,
-    /// The environment of this start (Safe Mode, write filters), for live activations.
-    pub env: Env,
-    /// The keys content must be signed with (as read at the start).
-    pub trust: Trust,
-    /// The active content came through the control channel, not the start.
-    pub live: bool,
-    /// The attempt was closed for an orderly stop (unload, shutdown): no live change may
-    /// open another.
-    pub closing: bool,
-}
+/// What the health, shutdown and control events need after the start (`crate::running`,
+/// portable and unit-tested).
+pub type Running = crate::running::Running<KernelMedium, KernelStore>;
 
 /// The record after the start, for the health and shutdown events.
 pub struct StateSlot(pub UnsafeCell<Option<Running>>);

@@ -42,6 +42,7 @@ use super::globals::{
     STATE_LOCK, TIMER, WORK_IDLE, WORK_ITEM,
 };
 use super::nt::{Wide, debug_assert_passive, flush, io, open, read_at, system_routine, write_at};
+use crate::running::Close;
 
 /// Runs `f` on the record and this start's activation with `STATE_LOCK` held.
 /// PASSIVE_LEVEL.
@@ -373,25 +374,19 @@ pub fn quiesce() {
     wait_forever(WORK_IDLE.ptr().cast());
 }
 
-/// Closes this start's attempt as clean (nothing if this start activated nothing).
-/// PASSIVE_LEVEL.
-pub fn close_clean() {
+/// Closes this start's attempt as clean (nothing if this start activated nothing), for
+/// `why` (`Close::Stop` also refuses later live changes). PASSIVE_LEVEL.
+pub fn close_clean(why: Close) {
     with_state(|s| {
         if let Some(r) = s.as_mut() {
-            // Under the same lock as live changes: none can open an attempt after this.
-            r.closing = true;
-            if let Some(act) = r.activation
-                && r.durable.refresh().is_ok()
-            {
-                let _ = r.durable.clean_shutdown(&act);
-            }
+            r.close(why);
         }
     });
 }
 
 /// IRP_MJ_SHUTDOWN (PASSIVE_LEVEL): an orderly shutdown before healthy is not charged.
 pub unsafe extern "C" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    close_clean();
+    close_clean(Close::Stop);
     // SAFETY: the I/O manager passes a valid IRP that this routine owns until completed.
     if let Some(i) = unsafe { irp.as_mut() } {
         i.IoStatus.__bindgen_anon_1.Status = STATUS_SUCCESS;

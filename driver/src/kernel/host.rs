@@ -82,7 +82,7 @@ impl Host for Kernel {
         // start would charge it.
         // Control requests end first, so none opens an attempt after it is closed.
         super::control::remove();
-        super::health::close_clean();
+        super::health::close_clean(crate::running::Close::Stop);
         super::teardown();
         STATUS_SUCCESS
     }

@@ -192,7 +192,7 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: a filter handle registered by setup().
     let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
     if status < 0 {
-        health::close_clean();
+        health::close_clean(crate::running::Close::NotRun);
         teardown();
         return status;
     }
@@ -235,8 +235,8 @@ fn events_init() {
 /// need (`Running`, built here so that `DriverEntry`'s frame, on the start's deep call
 /// chain, does not hold it). Returns the version that runs and whether this start's
 /// attempt is active (its health window to be armed). Should moving the rule set to
-/// pool memory fail, the content never runs: the attempt is closed as clean and nothing is
-/// armed. PASSIVE_LEVEL.
+/// pool memory fail, the content never runs: the attempt is closed as clean, nothing is
+/// armed, and live changes stay allowed (`running::Running::after_start`). PASSIVE_LEVEL.
 #[inline(never)]
 fn keep_running(
     started: Started<KernelMedium>,
@@ -245,40 +245,12 @@ fn keep_running(
     env: Env,
     trust: &Trust,
 ) -> (Option<u64>, bool) {
-    let (mut active_version, mut activation) = (None, None);
-    if let Some((ver, rules)) = started.active
-        && let Ok(b) = try_box(rules)
-        && ACTIVE.publish(b).is_ok()
-    {
-        active_version = Some(ver.version);
-        activation = started.activation;
-    }
-    let lost_activation = started.activation.is_some() && activation.is_none();
-    let running = Running {
-        durable: started.durable,
-        activation: if lost_activation {
-            started.activation
-        } else {
-            activation
-        },
-        cfg,
-        active_since: health::now(),
-        store,
-        env,
-        trust: *trust,
-        live: false,
-        closing: false,
-    };
+    let publish = |rules| try_box(rules).is_ok_and(|b| ACTIVE.publish(b).is_ok());
+    let (running, version) =
+        Running::after_start(started, publish, cfg, store, env, *trust, health::now());
+    let activated = running.activation.is_some();
     health::with_state(|s| *s = Some(running));
-    if lost_activation {
-        health::close_clean();
-        health::with_state(|s| {
-            if let Some(r) = s.as_mut() {
-                r.activation = None;
-            }
-        });
-    }
-    (active_version, activation.is_some())
+    (version, activated)
 }
 
 /// One line for the debugger (and the hosted drill's log): what the start read and chose.

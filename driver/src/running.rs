@@ -1,0 +1,265 @@
+//! What the driver keeps after its start for the events that follow (health, shutdown,
+//! power transitions, live changes), and how those events close or reopen this start's
+//! attempt. Portable, generic over the record's medium and the content store, so the
+//! lifecycle is unit-tested here; the kernel layer keeps one `Running<KernelMedium,
+//! KernelStore>` under its record lock (`kernel::globals::STATE`) and calls these at
+//! PASSIVE_LEVEL with that lock held.
+
+use failsafe_loader::RuleSet;
+use failsafe_loader::state::machine::{Activation, LiveRefusal};
+use failsafe_loader::state::{Config, Durable, Env, Started, StateMedium};
+use failsafe_loader::trust::Trust;
+
+/// Why an attempt is closed as clean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// An orderly stop: unload, or the system shutting down. No live change may open an
+    /// attempt afterwards.
+    Stop,
+    /// The content never ran (its rule set could not be handed to the callbacks, or
+    /// filtering did not start): not charged, and nothing runs; live changes stay allowed.
+    NotRun,
+}
+
+/// What the health and shutdown events need after the start.
+#[derive(Debug)]
+pub struct Running<M, S> {
+    /// The durable record.
+    pub durable: Durable<M>,
+    /// The attempt this start activated: the only one its health check and shutdown may
+    /// close (`None`: nothing active, so neither writes anything).
+    pub activation: Option<Activation>,
+    /// The configuration the start used.
+    pub cfg: Config,
+    /// Interrupt time (100 ns) when the content became active (at the start or at a live
+    /// swap), for the uptime evidence.
+    pub active_since: u64,
+    /// The content store, for live activations.
+    pub store: S,
+    /// The environment of this start (Safe Mode, write filters), for live activations.
+    pub env: Env,
+    /// The keys content must be signed with (as read at the start).
+    pub trust: Trust,
+    /// The active content came through the control channel, not the start.
+    pub live: bool,
+    /// The attempt was closed for an orderly stop (unload, shutdown): no live change may
+    /// open another.
+    pub closing: bool,
+}
+
+impl<M: StateMedium, S> Running<M, S> {
+    /// After the start: `publish` hands the start's rule set to the callbacks (`false`:
+    /// it could not, e.g. no pool memory to move it to). Returns the version that runs.
+    /// Content that never ran has its attempt closed as clean, so it is not charged.
+    pub fn after_start(
+        started: Started<M>,
+        publish: impl FnOnce(RuleSet) -> bool,
+        cfg: Config,
+        store: S,
+        env: Env,
+        trust: Trust,
+        now: u64,
+    ) -> (Self, Option<u64>) {
+        let (mut version, mut activation) = (None, None);
+        if let Some((ver, rules)) = started.active
+            && publish(rules)
+        {
+            version = Some(ver.version);
+            activation = started.activation;
+        }
+        let lost = started.activation.filter(|_| activation.is_none());
+        let mut running = Running {
+            durable: started.durable,
+            activation: lost.or(activation),
+            cfg,
+            active_since: now,
+            store,
+            env,
+            trust,
+            live: false,
+            closing: false,
+        };
+        if lost.is_some() {
+            running.close(Close::NotRun);
+        }
+        (running, version)
+    }
+
+    /// Closes this start's attempt as clean (nothing if this start activated nothing), for
+    /// `why`. Only an orderly stop refuses live changes afterwards: content that never ran
+    /// is no reason to refuse the next push that boot (issue 19, finding 7).
+    pub fn close(&mut self, why: Close) {
+        if why == Close::Stop {
+            // Under the same lock as live changes: none can open an attempt after this.
+            self.closing = true;
+        }
+        if let Some(act) = self.activation
+            && self.durable.refresh().is_ok()
+        {
+            let _ = self.durable.clean_shutdown(&act);
+        }
+        if why == Close::NotRun {
+            self.activation = None;
+        }
+    }
+
+    /// A live change (activate, rollback) may go ahead: refused `shutting-down` once an
+    /// orderly stop closed this start's attempt.
+    pub fn live_allowed(&self) -> Result<(), LiveRefusal> {
+        if self.closing {
+            return Err(LiveRefusal::ShuttingDown);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a test failure"
+)]
+pub(crate) mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use failsafe_loader::state::record::{Phase, RECORD_LEN, SLOT_LEN};
+    use failsafe_loader::state::{ContentStore, IoError};
+    use failsafe_loader::trust::{KeyKind, Trust};
+    use failsafe_loader::{Content, encode};
+    use std::collections::BTreeMap;
+
+    /// The record in memory.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mem {
+        pub(crate) rec: Option<Vec<u8>>,
+    }
+
+    impl StateMedium for &mut Mem {
+        fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError> {
+            match &self.rec {
+                None => Ok(false),
+                Some(r) => {
+                    buf.copy_from_slice(r);
+                    Ok(true)
+                }
+            }
+        }
+        fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+            let rec = self.rec.get_or_insert_with(|| alloc::vec![0; RECORD_LEN]);
+            rec[slot * SLOT_LEN..(slot + 1) * SLOT_LEN].copy_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    /// Signed content files by version.
+    #[derive(Debug, Default)]
+    pub(crate) struct Store(pub(crate) BTreeMap<u64, Vec<u8>>);
+
+    impl ContentStore for Store {
+        fn versions(&mut self, out: &mut Vec<u64>) -> Result<(), IoError> {
+            out.extend(self.0.keys());
+            Ok(())
+        }
+        fn read(&mut self, version: u64, limit: usize, buf: &mut Vec<u8>) -> Result<(), IoError> {
+            let f = self.0.get(&version).ok_or(IoError { code: 2 })?;
+            buf.clear();
+            buf.extend_from_slice(&f[..f.len().min(limit)]);
+            Ok(())
+        }
+    }
+
+    /// A key made for this test process, and the trust in it as a release key.
+    fn key() -> &'static (ed25519_compact::KeyPair, Trust) {
+        static KEY: std::sync::OnceLock<(ed25519_compact::KeyPair, Trust)> =
+            std::sync::OnceLock::new();
+        KEY.get_or_init(|| {
+            let kp = ed25519_compact::KeyPair::generate();
+            let mut t = Trust::EMPTY;
+            t.add(*kp.pk, KeyKind::Release).unwrap();
+            (kp, t)
+        })
+    }
+
+    /// Content `version` (no rules), signed as `failsafectl sign` signs.
+    pub(crate) fn signed(version: u64) -> Vec<u8> {
+        let bytes = encode(&Content {
+            version,
+            rules: alloc::vec![],
+        })
+        .unwrap();
+        let kp = &key().0;
+        let id = failsafe_loader::trust::key_id(&kp.pk);
+        let mut p = failsafe_loader::format::prepare_signed(&bytes, id).unwrap();
+        let msg = [failsafe_loader::trust::CONTEXT, &p[..80]].concat();
+        let sig = kp.sk.sign(msg, None);
+        p.extend_from_slice(&sig[..]);
+        p
+    }
+
+    /// A real start (the core's start sequence) of version 7 over `mem`.
+    pub(crate) fn start(mem: &mut Mem) -> Started<&mut Mem> {
+        let mut store = Store::default();
+        store.0.insert(7, signed(7));
+        failsafe_loader::state::start::start_with_trust(
+            mem,
+            &mut store,
+            &Config::default(),
+            &Env::default(),
+            &key().1,
+        )
+    }
+
+    /// The review's finding 7 (issue 19): a start whose rule set could not be handed to
+    /// the callbacks closes its attempt clean (the content never ran) but is no orderly
+    /// stop: live changes that boot must still be allowed.
+    #[test]
+    fn a_start_that_could_not_publish_closes_clean_and_still_takes_live_changes() {
+        let mut mem = Mem::default();
+        let started = start(&mut mem);
+        assert!(started.activation.is_some(), "the start activated v7");
+        let (r, version) = Running::after_start(
+            started,
+            |_| false,
+            Config::default(),
+            Store::default(),
+            Env::default(),
+            Trust::EMPTY,
+            0,
+        );
+        assert_eq!(version, None);
+        assert_eq!(r.activation, None, "nothing runs");
+        let attempt = r.durable.state().attempt.unwrap();
+        assert_eq!(
+            (attempt.ver.version, attempt.phase),
+            (7, Phase::Clean),
+            "not charged"
+        );
+        assert_eq!(r.live_allowed(), Ok(()), "a live change is no shutdown");
+    }
+
+    #[test]
+    fn a_published_start_runs_and_an_orderly_stop_refuses_live_changes() {
+        let mut mem = Mem::default();
+        let started = start(&mut mem);
+        let (mut r, version) = Running::after_start(
+            started,
+            |_| true,
+            Config::default(),
+            Store::default(),
+            Env::default(),
+            Trust::EMPTY,
+            5,
+        );
+        assert_eq!((version, r.active_since), (Some(7), 5));
+        assert_eq!(r.activation.map(|a| a.ver.version), Some(7));
+        assert_eq!(r.durable.state().attempt.unwrap().phase, Phase::InProgress);
+        assert_eq!(r.live_allowed(), Ok(()));
+        r.close(Close::Stop);
+        assert_eq!(r.durable.state().attempt.unwrap().phase, Phase::Clean);
+        assert_eq!(r.live_allowed(), Err(LiveRefusal::ShuttingDown));
+    }
+}
