@@ -7,7 +7,8 @@
 
 use failsafe_loader::RuleSet;
 use failsafe_loader::state::machine::{Activation, LiveRefusal};
-use failsafe_loader::state::{Config, Durable, Env, Started, StateMedium};
+use failsafe_loader::state::record::{Attempt, Phase};
+use failsafe_loader::state::{Config, Durable, Env, Started, State, StateMedium};
 use failsafe_loader::trust::Trust;
 
 /// Why an attempt is closed as clean.
@@ -19,6 +20,17 @@ pub enum Close {
     /// The content never ran (its rule set could not be handed to the callbacks, or
     /// filtering did not start): not charged, and nothing runs; live changes stay allowed.
     NotRun,
+}
+
+/// A system power transition (the `\Callback\PowerState` callback's
+/// `PO_CB_SYSTEM_STATE_LOCK`, wdm.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// A sleep or hibernation state is imminent, Fast Startup's "shutdown" included (no
+    /// `IRP_MJ_SHUTDOWN` is sent for it).
+    Sleep,
+    /// Back in the working state (S0) with this session.
+    Wake,
 }
 
 /// What the health and shutdown events need after the start.
@@ -45,6 +57,25 @@ pub struct Running<M, S> {
     /// The attempt was closed for an orderly stop (unload, shutdown): no live change may
     /// open another.
     pub closing: bool,
+    /// The attempt was closed clean for a sleep or hibernation (`Power::Sleep`): a wake
+    /// reopens it.
+    pub suspended: bool,
+}
+
+/// `s` with `act`'s attempt in progress again, if it is this start's and was closed clean
+/// (by a sleep); `None` otherwise (healthy, replaced by a live change, another start's).
+#[inline(never)]
+fn reopened(s: &State, act: &Activation) -> Option<State> {
+    let a = s.attempt?;
+    if a.ver != act.ver || a.boot != act.boot || s.boot != act.boot || a.phase != Phase::Clean {
+        return None;
+    }
+    let mut n = *s;
+    n.attempt = Some(Attempt {
+        phase: Phase::InProgress,
+        ..a
+    });
+    Some(n)
 }
 
 impl<M: StateMedium, S> Running<M, S> {
@@ -78,6 +109,7 @@ impl<M: StateMedium, S> Running<M, S> {
             trust,
             live: false,
             closing: false,
+            suspended: false,
         };
         if lost.is_some() {
             running.close(Close::NotRun);
@@ -100,6 +132,34 @@ impl<M: StateMedium, S> Running<M, S> {
         }
         if why == Close::NotRun {
             self.activation = None;
+        }
+    }
+
+    /// A power transition. Returns `true` when the health window must be armed afresh.
+    ///
+    /// `Sleep` closes this start's attempt as clean, as an orderly shutdown would, but
+    /// remembers it: Fast Startup hibernates the kernel session instead of shutting down
+    /// (no `IRP_MJ_SHUTDOWN`), and if the hibernation file is then discarded the next boot
+    /// is a cold start that would otherwise find the attempt in progress and charge it
+    /// (issue 19, finding 8). `Wake` reopens the attempt (in progress again, so a crash of
+    /// the resumed session is charged as before) and its health window starts again. Live
+    /// changes stay allowed throughout: this is no stop.
+    pub fn power(&mut self, p: Power) -> bool {
+        let Some(act) = self.activation.filter(|_| !self.closing) else {
+            return false;
+        };
+        match p {
+            Power::Sleep => {
+                self.suspended = self.durable.refresh().is_ok()
+                    && self.durable.clean_shutdown(&act).unwrap_or(false);
+                false
+            }
+            Power::Wake => {
+                if !core::mem::take(&mut self.suspended) || self.durable.refresh().is_err() {
+                    return false;
+                }
+                self.durable.apply(|s| reopened(s, &act)).unwrap_or(false)
+            }
         }
     }
 
@@ -126,7 +186,7 @@ impl<M: StateMedium, S> Running<M, S> {
 pub(crate) mod tests {
     use super::*;
     use alloc::vec::Vec;
-    use failsafe_loader::state::record::{Phase, RECORD_LEN, SLOT_LEN};
+    use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN};
     use failsafe_loader::state::{ContentStore, IoError};
     use failsafe_loader::trust::{KeyKind, Trust};
     use failsafe_loader::{Content, encode};
@@ -239,6 +299,99 @@ pub(crate) mod tests {
             "not charged"
         );
         assert_eq!(r.live_allowed(), Ok(()), "a live change is no shutdown");
+    }
+
+    fn published(mem: &mut Mem) -> Running<&mut Mem, Store> {
+        let (r, version) = Running::after_start(
+            start(mem),
+            |_| true,
+            Config::default(),
+            Store::default(),
+            Env::default(),
+            Trust::EMPTY,
+            0,
+        );
+        assert_eq!(version, Some(7));
+        r
+    }
+
+    /// Unclean starts charged to v7 as the next start finds them.
+    fn charged_at_next_start(mut mem: Mem) -> u8 {
+        start(&mut mem).durable.state().attempts(7)
+    }
+
+    /// The review's finding 8 (issue 19): Fast Startup hibernates instead of shutting down
+    /// (no `IRP_MJ_SHUTDOWN`); when the hibernation file is then discarded (a cold boot),
+    /// the next start found the attempt in progress and charged good content.
+    #[test]
+    fn a_fast_startup_whose_hibernation_file_is_discarded_charges_nothing() {
+        let mut mem = Mem::default();
+        let mut r = published(&mut mem);
+        assert!(!r.power(Power::Sleep), "nothing to arm on the way down");
+        drop(r);
+        assert_eq!(
+            charged_at_next_start(mem),
+            0,
+            "a deliberate power-off is not a crash"
+        );
+    }
+
+    #[test]
+    fn a_wake_reopens_the_attempt_so_a_later_crash_is_charged() {
+        let mut mem = Mem::default();
+        let mut r = published(&mut mem);
+        let _ = r.power(Power::Sleep);
+        assert_eq!(r.durable.state().attempt.unwrap().phase, Phase::Clean);
+        assert!(r.power(Power::Wake), "the health window starts again");
+        assert_eq!(r.durable.state().attempt.unwrap().phase, Phase::InProgress);
+        assert_eq!(r.live_allowed(), Ok(()));
+        // A second wake (no sleep before it) changes nothing.
+        assert!(!r.power(Power::Wake));
+        drop(r);
+        assert_eq!(
+            charged_at_next_start(mem),
+            1,
+            "a crash after the wake is charged"
+        );
+    }
+
+    #[test]
+    fn power_transitions_leave_healthy_stopped_and_empty_starts_alone() {
+        // Healthy before the sleep: nothing to close or reopen.
+        let mut mem = Mem::default();
+        let mut r = published(&mut mem);
+        let act = r.activation.unwrap();
+        let ev = failsafe_loader::state::HealthEvidence {
+            uptime_secs: 999,
+            canary: Ok(()),
+        };
+        let cfg = r.cfg;
+        assert!(r.durable.health(&act, &ev, &cfg).unwrap().is_some());
+        assert!(!r.power(Power::Sleep));
+        assert!(!r.power(Power::Wake));
+        assert_eq!(r.durable.state().attempt.unwrap().phase, Phase::Healthy);
+        // After an orderly stop: a wake reopens nothing.
+        let mut mem = Mem::default();
+        let mut r = published(&mut mem);
+        r.close(Close::Stop);
+        assert!(!r.power(Power::Sleep));
+        assert!(!r.power(Power::Wake));
+        assert_eq!(r.durable.state().attempt.unwrap().phase, Phase::Clean);
+        // A start that activated nothing writes nothing.
+        let mut mem = Mem::default();
+        let (mut r, _) = Running::after_start(
+            start(&mut mem),
+            |_| false,
+            Config::default(),
+            Store::default(),
+            Env::default(),
+            Trust::EMPTY,
+            0,
+        );
+        let seq = r.durable.seq();
+        assert!(!r.power(Power::Sleep));
+        assert!(!r.power(Power::Wake));
+        assert_eq!(r.durable.seq(), seq);
     }
 
     #[test]

@@ -174,11 +174,7 @@ impl VolumeTable {
         let Some(mut v) = self.new_entry(instance, device, 0) else {
             return false;
         };
-        if !set_dos(&mut v, dos) {
-            return false;
-        }
-        self.volumes.push(v);
-        true
+        set_dos(&mut v, dos) && push_within(&mut self.volumes, v)
     }
 
     /// Records an instance being attached (instance setup), its volume's DOS name not
@@ -198,12 +194,13 @@ impl VolumeTable {
         let Some(v) = self.new_entry(instance, device, disk) else {
             return token(disk);
         };
-        match self.entry(instance) {
-            Some(old) => token(core::mem::replace(old, v).disk),
-            None => {
-                self.volumes.push(v);
-                None
-            }
+        if let Some(old) = self.entry(instance) {
+            return token(core::mem::replace(old, v).disk);
+        }
+        if push_within(&mut self.volumes, v) {
+            None
+        } else {
+            token(disk)
         }
     }
 
@@ -308,6 +305,18 @@ impl VolumeTable {
             Some(dos) => dos,
             None => path,
         }
+    }
+}
+
+/// Appends `v` if the table has room: it never grows (no allocation after `DriverEntry`);
+/// the check beside the push lets the compiler drop `Vec::push`'s growth path and its
+/// capacity-overflow panic (the PE test checks no panic is reachable).
+fn push_within(volumes: &mut Vec<Volume>, v: Volume) -> bool {
+    if volumes.len() < volumes.capacity() {
+        volumes.push(v);
+        true
+    } else {
+        false
     }
 }
 

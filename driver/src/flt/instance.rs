@@ -23,11 +23,11 @@ use super::registration::size_u16;
 use crate::volumes::{MAX_DEVICE_UNITS, Pending, VolumeTable};
 
 /// Volume device name -> DOS name (ADR 0013): filled by instance setup (pending) and the
-/// kernel layer's work item (DOS name), emptied by instance teardown, read by the
+/// kernel layer's volume-name round (DOS name), emptied by instance teardown, read by the
 /// callbacks and the process-notify routine.
 static VOLUMES: PushLock<VolumeTable> = PushLock::new();
 /// Some volume of the table is pending (`VolumeTable::has_pending`), so that the callbacks
-/// ask for the work item with one atomic read, without the lock.
+/// ask for a round with one atomic read, without the lock.
 pub(super) static VOLUMES_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Installs the volume table (PASSIVE_LEVEL, `DriverEntry`, before `FltStartFiltering`:
@@ -41,10 +41,10 @@ pub unsafe fn volumes_init(table: VolumeTable) {
 }
 
 /// Frees the volume table (unload, after the filter is unregistered and the kernel
-/// layer's volume work item has finished).
+/// layer's volume-name rounds have finished).
 ///
 /// # Safety
-/// No callback, notify routine or work item may use the table concurrently or afterwards.
+/// No callback, notify routine or volume-name round may use the table concurrently or afterwards.
 pub unsafe fn volumes_free() {
     VOLUMES_PENDING.store(false, Ordering::Release);
     // SAFETY: contract above.
@@ -91,7 +91,7 @@ fn instance_key(instance: PFLT_INSTANCE) -> usize {
 /// Takes the next instance waiting for its volume's DOS name at table index `from` or
 /// later ([`Pending`]: its index, its key, its device name's length in `out`), and its
 /// disk device object with the table's reference, which the caller now owns and hands to
-/// [`volume_attempted`]. Kernel layer's work item, PASSIVE_LEVEL.
+/// [`volume_attempted`]. Kernel layer's volume-name round, PASSIVE_LEVEL.
 pub fn take_pending_volume(
     from: usize,
     out: &mut [u16; MAX_DEVICE_UNITS],
@@ -122,7 +122,7 @@ pub fn volume_attempted(
 }
 
 /// Takes a disk device object still held by the volume table (unload, after the filter is
-/// unregistered and the volume work item finished: every instance was torn down, so
+/// unregistered and the volume-name rounds finished: every instance was torn down, so
 /// normally none), for the caller to release.
 pub fn take_volume_reference() -> Option<*mut c_void> {
     with_volumes(VolumeTable::take_any_token)
@@ -156,7 +156,7 @@ fn volume_name(volume: PFLT_VOLUME, out: &mut [u16; MAX_DEVICE_UNITS]) -> Option
 /// The mount manager is *not* asked here: instance setup runs inside the volume's mount
 /// (and, at boot, before the mount manager has assigned drive letters), so a synchronous
 /// `IoVolumeDeviceToDosName` here could fail or wait on the mount that is waiting for this
-/// callback. The kernel layer's work item asks later (`Host::learn_volume_names`). Nothing
+/// callback. The kernel layer's volume-name round asks later (`Host::learn_volume_names`). Nothing
 /// here can refuse the attach: on any failure the volume's paths stay in device form.
 ///
 /// # Safety

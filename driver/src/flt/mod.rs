@@ -51,7 +51,9 @@ pub use instance::{
     take_volume_reference, volume_attempted, volumes_free, volumes_init,
 };
 pub use process::{process_exited, process_started, processes_free, processes_init};
-pub use registration::{Static, filter_unload, operations, registration, unregister_and_free};
+pub use registration::{
+    OPERATIONS, Static, filter_unload, operations, pre_shutdown, registration, unregister_and_free,
+};
 pub use setinfo::pre_set_information;
 
 /// What the kernel layer provides to the callbacks.
@@ -63,8 +65,11 @@ pub trait Host: 'static {
     fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool);
     /// The filter unload callback (PASSIVE_LEVEL): tear everything down, in order.
     fn unload(flags: u32) -> NTSTATUS;
+    /// The system shuts down (the `IRP_MJ_SHUTDOWN` pre-operation callback, PASSIVE_LEVEL,
+    /// once per attached volume): close this start's attempt as clean.
+    fn shutdown();
     /// Some volume's DOS name is not known yet: have the kernel layer ask the mount
-    /// manager, at PASSIVE_LEVEL outside this thread (its work item), at most once per
+    /// manager, at PASSIVE_LEVEL outside this thread (a round on its own thread), at most once per
     /// `volumes::RETRY_INTERVAL` unless `now` (a volume just attached). Called at the
     /// callback's IRQL (≤ APC_LEVEL); must not block.
     fn learn_volume_names(now: bool);

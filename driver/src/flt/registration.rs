@@ -1,14 +1,21 @@
 //! The registration: the operation table, `FLT_REGISTRATION`, the filter unload callback,
-//! and unregistering the filter at teardown. PASSIVE_LEVEL.
+//! the shutdown pre-operation callback, and unregistering the filter at teardown.
+//! PASSIVE_LEVEL.
 
 use core::sync::atomic::Ordering;
 
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_SUCCESS_NO_CALLBACK,
+    FLT_RELATED_OBJECTS,
+};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FLT_REGISTRATION_VERSION,
     FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO, FltUnregisterFilter, IRP_MJ_OPERATION_END,
     PFLT_FILTER,
 };
-use windows_sys::Wdk::System::SystemServices::{IRP_MJ_CREATE, IRP_MJ_SET_INFORMATION};
+use windows_sys::Wdk::System::SystemServices::{
+    IRP_MJ_CREATE, IRP_MJ_SET_INFORMATION, IRP_MJ_SHUTDOWN,
+};
 use windows_sys::Win32::Foundation::NTSTATUS;
 
 use super::create::pre_create;
@@ -37,6 +44,23 @@ pub fn unregister_and_free() {
 /// Called by the Filter Manager (`PFLT_FILTER_UNLOAD_CALLBACK`).
 pub unsafe extern "system" fn filter_unload<H: Host>(flags: u32) -> NTSTATUS {
     H::unload(flags)
+}
+
+/// Pre-operation callback for `IRP_MJ_SHUTDOWN` (PASSIVE_LEVEL): the system shuts down;
+/// the Filter Manager calls it for each attached instance before the file system handles
+/// the shutdown (a post-operation callback is not allowed for it: Microsoft Learn,
+/// "Filtering I/O Operations in a Minifilter Driver"). This replaces a device of the
+/// driver's own registered with `IoRegisterShutdownNotification` (issue 19, finding 8).
+///
+/// # Safety
+/// Called by the Filter Manager (fltkernel.h `PFLT_PRE_OPERATION_CALLBACK`).
+pub unsafe extern "system" fn pre_shutdown<H: Host>(
+    _data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut core::ffi::c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    H::shutdown();
+    FLT_PREOP_SUCCESS_NO_CALLBACK
 }
 
 /// A `u32` constant as the UCHAR/USHORT a registration field holds. `as` because
@@ -69,6 +93,7 @@ pub(super) const fn size_u16(v: usize) -> u16 {
 // `IRP_MJ_*` are u32 in windows-sys; the registration field is a UCHAR.
 const MJ_CREATE: u8 = narrow_u8(IRP_MJ_CREATE);
 const MJ_SET_INFORMATION: u8 = narrow_u8(IRP_MJ_SET_INFORMATION);
+const MJ_SHUTDOWN: u8 = narrow_u8(IRP_MJ_SHUTDOWN);
 // IRP_MJ_OPERATION_END is a u16 in windows-sys.
 #[allow(
     clippy::as_conversions,
@@ -81,9 +106,12 @@ const MJ_END: u8 = {
 const REGISTRATION_SIZE: u16 = size_u16(size_of::<FLT_REGISTRATION>());
 const REGISTRATION_VERSION: u16 = narrow_u16(FLT_REGISTRATION_VERSION);
 
-/// The operation table: create and set-information pre-callbacks, paging I/O skipped,
-/// terminated by `IRP_MJ_OPERATION_END`.
-pub const fn operations<H: Host>() -> [FLT_OPERATION_REGISTRATION; 3] {
+/// Entries of the operation table, its terminator included.
+pub const OPERATIONS: usize = 4;
+
+/// The operation table: create and set-information pre-callbacks (paging I/O skipped for
+/// set-information), the shutdown pre-callback, terminated by `IRP_MJ_OPERATION_END`.
+pub const fn operations<H: Host>() -> [FLT_OPERATION_REGISTRATION; OPERATIONS] {
     [
         FLT_OPERATION_REGISTRATION {
             MajorFunction: MJ_CREATE,
@@ -96,6 +124,13 @@ pub const fn operations<H: Host>() -> [FLT_OPERATION_REGISTRATION; 3] {
             MajorFunction: MJ_SET_INFORMATION,
             Flags: FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO,
             PreOperation: Some(pre_set_information::<H>),
+            PostOperation: None,
+            Reserved1: core::ptr::null_mut(),
+        },
+        FLT_OPERATION_REGISTRATION {
+            MajorFunction: MJ_SHUTDOWN,
+            Flags: 0,
+            PreOperation: Some(pre_shutdown::<H>),
             PostOperation: None,
             Reserved1: core::ptr::null_mut(),
         },

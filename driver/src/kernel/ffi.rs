@@ -23,26 +23,27 @@ pub(crate) use crate::kbind as wdk_sys;
 pub(crate) use ::wdk_sys;
 
 pub use wdk_sys::ntddk::{
-    DbgPrintEx, ExFreePoolWithTag, IoCreateSymbolicLink, IoDeleteSymbolicLink,
-    KeDelayExecutionThread, ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl,
+    DbgPrintEx, ExCreateCallback, ExFreePoolWithTag, ExRegisterCallback, ExUnregisterCallback,
+    IoCreateSymbolicLink, IoDeleteSymbolicLink, KeDelayExecutionThread, ObOpenObjectByPointer,
+    PsCreateSystemThread, PsTerminateSystemThread, RtlAddAccessAllowedAce, RtlCreateAcl,
     RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
+    ZwWaitForSingleObject,
 };
 pub use wdk_sys::ntddk::{
-    ExFreePool, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
-    IoQueueWorkItem, IoRegisterShutdownNotification, IoUnregisterShutdownNotification,
-    IoVolumeDeviceToDosName, IofCompleteRequest, KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs,
-    KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer,
-    KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile,
-    ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey,
-    ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    ExFreePool, IoCreateDevice, IoDeleteDevice, IoVolumeDeviceToDosName, IofCompleteRequest,
+    KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent,
+    KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
+    MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
+    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
+    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
+    ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
-    _WORK_QUEUE_TYPE, DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK,
-    IRP, KDPC, KEVENT, KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCUNICODE_STRING,
-    PDEVICE_OBJECT, PEPROCESS, PIO_WORKITEM, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID,
-    SECURITY_DESCRIPTOR, UNICODE_STRING,
+    DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KDPC, KEVENT,
+    KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCALLBACK_OBJECT, PCUNICODE_STRING,
+    PEPROCESS, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID, SECURITY_DESCRIPTOR,
+    UNICODE_STRING,
 };
 
 // "C", as bindgen declares kernel routines: on x64 and arm64 it is the same ABI as
@@ -114,6 +115,8 @@ pub const STATUS_DATA_ERROR: NTSTATUS = nt(0xC000_003E);
 pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = nt(0xC000_0010);
 pub const STATUS_DELETE_PENDING: NTSTATUS = nt(0xC000_0056);
 pub const STATUS_ACCESS_DENIED: NTSTATUS = nt(0xC000_0022);
+pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;
+pub const STATUS_DEVICE_BUSY: NTSTATUS = nt(0x8000_0011);
 
 /// An NTSTATUS from its documented hexadecimal form.
 const fn nt(bits: u32) -> NTSTATUS {
@@ -150,8 +153,11 @@ pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 pub const IRP_MJ_CREATE: usize = 0x00;
 pub const IRP_MJ_CLOSE: usize = 0x02;
 pub const IRP_MJ_DEVICE_CONTROL: usize = 0x0e;
-pub const IRP_MJ_SHUTDOWN: usize = 0x10;
 pub const IRP_MJ_CLEANUP: usize = 0x12;
+/// `IoMarkIrpPending` (a macro) sets this in the current stack location's `Control`.
+pub const SL_PENDING_RETURNED: u8 = 0x01;
+/// `\Callback\PowerState`'s `Argument1` for a system state transition.
+pub const PO_CB_SYSTEM_STATE_LOCK: usize = 3;
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
 pub const FILE_ALL_ACCESS: u32 = 0x001F_01FF;
 pub const WRITE_DAC: u32 = 0x0004_0000;

@@ -76,6 +76,10 @@ impl Host for Kernel {
         super::dosnames::release(disk);
     }
 
+    fn shutdown() {
+        super::health::shutdown();
+    }
+
     fn unload(_flags: u32) -> NTSTATUS {
         // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
         // start's attempt as clean before the shutdown notification goes away, or the next

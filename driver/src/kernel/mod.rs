@@ -11,9 +11,11 @@
 //! | [`nt`] | names, handles, synchronous file I/O | PASSIVE |
 //! | [`medium`], [`store`] | the state record and the content store over `Zw*` | PASSIVE |
 //! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
-//! | [`health`] | health timer, DPC, work item, canary, shutdown | DPC at DISPATCH, rest PASSIVE |
-//! | [`host`] | audit lines, unload, process notify | ≤ APC; PASSIVE |
-//! | [`dosnames`] | volumes' DOS names (work item), ADR 0013 | queue ≤ APC; work PASSIVE |
+//! | [`health`] | health timer, DPC, health check, canary, shutdown, power jobs | DPC at DISPATCH, rest PASSIVE |
+//! | [`worker`] | the driver's own system thread: control requests, health, volume names, power | post ≤ DISPATCH; jobs PASSIVE |
+//! | [`power`] | the `\Callback\PowerState` callback (Fast Startup) | ≤ DISPATCH; posts |
+//! | [`host`] | audit lines, unload, shutdown, process notify | ≤ APC; PASSIVE |
+//! | [`dosnames`] | volumes' DOS names (a job of the thread), ADR 0013 | queue ≤ APC; round PASSIVE |
 //! | [`pool`] | the global allocator | ≤ APC |
 
 pub mod control;
@@ -29,8 +31,10 @@ pub mod nt;
 #[cfg(all(failsafe_kcheck, not(test)))]
 mod panic;
 pub mod pool;
+pub mod power;
 pub mod registry;
 pub mod store;
+pub mod worker;
 
 #[cfg(all(not(test), not(failsafe_kcheck)))]
 extern crate wdk_panic;
@@ -55,16 +59,13 @@ use crate::guard::OwnDir;
 use crate::proctable::ProcessTable;
 use crate::volumes::VolumeTable;
 use ffi::{
-    _EVENT_TYPE, DRIVER_OBJECT, FILE_DEVICE_UNKNOWN, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY,
-    FILE_OPEN, IRP_MJ_SHUTDOWN, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
-    IoRegisterShutdownNotification, IoUnregisterShutdownNotification, KERNEL_MODE, KeInitializeDpc,
-    KeInitializeEvent, KeInitializeTimer, NTSTATUS, ObQueryNameString, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PCUNICODE_STRING, PDEVICE_OBJECT, PIO_WORKITEM,
+    _EVENT_TYPE, DRIVER_OBJECT, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY, FILE_OPEN, KERNEL_MODE,
+    KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, NTSTATUS, ObQueryNameString,
+    ObReferenceObjectByHandle, ObfDereferenceObject, PCUNICODE_STRING,
     PsSetCreateProcessNotifyRoutineEx, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
 };
 use globals::{
-    DEVICE, DIR, DPC, PROCESS_NOTIFY, Running, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, VOLUME_IDLE,
-    VOLUME_ITEM, WORK_IDLE, WORK_ITEM,
+    DIR, DPC, POWER_DONE, PROCESS_NOTIFY, Running, STATE_LOCK, TIMER, VOLUME_IDLE, WORK_IDLE,
 };
 use host::{Kernel, process_notify};
 use medium::KernelMedium;
@@ -80,15 +81,16 @@ const DRILL_BUGCHECK: u32 = 0x4653_4443;
 /// Process-image table size: 256 sets of 4 (about 530 KiB of paged pool).
 const PROCESS_SETS: usize = 256;
 
-static OPERATIONS: Static<[FLT_OPERATION_REGISTRATION; 3]> = Static(flt::operations::<Kernel>());
+static OPERATIONS: Static<[FLT_OPERATION_REGISTRATION; flt::OPERATIONS]> =
+    Static(flt::operations::<Kernel>());
 static REGISTRATION: Static<FLT_REGISTRATION> =
     Static(flt::registration::<Kernel>(OPERATIONS.0.as_ptr()));
 
 /// The driver's entry point (PASSIVE_LEVEL, System process).
 ///
 /// Order (docs/boot-safety.md, "What is charged"): everything that can fail for reasons of
-/// the driver's own — the filter registration, the control device, its work item and
-/// shutdown notification, the store paths — is set up first; only then is the start
+/// the driver's own — the filter registration, the driver's thread, the control device,
+/// the store paths — is set up first; only then is the start
 /// decision made and the attempt made durable, content activated, and filtering started.
 /// A failure before the decision charges no content; a failure to start filtering after
 /// it closes the attempt as not run.
@@ -107,11 +109,14 @@ pub unsafe extern "system" fn driver_entry(
     // that starts signaled serves as a mutex.
     unsafe { KeInitializeEvent(STATE_LOCK.ptr(), _EVENT_TYPE::SynchronizationEvent, 1) };
     // SAFETY: static storage, initialized once here before any use; a notification event,
-    // signaled: no work item in flight.
+    // signaled: no health check in flight.
     unsafe { KeInitializeEvent(WORK_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
     // SAFETY: static storage, initialized once here before any use; signaled: no volume
-    // work item in flight.
+    // volume-name round in flight.
     unsafe { KeInitializeEvent(VOLUME_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
+    // SAFETY: static storage, initialized once here before any use; signaled: no power job
+    // waited for.
+    unsafe { KeInitializeEvent(POWER_DONE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
     // SAFETY: static storage, initialized once.
     unsafe { KeInitializeTimer(TIMER.ptr()) };
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
@@ -299,8 +304,9 @@ fn log_warning(what: &core::ffi::CStr) {
     };
 }
 
-/// Filter registration (not started), the control device, its shutdown notification and
-/// work item. PASSIVE_LEVEL.
+/// Filter registration (not started; its operation table includes the `IRP_MJ_SHUTDOWN`
+/// pre-operation callback that closes the attempt at shutdown), the driver's thread, and
+/// the power-state callback (optional). PASSIVE_LEVEL.
 fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     debug_assert_passive!();
     let mut filter = 0isize;
@@ -317,46 +323,11 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         return Err(status);
     }
     FILTER.store(filter, Ordering::Release);
-
-    // A device object only to receive the shutdown notification and own the work item.
-    let mut device: PDEVICE_OBJECT = core::ptr::null_mut();
-    // SAFETY: valid driver object; unnamed device, no extension; out pointer is a local.
-    let status = unsafe {
-        IoCreateDevice(
-            driver,
-            0,
-            core::ptr::null_mut(),
-            FILE_DEVICE_UNKNOWN,
-            0,
-            0,
-            &mut device,
-        )
-    };
-    if status < 0 {
-        return Err(status);
+    // The health check and control requests run on it: without it, refuse to run.
+    worker::start()?;
+    if !power::register() {
+        log_warning(c"power-state callback unavailable (a discarded hibernation is charged)");
     }
-    DEVICE.store(device, Ordering::Release);
-    if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_SHUTDOWN) {
-        *slot = Some(health::dispatch_shutdown);
-    }
-    // SAFETY: a device just created by this driver.
-    let item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
-    if item.is_null() {
-        return Err(STATUS_INSUFFICIENT_RESOURCES);
-    }
-    WORK_ITEM.store(item.cast(), Ordering::Release);
-    // The volume-name work item (`dosnames`) is optional: without it paths stay in device
-    // form.
-    // SAFETY: a device just created by this driver.
-    let volume_item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
-    VOLUME_ITEM.store(volume_item.cast(), Ordering::Release);
-    // Without the notification every reboot would count as a crash: refuse to run.
-    // SAFETY: a device just created by this driver, with a shutdown dispatch routine.
-    let status = unsafe { IoRegisterShutdownNotification(device) };
-    if status < 0 {
-        return Err(status);
-    }
-    SHUTDOWN_REGISTERED.store(true, Ordering::Release);
     Ok(())
 }
 
@@ -459,23 +430,20 @@ pub fn teardown() {
         // SAFETY: removes the routine registered in DriverEntry.
         let _ = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), 1) };
     }
-    // Timer, DPC and work item stopped for real before anything they use is freed.
+    // No power job is posted after this (a callback in progress has returned).
+    power::unregister();
+    // Timer, DPC and health check stopped for real before anything they use is freed.
     health::quiesce();
-    let device = DEVICE.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !device.is_null() && SHUTDOWN_REGISTERED.swap(false, Ordering::AcqRel) {
-        // SAFETY: registered for this device in setup().
-        unsafe { IoUnregisterShutdownNotification(device) };
-    }
     // Unregisters the filter (waits for every callback), then frees the rule set.
     flt::unregister_and_free();
-    // No callback or instance setup can queue the volume work item any more: wait for it,
-    // release the disk device objects the volume table still holds (every instance was
-    // torn down, so normally none), free the table.
+    // No callback or instance setup can queue a volume-name round any more: wait for the
+    // last, release the disk device objects the volume table still holds (every instance
+    // was torn down, so normally none), free the table.
     dosnames::quiesce();
     while let Some(disk) = flt::take_volume_reference() {
         dosnames::release(disk);
     }
-    // SAFETY: the filter is unregistered, the notify routine removed and the work item
+    // SAFETY: the filter is unregistered, the notify routine removed and the rounds
     // finished: nothing else uses the volume table.
     unsafe { flt::volumes_free() };
     // SAFETY: the filter is unregistered and the notify routine removed: nothing else
@@ -484,27 +452,9 @@ pub fn teardown() {
     // The filter is unregistered and the control channel removed: nothing else uses the
     // event queue.
     flt::events_free(control::sleep_1ms);
-    let volume_item = VOLUME_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !volume_item.is_null() {
-        // SAFETY: allocated in setup(); not queued (dosnames::quiesce waited for
-        // VOLUME_IDLE, set by the item's routine as it ends).
-        unsafe { IoFreeWorkItem(volume_item.cast()) };
-    }
-    let item = WORK_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !item.is_null() {
-        // SAFETY: allocated in setup(); not queued (quiesce waited for WORK_IDLE, which is
-        // set only when no item is queued or by the item's own routine, and the I/O manager
-        // dequeues an item before calling its routine: Microsoft Learn "IoFreeWorkItem",
-        // which a routine may call on its own item).
-        unsafe { IoFreeWorkItem(item.cast()) };
-    }
-    if !device.is_null() {
-        // SAFETY: created in setup(); its shutdown registration is removed. A work item
-        // still returning holds a reference, in which case the I/O manager defers the
-        // deletion until that reference is released (Microsoft Learn "IoDeleteDevice").
-        unsafe { IoDeleteDevice(device) };
-    }
-    // SAFETY: the work item, the only reader, has finished (quiesce).
+    // Every producer of jobs is gone: the thread leaves, and is waited for.
+    worker::stop();
+    // SAFETY: the health check, the only reader, has finished and its thread is gone.
     unsafe { *DIR.0.get() = None };
     health::with_state(|s| *s = None);
 }
