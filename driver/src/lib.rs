@@ -4,7 +4,7 @@
 //!
 //! | module | needs | built and tested here |
 //! |---|---|---|
-//! | [`event`], [`active`], [`proctable`], [`volumes`], [`config`], [`guard`], [`wire`], [`running`] | nothing OS-specific | built and unit-tested on Linux |
+//! | [`event`], [`active`], [`dacl`], [`proctable`], [`volumes`], [`config`], [`guard`], [`wire`], [`running`] | nothing OS-specific | built and unit-tested on Linux |
 //! | `flt` (a folder: a file per callback family) | windows-sys (Filter Manager) | type-checked, clippy-clean and linked by the kernel check; never run |
 //! | `kernel` | wdk-sys (WDK) | type-checked, clippy-clean and linked by the kernel check (`cargo make kcheck`, `--cfg failsafe_kcheck`: bindings generated from MinGW's or the WDK's headers in place of wdk-sys); never run |
 //!
@@ -16,6 +16,7 @@ extern crate alloc;
 
 pub mod active;
 pub mod config;
+pub mod dacl;
 pub mod event;
 pub mod guard;
 pub mod proctable;

@@ -267,6 +267,13 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
         drill_value, drill,
         "DrillCrashVersion string present: {drill_value}"
     );
+    // So is the drill build's report-only switch of the store's access-list check.
+    let acl_switch = contains(data, b"DrillStoreAclReportOnly")
+        || contains(data, &utf16("DrillStoreAclReportOnly"));
+    assert_eq!(
+        acl_switch, drill,
+        "DrillStoreAclReportOnly string present: {acl_switch}"
+    );
     assert_eq!(
         drill_code, drill,
         "FSDC bugcheck code present: {drill_code}"

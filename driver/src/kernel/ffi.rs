@@ -26,8 +26,8 @@ pub use wdk_sys::ntddk::{
     DbgPrintEx, ExCreateCallback, ExFreePoolWithTag, ExRegisterCallback, ExUnregisterCallback,
     IoCreateSymbolicLink, IoDeleteSymbolicLink, KeDelayExecutionThread, ObOpenObjectByPointer,
     PsCreateSystemThread, PsTerminateSystemThread, RtlAddAccessAllowedAce, RtlCreateAcl,
-    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
-    ZwWaitForSingleObject,
+    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ZwQueryFullAttributesFile,
+    ZwQuerySecurityObject, ZwSetSecurityObject, ZwWaitForSingleObject,
 };
 pub use wdk_sys::ntddk::{
     ExFreePool, IoCreateDevice, IoDeleteDevice, IoVolumeDeviceToDosName, IofCompleteRequest,
@@ -116,6 +116,7 @@ pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = nt(0xC000_0010);
 pub const STATUS_DELETE_PENDING: NTSTATUS = nt(0xC000_0056);
 pub const STATUS_ACCESS_DENIED: NTSTATUS = nt(0xC000_0022);
 pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;
+pub const STATUS_REPARSE_POINT_ENCOUNTERED: NTSTATUS = nt(0xC000_050B);
 pub const STATUS_DEVICE_BUSY: NTSTATUS = nt(0x8000_0011);
 
 /// An NTSTATUS from its documented hexadecimal form.
@@ -126,6 +127,9 @@ const fn nt(bits: u32) -> NTSTATUS {
 // ntdef.h
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
+/// Windows SDK `shared/ntdef.h` (10.0.22621 and the previews; absent from MinGW-w64's
+/// headers and from the WDK's `km/`): no reparse point is followed while parsing the name.
+pub const OBJ_DONT_REPARSE: u32 = 0x1000;
 // winnt.h access rights
 pub const GENERIC_READ: u32 = 0x8000_0000;
 pub const GENERIC_WRITE: u32 = 0x4000_0000;
@@ -138,15 +142,20 @@ pub const FILE_SHARE_READ: u32 = 0x1;
 pub const FILE_SHARE_WRITE: u32 = 0x2;
 pub const FILE_SHARE_DELETE: u32 = 0x4;
 pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
+pub const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
+pub const READ_CONTROL: u32 = 0x0002_0000;
+pub const FILE_TRAVERSE: u32 = 0x0020;
 // wdm.h create dispositions and options
 pub const FILE_OPEN: u32 = 0x1;
 pub const FILE_CREATE: u32 = 0x2;
+pub const FILE_OPEN_IF: u32 = 0x3;
 pub const FILE_OVERWRITE_IF: u32 = 0x5;
 pub const FILE_DIRECTORY_FILE: u32 = 0x1;
 pub const FILE_WRITE_THROUGH: u32 = 0x2;
 pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
 pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 pub const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
+pub const FILE_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 // devioctl.h
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 // wdm.h
@@ -165,6 +174,7 @@ pub const WRITE_DAC: u32 = 0x0004_0000;
 pub const SECURITY_DESCRIPTOR_REVISION: u32 = 1;
 pub const ACL_REVISION: u32 = 2;
 pub const DACL_SECURITY_INFORMATION: u32 = 0x4;
+pub const OWNER_SECURITY_INFORMATION: u32 = 0x1;
 pub const PASSIVE_LEVEL: u8 = 0;
 pub const APC_LEVEL: u8 = 1;
 /// `KernelMode` (wdm.h `MODE`) as the `KPROCESSOR_MODE` (CCHAR) that wait routines take.

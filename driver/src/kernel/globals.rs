@@ -12,7 +12,7 @@
 //! | `POWER_DONE` | power callback (reset), the driver's thread (set) | power callback (wait) | ≤ DISPATCH; wait PASSIVE |
 //! | `worker::{JOBS, WAKE, THREAD}` (in `worker.rs`) | `DriverEntry` (start), producers (post), teardown (stop) | the driver's thread | post ≤ DISPATCH |
 //! | `power::{OBJECT, REGISTRATION}` (in `power.rs`) | `DriverEntry`, teardown | teardown | PASSIVE |
-//! | `DIR` | `DriverEntry` (once, before any reader) | health check | PASSIVE |
+//! | `storedir::STORE_DIR` (in `storedir.rs`) | `DriverEntry` (once, before any reader), teardown (closed last) | the record, the store, the canary (handle copies) | PASSIVE |
 //! | `LAST_REPORT` | callbacks | callbacks | ≤ APC |
 //! | `control::{CONTROL, LINKED, GATE, BUSY, SLOT}` (in `control.rs`) | `DriverEntry` (create), dispatch (one request in), the driver's thread (served), teardown (remove) | control dispatch routines, the driver's thread | PASSIVE |
 //! | `flt::{ACTIVE}` | `DriverEntry` (publish), live swap under `STATE_LOCK` (replace), unload (take) | callbacks (`with_on`, no lock) | ≤ APC; the swap PASSIVE |
@@ -29,7 +29,6 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
 
 use super::ffi::{KDPC, KEVENT, KTIMER};
 use super::medium::KernelMedium;
-use super::nt::Wide;
 use super::store::KernelStore;
 
 /// A kernel object in static storage, initialized in `DriverEntry` before any use.
@@ -88,14 +87,6 @@ pub static PROCESS_NOTIFY: AtomicBool = AtomicBool::new(false);
 /// Notification event: the driver's thread finished a power job (`health::power`); the
 /// power callback waits for it before a sleep (`power.rs`).
 pub static POWER_DONE: Kobj<KEVENT> = Kobj::new();
-
-/// The driver's directory as configured (`ContentDirectory`), for the health canary.
-pub struct DirSlot(pub UnsafeCell<Option<Wide>>);
-// SAFETY: written once in `DriverEntry` before the timer is armed (the only reader is the
-// health check, which the timer starts) and cleared by teardown after the health check
-// has finished.
-unsafe impl Sync for DirSlot {}
-pub static DIR: DirSlot = DirSlot(UnsafeCell::new(None));
 
 /// Interrupt time (100 ns) of the last audit line, for rate limiting.
 pub static LAST_REPORT: AtomicU64 = AtomicU64::new(0);

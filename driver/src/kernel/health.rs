@@ -38,10 +38,13 @@ use super::ffi::{
     UnbiasedInterruptTimeFn,
 };
 use super::globals::{
-    DIR, DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, HEALTH_STOPPED, POWER_DONE,
-    Running, STATE, STATE_LOCK, TIMER, WORK_IDLE,
+    DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, HEALTH_STOPPED, POWER_DONE, Running,
+    STATE, STATE_LOCK, TIMER, WORK_IDLE,
 };
-use super::nt::{Wide, debug_assert_passive, flush, io, open, read_at, system_routine, write_at};
+use super::nt::{
+    Wide, debug_assert_passive, flush, io, open_at, read_at, system_routine, write_at,
+};
+use super::storedir;
 use super::worker;
 use crate::running::{Close, Power};
 
@@ -195,19 +198,18 @@ pub fn now() -> u64 {
 const CANARY: &[u8; 16] = b"failsafe canary\n";
 
 /// The canary: evidence that a create, a write, a flush and a read through the whole
-/// file-system stack, this filter included, complete. `<dir>\canary.tmp`, deleted on close,
-/// is inside the driver's own directory, which content can audit but never block
-/// (`crate::guard`). A filter that hangs creates never gets past `open`, so the health
-/// check never records healthy. PASSIVE_LEVEL.
+/// file-system stack, this filter included, complete. `canary.tmp`, deleted on close, is
+/// inside the driver's own directory, which content can audit but never block
+/// (`crate::guard`), and is opened relative to the directory the driver holds, following no
+/// reparse point (`nt::open_at`: an overwrite and a delete-on-close as SYSTEM must never
+/// reach another file). A filter that hangs creates never gets past the open, so the
+/// health check never records healthy. PASSIVE_LEVEL.
 fn canary() -> Result<(), NTSTATUS> {
     debug_assert_passive!();
-    // SAFETY: DIR is written once before the timer is armed and cleared only after the
-    // health check finished (globals.rs); this is a shared read.
-    let dir = unsafe { &*DIR.0.get() };
-    let dir = dir.as_ref().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-    let mut path = Wide::join(dir.units(), "\\canary.tmp").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-    let h = open(
-        &mut path,
+    let mut name = Wide::from_str("canary.tmp").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let h = open_at(
+        storedir::handle(),
+        &mut name,
         GENERIC_READ | GENERIC_WRITE | DELETE,
         FILE_OVERWRITE_IF,
         FILE_NON_DIRECTORY_FILE | FILE_WRITE_THROUGH | FILE_DELETE_ON_CLOSE,

@@ -9,7 +9,8 @@
 //! | [`ffi`] | every import, constants with their headers | — |
 //! | [`globals`] | every global, who writes and reads it | — |
 //! | [`nt`] | names, handles, synchronous file I/O | PASSIVE |
-//! | [`medium`], [`store`] | the state record and the content store over `Zw*` | PASSIVE |
+//! | [`storedir`] | the store's directory: opened once, reparse and DACL checked, held | PASSIVE |
+//! | [`medium`], [`store`] | the state record and the content store over `Zw*`, relative to it | PASSIVE |
 //! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
 //! | [`health`] | health timer, DPC, health check, canary, shutdown, power jobs | DPC at DISPATCH, rest PASSIVE |
 //! | [`worker`] | the driver's own system thread: control requests, health, volume names, power | post ≤ DISPATCH; jobs PASSIVE |
@@ -34,6 +35,7 @@ pub mod pool;
 pub mod power;
 pub mod registry;
 pub mod store;
+pub mod storedir;
 pub mod worker;
 
 #[cfg(all(not(test), not(failsafe_kcheck)))]
@@ -59,17 +61,16 @@ use crate::guard::OwnDir;
 use crate::proctable::ProcessTable;
 use crate::volumes::VolumeTable;
 use ffi::{
-    _EVENT_TYPE, DRIVER_OBJECT, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY, FILE_OPEN, KERNEL_MODE,
-    KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, NTSTATUS, ObQueryNameString,
-    ObReferenceObjectByHandle, ObfDereferenceObject, PCUNICODE_STRING,
+    _EVENT_TYPE, DRIVER_OBJECT, KERNEL_MODE, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer,
+    NTSTATUS, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject, PCUNICODE_STRING,
     PsSetCreateProcessNotifyRoutineEx, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
 };
 use globals::{
-    DIR, DPC, POWER_DONE, PROCESS_NOTIFY, Running, STATE_LOCK, TIMER, VOLUME_IDLE, WORK_IDLE,
+    DPC, POWER_DONE, PROCESS_NOTIFY, Running, STATE_LOCK, TIMER, VOLUME_IDLE, WORK_IDLE,
 };
 use host::{Kernel, process_notify};
 use medium::KernelMedium;
-use nt::{Wide, debug_assert_passive, open};
+use nt::debug_assert_passive;
 use store::KernelStore;
 
 #[global_allocator]
@@ -138,13 +139,17 @@ pub unsafe extern "system" fn driver_entry(
         log_refusal(c"ContentDirectory is set but unusable (type, length or a %variable%)");
         return ffi::STATUS_INVALID_PARAMETER;
     };
-    let (Some(medium), Some(mut store), Some(canary_dir)) = (
-        KernelMedium::new(dir.units()),
-        KernelStore::new(dir.units()),
-        Wide::join(dir.units(), ""),
-    ) else {
+    let (Some(medium), Some(mut store)) = (KernelMedium::new(), KernelStore::new()) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };
+    // The store's directory, opened once and held: a reparse point or a DACL that lets
+    // others write refuses the start; a loose DACL is replaced (storedir.rs says how).
+    let policy = storedir::Policy {
+        report_only: params.drill_store_acl_report_only,
+    };
+    if let Err(status) = storedir::open(&dir, policy) {
+        return status;
+    }
 
     // 1. The driver's own setup. Nothing here charges content.
     if let Err(status) = setup(driver) {
@@ -173,11 +178,9 @@ pub unsafe extern "system" fn driver_entry(
     // Content never blocks inside the driver's own directory. Unresolvable (no directory
     // yet, out of memory): the callbacks then never block the System process's kernel-mode
     // requests, the driver's own among them (`flt::OWN_DIR`).
-    if let Some(own) = own_dir(&dir).and_then(|d| try_box(d).ok()) {
+    if let Some(own) = own_dir().and_then(|d| try_box(d).ok()) {
         let _ = OWN_DIR.publish(own);
     }
-    // SAFETY: DIR has no reader yet (the timer is not armed).
-    unsafe { *DIR.0.get() = Some(canary_dir) };
 
     // 2. The start decision: the attempt is durable before content is parsed.
     let started = start_with_trust(medium, &mut store, &cfg, &env, &params.trust);
@@ -332,29 +335,25 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
 }
 
 /// The driver's directory as the Filter Manager names files in it
-/// (`\Device\HarddiskVolumeN\…`): opened, its file object referenced
+/// (`\Device\HarddiskVolumeN\…`): the handle `storedir` holds, its file object referenced
 /// (`ObReferenceObjectByHandle`, no type check, kernel mode) and named by the object
 /// manager (`ObQueryNameString`: an `OBJECT_NAME_INFORMATION`, a `UNICODE_STRING` whose
 /// buffer follows it; ntifs.h, Microsoft Learn "ObQueryNameString function (ntifs.h)").
 /// `ZwQueryObject` with class 1 would be shorter, but the WDK's headers do not declare
 /// that class (MinGW's do): the kernel check against the real headers caught it.
 /// PASSIVE_LEVEL.
-fn own_dir(dir: &Wide) -> Option<OwnDir> {
+fn own_dir() -> Option<OwnDir> {
     debug_assert_passive!();
-    let mut path = Wide::join(dir.units(), "")?;
-    let h = open(
-        &mut path,
-        FILE_LIST_DIRECTORY,
-        FILE_OPEN,
-        FILE_DIRECTORY_FILE,
-    )
-    .ok()?;
+    let h = storedir::handle();
+    if h.is_null() {
+        return None;
+    }
     let mut object: *mut core::ffi::c_void = core::ptr::null_mut();
     // SAFETY: a live kernel handle; kernel mode with no type check is allowed for kernel
     // handles; `object` is a live local; no handle information requested.
     let status = unsafe {
         ObReferenceObjectByHandle(
-            h.0,
+            h,
             0,
             core::ptr::null_mut(),
             KERNEL_MODE,
@@ -454,7 +453,7 @@ pub fn teardown() {
     flt::events_free(control::sleep_1ms);
     // Every producer of jobs is gone: the thread leaves, and is waited for.
     worker::stop();
-    // SAFETY: the health check, the only reader, has finished and its thread is gone.
-    unsafe { *DIR.0.get() = None };
     health::with_state(|s| *s = None);
+    // The record, the store and the canary were the directory's last users.
+    storedir::close();
 }

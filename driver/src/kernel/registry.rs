@@ -25,6 +25,9 @@ pub struct Parameters {
     /// `DrillCrashVersion`: read by drill builds only (a release image does not even
     /// contain the name; tests/tests/pe.rs checks).
     pub drill_version: Option<u64>,
+    /// `DrillStoreAclReportOnly` (non-zero): drill builds only, for hosts that do not
+    /// emulate file security (`storedir::Policy`).
+    pub drill_store_acl_report_only: bool,
     /// `ContentDirectory`, or the default when absent; `None` when present but unusable
     /// (the driver then refuses to start rather than count attempts in another store than
     /// the one the operator configured).
@@ -155,6 +158,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
         return Some(Parameters {
             values: RegistryValues::default(),
             drill_version: None,
+            drill_store_acl_report_only: false,
             dir: Some(default_dir()?),
             service: Wide::join(service, "")?,
             trust: Trust::builtin(),
@@ -170,6 +174,11 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     let drill_version = read_dword(&key, "DrillCrashVersion", &mut buf);
     #[cfg(not(feature = "drill"))]
     let drill_version = None;
+    #[cfg(feature = "drill")]
+    let drill_store_acl_report_only =
+        read_dword(&key, "DrillStoreAclReportOnly", &mut buf).is_some_and(|v| v != 0);
+    #[cfg(not(feature = "drill"))]
+    let drill_store_acl_report_only = false;
     let mut units = Vec::new();
     let dir = match read_string(&key, "ContentDirectory", &mut buf, &mut units) {
         Ok(true) => Some(Wide::join_units(&units, &[])?),
@@ -180,6 +189,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     Some(Parameters {
         values,
         drill_version,
+        drill_store_acl_report_only,
         dir,
         service: Wide::join(service, "")?,
         trust,
