@@ -17,7 +17,9 @@
 
 use alloc::vec::Vec;
 
-use failsafe_loader::text::{dos_form, fold, has_drive_letter, without_dos_device_prefix};
+use failsafe_loader::text::{
+    dos_form, fold, has_drive_letter, rule_form, without_dos_device_prefix,
+};
 
 /// Longest volume device name kept (`\Device\HarddiskVolumeShadowCopy123` is 35 units).
 pub const MAX_DEVICE_UNITS: usize = 64;
@@ -286,24 +288,25 @@ impl VolumeTable {
             .map(|v| core::mem::take(&mut v.disk))
     }
 
-    /// The path as authors write it: the drive-letter form of a path on a volume whose DOS
-    /// name an instance knows (the newest such instance's), `C:\x` for `\??\C:\x`, and
-    /// otherwise the path itself (a volume without a DOS name, a path longer than `out`).
+    /// The path as the rules see it (the core's `text::rule_form`, which `failsafectl test`
+    /// calls too): the drive-letter form of a path on a volume whose DOS name an instance
+    /// knows (the newest such instance's), `C:\x` for `\??\C:\x`, no stream, `\\server\...`
+    /// for `\Device\Mup\server\...`, no trailing dots or spaces; the path itself (without
+    /// a `\??\` prefix) when it is longer than `out`.
     pub fn dos_path<'a>(&self, path: &'a [u16], out: &'a mut [u16]) -> &'a [u16] {
-        let path = without_dos_device_prefix(path);
         let same_unit = |a: u16, b: u16| fold(a) == fold(b);
-        let Some(v) = self
-            .volumes
-            .iter()
-            .filter(|v| v.dos_len != 0)
-            .filter(|v| crate::guard::under(path, v.device(), same_unit))
-            .max_by_key(|v| v.seq)
-        else {
-            return path;
+        let volume = |p: &[u16], o: &mut [u16]| {
+            let v = self
+                .volumes
+                .iter()
+                .filter(|v| v.dos_len != 0)
+                .filter(|v| crate::guard::under(p, v.device(), same_unit))
+                .max_by_key(|v| v.seq)?;
+            dos_form(p, v.device(), v.dos(), o).map(<[u16]>::len)
         };
-        match dos_form(path, v.device(), v.dos(), out) {
-            Some(dos) => dos,
-            None => path,
+        match rule_form(path, volume, out) {
+            Some(n) => out.get(..n).unwrap_or(&[]),
+            None => without_dos_device_prefix(path),
         }
     }
 }
