@@ -7,9 +7,7 @@ use failsafe_loader::control::{AuditEvent, EventRing, WriteError};
 // wdm.h / ntddk.h; windows-sys 0.61.2 Wdk::System::SystemServices (ntoskrnl.exe exports).
 use windows_sys::Wdk::System::SystemServices::{KeEnterCriticalRegion, KeLeaveCriticalRegion};
 
-use super::process::process_image;
 use crate::active::TryLock;
-use crate::proctable::MAX_UNITS;
 
 /// The audit-event queue the console reads through the control channel (fixed capacity,
 /// allocated once at `DriverEntry`; full: dropped and counted). Behind a lock that
@@ -25,17 +23,14 @@ pub fn events_init(ring: EventRing) {
     let _ = EVENTS.try_with(|q| *q = Some(ring));
 }
 
-/// Queues an audit event with the process's image (callbacks, IRQL ≤ APC_LEVEL), inside a
-/// critical region so that the thread cannot be suspended holding the queue.
-pub(super) fn audit(ev: &AuditEvent, path: &[u16]) {
-    let mut image = [0u16; MAX_UNITS];
-    let n = process_image(ev.pid, &mut image);
-    let process = image.get(..n).unwrap_or(&[]);
+/// Queues an audit event with the process's image `image` (callbacks, IRQL ≤ APC_LEVEL),
+/// inside a critical region so that the thread cannot be suspended holding the queue.
+pub(super) fn audit(ev: &AuditEvent, path: &[u16], image: &[u16]) {
     // SAFETY: IRQL ≤ APC_LEVEL (callbacks); paired below.
     unsafe { KeEnterCriticalRegion() };
     let queued = EVENTS.try_with(|q| {
         if let Some(ring) = q.as_mut() {
-            ring.push(ev, path, process);
+            ring.push(ev, path, image);
         }
     });
     // SAFETY: entered above, on this thread.

@@ -13,9 +13,11 @@ use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_FLT_DO_NOT_ATTACH, STATUS_SUCCESS, UNICODE_STRING,
 };
 use windows_sys::Win32::Storage::InstallableFileSystems::{
-    FLT_FILESYSTEM_TYPE, FLT_FSTYPE_NTFS, FLT_FSTYPE_REFS,
+    FLT_FILESYSTEM_TYPE, FLT_FSTYPE_MUP, FLT_FSTYPE_NTFS, FLT_FSTYPE_REFS,
 };
-use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
+use windows_sys::Win32::System::Ioctl::{
+    FILE_DEVICE_DISK_FILE_SYSTEM, FILE_DEVICE_NETWORK_FILE_SYSTEM,
+};
 
 use super::Host;
 use super::lock::{PushLock, Read};
@@ -150,8 +152,12 @@ fn volume_name(volume: PFLT_VOLUME, out: &mut [u16; MAX_DEVICE_UNITS]) -> Option
     Some((usize::from(name.Length) / 2).min(MAX_DEVICE_UNITS))
 }
 
-/// Attach to NTFS and ReFS volumes on disks only, and record the volume in the volume
-/// table as waiting for its DOS name (ADR 0013). IRQL: PASSIVE_LEVEL.
+/// Attach to NTFS and ReFS volumes on disks, recording each instance in the volume table as
+/// waiting for its volume's DOS name (ADR 0013), and to the multiple UNC provider
+/// (`FLT_FSTYPE_MUP` on a `FILE_DEVICE_NETWORK_FILE_SYSTEM` volume: network files, named
+/// `\Device\Mup\server\share\...` and seen by the rules as `\\server\share\...`; issue
+/// 19, section 4: a block rule must not be walked around by copying a file to a share).
+/// IRQL: PASSIVE_LEVEL.
 ///
 /// The mount manager is *not* asked here: instance setup runs inside the volume's mount
 /// (and, at boot, before the mount manager has assigned drive letters), so a synchronous
@@ -167,6 +173,9 @@ pub unsafe extern "system" fn instance_setup<H: Host>(
     volume_device_type: u32,
     file_system: FLT_FILESYSTEM_TYPE,
 ) -> NTSTATUS {
+    if volume_device_type == FILE_DEVICE_NETWORK_FILE_SYSTEM && file_system == FLT_FSTYPE_MUP {
+        return STATUS_SUCCESS; // no DOS name to learn: the rules see UNC paths
+    }
     if volume_device_type != FILE_DEVICE_DISK_FILE_SYSTEM
         || (file_system != FLT_FSTYPE_NTFS && file_system != FLT_FSTYPE_REFS)
     {

@@ -12,9 +12,10 @@
 //! | file | owns | IRQL |
 //! |---|---|---|
 //! | [`registration`] | the operation table, `FLT_REGISTRATION`, filter unload, unregistering | PASSIVE |
-//! | [`create`] | the `IRP_MJ_CREATE` pre-operation callback | PASSIVE |
+//! | [`create`] | the `IRP_MJ_CREATE` pre- and post-operation callbacks (open by ID, tunneled names, deletes through a create) | PASSIVE |
 //! | [`setinfo`] | the `IRP_MJ_SET_INFORMATION` pre-operation callback (rename, link, delete) | PASSIVE or APC |
-//! | [`verdict`] | what both pre-callbacks share: who asked, whether to look, the rule set's read, applying a verdict | the callbacks' (≤ APC) |
+//! | [`verdict`] | what the callbacks share: who asked, whether to look, the rule set's read, a verdict's consequence | the callbacks' (≤ APC) |
+//! | [`scratch`] | the callbacks' path buffers (a preallocated pool) and their stack checks | ≤ APC |
 //! | [`names`] | name information from the Filter Manager, released on drop | ≤ APC |
 //! | [`instance`] | instance setup and teardown, the volume table (ADR 0013) | PASSIVE; table reads ≤ APC |
 //! | [`process`] | the process-image table the process-notify routine fills | PASSIVE; reads ≤ APC |
@@ -22,8 +23,9 @@
 //! | [`lock`] | the push lock the volume and process tables are kept under | ≤ APC |
 //!
 //! Nothing here allocates: names come from the Filter Manager's name cache (released on
-//! every path by `NameInfo`'s `Drop`), the process image is copied to the stack, and the
-//! rule set is read through [`Active`] without a lock.
+//! every path by `NameInfo`'s `Drop`), paths are converted and the process image copied
+//! into a scratch slot allocated once at `DriverEntry`, and the rule set is read through
+//! [`Active`] without a lock.
 
 use core::ffi::c_void;
 use core::sync::atomic::AtomicIsize;
@@ -41,11 +43,12 @@ mod lock;
 mod names;
 mod process;
 mod registration;
+mod scratch;
 mod setinfo;
 mod verdict;
 
 pub use audit::{events_counts, events_drain, events_free, events_init};
-pub use create::pre_create;
+pub use create::{REFUSED_DELETE_BY_ID, post_create, pre_create};
 pub use instance::{
     instance_query_teardown, instance_setup, instance_teardown_complete, take_pending_volume,
     take_volume_reference, volume_attempted, volumes_free, volumes_init,
@@ -54,6 +57,7 @@ pub use process::{process_exited, process_started, processes_free, processes_ini
 pub use registration::{
     OPERATIONS, Static, filter_unload, operations, pre_shutdown, registration, unregister_and_free,
 };
+pub use scratch::{SCRATCH_ON_STACK, SKIPPED_LOW_STACK, init as scratch_init};
 pub use setinfo::pre_set_information;
 
 /// What the kernel layer provides to the callbacks.

@@ -38,7 +38,12 @@ pub fn process_exited(pid: u64) {
     }
 }
 
-pub(super) fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
+/// The image of process `pid` into `out` (the scratch's image buffer, `MAX_UNITS` units);
+/// its length, 0 when unknown or `out` is of another size.
+pub(super) fn process_image(pid: u64, out: &mut [u16]) -> usize {
+    let Ok(out) = <&mut [u16; MAX_UNITS]>::try_from(out) else {
+        return 0;
+    };
     let guard = PROCESSES.read();
     guard
         .as_ref()

@@ -18,7 +18,7 @@ use windows_sys::Wdk::System::SystemServices::{
 };
 use windows_sys::Win32::Foundation::NTSTATUS;
 
-use super::create::pre_create;
+use super::create::{post_create, pre_create};
 use super::instance::{instance_query_teardown, instance_setup, instance_teardown_complete};
 use super::setinfo::pre_set_information;
 use super::{ACTIVE, FILTER, Host, OWN_DIR};
@@ -36,6 +36,8 @@ pub fn unregister_and_free() {
     // SAFETY: FltUnregisterFilter returned, and the callbacks were its only readers: no
     // `with` runs or will start.
     drop(unsafe { OWN_DIR.take() });
+    // SAFETY: as above: the callbacks were the scratch pool's only users.
+    unsafe { super::scratch::free() };
 }
 
 /// Filter unload. IRQL: PASSIVE_LEVEL.
@@ -109,15 +111,16 @@ const REGISTRATION_VERSION: u16 = narrow_u16(FLT_REGISTRATION_VERSION);
 /// Entries of the operation table, its terminator included.
 pub const OPERATIONS: usize = 4;
 
-/// The operation table: create and set-information pre-callbacks (paging I/O skipped for
-/// set-information), the shutdown pre-callback, terminated by `IRP_MJ_OPERATION_END`.
+/// The operation table: the create pre- and post-callbacks (post-create runs only when
+/// pre-create asks for it), the set-information pre-callback (paging I/O skipped), the
+/// shutdown pre-callback, terminated by `IRP_MJ_OPERATION_END`.
 pub const fn operations<H: Host>() -> [FLT_OPERATION_REGISTRATION; OPERATIONS] {
     [
         FLT_OPERATION_REGISTRATION {
             MajorFunction: MJ_CREATE,
             Flags: 0,
             PreOperation: Some(pre_create::<H>),
-            PostOperation: None,
+            PostOperation: Some(post_create::<H>),
             Reserved1: core::ptr::null_mut(),
         },
         FLT_OPERATION_REGISTRATION {

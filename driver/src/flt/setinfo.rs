@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use failsafe_loader::{EventType, Match};
+use failsafe_loader::EventType;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_CALLBACK_DATA, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_SUCCESS_NO_CALLBACK,
     FLT_RELATED_OBJECTS, FltGetDestinationFileNameInformation,
@@ -12,18 +12,19 @@ use windows_sys::Wdk::Storage::FileSystem::{
     FILE_DISPOSITION_INFORMATION, FILE_DISPOSITION_INFORMATION_EX, FILE_RENAME_INFORMATION,
 };
 
+use core::sync::atomic::Ordering;
+
 use super::Host;
 use super::instance::dos_path;
 use super::names::{NAME_OPTIONS, NameInfo, name_of};
 use super::process::process_image;
-use super::verdict::{apply, poke_volumes, prologue, with_rules};
+use super::scratch::{self, ENTRY_MIN, SKIPPED_LOW_STACK};
+use super::verdict::{Outcome, deny_pre, judge, poke_volumes, prologue, with_rules};
 use crate::event::{
     FILE_DISPOSITION_DELETE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
     FILE_DISPOSITION_INFORMATION_EX as CLASS_DISPOSITION_EX, SetInfoFacts, event,
     set_info_class_of_interest, set_info_inputs,
 };
-use crate::proctable::MAX_UNITS;
-use crate::volumes::MAX_PATH_UNITS;
 
 /// Pre-operation callback for `IRP_MJ_SET_INFORMATION` (rename, delete). IRQL:
 /// PASSIVE_LEVEL or APC_LEVEL.
@@ -40,6 +41,10 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
     let Some((req, iopb)) = (unsafe { prologue(data) }) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
+    if scratch::remaining() < ENTRY_MIN {
+        SKIPPED_LOW_STACK.fetch_add(1, Ordering::Relaxed);
+        return FLT_PREOP_SUCCESS_NO_CALLBACK; // fail open rather than overflow the stack
+    }
     let pid = req.pid;
     // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
     let p = unsafe { iopb.Parameters.SetFileInformation };
@@ -70,43 +75,35 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
     let Some(name) = name_of(data) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
-    let mut image = [0u16; MAX_UNITS];
-    let n = process_image(pid, &mut image);
-    let facts = SetInfoFacts {
-        path: name.path(),
-        process: image.get(..n).unwrap_or(&[]),
-        pid,
-        class: p.FileInformationClass,
-        target: target.as_ref().map_or(&[], NameInfo::path),
-        delete,
-        kernel_mode: req.kernel_mode,
-    };
-    let verdict = evaluate_set_info(&facts);
-    // SAFETY: `data` is this callback's data.
-    unsafe {
-        apply::<H>(
-            data,
-            verdict,
+    let target = target.as_ref().map_or(&[][..], NameInfo::path);
+    let outcome = scratch::with(req.cpu, |s| {
+        let n = process_image(pid, s.image);
+        let image = s.image.get(..n).unwrap_or(&[]);
+        let facts = SetInfoFacts {
+            path: dos_path(name.path(), s.path),
+            process: image,
+            pid,
+            class: p.FileInformationClass,
+            target: dos_path(target, s.target),
+            delete,
+            kernel_mode: req.kernel_mode,
+        };
+        let m =
+            with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &set_info_inputs(&facts))))
+                .flatten();
+        judge::<H>(
+            m,
             EventType::FileSetInfo,
-            (facts.path, facts.target),
+            (name.path(), target),
             &req,
+            image,
         )
+    });
+    if outcome == Some(Outcome::Deny) {
+        // SAFETY: `data` is this callback's data.
+        return unsafe { deny_pre(data) };
     }
-}
-
-/// As [`evaluate_create`], for set-information: the path and the rename or link target
-/// (2 KiB in this frame).
-#[inline(never)]
-fn evaluate_set_info(facts: &SetInfoFacts<'_>) -> Option<Match> {
-    let mut path = [0u16; MAX_PATH_UNITS];
-    let mut target = [0u16; MAX_PATH_UNITS];
-    let facts = SetInfoFacts {
-        path: dos_path(facts.path, &mut path),
-        target: dos_path(facts.target, &mut target),
-        ..*facts
-    };
-    let inputs = set_info_inputs(&facts);
-    with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs))).flatten()
+    FLT_PREOP_SUCCESS_NO_CALLBACK
 }
 
 /// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).

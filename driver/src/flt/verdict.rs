@@ -1,6 +1,7 @@
-//! What both pre-operation callbacks share (IRQL ≤ APC_LEVEL): who asked and whether the
-//! operation is evaluated at all (`prologue`), the lock-free read of the active rule set
-//! (`with_rules`), and applying a verdict (`apply`: deny, audit, the own-directory veto).
+//! What the callbacks share (IRQL ≤ APC_LEVEL): who asked and whether the operation is
+//! evaluated at all (`prologue`), the lock-free read of the active rule set
+//! (`with_rules`), and a verdict's consequence (`judge`: audit, the own-directory veto,
+//! `Deny`; `deny_pre` completes a denied pre-operation).
 
 use core::sync::atomic::Ordering;
 
@@ -21,10 +22,22 @@ use super::audit::audit;
 use super::instance::VOLUMES_PENDING;
 use super::{ACTIVE, Host, KERNEL_MODE, OWN_DIR, SYSTEM_PID};
 
-fn complete_denied(data: &mut FLT_CALLBACK_DATA) -> FLT_PREOP_CALLBACK_STATUS {
-    data.IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
-    data.IoStatus.Information = 0;
-    FLT_PREOP_COMPLETE
+/// Completes a pre-operation with `STATUS_ACCESS_DENIED`. `data` stays a raw pointer until
+/// here: a `&mut` to the callback data is formed only to complete the operation, never
+/// while the Filter Manager's routines are also given the pointer.
+///
+/// # Safety
+/// `data` is the callback data of the current pre-operation callback.
+pub(super) unsafe fn deny_pre(data: *mut FLT_CALLBACK_DATA) -> FLT_PREOP_CALLBACK_STATUS {
+    // SAFETY: valid callback data (contract above); no other reference to it is live here.
+    match unsafe { data.as_mut() } {
+        Some(d) => {
+            d.IoStatus.Anonymous.Status = STATUS_ACCESS_DENIED;
+            d.IoStatus.Information = 0;
+            FLT_PREOP_COMPLETE
+        }
+        None => FLT_PREOP_SUCCESS_NO_CALLBACK,
+    }
 }
 
 /// Content never blocks the driver's own directory (the operation's file, or a rename or
@@ -36,38 +49,41 @@ fn block_vetoed(req: &Requestor, path: &[u16], target: &[u16]) -> bool {
         .unwrap_or(req.kernel_mode && req.pid == SYSTEM_PID)
 }
 
-/// Applies a verdict. `data` stays a raw pointer until here: a `&mut` to the callback
-/// data is formed only to complete a denied operation, never while the Filter Manager's
-/// routines are also given the pointer.
-///
-/// # Safety
-/// `data` is the callback data of the current callback.
-pub(super) unsafe fn apply<H: Host>(
-    data: *mut FLT_CALLBACK_DATA,
+/// What a verdict asks of the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Let it go on.
+    Pass,
+    /// Refuse it (`STATUS_ACCESS_DENIED`; a pre-operation completes it, a post-create
+    /// cancels the open).
+    Deny,
+}
+
+/// Records a verdict (audit queue and debugger line for `block` and `audit`) and says what
+/// it asks: `Deny` for a `block` outside the driver's own directory. `path` and `target`
+/// in the Filter Manager's (device) form, which the own-directory guard compares;
+/// `image` the requesting process's.
+pub(super) fn judge<H: Host>(
     m: Option<Match>,
     kind: EventType,
     (path, target): (&[u16], &[u16]),
     req: &Requestor,
-) -> FLT_PREOP_CALLBACK_STATUS {
+    image: &[u16],
+) -> Outcome {
     let pid = req.pid;
     match m {
         Some(m) if m.action == Action::Block => {
             let vetoed = block_vetoed(req, path, target);
-            audit(&audit_event(&m, kind, pid, vetoed), path);
+            audit(&audit_event(&m, kind, pid, vetoed), path, image);
             H::report(&m, kind, path, pid, vetoed);
-            // SAFETY: valid callback data (contract above); no other reference to it is
-            // live here.
-            match unsafe { data.as_mut() } {
-                Some(d) if !vetoed => complete_denied(d),
-                _ => FLT_PREOP_SUCCESS_NO_CALLBACK,
-            }
+            if vetoed { Outcome::Pass } else { Outcome::Deny }
         }
         Some(m) if m.action == Action::Audit => {
-            audit(&audit_event(&m, kind, pid, false), path);
+            audit(&audit_event(&m, kind, pid, false), path, image);
             H::report(&m, kind, path, pid, false);
-            FLT_PREOP_SUCCESS_NO_CALLBACK
+            Outcome::Pass
         }
-        _ => FLT_PREOP_SUCCESS_NO_CALLBACK,
+        _ => Outcome::Pass,
     }
 }
 
@@ -94,13 +110,18 @@ fn skip(data: &FLT_CALLBACK_DATA) -> bool {
 pub(super) fn with_rules<R>(f: impl FnOnce(&failsafe_loader::RuleSet) -> R) -> Option<R> {
     // SAFETY: callable at IRQL ≤ APC_LEVEL, where every callback runs; paired below.
     unsafe { KeEnterCriticalRegion() };
-    // SAFETY: a null PROCESSOR_NUMBER pointer is allowed (only the number is returned);
-    // any IRQL.
-    let cpu = unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
-    let r = ACTIVE.with_on(usize::try_from(cpu).unwrap_or(0), f);
+    let r = ACTIVE.with_on(current_cpu(), f);
     // SAFETY: entered above, on this thread.
     unsafe { KeLeaveCriticalRegion() };
     r
+}
+
+/// The current processor's number (any IRQL; a null PROCESSOR_NUMBER pointer is allowed:
+/// only the number is returned).
+fn current_cpu() -> usize {
+    // SAFETY: no pointer is written (null); any IRQL.
+    let cpu = unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
+    usize::try_from(cpu).unwrap_or(0)
 }
 
 /// A volume still waits for its DOS name: have the kernel layer try again (it limits how
@@ -111,11 +132,13 @@ pub(super) fn poke_volumes<H: Host>() {
     }
 }
 
-/// Who asked for the operation.
+/// Who asked for the operation, and where it runs.
 pub(super) struct Requestor {
     pub(super) pid: u64,
     /// `RequestorMode == KernelMode`.
     pub(super) kernel_mode: bool,
+    /// The current processor's number (the scratch pool's and the reader counts' place).
+    pub(super) cpu: usize,
 }
 
 /// What both pre-operation callbacks start from: the requestor and the parameter block;
@@ -138,5 +161,13 @@ pub(super) unsafe fn prologue<'a>(
     let iopb = unsafe { d.Iopb.as_ref() }?;
     // SAFETY: `data` is the valid callback data of the current callback.
     let pid = u64::from(unsafe { FltGetRequestorProcessId(data) });
-    Some((Requestor { pid, kernel_mode }, iopb))
+    let cpu = current_cpu();
+    Some((
+        Requestor {
+            pid,
+            kernel_mode,
+            cpu,
+        },
+        iopb,
+    ))
 }

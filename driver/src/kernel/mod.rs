@@ -175,6 +175,7 @@ pub unsafe extern "system" fn driver_entry(
         }
     }
     volumes_init();
+    flt::scratch_init();
     // Content never blocks inside the driver's own directory. Unresolvable (no directory
     // yet, out of memory): the callbacks then never block the System process's kernel-mode
     // requests, the driver's own among them (`flt::OWN_DIR`).
