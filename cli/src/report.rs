@@ -328,7 +328,13 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
 /// read; Windows Safe Mode is not known here). `cfg` carries the threshold and the
 /// configuration switch (the registry's, on Windows).
 pub fn preview(prior: Prior, versions: &[u64], cfg: &Config) -> (Value, String) {
-    match machine::begin(prior, cfg, &Env::default()) {
+    // The next start runs the driver build the record last saw (a new build would get
+    // fresh tries).
+    let env = Env {
+        build: prior.split().1.driver.map(|d| d.build).unwrap_or_default(),
+        ..Env::default()
+    };
+    match machine::begin(prior, cfg, &env) {
         Begin::Safe { reason, .. } => (
             json!({"mode": "safe", "reason": reason.name(), "version": null}),
             format!("safe mode ({}), no content", reason.name()),

@@ -192,6 +192,19 @@ impl<T: Send + Sync> Swappable<T> {
     /// [`Swappable::with`], counted in the shard of `cpu` (the current processor's number
     /// in the driver; any number is correct, a different one per processor is faster).
     pub fn with_on<R>(&self, cpu: usize, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.with_on_paused(cpu, || (), f)
+    }
+
+    /// [`Swappable::with_on`], calling `pause` after the reader is counted and its epoch
+    /// re-checked, before it loads the pointer: the window a writer's swap can fall into.
+    /// A test hook (zero cost as `|| ()`): unit tests interleave a writer there, and the
+    /// drill build holds a reader there on request (driver/src/drill.rs).
+    pub fn with_on_paused<R>(
+        &self,
+        cpu: usize,
+        pause: impl FnOnce(),
+        f: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
         let epoch = loop {
             let e = self.epoch.load(Ordering::SeqCst);
             self.counter(e, cpu).fetch_add(1, Ordering::SeqCst);
@@ -201,8 +214,7 @@ impl<T: Send + Sync> Swappable<T> {
             // A writer advanced the epoch meanwhile: withdraw and announce in the new one.
             self.counter(e, cpu).fetch_sub(1, Ordering::SeqCst);
         };
-        #[cfg(test)]
-        tests::pause_before_load();
+        pause();
         let raw = self.ptr.load(Ordering::SeqCst);
         // SAFETY: announced in the current epoch's counter before loading the pointer: the
         // writer that swaps it out waits for this counter to drain before freeing it.
@@ -556,6 +568,29 @@ mod tests {
     }
 
     #[test]
+    fn the_pause_falls_between_the_count_and_the_load() {
+        let s: Swappable<Tracked> = Swappable::new();
+        assert!(s.publish(Box::new(Tracked(3000))).is_ok());
+        // A writer in the pause window finds the reader counted (it parks the old value
+        // rather than free it, having no patience), and the reader then loads the new one.
+        let seen = s.with_on_paused(
+            5,
+            || {
+                // SAFETY: one writer; the reader is this thread, counted, not yet loaded.
+                let old = unsafe { s.replace(Some(Box::new(Tracked(3001))), || (), 0) };
+                assert!(old.is_none(), "freed while a reader was counted");
+                assert_eq!(s.parked(), 1);
+            },
+            |t| t.0,
+        );
+        assert_eq!(seen, Some(3001));
+        assert!(!FREED[3000].load(Ordering::SeqCst));
+        // SAFETY: no reader runs.
+        drop(unsafe { s.take() });
+        assert!(FREED[3000].load(Ordering::SeqCst) && FREED[3001].load(Ordering::SeqCst));
+    }
+
+    #[test]
     fn gate_refuses_after_close_and_waits_for_those_inside() {
         use std::sync::Arc;
         use std::sync::atomic::AtomicBool;
@@ -605,21 +640,6 @@ mod tests {
         assert_eq!(l.with(|v| *v, std::thread::yield_now), ran + 1);
     }
 
-    std::thread_local! {
-        /// A test's pause between a reader's epoch re-check and its load of the pointer.
-        static PAUSE: core::cell::RefCell<Option<Box<dyn FnMut()>>> =
-            const { core::cell::RefCell::new(None) };
-    }
-
-    /// Runs this thread's pause, if a test set one (`Swappable::with_on`, test builds only).
-    pub(super) fn pause_before_load() {
-        PAUSE.with(|p| {
-            if let Some(f) = p.borrow_mut().as_mut() {
-                f();
-            }
-        });
-    }
-
     /// The review's use-after-free (issue 19, finding 1): a reader passes its epoch
     /// re-check, is held there while a swap gives up waiting for it and parks the old
     /// value, then loads the *new* value, which its count (in the old parity) does not
@@ -636,17 +656,18 @@ mod tests {
         let (leave_tx, leave_rx) = mpsc::channel::<()>();
         let s2 = Arc::clone(&s);
         let reader = std::thread::spawn(move || {
-            PAUSE.with(|p| {
-                *p.borrow_mut() = Some(Box::new(move || {
+            s2.with_on_paused(
+                0,
+                move || {
                     at_pause_tx.send(()).unwrap();
                     go_rx.recv().unwrap();
-                }));
-            });
-            s2.with(|t| {
-                loaded_tx.send(t.0).unwrap();
-                leave_rx.recv().unwrap();
-                !FREED[t.0].load(Ordering::SeqCst)
-            })
+                },
+                |t| {
+                    loaded_tx.send(t.0).unwrap();
+                    leave_rx.recv().unwrap();
+                    !FREED[t.0].load(Ordering::SeqCst)
+                },
+            )
         });
         // The reader is counted and past its re-check, before its load.
         at_pause_rx.recv().unwrap();

@@ -6,8 +6,8 @@
 //! PASSIVE_LEVEL with that lock held.
 
 use failsafe_loader::RuleSet;
-use failsafe_loader::state::machine::{Activation, LiveRefusal};
-use failsafe_loader::state::record::{Attempt, Phase};
+use failsafe_loader::state::machine::{Activation, BuildActivation, LiveRefusal};
+use failsafe_loader::state::record::{Attempt, BuildAttempt, Phase};
 use failsafe_loader::state::{Config, Durable, Env, Started, State, StateMedium};
 use failsafe_loader::trust::Trust;
 
@@ -39,8 +39,11 @@ pub struct Running<M, S> {
     /// The durable record.
     pub durable: Durable<M>,
     /// The attempt this start activated: the only one its health check and shutdown may
-    /// close (`None`: nothing active, so neither writes anything).
+    /// close (`None`: nothing active; then `build` is what they close).
     pub activation: Option<Activation>,
+    /// This start's attempt of the driver build (issue 20): closed by the health check and
+    /// shutdown while no content is active (`None`: a safe start, which made none).
+    pub build: Option<BuildActivation>,
     /// The configuration the start used.
     pub cfg: Config,
     /// Interrupt time (100 ns) when the content became active (at the start or at a live
@@ -62,19 +65,43 @@ pub struct Running<M, S> {
     pub suspended: bool,
 }
 
-/// `s` with `act`'s attempt in progress again, if it is this start's and was closed clean
-/// (by a sleep); `None` otherwise (healthy, replaced by a live change, another start's).
+/// `s` with this start's attempts in progress again where a sleep closed them clean: the
+/// content's (`act`) and the build's (`build`; closed with the content's, or alone without
+/// content). `None` when neither is (healthy, replaced by a live change, another start's).
 #[inline(never)]
-fn reopened(s: &State, act: &Activation) -> Option<State> {
-    let a = s.attempt?;
-    if a.ver != act.ver || a.boot != act.boot || s.boot != act.boot || a.phase != Phase::Clean {
+fn reopened(s: &State, act: Option<&Activation>, build: Option<&BuildActivation>) -> Option<State> {
+    let content = act.and_then(|act| {
+        s.attempt.filter(|a| {
+            a.ver == act.ver && a.boot == act.boot && s.boot == act.boot && a.phase == Phase::Clean
+        })
+    });
+    let clean = Some(BuildAttempt {
+        phase: Phase::Clean,
+        boot: build.map_or(0, |b| b.boot),
+    });
+    let build = build.filter(|b| {
+        s.boot == b.boot
+            && s.driver
+                .is_some_and(|d| d.build == b.build && d.attempt == clean)
+    });
+    if content.is_none() && build.is_none() {
         return None;
     }
     let mut n = *s;
-    n.attempt = Some(Attempt {
-        phase: Phase::InProgress,
-        ..a
-    });
+    if let Some(a) = content {
+        n.attempt = Some(Attempt {
+            phase: Phase::InProgress,
+            ..a
+        });
+    }
+    if let Some(b) = build
+        && let Some(d) = n.driver.as_mut()
+    {
+        d.attempt = Some(BuildAttempt {
+            phase: Phase::InProgress,
+            boot: b.boot,
+        });
+    }
     Some(n)
 }
 
@@ -102,6 +129,7 @@ impl<M: StateMedium, S> Running<M, S> {
         let mut running = Running {
             durable: started.durable,
             activation: lost.or(activation),
+            build: started.build,
             cfg,
             active_since: now,
             store,
@@ -125,10 +153,18 @@ impl<M: StateMedium, S> Running<M, S> {
             // Under the same lock as live changes: none can open an attempt after this.
             self.closing = true;
         }
-        if let Some(act) = self.activation
-            && self.durable.refresh().is_ok()
-        {
-            let _ = self.durable.clean_shutdown(&act);
+        if self.durable.refresh().is_ok() {
+            // The content's attempt closes the build's with it; without content, the
+            // build's alone.
+            match (self.activation, self.build) {
+                (Some(act), _) => {
+                    let _ = self.durable.clean_shutdown(&act);
+                }
+                (None, Some(b)) => {
+                    let _ = self.durable.build_shutdown(&b);
+                }
+                (None, None) => {}
+            }
         }
         if why == Close::NotRun {
             self.activation = None;
@@ -145,20 +181,29 @@ impl<M: StateMedium, S> Running<M, S> {
     /// the resumed session is charged as before) and its health window starts again. Live
     /// changes stay allowed throughout: this is no stop.
     pub fn power(&mut self, p: Power) -> bool {
-        let Some(act) = self.activation.filter(|_| !self.closing) else {
+        if self.closing || (self.activation.is_none() && self.build.is_none()) {
             return false;
-        };
+        }
+        let (act, build) = (self.activation, self.build);
         match p {
             Power::Sleep => {
+                // The content's attempt closes the build's with it (as at shutdown).
                 self.suspended = self.durable.refresh().is_ok()
-                    && self.durable.clean_shutdown(&act).unwrap_or(false);
+                    && match (act, build) {
+                        (Some(act), _) => self.durable.clean_shutdown(&act),
+                        (None, Some(b)) => self.durable.build_shutdown(&b),
+                        (None, None) => Ok(false),
+                    }
+                    .unwrap_or(false);
                 false
             }
             Power::Wake => {
                 if !core::mem::take(&mut self.suspended) || self.durable.refresh().is_err() {
                     return false;
                 }
-                self.durable.apply(|s| reopened(s, &act)).unwrap_or(false)
+                self.durable
+                    .apply(|s| reopened(s, act.as_ref(), build.as_ref()))
+                    .unwrap_or(false)
             }
         }
     }

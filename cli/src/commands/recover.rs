@@ -21,6 +21,7 @@ pub enum Action {
     ForceSafeMode(bool),
     Reset,
     Unquarantine(u64),
+    Wake,
     Rebuild { force_safe: bool },
 }
 
@@ -312,6 +313,36 @@ fn plan(
                 would: format!("release version {v} from quarantine"),
                 detail: vec![detail],
                 needs_yes,
+            }
+        }
+        Action::Wake => {
+            let Some(woken) = machine::wake(s) else {
+                return Err(Fail::refused(
+                    "not-dormant",
+                    format!(
+                        "the driver build is not dormant: {}; nothing was changed",
+                        super::status::driver_words(s, t)
+                    ),
+                ));
+            };
+            let d = s
+                .driver
+                .unwrap_or(failsafe_loader::state::DriverTrack::fresh(
+                    failsafe_loader::state::BuildId::default(),
+                ));
+            Plan {
+                state: woken,
+                what: format!("driver build {} woken", d.build),
+                would: format!("wake driver build {}", d.build),
+                detail: vec![format!(
+                    "it went dormant at boot {} after {} unclean starts without content; it gets fresh tries: up to {t} more unclean starts without content before it is dormant again",
+                    d.dormant.unwrap_or(0),
+                    d.unclean
+                )],
+                needs_yes: Some(format!(
+                    "driver build {} crashed the machine {} times in a row with no content active; waking it lets it crash up to {t} more times (a new driver build gets fresh tries without this)",
+                    d.build, d.unclean
+                )),
             }
         }
         Action::Rebuild { .. } => Plan {

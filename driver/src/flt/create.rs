@@ -35,7 +35,9 @@ use super::instance::dos_path;
 use super::names::{NameInfo, name_of};
 use super::process::process_image;
 use super::scratch::{self, ENTRY_MIN, SKIPPED_LOW_STACK};
-use super::verdict::{Outcome, Requestor, deny_pre, judge, poke_volumes, prologue, with_rules};
+use super::verdict::{
+    Outcome, Requestor, deny_pre, judge, poke_volumes, prologue, with_rules_held,
+};
 use crate::event::{
     CreateFacts, FILE_DELETE_ON_CLOSE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
     FILE_OPEN_BY_FILE_ID, SetInfoFacts, create_deletes, create_inputs, create_may_create, event,
@@ -208,8 +210,10 @@ fn decide<H: Host>(path: &[u16], req: &Requestor, ask: Ask, with_delete: bool) -
             options: ask.options,
             kernel_mode: req.kernel_mode,
         };
-        let m = with_rules(|rs| rs.evaluate(&event(EventType::FileCreate, &create_inputs(&facts))))
-            .flatten();
+        let m = with_rules_held(req.pid, |rs| {
+            rs.evaluate(&event(EventType::FileCreate, &create_inputs(&facts)))
+        })
+        .flatten();
         if judge::<H>(m, EventType::FileCreate, (path, &[]), req, image) == Outcome::Deny {
             return Outcome::Deny;
         }
@@ -225,9 +229,10 @@ fn decide<H: Host>(path: &[u16], req: &Requestor, ask: Ask, with_delete: bool) -
             delete: true,
             kernel_mode: req.kernel_mode,
         };
-        let m =
-            with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &set_info_inputs(&facts))))
-                .flatten();
+        let m = with_rules_held(req.pid, |rs| {
+            rs.evaluate(&event(EventType::FileSetInfo, &set_info_inputs(&facts)))
+        })
+        .flatten();
         judge::<H>(m, EventType::FileSetInfo, (path, &[]), req, image)
     })
     .unwrap_or(Outcome::Pass)

@@ -3,7 +3,9 @@
 //! `fltmgr.sys`); wdk-sys 0.5 has no Filter Manager bindings. Every declaration used here
 //! was checked against `windows-sys-0.61.2/src/Windows/Wdk/Storage/FileSystem/Minifilters/mod.rs`
 //! and the header it is generated from, `fltkernel.h` (Microsoft Learn, "fltkernel.h
-//! header").
+//! header"), and the layouts against clang's offsets over the WDK's headers: where
+//! windows-sys differs (`FLT_PARAMETERS` for create and set-information), `crate::fltwdk`
+//! reads them.
 //!
 //! Generic over [`Host`], which the wdk-sys layer (`kernel/`) implements. That keeps this
 //! folder free of wdk-sys, so it is type-checked on Linux:

@@ -19,7 +19,7 @@ use super::instance::dos_path;
 use super::names::{NAME_OPTIONS, NameInfo, name_of};
 use super::process::process_image;
 use super::scratch::{self, ENTRY_MIN, SKIPPED_LOW_STACK};
-use super::verdict::{Outcome, deny_pre, judge, poke_volumes, prologue, with_rules};
+use super::verdict::{Outcome, deny_pre, judge, poke_volumes, prologue, with_rules_held};
 use crate::event::{
     FILE_DISPOSITION_DELETE, FILE_DISPOSITION_INFORMATION as CLASS_DISPOSITION,
     FILE_DISPOSITION_INFORMATION_EX as CLASS_DISPOSITION_EX, SetInfoFacts, event,
@@ -46,31 +46,32 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
         return FLT_PREOP_SUCCESS_NO_CALLBACK; // fail open rather than overflow the stack
     }
     let pid = req.pid;
-    // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
-    let p = unsafe { iopb.Parameters.SetFileInformation };
-    if !set_info_class_of_interest(p.FileInformationClass) || p.InfoBuffer.is_null() {
+    // In the WDK's layout (crate::fltwdk: windows-sys's `SetFileInformation` puts the class
+    // and the buffer at other offsets).
+    let p = crate::fltwdk::set_information(iopb);
+    if !set_info_class_of_interest(p.class) || p.info_buffer.is_null() {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
-    let len = usize::try_from(p.Length).unwrap_or(0);
-    let (delete, target) = match p.FileInformationClass {
+    let len = usize::try_from(p.length).unwrap_or(0);
+    let (delete, target) = match p.class {
         CLASS_DISPOSITION if len >= size_of::<FILE_DISPOSITION_INFORMATION>() => {
             // `DeleteFile` is a BOOLEAN the caller wrote: any non-zero byte deletes (file
             // systems test it as such), so it is read as a byte, never as a Rust `bool`
             // (a value other than 0 or 1 would be undefined behaviour, and read as false).
             // SAFETY: InfoBuffer is the system buffer of at least `Length` bytes (checked),
             // and DeleteFile is its first byte.
-            let delete = unsafe { p.InfoBuffer.cast::<u8>().read() } != 0;
+            let delete = unsafe { p.info_buffer.cast::<u8>().read() } != 0;
             (delete, None)
         }
         CLASS_DISPOSITION_EX if len >= size_of::<FILE_DISPOSITION_INFORMATION_EX>() => {
             // SAFETY: InfoBuffer is the system buffer (pool memory, so aligned) of at least
             // `Length` bytes, checked to hold the whole structure; `Flags` is a ULONG, for
             // which every bit pattern is valid.
-            let flags = unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
+            let flags = unsafe { (*p.info_buffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
             (flags & FILE_DISPOSITION_DELETE != 0, None)
         }
         CLASS_DISPOSITION | CLASS_DISPOSITION_EX => return FLT_PREOP_SUCCESS_NO_CALLBACK,
-        _ => (false, rename_target(objects, p.InfoBuffer, len)),
+        _ => (false, rename_target(objects, p.info_buffer, len)),
     };
     let Some(name) = name_of(data) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -83,14 +84,15 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
             path: dos_path(name.path(), s.path),
             process: image,
             pid,
-            class: p.FileInformationClass,
+            class: p.class,
             target: dos_path(target, s.target),
             delete,
             kernel_mode: req.kernel_mode,
         };
-        let m =
-            with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &set_info_inputs(&facts))))
-                .flatten();
+        let m = with_rules_held(pid, |rs| {
+            rs.evaluate(&event(EventType::FileSetInfo, &set_info_inputs(&facts)))
+        })
+        .flatten();
         judge::<H>(
             m,
             EventType::FileSetInfo,

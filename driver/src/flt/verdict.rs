@@ -108,12 +108,54 @@ fn skip(data: &FLT_CALLBACK_DATA) -> bool {
 /// the thread while it is counted as a reader, and a live swap would then wait for it
 /// with the record lock held. IRQL ≤ APC_LEVEL (Microsoft Learn, "KeEnterCriticalRegion").
 pub(super) fn with_rules<R>(f: impl FnOnce(&failsafe_loader::RuleSet) -> R) -> Option<R> {
+    with_rules_paused(|| (), f)
+}
+
+/// [`with_rules`] for an operation of process `pid`: in the drill build, a reader the
+/// hosted drill holds (crate::drill) before its load or inside its read; in a release
+/// build, [`with_rules`].
+pub(super) fn with_rules_held<R>(
+    pid: u64,
+    f: impl FnOnce(&failsafe_loader::RuleSet) -> R,
+) -> Option<R> {
+    with_rules_paused(
+        || drill_hold(pid, true),
+        |rs| {
+            drill_hold(pid, false);
+            f(rs)
+        },
+    )
+}
+
+/// [`with_rules`] with `pause` between the reader's count and its load
+/// (`active::Swappable::with_on_paused`).
+fn with_rules_paused<R>(
+    pause: impl FnOnce(),
+    f: impl FnOnce(&failsafe_loader::RuleSet) -> R,
+) -> Option<R> {
     // SAFETY: callable at IRQL ≤ APC_LEVEL, where every callback runs; paired below.
     unsafe { KeEnterCriticalRegion() };
-    let r = ACTIVE.with_on(current_cpu(), f);
+    let r = ACTIVE.with_on_paused(current_cpu(), pause, f);
     // SAFETY: entered above, on this thread.
     unsafe { KeLeaveCriticalRegion() };
     r
+}
+
+/// The drill build's held reader (crate::drill): before the load, or inside the read.
+/// Nothing in a release build.
+#[inline(always)]
+fn drill_hold(pid: u64, before_load: bool) {
+    #[cfg(feature = "drill")]
+    crate::drill::hold(
+        pid,
+        if before_load {
+            crate::drill::Place::BeforeLoad
+        } else {
+            crate::drill::Place::Inside
+        },
+    );
+    #[cfg(not(feature = "drill"))]
+    let _ = (pid, before_load);
 }
 
 /// The current processor's number (any IRQL; a null PROCESSOR_NUMBER pointer is allowed:

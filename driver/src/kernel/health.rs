@@ -269,6 +269,18 @@ pub fn work() {
                 if r.durable.refresh().is_ok() {
                     let _ = r.durable.health(&act, &evidence, &r.cfg);
                 }
+            } else if let Some(r) = s.as_mut()
+                && let Some(b) = r.build
+            {
+                // No content active: the check is the build's own.
+                let uptime = at.saturating_sub(r.active_since) / 10_000_000;
+                let evidence = HealthEvidence {
+                    uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
+                    canary,
+                };
+                if r.durable.refresh().is_ok() {
+                    let _ = r.durable.build_health(&b, &evidence, &r.cfg);
+                }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same
             // lock) sees either queued (and this item not yet here, so it re-arms itself
@@ -368,7 +380,8 @@ pub fn quiesce() {
     wait_forever(WORK_IDLE.ptr().cast());
 }
 
-/// Closes this start's attempt as clean (nothing if this start activated nothing), for
+/// Closes this start's attempt as clean: its content's (and build's with it), or, without
+/// content, its build's; nothing for a safe start. For
 /// `why` (`Close::Stop` also refuses later live changes). PASSIVE_LEVEL.
 pub fn close_clean(why: Close) {
     with_state(|s| {

@@ -28,6 +28,9 @@ pub struct Parameters {
     /// `DrillStoreAclReportOnly` (non-zero): drill builds only, for hosts that do not
     /// emulate file security (`storedir::Policy`).
     pub drill_store_acl_report_only: bool,
+    /// `DrillSetupFault` = 1: the drill build faults in its own setup (issue 20), after the
+    /// build's attempt is durable. Read by drill builds only.
+    pub drill_setup_fault: bool,
     /// `ContentDirectory`, or the default when absent; `None` when present but unusable
     /// (the driver then refuses to start rather than count attempts in another store than
     /// the one the operator configured).
@@ -159,6 +162,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
             values: RegistryValues::default(),
             drill_version: None,
             drill_store_acl_report_only: false,
+            drill_setup_fault: false,
             dir: Some(default_dir()?),
             service: Wide::join(service, "")?,
             trust: Trust::builtin(),
@@ -179,6 +183,10 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
         read_dword(&key, "DrillStoreAclReportOnly", &mut buf).is_some_and(|v| v != 0);
     #[cfg(not(feature = "drill"))]
     let drill_store_acl_report_only = false;
+    #[cfg(feature = "drill")]
+    let drill_setup_fault = read_test_value(&key, "DrillSetupFault", &mut buf) == Some(1);
+    #[cfg(not(feature = "drill"))]
+    let drill_setup_fault = false;
     let mut units = Vec::new();
     let dir = match read_string(&key, "ContentDirectory", &mut buf, &mut units) {
         Ok(true) => Some(Wide::join_units(&units, &[])?),
@@ -190,6 +198,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
         values,
         drill_version,
         drill_store_acl_report_only,
+        drill_setup_fault,
         dir,
         service: Wide::join(service, "")?,
         trust,
