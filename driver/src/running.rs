@@ -400,6 +400,61 @@ pub(crate) mod tests {
         );
     }
 
+    /// A start with no content: the build's own attempt (issue 20), which a discarded
+    /// hibernation must not charge either, and which a wake reopens.
+    #[test]
+    fn a_start_without_content_sleeps_and_wakes_with_its_build_attempt() {
+        let build_phase = |r: &Running<&mut Mem, Store>| {
+            r.durable
+                .state()
+                .driver
+                .and_then(|d| d.attempt)
+                .map(|a| a.phase)
+        };
+        let mut mem = Mem::default();
+        let started = failsafe_loader::state::start::start_with_trust(
+            &mut mem,
+            &mut Store::default(),
+            &Config::default(),
+            &Env::default(),
+            &key().1,
+        );
+        assert!(started.activation.is_none() && started.build.is_some());
+        let (mut r, version) = Running::after_start(
+            started,
+            |_| true,
+            Config::default(),
+            Store::default(),
+            Env::default(),
+            Trust::EMPTY,
+            0,
+        );
+        assert_eq!(version, None);
+        assert_eq!(build_phase(&r), Some(Phase::InProgress));
+        assert!(!r.power(Power::Sleep));
+        assert_eq!(
+            build_phase(&r),
+            Some(Phase::Clean),
+            "closed before the sleep"
+        );
+        assert!(
+            r.power(Power::Wake),
+            "the build's health window starts again"
+        );
+        assert_eq!(build_phase(&r), Some(Phase::InProgress), "reopened");
+        let _ = r.power(Power::Sleep);
+        drop(r);
+        // The hibernation file discarded: the next start finds nothing unclean.
+        let next = failsafe_loader::state::start::start_with_trust(
+            &mut mem,
+            &mut Store::default(),
+            &Config::default(),
+            &Env::default(),
+            &key().1,
+        );
+        assert_eq!(next.durable.state().driver.map(|d| d.unclean), Some(0));
+    }
+
     #[test]
     fn power_transitions_leave_healthy_stopped_and_empty_starts_alone() {
         // Healthy before the sleep: nothing to close or reopen.

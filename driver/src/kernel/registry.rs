@@ -180,7 +180,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     let drill_version = None;
     #[cfg(feature = "drill")]
     let drill_store_acl_report_only =
-        read_dword(&key, "DrillStoreAclReportOnly", &mut buf).is_some_and(|v| v != 0);
+        read_test_value(&key, "DrillStoreAclReportOnly", &mut buf).is_some_and(|v| v != 0);
     #[cfg(not(feature = "drill"))]
     let drill_store_acl_report_only = false;
     #[cfg(feature = "drill")]
