@@ -43,6 +43,7 @@ mod registry;
 mod report;
 mod sigma;
 mod source;
+mod state_mirror;
 mod store;
 
 use std::io::Write as _;

@@ -147,28 +147,27 @@ impl<M: StateMedium, S> Running<M, S> {
 
     /// Closes this start's attempt as clean (nothing if this start activated nothing), for
     /// `why`. Only an orderly stop refuses live changes afterwards: content that never ran
-    /// is no reason to refuse the next push that boot (issue 19, finding 7).
-    pub fn close(&mut self, why: Close) {
+    /// is no reason to refuse the next push that boot (issue 19, finding 7). Whether the
+    /// record changed (the caller mirrors it then).
+    pub fn close(&mut self, why: Close) -> bool {
         if why == Close::Stop {
             // Under the same lock as live changes: none can open an attempt after this.
             self.closing = true;
         }
+        let mut changed = false;
         if self.durable.refresh().is_ok() {
             // The content's attempt closes the build's with it; without content, the
             // build's alone.
-            match (self.activation, self.build) {
-                (Some(act), _) => {
-                    let _ = self.durable.clean_shutdown(&act);
-                }
-                (None, Some(b)) => {
-                    let _ = self.durable.build_shutdown(&b);
-                }
-                (None, None) => {}
-            }
+            changed = match (self.activation, self.build) {
+                (Some(act), _) => self.durable.clean_shutdown(&act) == Ok(true),
+                (None, Some(b)) => self.durable.build_shutdown(&b) == Ok(true),
+                (None, None) => false,
+            };
         }
         if why == Close::NotRun {
             self.activation = None;
         }
+        changed
     }
 
     /// A power transition. Returns `true` when the health window must be armed afresh.

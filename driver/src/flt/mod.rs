@@ -55,7 +55,7 @@ pub use instance::{
     instance_query_teardown, instance_setup, instance_teardown_complete, take_pending_volume,
     take_volume_reference, volume_attempted, volumes_free, volumes_init,
 };
-pub use process::{process_exited, process_started, processes_free, processes_init};
+pub use process::{process_exited, process_image, process_started, processes_free, processes_init};
 pub use registration::{
     OPERATIONS, Static, filter_unload, operations, pre_shutdown, registration, unregister_and_free,
 };

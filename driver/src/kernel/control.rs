@@ -28,7 +28,7 @@
 //!   about a second of swap), as Microsoft Learn, "Cancel-Safe IRP Queues", allows for
 //!   IRPs a driver does not queue.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use failsafe_loader::control::wire::{
     CONTROL_DEVICE, IOCTL_CONTROL, MIN_RESPONSE, mode_code, reason_code,
@@ -46,7 +46,7 @@ use super::ffi::{
     IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
     IoDeleteSymbolicLink, IofCompleteRequest, KERNEL_MODE, KeDelayExecutionThread, LARGE_INTEGER,
     NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID,
-    RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    PsGetCurrentProcessId, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
     RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR, SECURITY_DESCRIPTOR_REVISION,
     SL_PENDING_RETURNED, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_DEVICE_BUSY,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_PENDING, STATUS_SUCCESS,
@@ -72,6 +72,8 @@ static GATE: Gate = Gate::new();
 static BUSY: AtomicBool = AtomicBool::new(false);
 /// The request in flight, for the driver's thread to take (null: none waiting).
 static SLOT: AtomicPtr<IRP> = AtomicPtr::new(core::ptr::null_mut());
+/// The process that sent the request in `SLOT` (set with it by `dispatch_control`).
+static PID: AtomicU64 = AtomicU64::new(0);
 
 /// Where the link may go, in order: the global DOS device namespace by its own name (found
 /// from any process: `remove` may run in another process's context), else `\DosDevices`
@@ -344,6 +346,12 @@ unsafe extern "C" fn dispatch_control(device: *mut DEVICE_OBJECT, irp: *mut IRP)
     if let Some(st) = unsafe { stack.as_mut() } {
         st.Control |= SL_PENDING_RETURNED;
     }
+    // The requestor, for the `ControlRequest` event: the dispatch runs in the calling
+    // thread (a top-level driver's IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch
+    // routine contexts"), the driver's thread does not.
+    // SAFETY: no arguments; any IRQL ≤ DISPATCH_LEVEL (ntddk.h).
+    let pid = u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0);
+    PID.store(pid, Ordering::Release);
     SLOT.store(irp, Ordering::Release);
     super::worker::post(super::worker::CONTROL);
     // The IRP and the gate now belong to the driver's thread (`serve`).
@@ -356,8 +364,9 @@ pub fn serve() {
     if irp.is_null() {
         return;
     }
+    let pid = PID.load(Ordering::Acquire);
     // SAFETY: the IRP admitted by `dispatch_control`, pending and ours until completed.
-    let (status, n) = unsafe { control_irp(irp) };
+    let (status, n) = unsafe { control_irp(irp, pid) };
     let _ = complete(irp, status, n);
     BUSY.store(false, Ordering::Release);
     GATE.leave();
@@ -367,7 +376,7 @@ pub fn serve() {
 ///
 /// # Safety
 /// `irp` is an IRP_MJ_DEVICE_CONTROL IRP of the control device, admitted and not completed.
-unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
+unsafe fn control_irp(irp: *mut IRP, pid: u64) -> (NTSTATUS, usize) {
     if irp.is_null() {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }
@@ -402,29 +411,61 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
     // SAFETY: METHOD_BUFFERED: SystemBuffer holds max(in, out) bytes owned by this IRP
     // until it is completed, which is after this slice's last use.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, out_len) };
-    (STATUS_SUCCESS, respond(req, out))
+    (STATUS_SUCCESS, respond(req, pid, out))
 }
 
 /// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).
 /// Returns its length (0 only if even a refusal did not fit, which `MIN_RESPONSE` rules
 /// out).
-fn respond(req: Result<Request, failsafe_loader::control::ProtoError>, out: &mut [u8]) -> usize {
+fn respond(
+    req: Result<Request, failsafe_loader::control::ProtoError>,
+    pid: u64,
+    out: &mut [u8],
+) -> usize {
+    use crate::etw::control_request as event;
     let written = match req {
-        Err(e) => encode_refused(out, 0, e.code(), &e),
+        Err(e) => {
+            event("malformed", pid, 0, "protocol-error", u32::from(e.code()));
+            encode_refused(out, 0, e.code(), &e)
+        }
         Ok(Request::Query) => {
             let s = health::with_state(|s| status(s.as_ref()));
+            event("query", pid, 0, "ok", 0);
             encode_status(out, &s)
         }
         Ok(Request::Activate { version }) => match health::with_state(|s| activate(s, version)) {
-            Ok((v, boot)) => encode_changed(out, kind::ACTIVATE, v, boot),
-            Err(r) => encode_refused(out, kind::ACTIVATE, r.code(), &r),
+            Ok((v, boot)) => {
+                crate::etw::live_activated(v, boot);
+                event("activate", pid, version, "ok", 0);
+                encode_changed(out, kind::ACTIVATE, v, boot)
+            }
+            Err(r) => {
+                crate::etw::live_refused("activate", version, &r);
+                event("activate", pid, version, "refused", u32::from(r.code()));
+                encode_refused(out, kind::ACTIVATE, r.code(), &r)
+            }
         },
         Ok(Request::Rollback) => match health::with_state(rollback) {
-            Ok((v, boot)) => encode_changed(out, kind::ROLLBACK, v, boot),
-            Err(r) => encode_refused(out, kind::ROLLBACK, r.code(), &r),
+            Ok((v, boot)) => {
+                event("rollback", pid, v, "ok", 0);
+                encode_changed(out, kind::ROLLBACK, v, boot)
+            }
+            Err(r) => {
+                crate::etw::live_refused("rollback", 0, &r);
+                event("rollback", pid, 0, "refused", u32::from(r.code()));
+                encode_refused(out, kind::ROLLBACK, r.code(), &r)
+            }
         },
-        Ok(Request::ReadEvents { max }) => flt::events_drain(out, max, sleep_1ms),
+        Ok(Request::ReadEvents { max }) => {
+            event("read-events", pid, 0, "ok", 0);
+            flt::events_drain(out, max, sleep_1ms)
+        }
     };
+    if let Ok(Request::Activate { .. } | Request::Rollback) = req {
+        // A live change, or a refusal after which the core may have written the record
+        // back (docs/boot-safety.md, "Live activation"): mirror the record as it is now.
+        health::with_state(|s| s.as_ref().map(super::mirror::write_locked));
+    }
     written.unwrap_or(0)
 }
 
@@ -551,6 +592,7 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
     if r.closing {
         return Err(LiveRefusal::ShuttingDown);
     }
+    let from = r.activation.map_or(0, |a| a.ver.version);
     let to = r.durable.rollback(
         r.activation.as_ref(),
         &mut r.store,
@@ -570,7 +612,14 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
             0
         }
     };
-    Ok((version, r.durable.state().boot))
+    let boot = r.durable.state().boot;
+    crate::etw::live_rolled_back(version, from, boot);
+    for q in r.durable.state().quarantine.iter().flatten() {
+        if q.boot == boot && q.ver.version == from {
+            crate::etw::quarantine(q);
+        }
+    }
+    Ok((version, boot))
 }
 
 /// Swaps in a rule set whose attempt is durable, and starts its health window.

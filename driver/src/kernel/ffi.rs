@@ -34,9 +34,9 @@ pub use wdk_sys::ntddk::{
     KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent,
     KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
     MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
-    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwOpenKey,
-    ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey,
-    ZwWriteFile,
+    PsGetCurrentProcessId, PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwCreateKey,
+    ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey,
+    ZwReadFile, ZwSetValueKey, ZwWriteFile,
 };
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,

@@ -266,8 +266,17 @@ pub fn work() {
                     canary,
                 };
                 // Built on the record as it is now (a responder may have changed it).
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.health(&act, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.health(&act, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             } else if let Some(r) = s.as_mut()
                 && let Some(b) = r.build
@@ -278,8 +287,17 @@ pub fn work() {
                     uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
                     canary,
                 };
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.build_health(&b, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.build_health(&b, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same
@@ -385,15 +403,19 @@ pub fn quiesce() {
 /// `why` (`Close::Stop` also refuses later live changes). PASSIVE_LEVEL.
 pub fn close_clean(why: Close) {
     with_state(|s| {
-        if let Some(r) = s.as_mut() {
-            r.close(why);
+        if let Some(r) = s.as_mut()
+            && r.close(why)
+        {
+            super::mirror::write_locked(r);
         }
     });
 }
 
 /// The system shuts down (the Filter Manager's `IRP_MJ_SHUTDOWN` pre-operation callback,
 /// PASSIVE_LEVEL; once per attached volume: the first closes, the rest find nothing): an
-/// orderly shutdown before healthy is not charged, and no live change follows it.
+/// orderly shutdown before healthy is not charged, and no live change follows it. Its own
+/// frame: the record's write (and the registry mirror's) stays off the callback's.
+#[inline(never)]
 pub fn shutdown() {
     close_clean(Close::Stop);
 }
