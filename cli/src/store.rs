@@ -98,6 +98,17 @@ pub fn open(dir: &Path, init: bool, how: Use) -> Result<PathBuf, Fail> {
         }
     }
     if init && how == Use::Write {
+        #[cfg(windows)]
+        protected::secure(&abs).map_err(|e| {
+            Fail::new(
+                2,
+                "io-error",
+                format!(
+                    "cannot create store {} with its access list (SYSTEM and Administrators only): {e}",
+                    abs.display()
+                ),
+            )
+        })?;
         std::fs::create_dir_all(abs.join("content")).map_err(|e| {
             Fail::new(
                 2,
@@ -203,5 +214,110 @@ pub fn record_writable(dir: &Path) -> io::Result<()> {
         let probe = dir.join(".write-probe");
         File::create(&probe)?;
         std::fs::remove_file(&probe)
+    }
+}
+
+/// The store's access list on Windows (issue 19, finding 3): the directory the driver
+/// reads its record and rules from grants SYSTEM and Administrators everything and nobody
+/// else anything, protected from its parent's inheritable ACEs. The driver checks the same
+/// at every start (`driver/src/kernel/storedir.rs`) and refuses a store others may write.
+#[cfg(windows)]
+mod protected {
+    use std::io;
+    use std::os::windows::ffi::OsStrExt;
+    use std::path::Path;
+
+    use windows_sys::Win32::Foundation::{ERROR_SUCCESS, LocalFree};
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1, SE_FILE_OBJECT,
+        SetNamedSecurityInfoW,
+    };
+    use windows_sys::Win32::Security::{
+        ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES,
+    };
+    use windows_sys::Win32::Storage::FileSystem::CreateDirectoryW;
+
+    /// The driver's `dacl::STORE_DESCRIPTOR`, in SDDL.
+    const SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+
+    /// A security descriptor from `ConvertStringSecurityDescriptorToSecurityDescriptorW`,
+    /// freed with `LocalFree` (Microsoft Learn, the function's page).
+    struct Descriptor(PSECURITY_DESCRIPTOR);
+
+    impl Drop for Descriptor {
+        fn drop(&mut self) {
+            // SAFETY: allocated by the conversion below (LocalAlloc), freed once.
+            unsafe { LocalFree(self.0) };
+        }
+    }
+
+    fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+        s.encode_wide().chain(Some(0)).collect()
+    }
+
+    /// Creates `dir` (its parents as usual) with the store's DACL, or applies the DACL to
+    /// an existing `dir` (`SetNamedSecurityInfoW` also gives its existing files and folders
+    /// the new inheritable ACEs).
+    pub fn secure(dir: &Path) -> io::Result<()> {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let sddl = wide(SDDL.as_ref());
+        let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated string; `sd` receives a LocalAlloc'd descriptor.
+        let ok = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                sddl.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let sd = Descriptor(sd);
+        let path = wide(dir.as_os_str());
+        if !dir.exists() {
+            let sa = SECURITY_ATTRIBUTES {
+                nLength: u32::try_from(size_of::<SECURITY_ATTRIBUTES>()).unwrap_or(0),
+                lpSecurityDescriptor: sd.0,
+                bInheritHandle: 0,
+            };
+            // SAFETY: a NUL-terminated path; `sa` and the descriptor it points to are live.
+            if unsafe { CreateDirectoryW(path.as_ptr(), &sa) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(());
+        }
+        let (mut present, mut defaulted) = (0, 0);
+        let mut dacl: *mut ACL = std::ptr::null_mut();
+        // SAFETY: a valid descriptor; the out pointers are live locals; `dacl` points into
+        // `sd`, which outlives its use.
+        let ok =
+            unsafe { GetSecurityDescriptorDacl(sd.0, &mut present, &mut dacl, &mut defaulted) };
+        if ok == 0 || present == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a NUL-terminated path; the DACL is valid (from the descriptor above); no
+        // owner, group or SACL is changed.
+        let e = unsafe {
+            SetNamedSecurityInfoW(
+                path.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            )
+        };
+        if e != ERROR_SUCCESS {
+            return Err(io::Error::from_raw_os_error(
+                i32::try_from(e).unwrap_or(i32::MAX),
+            ));
+        }
+        Ok(())
     }
 }

@@ -414,6 +414,7 @@ def reg_file(force_safe_mode: int) -> str:
 "HealthyAfterSeconds"=dword:{HEALTHY_AFTER:08x}
 "ForceSafeMode"=dword:{force_safe_mode:08x}
 "DrillCrashVersion"=dword:{DRILL_VERSION:08x}
+"DrillStoreAclReportOnly"=dword:00000001
 
 [HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters\\Instances]
 "DefaultInstance"="Failsafe Instance"

@@ -16,12 +16,19 @@
 //!   protection, which Wine 8.0's ntoskrnl lacks); teardown closes it and waits for
 //!   requests in flight before anything a request uses is torn down; new requests fail with
 //!   `STATUS_DELETE_PENDING`.
-//! - IRQL and thread: dispatch runs at PASSIVE_LEVEL in the caller's thread and hands the
-//!   request to a system worker thread (a work item per request), waiting for it: the
-//!   record and store are then opened in the system's context (global DOS devices, no
-//!   impersonation), on a fresh stack, by a thread no user can suspend.
+//! - IRQL and thread: dispatch runs at PASSIVE_LEVEL in the caller's thread, admits one
+//!   request at a time (a second while one is in flight fails at once with
+//!   `STATUS_DEVICE_BUSY`: the console retries), marks it pending and hands it to the
+//!   driver's own thread (`worker`, issue 19 finding 5), which answers and completes it:
+//!   the record and store are opened in the system's context (global DOS devices, no
+//!   impersonation), on that thread's stack, by a thread no user can suspend, and no
+//!   system worker thread is held for the seconds a request can take. The caller's thread
+//!   is not held in the driver at all. The pended IRP has no cancel routine: it is in
+//!   progress and completes within the request's bounded work (at most a 32 MiB read and
+//!   about a second of swap), as Microsoft Learn, "Cancel-Safe IRP Queues", allows for
+//!   IRPs a driver does not queue.
 
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use failsafe_loader::control::wire::{
     CONTROL_DEVICE, IOCTL_CONTROL, MIN_RESPONSE, mode_code, reason_code,
@@ -34,17 +41,16 @@ use failsafe_loader::state::machine::LiveRefusal;
 use failsafe_loader::state::record::Phase;
 
 use super::ffi::{
-    _EVENT_TYPE, _KWAIT_REASON, _WORK_QUEUE_TYPE, ACL_REVISION, DACL_SECURITY_INFORMATION,
-    DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN,
-    HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
-    IoAllocateWorkItem, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
-    IoFreeWorkItem, IoQueueWorkItem, IofCompleteRequest, KERNEL_MODE, KEVENT,
-    KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, LARGE_INTEGER,
+    ACL_REVISION, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS,
+    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
+    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
+    IoDeleteSymbolicLink, IofCompleteRequest, KERNEL_MODE, KeDelayExecutionThread, LARGE_INTEGER,
     NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID,
     PsGetCurrentProcessId, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
     RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR, SECURITY_DESCRIPTOR_REVISION,
-    STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC, ZwClose, ZwSetSecurityObject,
+    SL_PENDING_RETURNED, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_DEVICE_BUSY,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_PENDING, STATUS_SUCCESS,
+    WRITE_DAC, ZwClose, ZwSetSecurityObject,
 };
 use super::ffi::{IO_STACK_LOCATION, STATUS_ACCESS_DENIED};
 use super::globals::Running;
@@ -62,6 +68,12 @@ static LINKED: AtomicU8 = AtomicU8::new(0);
 /// Admission of requests: teardown closes it and waits for requests in flight
 /// (`crate::active::Gate`, the role of rundown protection).
 static GATE: Gate = Gate::new();
+/// A request is in flight (admitted, not yet completed by the driver's thread).
+static BUSY: AtomicBool = AtomicBool::new(false);
+/// The request in flight, for the driver's thread to take (null: none waiting).
+static SLOT: AtomicPtr<IRP> = AtomicPtr::new(core::ptr::null_mut());
+/// The process that sent the request in `SLOT` (set with it by `dispatch_control`).
+static PID: AtomicU64 = AtomicU64::new(0);
 
 /// Where the link may go, in order: the global DOS device namespace by its own name (found
 /// from any process: `remove` may run in another process's context), else `\DosDevices`
@@ -307,25 +319,64 @@ unsafe extern "C" fn dispatch_close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) 
     complete(irp, STATUS_SUCCESS, 0)
 }
 
-/// IRP_MJ_DEVICE_CONTROL (PASSIVE_LEVEL, the caller's thread).
+/// IRP_MJ_DEVICE_CONTROL (PASSIVE_LEVEL, the caller's thread): admits the request (one at a
+/// time), marks it pending and hands it to the driver's thread, which completes it
+/// (`serve`).
 unsafe extern "C" fn dispatch_control(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    if device.is_null() || device != CONTROL.load(Ordering::Acquire) {
+    if device.is_null() || device != CONTROL.load(Ordering::Acquire) || irp.is_null() {
         return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
     }
     if !GATE.enter() {
         return complete(irp, STATUS_DELETE_PENDING, 0);
     }
-    // SAFETY: the I/O manager's IRP for this dispatch.
-    let (status, n) = unsafe { control_irp(irp) };
+    if !super::worker::running()
+        || BUSY
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        GATE.leave();
+        return complete(irp, STATUS_DEVICE_BUSY, 0);
+    }
+    // `IoMarkIrpPending` (a wdm.h macro): SL_PENDING_RETURNED in the current stack
+    // location, before the IRP can be completed by another thread.
+    // SAFETY: a non-null IRP in dispatch, ours until completed.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: the I/O manager's stack location for this dispatch; a raw place, no
+    // reference to the whole IRP.
+    if let Some(st) = unsafe { stack.as_mut() } {
+        st.Control |= SL_PENDING_RETURNED;
+    }
+    // The requestor, for the `ControlRequest` event: the dispatch runs in the calling
+    // thread (a top-level driver's IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch
+    // routine contexts"), the driver's thread does not.
+    // SAFETY: no arguments; any IRQL ≤ DISPATCH_LEVEL (ntddk.h).
+    let pid = u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0);
+    PID.store(pid, Ordering::Release);
+    SLOT.store(irp, Ordering::Release);
+    super::worker::post(super::worker::CONTROL);
+    // The IRP and the gate now belong to the driver's thread (`serve`).
+    STATUS_PENDING
+}
+
+/// Answers the request in flight and completes it (the driver's thread, PASSIVE_LEVEL).
+pub fn serve() {
+    let irp = SLOT.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if irp.is_null() {
+        return;
+    }
+    let pid = PID.load(Ordering::Acquire);
+    // SAFETY: the IRP admitted by `dispatch_control`, pending and ours until completed.
+    let (status, n) = unsafe { control_irp(irp, pid) };
+    let _ = complete(irp, status, n);
+    BUSY.store(false, Ordering::Release);
     GATE.leave();
-    complete(irp, status, n)
 }
 
 /// Decodes the request in the IRP's system buffer and writes the response over it.
 ///
 /// # Safety
-/// `irp` is the IRP of the current IRP_MJ_DEVICE_CONTROL dispatch.
-unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
+/// `irp` is an IRP_MJ_DEVICE_CONTROL IRP of the control device, admitted and not completed.
+unsafe fn control_irp(irp: *mut IRP, pid: u64) -> (NTSTATUS, usize) {
     if irp.is_null() {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }
@@ -357,85 +408,10 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
         let input = unsafe { core::slice::from_raw_parts(buf, in_len) };
         decode_request(input)
     };
-    // The request runs in a system worker thread, not the caller's: `\??\` paths then
-    // resolve in the global DOS device namespace (not the caller's drive letters or an
-    // impersonated token's), files are opened on the system's behalf, and the file-system
-    // stack below the record's writes runs on a fresh stack, not on top of the caller's
-    // system call. The caller's thread waits (kernel mode, PASSIVE_LEVEL).
-    let device = CONTROL.load(Ordering::Acquire);
-    // SAFETY: our control device (the gate is held, so `remove` has not deleted it).
-    let item = unsafe { IoAllocateWorkItem(device) };
-    if item.is_null() {
-        return (STATUS_INSUFFICIENT_RESOURCES, 0);
-    }
-    let mut done = core::mem::MaybeUninit::<KEVENT>::uninit();
-    // SAFETY: a local event the worker signals before this frame returns (we wait for it).
-    unsafe { KeInitializeEvent(done.as_mut_ptr(), _EVENT_TYPE::NotificationEvent, 0) };
-    let mut job = Job {
-        req,
-        // The requestor: the dispatch runs in the calling thread (a top-level driver's
-        // IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch routine contexts").
-        // SAFETY: no arguments; any IRQL ≤ DISPATCH (ntddk.h).
-        pid: u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0),
-        out: buf,
-        out_len,
-        written: 0,
-        done: done.as_mut_ptr(),
-    };
-    // SAFETY: a work item of our device; `job` outlives the work (the wait below), and the
-    // routine has the IO_WORKITEM_ROUTINE signature.
-    unsafe {
-        IoQueueWorkItem(
-            item,
-            Some(control_work),
-            _WORK_QUEUE_TYPE::DelayedWorkQueue,
-            core::ptr::from_mut(&mut job).cast(),
-        )
-    };
-    // SAFETY: the event initialized above; kernel-mode wait, so this stack stays resident
-    // while the worker writes `job`.
-    let _ = unsafe {
-        KeWaitForSingleObject(
-            done.as_mut_ptr().cast(),
-            _KWAIT_REASON::Executive,
-            KERNEL_MODE,
-            0,
-            core::ptr::null_mut(),
-        )
-    };
-    // SAFETY: the item ran (it was dequeued before its routine was called) and is not
-    // queued again: freeing it is allowed (Microsoft Learn, "IoFreeWorkItem").
-    unsafe { IoFreeWorkItem(item) };
-    (STATUS_SUCCESS, job.written)
-}
-
-/// A request handed to the worker thread.
-struct Job {
-    req: Result<Request, failsafe_loader::control::ProtoError>,
-    /// The requesting process (for the `ControlRequest` event).
-    pid: u64,
-    /// The IRP's system buffer and its output length.
-    out: *mut u8,
-    out_len: usize,
-    /// Bytes of response written.
-    written: usize,
-    /// Signaled when the response is written.
-    done: *mut KEVENT,
-}
-
-/// Work item (PASSIVE_LEVEL, system worker thread): answers one request.
-unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::ffi::c_void) {
-    // SAFETY: `ctx` is the dispatch routine's `Job`, alive until `done` is signaled below.
-    let Some(job) = (unsafe { ctx.cast::<Job>().as_mut() }) else {
-        return;
-    };
-    // SAFETY: the IRP's system buffer of at least `out_len` bytes (checked by the
-    // dispatch), not otherwise referenced while the dispatch routine waits.
-    let out = unsafe { core::slice::from_raw_parts_mut(job.out, job.out_len) };
-    job.written = respond(job.req, job.pid, out);
-    // SAFETY: the dispatch's event; after this the dispatch may return and `job` is gone,
-    // so nothing touches it afterwards.
-    let _ = unsafe { KeSetEvent(job.done, 0, 0) };
+    // SAFETY: METHOD_BUFFERED: SystemBuffer holds max(in, out) bytes owned by this IRP
+    // until it is completed, which is after this slice's last use.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, out_len) };
+    (STATUS_SUCCESS, respond(req, pid, out))
 }
 
 /// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).

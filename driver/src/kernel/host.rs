@@ -77,6 +77,10 @@ impl Host for Kernel {
         super::dosnames::release(disk);
     }
 
+    fn shutdown() {
+        super::health::shutdown();
+    }
+
     fn unload(flags: u32) -> NTSTATUS {
         crate::etw::driver_stopped(flags);
         // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
@@ -84,7 +88,7 @@ impl Host for Kernel {
         // start would charge it.
         // Control requests end first, so none opens an attempt after it is closed.
         super::control::remove();
-        super::health::close_clean();
+        super::health::close_clean(crate::running::Close::Stop);
         super::teardown();
         // Drill build: what of the pool is still out after the whole teardown (the hosted
         // drill asserts nothing; pool.rs).
