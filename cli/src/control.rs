@@ -16,7 +16,7 @@ use failsafe_loader::control::{
 #[cfg(windows)]
 mod windows;
 
-use crate::report::Fail;
+use crate::fail::Fail;
 
 /// Where the live responder is.
 #[derive(Clone, Debug)]

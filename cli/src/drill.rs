@@ -9,8 +9,8 @@ use std::process::Command;
 use failsafe_loader::{Action, Content, Criterion, EventType, Op, Rule, Values, encode};
 use serde_json::{Value, json};
 
+use crate::fail::Fail;
 use crate::host::{self, DirStore};
-use crate::report::Fail;
 
 /// The built-in sample content (also `content/sample.toml`).
 pub const SAMPLE: &str = include_str!("../../content/sample.toml");
@@ -858,7 +858,7 @@ mod live {
     use serde_json::{Value, json};
 
     use super::{DevKey, Expect, boot_row, check, json_lines};
-    use crate::report::Fail;
+    use crate::fail::Fail;
 
     /// The running host, its output, its row in the timeline and what it must decide.
     #[derive(Default)]

@@ -6,7 +6,7 @@
 //!   DIR/state.bin            the two-slot state record (2048 bytes)
 //!   DIR/content/<N>.fsc      content version N
 
-use crate::store::io_code;
+use crate::fail::io_code;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -169,6 +169,46 @@ impl StateMedium for FileMedium {
         }
         if first && self.crash == Some(CrashAt::AfterStateWrite) {
             die();
+        }
+        Ok(())
+    }
+}
+
+/// The record in memory: a copy read once (`status`, previews). Reads return the copy;
+/// writes change the copy only, so the start sequence can run on it to show what a start
+/// would do without touching the file.
+#[derive(Clone, Debug)]
+pub struct MemMedium {
+    record: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>,
+}
+
+impl MemMedium {
+    /// A copy of a record as read (`Ok(None)`: no record; `Err`: the read failed).
+    pub fn new(record: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>) -> Self {
+        MemMedium { record }
+    }
+}
+
+impl StateMedium for MemMedium {
+    fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError> {
+        match &self.record {
+            Err(e) => Err(*e),
+            Ok(None) => Ok(false),
+            Ok(Some(r)) => {
+                buf.copy_from_slice(&r[..]);
+                Ok(true)
+            }
+        }
+    }
+
+    fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+        // No record yet (a first install): the first write creates it, as on the file.
+        if !matches!(self.record, Ok(Some(_))) {
+            self.record = Ok(Some(Box::new([0u8; RECORD_LEN])));
+        }
+        if let Ok(Some(rec)) = &mut self.record {
+            let at = slot * SLOT_LEN;
+            rec[at..at + SLOT_LEN].copy_from_slice(bytes);
         }
         Ok(())
     }

@@ -36,8 +36,10 @@ mod commands;
 mod control;
 mod drill;
 mod events;
+mod fail;
 mod host;
 mod lint;
+mod preview;
 #[cfg(windows)]
 mod registry;
 mod report;
@@ -55,8 +57,9 @@ use failsafe_loader::state::machine::{Config, Env};
 use failsafe_loader::state::start::file_digest;
 use serde_json::json;
 
+use fail::Fail;
 use host::CrashAt;
-use report::{Fail, hex};
+use report::hex;
 
 /// `--version`: the tool, and the content format, event schema and JSON it reads and
 /// writes.
@@ -67,7 +70,7 @@ fn long_version() -> &'static str {
             env!("CARGO_PKG_VERSION"),
             failsafe_loader::format::FORMAT_VERSION,
             failsafe_loader::schema::SCHEMA_VERSION,
-            report::JSON_VERSION
+            fail::JSON_VERSION
         )
     });
     V.as_str()

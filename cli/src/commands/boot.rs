@@ -20,9 +20,11 @@ use failsafe_loader::state::start::start_with_trust;
 use failsafe_loader::state::{Durable, HealthCheck, IoError};
 use serde_json::json;
 
+use crate::fail::Fail;
+use crate::fail::{io_code, os_error};
 use crate::host::{CrashAt, DirStore, FileMedium};
-use crate::report::{self, Fail};
-use crate::store::{self, StoreLock, Use, io_code, os_error};
+use crate::report;
+use crate::store::{self, StoreLock, Use};
 
 /// The filter's I/O path (see the module doc).
 static FILTER: Mutex<()> = Mutex::new(());

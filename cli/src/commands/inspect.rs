@@ -8,7 +8,8 @@ use failsafe_loader::state::start::file_digest;
 use failsafe_loader::validate;
 use serde_json::json;
 
-use crate::report::{Fail, hex, versioned};
+use crate::fail::Fail;
+use crate::report::{hex, versioned};
 use crate::source::{self, rule_name};
 
 #[derive(clap::Args)]

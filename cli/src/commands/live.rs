@@ -12,7 +12,8 @@ use failsafe_loader::{Action, EventType};
 use serde_json::{Value, json};
 
 use crate::control::{CallError, Endpoint, answer, ask, refusal};
-use crate::report::{self, Fail};
+use crate::fail::Fail;
+use crate::report;
 
 /// Asks the responder to activate `version` live. Returns (JSON, text).
 pub fn activate(ep: &Endpoint, version: u64) -> Result<(Value, String), Fail> {

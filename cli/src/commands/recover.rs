@@ -12,9 +12,11 @@ use failsafe_loader::state::{Durable, Loaded, Prior, QuarantineReason, State, Ve
 use serde_json::json;
 
 use super::{settings, with_store};
+use crate::fail::Fail;
+use crate::fail::os_error;
 use crate::host::{DirStore, FileMedium};
-use crate::report::{self, Fail, out};
-use crate::store::{self, StoreLock, Use, os_error};
+use crate::report::out;
+use crate::store::{self, StoreLock, Use};
 
 #[derive(Clone, Copy)]
 pub enum Action {
@@ -96,7 +98,7 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
         seq: durable.seq().saturating_add(1),
         slot: 0,
     }));
-    let next = report::preview(after, &versions, &set.cfg);
+    let next = crate::preview::next_start(after, &versions, &set.cfg);
     if let Some(why) = &plan.needs_yes
         && !a.yes
         && !a.dry_run

@@ -37,9 +37,11 @@ use failsafe_loader::trust::Trust;
 use serde_json::json;
 
 use crate::events::{Owned, OwnedEvent, Volumes};
+use crate::fail::Fail;
+use crate::fail::os_error;
 use crate::host::{CrashAt, DirStore, FileMedium};
-use crate::report::{self, Fail};
-use crate::store::{self, StoreLock, Use, os_error};
+use crate::report;
+use crate::store::{self, StoreLock, Use};
 
 pub struct Args<'a> {
     pub store: &'a Path,

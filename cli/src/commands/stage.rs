@@ -8,8 +8,9 @@ use failsafe_loader::validate;
 use serde_json::json;
 
 use super::{settings, with_store};
+use crate::fail::Fail;
 use crate::host::{self, DirStore, FileMedium};
-use crate::report::{self, Fail, hex, out};
+use crate::report::{hex, out};
 use crate::store::{self, StoreLock, Use};
 
 pub struct Args<'a> {
@@ -111,7 +112,7 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         .collect();
     after.push(version);
     if a.dry_run {
-        let next = report::preview(prior, &after, &cfg);
+        let next = crate::preview::next_start(prior, &after, &cfg);
         out(
             a.json,
             with_store(
@@ -158,7 +159,10 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         }
     }
     let _ = host::sync_dir(store.dir());
-    let next = report::preview_dir(&dir, &cfg);
+    // The record is as read above (the lock is held and staging does not write it); the
+    // store is as it is now.
+    let now = store.list().unwrap_or(after);
+    let next = crate::preview::next_start(prior, &now, &cfg);
     let staged = (
         with_store(
             json!({"staged": version, "path": target, "sha256": hex(&file_digest(&bytes)), "removed": removed, "next_start": next.0}),

@@ -9,8 +9,9 @@ use failsafe_loader::state::{Durable, Prior};
 use serde_json::json;
 
 use super::settings;
-use crate::host::{DirStore, FileMedium};
-use crate::report::{self, Fail, hex};
+use crate::fail::Fail;
+use crate::host::{DirStore, MemMedium};
+use crate::report::{self, hex};
 use crate::store::{self, StoreLock, Use};
 
 /// Exit code of `status` when the record is unreadable (state unknown).
@@ -24,6 +25,7 @@ pub fn run(
     json: bool,
 ) -> Result<u8, Fail> {
     let dir = store::open(dir, init, Use::Read)?;
+    let set = settings(&dir, threshold);
     // The running host's view first (it takes the store lock to re-read the record).
     // On Windows the driver serves only this system's own store: another store's status
     // (WinRE, a mounted disk) must not show the running driver's state as its own.
@@ -57,15 +59,18 @@ pub fn run(
             format!("live: WARNING: {}\n", e.msg),
         ),
     };
-    let _lock = StoreLock::shared(&dir);
-    let (prior, durable) = Durable::open(FileMedium::new(&dir, None));
+    // The record, read once under the shared lock, and handed down from here on.
+    let (record, report) = {
+        let _lock = StoreLock::shared(&dir);
+        (store::read_record(&dir), last_start(&dir))
+    };
+    let writable = record.writable;
+    let (prior, durable) = Durable::open(MemMedium::new(record.bytes));
     let store = DirStore::new(&dir);
     let versions = store
         .list()
         .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
-    let set = settings(&dir, threshold);
-    let mut next = report::preview(prior, &versions, &set.cfg);
-    let writable = store::record_writable(&dir);
+    let mut next = crate::preview::next_start(prior, &versions, &set.cfg);
     if let (Err(e), Some(_)) = (&writable, next.0["version"].as_u64()) {
         // The start would fail to make its attempt durable: nothing would be activated.
         next = (
@@ -75,7 +80,7 @@ pub fn run(
             ),
         );
     }
-    let last = last_start(&dir);
+    let last = report;
     let files: Vec<_> = versions
         .iter()
         .map(|&v| {

@@ -10,7 +10,8 @@ use failsafe_loader::{Content, RuleSet, validate};
 use serde_json::json;
 
 use crate::events::{self, OwnedEvent, Volumes};
-use crate::report::{Fail, versioned};
+use crate::fail::Fail;
+use crate::report::versioned;
 use crate::source::{describe_criterion, rule_name};
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]

@@ -9,7 +9,8 @@ use failsafe_loader::{ContentError, format::Header};
 use serde_json::{Value, json};
 
 use super::keygen::{trust_from, trust_json};
-use crate::report::{self, Fail, hex};
+use crate::fail::Fail;
+use crate::report::{self, hex};
 
 /// What a file's signature says, as `validate`, `inspect` and `verify` show it.
 pub fn describe(bytes: &[u8], header: &Header, trust: Option<&Trust>) -> (Value, String) {
