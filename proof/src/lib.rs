@@ -38,8 +38,9 @@ fn on_panic(_: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { failsafe_reachable_panic() }
 }
 
-/// The kernel's allocator stands behind these two symbols (wdk-alloc: `ExAllocatePool2`,
-/// which returns null on failure); the proof needs only that they may fail.
+/// The kernel's allocator stands behind these two symbols (the driver's own pool allocator,
+/// `driver/src/kernel/pool.rs`, which returns null on failure); the proof needs only that
+/// they may fail.
 struct ExternAlloc;
 
 // SAFETY: forwards to an allocator that honours the GlobalAlloc contract or returns null.
