@@ -757,8 +757,8 @@ pub enum LiveRefusal {
     },
     /// Rollback: there is no last-known-good and nothing is active.
     NoLastKnownGood,
-    /// Rollback: last-known-good's file is not the file that was healthy (its SHA-256
-    /// differs from the one recorded).
+    /// Rollback, or a live activation of last-known-good's version: its file is not the
+    /// file that was healthy (its SHA-256 differs from the one recorded).
     LastKnownGoodChanged {
         /// Last-known-good's version.
         version: u64,

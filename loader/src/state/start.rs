@@ -306,6 +306,8 @@ impl<M: StateMedium> Durable<M> {
     /// durable ([`live_attempt_in`], written) **before** the file is parsed, so a crash in
     /// the parser or afterwards is charged to `version` at the next start exactly as at a
     /// start; then verify the signature, validate and compile with the start's own `load`.
+    /// Last-known-good's version whose file's SHA-256 is not the one recorded is refused
+    /// (`LastKnownGoodChanged`) before anything is written, as [`Durable::rollback`] does.
     ///
     /// Rejected content: the state before is written back (the record's net content is
     /// unchanged: a refused change changes nothing) and `Invalid` returned; nothing is
@@ -349,6 +351,11 @@ impl<M: StateMedium> Durable<M> {
             version,
             digest: file_digest(&buf),
         };
+        // Last-known-good's version names the file that proved healthy: other bytes under
+        // its number are refused, as `rollback` refuses them, before anything is written.
+        if self.state().lkg.is_some_and(|l| l.version == version && l != ver) {
+            return Err(LiveRefusal::LastKnownGoodChanged { version });
+        }
         let act = {
             let n = self.next_from_state().ok_or(LiveRefusal::OutOfMemory)?;
             live_attempt_in(n, ver, env)
