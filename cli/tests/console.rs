@@ -617,3 +617,71 @@ fn the_drill_fails_on_a_different_timeline() {
             "!! expected v1 fallback newer-quarantined healthy",
         ));
 }
+
+/// `recover` (but `rebuild`) on a record whose two slots are both invalid changes nothing
+/// and exits 3 (docs/cli.md, exit codes); `status` shows it as lost and exits 0.
+#[test]
+fn recover_on_a_corrupt_record_exits_3() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    store_with(dir, &[1], &[]);
+    let junk = vec![0x5Au8; 4096];
+    std::fs::write(dir.join("state.bin"), &junk).unwrap();
+    for action in [
+        &["reset"][..],
+        &["force-safe-mode", "on"],
+        &["unquarantine", "1"],
+    ] {
+        let a = ctl()
+            .arg("recover")
+            .args(action)
+            .args(["--json", "--store"])
+            .arg(dir)
+            .assert()
+            .code(3)
+            .stderr(contains("both slots invalid"));
+        assert_eq!(
+            json_of(&a.get_output().stdout)["error"]["code"],
+            "state-unknown"
+        );
+    }
+    assert_eq!(std::fs::read(dir.join("state.bin")).unwrap(), junk);
+    ctl()
+        .args(["status", "--store"])
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(contains("state record: lost (both slots invalid)"));
+}
+
+/// A version rolled back by the operator is released without `--yes` (docs/cli.md).
+#[test]
+fn unquarantine_of_a_rolled_back_version_needs_no_yes() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    store_with(dir, &[1], &[]);
+    ctl()
+        .args(["recover", "force-safe-mode", "off", "--store"])
+        .arg(dir)
+        .assert()
+        .success();
+    let mut s = state(dir);
+    s.quarantine[0] = Some(failsafe_loader::state::QEntry {
+        ver: failsafe_loader::state::Ver {
+            version: 1,
+            digest: [1; 32],
+        },
+        reason: QuarantineReason::RolledBack,
+        detail: 0,
+        boot: 1,
+    });
+    let slot = failsafe_loader::state::record::encode_slot(&s, 50);
+    std::fs::write(dir.join("state.bin"), [slot, [0; 2048]].concat()).unwrap();
+    ctl()
+        .args(["recover", "unquarantine", "1", "--store"])
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(contains("version 1 released from quarantine"));
+    assert!(state(dir).quarantined(1).is_none());
+}

@@ -495,3 +495,64 @@ fn a_replayed_older_signed_version_is_refused() {
         assert_eq!(s.quarantined(v).unwrap().reason, QuarantineReason::Invalid);
     }
 }
+
+/// The keys docs/cli.md lists for `inspect --json`'s `"signature"` object.
+fn documented_signature_keys() -> Vec<String> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md"))
+        .unwrap();
+    let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let at = flat
+        .find("\"signature\": {")
+        .expect("docs/cli.md lists inspect --json's signature keys");
+    let list = &flat[at + "\"signature\": {".len()..];
+    let list = &list[..list.find('}').unwrap()];
+    list.split(',')
+        .map(|k| k.trim().trim_matches('"').to_owned())
+        .collect()
+}
+
+/// `inspect --json`'s `"signature"` has exactly the keys docs/cli.md lists, in every case
+/// (unsigned, signed without a key, verified, refused), and the header's file digest under
+/// its documented name.
+#[test]
+fn inspect_json_signature_has_every_documented_key() {
+    let want = documented_signature_keys();
+    assert!(want.contains(&"error".to_owned()), "{want:?}");
+    let d = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(d.path(), "dev");
+    let (_, other) = keygen(d.path(), "other");
+    let unsigned = d.path().join("u.fsc");
+    compile(&unsigned, 3, None);
+    let signed = d.path().join("s.fsc");
+    compile(&signed, 3, Some(&key));
+    let cases: [(&Path, Vec<OsString>, Value); 4] = [
+        (&unsigned, vec![], Value::Bool(false)),
+        (&signed, vec![], Value::Null),
+        (&signed, key_arg(&public), Value::Bool(true)),
+        (&signed, key_arg(&other), Value::Bool(false)),
+    ];
+    for (file, keys, verified) in cases {
+        let a = ctl()
+            .arg("inspect")
+            .arg(file)
+            .args(&keys)
+            .arg("--json")
+            .assert()
+            .success();
+        let j = json_of(&a.get_output().stdout);
+        let sig = j["signature"].as_object().unwrap();
+        let mut got: Vec<&String> = sig.keys().collect();
+        got.sort();
+        let mut w: Vec<&String> = want.iter().collect();
+        w.sort();
+        assert_eq!(got, w, "{} {keys:?}: {sig:?}", file.display());
+        assert_eq!(sig["verified"], verified, "{sig:?}");
+        assert_eq!(sig["key_id"].is_null(), file == unsigned.as_path());
+        assert_eq!(
+            sig["error"].is_null(),
+            verified != Value::Bool(false) || file == unsigned.as_path()
+        );
+        assert_eq!(j["file_digest"], j["body_sha256"]);
+        assert_eq!(j["file_digest"].as_str().map(str::len), Some(64));
+    }
+}

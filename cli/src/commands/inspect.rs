@@ -62,7 +62,7 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             versioned(
                 json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
                    "rules": rules, "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
-                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len(),
+                   "string_table_bytes": header.strings_len, "file_digest": hex(&header.digest), "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len(),
                    "signature": sig})
             )
         );

@@ -12,27 +12,30 @@ use super::keygen::{trust_from, trust_json};
 use crate::fail::Fail;
 use crate::report::{self, hex};
 
-/// What a file's signature says, as `validate`, `inspect` and `verify` show it.
+/// What a file's signature says, as `validate`, `inspect` and `verify` show it. The JSON
+/// object always has the same keys (docs/cli.md): `signed`, `key_id` (null: unsigned),
+/// `verified` (null: signed, no key given), `key_kind` (null unless verified) and `error`
+/// (null unless it does not verify).
 pub fn describe(bytes: &[u8], header: &Header, trust: Option<&Trust>) -> (Value, String) {
     let id = hex(&header.key_id);
     if !header.is_signed() {
         return (
-            json!({"signed": false, "verified": false}),
+            json!({"signed": false, "key_id": null, "verified": false, "key_kind": null, "error": null}),
             "none (unsigned: the driver refuses it)".into(),
         );
     }
     match trust {
         None => (
-            json!({"signed": true, "key_id": id, "verified": null}),
+            json!({"signed": true, "key_id": id, "verified": null, "key_kind": null, "error": null}),
             format!("key {id} (not verified: give --key)"),
         ),
         Some(t) => match verify(bytes, t) {
             Ok(v) => (
-                json!({"signed": true, "key_id": id, "verified": true, "key_kind": v.key.kind.name()}),
+                json!({"signed": true, "key_id": id, "verified": true, "key_kind": v.key.kind.name(), "error": null}),
                 format!("key {id} ({} key): verified", v.key.kind.name()),
             ),
             Err(e) => (
-                json!({"signed": true, "key_id": id, "verified": false, "error": report::error_json(&e)}),
+                json!({"signed": true, "key_id": id, "verified": false, "key_kind": null, "error": report::error_json(&e)}),
                 format!("key {id}: DOES NOT VERIFY: {e}"),
             ),
         },

@@ -353,7 +353,11 @@ impl<M: StateMedium> Durable<M> {
         };
         // Last-known-good's version names the file that proved healthy: other bytes under
         // its number are refused, as `rollback` refuses them, before anything is written.
-        if self.state().lkg.is_some_and(|l| l.version == version && l != ver) {
+        if self
+            .state()
+            .lkg
+            .is_some_and(|l| l.version == version && l != ver)
+        {
             return Err(LiveRefusal::LastKnownGoodChanged { version });
         }
         let act = {
