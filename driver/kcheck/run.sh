@@ -7,7 +7,10 @@
 #    (driver/kcheck: bindgen as a library). WDK_INCLUDE names a WDK `Include/<version>`
 #    directory (km/, shared/); default: MinGW-w64's headers (Debian mingw-w64-x86-64-dev).
 # 2. Type-checks and lints every line of driver/ for x86_64-pc-windows-msvc against them
-#    (`--cfg failsafe_kcheck`), with and without the drill feature, warnings as errors.
+#    (`--cfg failsafe_kcheck`), with and without the drill feature, warnings as errors. The
+#    driver crate compiles the release build's items here: only the bindings and the crate
+#    that supplies the panic handler (driver/kshim for wdk-panic) differ
+#    (tests/tests/kcheck_items.rs), so an unused import in release fails here too.
 # 3. Unless --no-link (or no MinGW import libraries are installed): links failsafeflt.sys
 #    and failsafeflt-drill.sys with rust-lld against MinGW-w64's libntoskrnl.a / libhal.a,
 #    and runs tests/tests/pe.rs on both images.
@@ -43,7 +46,7 @@ flags="--cfg failsafe_kcheck -C target-feature=+crt-static"
 for features in "" "--features drill"; do
   echo "kcheck: clippy -D warnings, failsafeflt ${features:-(release features)}"
   FAILSAFE_KBIND=$bindings RUSTFLAGS="$flags" \
-    cargo clippy -q --locked -p failsafeflt $features --target $target --target-dir "$out/build" -- -D warnings
+    cargo clippy -q --locked -p failsafeflt -p failsafe-kshim $features --target $target --target-dir "$out/build" -- -D warnings
 done
 
 if [ "$link" = 0 ]; then
