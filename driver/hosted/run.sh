@@ -14,7 +14,8 @@
 #   --short     scenario 1 only (6 boots), no July 2024; default: also ForceSafeMode, a power
 #               loss, and July 2024
 #   --no-build  use the images already in target/kcheck (e.g. right after the kernel check)
-# Installs wine64 (and the kernel check's packages) with apt-get when missing (CI is root).
+# Installs what it needs when missing (.ci/need.sh: wine64, python3, gcc-mingw-w64-x86-64;
+# the kernel check its own).
 # Logs and the Wine prefix stay in target/hosted (never committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,15 +29,13 @@ for a in "$@"; do
   esac
 done
 
-need=()
-command -v wine >/dev/null 2>&1 && command -v wineserver >/dev/null 2>&1 || need+=(wine64)
-[ "$build" = 0 ] || dpkg -s mingw-w64-x86-64-dev libclang-dev >/dev/null 2>&1 || need+=(mingw-w64-x86-64-dev libclang-dev)
-[ -n "$short" ] || command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "hosted: installing ${need[*]} (apt-get)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# What this needs (.ci/need.sh installs what is missing): Debian's Wine, Python 3 for the
+# drill, MinGW-w64's C compiler for the IOCTL client of July 2024; the kernel check
+# installs its own when it builds the images here.
+source .ci/need.sh
+need_apt wine64 python3
+[ -n "$short" ] || need_apt gcc-mingw-w64-x86-64
+need_done
 echo "hosted: $(wine --version) ($(dpkg-query -W -f='${Package} ${Version}' wine64 2>/dev/null || echo 'wine64: not from dpkg'))"
 
 if [ "$build" = 1 ]; then

@@ -22,10 +22,23 @@ cd "$(dirname "$0")/../.."
 link=1
 [ "${1:-}" = "--no-link" ] && link=0
 out=target/kcheck
-mkdir -p "$out"
 include=${WDK_INCLUDE:-/usr/share/mingw-w64/include}
 mingw_lib=${MINGW_LIB:-/usr/x86_64-w64-mingw32/lib}
 target=x86_64-pc-windows-msvc
+
+# What this needs (.ci/need.sh installs what is missing): clippy and the Windows target of
+# the pinned toolchain; llvm-tools (llvm-nm) to list the import libraries' exports;
+# libclang for bindgen; MinGW-w64's headers (the default header set) and import libraries.
+source .ci/need.sh
+need_component clippy
+need_target "$target"
+need_apt libclang-dev
+if [ -z "${WDK_INCLUDE:-}" ] || [ "$link" = 1 ]; then
+  need_apt mingw-w64-x86-64-dev
+fi
+[ "$link" = 0 ] || need_component llvm-tools
+need_done
+mkdir -p "$out"
 
 # libclang for bindgen: Debian installs it under /usr/lib/llvm-N/lib.
 if [ -z "${LIBCLANG_PATH:-}" ]; then
