@@ -86,6 +86,7 @@ pub fn open(dir: &Path, init: bool, how: Use) -> Result<PathBuf, Fail> {
                 format!("cannot create store {}: {e}", abs.display()),
             )
         })?;
+        reserve_report(&abs);
     }
     Ok(abs)
 }
@@ -160,6 +161,21 @@ pub fn write_report(dir: &Path, r: &StartReport) -> io::Result<()> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => crate::host::write_atomic(&path, &bytes),
         Err(e) => Err(e),
+    }
+}
+
+/// Makes room for the start report ahead of the starts: an empty report file (zeros, which
+/// read as no report) of the report's length, created where none exists, so that a start
+/// on a disk that filled up since writes its report in place and leaves a trace (a full
+/// disk cannot take a new file; an existing one takes its bytes). Best effort: called when
+/// content is staged or a store created, while there is room.
+pub fn reserve_report(dir: &Path) {
+    let path = report_path(dir);
+    if path.exists() {
+        return;
+    }
+    if crate::host::write_atomic(&path, &[0u8; REPORT_LEN]).is_err() {
+        let _ = std::fs::remove_file(&path);
     }
 }
 

@@ -685,3 +685,88 @@ fn unquarantine_of_a_rolled_back_version_needs_no_yes() {
         .stdout(contains("version 1 released from quarantine"));
     assert!(state(dir).quarantined(1).is_none());
 }
+
+/// A first start on a full disk (a real one: a 256 KiB tmpfs in a private mount namespace,
+/// filled up after the content was put there) runs without content (`state-unwritable`),
+/// leaves no temporary file, and leaves a trace: in a store whose content was staged, the
+/// start report (room for it was made by `stage`); in one whose content was copied in by
+/// hand, `status` says that whether any start ran cannot be known.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_first_start_on_a_full_disk_leaves_a_trace() {
+    let d = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml");
+    let content = d.path().join("1.fsc");
+    ctl()
+        .arg("compile")
+        .arg(&src)
+        .arg("-o")
+        .arg(&content)
+        .args(["--version", "1", "--sign"])
+        .arg(&dev_key().0)
+        .assert()
+        .success();
+    let (mnt, out) = (d.path().join("mnt"), d.path().join("out"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let script = r#"set -e
+mount -t tmpfs -o size=256k tmpfs "$MNT"
+"$CTL" stage "$CONTENT" --store "$MNT/a" --init > "$OUT/a.stage"
+mkdir -p "$MNT/b/content"
+cp "$CONTENT" "$MNT/b/content/1.fsc"
+dd if=/dev/zero of="$MNT/fill" bs=4k > /dev/null 2>&1 || true
+for s in a b; do
+  "$CTL" boot --store "$MNT/$s" --json --test-signing --test-key "$KEY" > "$OUT/$s.boot" 2>&1 || true
+  ls -A "$MNT/$s" > "$OUT/$s.ls"
+  "$CTL" status --store "$MNT/$s" --json > "$OUT/$s.json" 2> /dev/null || true
+  "$CTL" status --store "$MNT/$s" > "$OUT/$s.txt" 2>&1 || true
+done
+"#;
+    // A private mount namespace (and user namespace, so it works without root too): the
+    // tmpfs disappears with the script.
+    let run = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "bash", "-c", script])
+        .env("MNT", &mnt)
+        .env("OUT", &out)
+        .env("CTL", exe())
+        .env("CONTENT", &content)
+        .env("KEY", &dev_key().1)
+        .output()
+        .expect("unshare(1) (util-linux) runs the full-disk scenario");
+    assert!(
+        run.status.success(),
+        "the full-disk scenario needs a private mount namespace (unshare --user --mount): {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
+    for s in ["a", "b"] {
+        let boot = first_json(read(&format!("{s}.boot")).as_bytes());
+        assert_eq!(boot["reason"], "state-unwritable", "{s}: {boot}");
+        assert_eq!(boot["version"], Value::Null);
+        let ls = read(&format!("{s}.ls"));
+        assert!(!ls.contains(".tmp"), "{s}: temporary files left: {ls}");
+        assert!(!ls.contains("state.bin"), "{s}: {ls}");
+    }
+    // Staged store: the report was written in place.
+    assert!(read("a.ls").contains("last-start.bin"));
+    let a = json_of(read("a.json").as_bytes());
+    assert_eq!(a["last_start"]["reason"], "state-unwritable", "{a}");
+    assert_eq!(a["last_start"]["record_written"], false);
+    assert_eq!(a["last_start_known"], true);
+    assert!(
+        read("a.txt").contains("WARNING: that start ran WITHOUT CONTENT"),
+        "{}",
+        read("a.txt")
+    );
+    // Hand-made store: no report, and status says it cannot know.
+    let b = json_of(read("b.json").as_bytes());
+    assert_eq!(b["last_start"], Value::Null, "{b}");
+    assert_eq!(b["last_start_known"], false, "{b}");
+    assert!(
+        read("b.txt")
+            .contains("last start:          UNKNOWN: there is no state record and no start report"),
+        "{}",
+        read("b.txt")
+    );
+    assert!(read("b.txt").contains("No space left on device"));
+}

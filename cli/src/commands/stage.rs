@@ -159,6 +159,7 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         }
     }
     let _ = host::sync_dir(store.dir());
+    store::reserve_report(&dir);
     // The record is as read above (the lock is held and staging does not write it); the
     // store is as it is now.
     let now = store.list().unwrap_or(after);

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::state::{Durable, Prior};
+use failsafe_loader::state::{Durable, Loaded, Prior};
 use serde_json::json;
 
 use super::settings;
@@ -97,6 +97,13 @@ pub fn run(
             }
         })
         .collect();
+    // No record, no report, and neither could be written now (a full or read-only disk):
+    // a start here runs without content and leaves no trace, so whether any start ran is
+    // unknown; "first install" would be a guess.
+    let untraceable = match (&prior, &last, &writable) {
+        (Prior::Loaded(Loaded::Fresh), None, Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
     let known = !matches!(prior, Prior::Unreadable(_));
     let st = report::state_json(&prior, durable.state());
     let code = if known { 0 } else { EXIT_UNKNOWN };
@@ -105,6 +112,7 @@ pub fn run(
             "{}",
             report::versioned(
                 json!({"store": dir, "live": live.0, "state": st, "last_start": last.as_ref().map(report::start_report_json),
+                   "last_start_known": untraceable.is_none(), "last_start_unknown_why": untraceable.as_ref().map(|e| untraceable_text(e)),
                    "record_writable": writable.as_ref().err().map(ToString::to_string).map_or(json!(true), |e| json!({"writable": false, "error": e})),
                    "registry": set.registry, "content": files, "next_start": next.0, "exit": code})
             )
@@ -122,6 +130,9 @@ pub fn run(
         if !shown || r.record_not_written || r.writes_may_not_persist {
             outp!("{}", report::start_report_text(r));
         }
+    }
+    if let Some(e) = &untraceable {
+        outln!("last start:          UNKNOWN: {}", untraceable_text(e));
     }
     if let Err(e) = &writable {
         outln!("  WARNING: the record cannot be written now ({e}): a start activates no content");
@@ -162,6 +173,13 @@ pub fn run(
     }
     outln!("next start: {}", next.1);
     Ok(code)
+}
+
+/// Why the last start cannot be known (no record, no report, neither writable: `e`).
+fn untraceable_text(e: &str) -> String {
+    format!(
+        "there is no state record and no start report, and neither can be written here now ({e}): a start on this store runs WITHOUT CONTENT (state-unwritable) and leaves no trace, so starts may already have run that way; this is not known to be a first install"
+    )
 }
 
 /// The newest start report: the one beside the record, or (Windows, this system's own
