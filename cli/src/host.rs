@@ -184,12 +184,17 @@ impl StateMedium for FileMedium {
 #[derive(Clone, Debug)]
 pub struct MemMedium {
     record: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>,
+    /// Every write fails with this error (the file could not be written now).
+    pub fail_writes: Option<IoError>,
 }
 
 impl MemMedium {
     /// A copy of a record as read (`Ok(None)`: no record; `Err`: the read failed).
     pub fn new(record: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>) -> Self {
-        MemMedium { record }
+        MemMedium {
+            record,
+            fail_writes: None,
+        }
     }
 }
 
@@ -206,6 +211,9 @@ impl StateMedium for MemMedium {
     }
 
     fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+        if let Some(e) = self.fail_writes {
+            return Err(e);
+        }
         // No record yet (a first install): the first write creates it, as on the file.
         if !matches!(self.record, Ok(Some(_))) {
             self.record = Ok(Some(Box::new([0u8; RECORD_LEN])));

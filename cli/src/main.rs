@@ -207,6 +207,15 @@ enum Cmd {
         /// Show what would be installed and removed, and the next start; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The host's trusted keys: content they do not verify is refused (it would be
+        /// quarantined at the next start). Default: on Windows for this system's store, the
+        /// driver's; else the compiled-in release keys (then a signed file is staged with a
+        /// warning, an unsigned one refused).
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
+        /// Stage content the host's keys refuse anyway (it is quarantined at the next start).
+        #[arg(long)]
+        allow_untrusted: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -220,6 +229,10 @@ enum Cmd {
         socket: SocketArg,
         #[command(flatten)]
         tuning: Tuning,
+        /// The host's trusted keys, for the next start's preview (default: on Windows for
+        /// this system's store, the driver's; else the compiled-in release keys).
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -232,6 +245,9 @@ enum Cmd {
         store: StoreArg,
         #[command(flatten)]
         tuning: Tuning,
+        /// The host's trusted keys, for the next start's preview.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// Confirm an action that re-enables a version quarantined for crash-looping.
         #[arg(long, global = true)]
         yes: bool,
@@ -512,8 +528,12 @@ fn main() -> ExitCode {
             keep,
             tuning,
             dry_run,
+            keys,
+            allow_untrusted,
             json,
         } => commands::stage::run(&commands::stage::Args {
+            keys: &keys,
+            allow_untrusted,
             live: live.then(|| socket.endpoint(&store)),
             file: &file,
             store: &store.dir(),
@@ -528,12 +548,14 @@ fn main() -> ExitCode {
             store,
             socket,
             tuning,
+            keys,
             json,
         } => commands::status::run(
             &store.dir(),
             store.init,
             &socket.endpoint(&store),
             tuning.threshold,
+            &keys,
             json,
         ),
         #[cfg(unix)]
@@ -590,6 +612,7 @@ fn main() -> ExitCode {
             action,
             store,
             tuning,
+            keys,
             yes,
             dry_run,
             json,
@@ -612,6 +635,7 @@ fn main() -> ExitCode {
                     yes,
                     dry_run,
                     json,
+                    keys: &keys,
                 },
             )
         }

@@ -44,6 +44,15 @@ fn dev_key() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// The keys the boots trust, for the commands that preview the next start.
+fn host_keys() -> [std::ffi::OsString; 3] {
+    [
+        "--test-signing".into(),
+        "--test-key".into(),
+        dev_key().1.clone().into_os_string(),
+    ]
+}
+
 /// A store with content versions compiled from the sample and signed with [`dev_key`]
 /// (`bad`: garbage files).
 fn store_with(dir: &Path, good: &[u64], bad: &[u64]) {
@@ -235,7 +244,8 @@ fn concurrent_writers_lose_no_update() {
             std::process::Command::new(exe())
                 .arg("stage")
                 .arg(f)
-                .args(["--force", "--keep", "20", "--store"])
+                // Unsigned: the test is of the lock, not of trust.
+                .args(["--force", "--keep", "20", "--allow-untrusted", "--store"])
                 .arg(dir)
                 .stdout(Stdio::null())
                 .spawn()
@@ -261,6 +271,7 @@ fn releasing_a_crash_loop_needs_yes_and_dry_run_writes_nothing() {
     ctl()
         .args(["recover", "unquarantine", "v2", "--store"])
         .arg(dir)
+        .args(host_keys())
         .assert()
         .code(1)
         .stderr(contains("refused without --yes"))
@@ -414,6 +425,7 @@ fn an_unreadable_record_is_unknown_and_can_be_rebuilt() {
     ctl()
         .args(["recover", "rebuild", "--yes", "--store"])
         .arg(dir)
+        .args(host_keys())
         .assert()
         .success()
         .stdout(contains("state record rebuilt"))

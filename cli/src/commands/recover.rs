@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use failsafe_loader::state::machine::{self, Config};
-use failsafe_loader::state::record::Stored;
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{Durable, Loaded, Prior, QuarantineReason, State, Ver};
 use serde_json::json;
@@ -33,6 +32,8 @@ pub struct Args<'a> {
     pub yes: bool,
     pub dry_run: bool,
     pub json: bool,
+    /// The host's keys, for the preview (`commands::trust_for`).
+    pub keys: &'a super::verify::KeyArgs,
 }
 
 /// A planned change: the new state, what it does in words, and whether it re-enables a
@@ -93,12 +94,13 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
             plan(action, &current, &versions, &dir, &set.cfg)?
         }
     };
-    let after = Prior::Loaded(Loaded::Ok(Stored {
-        state: plan.state,
-        seq: durable.seq().saturating_add(1),
-        slot: 0,
-    }));
-    let next = crate::preview::next_start(after, &versions, &set.cfg);
+    let trust = super::trust_for(&dir, a.keys)?;
+    let next = crate::preview::next_start(
+        crate::preview::RecordCopy::of_state(&plan.state, durable.seq().saturating_add(1)),
+        &mut crate::preview::store_of(&dir),
+        &set.cfg,
+        &trust,
+    );
     if let Some(why) = &plan.needs_yes
         && !a.yes
         && !a.dry_run

@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::state::{Durable, Loaded, Prior};
+use failsafe_loader::state::{Durable, IoError, Loaded, Prior};
 use serde_json::json;
 
 use super::settings;
-use crate::fail::Fail;
+use crate::fail::{Fail, io_code};
 use crate::host::{DirStore, MemMedium};
+use crate::preview::RecordCopy;
 use crate::report::{self, hex};
 use crate::store::{self, StoreLock, Use};
 
@@ -22,10 +23,12 @@ pub fn run(
     init: bool,
     ep: &crate::control::Endpoint,
     threshold: Option<u8>,
+    keys: &super::verify::KeyArgs,
     json: bool,
 ) -> Result<u8, Fail> {
     let dir = store::open(dir, init, Use::Read)?;
     let set = settings(&dir, threshold);
+    let trust = super::trust_for(&dir, keys)?;
     // The running host's view first (it takes the store lock to re-read the record).
     // On Windows the driver serves only this system's own store: another store's status
     // (WinRE, a mounted disk) must not show the running driver's state as its own.
@@ -65,21 +68,23 @@ pub fn run(
         (store::read_record(&dir), last_start(&dir))
     };
     let writable = record.writable;
-    let (prior, durable) = Durable::open(MemMedium::new(record.bytes));
+    let (prior, durable) = Durable::open(MemMedium::new(record.bytes.clone()));
     let store = DirStore::new(&dir);
     let versions = store
         .list()
         .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
-    let mut next = crate::preview::next_start(prior, &versions, &set.cfg);
-    if let (Err(e), Some(_)) = (&writable, next.0["version"].as_u64()) {
-        // The start would fail to make its attempt durable: nothing would be activated.
-        next = (
-            json!({"mode": "safe", "reason": "state-unwritable", "version": null}),
-            format!(
-                "safe mode (state-unwritable), no content: the record cannot be written now ({e})"
-            ),
-        );
-    }
+    let next = crate::preview::next_start(
+        RecordCopy {
+            bytes: record.bytes,
+            write_error: writable
+                .as_ref()
+                .err()
+                .map(|e| IoError { code: io_code(e) }),
+        },
+        &mut crate::preview::store_of(&dir),
+        &set.cfg,
+        &trust,
+    );
     let last = report;
     let files: Vec<_> = versions
         .iter()
@@ -88,8 +93,12 @@ pub fn run(
             // The kernel's check, without decoding the rules (memory bounded by the file).
             match crate::read_capped(&p) {
                 Ok(b) => match failsafe_loader::check(&b) {
-                    Ok(h) if h.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count,
-                                                      "key_id": h.is_signed().then(|| hex(&h.key_id))}),
+                    Ok(h) if h.version == v => {
+                        // Verified as the start verifies it, with the keys it trusts.
+                        let refused = failsafe_loader::trust::verify(&b, &trust.trust).err().map(|e| e.code());
+                        json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count,
+                               "key_id": h.is_signed().then(|| hex(&h.key_id)), "trusted": refused.is_none(), "refused": refused})
+                    }
                     Ok(h) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", h.version)}),
                     Err(e) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": e.to_string()}),
                 },
@@ -156,11 +165,16 @@ pub fn run(
             }
         }
         let validity = if f["valid"].as_bool() == Some(true) {
-            let signed = f["key_id"]
-                .as_str()
-                .map_or("UNSIGNED (refused by the driver)".to_owned(), |id| {
-                    format!("signed by key {id}")
-                });
+            let signed = match (f["key_id"].as_str(), f["refused"].as_str()) {
+                (None, _) => "UNSIGNED (refused by the driver)".to_owned(),
+                (Some(id), None) => format!("signed by key {id} (trusted)"),
+                (Some(id), Some(why)) if trust.known => {
+                    format!("signed by key {id}: REFUSED by the host's keys ({why})")
+                }
+                (Some(id), Some(why)) => {
+                    format!("signed by key {id}: not trusted by the keys known here ({why})")
+                }
+            };
             format!("valid, {} rules, {signed}", f["rules"])
         } else {
             format!("INVALID: {}", f["error"].as_str().unwrap_or("?"))
@@ -171,6 +185,7 @@ pub fn run(
             tags.join(" ")
         );
     }
+    outln!("trust: {}", trust.source);
     outln!("next start: {}", next.1);
     Ok(code)
 }

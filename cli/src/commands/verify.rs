@@ -121,13 +121,13 @@ pub fn run(
 pub struct KeyArgs {
     /// Trusted public key (file or 64 hex digits), as a release key: verifies with or
     /// without test signing. Repeatable.
-    #[arg(long = "key", value_name = "PUB")]
+    #[arg(long = "key", value_name = "PUB", global = true)]
     pub keys: Vec<PathBuf>,
     /// Trusted development (test) key: verifies only with --test-signing. Repeatable.
-    #[arg(long = "test-key", value_name = "PUB")]
+    #[arg(long = "test-key", value_name = "PUB", global = true)]
     pub test_keys: Vec<PathBuf>,
     /// Test signing on (the driver's TestSigning switch): test keys verify.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub test_signing: bool,
 }
 
@@ -139,5 +139,9 @@ impl KeyArgs {
     /// The trust, or `None` when no key was given.
     pub fn given(&self) -> Result<Option<Trust>, Fail> {
         cli_trust(&self.keys, &self.test_keys, self.test_signing)
+    }
+    /// Whether any of the options was given (the trust is then the command line's).
+    pub fn any(&self) -> bool {
+        !self.keys.is_empty() || !self.test_keys.is_empty() || self.test_signing
     }
 }
