@@ -130,7 +130,7 @@ pub(crate) fn default_store() -> PathBuf {
 struct SocketArg {
     /// The host process's control socket (Linux; default STORE/control.sock). On Windows
     /// the console talks to the driver's control device instead.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     socket: Option<PathBuf>,
 }
 
@@ -243,6 +243,9 @@ enum Cmd {
         action: RecoverCmd,
         #[command(flatten)]
         store: StoreArg,
+        /// A running host applies the change (Linux: its socket; Windows: the driver).
+        #[command(flatten)]
+        socket: SocketArg,
         #[command(flatten)]
         tuning: Tuning,
         /// The host's trusted keys, for the next start's preview.
@@ -611,6 +614,7 @@ fn main() -> ExitCode {
         Cmd::Recover {
             action,
             store,
+            socket,
             tuning,
             keys,
             yes,
@@ -636,6 +640,7 @@ fn main() -> ExitCode {
                     dry_run,
                     json,
                     keys: &keys,
+                    ep: &socket.endpoint(&store),
                 },
             )
         }
