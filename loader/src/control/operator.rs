@@ -133,29 +133,38 @@ pub fn needs_confirmation(s: &State, change: Change) -> bool {
 
 /// The state after `change`, or why it is refused (nothing to release, or unconfirmed).
 pub fn changed(s: &State, change: Change, confirmed: bool) -> Result<State, ChangeRefusal> {
-    if needs_confirmation(s, change) && !confirmed {
+    let mut n = *s;
+    change_in(&mut n, change, confirmed).map(|()| n)
+}
+
+/// [`changed`] in place (`Err`: `n` unchanged).
+pub fn change_in(n: &mut State, change: Change, confirmed: bool) -> Result<(), ChangeRefusal> {
+    if needs_confirmation(n, change) && !confirmed {
         return Err(ChangeRefusal::NeedsConfirmation);
     }
     match change {
-        Change::ForceSafeMode(on) => Ok(machine::set_force_safe(s, on)),
-        Change::Reset => Ok(machine::reset(s)),
+        Change::ForceSafeMode(on) => n.force_safe = on,
+        Change::Reset => machine::reset_in(n),
         Change::Unquarantine(version) => {
-            machine::unquarantine(s, version).ok_or(ChangeRefusal::NotQuarantined { version })
+            if !machine::unquarantine_in(n, version) {
+                return Err(ChangeRefusal::NotQuarantined { version });
+            }
         }
     }
+    Ok(())
 }
 
 /// Applies `change` to the record of a running host: re-reads it (a record that cannot be
 /// read, or whose slots are both invalid, is refused: nothing is written over it), decides
-/// on it as it is now, and writes the result. The caller holds the host's record lock.
+/// on it as it is now, and writes the result, in place in the record's memory (the driver's
+/// frames hold no state). The caller holds the host's record lock.
 pub fn apply<M: StateMedium>(
     d: &mut Durable<M>,
     change: Change,
     confirmed: bool,
 ) -> Result<(), ChangeRefusal> {
-    d.refresh()
-        .map_err(|error| ChangeRefusal::StateUnwritable { error })?;
-    let next = changed(d.state(), change, confirmed)?;
-    d.persist(&next)
-        .map_err(|error| ChangeRefusal::StateUnwritable { error })
+    d.change(
+        |n| change_in(n, change, confirmed),
+        |error| ChangeRefusal::StateUnwritable { error },
+    )
 }

@@ -255,6 +255,24 @@ impl<M: StateMedium> Durable<M> {
         self.mem.first_mut().map(|m| &mut m.next)
     }
 
+    /// An operator's change on the running system, in place (no state on the stack): re-reads
+    /// the record, lets `f` change the next state (`Err`: refused, nothing written), writes
+    /// it. A record that cannot be re-read, or whose slots are both invalid now, is not
+    /// written over (`unwritable` makes the error).
+    #[inline(never)]
+    pub fn change<E>(
+        &mut self,
+        f: impl FnOnce(&mut State) -> Result<(), E>,
+        unwritable: impl Fn(IoError) -> E,
+    ) -> Result<(), E> {
+        self.refresh().map_err(&unwritable)?;
+        let Some(n) = self.next_from_state() else {
+            return Err(unwritable(NO_MEMORY));
+        };
+        f(n)?;
+        self.persist_next().map_err(unwritable)
+    }
+
     /// Applies an event (an operator command) and persists the result if there is one.
     /// `Ok(false)`: nothing to record.
     pub fn apply(&mut self, event: impl FnOnce(&State) -> Option<State>) -> Result<bool, IoError> {
