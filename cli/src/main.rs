@@ -46,6 +46,7 @@ mod report;
 mod sigma;
 mod source;
 mod store;
+mod stream;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
