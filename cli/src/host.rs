@@ -23,6 +23,9 @@ pub enum CrashAt {
     StateWrite(usize),
     /// After the first state write is durable, before the content is validated.
     AfterStateWrite,
+    /// In the driver's own setup: after this start's attempt of the driver build is
+    /// durable, before content is chosen (a build that faults in its setup).
+    DriverSetup,
     /// After content was activated (the decision is printed first).
     AfterActivate,
 }
@@ -34,13 +37,14 @@ impl std::str::FromStr for CrashAt {
             "state-read" => Ok(CrashAt::StateRead),
             "after-state-write" => Ok(CrashAt::AfterStateWrite),
             "after-activate" => Ok(CrashAt::AfterActivate),
+            "driver-setup" => Ok(CrashAt::DriverSetup),
             _ => match s.strip_prefix("state-write:").map(str::parse::<usize>) {
                 Some(Ok(n)) if n < SLOT_LEN => Ok(CrashAt::StateWrite(n)),
                 Some(_) => Err(format!(
                     "state-write:N needs 0 <= N < {SLOT_LEN}, found `{s}`"
                 )),
                 None => Err(format!(
-                    "unknown crash point `{s}` (expected state-read, state-write:N, after-state-write or after-activate)"
+                    "unknown crash point `{s}` (expected state-read, state-write:N, after-state-write, driver-setup or after-activate)"
                 )),
             },
         }

@@ -96,7 +96,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct StoreArg {
+pub(crate) struct StoreArg {
     /// Store directory (state record and content/).
     #[arg(long, value_name = "DIR", global = true)]
     store: Option<PathBuf>,
@@ -106,7 +106,7 @@ struct StoreArg {
 }
 
 impl StoreArg {
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.store
             .clone()
             .or_else(|| std::env::var_os("FAILSAFE_STORE").map(PathBuf::from))
@@ -128,11 +128,11 @@ pub(crate) fn default_store() -> PathBuf {
 }
 
 #[derive(clap::Args, Clone)]
-struct SocketArg {
+pub(crate) struct SocketArg {
     /// The host process's control socket (Linux; default STORE/control.sock). On Windows
     /// the console talks to the driver's control device instead.
     #[arg(long, value_name = "PATH", global = true)]
-    socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
 }
 
 impl SocketArg {
@@ -272,7 +272,8 @@ enum Cmd {
         /// How this boot ends.
         #[arg(long, value_enum, default_value_t = Then::CleanShutdown)]
         then: Then,
-        /// Die at this step: state-read, state-write:N, after-state-write, after-activate.
+        /// Die at this step: state-read, state-write:N, after-state-write, driver-setup,
+        /// after-activate.
         #[arg(long, value_name = "STEP")]
         crash_at: Option<CrashAt>,
         #[command(flatten)]
@@ -293,6 +294,11 @@ enum Cmd {
         /// Behave as if the OS reported a write filter (UWF) on the record's volume.
         #[arg(long)]
         write_filter: bool,
+        /// The driver build this start runs as, `MAJOR.MINOR.PATCH+<64 hex digits>` (as
+        /// `status` prints it); default: this tool's own host build. A new build gets fresh
+        /// tries; a dormant one starts nothing.
+        #[arg(long, value_name = "ID", value_parser = commands::boot::parse_build)]
+        build: Option<failsafe_loader::state::BuildId>,
         /// The driver's trusted keys: content must be signed by one of them.
         #[command(flatten)]
         keys: commands::verify::KeyArgs,
@@ -313,7 +319,7 @@ enum Cmd {
         #[command(flatten)]
         socket: SocketArg,
         /// Die at this step of the start: state-read, state-write:N, after-state-write,
-        /// after-activate.
+        /// driver-setup, after-activate.
         #[arg(long, value_name = "STEP")]
         crash_at: Option<CrashAt>,
         #[command(flatten)]
@@ -334,6 +340,9 @@ enum Cmd {
         /// Behave as if the OS reported a write filter (UWF) on the record's volume.
         #[arg(long)]
         write_filter: bool,
+        /// The driver build this start runs as (see `boot --build`).
+        #[arg(long, value_name = "ID", value_parser = commands::boot::parse_build)]
+        build: Option<failsafe_loader::state::BuildId>,
         /// Test events (JSON lines, the `test --events` format), evaluated by the active
         /// rules at every activation; matches that are not allow go to the audit queue.
         #[arg(long, value_name = "FILE")]
@@ -411,6 +420,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Phased rollout to a fleet: TUF repository, plans, agent, controller (docs/fleet.md).
+    #[cfg(feature = "fleet")]
+    Fleet(Box<commands::fleet::Args>),
     /// Run a crash-loop scenario across real child processes on built-in sample content.
     Drill {
         /// Scenario number or name (see --list).
@@ -448,6 +460,9 @@ enum RecoverCmd {
         #[arg(value_parser = parse_version)]
         version: u64,
     },
+    /// Wake the dormant driver build: it gets fresh tries (needs --yes: it may crash the
+    /// machine up to threshold more times).
+    Wake,
     /// Replace an unreadable or corrupt record with a fresh one in which every stored
     /// version has one try left (docs/boot-safety.md). Needs --yes.
     Rebuild {
@@ -458,7 +473,7 @@ enum RecoverCmd {
 }
 
 /// A content version as a responder types it: `2` or `v2`.
-fn parse_version(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_version(s: &str) -> Result<u64, String> {
     let digits = s.strip_prefix(['v', 'V']).unwrap_or(s);
     match digits.parse::<u64>() {
         Ok(v) if v > 0 => Ok(v),
@@ -573,6 +588,7 @@ fn main() -> ExitCode {
             force_safe_mode,
             fail_writes,
             write_filter,
+            build,
             events,
             keys,
             json,
@@ -590,6 +606,7 @@ fn main() -> ExitCode {
             env: Env {
                 windows_safe_mode,
                 writes_may_not_persist: write_filter,
+                build: build.unwrap_or_else(commands::boot::host_build),
             },
             fail_writes,
             keys,
@@ -627,6 +644,7 @@ fn main() -> ExitCode {
                 RecoverCmd::ForceSafeMode { state } => Action::ForceSafeMode(state == OnOff::On),
                 RecoverCmd::Reset => Action::Reset,
                 RecoverCmd::Unquarantine { version } => Action::Unquarantine(version),
+                RecoverCmd::Wake => Action::Wake,
                 RecoverCmd::Rebuild { force_safe_mode } => Action::Rebuild {
                     force_safe: force_safe_mode == OnOff::On,
                 },
@@ -655,6 +673,7 @@ fn main() -> ExitCode {
             force_safe_mode,
             fail_writes,
             write_filter,
+            build,
             keys,
             json,
         } => commands::boot::run(&commands::boot::Args {
@@ -675,11 +694,14 @@ fn main() -> ExitCode {
             env: Env {
                 windows_safe_mode,
                 writes_may_not_persist: write_filter,
+                build: build.unwrap_or_else(commands::boot::host_build),
             },
             fail_writes,
             keys,
             json,
         }),
+        #[cfg(feature = "fleet")]
+        Cmd::Fleet(a) => commands::fleet::run(&a),
         Cmd::Drill {
             scenario,
             list,
@@ -723,6 +745,8 @@ impl Cmd {
             | Cmd::Watch { json, .. } => *json,
             #[cfg(unix)]
             Cmd::Serve { json, .. } => *json,
+            #[cfg(feature = "fleet")]
+            Cmd::Fleet(a) => commands::fleet::wants_json(a),
             Cmd::Completions(_) | Cmd::Man(_) => false,
         }
     }

@@ -93,16 +93,24 @@ pub fn next_start(
 ) -> (Value, String) {
     let mut medium = MemMedium::new(record.bytes);
     medium.fail_writes = record.write_error;
-    let before: Vec<u64> = {
+    let (before, env) = {
         let (_, d) = failsafe_loader::state::Durable::open(medium.clone());
-        d.state()
+        let before: Vec<u64> = d
+            .state()
             .quarantine
             .iter()
             .flatten()
             .map(|q| q.ver.version)
-            .collect()
+            .collect();
+        // The next start runs the driver build the record last saw (a new build would get
+        // fresh tries; a dormant one starts nothing).
+        let env = Env {
+            build: d.state().driver.map(|b| b.build).unwrap_or_default(),
+            ..Env::default()
+        };
+        (before, env)
     };
-    let s = start_with_trust(medium, store, cfg, &Env::default(), &trust.trust);
+    let s = start_with_trust(medium, store, cfg, &env, &trust.trust);
     let st = s.durable.state();
     let version = s.active.as_ref().map(|(v, _)| v.version);
     // Quarantines this start makes: crash loops charged at its beginning (attempts used

@@ -62,6 +62,55 @@ fn scenario_1_crash_loop_falls_back_on_boot_5_and_never_retries() {
     );
 }
 
+/// Issue 20: a driver build that faults in its own setup. Each fault comes after the build's
+/// attempt is durable and before content is chosen: three are charged to the build, the
+/// fourth start is dormant (also in Safe Mode, where a crash then charges nothing), and a
+/// new build runs v1 again.
+#[test]
+fn scenario_14_a_driver_setup_fault_ends_dormant_and_a_new_build_runs() {
+    let setup = row(None, "-", "-", "crashed at driver-setup");
+    let dormant = |outcome| row(None, S, "driver-dormant", outcome);
+    assert_eq!(
+        drill(14),
+        [
+            row(Some(1), N, NEW, "healthy"),
+            setup.clone(),
+            setup.clone(),
+            setup,
+            dormant("dormant"),
+            dormant("crashed"),
+            dormant("dormant"),
+            row(Some(1), N, NEW, "healthy"),
+        ]
+    );
+}
+
+/// The worst case docs/boot-safety.md states: threshold x (versions tried + 1) = 3 x 3 = 9
+/// unclean starts, then dormant; `recover wake --yes` gives 3 more; a new build runs.
+#[test]
+fn scenario_15_worst_case_is_threshold_times_versions_tried_plus_one() {
+    let t = drill(15);
+    let crashes = t
+        .iter()
+        .take_while(|r| r.2 != "driver-dormant")
+        .filter(|r| r.3 == "crashed")
+        .count();
+    assert_eq!(crashes, 9, "{t:?}");
+    let nu = |outcome| row(None, F, "nothing-usable", outcome);
+    assert_eq!(
+        t[1..],
+        [
+            vec![row(Some(2), N, NEW, "crashed"); 3],
+            vec![row(Some(1), F, NQ, "crashed"); 3],
+            vec![nu("crashed"); 3],
+            vec![row(None, S, "driver-dormant", "crashed")],
+            vec![nu("crashed"); 3],
+            vec![row(None, S, "driver-dormant", "dormant"), nu("healthy")],
+        ]
+        .concat()
+    );
+}
+
 /// Signed content: an unsigned update and one signed by a key nobody trusts are each
 /// quarantined at their first start, with their reasons; the signed v1 runs, and a later
 /// signed v4 is taken.
@@ -403,8 +452,14 @@ fn randomized_drill() {
     let mut best_lkg = 0u64;
     let mut counts = [0usize; 8];
     let mut quarantined_seen = std::collections::BTreeSet::new();
+    // The driver build: a dormant one is replaced by a new build (an update of the driver),
+    // which gets fresh tries.
+    let mut builds = 1u8;
+    let mut dormant_seen = 0usize;
+    let build_of = |n: u8| format!("0.1.{n}+{}", format!("{n:02x}").repeat(32));
     for i in 0..boots {
         let ctx = format!("seed {seed:#x}, boot {i}");
+        let build = build_of(builds);
         match next(20) {
             0 | 1 => {
                 newest += 1;
@@ -431,7 +486,9 @@ fn randomized_drill() {
             // External SIGKILL: after the decision, or at a random moment.
             counts[0] += 1;
             let mut child = Command::new(EXE)
-                .args(["boot", "--json", "--then", "hang", "--store"])
+                .args([
+                    "boot", "--json", "--then", "hang", "--build", &build, "--store",
+                ])
                 .arg(dir)
                 .args(trust_args())
                 .stdout(Stdio::piped())
@@ -455,6 +512,8 @@ fn randomized_drill() {
             let (ok, dec) = boot(
                 dir,
                 &[
+                    "--build",
+                    &build,
                     "--crash-at",
                     &format!("state-write:{}", next(SLOT_LEN as u64)),
                 ],
@@ -463,7 +522,7 @@ fn randomized_drill() {
             ("torn", dec.and_then(|d| d["version"].as_u64()), true)
         } else if pick < 27 {
             counts[2] += 1;
-            let (ok, dec) = boot(dir, &["--crash-at", "after-state-write"]);
+            let (ok, dec) = boot(dir, &["--build", &build, "--crash-at", "after-state-write"]);
             assert!(!ok, "{ctx}");
             (
                 "after-state-write",
@@ -483,8 +542,15 @@ fn randomized_drill() {
             } else {
                 5
             }] += 1;
-            let (ok, dec) = boot(dir, &["--then", then]);
+            let (ok, dec) = boot(dir, &["--build", &build, "--then", then]);
             assert_eq!(ok, then != "crash", "{ctx}");
+            if dec
+                .as_ref()
+                .is_some_and(|d| d["reason"] == "driver-dormant")
+            {
+                // Invariant: a dormant start activates nothing.
+                assert_eq!(dec.as_ref().unwrap()["version"], Value::Null, "{ctx}");
+            }
             (
                 then,
                 dec.as_ref().and_then(|d| d["version"].as_u64()),
@@ -525,6 +591,15 @@ fn randomized_drill() {
                 "{ctx}: v{v} has {c} consecutive unclean attempts"
             );
         }
+        // Invariant: a build goes dormant only at `threshold` unclean starts without
+        // content; then the next boots run a new build.
+        if let Some(d) = after.driver
+            && d.dormant.is_some()
+        {
+            assert_eq!(u64::from(d.unclean), threshold, "{ctx}");
+            dormant_seen += 1;
+            builds = builds.wrapping_add(1);
+        }
         // Invariant: last-known-good is never lost and never goes backwards.
         let lkg = after.lkg.map_or(0, |l| l.version);
         assert!(
@@ -539,13 +614,14 @@ fn randomized_drill() {
         }
     }
     eprintln!(
-        "randomized drill: seed {seed:#x}, {boots} boots, kills {}, torn {}, after-write {}, crash {}, healthy {}, clean {}; newest v{newest}, lkg v{best_lkg}; quarantined {quarantined_seen:?}",
+        "randomized drill: seed {seed:#x}, {boots} boots, kills {}, torn {}, after-write {}, crash {}, healthy {}, clean {}; newest v{newest}, lkg v{best_lkg}; quarantined {quarantined_seen:?}; builds dormant {dormant_seen}, builds run {builds}",
         counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
     );
     assert!(
         counts.iter().take(6).all(|&c| c > 0),
         "every kind of boot ran: {counts:?}"
     );
+    assert!(dormant_seen > 0, "the drill never saw a dormant build");
     for reason in ["crash-loop", "invalid-content"] {
         assert!(
             quarantined_seen.iter().any(|q| q.1 == reason),

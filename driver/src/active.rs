@@ -182,6 +182,19 @@ impl<T: Send + Sync> Swappable<T> {
     /// [`Swappable::with`], counted in the shard of `cpu` (the current processor's number
     /// in the driver; any number is correct, a different one per processor is faster).
     pub fn with_on<R>(&self, cpu: usize, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.with_on_paused(cpu, || (), f)
+    }
+
+    /// [`Swappable::with_on`], calling `pause` after the reader is counted and its epoch
+    /// re-checked, before it loads the pointer: the window a writer's swap can fall into.
+    /// A test hook (zero cost as `|| ()`): unit tests interleave a writer there, and the
+    /// drill build holds a reader there on request (driver/src/drill.rs).
+    pub fn with_on_paused<R>(
+        &self,
+        cpu: usize,
+        pause: impl FnOnce(),
+        f: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
         let epoch = loop {
             let e = self.epoch.load(Ordering::SeqCst);
             self.counter(e, cpu).fetch_add(1, Ordering::SeqCst);
@@ -191,6 +204,7 @@ impl<T: Send + Sync> Swappable<T> {
             // A writer advanced the epoch meanwhile: withdraw and announce in the new one.
             self.counter(e, cpu).fetch_sub(1, Ordering::SeqCst);
         };
+        pause();
         let raw = self.ptr.load(Ordering::SeqCst);
         // SAFETY: announced in the current epoch's counter before loading the pointer: the
         // writer that swaps it out waits for this counter to drain before freeing it.
@@ -513,6 +527,29 @@ mod tests {
         // SAFETY: one writer.
         assert!(unsafe { e.replace(None, || (), u32::MAX) }.is_none());
         assert_eq!(e.with(|_| 1), None);
+    }
+
+    #[test]
+    fn the_pause_falls_between_the_count_and_the_load() {
+        let s: Swappable<Tracked> = Swappable::new();
+        assert!(s.publish(Box::new(Tracked(3000))).is_ok());
+        // A writer in the pause window finds the reader counted (it parks the old value
+        // rather than free it, having no patience), and the reader then loads the new one.
+        let seen = s.with_on_paused(
+            5,
+            || {
+                // SAFETY: one writer; the reader is this thread, counted, not yet loaded.
+                let old = unsafe { s.replace(Some(Box::new(Tracked(3001))), || (), 0) };
+                assert!(old.is_none(), "freed while a reader was counted");
+                assert_eq!(s.parked(), 1);
+            },
+            |t| t.0,
+        );
+        assert_eq!(seen, Some(3001));
+        assert!(!FREED[3000].load(Ordering::SeqCst));
+        // SAFETY: no reader runs.
+        drop(unsafe { s.take() });
+        assert!(FREED[3000].load(Ordering::SeqCst) && FREED[3001].load(Ordering::SeqCst));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! (`Wdk::Storage::FileSystem::Minifilters`, linked to `fltmgr.sys`); wdk-sys 0.5 has no
 //! Filter Manager bindings. Every declaration used here was checked against
 //! `windows-sys-0.61.2/src/Windows/Wdk/Storage/FileSystem/Minifilters/mod.rs` and the
-//! header it is generated from, `fltkernel.h` (Microsoft Learn, "fltkernel.h header").
+//! header it is generated from, `fltkernel.h` (Microsoft Learn, "fltkernel.h header"),
+//! and the layouts against clang's offsets over the WDK's headers: where windows-sys
+//! differs (`FLT_PARAMETERS` for create and set-information), `crate::fltwdk` reads them.
 //!
 //! Generic over [`Host`], which the wdk-sys layer (`kernel.rs`) implements. That keeps this
 //! file free of wdk-sys, so it is type-checked on Linux:
@@ -575,12 +577,21 @@ fn skip(data: &FLT_CALLBACK_DATA) -> bool {
 /// the thread while it is counted as a reader, and a live swap would then wait for it
 /// with the record lock held. IRQL ≤ APC_LEVEL (Microsoft Learn, "KeEnterCriticalRegion").
 fn with_rules<R>(f: impl FnOnce(&failsafe_loader::RuleSet) -> R) -> Option<R> {
+    with_rules_paused(|| (), f)
+}
+
+/// [`with_rules`] with `pause` between the reader's count and its load
+/// (`active::Swappable::with_on_paused`): the drill build's held reader (crate::drill).
+fn with_rules_paused<R>(
+    pause: impl FnOnce(),
+    f: impl FnOnce(&failsafe_loader::RuleSet) -> R,
+) -> Option<R> {
     // SAFETY: callable at IRQL ≤ APC_LEVEL, where every callback runs; paired below.
     unsafe { KeEnterCriticalRegion() };
     // SAFETY: a null PROCESSOR_NUMBER pointer is allowed (only the number is returned);
     // any IRQL.
     let cpu = unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
-    let r = ACTIVE.with_on(usize::try_from(cpu).unwrap_or(0), f);
+    let r = ACTIVE.with_on_paused(usize::try_from(cpu).unwrap_or(0), pause, f);
     // SAFETY: entered above, on this thread.
     unsafe { KeLeaveCriticalRegion() };
     r
@@ -705,31 +716,32 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     let pid = req.pid;
-    // SAFETY: for IRP_MJ_SET_INFORMATION the `SetFileInformation` member is the valid one.
-    let p = unsafe { iopb.Parameters.SetFileInformation };
-    if !set_info_class_of_interest(p.FileInformationClass) || p.InfoBuffer.is_null() {
+    // In the WDK's layout (crate::fltwdk: windows-sys's `SetFileInformation` puts the class
+    // and the buffer at other offsets).
+    let p = crate::fltwdk::set_information(iopb);
+    if !set_info_class_of_interest(p.class) || p.info_buffer.is_null() {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
-    let len = usize::try_from(p.Length).unwrap_or(0);
-    let (delete, target) = match p.FileInformationClass {
+    let len = usize::try_from(p.length).unwrap_or(0);
+    let (delete, target) = match p.class {
         CLASS_DISPOSITION if len >= size_of::<FILE_DISPOSITION_INFORMATION>() => {
             // `DeleteFile` is a BOOLEAN the caller wrote: any non-zero byte deletes (file
             // systems test it as such), so it is read as a byte, never as a Rust `bool`
             // (a value other than 0 or 1 would be undefined behaviour, and read as false).
             // SAFETY: InfoBuffer is the system buffer of at least `Length` bytes (checked),
             // and DeleteFile is its first byte.
-            let delete = unsafe { p.InfoBuffer.cast::<u8>().read() } != 0;
+            let delete = unsafe { p.info_buffer.cast::<u8>().read() } != 0;
             (delete, None)
         }
         CLASS_DISPOSITION_EX if len >= size_of::<FILE_DISPOSITION_INFORMATION_EX>() => {
             // SAFETY: InfoBuffer is the system buffer (pool memory, so aligned) of at least
             // `Length` bytes, checked to hold the whole structure; `Flags` is a ULONG, for
             // which every bit pattern is valid.
-            let flags = unsafe { (*p.InfoBuffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
+            let flags = unsafe { (*p.info_buffer.cast::<FILE_DISPOSITION_INFORMATION_EX>()).Flags };
             (flags & FILE_DISPOSITION_DELETE != 0, None)
         }
         CLASS_DISPOSITION | CLASS_DISPOSITION_EX => return FLT_PREOP_SUCCESS_NO_CALLBACK,
-        _ => (false, rename_target(objects, p.InfoBuffer, len)),
+        _ => (false, rename_target(objects, p.info_buffer, len)),
     };
     let Some(name) = name_of(data) else {
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -740,7 +752,7 @@ pub unsafe extern "system" fn pre_set_information<H: Host>(
         path: name.path(),
         process: image.get(..n).unwrap_or(&[]),
         pid,
-        class: p.FileInformationClass,
+        class: p.class,
         target: target.as_ref().map_or(&[], NameInfo::path),
         delete,
         kernel_mode: req.kernel_mode,
@@ -770,7 +782,31 @@ fn evaluate_create(facts: &CreateFacts<'_>) -> Option<Match> {
         ..*facts
     };
     let inputs = create_inputs(&facts);
-    with_rules(|rs| rs.evaluate(&event(EventType::FileCreate, &inputs))).flatten()
+    with_rules_paused(
+        || drill_hold(facts.pid, true),
+        |rs| {
+            drill_hold(facts.pid, false);
+            rs.evaluate(&event(EventType::FileCreate, &inputs))
+        },
+    )
+    .flatten()
+}
+
+/// The drill build's held reader (crate::drill): before the load, or inside the read.
+/// Nothing in a release build.
+#[inline(always)]
+fn drill_hold(pid: u64, before_load: bool) {
+    #[cfg(feature = "drill")]
+    crate::drill::hold(
+        pid,
+        if before_load {
+            crate::drill::Place::BeforeLoad
+        } else {
+            crate::drill::Place::Inside
+        },
+    );
+    #[cfg(not(feature = "drill"))]
+    let _ = (pid, before_load);
 }
 
 /// As [`evaluate_create`], for set-information: the path and the rename or link target
@@ -785,7 +821,14 @@ fn evaluate_set_info(facts: &SetInfoFacts<'_>) -> Option<Match> {
         ..*facts
     };
     let inputs = set_info_inputs(&facts);
-    with_rules(|rs| rs.evaluate(&event(EventType::FileSetInfo, &inputs))).flatten()
+    with_rules_paused(
+        || drill_hold(facts.pid, true),
+        |rs| {
+            drill_hold(facts.pid, false);
+            rs.evaluate(&event(EventType::FileSetInfo, &inputs))
+        },
+    )
+    .flatten()
 }
 
 /// The normalized destination of a rename (`FltGetDestinationFileNameInformation`).

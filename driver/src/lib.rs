@@ -4,9 +4,10 @@
 //!
 //! | module | needs | built and tested here |
 //! |---|---|---|
-//! | [`event`], [`active`], [`proctable`], [`volumes`], [`config`], [`guard`], [`wire`] | nothing OS-specific | built and unit-tested on Linux |
-//! | `flt` | windows-sys (Filter Manager) | type-checked, clippy-clean and linked by the kernel check; never run |
-//! | `kernel` | wdk-sys (WDK) | type-checked, clippy-clean and linked by the kernel check (`cargo make kcheck`, `--cfg failsafe_kcheck`: bindings generated from MinGW's or the WDK's headers in place of wdk-sys); never run |
+//! | [`event`], [`active`], [`proctable`], [`volumes`], [`config`], [`guard`], [`wire`], [`build_id`] | nothing OS-specific | built and unit-tested on Linux |
+//! | `flt`, `fltwdk` | windows-sys (Filter Manager) | type-checked, clippy-clean and linked by the kernel check; run under Wine with a test double of Filter Manager (driver/hosted/double), never on Windows |
+//! | `kernel` | wdk-sys (WDK) | type-checked, clippy-clean and linked by the kernel check (`cargo make kcheck`, `--cfg failsafe_kcheck`: bindings generated from MinGW's or the WDK's headers in place of wdk-sys); run under Wine (the hosted drill), never on Windows |
+//! | `drill` | nothing (its hold: windows-sys) | the drill build's test hooks; unit-tested on Linux |
 //!
 //! The shipping driver is built with `cargo make` (or `cargo wdk build`) in an eWDK prompt
 //! (see `docs/windows.md`).
@@ -15,7 +16,10 @@
 extern crate alloc;
 
 pub mod active;
+pub mod build_id;
 pub mod config;
+#[cfg(any(test, feature = "drill"))]
+pub mod drill;
 pub mod event;
 pub mod guard;
 pub mod proctable;
@@ -24,6 +28,8 @@ pub mod wire;
 
 #[cfg(windows)]
 pub mod flt;
+#[cfg(windows)]
+pub mod fltwdk;
 
 #[cfg(all(windows, failsafe_kcheck))]
 mod kbind;

@@ -7,6 +7,9 @@
 //! rollbacks after a start: never a quarantined version or one below last-known-good, a
 //! refused change leaves the record as it was, last-known-good moves only by a passed
 //! health check, and the unclean end after a swap is charged to the live version.
+//! The driver build (issue 20): a fault in the driver's own setup, new builds and waking a
+//! dormant one; at most `threshold` unclean starts without content, dormant exactly then,
+//! and a dormant start runs nothing.
 //! Content is signed with the fuzz key and started with trust in it.
 #![no_main]
 
@@ -17,13 +20,13 @@ use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
 use failsafe_loader::state::machine::{
-    Activation, HealthEvidence, LiveRefusal, set_force_safe, unquarantine,
+    Activation, HealthEvidence, LiveRefusal, set_force_safe, unquarantine, wake,
 };
 use failsafe_loader::state::record::{Loaded, RECORD_LEN, SLOT_LEN, decode_record};
+use failsafe_loader::state::start::{begin_start, finish_start};
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, QuarantineReason, Reason, StateMedium,
+    BuildId, Config, ContentStore, Env, IoError, QuarantineReason, Reason, StateMedium,
 };
-use failsafe_loader::state::start::start_with_trust;
 use failsafe_loader::trust::KeyKind;
 use failsafe_loader::{Action, Content, Criterion, EventType, Op, Rule, Values, encode};
 use libfuzzer_sys::fuzz_target;
@@ -52,6 +55,12 @@ enum Step {
     Live(u8, u8),
     /// A normal start, then the operator's live rollback, then the end as for `Live`.
     Rollback(u8),
+    /// A start whose driver faults in its own setup (after its build's attempt is durable).
+    SetupFault,
+    /// Another driver build is installed (`n % 3` of three).
+    NewBuild(u8),
+    /// The operator wakes a dormant build.
+    Wake,
 }
 
 #[derive(Clone, Copy)]
@@ -118,7 +127,7 @@ impl ContentStore for Store {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Healthy,
     Clean,
@@ -160,14 +169,27 @@ fuzz_target!(|steps: Vec<Step>| {
     let mut unclean: BTreeMap<u64, u64> = BTreeMap::new();
     let mut lkg_seen = 0u64;
     let mut force = false;
+    // The driver build installed, the one the record counts, and its unclean starts without
+    // content since it was last healthy (woken, or first started).
+    let mut build = 0u8;
+    let mut counted: Option<u8> = None;
+    let mut build_unclean = 0u64;
+    let build_id = |b: u8| BuildId {
+        version: u64::from(b),
+        digest: [b; 32],
+    };
     for step in steps.into_iter().take(200) {
         let before = match mem.rec.as_deref().map(decode_record) {
             Some(Loaded::Ok(s)) => Some(s.state),
             _ => None,
         };
-        let mut env = Env::default();
+        let mut env = Env {
+            build: build_id(build),
+            ..Env::default()
+        };
         let mut then = None;
         let mut live = None;
+        let mut setup_fault = false;
         let end_of = |e: u8| match e % 4 {
             0 => None,
             1 => Some(Outcome::Healthy),
@@ -230,9 +252,55 @@ fuzz_target!(|steps: Vec<Step>| {
                 live = Some(LiveOp::Rollback);
                 then = end_of(e);
             }
+            Step::SetupFault => setup_fault = true,
+            Step::NewBuild(n) => {
+                build = n % 3;
+                continue;
+            }
+            Step::Wake => {
+                if let Some(n) = before.and_then(|s| wake(&s)) {
+                    let rec = mem.rec.get_or_insert_with(|| vec![0; RECORD_LEN]);
+                    rec[..SLOT_LEN].copy_from_slice(&failsafe_loader::state::record::encode_slot(
+                        &n,
+                        u64::MAX / 2,
+                    ));
+                    rec[SLOT_LEN..].fill(0);
+                    build_unclean = 0;
+                }
+                continue;
+            }
         }
         mem.first = None;
-        let mut s = start_with_trust(&mut mem, &mut store, &cfg, &env, &trust);
+        let was_dormant = before.is_some_and(|b| {
+            b.driver
+                .is_some_and(|d| d.dormant.is_some() && !d.adopt && d.build == env.build)
+        });
+        let mut s = begin_start(&mut mem, &cfg, &env, &trust);
+        if s.build.is_some() {
+            // The build starts: another build than the one counted gets fresh tries.
+            if counted != Some(build) {
+                counted = Some(build);
+                build_unclean = 0;
+            }
+        }
+        if setup_fault {
+            // The driver's setup dies: nothing more of this start runs.
+            if s.build.is_some() {
+                build_unclean += 1;
+            }
+            assert!(s.active.is_none());
+            drop(s);
+            mem.tear_at = None;
+            assert!(build_unclean <= threshold, "the build: {build_unclean} unclean starts");
+            continue;
+        }
+        finish_start(&mut s, &mut store, &cfg, &env, &trust);
+        if s.dormant() {
+            assert!(s.active.is_none() && s.activation.is_none() && s.build.is_none());
+            if !was_dormant {
+                assert_eq!(build_unclean, threshold, "dormant after {build_unclean}");
+            }
+        }
         let mut active = s.active.as_ref().map(|(v, _)| v.version);
         if let Some(v) = active {
             assert!(
@@ -348,6 +416,39 @@ fuzz_target!(|steps: Vec<Step>| {
                 None => *c += 1,
             }
             assert!(*c <= threshold, "v{v}: {c} consecutive unclean starts");
+            if then == Some(Outcome::Healthy) && *c == 0 {
+                build_unclean = 0; // healthy with content: the build too
+            }
+        } else if let Some(b) = s.build {
+            // No content active: the outcome is the build's.
+            let ok = HealthEvidence {
+                uptime_secs: cfg.healthy_after_secs,
+                canary: Ok(()),
+            };
+            let failed = HealthEvidence {
+                canary: Err(IoError { code: 5 }),
+                ..ok
+            };
+            match then {
+                Some(Outcome::Healthy) => {
+                    if matches!(s.durable.build_health(&b, &ok, &cfg), Ok(Some(h)) if h.passed) {
+                        build_unclean = 0;
+                    } else {
+                        build_unclean += 1;
+                    }
+                }
+                Some(Outcome::Clean | Outcome::CanaryFailsThenClean) => {
+                    if then == Some(Outcome::CanaryFailsThenClean) {
+                        let h = s.durable.build_health(&b, &failed, &cfg);
+                        assert!(!matches!(h, Ok(Some(h)) if h.passed), "healthy without a canary");
+                    }
+                    if s.durable.build_shutdown(&b) != Ok(true) {
+                        build_unclean += 1;
+                    }
+                }
+                Some(Outcome::CanaryFailsThenCrash) | None => build_unclean += 1,
+            }
+            assert!(build_unclean <= threshold, "the build: {build_unclean} unclean starts");
         }
         if force || env.windows_safe_mode {
             assert_eq!(active, None, "safe mode activated content");
@@ -361,6 +462,8 @@ fuzz_target!(|steps: Vec<Step>| {
         };
         if reason == Reason::StateLost {
             unclean.clear(); // a lost record loses its history (DESIGN: "state lost")
+            counted = None;
+            build_unclean = 0;
         }
         if let Some(a) = after {
             let lkg = a.lkg.map_or(0, |l| l.version);

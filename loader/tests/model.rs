@@ -1,19 +1,24 @@
 //! Exhaustive model check of the boot-attempt state machine and the start sequence over
-//! in-memory media: every sequence of events up to a depth, breadth first, with states
-//! deduplicated, and the rules of DESIGN.md checked after every step by an oracle written
-//! from the design text, not from `machine.rs`.
+//! in-memory media: breadth first over abstract states (`key`: what the design's rules can
+//! distinguish) until no new one appears — a fixed point — with the rules of DESIGN.md
+//! checked after every transition by an oracle written from the design text, not from
+//! `machine.rs`. docs/testing.md, "Model check", argues the abstraction.
 //!
-//! Events: stage a valid or an invalid version (3 versions at most); a start in a normal
-//! boot, in Windows Safe Mode or with the configuration's force-safe switch, with the record
-//! readable, unreadable (I/O error) or unwritable, ending healthy (uptime and canary),
-//! canary failed then clean shutdown, clean shutdown, crash (a hang is the same: the health
-//! check never completes, the process is killed), or killed at each crash point (at the
-//! read; in the middle of the k-th record write, torn; right after the k-th write); the
-//! operator's force-safe switch on and off, unquarantine of each version, reset, rebuild of
-//! a lost record; the record torn (both slots invalid).
+//! Events: stage a valid or an invalid version; a start in a normal boot, in Windows Safe
+//! Mode or with the configuration's force-safe switch, with the record readable,
+//! unreadable (I/O error) or unwritable, ending healthy (uptime and canary), canary failed
+//! then clean shutdown, clean shutdown, crash (a hang is the same: the health check never
+//! completes, the process is killed), killed at each crash point (at the read; in the
+//! middle of the k-th record write, torn; right after the k-th write — after a normal
+//! start's first write, a fault in the driver's own setup), or its own setup failing
+//! cleanly; live changes after a normal start; the operator's force-safe switch on and off,
+//! unquarantine of each version, reset, rebuild of a lost record, wake; another driver
+//! build; the record torn (both slots invalid).
 //!
-//! Depth: `FAILSAFE_MODEL_DEPTH` (default 4 in a debug build, so `cargo test` stays quick;
-//! `.ci/run` runs the release build at the depth in docs/testing.md).
+//! `complete_state_space`: every event, two versions (`FAILSAFE_MODEL_VERSIONS`), from a
+//! first install. `full_tables`: 18 versions from two table-full states the start sequence
+//! reaches. Depth: the fixed point in a release build; `FAILSAFE_MODEL_DEPTH` bounds it
+//! (default 4 in a debug build, so `cargo test` stays quick).
 #![allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -28,18 +33,27 @@ use common::*;
 use std::collections::{BTreeMap, HashSet};
 
 use failsafe_loader::state::machine::{
-    Activation, HealthEvidence, LiveRefusal, rebuild, reset, set_force_safe, unquarantine,
+    Activation, HealthEvidence, LiveRefusal, rebuild, reset, set_force_safe, unquarantine, wake,
 };
 use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN, Stored, decode_record, encode_slot};
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::state::start::start_with_trust;
 use failsafe_loader::state::{
-    Config, ContentStore, Env, IoError, Loaded, QuarantineReason, Reason, State, StateMedium, Ver,
+    BuildId, Config, ContentStore, Env, IoError, Loaded, QuarantineReason, Reason, State,
+    StateMedium, Ver, begin_start, finish_start,
 };
 use failsafe_loader::{Action, EventType, Op};
-use sha2::{Digest as _, Sha256};
 
-const VERSIONS: u64 = 3;
+/// Versions staged at most in the search over every event (`FAILSAFE_MODEL_VERSIONS`; 3 does
+/// not reach its fixed point within the CI budget: docs/testing.md).
+const VERSIONS: u64 = 2;
+
+/// The two driver builds a machine can have installed (the world's `build` picks one).
+fn build_id(b: u8) -> BuildId {
+    BuildId {
+        version: BuildId::pack(0, 1, u16::from(b)),
+        digest: [b.wrapping_add(1); 32],
+    }
+}
 
 /// Outcomes of the live changes tried (succeeded, or the refusal's name): what the search
 /// reached.
@@ -59,8 +73,12 @@ enum Rec {
 
 #[derive(Clone, Debug)]
 struct World {
-    /// Live events in the sequence so far (at most `Ctx::max_live`).
+    /// Live events in the sequence so far (counted only when `Ctx::max_live` bounds them).
     lives: u8,
+    /// Invalid versions staged so far (at most `Ctx::max_invalid`).
+    invalid: u8,
+    /// The driver build installed: `build_id(build)`.
+    build: u8,
     rec: Rec,
     /// Staged versions: valid or not.
     store: Vec<(u64, bool)>,
@@ -77,6 +95,13 @@ struct Oracle {
     /// The highest last-known-good the record has shown since the last operator reset,
     /// rebuild or record loss.
     lkg: u64,
+    /// The build whose starts are counted: the last one that started (not in a safe mode);
+    /// `None`: none yet, or unknown (a rebuilt record: whichever starts next).
+    build: Option<u8>,
+    /// Its starts that made their attempt durable and ended uncleanly with no content
+    /// active, since it was last healthy (or first started, or woken; a lost record loses
+    /// this with the rest).
+    build_unclean: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,8 +128,12 @@ enum End {
     KilledAtRead,
     /// Killed in the middle of the k-th record write of the start (torn slot).
     KilledInWrite(usize),
-    /// Killed right after the k-th write.
+    /// Killed right after the k-th write. k = 0 of a start that is not safe: its build's
+    /// attempt is durable and nothing else is: a fault in the driver's own setup.
     KilledAfterWrite(usize),
+    /// The driver's own setup fails cleanly (`DriverEntry` returns an error): the build's
+    /// attempt is closed, no content is chosen.
+    SetupFails,
 }
 
 /// A live change on the running system, after a normal start.
@@ -145,9 +174,13 @@ enum Event {
     Reset,
     Rebuild,
     TearRecord,
+    /// Another driver build is installed (the other of the two).
+    NewBuild,
+    /// The operator wakes the dormant build.
+    Wake,
 }
 
-fn events() -> Vec<Event> {
+fn events(versions: u64) -> Vec<Event> {
     let mut e = vec![Event::Stage { valid: true }, Event::Stage { valid: false }];
     let ends = [
         End::Healthy,
@@ -174,9 +207,15 @@ fn events() -> Vec<Event> {
         Event::ForceSafe(false),
         Event::Reset,
     ]);
-    e.extend((1..=VERSIONS).map(Event::Unquarantine));
-    e.extend([Event::Rebuild, Event::TearRecord]);
-    let mut ops: Vec<LiveOp> = (1..=VERSIONS).map(LiveOp::Activate).collect();
+    e.push(Event::Start(Boot::Normal, Fault::None, End::SetupFails));
+    e.extend((1..=versions).map(Event::Unquarantine));
+    e.extend([
+        Event::Rebuild,
+        Event::TearRecord,
+        Event::NewBuild,
+        Event::Wake,
+    ]);
+    let mut ops: Vec<LiveOp> = (1..=versions).map(LiveOp::Activate).collect();
     ops.push(LiveOp::Rollback);
     for op in ops {
         for end in [End::Healthy, End::Clean, End::Crash] {
@@ -191,7 +230,7 @@ fn events() -> Vec<Event> {
             e.push(Event::Live(op, LiveFault::KilledAfterWrite(k), End::Crash));
         }
     }
-    for v in 1..=VERSIONS {
+    for v in 1..=versions {
         for end in [End::Healthy, End::Crash] {
             e.push(Event::Live(
                 LiveOp::ActivateThenRollback(v),
@@ -286,9 +325,9 @@ impl ContentStore for Store<'_> {
 }
 
 /// Content files: `(version, valid)` → bytes. An invalid file is the 2024 mistake.
-fn files() -> BTreeMap<(u64, bool), Vec<u8>> {
+fn files(versions: u64) -> BTreeMap<(u64, bool), Vec<u8>> {
     let mut m = BTreeMap::new();
-    for v in 1..=VERSIONS {
+    for v in 1..=versions {
         let mut c = one_rule();
         c.version = v;
         m.insert((v, true), signed(&c));
@@ -323,48 +362,96 @@ fn observe(bytes: &Option<Vec<u8>>) -> Rec {
     }
 }
 
-/// State identity for deduplication: boot and sequence numbers, and the fields no decision
-/// reads (last decision, last health check), abstracted away.
-fn key(w: &World) -> [u8; 32] {
-    let mut h = Sha256::new();
+/// The abstract state: what the design's rules and the invariants can distinguish, and
+/// nothing else (docs/testing.md, "Model check", argues each step). From the record: boot,
+/// sequence and every other boot number dropped (no decision compares them across events),
+/// the last decision and last health check dropped (display only), a quarantine entry's
+/// detail and boot dropped (display only), the count and quarantine tables as sorted sets
+/// (the machine looks entries up by version and picks by version, never by slot), the
+/// driver build as "the installed one" or "another", counts capped at threshold + 1. The
+/// store as staged and the installed build.
+fn key(ctx: &Ctx, w: &World) -> Vec<u8> {
+    let mut k = Vec::with_capacity(256);
+    let cap = |c: u8| c.min(ctx.threshold().saturating_add(1));
     match w.rec {
-        Rec::None => h.update([0]),
-        Rec::Lost => h.update([1]),
+        Rec::None => k.push(0),
+        Rec::Lost => k.push(1),
         Rec::Ok(s) => {
-            let mut n = s;
-            n.boot = 0;
-            n.last = None;
-            n.health = None;
-            if let Some(a) = n.attempt.as_mut() {
-                a.boot = 0;
+            k.push(2);
+            k.push(u8::from(s.force_safe));
+            // A closed attempt (healthy, clean) is read by nothing: only a pending one.
+            match s.pending() {
+                None => k.push(0),
+                Some(a) => {
+                    k.push(1);
+                    k.extend(a.ver.version.to_le_bytes());
+                    k.extend(&a.ver.digest[..8]);
+                }
             }
-            for q in n.quarantine.iter_mut().flatten() {
-                q.boot = 0;
+            let l = s.lkg.unwrap_or_default();
+            k.extend(l.version.to_le_bytes());
+            k.extend(&l.digest[..8]);
+            k.extend(s.floor.to_le_bytes());
+            let mut tracks: Vec<_> = s.tracks.iter().flatten().collect();
+            tracks.sort_by_key(|t| t.ver.version);
+            k.push(tracks.len() as u8);
+            for t in tracks {
+                k.extend(t.ver.version.to_le_bytes());
+                k.extend(&t.ver.digest[..8]);
+                k.push(cap(t.attempts));
             }
-            h.update([2]);
-            h.update(encode_slot(&n, 0));
+            let mut q: Vec<_> = s.quarantine.iter().flatten().collect();
+            q.sort_by_key(|q| q.ver.version);
+            k.push(q.len() as u8);
+            for q in q {
+                k.extend(q.ver.version.to_le_bytes());
+                k.extend(&q.ver.digest[..8]);
+                k.push(q.reason as u8);
+            }
+            match s.driver {
+                None => k.push(0),
+                Some(d) => {
+                    k.push(if d.adopt {
+                        1
+                    } else if d.build == build_id(w.build) {
+                        2
+                    } else {
+                        3
+                    });
+                    k.push(cap(d.unclean));
+                    k.push(u8::from(d.pending().is_some()));
+                    k.push(u8::from(d.dormant.is_some()));
+                }
+            }
         }
     }
+    k.push(0xFE);
     for (v, ok) in &w.store {
-        h.update(v.to_le_bytes());
-        h.update([u8::from(*ok)]);
+        k.extend(v.to_le_bytes());
+        k.push(u8::from(*ok));
     }
-    h.update([0xFF]);
-    for (v, c) in &w.oracle.unclean {
-        h.update(v.to_le_bytes());
-        h.update([*c]);
+    // The oracle is not part of the abstract state: every transition checks that it equals
+    // what the record says (counts plus pending attempt per eligible version, (5); the
+    // build's, (B5); last-known-good, (6)), and the counts of versions that can never be
+    // chosen again are read by nothing. Two states that differ only in it cannot both pass.
+    k.push(0xFF);
+    k.push(w.build);
+    k.push(w.invalid);
+    if ctx.max_live.is_some() {
+        k.push(w.lives);
     }
-    h.update(w.oracle.lkg.to_le_bytes());
-    h.update([w.lives]);
-    h.finalize().into()
+    k
 }
 
 // ---- One step, and the invariants.
 
 struct Ctx {
-    /// Live events per sequence: bounds the search, whose every live change multiplies the
-    /// records reachable.
-    max_live: u8,
+    /// Live events per sequence (`None`: any number).
+    max_live: Option<u8>,
+    /// Versions staged at most.
+    versions: u64,
+    /// Invalid versions staged at most.
+    max_invalid: u8,
     cfg: Config,
     files: BTreeMap<(u64, bool), Vec<u8>>,
 }
@@ -393,10 +480,20 @@ fn step(ctx: &Ctx, w: &World, e: Event) -> Option<World> {
     match e {
         Event::Stage { valid } => {
             let v = w.store.len() as u64 + 1;
-            if v > VERSIONS {
+            if v > ctx.versions || (!valid && w.invalid >= ctx.max_invalid) {
                 return None;
             }
+            n.invalid += u8::from(!valid);
             n.store.push((v, valid));
+        }
+        Event::NewBuild => {
+            // DESIGN: a new build gets fresh tries, from its first start (below).
+            n.build = 1 - w.build;
+        }
+        Event::Wake => {
+            let s = state_of(&w.rec)?;
+            n.rec = Rec::Ok(wake(s)?);
+            n.oracle.build_unclean = 0; // the operator gives it fresh tries
         }
         Event::TearRecord => {
             if w.rec == Rec::None || w.rec == Rec::Lost {
@@ -448,15 +545,20 @@ fn step(ctx: &Ctx, w: &World, e: Event) -> Option<World> {
             for &(v, _) in &w.store {
                 n.oracle.unclean.insert(v, t - 1);
             }
+            // The build's history is unknown too: one try left for whichever starts next.
+            n.oracle.build = None;
+            n.oracle.build_unclean = t - 1;
         }
         Event::Start(boot, fault, end) => {
             start_event(ctx, w, &mut n, boot, fault, end, None)?;
         }
         Event::Live(op, fault, end) => {
-            if w.lives >= ctx.max_live {
-                return None;
+            if let Some(max) = ctx.max_live {
+                if w.lives >= max {
+                    return None;
+                }
+                n.lives += 1;
             }
-            n.lives += 1;
             start_event(
                 ctx,
                 w,
@@ -490,6 +592,7 @@ fn start_event(
     };
     let env = Env {
         windows_safe_mode: boot == Boot::WindowsSafe,
+        build: build_id(w.build),
         ..Env::default()
     };
     let mut medium = Medium {
@@ -517,7 +620,28 @@ fn start_event(
     if end == End::KilledAtRead {
         return Some(()); // died before anything: the world is unchanged
     }
-    let mut s = start_with_trust(&mut medium, &mut store, &cfg, &env, &trusted());
+    if end == End::SetupFails && (boot != Boot::Normal || live.is_some()) {
+        return None; // only a normal start's setup is modelled failing
+    }
+    let mut s = begin_start(&mut medium, &cfg, &env, &trusted());
+    let setup_failed = end == End::SetupFails;
+    if setup_failed {
+        // DriverEntry's setup failed: the build's attempt is closed; nothing else runs.
+        if let Some(b) = s.build {
+            assert!(
+                s.durable.build_shutdown(&b).unwrap(),
+                "setup failure closed nothing"
+            );
+        }
+    } else {
+        finish_start(&mut s, &mut store, &cfg, &env, &trusted());
+    }
+    let made_build = s.build;
+    let dormant = s.dormant();
+    if dormant {
+        // (B3) A dormant start runs nothing.
+        assert!(s.active.is_none() && s.activation.is_none() && s.build.is_none());
+    }
     let writes = s.durable.medium_mut().writes;
     if let Some((k, _)) = s.durable.medium_mut().die_at
         && k >= writes
@@ -657,10 +781,42 @@ fn start_event(
             _ => s.durable.clean_shutdown(&act),
         };
         healthy = end == End::Healthy && closed == Ok(true);
+    } else if clean_end && let Some(b) = made_build {
+        // No content active at the end: the outcome closes the build's attempt.
+        if matches!(end, End::Healthy | End::CanaryFailsThenClean) {
+            let h = s
+                .durable
+                .build_health(&b, &evidence(&cfg, end == End::Healthy), &cfg);
+            let passed = matches!(h, Ok(Some(h)) if h.passed);
+            assert_eq!(passed, end == End::Healthy, "build health: {h:?}");
+            healthy = passed;
+        }
+        if end != End::Healthy {
+            assert_eq!(s.durable.build_shutdown(&b), Ok(true), "build not closed");
+        }
     }
     let activation: Option<Activation> = running;
     drop(s);
     n.rec = observe(&medium.bytes);
+    let was_dormant = before.is_some_and(|b| {
+        b.driver
+            .is_some_and(|d| d.dormant.is_some() && !d.adopt && d.build == env.build)
+    });
+    if dormant && was_dormant {
+        // (B3) A start of a dormant build charges, clears and records no attempt: only the
+        // boot and the decision change. (The start whose charge makes it dormant is checked
+        // by (B1) and (B5).)
+        let (b, a) = (before.unwrap(), *state_of(&n.rec).unwrap());
+        let d = |s: &State| {
+            s.driver
+                .map(|d| (d.build, d.unclean, d.pending(), d.dormant))
+        };
+        assert_eq!(
+            (a.attempt, a.tracks, a.quarantine, a.lkg, a.floor, d(&a)),
+            (b.attempt, b.tracks, b.quarantine, b.lkg, b.floor, d(&b)),
+            "a dormant start changed the record"
+        );
+    }
     // (4) A pending unclean attempt is never lost: the start's first durable write (the
     // one that charges it) still shows it pending, or charged exactly once (its count one
     // more, or quarantined at its threshold); a start that wrote nothing left it as it was.
@@ -733,6 +889,25 @@ fn start_event(
             *n.oracle.unclean.entry(v).or_insert(0) += 1;
         }
     }
+    // The build's starts (DESIGN, "The driver's own code"): a start that is not safe runs
+    // the installed build; a build other than the counted one starts fresh (a rebuilt
+    // record's unknown build is taken with its count); an unclean end with no content
+    // active is the build's; a healthy period (with or without content) clears it.
+    if made_build.is_some() {
+        match n.oracle.build {
+            Some(b) if b == w.build => {}
+            None if w.oracle.build_unclean > 0 => n.oracle.build = Some(w.build),
+            _ => {
+                n.oracle.build = Some(w.build);
+                n.oracle.build_unclean = 0;
+            }
+        }
+        if healthy {
+            n.oracle.build_unclean = 0;
+        } else if !clean_end && !setup_failed && made.is_none() {
+            n.oracle.build_unclean += 1;
+        }
+    }
     if n.rec == Rec::Lost && w.rec != Rec::Lost {
         n.oracle = Oracle::default(); // a torn first record: nothing known
     }
@@ -759,12 +934,64 @@ fn evidence(cfg: &Config, canary_ok: bool) -> HealthEvidence {
 fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
     let t = ctx.threshold();
     let ctxs = || format!("after {e:?} from {:?}", w.oracle);
-    // (2) Never more than `threshold` consecutive unclean starts of a version.
+    // (2) Never more than `threshold` consecutive unclean starts of a version, nor of the
+    // build without content.
     for (v, c) in &n.oracle.unclean {
         assert!(*c <= t, "v{v}: {c} unclean starts; {}", ctxs());
     }
+    assert!(
+        n.oracle.build_unclean <= t,
+        "the build: {} unclean starts without content; {}",
+        n.oracle.build_unclean,
+        ctxs()
+    );
     let Rec::Ok(a) = n.rec else { return };
     let b = state_of(&w.rec);
+    // (B1) A build goes dormant exactly at `threshold` unclean starts without content.
+    let dormant = |s: &State| s.driver.is_some_and(|d| d.dormant.is_some() && !d.adopt);
+    if dormant(&a)
+        && !b.is_some_and(|b| dormant(b) && b.driver.map(|d| d.build) == a.driver.map(|d| d.build))
+    {
+        assert_eq!(
+            n.oracle.build_unclean,
+            t,
+            "dormant early or late; {}",
+            ctxs()
+        );
+    }
+    // (B5) Build count conservation: the record's count plus an attempt of it that the next
+    // start will charge equals the unclean starts that really happened.
+    match a.driver {
+        None => assert_eq!(
+            (n.oracle.build, n.oracle.build_unclean),
+            (None, 0),
+            "no build entry; {}",
+            ctxs()
+        ),
+        Some(d) if d.adopt => assert_eq!(
+            (n.oracle.build, n.oracle.build_unclean),
+            (None, d.unclean),
+            "unknown build's count; {}",
+            ctxs()
+        ),
+        Some(d) => {
+            let which = if d.build == build_id(n.build) {
+                n.build
+            } else {
+                1 - n.build
+            };
+            let charged = u8::from(d.pending().is_some() && a.pending().is_none());
+            assert_eq!(n.oracle.build, Some(which), "counted build; {}", ctxs());
+            assert_eq!(
+                d.unclean + charged,
+                n.oracle.build_unclean,
+                "build: record {} + pending {charged} != {} unclean starts; {}",
+                d.unclean,
+                n.oracle.build_unclean,
+                ctxs()
+            );
+        }
+    }
     // (7) Safe starts (either switch) touch no counter, quarantine or last-known-good; nor
     // does a live change refused in safe mode.
     let boot = match e {
@@ -776,8 +1003,8 @@ fn check(ctx: &Ctx, w: &World, n: &World, e: Event) {
         && (boot != Boot::Normal || b.force_safe)
     {
         assert_eq!(
-            (a.attempt, a.tracks, a.quarantine, a.lkg, a.floor),
-            (b.attempt, b.tracks, b.quarantine, b.lkg, b.floor),
+            (a.attempt, a.tracks, a.quarantine, a.lkg, a.floor, a.driver),
+            (b.attempt, b.tracks, b.quarantine, b.lkg, b.floor, b.driver),
             "a safe start changed counters; {}",
             ctxs()
         );
@@ -833,122 +1060,192 @@ fn env_num(name: &str, debug: usize, release: usize) -> usize {
         })
 }
 
-/// Breadth-first search to `depth` over `events`: the depth reached and the decisions seen.
-fn search(
-    what: &str,
-    ctx: &Ctx,
-    events: &[Event],
-    depth: usize,
-) -> (usize, BTreeMap<&'static str, u64>) {
-    let t0 = std::time::Instant::now();
-    let init = World {
+/// What a search found.
+struct Found {
+    /// The search ran out of new states (a fixed point), not out of depth.
+    fixed_point: bool,
+    states: usize,
+    transitions: u64,
+    /// Decisions seen (the record's last decision after each transition).
+    reasons: BTreeMap<&'static str, u64>,
+    /// Largest number of count entries and of quarantine entries in any state.
+    tables: (usize, usize),
+    /// A quarantine entry made room by raising the floor.
+    floor_raised: bool,
+}
+
+/// Breadth-first search over `events` from a first install until no new abstract state
+/// appears (a fixed point), or to `depth` events when given (the quick debug run).
+fn search(what: &str, ctx: &Ctx, events: &[Event], depth: Option<usize>) -> Found {
+    search_from(what, ctx, vec![first_install()], events, depth)
+}
+
+/// A machine before its first start.
+fn first_install() -> World {
+    World {
         lives: 0,
+        invalid: 0,
+        build: 0,
         rec: Rec::None,
         store: vec![],
         oracle: Oracle::default(),
+    }
+}
+
+/// The world after `path` from a first install, every step through the real start
+/// sequence and checked like any other.
+fn reach(ctx: &Ctx, path: &[Event]) -> World {
+    path.iter().fold(first_install(), |w, &e| {
+        step(ctx, &w, e).unwrap_or_else(|| panic!("{e:?} does not apply"))
+    })
+}
+
+/// [`search`] from the given states.
+fn search_from(
+    what: &str,
+    ctx: &Ctx,
+    seeds: Vec<World>,
+    events: &[Event],
+    depth: Option<usize>,
+) -> Found {
+    let t0 = std::time::Instant::now();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let frontier: Vec<World> = seeds
+        .into_iter()
+        .filter(|w| seen.insert(key(ctx, w)))
+        .collect();
+    let mut frontier = frontier;
+    let mut found = Found {
+        fixed_point: false,
+        states: 0,
+        transitions: 0,
+        reasons: BTreeMap::new(),
+        tables: (0, 0),
+        floor_raised: false,
     };
-    let mut seen: HashSet<[u8; 32]> = HashSet::new();
-    seen.insert(key(&init));
-    let mut frontier = vec![init];
-    let mut transitions = 0u64;
-    let mut reached = 0;
-    let mut reasons: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for d in 1..=depth {
+    let mut d = 0;
+    while !frontier.is_empty() && depth.is_none_or(|m| d < m) {
+        d += 1;
         let mut next = Vec::new();
-        for w in &frontier {
-            for &e in events {
-                let Some(mut n) = step(ctx, w, e) else {
-                    continue;
-                };
-                transitions += 1;
-                if let Rec::Ok(s) = n.rec
-                    && let Some(l) = s.last
-                {
-                    *reasons.entry(l.reason.name()).or_default() += 1;
+        // The successors, computed on every core; merged below in a fixed order.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = frontier.len().div_ceil(threads).max(1);
+        let succ: Vec<(u64, Event, World)> = std::thread::scope(|sc| {
+            let hs: Vec<_> = frontier
+                .chunks(chunk)
+                .map(|part| {
+                    sc.spawn(move || {
+                        let mut out = Vec::new();
+                        for w in part {
+                            for &e in events {
+                                if let Some(n) = step(ctx, w, e) {
+                                    out.push((state_of(&w.rec).map_or(0, |b| b.floor), e, n));
+                                }
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        for (was, e, mut n) in succ {
+            {
+                found.transitions += 1;
+                if let Rec::Ok(s) = n.rec {
+                    if let Some(l) = s.last {
+                        *found.reasons.entry(l.reason.name()).or_default() += 1;
+                    }
+                    let tracks = s.tracks.iter().flatten().count();
+                    let quarantined = s.quarantine.iter().flatten().count();
+                    found.tables = (found.tables.0.max(tracks), found.tables.1.max(quarantined));
+                    found.floor_raised |= s.floor > was && matches!(e, Event::Start(..));
                 }
                 n.oracle.lkg = n.oracle.lkg.max(match n.rec {
                     Rec::Ok(s) => s.lkg.map_or(0, |l| l.version),
                     _ => 0,
                 });
-                if seen.insert(key(&n)) {
+                if seen.insert(key(ctx, &n)) {
                     next.push(n);
                 }
             }
         }
-        reached = d;
         eprintln!(
-            "{what} depth {d}: {} new states, {} distinct, {transitions} transitions, {:.1} s",
+            "{what} depth {d}: {} new states, {} distinct, {} transitions, {:.1} s",
             next.len(),
             seen.len(),
+            found.transitions,
             t0.elapsed().as_secs_f64()
         );
-        if next.is_empty() {
-            break;
-        }
         frontier = next;
     }
+    found.fixed_point = frontier.is_empty();
+    found.states = seen.len();
     eprintln!(
-        "model check ({what}): depth {reached}, {} distinct states, {transitions} transitions, {:.1} s; decisions seen: {reasons:?}",
-        seen.len(),
-        t0.elapsed().as_secs_f64()
+        "model check ({what}): {} after {d} levels: {} distinct states, {} transitions, {:.1} s; largest tables: {} count entries, {} quarantine entries; decisions seen: {:?}",
+        if found.fixed_point {
+            "FIXED POINT"
+        } else {
+            "depth bound reached"
+        },
+        found.states,
+        found.transitions,
+        t0.elapsed().as_secs_f64(),
+        found.tables.0,
+        found.tables.1,
+        found.reasons
     );
-    (reached, reasons)
+    found
 }
 
-/// Every sequence of boot events and operator commands (no live changes) up to
-/// `FAILSAFE_MODEL_DEPTH` events (default 4 debug, 8 release; `.ci/run`: 11).
+/// The depth of the quick run (`FAILSAFE_MODEL_DEPTH`, default 4 in a debug build); a
+/// release build searches to the fixed point unless the variable bounds it.
+fn depth() -> Option<usize> {
+    match env_num("FAILSAFE_MODEL_DEPTH", 4, 0) {
+        0 => None,
+        d => Some(d),
+    }
+}
+
+/// Every event — starts in every mode with every fault and ending (kills at each write,
+/// a fault in the driver's own setup, its clean failure), live changes of every kind,
+/// operator commands, a new driver build, waking a dormant one, a torn record — with up to
+/// three versions, to the fixed point: every reachable abstract state, each checked.
 #[test]
-fn exhaustive_boot_sequences() {
-    let depth = env_num("FAILSAFE_MODEL_DEPTH", 4, 8);
+fn complete_state_space() {
+    let versions = u64::try_from(env_num(
+        "FAILSAFE_MODEL_VERSIONS",
+        VERSIONS as usize,
+        VERSIONS as usize,
+    ))
+    .unwrap();
     let ctx = Ctx {
-        max_live: 0,
+        max_live: None,
+        versions,
+        max_invalid: u8::MAX,
         cfg: Config::default(),
-        files: files(),
+        files: files(versions),
     };
-    let events: Vec<Event> = events()
-        .into_iter()
-        .filter(|e| !matches!(e, Event::Live(..)))
-        .collect();
-    let (_, reasons) = search("boot", &ctx, &events, depth);
-    // The search reached what it is meant to: crash loops, invalid content, safe modes,
-    // lost and rebuilt records.
-    for r in [
+    let f = search("every event", &ctx, &events(versions), depth());
+    let live = LIVE.lock().unwrap().clone();
+    eprintln!("live changes: {live:?}");
+    let mut want = vec![
         Reason::NewestContent,
         Reason::NewerQuarantined,
         Reason::WindowsSafeMode,
         Reason::ForceSafeMode,
         Reason::StateLost,
-    ] {
-        assert!(reasons.contains_key(r.name()), "never decided {}", r.name());
-    }
-    if depth >= 8 {
-        assert!(reasons.contains_key(Reason::NothingUsable.name()));
-    }
-}
-
-/// The same events plus live changes (activate, rollback, activate then rollback; with
-/// write errors and kills) after a start, at most `FAILSAFE_MODEL_LIVE` (default 1) per
-/// sequence, up to `FAILSAFE_MODEL_LIVE_DEPTH` events (default 3 debug, 8 release): every
-/// live change interleaved with the boots, crashes, kills and operator commands around it.
-/// A separate, shallower search: each live change multiplies the records reachable (depth 8
-/// with one live change is ~31 000 states, more than the boot search's depth 11).
-#[test]
-fn exhaustive_live_sequences() {
-    let depth = env_num("FAILSAFE_MODEL_LIVE_DEPTH", 3, 8);
-    let ctx = Ctx {
-        max_live: u8::try_from(env_num("FAILSAFE_MODEL_LIVE", 1, 1)).unwrap(),
-        cfg: Config::default(),
-        files: files(),
-    };
-    let (_, reasons) = search("live", &ctx, &events(), depth);
-    let live = LIVE.lock().unwrap().clone();
-    eprintln!("live changes: {live:?}");
-    if depth >= 2 {
-        for r in [Reason::LiveUpdate, Reason::LiveRollback] {
-            assert!(reasons.contains_key(r.name()), "never decided {}", r.name());
-        }
-    }
-    if depth >= 3 {
+    ];
+    if f.fixed_point {
+        assert!(depth().is_none());
+        want.extend([
+            Reason::NothingUsable,
+            Reason::LiveUpdate,
+            Reason::LiveRollback,
+            Reason::DriverDormant,
+        ]);
         for o in [
             "ok",
             "already-active",
@@ -958,8 +1255,92 @@ fn exhaustive_live_sequences() {
             "no-last-known-good",
             "safe-mode",
             "state-unwritable",
+            "older-than-last-known-good",
         ] {
             assert!(live.contains_key(o), "live change never {o}");
+        }
+    }
+    for r in want {
+        assert!(
+            f.reasons.contains_key(r.name()),
+            "never decided {}",
+            r.name()
+        );
+    }
+}
+
+/// The bounded tables full. Searching every interleaving of 18 versions from a first
+/// install does not end (each version's count is its own dimension: docs/testing.md), so
+/// this search starts from two states the real start sequence reaches from a first
+/// install (`reach`, every step checked), with threshold 2 (the shortest count that can
+/// fill the count table with counts that matter): 16 versions each with one unclean start
+/// (the count table full), and 16 versions quarantined for crash-looping (the quarantine
+/// table full). From there, every interleaving of: staging two more versions (valid, or
+/// one invalid), normal starts ending healthy, clean, crashed, killed in the driver's own
+/// setup or in the content's attempt write, a Windows Safe Mode start that crashes, a new
+/// driver build and waking a dormant one: to the fixed point. It reaches
+/// `newer-uncountable`, a quarantine eviction that raises the floor, and full tables.
+#[test]
+fn full_tables() {
+    let versions = 18;
+    let ctx = Ctx {
+        max_live: Some(0),
+        versions,
+        max_invalid: 1,
+        cfg: Config {
+            threshold: 2,
+            ..Config::default()
+        },
+        files: files(versions),
+    };
+    let crash = Event::Start(Boot::Normal, Fault::None, End::Crash);
+    let good = Event::Stage { valid: true };
+    let counted: Vec<Event> = (0..16).flat_map(|_| [good, crash]).collect();
+    let quarantined: Vec<Event> = (0..16)
+        .flat_map(|_| [good, crash, crash])
+        .chain([crash])
+        .collect();
+    let seeds = vec![reach(&ctx, &counted), reach(&ctx, &quarantined)];
+    let counts = |w: &World| {
+        state_of(&w.rec).map_or((0, 0), |s| {
+            (
+                s.tracks.iter().flatten().filter(|t| t.attempts > 0).count(),
+                s.quarantine.iter().flatten().count(),
+            )
+        })
+    };
+    assert_eq!(counts(&seeds[0]).0, 15, "15 charged, the 16th pending");
+    assert_eq!(counts(&seeds[1]).1, 16);
+    let mut events = vec![good, Event::Stage { valid: false }];
+    for end in [
+        End::Healthy,
+        End::Clean,
+        End::Crash,
+        End::KilledAfterWrite(0),
+    ] {
+        events.push(Event::Start(Boot::Normal, Fault::None, end));
+    }
+    events.extend([
+        Event::Start(Boot::Normal, Fault::None, End::KilledInWrite(1)),
+        Event::Start(Boot::WindowsSafe, Fault::None, End::Crash),
+        Event::NewBuild,
+        Event::Wake,
+    ]);
+    let f = search_from("full tables", &ctx, seeds, &events, depth());
+    assert_eq!(f.tables, (16, 16), "tables never full");
+    if f.fixed_point {
+        assert!(f.floor_raised, "no quarantine eviction raised the floor");
+        for r in [
+            Reason::NewerUncountable,
+            Reason::NewerQuarantined,
+            Reason::NothingUsable,
+            Reason::DriverDormant,
+        ] {
+            assert!(
+                f.reasons.contains_key(r.name()),
+                "never decided {}",
+                r.name()
+            );
         }
     }
 }

@@ -166,6 +166,16 @@ fn boot(
                 assert!(s.durable.clean_shutdown(&act).unwrap());
             }
         }
+    } else if let Some(b) = s.build {
+        // No content: the outcome closes the build's attempt.
+        match then {
+            Then::Crash => {}
+            Then::Healthy => {
+                let h = s.durable.build_health(&b, &passing(cfg), cfg).unwrap();
+                assert!(h.unwrap().passed);
+            }
+            Then::Clean => assert!(s.durable.build_shutdown(&b).unwrap()),
+        }
     }
     (s.choice.mode, s.choice.reason, active)
 }
@@ -930,7 +940,9 @@ fn start_reports_round_trip() {
         },
     );
     let r = s.report();
-    assert_eq!((r.version, r.boot, r.record_seq), (4, 1, 1));
+    // Two writes: the build's attempt before setup, then the content's attempt.
+    assert_eq!((r.version, r.boot, r.record_seq), (4, 1, 2));
+    assert_eq!(r.build, (0, [0; 8]), "the tests' build: Env::default()");
     assert!(r.writes_may_not_persist && !r.record_not_written);
     let bytes = encode_report(&r);
     assert_eq!(bytes.len(), REPORT_LEN);
@@ -966,6 +978,7 @@ fn writes_may_not_persist_is_recorded_not_acted_on() {
         &Env {
             windows_safe_mode: true,
             writes_may_not_persist: true,
+            ..Env::default()
         },
         Then::Clean,
     );
@@ -1357,8 +1370,10 @@ fn a_failed_restore_leaves_the_rejected_version_charged_once() {
         QuarantineReason::Invalid
     );
     drop(s);
-    // v2 was charged once before the start rejected it (its count went with the quarantine).
-    assert_eq!(mem.log.iter().filter(|s| s.attempts(2) == 1).count(), 1);
+    // v2 was charged once before the start rejected it (its count went with the quarantine):
+    // the start's writes show a count of 1, never 2.
+    assert!(mem.log.iter().any(|s| s.attempts(2) == 1));
+    assert!(mem.log.iter().all(|s| s.attempts(2) <= 1));
 }
 
 /// A live swap: a crash before healthy is charged to the live version, not to the one it
@@ -1698,4 +1713,349 @@ fn a_live_activation_of_a_changed_last_known_good_is_refused() {
     let (a, loaded) = live(&mut mem, &mut store, Some(&v2), 1, &c, &e).unwrap();
     assert_eq!((a.ver.version, loaded), (1, 1));
     assert_eq!(a.ver, state_of(&mem).lkg.unwrap());
+}
+
+// ---- The driver build under the counter (issue 20): dormancy.
+
+fn build(n: u8) -> failsafe_loader::state::BuildId {
+    failsafe_loader::state::BuildId {
+        version: failsafe_loader::state::BuildId::pack(0, 1, u16::from(n)),
+        digest: [n; 32],
+    }
+}
+
+fn on(b: u8) -> Env {
+    Env {
+        build: build(b),
+        ..Env::default()
+    }
+}
+
+fn driver_of(mem: &Mem) -> failsafe_loader::state::DriverTrack {
+    state_of(mem).driver.expect("a driver entry")
+}
+
+/// No content at all and the build crashes at every start: each unclean end is the build's;
+/// the start after the third is dormant (nothing set up, nothing charged) and stays so.
+#[test]
+fn a_build_crashing_without_content_goes_dormant_at_threshold() {
+    let (c, e) = (cfg(), on(1));
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    for n in 1..=3u8 {
+        let s = start(&mut mem, &mut store, &c, &e);
+        assert_eq!(s.choice.reason, Reason::NoContentStaged);
+        assert!(s.build.is_some() && !s.dormant());
+        drop(s);
+        // Charged at the next start: n - 1 so far.
+        assert_eq!(driver_of(&mem).unclean, n - 1);
+    }
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert!(s.dormant());
+    assert_eq!(
+        (s.choice.mode, s.choice.reason, s.build, s.activation),
+        (Mode::Safe, Reason::DriverDormant, None, None)
+    );
+    assert_eq!(s.report().reason, Reason::DriverDormant);
+    drop(s);
+    let d = driver_of(&mem);
+    assert_eq!((d.unclean, d.dormant, d.attempt), (3, Some(4), None));
+    assert_eq!(state_of(&mem).last.unwrap().reason, Reason::DriverDormant);
+    // Dormant starts (any mode) count a boot and charge nothing.
+    for env in [
+        e,
+        Env {
+            windows_safe_mode: true,
+            ..e
+        },
+    ] {
+        let s = start(&mut mem, &mut store, &c, &env);
+        assert!(s.dormant());
+        drop(s);
+        assert_eq!(driver_of(&mem).unclean, 3);
+    }
+    assert_eq!(state_of(&mem).boot, 6);
+    // A live change on a dormant start is refused (nothing runs to take it).
+    let (_, mut d) = Durable::open(&mut mem);
+    store.stage(1);
+    let r = d.live_activate(None, &mut store, 1, &c, &e, &trusted());
+    assert!(
+        matches!(
+            r,
+            Err(LiveRefusal::SafeMode {
+                reason: Reason::DriverDormant
+            })
+        ),
+        "{r:?}"
+    );
+}
+
+/// The documented worst case: a build that crashes whatever runs. Content is charged first
+/// (v2, then last-known-good v1, each `threshold` times), then the starts without content:
+/// threshold × (versions tried + 1) = 3 × 3 = 9 unclean starts, and the tenth is dormant.
+#[test]
+fn content_crash_loops_end_first_then_the_build_goes_dormant() {
+    let (c, e) = (cfg(), on(1));
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &e, Then::Healthy),
+        (Mode::Normal, Reason::NewestContent, Some(1))
+    );
+    store.stage(2);
+    let mut seen = Vec::new();
+    loop {
+        let (m, r, v) = boot(&mut mem, &mut store, &c, &e, Then::Crash);
+        seen.push((r, v));
+        if r == Reason::DriverDormant {
+            assert_eq!((m, v), (Mode::Safe, None));
+            break;
+        }
+        assert!(seen.len() < 20, "never dormant: {seen:?}");
+    }
+    let want: Vec<(Reason, Option<u64>)> = [
+        [(Reason::NewestContent, Some(2)); 3],
+        [(Reason::NewerQuarantined, Some(1)); 3],
+        [(Reason::NothingUsable, None); 3],
+    ]
+    .concat()
+    .into_iter()
+    .chain([(Reason::DriverDormant, None)])
+    .collect();
+    assert_eq!(seen, want);
+    let st = state_of(&mem);
+    assert!(st.quarantined(1).is_some() && st.quarantined(2).is_some());
+    assert_eq!(driver_of(&mem).unclean, 3, "only the content-less starts");
+}
+
+/// A new build gets fresh tries; the dormant one's entry goes with it.
+#[test]
+fn a_new_build_gets_fresh_tries() {
+    let c = cfg();
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    for _ in 0..4 {
+        boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    }
+    assert!(driver_of(&mem).dormant.is_some());
+    store.stage(1);
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &on(2), Then::Healthy),
+        (Mode::Normal, Reason::NewestContent, Some(1))
+    );
+    let d = driver_of(&mem);
+    assert_eq!((d.build, d.unclean, d.dormant), (build(2), 0, None));
+    // Going back to the old build is a new build again: fresh tries, not dormant.
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &on(1), Then::Clean).1,
+        Reason::NewestContent
+    );
+}
+
+/// Safe starts (Windows Safe Mode, force-safe) neither charge nor close the build's pending
+/// attempt, exactly as for content: crash, Safe Mode boot, crash, crash: dormant next.
+#[test]
+fn safe_starts_neither_charge_nor_close_the_build() {
+    let c = cfg();
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    let safe = Env {
+        windows_safe_mode: true,
+        ..on(1)
+    };
+    let s = start(&mut mem, &mut store, &c, &safe);
+    assert_eq!((s.choice.reason, s.build), (Reason::WindowsSafeMode, None));
+    drop(s);
+    assert_eq!(driver_of(&mem).pending().unwrap().boot, 1, "still pending");
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &on(1), Then::Clean).1,
+        Reason::DriverDormant
+    );
+}
+
+/// A healthy period without content clears the build's count (its canary and uptime, as
+/// for content); a clean shutdown neither charges nor clears.
+#[test]
+fn healthy_without_content_clears_the_build_count() {
+    let c = cfg();
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    boot(&mut mem, &mut store, &c, &on(1), Then::Clean);
+    assert_eq!(
+        driver_of(&mem).unclean,
+        2,
+        "clean: neither charged nor cleared"
+    );
+    boot(&mut mem, &mut store, &c, &on(1), Then::Healthy);
+    let d = driver_of(&mem);
+    assert_eq!((d.unclean, d.attempt.unwrap().phase), (0, Phase::Healthy));
+    let h = state_of(&mem).health.unwrap();
+    assert!(h.passed && h.version == 0, "{h:?}");
+    // A failed canary records the check and clears nothing.
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    let mut s = start(&mut mem, &mut store, &c, &on(1));
+    let b = s.build.unwrap();
+    let failed = HealthEvidence {
+        canary: Err(IoError { code: 5 }),
+        ..passing(&c)
+    };
+    assert!(
+        !s.durable
+            .build_health(&b, &failed, &c)
+            .unwrap()
+            .unwrap()
+            .passed
+    );
+    drop(s);
+    assert_eq!(driver_of(&mem).unclean, 1);
+}
+
+/// The driver's own setup failing cleanly (`DriverEntry` returns an error) closes its build
+/// attempt: nothing is charged for it. The attempt is durable before setup (the first write).
+#[test]
+fn a_setup_failure_closes_the_build_attempt() {
+    let c = cfg();
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    store.stage(1);
+    let mut s = failsafe_loader::state::begin_start(&mut mem, &c, &on(1), &trusted());
+    let b = s.build.unwrap();
+    assert_eq!(s.durable.seq(), 1, "durable before setup");
+    assert!(s.durable.build_shutdown(&b).unwrap());
+    drop(s);
+    assert_eq!(driver_of(&mem).attempt.unwrap().phase, Phase::Clean);
+    boot(&mut mem, &mut store, &c, &on(1), Then::Clean);
+    assert_eq!(driver_of(&mem).unclean, 0);
+    // The second half after a successful setup: content as always.
+    let mut s = failsafe_loader::state::begin_start(&mut mem, &c, &on(1), &trusted());
+    failsafe_loader::state::finish_start(&mut s, &mut store, &c, &on(1), &trusted());
+    assert_eq!(s.active.as_ref().map(|(v, _)| v.version), Some(1));
+}
+
+/// Content pushed live onto a start without content: an unclean end is the content's.
+#[test]
+fn a_crash_after_a_live_push_onto_no_content_is_the_contents() {
+    let (c, e) = (cfg(), on(1));
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    let s = start(&mut mem, &mut store, &c, &e);
+    assert_eq!(s.choice.reason, Reason::NoContentStaged);
+    drop(s);
+    store.stage(1);
+    let (_, mut d) = Durable::open(&mut mem);
+    d.live_activate(None, &mut store, 1, &c, &e, &trusted())
+        .unwrap();
+    drop(d);
+    boot(&mut mem, &mut store, &c, &e, Then::Clean);
+    assert_eq!(state_of(&mem).attempts(1), 1);
+    assert_eq!(driver_of(&mem).unclean, 0);
+}
+
+/// `recover wake`: fresh tries for the dormant build; refused (None) when not dormant.
+#[test]
+fn wake_gives_the_dormant_build_fresh_tries() {
+    let c = cfg();
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    for _ in 0..3 {
+        boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    }
+    assert!(failsafe_loader::state::machine::wake(&state_of(&mem)).is_none());
+    boot(&mut mem, &mut store, &c, &on(1), Then::Crash);
+    let woken = failsafe_loader::state::machine::wake(&state_of(&mem)).unwrap();
+    put_state(&mut mem, &woken);
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &on(1), Then::Crash).1,
+        Reason::NoContentStaged
+    );
+    assert_eq!(driver_of(&mem).unclean, 0);
+    // `reset` is content history only: it keeps the build's count and dormancy.
+    let r = reset(&state_of(&mem));
+    assert_eq!(r.driver, state_of(&mem).driver);
+}
+
+/// A rebuilt record does not know the build's history: whichever build starts next takes
+/// the entry with one try left, as every stored version gets.
+#[test]
+fn a_rebuilt_record_puts_the_build_on_probation() {
+    let c = cfg();
+    let (mut mem, mut store) = (Mem::default(), Store::default());
+    put_state(&mut mem, &rebuild(&[], &c, false));
+    boot(&mut mem, &mut store, &c, &on(7), Then::Crash);
+    let d = driver_of(&mem);
+    assert_eq!((d.build, d.adopt, d.unclean), (build(7), false, 2));
+    assert_eq!(
+        boot(&mut mem, &mut store, &c, &on(7), Then::Crash).1,
+        Reason::DriverDormant
+    );
+}
+
+/// Layout 3 writes the build at fixed offsets; a layout-2 slot (no build bytes) still
+/// reads, without a driver entry, and its first start takes the build fresh.
+#[test]
+fn record_layout_3_and_layout_2_records_still_read() {
+    let st = State {
+        boot: 9,
+        driver: Some(failsafe_loader::state::DriverTrack {
+            build: build(3),
+            adopt: false,
+            unclean: 2,
+            attempt: Some(failsafe_loader::state::BuildAttempt {
+                phase: Phase::InProgress,
+                boot: 9,
+            }),
+            dormant: Some(8),
+        }),
+        ..State::default()
+    };
+    let b = encode_slot(&st, 5);
+    assert_eq!(&b[4..6], &3u16.to_le_bytes(), "layout 3");
+    assert_eq!(&b[1848..1856], &build(3).version.to_le_bytes());
+    assert_eq!(&b[1856..1888], &[3u8; 32]);
+    assert_eq!(
+        &b[1888..1891],
+        &[0b011, 1, 2],
+        "present + dormant, in-progress, 2"
+    );
+    assert_eq!(&b[1896..1904], &9u64.to_le_bytes());
+    assert_eq!(&b[1904..1912], &8u64.to_le_bytes());
+    assert_eq!(
+        failsafe_loader::state::record::decode_slot(&b),
+        Some((st, 5))
+    );
+    // Unknown flag bits are refused.
+    let mut bad = b;
+    bad[1888] = 0x09;
+    let sum = sha2_of(&bad[..2016]);
+    bad[2016..].copy_from_slice(&sum);
+    assert_eq!(failsafe_loader::state::record::decode_slot(&bad), None);
+    // A layout-2 slot: the same bytes a layout-2 writer wrote (zero after the floor).
+    let old = State {
+        boot: 4,
+        lkg: Some(Ver {
+            version: 2,
+            digest: [7; 32],
+        }),
+        ..State::default()
+    };
+    let mut b2 = encode_slot(&old, 3);
+    b2[4..6].copy_from_slice(&2u16.to_le_bytes());
+    let sum = sha2_of(&b2[..2016]);
+    b2[2016..].copy_from_slice(&sum);
+    assert_eq!(
+        failsafe_loader::state::record::decode_slot(&b2),
+        Some((old, 3))
+    );
+    let mut mem = Mem {
+        rec: Some([b2.to_vec(), vec![0; SLOT_LEN]].concat()),
+        ..Mem::default()
+    };
+    let mut store = Store::default();
+    store.stage(2);
+    boot(&mut mem, &mut store, &cfg(), &on(4), Then::Crash);
+    let d = driver_of(&mem);
+    assert_eq!((d.build, d.unclean, d.dormant), (build(4), 0, None));
+}
+
+fn sha2_of(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).into()
 }

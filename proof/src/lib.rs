@@ -141,7 +141,7 @@ pub fn fs_decide(
 }
 
 /// The post-start events (health with its evidence, clean shutdown), the operator's
-/// commands (rebuild among them) and the start report's encoding.
+/// commands (rebuild and wake among them) and the start report's encoding.
 #[allow(clippy::too_many_arguments)]
 #[unsafe(no_mangle)]
 pub fn fs_events(
@@ -175,6 +175,7 @@ pub fn fs_events(
             n.floor = u64::from(bytes.first().copied().unwrap_or(0));
             n
         }),
+        8 => machine::wake(s),
         _ => {
             machine::reject_invalid(&mut n, *ver, ordinal);
             Some(n)
@@ -275,7 +276,8 @@ impl ContentStore for Store {
 }
 
 /// The whole start sequence, its start report, then the health check and clean shutdown,
-/// as `DriverEntry`, the health work item and the shutdown notification run them.
+/// as `DriverEntry`, the health work item and the shutdown notification run them: the
+/// content's, or with no content the driver build's (issue 20).
 #[unsafe(no_mangle)]
 pub fn fs_start(
     medium: Medium,
@@ -290,6 +292,9 @@ pub fn fs_start(
     if let Some(act) = s.activation {
         let _ = s.durable.health(&act, evidence, cfg);
         let _ = s.durable.clean_shutdown(&act);
+    } else if let Some(b) = s.build {
+        let _ = s.durable.build_health(&b, evidence, cfg);
+        let _ = s.durable.build_shutdown(&b);
     }
     s.active.map_or(0, |(v, _)| v.version)
 }

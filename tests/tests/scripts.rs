@@ -135,7 +135,9 @@ fn the_hosted_drill_installs_what_it_needs() {
         &log,
         &[
             "apt-get install -y -qq wine64 python3",
-            "apt-get install -y -qq gcc-mingw-w64-x86-64",
+            "apt-get install -y -qq gcc-mingw-w64-x86-64 mingw-w64-x86-64-dev",
+            "rustup component add clippy --toolchain PINNED",
+            "rustup target add x86_64-pc-windows-msvc --toolchain PINNED",
         ],
     );
 }

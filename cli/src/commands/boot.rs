@@ -15,9 +15,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use failsafe_loader::state::machine::{Activation, Config, Env, HealthEvidence};
-use failsafe_loader::state::start::start_with_trust;
-use failsafe_loader::state::{Durable, HealthCheck, IoError};
+use failsafe_loader::state::machine::{Activation, BuildActivation, Config, Env, HealthEvidence};
+use failsafe_loader::state::{BuildId, Durable, HealthCheck, IoError, begin_start, finish_start};
 use serde_json::json;
 
 use crate::fail::Fail;
@@ -75,6 +74,68 @@ pub(crate) fn canary(dir: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
+/// The driver build a host start runs as when `--build` is not given: this tool's version
+/// and the SHA-256 of a fixed text naming it (stable across runs, so a store keeps one
+/// build's history as a machine with one installed driver does).
+pub fn host_build() -> BuildId {
+    let part = |s: &str| s.parse::<u16>().unwrap_or(0);
+    BuildId {
+        version: BuildId::pack(
+            part(env!("CARGO_PKG_VERSION_MAJOR")),
+            part(env!("CARGO_PKG_VERSION_MINOR")),
+            part(env!("CARGO_PKG_VERSION_PATCH")),
+        ),
+        digest: failsafe_loader::state::start::file_digest(
+            concat!("failsafectl host build ", env!("CARGO_PKG_VERSION")).as_bytes(),
+        ),
+    }
+}
+
+/// A build identity as `status` prints it: `MAJOR.MINOR.PATCH+<64 hex digits>`.
+pub fn parse_build(s: &str) -> Result<BuildId, String> {
+    let bad = || {
+        format!(
+            "invalid build `{s}`: expected MAJOR.MINOR.PATCH+<64 hex digits> (each part 0..=65535), as `failsafectl status` prints it"
+        )
+    };
+    let (version, hex) = s.split_once('+').ok_or_else(bad)?;
+    let parts: Vec<u16> = version
+        .split('.')
+        .map(str::parse::<u16>)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [major, minor, patch] = parts[..] else {
+        return Err(bad());
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut digest = [0u8; 32];
+    for (d, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *d = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+    }
+    Ok(BuildId {
+        version: BuildId::pack(major, minor, patch),
+        digest,
+    })
+}
+
+/// What a start's health check and shutdown close: the content's attempt (and the build's
+/// with it), or, with no content active, the build's.
+#[derive(Clone, Copy)]
+pub enum Token {
+    Content(Activation),
+    Build(BuildActivation),
+}
+
+/// The token of a start: its content activation, else its build attempt.
+pub fn token(s: &failsafe_loader::state::start::Started<FileMedium>) -> Option<Token> {
+    s.activation
+        .map(Token::Content)
+        .or(s.build.map(Token::Build))
+}
+
 fn line(json: bool, v: serde_json::Value, text: String) {
     if json {
         outln!("{}", crate::report::versioned(v));
@@ -100,7 +161,22 @@ pub fn start(
     let lock = StoreLock::exclusive(dir).ok();
     let mut medium = FileMedium::new(dir, crash_at);
     medium.fail_writes = fail_writes;
-    let s = start_with_trust(medium, &mut DirStore::new(dir), cfg, env, trust);
+    let mut s = begin_start(medium, cfg, env, trust);
+    if crash_at == Some(CrashAt::DriverSetup)
+        && let Some(b) = s.build
+    {
+        // The driver's own setup faults: its build attempt is durable, no content chosen.
+        line(
+            json,
+            json!({"driver_setup": "crashed", "build": env.build.to_string(), "boot": b.boot}),
+            format!(
+                "boot {}: the driver's setup crashed (build {})",
+                b.boot, env.build
+            ),
+        );
+        std::process::abort();
+    }
+    finish_start(&mut s, &mut DirStore::new(dir), cfg, env, trust);
     let report_written = store::write_report(dir, &s.report());
     drop(lock);
     let mut line0 = report::started_json(&s);
@@ -145,8 +221,20 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         &trust,
         a.json,
     );
-    let act = s.activation;
+    let act = token(&s);
+    let dormant = s.dormant();
     drop(s);
+    if dormant && a.then == Then::Hang {
+        // Nothing runs that could hang; the machine stays up until it is killed.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    if dormant && a.then != Then::Crash {
+        let ended = "dormant: the driver set nothing up (nothing to check or close)";
+        line(a.json, json!({"ended": ended}), format!("ended: {ended}"));
+        return Ok(0);
+    }
     match a.then {
         Then::Crash => std::process::abort(),
         Then::Hang => {
@@ -178,8 +266,12 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
                         .join()
                         .map_err(|_| Fail::io("the health check thread failed".into()))??;
                     shutdown(&dir, Some(act))?;
+                    let what = match act {
+                        Token::Content(_) => "",
+                        Token::Build(_) => " (the driver build, no content)",
+                    };
                     match check {
-                        Some(h) if h.passed => "healthy, then clean shutdown".to_owned(),
+                        Some(h) if h.passed => format!("healthy{what}, then clean shutdown"),
                         Some(h) => format!(
                             "NOT healthy (canary {}), then clean shutdown",
                             h.canary.map_or_else(os_error, |()| "ok".into())
@@ -201,7 +293,7 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
 /// The health work item: waits out `healthy_after`, runs the canary, records the check.
 fn health(
     dir: &Path,
-    act: &Activation,
+    act: &Token,
     cfg: &Config,
     booted: Instant,
     json: bool,
@@ -222,9 +314,11 @@ fn health(
     };
     let _lock = StoreLock::exclusive(dir)?;
     let (_, mut durable) = Durable::open(FileMedium::new(dir, None));
-    let check = durable
-        .health(act, &evidence, cfg)
-        .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
+    let check = match act {
+        Token::Content(act) => durable.health(act, &evidence, cfg),
+        Token::Build(b) => durable.build_health(b, &evidence, cfg),
+    }
+    .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
     if let Some(h) = check {
         line(
             json,
@@ -242,16 +336,26 @@ fn health(
 }
 
 /// The shutdown notification: closes this start's attempt, if it is still in progress.
-fn shutdown(dir: &Path, act: Option<Activation>) -> Result<&'static str, Fail> {
+fn shutdown(dir: &Path, act: Option<Token>) -> Result<&'static str, Fail> {
     let Some(act) = act else {
-        return Ok("clean shutdown (no content was active: nothing to close)");
+        return Ok("clean shutdown (nothing of this start to close)");
     };
     let _lock = StoreLock::exclusive(dir)?;
     let (_, mut durable) = Durable::open(FileMedium::new(dir, None));
-    let closed = durable
-        .clean_shutdown(&act)
-        .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
-    Ok(shutdown_text(closed, durable.state(), &act))
+    match act {
+        Token::Content(act) => {
+            let closed = durable
+                .clean_shutdown(&act)
+                .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
+            Ok(shutdown_text(closed, durable.state(), &act))
+        }
+        Token::Build(b) => {
+            durable
+                .build_shutdown(&b)
+                .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
+            Ok("clean shutdown (no content was active)")
+        }
+    }
 }
 
 /// What a clean shutdown did: closed this start's attempt, found it closed already

@@ -7,6 +7,10 @@ pub mod boot;
 pub mod compile;
 pub mod completions;
 pub mod diff;
+#[cfg(feature = "fleet")]
+pub mod fleet;
+#[cfg(feature = "fleet")]
+pub mod fleet_machine;
 pub mod import;
 pub mod inspect;
 pub mod keygen;

@@ -10,7 +10,8 @@
 //! the responder's are lost between a re-read and a write. With no host (WinRE, another
 //! system's disk, a stopped host) the console writes the record itself under the store
 //! lock. `rebuild` is always the console's: it is for a record that cannot be read or is
-//! corrupt, which no host writes (every host write re-reads the record first).
+//! corrupt, which no host writes (every host write re-reads the record first). So is
+//! `wake`: a dormant build runs no host, and with a host running it is refused.
 
 use std::path::Path;
 
@@ -33,6 +34,7 @@ pub enum Action {
     ForceSafeMode(bool),
     Reset,
     Unquarantine(u64),
+    Wake,
     Rebuild { force_safe: bool },
 }
 
@@ -155,6 +157,17 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
         );
         return Ok(0);
     }
+    if let (Some(ep), Action::Wake) = (&host, action) {
+        // A dormant build sets nothing up, so a host that answers is a build that runs:
+        // the record changed under us, and writing beside the host could lose its writes.
+        return Err(Fail::refused(
+            "host-running",
+            format!(
+                "{} runs on this store, so its driver build is not dormant now; nothing was changed (stop the host to wake a build offline)",
+                ep.describe()
+            ),
+        ));
+    }
     let mut notes: Vec<String> = Vec::new();
     let mut failed = false;
     if let Action::ForceSafeMode(on) = action {
@@ -264,7 +277,7 @@ fn change_of(action: Action) -> Option<Change> {
         Action::ForceSafeMode(on) => Some(Change::ForceSafeMode(on)),
         Action::Reset => Some(Change::Reset),
         Action::Unquarantine(v) => Some(Change::Unquarantine(v)),
-        Action::Rebuild { .. } => None,
+        Action::Wake | Action::Rebuild { .. } => None,
     }
 }
 
@@ -437,6 +450,36 @@ fn plan(
                 would: format!("release version {v} from quarantine"),
                 detail: vec![detail],
                 needs_yes,
+            }
+        }
+        Action::Wake => {
+            let Some(woken) = machine::wake(s) else {
+                return Err(Fail::refused(
+                    "not-dormant",
+                    format!(
+                        "the driver build is not dormant: {}; nothing was changed",
+                        super::status::driver_words(s, t)
+                    ),
+                ));
+            };
+            let d = s
+                .driver
+                .unwrap_or(failsafe_loader::state::DriverTrack::fresh(
+                    failsafe_loader::state::BuildId::default(),
+                ));
+            Plan {
+                state: woken,
+                what: format!("driver build {} woken", d.build),
+                would: format!("wake driver build {}", d.build),
+                detail: vec![format!(
+                    "it went dormant at boot {} after {} unclean starts without content; it gets fresh tries: up to {t} more unclean starts without content before it is dormant again",
+                    d.dormant.unwrap_or(0),
+                    d.unclean
+                )],
+                needs_yes: Some(format!(
+                    "driver build {} crashed the machine {} times in a row with no content active; waking it lets it crash up to {t} more times (a new driver build gets fresh tries without this)",
+                    d.build, d.unclean
+                )),
             }
         }
         Action::Rebuild { .. } => Plan {

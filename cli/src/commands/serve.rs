@@ -33,7 +33,7 @@ use failsafe_loader::control::{
     encode_changed, encode_refused, encode_status, kind, status_flags,
 };
 use failsafe_loader::engine::RuleSet;
-use failsafe_loader::state::machine::{Activation, Config, Env, HealthEvidence};
+use failsafe_loader::state::machine::{Activation, BuildActivation, Config, Env, HealthEvidence};
 use failsafe_loader::state::{Durable, HealthCheck, LiveRefusal};
 use failsafe_loader::trust::Trust;
 use serde_json::json;
@@ -86,6 +86,9 @@ struct Host {
     durable: Durable<FileMedium>,
     /// The content running and the attempt that activated it.
     active: Option<(Activation, RuleSet)>,
+    /// This start's attempt of the driver build: closed by the health check and shutdown
+    /// while no content is active.
+    build: Option<BuildActivation>,
     /// The running content came from a live change (not from the start).
     live: bool,
     /// When the running content was activated: the health timer's start.
@@ -127,6 +130,13 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         &trust,
         a.json,
     );
+    if s.dormant() {
+        // The driver returns from DriverEntry without setting anything up: no host runs.
+        let ended = "dormant: the driver set nothing up (no control socket, no health check)";
+        line(a.json, json!({"ended": ended}), format!("ended: {ended}"));
+        return Ok(0);
+    }
+    let build = s.build;
     let mut durable = s.durable;
     // Crash points are the start's; the live path's writes are not torn on purpose.
     durable.medium_mut().disarm();
@@ -139,6 +149,7 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         json: a.json,
         durable,
         active,
+        build,
         live: false,
         since: Instant::now(),
         health: None,
@@ -496,6 +507,7 @@ impl Host {
     /// The health work item: once per activation, when the uptime since the swap is reached.
     fn health_due(&mut self) {
         let Some((act, _)) = &self.active else {
+            self.build_health_due();
             return;
         };
         let due = Duration::from_secs(u64::from(self.cfg.healthy_after_secs));
@@ -547,6 +559,44 @@ impl Host {
         }
     }
 
+    /// The health check of a start with no content active: the driver build's, once.
+    fn build_health_due(&mut self) {
+        let Some(b) = self.build else {
+            return;
+        };
+        let due = Duration::from_secs(u64::from(self.cfg.healthy_after_secs));
+        if self.checked || self.since.elapsed() < due {
+            return;
+        }
+        self.checked = true;
+        let evidence = HealthEvidence {
+            uptime_secs: u32::try_from(self.since.elapsed().as_secs()).unwrap_or(u32::MAX),
+            canary: super::boot::canary(&self.dir),
+        };
+        let written = StoreLock::exclusive(&self.dir).and_then(|_lock| {
+            let _ = self.durable.refresh();
+            self.durable
+                .build_health(&b, &evidence, &self.cfg)
+                .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))
+        });
+        if let Ok(Some(h)) = written {
+            self.health = Some(h);
+        }
+        let v = match written {
+            Ok(Some(h)) => {
+                json!({"build": self.env.build.to_string(), "passed": h.passed, "uptime_secs": h.uptime_secs,
+                                  "canary": h.canary.map_or_else(os_error, |()| "ok".into())})
+            }
+            Ok(None) => json!({"build": self.env.build.to_string(), "recorded": false}),
+            Err(e) => json!({"build": self.env.build.to_string(), "error": e.msg}),
+        };
+        line(
+            self.json,
+            json!({"health": v}),
+            format!("health (driver build, no content): {v}"),
+        );
+    }
+
     /// SIGTERM / SIGINT: the shutdown notification closes the running attempt.
     fn shutdown(&mut self) -> Result<u8, Fail> {
         let ended = match &self.active {
@@ -560,7 +610,17 @@ impl Host {
                     .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
                 super::boot::shutdown_text(closed, self.durable.state(), &act)
             }
-            None => "clean shutdown (no content was active: nothing to close)",
+            None => match self.build {
+                Some(b) => {
+                    let _lock = StoreLock::exclusive(&self.dir)?;
+                    let _ = self.durable.refresh();
+                    self.durable
+                        .build_shutdown(&b)
+                        .map_err(|e| Fail::io(format!("cannot write state: {}", os_error(e))))?;
+                    "clean shutdown (no content was active)"
+                }
+                None => "clean shutdown (nothing of this start to close)",
+            },
         };
         line(
             self.json,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::state::{Durable, IoError, Loaded, Prior};
+use failsafe_loader::state::{Durable, IoError, Loaded, Prior, State};
 use serde_json::json;
 
 use super::settings;
@@ -114,7 +114,10 @@ pub fn run(
         _ => None,
     };
     let known = !matches!(prior, Prior::Unreadable(_));
-    let st = report::state_json(&prior, durable.state());
+    let mut st = report::state_json(&prior, durable.state());
+    if known {
+        st["driver"] = driver_json(durable.state(), set.cfg.threshold());
+    }
     let code = if known { 0 } else { EXIT_UNKNOWN };
     if json {
         outln!(
@@ -131,6 +134,9 @@ pub fn run(
     outln!("store: {}", dir.display());
     outp!("{}", live.1);
     outp!("{}", report::state_text(&prior, durable.state()));
+    if known {
+        outp!("{}", driver_text(durable.state(), set.cfg.threshold()));
+    }
     if let Some(r) = &last {
         let shown = durable
             .state()
@@ -215,4 +221,59 @@ fn last_start(dir: &Path) -> Option<failsafe_loader::state::StartReport> {
     }
     #[cfg(not(windows))]
     file
+}
+
+/// The driver build entry in words (one line), for `status` and `recover wake`.
+pub fn driver_words(s: &State, threshold: u8) -> String {
+    match s.driver {
+        None => "no driver build recorded yet (no start of this layout has written the record)"
+            .to_owned(),
+        Some(d) if d.adopt => format!(
+            "unknown build (rebuilt record): the next build to start takes {} of its {threshold} tries as used",
+            d.unclean
+        ),
+        Some(d) => format!(
+            "{}: {} unclean start(s) without content (dormant at {threshold}){}{}",
+            d.build,
+            d.unclean,
+            d.attempt.map_or(String::new(), |a| format!(
+                "; its last attempt (boot {}) {}",
+                a.boot,
+                a.phase.name()
+            )),
+            d.dormant
+                .map_or(String::new(), |b| format!("; DORMANT since boot {b}")),
+        ),
+    }
+}
+
+/// The driver build, its count and dormancy with the evidence, as JSON.
+pub fn driver_json(s: &State, threshold: u8) -> serde_json::Value {
+    s.driver.map_or(serde_json::Value::Null, |d| {
+        json!({
+            "build": (!d.adopt).then(|| d.build.to_string()),
+            "unknown_build": d.adopt,
+            "unclean_starts_without_content": d.unclean,
+            "threshold": threshold,
+            "attempt": d.attempt.map(|a| json!({"boot": a.boot, "phase": a.phase.name()})),
+            "dormant": d.dormant.map(|since| json!({"since_boot": since, "unclean_starts_without_content": d.unclean})),
+        })
+    })
+}
+
+/// The driver build in words, with a warning block when it is dormant.
+pub fn driver_text(s: &State, threshold: u8) -> String {
+    let mut t = format!("  driver build:      {}\n", driver_words(s, threshold));
+    if let Some(d) = s.driver
+        && let Some(since) = d.dormant
+    {
+        t += &format!(
+            "  DORMANT: driver build {} had {} unclean starts in a row with no content active, the last\n  \
+             charged at boot {since}: every start of it since sets nothing up (no filtering, no control\n  \
+             device, no health check). A new driver build gets fresh tries; `failsafectl recover wake --yes`\n  \
+             wakes this one (it may crash the machine up to {threshold} more times).\n",
+            d.build, d.unclean
+        );
+    }
+    t
 }

@@ -577,11 +577,36 @@ const SWAP_PATIENCE: u32 = 64;
 /// Installs `rules` (or nothing) as the active rule set; the old one is freed once no
 /// callback uses it. With the record lock held (writers serialized). PASSIVE_LEVEL.
 fn swap_in(rules: Option<alloc::boxed::Box<failsafe_loader::RuleSet>>) {
+    #[cfg(feature = "drill")]
+    let parked_before = ACTIVE.parked();
     // SAFETY: the record lock serializes writers; PASSIVE_LEVEL, so `sleep_1ms` may wait.
     // Readers are inside a critical region and evaluate in microseconds; one starved of CPU
     // for longer than about a second leaves the old set parked until unload (at most
     // `active::PARKED` of them) rather than holding the record lock.
-    drop(unsafe { ACTIVE.replace(rules, sleep_1ms, SWAP_PATIENCE) });
+    let old = unsafe { ACTIVE.replace(rules, sleep_1ms, SWAP_PATIENCE) };
+    #[cfg(feature = "drill")]
+    drill_swap_line(old.is_some(), ACTIVE.parked() > parked_before);
+    drop(old);
+}
+
+/// Drill build: one line per swap saying what became of the old rule set (the hosted
+/// drill counts them: every old set freed now or parked, parked ones freed at unload).
+#[cfg(feature = "drill")]
+fn drill_swap_line(freed: bool, parked: bool) {
+    let what = match (freed, parked) {
+        (true, _) => c"freed",
+        (false, true) => c"parked",
+        (false, false) => c"none (nothing was active)",
+    };
+    // SAFETY: %s takes a NUL-terminated static string.
+    let _ = unsafe {
+        super::ffi::DbgPrintEx(
+            super::ffi::DPFLTR_IHVDRIVER_ID,
+            super::ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: drill: swap: old rule set %s\n".as_ptr(),
+            what.as_ptr(),
+        )
+    };
 }
 
 /// A live activation of `version` (record lock held).

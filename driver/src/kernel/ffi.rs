@@ -116,6 +116,8 @@ pub const STATUS_NAME_TOO_LONG: NTSTATUS = nt(0xC000_0106);
 pub const STATUS_DATA_ERROR: NTSTATUS = nt(0xC000_003E);
 pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = nt(0xC000_0010);
 pub const STATUS_DELETE_PENDING: NTSTATUS = nt(0xC000_0056);
+/// `DriverEntry` of a dormant build (ADR 0016): the start refuses itself.
+pub const STATUS_REQUEST_ABORTED: NTSTATUS = nt(0xC000_0240);
 pub const STATUS_ACCESS_DENIED: NTSTATUS = nt(0xC000_0022);
 
 /// An NTSTATUS from its documented hexadecimal form.

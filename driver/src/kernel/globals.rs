@@ -26,7 +26,7 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64};
 
-use failsafe_loader::state::machine::{Activation, Env};
+use failsafe_loader::state::machine::{Activation, BuildActivation, Env};
 use failsafe_loader::state::{Config, Durable};
 use failsafe_loader::trust::Trust;
 
@@ -81,8 +81,11 @@ pub struct Running {
     /// The durable record.
     pub durable: Durable<KernelMedium>,
     /// The attempt this start activated: the only one its health check and shutdown may
-    /// close (`None`: nothing active, so neither writes anything).
+    /// close (`None`: nothing active; then `build` is what they close).
     pub activation: Option<Activation>,
+    /// This start's attempt of the driver build (issue 20): closed by the health check and
+    /// shutdown while no content is active (`None`: a safe start, which made none).
+    pub build: Option<BuildActivation>,
     /// The configuration the start used.
     pub cfg: Config,
     /// Interrupt time (100 ns) when the content became active (at the start or at a live

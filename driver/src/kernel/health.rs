@@ -275,6 +275,18 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                 if r.durable.refresh().is_ok() {
                     let _ = r.durable.health(&act, &evidence, &r.cfg);
                 }
+            } else if let Some(r) = s.as_mut()
+                && let Some(b) = r.build
+            {
+                // No content active: the check is the build's own.
+                let uptime = at.saturating_sub(r.active_since) / 10_000_000;
+                let evidence = HealthEvidence {
+                    uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
+                    canary,
+                };
+                if r.durable.refresh().is_ok() {
+                    let _ = r.durable.build_health(&b, &evidence, &r.cfg);
+                }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same
             // lock) sees either queued (and this item not yet here, so it re-arms itself
@@ -373,17 +385,25 @@ pub fn quiesce() {
     wait_forever(WORK_IDLE.ptr().cast());
 }
 
-/// Closes this start's attempt as clean (nothing if this start activated nothing).
-/// PASSIVE_LEVEL.
+/// Closes this start's attempt as clean: its content's (and build's with it), or, without
+/// content, its build's; nothing for a safe start. PASSIVE_LEVEL.
 pub fn close_clean() {
     with_state(|s| {
         if let Some(r) = s.as_mut() {
             // Under the same lock as live changes: none can open an attempt after this.
             r.closing = true;
-            if let Some(act) = r.activation
-                && r.durable.refresh().is_ok()
-            {
-                let _ = r.durable.clean_shutdown(&act);
+            if r.durable.refresh().is_ok() {
+                // The content's attempt closes the build's with it; without content, the
+                // build's alone.
+                match (r.activation, r.build) {
+                    (Some(act), _) => {
+                        let _ = r.durable.clean_shutdown(&act);
+                    }
+                    (None, Some(b)) => {
+                        let _ = r.durable.build_shutdown(&b);
+                    }
+                    (None, None) => {}
+                }
             }
         }
     });

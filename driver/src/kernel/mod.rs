@@ -44,7 +44,7 @@ use failsafe_loader::control::{EventRing, ring};
 use failsafe_loader::state::Config;
 use failsafe_loader::state::Env;
 use failsafe_loader::state::record::encode_report;
-use failsafe_loader::state::start::{Started, start_with_trust};
+use failsafe_loader::state::start::{Started, begin_start, finish_start};
 use failsafe_loader::trust::Trust;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FltRegisterFilter, FltStartFiltering,
@@ -79,6 +79,9 @@ static GLOBAL_ALLOCATOR: pool::Pool = pool::Pool;
 /// Bugcheck code of the drill build: "FSDC", Failsafe Drill Crash.
 #[cfg(feature = "drill")]
 const DRILL_BUGCHECK: u32 = 0x4653_4443;
+/// Bugcheck code of the drill build's fault in its own setup: "FSDS", Failsafe Drill Setup.
+#[cfg(feature = "drill")]
+const DRILL_SETUP_BUGCHECK: u32 = 0x4653_4453;
 /// Process-image table size: 256 sets of 4 (about 530 KiB of paged pool).
 const PROCESS_SETS: usize = 256;
 
@@ -88,12 +91,16 @@ static REGISTRATION: Static<FLT_REGISTRATION> =
 
 /// The driver's entry point (PASSIVE_LEVEL, System process).
 ///
-/// Order (docs/boot-safety.md, "What is charged"): everything that can fail for reasons of
-/// the driver's own — the filter registration, the control device, its work item and
-/// shutdown notification, the store paths — is set up first; only then is the start
-/// decision made and the attempt made durable, content activated, and filtering started.
-/// A failure before the decision charges no content; a failure to start filtering after
-/// it closes the attempt as not run.
+/// Order (docs/boot-safety.md, "What is charged"): the configuration is read and the
+/// start's first half runs (`begin_start`: the record read, the previous start's unclean
+/// end charged, this start's attempt of the build made durable) before any setup of the
+/// driver's own, so a fault in that setup is charged to the build. A dormant build returns
+/// here, having set nothing up (ADR 0016). Then the driver's own setup — the filter
+/// registration, the control device, its work item and shutdown notification, the process
+/// notify routine, the volume table; a failure there closes the build's attempt as clean
+/// and charges nothing — then the content decision (`finish_start`: the content's attempt
+/// durable before it is parsed), activation, and filtering. A failure to start filtering
+/// closes the attempts as not run.
 ///
 /// # Safety
 /// Called by the I/O manager with a valid driver object and registry path.
@@ -127,6 +134,7 @@ pub unsafe extern "system" fn driver_entry(
     let env = Env {
         windows_safe_mode: safe_boot != 0,
         writes_may_not_persist: registry::write_filter_present(),
+        build: crate::build_id::BUILD,
     };
     // A ContentDirectory that is set but unusable: refuse to start (before the decision:
     // nothing is charged) rather than count attempts in a store the operator does not look
@@ -143,8 +151,26 @@ pub unsafe extern "system" fn driver_entry(
         return STATUS_INSUFFICIENT_RESOURCES;
     };
 
-    // 1. The driver's own setup. Nothing here charges content.
+    // 1. The start's first half: this start's attempt of the build is durable before the
+    //    driver's own setup runs (a fault there is the build's).
+    let mut started = begin_start(medium, &cfg, &env, &params.trust);
+    if started.dormant() {
+        return dormant(&params.service, &started);
+    }
+    log_build(&started);
+    #[cfg(feature = "drill")]
+    if params.drill_setup_fault && started.build.is_some() {
+        // SAFETY: deliberate: the drill build's fault in its own setup, after the build's
+        // attempt is durable and before any content is chosen.
+        unsafe { ffi::KeBugCheckEx(DRILL_SETUP_BUGCHECK, 0, 0, 0, 0) };
+    }
+    #[cfg(not(feature = "drill"))]
+    let _ = params.drill_setup_fault;
+
+    // 2. The driver's own setup. Nothing here charges content; a failure ends the start
+    //    cleanly (the build's attempt closed, nothing charged).
     if let Err(status) = setup(driver) {
+        close_build(&mut started);
         teardown();
         return status;
     }
@@ -176,10 +202,10 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: DIR has no reader yet (the timer is not armed).
     unsafe { *DIR.0.get() = Some(canary_dir) };
 
-    // 2. The start decision: the attempt is durable before content is parsed.
-    let started = start_with_trust(medium, &mut store, &cfg, &env, &params.trust);
+    // 3. The content decision: the content's attempt is durable before it is parsed.
+    finish_start(&mut started, &mut store, &cfg, &env, &params.trust);
     let _ = registry::write_last_start(&params.service, &encode_report(&started.report()));
-    let (active_version, activated) = keep_running(started, cfg, store, env, &params.trust);
+    let (active_version, armed) = keep_running(started, cfg, store, env, &params.trust);
     log_start(safe_boot, active_version);
 
     #[cfg(feature = "drill")]
@@ -190,7 +216,7 @@ pub unsafe extern "system" fn driver_entry(
     #[cfg(not(feature = "drill"))]
     let _ = params.drill_version;
 
-    // 3. Filtering. If it cannot start, the content never ran: close the attempt as clean.
+    // 4. Filtering. If it cannot start, nothing ran: close the attempts as clean.
     // SAFETY: a filter handle registered by setup().
     let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
     if status < 0 {
@@ -198,10 +224,67 @@ pub unsafe extern "system" fn driver_entry(
         teardown();
         return status;
     }
-    if activated {
+    // The health window: content's, or (no content active) the build's own.
+    if armed {
         health::arm(cfg.healthy_after_secs);
     }
     STATUS_SUCCESS
+}
+
+/// A dormant build's start (ADR 0016): the decision is in the record (written by
+/// `begin_start`), the start report goes to `LastStart`, one line to the debugger; nothing
+/// was set up, so nothing is torn down. A failure status: the I/O manager unloads the
+/// image and the service control manager logs the start as failed (Microsoft Learn,
+/// "DriverEntry Return Values"). PASSIVE_LEVEL.
+#[inline(never)]
+fn dormant(service: &Wide, started: &Started<KernelMedium>) -> NTSTATUS {
+    let _ = registry::write_last_start(service, &encode_report(&started.report()));
+    let d = started.durable.state().driver;
+    let (a, b, c) = crate::build_id::BUILD.parts();
+    // SAFETY: %I64u takes the u64s, %s a NUL-terminated static string.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: dormant: build %I64u.%I64u.%I64u has had %I64u unclean starts without content (dormant since boot %I64u): %s\n".as_ptr(),
+            a,
+            b,
+            c,
+            d.map_or(0, |d| u64::from(d.unclean)),
+            d.and_then(|d| d.dormant).unwrap_or(0),
+            c"nothing set up; a new build or `failsafectl recover wake --yes` ends it".as_ptr(),
+        )
+    };
+    ffi::STATUS_REQUEST_ABORTED
+}
+
+/// One line for the debugger (and the hosted drill's log): the build's attempt is durable.
+fn log_build(started: &Started<KernelMedium>) {
+    let Some(b) = started.build else {
+        return;
+    };
+    let (x, y, z) = crate::build_id::BUILD.parts();
+    // SAFETY: %I64u takes the u64s.
+    let _ = unsafe {
+        ffi::DbgPrintEx(
+            ffi::DPFLTR_IHVDRIVER_ID,
+            ffi::DPFLTR_INFO_LEVEL,
+            c"failsafeflt: build %I64u.%I64u.%I64u attempt durable (boot %I64u)\n".as_ptr(),
+            x,
+            y,
+            z,
+            b.boot,
+        )
+    };
+}
+
+/// A start that ends on a failure of the driver's own setup: its build attempt is closed
+/// as clean (it did not crash). PASSIVE_LEVEL.
+#[inline(never)]
+fn close_build(started: &mut Started<KernelMedium>) {
+    if let Some(b) = started.build {
+        let _ = started.durable.build_shutdown(&b);
+    }
 }
 
 /// Installs the volume table (ADR 0013), which is optional: without it paths stay in
@@ -235,8 +318,8 @@ fn events_init() {
 
 /// Publishes the start's rule set and keeps what the health, shutdown and control events
 /// need (`Running`, built here so that `DriverEntry`'s frame, on the start's deep call
-/// chain, does not hold it). Returns the version that runs and whether this start's
-/// attempt is active (its health window to be armed). Should moving the rule set to
+/// chain, does not hold it). Returns the version that runs and whether a health window is
+/// to be armed (this start's content attempt, or its build attempt, is in progress). Should moving the rule set to
 /// pool memory fail, the content never runs: the attempt is closed as clean and nothing is
 /// armed. PASSIVE_LEVEL.
 #[inline(never)]
@@ -256,8 +339,10 @@ fn keep_running(
         activation = started.activation;
     }
     let lost_activation = started.activation.is_some() && activation.is_none();
+    let build = started.build;
     let running = Running {
         durable: started.durable,
+        build,
         activation: if lost_activation {
             started.activation
         } else {
@@ -280,7 +365,9 @@ fn keep_running(
             }
         });
     }
-    (active_version, activation.is_some())
+    // The health window is armed for this start's content, or without content for its
+    // build (its count of unclean starts without content is cleared by a healthy period).
+    (active_version, activation.is_some() || build.is_some())
 }
 
 /// One line for the debugger (and the hosted drill's log): what the start read and chose.

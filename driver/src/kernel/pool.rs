@@ -14,9 +14,18 @@
 //! Alignment: pool blocks are 16-byte aligned on x64 and arm64; a larger alignment is
 //! refused (null) rather than silently ignored. Every content path allocates fallibly
 //! (`try_reserve`), so null becomes an error, never a panic.
+//!
+//! The drill build (feature `drill`) also keeps account, for the hosted drill's unload
+//! check: allocations and bytes outstanding under the tag, and frees; it fills a block
+//! with `0xFD` before freeing it, as Driver Verifier's special pool makes a read after free
+//! visible (a rule set read after its free then faults or decides nonsense instead of
+//! reading stale data that still looks right). [`report`] prints the account (the driver's
+//! unload calls it after its teardown; the hosted drill asserts zero outstanding).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::c_void;
+#[cfg(feature = "drill")]
+use core::sync::atomic::AtomicI64;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::ffi::{
@@ -30,6 +39,44 @@ pub const TAG: u32 = u32::from_le_bytes(*b"Fsfe");
 const MAX_ALIGN: usize = 16;
 
 static ALLOCATE_POOL2: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Drill build: blocks and bytes outstanding under [`TAG`], and blocks freed.
+#[cfg(feature = "drill")]
+static OUTSTANDING: AtomicI64 = AtomicI64::new(0);
+#[cfg(feature = "drill")]
+static OUTSTANDING_BYTES: AtomicI64 = AtomicI64::new(0);
+#[cfg(feature = "drill")]
+static FREED: AtomicI64 = AtomicI64::new(0);
+
+/// Drill build: one line with the allocations outstanding under [`TAG`] (the hosted
+/// drill's unload check reads it: `failsafeflt: drill: pool Fsfe outstanding N blocks, B
+/// bytes; F freed`). Any IRQL ≤ DISPATCH_LEVEL (`DbgPrintEx` with `%I64d`).
+#[cfg(feature = "drill")]
+pub fn report() {
+    // SAFETY: the format's conversions match the three i64 arguments.
+    let _ = unsafe {
+        super::ffi::DbgPrintEx(
+            super::ffi::DPFLTR_IHVDRIVER_ID,
+            super::ffi::DPFLTR_WARNING_LEVEL,
+            c"failsafeflt: drill: pool Fsfe outstanding %I64d blocks, %I64d bytes; %I64d freed\n"
+                .as_ptr(),
+            OUTSTANDING.load(Ordering::Acquire),
+            OUTSTANDING_BYTES.load(Ordering::Acquire),
+            FREED.load(Ordering::Acquire),
+        )
+    };
+}
+
+/// Drill build: counts a block in or out.
+#[cfg(feature = "drill")]
+fn account(size: usize, sign: i64) {
+    let bytes = i64::try_from(size).unwrap_or(i64::MAX).saturating_mul(sign);
+    OUTSTANDING.fetch_add(sign, Ordering::AcqRel);
+    OUTSTANDING_BYTES.fetch_add(bytes, Ordering::AcqRel);
+    if sign < 0 {
+        FREED.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 /// Looks up `ExAllocatePool2`. PASSIVE_LEVEL (`MmGetSystemRoutineAddress` requires it);
 /// called first thing in `DriverEntry`. Allocations before it use the fallback.
@@ -51,7 +98,7 @@ unsafe impl GlobalAlloc for Pool {
         }
         let size = layout.size().max(1);
         let f = ALLOCATE_POOL2.load(Ordering::Acquire);
-        if f.is_null() {
+        let p: *mut u8 = if f.is_null() {
             // SAFETY: IRQL ≤ APC_LEVEL (checked), as paged pool requires.
             unsafe { ExAllocatePoolWithTag(_POOL_TYPE::PagedPool, size, TAG) }.cast()
         } else {
@@ -61,10 +108,25 @@ unsafe impl GlobalAlloc for Pool {
                 unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Fn>(f) };
             // SAFETY: IRQL ≤ APC_LEVEL (checked), as paged pool requires.
             unsafe { f(POOL_FLAG_PAGED, size, TAG) }.cast()
+        };
+        #[cfg(feature = "drill")]
+        if !p.is_null() {
+            account(size, 1);
         }
+        p
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        #[cfg(feature = "drill")]
+        {
+            let size = layout.size().max(1);
+            // SAFETY: `ptr` is a live block of at least `size` bytes from `alloc` (GlobalAlloc's
+            // contract), about to be freed: nothing reads it any more by right.
+            unsafe { core::ptr::write_bytes(ptr, 0xFD, size) };
+            account(size, -1);
+        }
+        #[cfg(not(feature = "drill"))]
+        let _ = layout;
         // SAFETY: `ptr` came from `alloc` above (GlobalAlloc's contract), with this tag.
         unsafe { ExFreePoolWithTag(ptr.cast(), TAG) };
     }

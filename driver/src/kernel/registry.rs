@@ -25,6 +25,9 @@ pub struct Parameters {
     /// `DrillCrashVersion`: read by drill builds only (a release image does not even
     /// contain the name; tests/tests/pe.rs checks).
     pub drill_version: Option<u64>,
+    /// `DrillSetupFault` = 1: the drill build faults in its own setup (issue 20), after the
+    /// build's attempt is durable. Read by drill builds only.
+    pub drill_setup_fault: bool,
     /// `ContentDirectory`, or the default when absent; `None` when present but unusable
     /// (the driver then refuses to start rather than count attempts in another store than
     /// the one the operator configured).
@@ -155,6 +158,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
         return Some(Parameters {
             values: RegistryValues::default(),
             drill_version: None,
+            drill_setup_fault: false,
             dir: Some(default_dir()?),
             service: Wide::join(service, "")?,
             trust: Trust::builtin(),
@@ -170,6 +174,10 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     let drill_version = read_dword(&key, "DrillCrashVersion", &mut buf);
     #[cfg(not(feature = "drill"))]
     let drill_version = None;
+    #[cfg(feature = "drill")]
+    let drill_setup_fault = read_test_value(&key, "DrillSetupFault", &mut buf) == Some(1);
+    #[cfg(not(feature = "drill"))]
+    let drill_setup_fault = false;
     let mut units = Vec::new();
     let dir = match read_string(&key, "ContentDirectory", &mut buf, &mut units) {
         Ok(true) => Some(Wide::join_units(&units, &[])?),
@@ -180,6 +188,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     Some(Parameters {
         values,
         drill_version,
+        drill_setup_fault,
         dir,
         service: Wide::join(service, "")?,
         trust,

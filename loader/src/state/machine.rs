@@ -2,8 +2,8 @@
 //! the start sequence in [`super::start`] calls these and persists what they return.
 
 use super::record::{
-    Attempt, HealthCheck, LastDecision, Loaded, MAX_QUARANTINE, MAX_TRACKED, Mode, Phase, QEntry,
-    QuarantineReason, Reason, State, Track, Ver,
+    Attempt, BuildAttempt, BuildId, DriverTrack, HealthCheck, LastDecision, Loaded, MAX_QUARANTINE,
+    MAX_TRACKED, Mode, Phase, QEntry, QuarantineReason, Reason, State, Track, Ver,
 };
 use super::start::IoError;
 use crate::error::ContentError;
@@ -54,6 +54,10 @@ pub struct Env {
     /// decision and shown by the console; it changes no decision (see
     /// `docs/boot-safety.md`, "Write filters").
     pub writes_may_not_persist: bool,
+    /// The driver build running this start (the driver's embedded identity; hosts pass
+    /// their own). Its unclean starts without content are counted; after `threshold` of
+    /// them it is dormant (`docs/boot-safety.md`, "The driver build").
+    pub build: BuildId,
 }
 
 /// The state read at start, as the decision sees it.
@@ -201,6 +205,12 @@ pub fn begin_in(kind: PriorKind, s: &mut State, cfg: &Config, env: &Env) -> Step
         PriorKind::Fresh => *s = State::EMPTY,
         PriorKind::Ok { .. } => {}
     }
+    // A dormant build runs nothing, whatever the mode: nothing charged, no attempt.
+    if s.driver
+        .is_some_and(|d| d.dormant.is_some() && !d.adopt && d.build == env.build)
+    {
+        return safe(s, true, Reason::DriverDormant);
+    }
     if env.windows_safe_mode {
         return safe(s, true, Reason::WindowsSafeMode);
     }
@@ -208,7 +218,10 @@ pub fn begin_in(kind: PriorKind, s: &mut State, cfg: &Config, env: &Env) -> Step
         return safe(s, true, Reason::ForceSafeMode);
     }
     s.boot = s.boot.saturating_add(1);
+    adopt_build(s, env.build);
     if let Some(a) = s.pending().copied() {
+        // Content was active when the previous start ended uncleanly: charged to it (the
+        // build's attempt of that start is closed with it, uncharged).
         let n = s.attempts(a.ver.version).saturating_add(1);
         if !set_attempts(s, a.ver, n) {
             // Unreachable by construction (the attempt's count entry was made when the
@@ -219,9 +232,49 @@ pub fn begin_in(kind: PriorKind, s: &mut State, cfg: &Config, env: &Env) -> Step
         } else if n >= cfg.threshold() {
             quarantine(s, a.ver, QuarantineReason::CrashLoop, u32::from(n));
         }
+    } else if let Some(d) = s.driver.as_mut()
+        && d.pending().is_some()
+    {
+        // No content was active: the unclean end is the build's own.
+        d.unclean = d.unclean.saturating_add(1);
+        if d.unclean >= cfg.threshold() {
+            d.dormant = Some(s.boot);
+        }
     }
     s.attempt = None;
+    let boot = s.boot;
+    if let Some(d) = s.driver.as_mut() {
+        if d.dormant.is_some() {
+            // The charge that reaches the threshold makes the build dormant at once: this
+            // start already runs nothing.
+            d.attempt = None;
+            decided(s, Mode::Safe, Reason::DriverDormant, None, env);
+            return Step::Safe {
+                reason: Reason::DriverDormant,
+                write: true,
+            };
+        }
+        // This start's attempt of the build: durable before the driver's own setup runs.
+        d.attempt = Some(BuildAttempt {
+            phase: Phase::InProgress,
+            boot,
+        });
+    }
     Step::Choose
+}
+
+/// The record's driver entry for `build`: a build seen before keeps its count; a rebuilt
+/// record's unknown build is taken by this one; any other build gets a fresh entry (fresh
+/// tries; the old build's entry, and an attempt of it left in progress, go with it).
+fn adopt_build(s: &mut State, build: BuildId) {
+    match s.driver.as_mut() {
+        Some(d) if d.adopt => {
+            d.build = build;
+            d.adopt = false;
+        }
+        Some(d) if d.build == build => {}
+        _ => s.driver = Some(DriverTrack::fresh(build)),
+    }
 }
 
 /// What a start decided to try.
@@ -456,6 +509,8 @@ pub fn healthy_in(n: &mut State, act: &Activation, ev: &HealthEvidence, cfg: &Co
         phase: Phase::Healthy,
         ..a
     });
+    // The build ran healthy too: its count of unclean starts without content is cleared.
+    close_build(n, a.boot, Phase::Healthy);
     if n.lkg.is_none_or(|l| l.version <= a.ver.version) {
         n.lkg = Some(a.ver);
     }
@@ -500,7 +555,94 @@ pub fn clean_shutdown_in(n: &mut State, act: &Activation) -> bool {
         phase: Phase::Clean,
         ..a
     });
+    close_build(n, a.boot, Phase::Clean);
     true
+}
+
+/// What a start made durable before the driver's own setup: the attempt of its build. Its
+/// health check and shutdown close it when no content is active (with content, the
+/// content's [`Activation`] closes both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildActivation {
+    /// The build.
+    pub build: BuildId,
+    /// Boot sequence number of the start.
+    pub boot: u64,
+}
+
+/// The build attempt made by the start of `boot` with `phase` closed (healthy: its count
+/// of unclean starts without content cleared), if it is still in progress and no start
+/// has been counted since. `false`: nothing to close.
+fn close_build(n: &mut State, boot: u64, phase: Phase) -> bool {
+    let now = n.boot;
+    let Some(d) = n.driver.as_mut() else {
+        return false;
+    };
+    if now != boot || d.pending().is_none_or(|a| a.boot != boot) {
+        return false;
+    }
+    d.attempt = Some(BuildAttempt { phase, boot });
+    if phase == Phase::Healthy {
+        d.unclean = 0;
+    }
+    true
+}
+
+/// Whether `b` is the start whose build attempt the record shows in progress.
+fn builds_own(s: &State, b: &BuildActivation) -> bool {
+    s.boot == b.boot
+        && s.driver
+            .is_some_and(|d| d.build == b.build && d.pending().is_some_and(|a| a.boot == b.boot))
+}
+
+/// A health check of a start that has no content active (its build attempt `b`): records
+/// the evidence (version 0) and, with the canary and the uptime, marks the build healthy
+/// (its count cleared). `false` (and `n` unchanged) when `b` is not the attempt in
+/// progress, or content of this start is (its own check closes both).
+#[inline(never)]
+pub fn build_healthy_in(
+    n: &mut State,
+    b: &BuildActivation,
+    ev: &HealthEvidence,
+    cfg: &Config,
+) -> bool {
+    if !builds_own(n, b) || n.pending().is_some_and(|a| a.boot == b.boot) {
+        return false;
+    }
+    let passed = ev.canary.is_ok() && ev.uptime_secs >= cfg.healthy_after_secs;
+    n.health = Some(HealthCheck {
+        version: 0,
+        boot: b.boot,
+        uptime_secs: ev.uptime_secs,
+        canary: ev.canary,
+        passed,
+    });
+    if passed {
+        close_build(n, b.boot, Phase::Healthy);
+    }
+    true
+}
+
+/// An orderly shutdown (or unload, or a setup failure that ends `DriverEntry` cleanly) of a
+/// start with no content active: its build attempt `b` is closed uncharged. `false` when
+/// there is nothing of it in progress.
+#[inline(never)]
+pub fn build_clean_in(n: &mut State, b: &BuildActivation) -> bool {
+    builds_own(n, b) && close_build(n, b.boot, Phase::Clean)
+}
+
+/// Operator: wake the dormant driver build: it gets fresh tries (`threshold` more unclean
+/// starts without content before it is dormant again). `None` if it is not dormant.
+pub fn wake(s: &State) -> Option<State> {
+    let d = s.driver.filter(|d| d.dormant.is_some())?;
+    let mut n = *s;
+    n.driver = Some(DriverTrack {
+        dormant: None,
+        unclean: 0,
+        attempt: None,
+        ..d
+    });
+    Some(n)
 }
 
 /// Operator: force safe mode on or off.
@@ -523,12 +665,15 @@ pub fn reset(s: &State) -> State {
 /// [`reset`] in place (no state on the stack: the driver applies it for the console).
 pub fn reset_in(s: &mut State) {
     let (boot, force_safe, last, health) = (s.boot, s.force_safe, s.last, s.health);
+    // The driver build's history is not content history: `recover wake` is its reset.
+    let driver = s.driver;
     let pending = s.pending().copied();
     *s = State::EMPTY;
     s.boot = boot;
     s.force_safe = force_safe;
     s.last = last;
     s.health = health;
+    s.driver = driver;
     s.attempt = pending;
     if let Some(a) = pending {
         let _ = set_attempts(s, a.ver, 0);
@@ -569,11 +714,18 @@ pub fn unquarantine_in(s: &mut State, version: u64) -> bool {
 /// Versions that do not fit the count table (the oldest) are put below the floor: never
 /// tried automatically. `force_safe` sets the operator's switch in the new record.
 pub fn rebuild(present: &[Ver], cfg: &Config, force_safe: bool) -> State {
+    let probation = cfg.threshold().saturating_sub(1);
+    // The driver build's history is unknown too: whichever build starts next takes this
+    // entry, one unclean start without content from dormant.
     let mut s = State {
         force_safe,
+        driver: Some(DriverTrack {
+            adopt: true,
+            unclean: probation,
+            ..DriverTrack::fresh(BuildId::default())
+        }),
         ..State::default()
     };
-    let probation = cfg.threshold().saturating_sub(1);
     // Newest first, `MAX_TRACKED` at most: selection sort over a slice the caller owns,
     // without allocating.
     let mut upper = u64::MAX;
@@ -613,9 +765,14 @@ pub fn rebuild(present: &[Ver], cfg: &Config, force_safe: bool) -> State {
 fn free_track(s: &State) -> Option<usize> {
     let lkg = s.lkg.map_or(0, |l| l.version);
     let pending = s.pending().map(|a| a.ver.version);
+    // Of several reusable entries, the lowest version's: which one is reused then does not
+    // depend on where entries sit in the record (the model check treats slots as a set).
     s.tracks.iter().position(Option::is_none).or_else(|| {
-        s.tracks.iter().position(|t| {
-            t.is_some_and(|t| {
+        s.tracks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (i, t)))
+            .filter(|(_, t)| {
                 let v = t.ver.version;
                 v != lkg
                     && Some(v) != pending
@@ -624,7 +781,8 @@ fn free_track(s: &State) -> Option<usize> {
                         || v <= s.floor
                         || is_quarantined(&s.quarantine, v))
             })
-        })
+            .min_by_key(|(_, t)| t.ver.version)
+            .map(|(i, _)| i)
     })
 }
 

@@ -5,11 +5,14 @@ pub mod machine;
 pub mod record;
 pub mod start;
 
-pub use machine::{Activation, Begin, Choice, Config, Env, HealthEvidence, LiveRefusal, Prior};
+pub use machine::{
+    Activation, Begin, BuildActivation, Choice, Config, Env, HealthEvidence, LiveRefusal, Prior,
+};
 pub use record::{
-    Attempt, HealthCheck, LastDecision, Loaded, Mode, Phase, QEntry, QuarantineReason, Reason,
-    StartReport, State, Ver,
+    Attempt, BuildAttempt, BuildId, DriverTrack, HealthCheck, LastDecision, Loaded, Mode, Phase,
+    QEntry, QuarantineReason, Reason, StartReport, State, Ver,
 };
 pub use start::{
-    Clock, ContentStore, Durable, HealthTimer, IoError, Rejection, Started, StateMedium, start,
+    Clock, ContentStore, Durable, HealthTimer, IoError, Rejection, Started, StateMedium,
+    begin_start, finish_start, start,
 };

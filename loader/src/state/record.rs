@@ -22,7 +22,10 @@ pub const MAX_TRACKED: usize = 16;
 pub const MAX_QUARANTINE: usize = 16;
 
 const MAGIC: [u8; 4] = *b"FSST";
-const LAYOUT: u16 = 2;
+/// Written: layout 3 (issue 20: the driver build and its dormancy). Read: 2 and 3; a
+/// layout-2 record has no driver build entry (its bytes there are zero, never written).
+const LAYOUT: u16 = 3;
+const LAYOUT_2: u16 = 2;
 const SUM_AT: usize = SLOT_LEN - 32;
 
 /// A content version and the SHA-256 of its file (all zero when not known).
@@ -32,6 +35,86 @@ pub struct Ver {
     pub version: u64,
     /// SHA-256 of the whole content file.
     pub digest: [u8; 32],
+}
+
+/// A driver build: its version and the digest of what it was built from (the driver's
+/// `build.rs` says what is hashed). Two images with the same identity run the same code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BuildId {
+    /// `major << 32 | minor << 16 | patch` ([`BuildId::pack`]).
+    pub version: u64,
+    /// SHA-256 of the build's inputs.
+    pub digest: [u8; 32],
+}
+
+impl BuildId {
+    /// Packs a `major.minor.patch` version.
+    pub fn pack(major: u16, minor: u16, patch: u16) -> u64 {
+        (u64::from(major) << 32) | (u64::from(minor) << 16) | u64::from(patch)
+    }
+    /// `(major, minor, patch)` of [`BuildId::version`].
+    pub fn parts(&self) -> (u64, u64, u64) {
+        (
+            (self.version >> 32) & 0xFFFF,
+            (self.version >> 16) & 0xFFFF,
+            self.version & 0xFFFF,
+        )
+    }
+}
+
+impl core::fmt::Display for BuildId {
+    /// `major.minor.patch+<64 hex digits of the digest>`: what `failsafectl boot --build`
+    /// takes.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (a, b, c) = self.parts();
+        write!(f, "{a}.{b}.{c}+")?;
+        self.digest.iter().try_for_each(|x| write!(f, "{x:02x}"))
+    }
+}
+
+/// The attempt of a driver start: made durable before the driver's own setup runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildAttempt {
+    /// In progress (the start has not ended cleanly nor been healthy), healthy or clean.
+    pub phase: Phase,
+    /// Boot sequence number of the start that made it.
+    pub boot: u64,
+}
+
+/// The driver build the record tracks: its unclean starts without content, its last
+/// attempt and whether it is dormant (docs/boot-safety.md, "The driver build").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverTrack {
+    /// The build.
+    pub build: BuildId,
+    /// The build is unknown (a rebuilt record): the next start's build takes this entry,
+    /// its count included.
+    pub adopt: bool,
+    /// Consecutive unclean starts of the build without content active, since it was last
+    /// healthy (with or without content).
+    pub unclean: u8,
+    /// The attempt of the last start of this build that made one.
+    pub attempt: Option<BuildAttempt>,
+    /// Dormant since this boot: the build's starts run nothing until a new build starts or
+    /// an operator wakes it.
+    pub dormant: Option<u64>,
+}
+
+impl DriverTrack {
+    /// A build seen for the first time: fresh tries.
+    pub const fn fresh(build: BuildId) -> Self {
+        DriverTrack {
+            build,
+            adopt: false,
+            unclean: 0,
+            attempt: None,
+            dormant: None,
+        }
+    }
+    /// The attempt left in progress by a start of this build, if any.
+    pub fn pending(&self) -> Option<BuildAttempt> {
+        self.attempt.filter(|a| a.phase == Phase::InProgress)
+    }
 }
 
 /// How the attempt of the last start ended, as far as the record knows.
@@ -234,11 +317,14 @@ pub enum Reason {
     LiveUpdate,
     /// The operator's live rollback to last-known-good (or to no content, without one).
     LiveRollback,
+    /// The driver build has had `threshold` consecutive unclean starts without content: it
+    /// is dormant and this start ran nothing (no filter, no callbacks, no control device).
+    DriverDormant,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::NewestContent,
         Reason::NoContentStaged,
         Reason::NewerQuarantined,
@@ -254,6 +340,7 @@ impl Reason {
         Reason::NewerUncountable,
         Reason::LiveUpdate,
         Reason::LiveRollback,
+        Reason::DriverDormant,
     ];
     fn code(self) -> u8 {
         let pos = Self::ALL.iter().position(|r| *r == self).unwrap_or(0);
@@ -280,6 +367,7 @@ impl Reason {
             Reason::NewerUncountable => "newer-uncountable",
             Reason::LiveUpdate => "live-update",
             Reason::LiveRollback => "live-rollback",
+            Reason::DriverDormant => "driver-dormant",
         }
     }
 }
@@ -322,8 +410,12 @@ pub struct State {
     /// Versions at or below this one are never chosen automatically (last-known-good
     /// excepted): raised when a crash-looping version's quarantine entry had to make room.
     pub floor: u64,
-    /// The last health check (uptime and canary), passed or not.
+    /// The last health check (uptime and canary), passed or not; version 0: a check of
+    /// the driver build with no content active.
     pub health: Option<HealthCheck>,
+    /// The driver build and its starts without content (layout 3; `None` in a layout-2
+    /// record and until the first start of a build that writes the record).
+    pub driver: Option<DriverTrack>,
 }
 
 impl State {
@@ -339,6 +431,7 @@ impl State {
         last: None,
         floor: 0,
         health: None,
+        driver: None,
     };
 
     /// Attempts charged to `version`.
@@ -446,7 +539,12 @@ const Q_LEN: usize = 56; // version 8, digest 32, reason 1, 3 reserved, detail 4
 const O_LAST: usize = O_QUAR + MAX_QUARANTINE * Q_LEN; // mode 1, reason 1, flags 1 (bit 0 writes-may-not-persist, bit 1 test signing on), 5 reserved, version 8, boot 8
 const LAST_LEN: usize = 24;
 const O_FLOOR: usize = O_LAST + LAST_LEN; // u64
-const O_END: usize = O_FLOOR + 8;
+// Layout 3: the driver build (zero in a layout-2 slot, which never wrote these bytes).
+const O_BUILD: usize = O_FLOOR + 8; // version u64, digest 32
+const O_DRIVER: usize = O_BUILD + 40; // flags u8 (bit 0 present, bit 1 dormant, bit 2 adopt), phase u8, unclean u8, 5 reserved
+const O_DRIVER_BOOT: usize = O_DRIVER + 8; // u64: boot of the build attempt
+const O_DORMANT: usize = O_DRIVER_BOOT + 8; // u64: dormant since this boot
+const O_END: usize = O_DORMANT + 8;
 const _: () = assert!(O_END <= SUM_AT);
 const _: () = assert!(O_ATTEMPT + 48 <= O_LKG && O_LKG + 40 <= O_HEALTH);
 
@@ -541,6 +639,21 @@ pub fn encode_slot_into(state: &State, seq: u64, buf: &mut [u8; SLOT_LEN]) {
     }
     w.at(O_FLOOR);
     w.put(&state.floor.to_le_bytes());
+    if let Some(d) = state.driver {
+        w.at(O_BUILD);
+        w.put(&d.build.version.to_le_bytes());
+        w.put(&d.build.digest);
+        w.at(O_DRIVER);
+        w.put(&[
+            1 | (u8::from(d.dormant.is_some()) << 1) | (u8::from(d.adopt) << 2),
+            d.attempt.map_or(0, |a| a.phase.code()),
+            d.unclean,
+        ]);
+        w.at(O_DRIVER_BOOT);
+        w.put(&d.attempt.map_or(0, |a| a.boot).to_le_bytes());
+        w.at(O_DORMANT);
+        w.put(&d.dormant.unwrap_or(0).to_le_bytes());
+    }
     let sum = checksum(buf.get(..SUM_AT).unwrap_or(&[]));
     if let Some(dst) = buf.get_mut(SUM_AT..) {
         dst.copy_from_slice(&sum);
@@ -560,9 +673,10 @@ pub fn decode_slot(slot: &[u8]) -> Option<(State, u64)> {
     decode_slot_into(slot, &mut state).map(|seq| (state, seq))
 }
 
-/// The sequence number of a slot whose checksum and header (magic, layout, length) are
-/// valid; its fields are not decoded ([`decode_slot_into`] may still refuse it).
-fn slot_seq(slot: &[u8]) -> Option<u64> {
+/// The sequence number and layout of a slot whose checksum and header (magic, layout 2 or
+/// 3, length) are valid; its fields are not decoded ([`decode_slot_into`] may still refuse
+/// it).
+fn slot_head(slot: &[u8]) -> Option<(u64, u16)> {
     if slot.len() != SLOT_LEN {
         return None;
     }
@@ -576,7 +690,8 @@ fn slot_seq(slot: &[u8]) -> Option<u64> {
         return None;
     }
     r.at(O_LAYOUT);
-    if r.take::<2>().map(u16::from_le_bytes)? != LAYOUT {
+    let layout = r.take::<2>().map(u16::from_le_bytes)?;
+    if layout != LAYOUT && layout != LAYOUT_2 {
         return None;
     }
     r.at(O_LEN);
@@ -584,7 +699,12 @@ fn slot_seq(slot: &[u8]) -> Option<u64> {
         return None;
     }
     r.at(O_SEQ);
-    r.u64()
+    r.u64().map(|seq| (seq, layout))
+}
+
+/// The sequence number of a valid slot ([`slot_head`]).
+fn slot_seq(slot: &[u8]) -> Option<u64> {
+    slot_head(slot).map(|(seq, _)| seq)
 }
 
 /// Decodes one slot into `out`, returning its sequence number; `None` if it is not a valid
@@ -592,7 +712,7 @@ fn slot_seq(slot: &[u8]) -> Option<u64> {
 /// the kernel's stack frames.
 #[inline(never)]
 pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
-    let seq = slot_seq(slot)?;
+    let (seq, layout) = slot_head(slot)?;
     let mut r = R { buf: slot, pos: 0 };
     r.at(O_BOOT);
     let boot = r.u64()?;
@@ -688,6 +808,11 @@ pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
     };
     r.at(O_FLOOR);
     let floor = r.u64()?;
+    let driver = if layout == LAYOUT_2 {
+        None
+    } else {
+        decode_driver(&mut r)?
+    };
     out.boot = boot;
     out.force_safe = flags == 1;
     out.attempt = attempt;
@@ -695,7 +820,40 @@ pub fn decode_slot_into(slot: &[u8], out: &mut State) -> Option<u64> {
     out.last = last;
     out.floor = floor;
     out.health = health;
+    out.driver = driver;
     Some(seq)
+}
+
+/// The driver build entry of a layout-3 slot: `Some(None)` when absent, `None` when the
+/// slot is not valid (unknown flags or phase, an absent entry with bytes set).
+fn decode_driver(r: &mut R<'_>) -> Option<Option<DriverTrack>> {
+    r.at(O_BUILD);
+    let build = BuildId {
+        version: r.u64()?,
+        digest: r.take()?,
+    };
+    r.at(O_DRIVER);
+    let [flags, phase, unclean, ..] = r.take::<8>()?;
+    r.at(O_DRIVER_BOOT);
+    let boot = r.u64()?;
+    r.at(O_DORMANT);
+    let since = r.u64()?;
+    if flags & 1 == 0 {
+        let blank = flags == 0 && phase == 0 && unclean == 0 && boot == 0 && since == 0;
+        return blank.then_some(None);
+    }
+    if flags > 7 {
+        return None;
+    }
+    let attempt = Phase::from_code(phase)?.map(|phase| BuildAttempt { phase, boot });
+    let dormant = (flags & 2 != 0).then_some(since);
+    Some(Some(DriverTrack {
+        build,
+        adopt: flags & 4 != 0,
+        unclean,
+        attempt,
+        dormant,
+    }))
 }
 
 /// What reading the record found.
@@ -772,7 +930,11 @@ const R_SEQ: usize = 16; // u64: sequence number of the newest record slot after
 const R_DECISION: usize = 24; // mode u8, reason u8, flags u8 (bit 0 record not written, bit 1 writes may not persist, bit 2 test signing on), 5 reserved
 const R_VERSION: usize = 32; // u64: version activated (0: none)
 const R_ERROR: usize = 40; // i64: OS error of the failed record read or write (0: none)
-const R_END: usize = 48;
+// Bytes 48..64 were reserved (zero) in reports written before issue 20: zero is "build
+// not known", and a reader of that time ignores them.
+const R_BUILD: usize = 48; // u64: the driver build's version (BuildId::version)
+const R_BUILD_DIGEST: usize = 56; // 8 bytes: the first bytes of the build digest
+const R_END: usize = 64;
 const _: () = assert!(R_END <= R_SUM_AT);
 
 /// What a start decided, kept apart from the state record: every start writes it wherever
@@ -800,6 +962,9 @@ pub struct StartReport {
     pub test_signing: bool,
     /// The OS error of the failed record read or write, if any.
     pub error: Option<IoError>,
+    /// The driver build that ran the start: its version and the first 8 bytes of its
+    /// digest (all zero: not known, a report written before issue 20).
+    pub build: (u64, [u8; 8]),
 }
 
 /// Encodes a start report.
@@ -829,6 +994,10 @@ pub fn encode_report(r: &StartReport) -> [u8; REPORT_LEN] {
         w.put(&r.version.to_le_bytes());
         w.at(R_ERROR);
         w.put(&r.error.map_or(0, |e| e.code).to_le_bytes());
+        w.at(R_BUILD);
+        w.put(&r.build.0.to_le_bytes());
+        w.at(R_BUILD_DIGEST);
+        w.put(&r.build.1);
     }
     let sum = checksum(buf.get(..R_SUM_AT).unwrap_or(&[]));
     if let Some(dst) = buf.get_mut(R_SUM_AT..) {
@@ -866,6 +1035,8 @@ pub fn decode_report(bytes: &[u8]) -> Option<StartReport> {
     let version = r.u64()?;
     r.at(R_ERROR);
     let code = r.take().map(i64::from_le_bytes)?;
+    r.at(R_BUILD);
+    let build = (r.u64()?, r.take::<8>()?);
     Some(StartReport {
         boot,
         record_seq,
@@ -876,5 +1047,6 @@ pub fn decode_report(bytes: &[u8]) -> Option<StartReport> {
         writes_may_not_persist: f & 2 != 0,
         test_signing: f & 4 != 0,
         error: (code != 0).then_some(IoError { code }),
+        build,
     })
 }

@@ -11,9 +11,10 @@ use core::fmt;
 use sha2::{Digest as _, Sha256};
 
 use super::machine::{
-    Activation, Choice, Config, Env, HealthEvidence, LiveRefusal, Prior, PriorKind, Step, begin_in,
-    choose, clean_shutdown_in, healthy_in, live_attempt_in, live_check, out_of_memory,
-    record_attempt, reject_invalid, rollback_in, state_unwritable, store_unreadable,
+    Activation, BuildActivation, Choice, Config, Env, HealthEvidence, LiveRefusal, Prior,
+    PriorKind, Step, begin_in, build_clean_in, build_healthy_in, choose, clean_shutdown_in,
+    healthy_in, live_attempt_in, live_check, out_of_memory, record_attempt, reject_invalid,
+    rollback_in, state_unwritable, store_unreadable,
 };
 use super::record::{
     HealthCheck, Loaded, Mode, RECORD_LEN, Reason, RecordRead, SLOT_LEN, StartReport, State,
@@ -303,14 +304,50 @@ impl<M: StateMedium> Durable<M> {
         Ok(self.state().health)
     }
 
-    /// The shutdown notification: this start's attempt `act` ended cleanly. `Ok(false)`:
-    /// nothing to record (not in progress any more, or not this start's).
+    /// The shutdown notification: this start's attempt `act` ended cleanly (and its build
+    /// attempt with it). `Ok(false)`: nothing to record (not in progress any more, or not
+    /// this start's).
     #[inline(never)]
     pub fn clean_shutdown(&mut self, act: &Activation) -> Result<bool, IoError> {
         let Some(n) = self.next_from_state() else {
             return Err(NO_MEMORY);
         };
         if !clean_shutdown_in(n, act) {
+            return Ok(false);
+        }
+        self.persist_next().map(|()| true)
+    }
+
+    /// The health work item of a start with no content active: records `evidence` for its
+    /// build attempt `b` and marks the build healthy if the canary succeeded and the uptime
+    /// was reached ([`build_healthy_in`]). `Ok(None)`: not this start's attempt, or content
+    /// is active (its [`Durable::health`] closes both).
+    #[inline(never)]
+    pub fn build_health(
+        &mut self,
+        b: &BuildActivation,
+        evidence: &HealthEvidence,
+        cfg: &Config,
+    ) -> Result<Option<HealthCheck>, IoError> {
+        let Some(n) = self.next_from_state() else {
+            return Err(NO_MEMORY);
+        };
+        if !build_healthy_in(n, b, evidence, cfg) {
+            return Ok(None);
+        }
+        self.persist_next()?;
+        Ok(self.state().health)
+    }
+
+    /// The shutdown notification (or an unload, or `DriverEntry` ending on a setup failure)
+    /// of a start with no content active: its build attempt `b` ended cleanly. `Ok(false)`:
+    /// nothing to record.
+    #[inline(never)]
+    pub fn build_shutdown(&mut self, b: &BuildActivation) -> Result<bool, IoError> {
+        let Some(n) = self.next_from_state() else {
+            return Err(NO_MEMORY);
+        };
+        if !build_clean_in(n, b) {
             return Ok(false);
         }
         self.persist_next().map(|()| true)
@@ -539,6 +576,12 @@ pub struct Started<M> {
     pub env: Env,
     /// Test signing was on (recorded in the decision and the start report).
     pub test_signing: bool,
+    /// The attempt of the driver build this start made durable before the driver's own
+    /// setup: what its health check and shutdown close when no content is active. `None`:
+    /// a start that made none (safe, dormant, an unwritable or unreadable record).
+    pub build: Option<BuildActivation>,
+    /// [`begin_start`] decided to go on: [`finish_start`] chooses and activates content.
+    ready: bool,
 }
 
 impl<M> Started<M> {
@@ -567,8 +610,23 @@ impl<M> Started<M> {
             writes_may_not_persist: self.env.writes_may_not_persist,
             test_signing: self.test_signing,
             error,
+            build: (self.env.build.version, first8(&self.env.build.digest)),
         }
     }
+
+    /// The start decided that its driver build is dormant: the driver returns without
+    /// setting anything up.
+    pub fn dormant(&self) -> bool {
+        self.choice.reason == Reason::DriverDormant
+    }
+}
+
+fn first8(d: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (o, b) in out.iter_mut().zip(d) {
+        *o = *b;
+    }
+    out
 }
 
 /// SHA-256 of a whole content file: the digest the record and the CLI show.
@@ -600,6 +658,23 @@ pub fn start_with_trust<M: StateMedium, S: ContentStore>(
     env: &Env,
     trust: &Trust,
 ) -> Started<M> {
+    let mut out = begin_start(medium, cfg, env, trust);
+    finish_start(&mut out, store, cfg, env, trust);
+    out
+}
+
+/// The first half of a start, which the driver runs before its own setup: read the record,
+/// charge the previous start's unclean end (to its content, or to the driver build when no
+/// content was active), decide safe mode or dormancy, and make this start's attempt of the
+/// build durable (`Started::build`). A dormant build ([`Started::dormant`]) must then set
+/// nothing up; otherwise the driver does its setup and calls [`finish_start`].
+#[inline(never)]
+pub fn begin_start<M: StateMedium>(
+    medium: M,
+    cfg: &Config,
+    env: &Env,
+    trust: &Trust,
+) -> Started<M> {
     let (prior, durable) = Durable::load(medium);
     let mut out = Started {
         durable,
@@ -616,6 +691,8 @@ pub fn start_with_trust<M: StateMedium, S: ContentStore>(
         persist_error: None,
         env: *env,
         test_signing: trust.test_signing(),
+        build: None,
+        ready: false,
     };
     // Without the record's memory nothing is read or written: safe, nothing charged.
     let Some(s) = out.durable.next_from_state() else {
@@ -637,11 +714,44 @@ pub fn start_with_trust<M: StateMedium, S: ContentStore>(
         }
         Step::Choose => {}
     }
-    choose_and_activate(&mut out, store, cfg, env, trust);
+    // The charge and this start's build attempt, durable before the driver's own setup
+    // (the previous decision stays the record's last until this start decides).
+    let boot = out.durable.next().map_or(0, |s| s.boot);
+    if let Err(e) = out.durable.persist_next() {
+        // Nothing can be counted: no content this start (and the build runs uncounted).
+        if let Some(s) = out.durable.next() {
+            out.choice = state_unwritable(s, env);
+        }
+        out.persist_error = Some(e);
+        out.durable.safe = Some(Reason::StateUnwritable);
+        return out;
+    }
+    out.build = Some(BuildActivation {
+        build: env.build,
+        boot,
+    });
+    out.ready = true;
+    out
+}
+
+/// The second half of a start ([`begin_start`] first): choose, make the content attempt
+/// durable, verify, validate and activate; quarantine refused content at once and fall
+/// back. Does nothing after a safe or dormant decision.
+#[inline(never)]
+pub fn finish_start<M: StateMedium, S: ContentStore>(
+    out: &mut Started<M>,
+    store: &mut S,
+    cfg: &Config,
+    env: &Env,
+    trust: &Trust,
+) {
+    if !core::mem::take(&mut out.ready) {
+        return;
+    }
+    choose_and_activate(out, store, cfg, env, trust);
     if out.choice.mode == Mode::Safe {
         out.durable.safe = Some(out.choice.reason);
     }
-    out
 }
 
 impl<M: StateMedium> Started<M> {
