@@ -192,6 +192,9 @@ fn main() {
     // or wmilib, so the check links the two it does use and the PE test lists them.
     println!("cargo::rustc-link-lib=ntoskrnl");
     println!("cargo::rustc-link-lib=hal");
+    // ntoskrnl's exports that MinGW-w64's import library lacks (driver/kcheck/run.sh makes
+    // it from driver/kcheck/ntoskrnl-extra.def): EtwSetInformation.
+    println!("cargo::rustc-link-lib=ntoskrnl-extra");
     // wdk-build 0.6 for WDM, minus what lld-link lacks: /KERNEL (an MSVC check that every
     // object was compiled with /kernel; rustc cannot, hence wdk-build's /IGNORE:4257) and
     // /MAPINFO:EXPORTS. The map (`failsafeflt.map` beside the image) names the functions

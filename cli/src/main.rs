@@ -45,6 +45,7 @@ mod registry;
 mod report;
 mod sigma;
 mod source;
+mod state_mirror;
 mod store;
 mod stream;
 

@@ -27,7 +27,13 @@ Checks (the run fails on any difference that is not the declared host gap):
   2. for every boot, the driver's decision against `failsafectl boot` run on a copy of the
      same store just before that boot (the same record, the CLI's start sequence), and the
      driver's LastStart registry value (REG_BINARY, written by ZwSetValueKey) against the
-     start report that CLI boot wrote, byte for byte.
+     start report that CLI boot wrote, byte for byte;
+  3. after every boot, the driver's registry mirror of the record (Parameters\State, read
+     with `wine reg query` during the session) equal to `failsafectl status --json`'s
+     registry_mirror.expected (computed from the record the driver wrote), value by value;
+     and what Wine does with the ETW provider: no Etw* routine exported (Wine says so to
+     MmGetSystemRoutineAddress), the driver's line that it runs without the provider, and
+     no call of any Etw* routine.
 """
 
 import argparse
@@ -46,6 +52,8 @@ from pathlib import Path
 SERVICE = "failsafeflt"
 SERVICE_KEY = r"HKLM\System\CurrentControlSet\Services\failsafeflt"
 PARAMS_KEY = SERVICE_KEY + r"\Parameters"
+STATE_KEY = PARAMS_KEY + r"\State"
+ETW_NOT_REGISTERED = re.compile(r"failsafeflt: ETW provider (not registered: [^\n]*|registered [^\n]*)")
 CONTENT_DIR_NT = r"\??\C:\windows\Failsafe"  # \SystemRoot\... does not resolve in Wine 8.0
 HEALTHY_AFTER = 10
 THRESHOLD = 3
@@ -235,6 +243,17 @@ class Wine:
             subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise Fail("the Wine session did not end")
+
+    def reg_query_values(self, key):
+        """Every REG_SZ / REG_DWORD value of `key` ({} when it does not exist)."""
+        r = self.run("reg", "query", key, check=False)
+        out = {}
+        for line in r.stdout.splitlines():
+            m = re.match(r"^\s+(\S+)\s+(REG_SZ|REG_DWORD)\s*(.*?)\s*$", line)
+            if m:
+                name, ty, data = m.groups()
+                out[name] = int(data, 16) if ty == "REG_DWORD" else data
+        return out
 
     def reg_query_binary(self, key, name):
         r = self.run("reg", "query", key, "/v", name, check=False)
@@ -513,6 +532,7 @@ class Drill:
                 raise Fail(f"boot {n}: the host process survived KeBugCheckEx")
             evidence.append(bc.split(":", 1)[1] + "; host process exited")
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             s.power_off()
         elif end == "kill":
             pids = host_pids_with_driver()
@@ -521,6 +541,7 @@ class Drill:
             os.kill(pids[0], signal.SIGKILL)
             evidence.append(f"SIGKILL to winedevice.exe (pid {pids[0]}) after the start line")
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             s.power_off()
         elif end == "healthy":
             deadline = time.time() + HEALTHY_AFTER + 60
@@ -531,6 +552,7 @@ class Drill:
                     break
                 time.sleep(0.5)
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             if during:
                 # The start's decision as recorded before anything live changes it.
                 snapshot = self.ctl.status(self.store)
@@ -550,6 +572,7 @@ class Drill:
             s.power_off()
         elif end == "shutdown":
             last_start = self.wine.reg_query_binary(PARAMS_KEY, "LastStart")
+            mirror = self.check_mirror(n)
             if set_next:
                 self.set_params(set_next)
             s.end_in_order()
@@ -617,10 +640,57 @@ class Drill:
         faults = [l for l in log.read_text(errors="replace").splitlines() if FAULT.search(l)]
         if faults:
             raise Fail(f"boot {n}: a fault in Wine's output (log: {log}): {faults[:3]}")
+        row["registry_mirror"] = mirror
+        row["etw"] = self.etw_under_wine(n, log)
         self.collect_calls(log)
         self.rows.append(row)
         say(f"  boot {n}: {self.describe(row)}")
         return row
+
+    def check_mirror(self, n):
+        """The driver's registry mirror (Parameters\\State, read from the Wine prefix during
+        the session) against `failsafectl status --json`'s registry_mirror.expected, the
+        values the record the driver wrote means. The driver writes the mirror right after
+        the record, so a read can fall between the two: retried for up to 10 s."""
+        deadline = time.time() + 10
+        while True:
+            st = self.ctl.status(self.store)
+            expected = (st.get("registry_mirror") or {}).get("expected")
+            if expected is None:
+                raise Fail(f"boot {n}: status --json has no registry_mirror.expected (record unreadable?)")
+            found = self.wine.reg_query_values(STATE_KEY)
+            diffs = {k: (v, found.get(k)) for k, v in expected.items() if found.get(k) != v}
+            extra = sorted(set(found) - set(expected))
+            if not diffs and not extra:
+                return {"values": len(expected), "record_sequence": expected["RecordSequence"], "same": True}
+            if time.time() > deadline:
+                raise Fail(f"boot {n}: registry mirror differs from status --json "
+                           f"(name: (record, registry)): {diffs}; values the record does not mean: {extra}")
+            time.sleep(0.5)
+
+    def etw_under_wine(self, n, log: Path):
+        """What Wine did with the ETW provider this boot: the driver must have asked for the
+        Etw* routines, found none (Wine 8.0's ntoskrnl exports none), said it runs without
+        the provider, and called none of them."""
+        text = log.read_text(errors="replace")
+        line = ETW_NOT_REGISTERED.search(text)
+        if not line:
+            raise Fail(f"boot {n}: no 'ETW provider' line from the driver (log: {log})")
+        wine_says = re.search(r'MmGetSystemRoutineAddress L"(Etw\w+)" not found', text)
+        called = sorted(set(re.findall(r":Call ntoskrnl\.exe\.(Etw\w+)\(", text)))
+        if called:
+            raise Fail(f"boot {n}: the driver called {called} under Wine (log: {log})")
+        if "not registered" not in line.group(1):
+            raise Fail(f"boot {n}: the driver registered its ETW provider under Wine: {line.group(0)}")
+        return {"driver": line.group(0).split("failsafeflt: ", 1)[1],
+                "wine": wine_says.group(0) if wine_says else None, "etw_calls": called}
+
+    @staticmethod
+    def mirror_etw_text(h):
+        m, e = h["registry_mirror"], h["etw"]
+        return (f"Parameters\\State = status --json registry_mirror.expected: {m['values']} values, "
+                f"RecordSequence {m['record_sequence']}; ETW: {e['driver']} (Wine: {e['wine'] or 'no MmGetSystemRoutineAddress line'}); "
+                f"Etw* calls: {len(e['etw_calls'])}")
 
     def set_params(self, values):
         for name, v in values.items():
@@ -805,6 +875,7 @@ class Drill:
             say(f"  {got} {'yes' if ok else f'NO, expected {w}'}; decision vs CLI on the same store: "
                 f"{'same' if h['shadow_ok'] else 'DIFFERENT'}; LastStart "
                 f"{'= CLI start report' if h['last_start_same_bytes'] else 'DIFFERS'}")
+            say(f"    {self.mirror_etw_text(h)}")
             if not ok:
                 failures.append(f"boot {h['boot']}: {got}, expected {w}")
             if not h["shadow_ok"]:
@@ -861,6 +932,7 @@ class Drill:
             lb = "LastStart (REG_BINARY) = CLI start report, byte for byte" if h["last_start_same_bytes"] else (
                 f"LastStart DIFFERS: registry {h['last_start_registry']}")
             say(f"  boot {h['boot']}: decision {ok}; {lb}; ended by {h['end']}: {'; '.join(h['evidence']) or '-'}")
+            say(f"    {self.mirror_etw_text(h)}")
             if not h["shadow_ok"]:
                 failures.append(f"boot {h['boot']}: differs from the CLI on the same store: {h['shadow']}")
             if not h["last_start_same_bytes"]:

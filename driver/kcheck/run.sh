@@ -82,6 +82,16 @@ nm=$(find "$(rustc --print sysroot)" -name llvm-nm -type f | head -n 1)
 for m in ntoskrnl.exe:libntoskrnl.a hal.dll:libhal.a; do
   "$nm" "$mingw_lib/${m#*:}" 2>/dev/null | sed -n 's/^.* I __imp_\(.*\)$/\1/p' | sort -u > "$out/exports/${m%%:*}.txt"
 done
+# ntoskrnl exports the MinGW import library lacks (EtwSetInformation, for the ETW
+# provider): an import library from driver/kcheck/ntoskrnl-extra.def, made by llvm-ar
+# acting as llvm-dlltool (it picks its mode from its name; rustup's llvm-tools has it),
+# as rustc makes FLTMGR.SYS's from windows-sys's raw-dylib declarations. The names join
+# the export list, each with its source in the .def file.
+ar=$(dirname "$nm")/llvm-ar
+ln -sf "$ar" "$out/llvm-dlltool"
+"$out/llvm-dlltool" -m i386:x86-64 -d driver/kcheck/ntoskrnl-extra.def -l "$out/lib/ntoskrnl-extra.lib"
+awk '/^EXPORTS/ { on = 1; next } on && /^[A-Za-z_]/ { print $1 }' driver/kcheck/ntoskrnl-extra.def >> "$out/exports/ntoskrnl.exe.txt"
+sort -u -o "$out/exports/ntoskrnl.exe.txt" "$out/exports/ntoskrnl.exe.txt"
 
 for variant in release drill; do
   features=""

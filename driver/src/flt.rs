@@ -234,7 +234,9 @@ pub fn process_exited(pid: u64) {
     }
 }
 
-fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
+/// The image of process `pid` from the process table into `out` (its length; 0 when
+/// unknown). IRQL ≤ APC_LEVEL (the table's push lock).
+pub fn process_image(pid: u64, out: &mut [u16; MAX_UNITS]) -> usize {
     let guard = PROCESSES.read();
     guard
         .as_ref()

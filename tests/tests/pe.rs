@@ -319,6 +319,10 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
     }
     assert!(loads > 0, "no read of InitSafeBootMode's import slot found");
 
+    // The ETW provider's events, decoded from the TraceLogging metadata in the image and
+    // compared with the documented list.
+    check_etw(&pe, data);
+
     // Stack budget.
     check_stack(
         &pe,
@@ -326,6 +330,225 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
         &insns,
         base + u64::from(oh.address_of_entry_point()),
         &names(map_var),
+    );
+}
+
+/// One documented ETW event: name, level, keyword and fields (name, type), from the table
+/// in docs/windows.md ("ETW events").
+#[derive(Debug, PartialEq)]
+struct EtwEvent {
+    name: String,
+    level: u8,
+    keyword: u64,
+    channel: u8,
+    fields: Vec<(String, String)>,
+}
+
+/// The table between `<!-- etw-events -->` and `<!-- /etw-events -->` in docs/windows.md:
+/// `| `Name` | level (n) | `0x…` | channel | `Field` type, … |`.
+fn documented_events() -> Vec<EtwEvent> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/windows.md");
+    let text = std::fs::read_to_string(&path).expect("docs/windows.md");
+    let start = text
+        .find("<!-- etw-events -->")
+        .expect("the ETW event table's start marker");
+    let end = text.find("<!-- /etw-events -->").expect("its end marker");
+    let tick = |s: &str| s.trim().trim_matches('`').to_owned();
+    text[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cols: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            assert_eq!(cols.len(), 5, "ETW table row: {l}");
+            let level = cols[1]
+                .rsplit_once('(')
+                .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
+                .unwrap_or_else(|| panic!("level of {l}"));
+            let keyword = u64::from_str_radix(
+                tick(cols[2])
+                    .trim_start_matches("0x")
+                    .replace('_', "")
+                    .as_str(),
+                16,
+            )
+            .unwrap_or_else(|e| panic!("keyword of {l}: {e}"));
+            let channel = if cols[3].starts_with("Operational") {
+                16
+            } else {
+                11
+            };
+            let fields = cols[4]
+                .split(", ")
+                .map(|f| {
+                    let (name, ty) = f
+                        .trim()
+                        .rsplit_once(' ')
+                        .unwrap_or_else(|| panic!("field {f}"));
+                    (tick(name), ty.to_owned())
+                })
+                .collect();
+            EtwEvent {
+                name: tick(cols[0]),
+                level,
+                keyword,
+                channel,
+                fields,
+            }
+        })
+        .collect()
+}
+
+/// A TraceLogging field type as the docs name it, from its in-type and out-type
+/// (TraceLoggingProvider.h's `TlgIn*` / `TlgOut*`, the tracelogging crate's `InType` /
+/// `OutType`).
+fn field_type(in_type: u8, out_type: Option<u8>) -> String {
+    match (in_type, out_type) {
+        (4, None) => "u8",
+        (4, Some(3)) => "bool8",
+        (8, None) => "u32",
+        (8, Some(5)) => "pid",
+        (10, None) => "u64",
+        (20, None) => "hex32",
+        (22, None) => "str16",
+        (23, Some(35)) => "str8",
+        _ => return format!("in{in_type}/out{out_type:?}"),
+    }
+    .to_owned()
+}
+
+/// Decodes the event metadata blob at `at` (`UINT16 size; tags; name NUL; fields`, each
+/// field `name NUL, in-type [| 0x80, out-type]`): the event name and its fields, if the
+/// blob is well formed and exactly `size` bytes long.
+fn decode_event_meta(bytes: &[u8], at: usize) -> Option<(String, Vec<(String, String)>)> {
+    let size = usize::from(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
+    let blob = bytes.get(at..at + size)?;
+    let mut pos = 2;
+    // Tags: bytes with the high bit set continue.
+    while blob.get(pos)? & 0x80 != 0 {
+        pos += 1;
+    }
+    pos += 1;
+    let cstr = |pos: &mut usize| -> Option<String> {
+        let rest = blob.get(*pos..)?;
+        let n = rest.iter().position(|&b| b == 0)?;
+        let s = String::from_utf8(rest[..n].to_vec()).ok()?;
+        *pos += n + 1;
+        Some(s)
+    };
+    let name = cstr(&mut pos)?;
+    let mut fields = Vec::new();
+    while pos < size {
+        let fname = cstr(&mut pos)?;
+        let in_byte = *blob.get(pos)?;
+        pos += 1;
+        let out = if in_byte & 0x80 != 0 {
+            let o = *blob.get(pos)?;
+            pos += 1;
+            if o & 0x80 != 0 {
+                return None; // field tags: none used
+            }
+            Some(o)
+        } else {
+            None
+        };
+        if in_byte & 0x60 != 0 {
+            return None; // arrays: none used
+        }
+        fields.push((fname, field_type(in_byte & 0x1f, out)));
+    }
+    (pos == size).then_some((name, fields))
+}
+
+fn check_etw(pe: &PeFile64<'_>, data: &[u8]) {
+    let rdata: Vec<u8> = pe
+        .section_table()
+        .iter()
+        .filter(|s| s.raw_name() == b".rdata")
+        .flat_map(|s| s.pe_data(data).expect(".rdata").to_vec())
+        .collect();
+    // The provider: its metadata (`UINT16 size; name NUL`, no traits) and its GUID
+    // (docs/windows.md; the name hash, checked against the crate by the driver's tests).
+    let name = b"Failsafe-Minifilter\0";
+    let mut provider = (name.len() as u16 + 2).to_le_bytes().to_vec();
+    provider.extend_from_slice(name);
+    assert!(
+        contains(&rdata, &provider),
+        "provider metadata for Failsafe-Minifilter"
+    );
+    let guid: [u8; 16] = [
+        0xe2, 0x34, 0xf1, 0x2d, 0x35, 0xbe, 0xe1, 0x54, 0xe5, 0x4b, 0x6a, 0xcb, 0x49, 0x6a, 0x67,
+        0x86,
+    ];
+    assert!(
+        contains(data, &guid),
+        "provider GUID 2df134e2-be35-54e1-e54b-6acb496a6786"
+    );
+
+    let documented = documented_events();
+    assert!(
+        documented.len() >= 15,
+        "documented events: {}",
+        documented.len()
+    );
+    println!("ETW events (TraceLogging metadata decoded from the image):");
+    for ev in &documented {
+        // The blob: size (2 bytes), tag byte 0, name, NUL.
+        let mut needle = vec![0u8];
+        needle.extend_from_slice(ev.name.as_bytes());
+        needle.push(0);
+        let found: Vec<(String, Vec<(String, String)>)> = rdata
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(i, w)| *w == needle.as_slice() && *i >= 2)
+            .filter_map(|(i, _)| decode_event_meta(&rdata, i - 2))
+            .collect();
+        assert!(!found.is_empty(), "no metadata blob for event {}", ev.name);
+        for (name, fields) in &found {
+            assert_eq!(name, &ev.name);
+            assert_eq!(fields, &ev.fields, "fields of {}", ev.name);
+        }
+        // Its descriptor: id 0, version 0, channel, level, opcode 0, task 0, keyword.
+        let mut desc = vec![0, 0, 0, ev.channel, ev.level, 0, 0, 0];
+        desc.extend_from_slice(&ev.keyword.to_le_bytes());
+        let has_desc = contains(&rdata, &desc);
+        println!(
+            "  {:<15} level {} keyword {:#018x} channel {:>2} descriptor {} fields: {}",
+            ev.name,
+            ev.level,
+            ev.keyword,
+            ev.channel,
+            if has_desc { "found" } else { "NOT FOUND" },
+            ev.fields
+                .iter()
+                .map(|(n, t)| format!("{n}:{t}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert!(
+            has_desc,
+            "EVENT_DESCRIPTOR of {} (channel {}, level {}, keyword {:#x})",
+            ev.name, ev.channel, ev.level, ev.keyword
+        );
+    }
+    // No event in the image that the list does not document: every blob of the shape
+    // `size, 0, Name NUL …` that decodes is a documented event.
+    let names: BTreeSet<&str> = documented.iter().map(|e| e.name.as_str()).collect();
+    let mut undocumented = BTreeSet::new();
+    for i in 0..rdata.len().saturating_sub(4) {
+        if rdata[i + 2] == 0
+            && rdata[i + 3].is_ascii_uppercase()
+            && let Some((name, fields)) = decode_event_meta(&rdata, i)
+            && !fields.is_empty()
+            && name.len() > 3
+            && name.bytes().all(|b| b.is_ascii_alphanumeric())
+            && !names.contains(name.as_str())
+        {
+            undocumented.insert(name);
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "events in the image the docs do not list: {undocumented:?}"
     );
 }
 

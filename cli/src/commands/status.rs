@@ -13,6 +13,7 @@ use crate::fail::{Fail, io_code};
 use crate::host::{DirStore, MemMedium};
 use crate::preview::RecordCopy;
 use crate::report::{self, hex};
+use crate::state_mirror;
 use crate::store::{self, StoreLock, Use};
 
 /// Exit code of `status` when the record is unreadable (state unknown).
@@ -119,6 +120,28 @@ pub fn run(
         st["driver"] = driver_json(durable.state(), set.cfg.threshold());
     }
     let code = if known { 0 } else { EXIT_UNKNOWN };
+    // The driver's registry mirror of the record: what the record means, and (Windows, this
+    // system's own store) what the registry holds and whether the two agree.
+    let mirror = known.then(|| {
+        let expected = state_mirror::expected(durable.state(), durable.seq());
+        #[cfg(windows)]
+        let found = if crate::registry::is_live_store(&dir) {
+            state_mirror::read()
+        } else {
+            Ok(None)
+        };
+        #[cfg(not(windows))]
+        let found = Ok(None);
+        let line = match &found {
+            Ok(Some(f)) => {
+                let (a, d) = state_mirror::compare(&expected, durable.seq(), f);
+                Some(state_mirror::text(&a, &d))
+            }
+            Err(e) => Some(format!("registry mirror: WARNING: {e}")),
+            Ok(None) => None,
+        };
+        (state_mirror::json(&expected, durable.seq(), found), line)
+    });
     if json {
         outln!(
             "{}",
@@ -126,7 +149,8 @@ pub fn run(
                 json!({"store": dir, "live": live.0, "state": st, "last_start": last.as_ref().map(report::start_report_json),
                    "last_start_known": untraceable.is_none(), "last_start_unknown_why": untraceable.as_ref().map(|e| untraceable_text(e)),
                    "record_writable": writable.as_ref().err().map(ToString::to_string).map_or(json!(true), |e| json!({"writable": false, "error": e})),
-                   "registry": set.registry, "content": files, "next_start": next.0, "exit": code})
+                   "registry": set.registry, "registry_mirror": mirror.as_ref().map(|m| &m.0),
+                   "content": files, "next_start": next.0, "exit": code})
             )
         );
         return Ok(code);
@@ -154,6 +178,9 @@ pub fn run(
     }
     if let Some(t) = &set.registry_text {
         outln!("{t}");
+    }
+    if let Some((_, Some(line))) = &mirror {
+        outln!("{line}");
     }
     outln!("content:");
     if files.is_empty() {

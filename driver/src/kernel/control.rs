@@ -49,7 +49,7 @@ use super::ffi::{
     IoFreeWorkItem, IoQueueWorkItem, IofCompleteRequest, KERNEL_MODE, KEVENT,
     KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, LARGE_INTEGER,
     NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID,
-    RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    PsGetCurrentProcessId, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
     RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR, SECURITY_DESCRIPTOR_REVISION,
     STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC, ZwClose, ZwSetSecurityObject,
@@ -388,6 +388,10 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
     unsafe { KeInitializeEvent(done.as_mut_ptr(), _EVENT_TYPE::NotificationEvent, 0) };
     let mut job = Job {
         req,
+        // The requestor: the dispatch runs in the calling thread (a top-level driver's
+        // IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch routine contexts").
+        // SAFETY: no arguments; any IRQL ≤ DISPATCH (ntddk.h).
+        pid: u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0),
         out: buf,
         out_len,
         written: 0,
@@ -423,6 +427,8 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
 /// A request handed to the worker thread.
 struct Job {
     req: Result<Request, failsafe_loader::control::ProtoError>,
+    /// The requesting process (for the `ControlRequest` event).
+    pid: u64,
     /// The IRP's system buffer and its output length.
     out: *mut u8,
     out_len: usize,
@@ -441,7 +447,7 @@ unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::f
     // SAFETY: the IRP's system buffer of at least `out_len` bytes (checked by the
     // dispatch), not otherwise referenced while the dispatch routine waits.
     let out = unsafe { core::slice::from_raw_parts_mut(job.out, job.out_len) };
-    job.written = respond(job.req, out);
+    job.written = respond(job.req, job.pid, out);
     // SAFETY: the dispatch's event; after this the dispatch may return and `job` is gone,
     // so nothing touches it afterwards.
     let _ = unsafe { KeSetEvent(job.done, 0, 0) };
@@ -450,43 +456,101 @@ unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::f
 /// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).
 /// Returns its length (0 only if even a refusal did not fit, which `MIN_RESPONSE` rules
 /// out).
-fn respond(req: Result<Request, failsafe_loader::control::ProtoError>, out: &mut [u8]) -> usize {
+fn respond(
+    req: Result<Request, failsafe_loader::control::ProtoError>,
+    pid: u64,
+    out: &mut [u8],
+) -> usize {
+    use crate::etw::control_request as event;
     let written = match req {
-        Err(e) => encode_refused(out, 0, e.code(), &e),
+        Err(e) => {
+            event("malformed", pid, 0, "protocol-error", u32::from(e.code()));
+            encode_refused(out, 0, e.code(), &e)
+        }
         Ok(Request::Query) => {
             let s = health::with_state(|s| status(s.as_ref()));
+            event("query", pid, 0, "ok", 0);
             encode_status(out, &s)
         }
         Ok(Request::Activate { version }) => match health::with_state(|s| activate(s, version)) {
-            Ok((v, boot)) => encode_changed(out, kind::ACTIVATE, v, boot),
-            Err(r) => encode_refused(out, kind::ACTIVATE, r.code(), &r),
+            Ok((v, boot)) => {
+                crate::etw::live_activated(v, boot);
+                event("activate", pid, version, "ok", 0);
+                encode_changed(out, kind::ACTIVATE, v, boot)
+            }
+            Err(r) => {
+                crate::etw::live_refused("activate", version, &r);
+                event("activate", pid, version, "refused", u32::from(r.code()));
+                encode_refused(out, kind::ACTIVATE, r.code(), &r)
+            }
         },
         Ok(Request::Rollback) => match health::with_state(rollback) {
-            Ok((v, boot)) => encode_changed(out, kind::ROLLBACK, v, boot),
-            Err(r) => encode_refused(out, kind::ROLLBACK, r.code(), &r),
+            Ok((v, boot)) => {
+                event("rollback", pid, v, "ok", 0);
+                encode_changed(out, kind::ROLLBACK, v, boot)
+            }
+            Err(r) => {
+                crate::etw::live_refused("rollback", 0, &r);
+                event("rollback", pid, 0, "refused", u32::from(r.code()));
+                encode_refused(out, kind::ROLLBACK, r.code(), &r)
+            }
         },
-        Ok(Request::ReadEvents { cursor }) => flt::events_read(out, cursor, sleep_1ms),
-        Ok(Request::ForceSafeMode { on }) => {
-            changed(out, kind::FORCE_SAFE_MODE, Change::ForceSafeMode(on), false)
+        Ok(Request::ReadEvents { cursor }) => {
+            event("read-events", pid, 0, "ok", 0);
+            flt::events_read(out, cursor, sleep_1ms)
         }
-        Ok(Request::Reset { confirmed }) => changed(out, kind::RESET, Change::Reset, confirmed),
+        Ok(Request::ForceSafeMode { on }) => changed(
+            out,
+            pid,
+            kind::FORCE_SAFE_MODE,
+            Change::ForceSafeMode(on),
+            false,
+        ),
+        Ok(Request::Reset { confirmed }) => {
+            changed(out, pid, kind::RESET, Change::Reset, confirmed)
+        }
         Ok(r @ Request::Unquarantine { version, confirmed }) => {
-            changed(out, r.kind(), Change::Unquarantine(version), confirmed)
+            changed(out, pid, r.kind(), Change::Unquarantine(version), confirmed)
         }
     };
+    if let Ok(
+        Request::Activate { .. }
+        | Request::Rollback
+        | Request::ForceSafeMode { .. }
+        | Request::Reset { .. }
+        | Request::Unquarantine { .. },
+    ) = req
+    {
+        // A live change or an operator's change, or a refusal after which the core may
+        // have written the record back (docs/boot-safety.md, "Live activation"): mirror
+        // the record as it is now.
+        health::with_state(|s| s.as_ref().map(super::mirror::write_locked));
+    }
     written.unwrap_or(0)
 }
 
 /// The response to an operator's change (request kind `k`).
 fn changed(
     out: &mut [u8],
+    pid: u64,
     k: u16,
     change: Change,
     confirmed: bool,
 ) -> Result<usize, failsafe_loader::control::WriteError> {
+    let (name, version) = match change {
+        Change::ForceSafeMode(_) => ("force-safe-mode", 0),
+        Change::Reset => ("reset", 0),
+        Change::Unquarantine(v) => ("unquarantine", v),
+    };
     match health::with_state(|s| operator(s, change, confirmed)) {
-        Ok((v, boot)) => encode_changed(out, k, v, boot),
-        Err(e) => encode_refused(out, k, e.code(), &e),
+        Ok((v, boot)) => {
+            crate::etw::control_request(name, pid, version, "ok", 0);
+            encode_changed(out, k, v, boot)
+        }
+        Err(e) => {
+            crate::etw::control_request(name, pid, version, "refused", u32::from(e.code()));
+            encode_refused(out, k, e.code(), &e)
+        }
     }
 }
 
@@ -633,6 +697,7 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
     if r.closing {
         return Err(LiveRefusal::ShuttingDown);
     }
+    let from = r.activation.map_or(0, |a| a.ver.version);
     let to = r.durable.rollback(
         r.activation.as_ref(),
         &mut r.store,
@@ -652,7 +717,14 @@ fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
             0
         }
     };
-    Ok((version, r.durable.state().boot))
+    let boot = r.durable.state().boot;
+    crate::etw::live_rolled_back(version, from, boot);
+    for q in r.durable.state().quarantine.iter().flatten() {
+        if q.boot == boot && q.ver.version == from {
+            crate::etw::quarantine(q);
+        }
+    }
+    Ok((version, boot))
 }
 
 /// Swaps in a rule set whose attempt is durable, and starts its health window.

@@ -33,9 +33,9 @@ pub use wdk_sys::ntddk::{
     IoVolumeDeviceToDosName, IofCompleteRequest, KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc,
     KeInitializeEvent, KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer,
     KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile,
-    ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey,
-    ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    ObfDereferenceObject, PsGetCurrentProcessId, PsSetCreateProcessNotifyRoutineEx, ZwClose,
+    ZwCreateFile, ZwCreateKey, ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile,
+    ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey, ZwWriteFile,
 };
 // Only the drill build bugchecks on purpose; a release build's panics are wdk-panic's.
 #[cfg(feature = "drill")]

@@ -272,8 +272,17 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                     canary,
                 };
                 // Built on the record as it is now (a responder may have changed it).
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.health(&act, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.health(&act, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             } else if let Some(r) = s.as_mut()
                 && let Some(b) = r.build
@@ -284,8 +293,17 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
                     uptime_secs: u32::try_from(uptime).unwrap_or(u32::MAX),
                     canary,
                 };
-                if r.durable.refresh().is_ok() {
-                    let _ = r.durable.build_health(&b, &evidence, &r.cfg);
+                if r.durable.refresh().is_ok()
+                    && let Ok(Some(check)) = r.durable.build_health(&b, &evidence, &r.cfg)
+                {
+                    crate::etw::health_recorded(
+                        check.version,
+                        check.boot,
+                        check.uptime_secs,
+                        check.canary.map_err(|e| e.code),
+                        check.passed,
+                    );
+                    super::mirror::write_locked(r);
                 }
             }
             // Done, with the record lock held: a live swap (which re-arms under the same
@@ -395,14 +413,13 @@ pub fn close_clean() {
             if r.durable.refresh().is_ok() {
                 // The content's attempt closes the build's with it; without content, the
                 // build's alone.
-                match (r.activation, r.build) {
-                    (Some(act), _) => {
-                        let _ = r.durable.clean_shutdown(&act);
-                    }
-                    (None, Some(b)) => {
-                        let _ = r.durable.build_shutdown(&b);
-                    }
-                    (None, None) => {}
+                let changed = match (r.activation, r.build) {
+                    (Some(act), _) => r.durable.clean_shutdown(&act) == Ok(true),
+                    (None, Some(b)) => r.durable.build_shutdown(&b) == Ok(true),
+                    (None, None) => false,
+                };
+                if changed {
+                    super::mirror::write_locked(r);
                 }
             }
         }

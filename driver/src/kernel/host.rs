@@ -22,6 +22,7 @@ const REPORT_INTERVAL: u64 = 100_000;
 impl Host for Kernel {
     fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool) {
         let now = super::health::now();
+        trace_match(m, kind, path, pid, vetoed, now);
         let last = LAST_REPORT.load(Ordering::Relaxed);
         if now.saturating_sub(last) < REPORT_INTERVAL
             || LAST_REPORT
@@ -76,7 +77,8 @@ impl Host for Kernel {
         super::dosnames::release(disk);
     }
 
-    fn unload(_flags: u32) -> NTSTATUS {
+    fn unload(flags: u32) -> NTSTATUS {
+        crate::etw::driver_stopped(flags);
         // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
         // start's attempt as clean before the shutdown notification goes away, or the next
         // start would charge it.
@@ -114,4 +116,18 @@ pub unsafe extern "C" fn process_notify(
         }
         None => flt::process_exited(pid),
     }
+}
+
+/// The match as an ETW event (`crate::etw::matched`: rate-limited, nothing when no session
+/// listens), with the process image copied from the process table into this frame. Its
+/// own frame, so that the image buffer is not on `report`'s. IRQL ≤ APC_LEVEL.
+#[inline(never)]
+fn trace_match(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool, now: u64) {
+    if !crate::etw::match_enabled(m.action) {
+        return;
+    }
+    let mut image = [0u16; crate::proctable::MAX_UNITS];
+    let n = flt::process_image(pid, &mut image);
+    let process = image.get(..n).unwrap_or(&[]);
+    crate::etw::matched(m, kind, path, pid, process, vetoed, now);
 }

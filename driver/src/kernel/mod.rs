@@ -11,6 +11,8 @@
 //! | [`nt`] | names, handles, synchronous file I/O | PASSIVE |
 //! | [`medium`], [`store`] | the state record and the content store over `Zw*` | PASSIVE |
 //! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
+//! | [`mirror`] | the record's meaning under `Parameters\State` | PASSIVE |
+//! | [`etw`] | the ETW provider's registration (`crate::etw` writes the events) | PASSIVE |
 //! | [`health`] | health timer, DPC, work item, canary, shutdown | DPC at DISPATCH, rest PASSIVE |
 //! | [`host`] | audit lines, unload, process notify | ≤ APC; PASSIVE |
 //! | [`dosnames`] | volumes' DOS names (work item), ADR 0013 | queue ≤ APC; work PASSIVE |
@@ -18,11 +20,13 @@
 
 pub mod control;
 pub mod dosnames;
+pub mod etw;
 pub mod ffi;
 pub mod globals;
 pub mod health;
 pub mod host;
 pub mod medium;
+pub mod mirror;
 pub mod nt;
 pub mod pool;
 pub mod registry;
@@ -125,9 +129,11 @@ pub unsafe extern "system" fn driver_entry(
     unsafe { KeInitializeTimer(TIMER.ptr()) };
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
     unsafe { KeInitializeDpc(DPC.ptr(), Some(health::health_dpc), core::ptr::null_mut()) };
+    // First, so that every failure below is an event (unregistered on every failed return).
+    etw::register();
 
     let Some(params) = parameters(registry_path) else {
-        return STATUS_INSUFFICIENT_RESOURCES;
+        return refuse("Parameters", STATUS_INSUFFICIENT_RESOURCES);
     };
     let cfg = config_from(&params.values);
     let safe_boot = registry::windows_safe_mode();
@@ -141,20 +147,28 @@ pub unsafe extern "system" fn driver_entry(
     // at. Logged for the debugger; the service's start fails with this status.
     let Some(dir) = params.dir else {
         log_refusal(c"ContentDirectory is set but unusable (type, length or a %variable%)");
-        return ffi::STATUS_INVALID_PARAMETER;
+        return refuse("ContentDirectory", ffi::STATUS_INVALID_PARAMETER);
     };
     let (Some(medium), Some(mut store), Some(canary_dir)) = (
         KernelMedium::new(dir.units()),
         KernelStore::new(dir.units()),
         Wide::join(dir.units(), ""),
     ) else {
-        return STATUS_INSUFFICIENT_RESOURCES;
+        return refuse("ContentDirectory", STATUS_INSUFFICIENT_RESOURCES);
     };
 
     // 1. The start's first half: this start's attempt of the build is durable before the
     //    driver's own setup runs (a fault there is the build's).
     let mut started = begin_start(medium, &cfg, &env, &params.trust);
     if started.dormant() {
+        // The decision is an event too; then the provider goes with the image.
+        start_events(&started, &cfg, safe_boot);
+        etw::unregister();
+        mirror::write_once(
+            &params.service,
+            started.durable.state(),
+            started.durable.seq(),
+        );
         return dormant(&params.service, &started);
     }
     log_build(&started);
@@ -169,8 +183,14 @@ pub unsafe extern "system" fn driver_entry(
 
     // 2. The driver's own setup. Nothing here charges content; a failure ends the start
     //    cleanly (the build's attempt closed, nothing charged).
-    if let Err(status) = setup(driver) {
+    if let Err((step, status)) = setup(driver) {
+        crate::etw::setup_failed(step, status);
         close_build(&mut started);
+        mirror::write_once(
+            &params.service,
+            started.durable.state(),
+            started.durable.seq(),
+        );
         teardown();
         return status;
     }
@@ -178,12 +198,19 @@ pub unsafe extern "system" fn driver_entry(
     // and the console reads the record file (control.rs says why a failure here never
     // refuses the start).
     events_init();
-    if control::create(driver).is_err() {
+    let control = control::create(driver).is_ok();
+    if !control {
         log_warning(c"control channel unavailable (the driver runs without it)");
+        crate::etw::driver_warning("control channel unavailable");
+    }
+    if !mirror::open(&params.service) {
+        crate::etw::driver_warning("registry mirror (Parameters\\State) unavailable");
     }
     // The process table is optional: without it `process` is empty (criteria on it are
     // then false, as for any missing input).
-    if let Some(table) = ProcessTable::try_new(PROCESS_SETS) {
+    let process_table = ProcessTable::try_new(PROCESS_SETS);
+    let processes = process_table.is_some();
+    if let Some(table) = process_table {
         // SAFETY: once, before the notify routine is registered.
         unsafe { flt::processes_init(table) };
         // SAFETY: process_notify has the PCREATE_PROCESS_NOTIFY_ROUTINE_EX signature; the
@@ -205,7 +232,9 @@ pub unsafe extern "system" fn driver_entry(
     // 3. The content decision: the content's attempt is durable before it is parsed.
     finish_start(&mut started, &mut store, &cfg, &env, &params.trust);
     let _ = registry::write_last_start(&params.service, &encode_report(&started.report()));
+    start_events(&started, &cfg, safe_boot);
     let (active_version, armed) = keep_running(started, cfg, store, env, &params.trust);
+    health::with_state(|s| s.as_ref().map(mirror::write_locked));
     log_start(safe_boot, active_version);
 
     #[cfg(feature = "drill")]
@@ -220,6 +249,7 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: a filter handle registered by setup().
     let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
     if status < 0 {
+        crate::etw::setup_failed("FltStartFiltering", status);
         health::close_clean();
         teardown();
         return status;
@@ -228,7 +258,54 @@ pub unsafe extern "system" fn driver_entry(
     if armed {
         health::arm(cfg.healthy_after_secs);
     }
+    crate::etw::driver_started(cfg!(feature = "drill"), control, processes);
     STATUS_SUCCESS
+}
+
+/// A refusal before the driver's own setup ran: the event, then the provider goes (nothing
+/// else was set up). PASSIVE_LEVEL.
+fn refuse(step: &'static str, status: NTSTATUS) -> NTSTATUS {
+    crate::etw::setup_failed(step, status);
+    etw::unregister();
+    status
+}
+
+/// The start decision's events: `StartDecision`; `Quarantine` for each version this
+/// start quarantined; `ContentRefused` for each file it refused; `Fallback` when it runs
+/// older content than the newest or none for want of usable content. PASSIVE_LEVEL.
+#[inline(never)]
+fn start_events(started: &Started<KernelMedium>, cfg: &Config, safe_boot: u32) {
+    let report = started.report();
+    let st = started.durable.state();
+    crate::etw::start_decision(
+        &report,
+        st.attempts(report.version),
+        cfg.threshold,
+        cfg.force_safe_mode,
+        safe_boot,
+    );
+    for r in &started.rejected {
+        crate::etw::content_refused(r);
+    }
+    if !report.record_not_written {
+        for q in st.quarantine.iter().flatten().filter(|q| q.boot == st.boot) {
+            crate::etw::quarantine(q);
+        }
+    }
+    if report.mode == failsafe_loader::state::Mode::Fallback
+        || matches!(
+            report.reason,
+            failsafe_loader::state::Reason::NothingUsable
+                | failsafe_loader::state::Reason::NewerUncountable
+        )
+    {
+        crate::etw::fallback(
+            &report,
+            st.lkg.map_or(0, |l| l.version),
+            u32::try_from(started.rejected.len()).unwrap_or(u32::MAX),
+            u32::try_from(started.unreadable.len()).unwrap_or(u32::MAX),
+        );
+    }
 }
 
 /// A dormant build's start (ADR 0016): the decision is in the record (written by
@@ -418,7 +495,7 @@ fn log_warning(what: &core::ffi::CStr) {
 
 /// Filter registration (not started), the control device, its shutdown notification and
 /// work item. PASSIVE_LEVEL.
-fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
+fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), (&'static str, NTSTATUS)> {
     debug_assert_passive!();
     let mut filter = 0isize;
     // SAFETY: windows-sys's DRIVER_OBJECT is a different Rust type for the same C struct
@@ -431,7 +508,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         )
     };
     if status < 0 {
-        return Err(status);
+        return Err(("FltRegisterFilter", status));
     }
     FILTER.store(filter, Ordering::Release);
 
@@ -450,7 +527,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
         )
     };
     if status < 0 {
-        return Err(status);
+        return Err(("IoCreateDevice", status));
     }
     DEVICE.store(device, Ordering::Release);
     if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_SHUTDOWN) {
@@ -459,7 +536,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     // SAFETY: a device just created by this driver.
     let item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
     if item.is_null() {
-        return Err(STATUS_INSUFFICIENT_RESOURCES);
+        return Err(("IoAllocateWorkItem", STATUS_INSUFFICIENT_RESOURCES));
     }
     WORK_ITEM.store(item.cast(), Ordering::Release);
     // The volume-name work item (`dosnames`) is optional: without it paths stay in device
@@ -471,7 +548,7 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
     // SAFETY: a device just created by this driver, with a shutdown dispatch routine.
     let status = unsafe { IoRegisterShutdownNotification(device) };
     if status < 0 {
-        return Err(status);
+        return Err(("IoRegisterShutdownNotification", status));
     }
     SHUTDOWN_REGISTERED.store(true, Ordering::Release);
     Ok(())
@@ -624,4 +701,8 @@ pub fn teardown() {
     // SAFETY: the work item, the only reader, has finished (quiesce).
     unsafe { *DIR.0.get() = None };
     health::with_state(|s| *s = None);
+    // Nothing writes the record any more; the provider last, so teardown's own failures
+    // above could still be events.
+    mirror::close();
+    etw::unregister();
 }

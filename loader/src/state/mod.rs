@@ -2,6 +2,7 @@
 //! the start sequence over the OS-provided medium, store and clock.
 
 pub mod machine;
+pub mod mirror;
 pub mod record;
 pub mod start;
 
