@@ -12,30 +12,11 @@ use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use failsafe_loader::state::IoError;
-use failsafe_loader::state::record::{REPORT_LEN, StartReport, decode_report, encode_report};
+use failsafe_loader::state::record::{
+    RECORD_LEN, REPORT_LEN, StartReport, decode_report, encode_report,
+};
 
-use crate::report::Fail;
-
-/// An OS error code from the core's `IoError`, in words ("No space left on device (os
-/// error 28)"), as the responder needs it.
-pub fn os_error(e: IoError) -> String {
-    match i32::try_from(e.code) {
-        Ok(code) if code > 0 => io::Error::from_raw_os_error(code).to_string(),
-        _ if e == failsafe_loader::state::start::NO_MEMORY => {
-            "out of memory (the record's memory could not be reserved)".to_owned()
-        }
-        _ if e == failsafe_loader::state::start::NO_RECORD => {
-            "the record is missing or both of its slots are invalid".to_owned()
-        }
-        _ => format!("I/O error (code {})", e.code),
-    }
-}
-
-/// The core's error code of an `io::Error` (-100 when the OS gave none: negative codes
-/// above it are the core's own).
-pub fn io_code(e: &io::Error) -> i64 {
-    e.raw_os_error().map_or(-100, i64::from)
-}
+use crate::fail::{Fail, io_code};
 
 /// What a command is about to do with the store.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -116,6 +97,7 @@ pub fn open(dir: &Path, init: bool, how: Use) -> Result<PathBuf, Fail> {
                 format!("cannot create store {}: {e}", abs.display()),
             )
         })?;
+        reserve_report(&abs);
     }
     Ok(abs)
 }
@@ -193,6 +175,21 @@ pub fn write_report(dir: &Path, r: &StartReport) -> io::Result<()> {
     }
 }
 
+/// Makes room for the start report ahead of the starts: an empty report file (zeros, which
+/// read as no report) of the report's length, created where none exists, so that a start
+/// on a disk that filled up since writes its report in place and leaves a trace (a full
+/// disk cannot take a new file; an existing one takes its bytes). Best effort: called when
+/// content is staged or a store created, while there is room.
+pub fn reserve_report(dir: &Path) {
+    let path = report_path(dir);
+    if path.exists() {
+        return;
+    }
+    if crate::host::write_atomic(&path, &[0u8; REPORT_LEN]).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// Reads the start report; `None` when there is none or it is not valid.
 pub fn read_report(dir: &Path) -> Option<StartReport> {
     let mut buf = Vec::with_capacity(REPORT_LEN);
@@ -204,17 +201,66 @@ pub fn read_report(dir: &Path) -> Option<StartReport> {
     decode_report(&buf)
 }
 
-/// Whether the record could be written now: opens it for writing without changing it.
-/// `Err` carries the OS error ("Read-only file system").
-pub fn record_writable(dir: &Path) -> io::Result<()> {
-    let p = dir.join("state.bin");
-    if p.exists() {
-        OpenOptions::new().write(true).open(&p).map(|_| ())
-    } else {
-        let probe = dir.join(".write-probe");
-        File::create(&probe)?;
-        std::fs::remove_file(&probe)
-    }
+/// The record as one read of `DIR/state.bin` finds it, and whether a start could write it.
+#[derive(Debug)]
+pub struct RecordFile {
+    /// The record's bytes (a short file zero-padded, as the host medium reads it); `None`:
+    /// no record (first install); `Err`: the read failed.
+    pub bytes: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>,
+    /// `Err` with the OS error ("Read-only file system", "No space left on device") when a
+    /// start could not write the record now.
+    pub writable: io::Result<()>,
+}
+
+/// Reads the record once: opened for reading and writing (which also says whether a start
+/// could write it), else for reading only. Without a record, whether one could be created
+/// is probed as a start creates it: [`RECORD_LEN`] bytes written, synced and removed (an
+/// empty file still fits on a full disk; a record does not).
+pub fn read_record(dir: &Path) -> RecordFile {
+    let path = dir.join("state.bin");
+    let code = |e: &io::Error| IoError { code: io_code(e) };
+    let (file, writable) = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => (f, Ok(())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return RecordFile {
+                bytes: Ok(None),
+                writable: probe_create(dir),
+            };
+        }
+        Err(e) => match File::open(&path) {
+            Ok(f) => (f, Err(e)),
+            Err(read) => {
+                return RecordFile {
+                    bytes: Err(code(&read)),
+                    writable: Err(e),
+                };
+            }
+        },
+    };
+    let mut got = Vec::with_capacity(RECORD_LEN);
+    let bytes = file
+        .take(u64::try_from(RECORD_LEN).unwrap_or(0))
+        .read_to_end(&mut got)
+        .map_err(|e| code(&e))
+        .map(|_| {
+            let mut b = Box::new([0u8; RECORD_LEN]);
+            if let Some(dst) = b.get_mut(..got.len()) {
+                dst.copy_from_slice(&got);
+            }
+            Some(b)
+        });
+    RecordFile { bytes, writable }
+}
+
+/// Whether a record of [`RECORD_LEN`] bytes could be created in `dir` now.
+fn probe_create(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".write-probe");
+    let r = File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; RECORD_LEN])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    r
 }
 
 /// The store's access list on Windows (issue 19, finding 3): the directory the driver

@@ -27,7 +27,8 @@ use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 
 const KERNEL_MODULES: [&str; 3] = ["ntoskrnl.exe", "HAL.dll", "FLTMGR.SYS"];
 /// The symbols the image may export: the entry point, and the two link-time symbols
-/// wdk-sys itself defines (`_fltused`, `__CxxFrameHandler3`; driver/src/kernel/crt.rs).
+/// wdk-sys itself defines (`_fltused`, `__CxxFrameHandler3`; the kernel check's stand-in,
+/// driver/kshim).
 const EXPORTS: [&str; 3] = ["DriverEntry", "_fltused", "__CxxFrameHandler3"];
 const DRILL_BUGCHECK: u32 = 0x4653_4443;
 /// Largest frame of any function (bytes, return address included). Below one page, so no

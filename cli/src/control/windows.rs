@@ -1,11 +1,13 @@
 //! The driver's control device: `CreateFileW` on `\\.\FailsafeFlt`, then one
-//! `DeviceIoControl` with [`IOCTL_CONTROL`] (METHOD_BUFFERED): the 16-byte request as the
-//! input buffer, the response written into the output buffer. The device's security
-//! descriptor admits Administrators and SYSTEM only; anyone else gets access denied.
+//! `DeviceIoControl` (METHOD_BUFFERED): the 16-byte request as the input buffer, the
+//! response written into the output buffer. Least privilege: query and read events open
+//! the device for reading only and send [`IOCTL_CONTROL_READ`]; changes open it for
+//! reading and writing and send `IOCTL_CONTROL`. The device's security descriptor admits
+//! Administrators and SYSTEM only; anyone else gets access denied.
 
 use std::ffi::c_void;
 
-use failsafe_loader::control::{CONTROL_DEVICE, IOCTL_CONTROL, MAX_RESPONSE};
+use failsafe_loader::control::{CONTROL_DEVICE, IOCTL_CONTROL_READ, MAX_RESPONSE};
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, GENERIC_READ, GENERIC_WRITE, HANDLE,
     INVALID_HANDLE_VALUE,
@@ -30,14 +32,19 @@ impl Drop for Device {
     }
 }
 
-fn open() -> Result<Device, CallError> {
+/// Opens the device, for reading only unless `write`.
+fn open(write: bool) -> Result<Device, CallError> {
     let name: Vec<u16> = CONTROL_DEVICE.encode_utf16().chain([0]).collect();
     // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the call; the
     // security attributes and template handle may be null.
     let h = unsafe {
         CreateFileW(
             name.as_ptr(),
-            GENERIC_READ | GENERIC_WRITE,
+            if write {
+                GENERIC_READ | GENERIC_WRITE
+            } else {
+                GENERIC_READ
+            },
             FILE_SHARE_NONE,
             std::ptr::null(),
             OPEN_EXISTING,
@@ -61,9 +68,11 @@ fn open() -> Result<Device, CallError> {
     Ok(Device(h))
 }
 
-/// Sends one request through the IOCTL; returns the response bytes the driver wrote.
-pub fn exchange(req: &[u8]) -> Result<Vec<u8>, CallError> {
-    let dev = open()?;
+/// Sends one request with `ioctl` (`control::ioctl_for`): on a read-write handle for
+/// `IOCTL_CONTROL`, a read-only one for [`IOCTL_CONTROL_READ`]. Returns the response
+/// bytes the driver wrote.
+pub fn exchange(req: &[u8], ioctl: u32) -> Result<Vec<u8>, CallError> {
+    let dev = open(ioctl != IOCTL_CONTROL_READ)?;
     let mut out = vec![0u8; MAX_RESPONSE];
     let mut returned: u32 = 0;
     let in_len = u32::try_from(req.len()).unwrap_or(u32::MAX);
@@ -73,7 +82,7 @@ pub fn exchange(req: &[u8]) -> Result<Vec<u8>, CallError> {
     let ok = unsafe {
         DeviceIoControl(
             dev.0,
-            IOCTL_CONTROL,
+            ioctl,
             req.as_ptr().cast::<c_void>(),
             in_len,
             out.as_mut_ptr().cast::<c_void>(),

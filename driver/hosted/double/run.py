@@ -304,12 +304,17 @@ class Drill:
         return control(self.wine, kind, arg)
 
     def drain_events(self):
-        got = []
+        # Protocol 2 (docs/control-protocol.md): the argument is the cursor, the sequence
+        # number after the last event received; events stay queued until a cursor passes
+        # them. The last read (empty) acknowledged everything before it, so each drain
+        # starts from 0.
+        got, cursor = [], 0
         for _ in range(40):
-            r = self.control(KIND_EVENTS, 64)
+            r = self.control(KIND_EVENTS, cursor)
             got += r["events"]
             if not r["events"]:
                 break
+            cursor = r["first"] + len(r["events"])
         return got
 
     def record(self):

@@ -40,21 +40,23 @@ pub(super) fn audit(ev: &AuditEvent, path: &[u16], image: &[u16]) {
     }
 }
 
-/// Moves up to `max` queued events into a read-events response in `out` (control
-/// request, PASSIVE_LEVEL: `wait` may sleep).
-pub fn events_drain(out: &mut [u8], max: u16, wait: impl FnMut()) -> Result<usize, WriteError> {
+/// Answers a read-events request with `cursor` in `out`: events below the cursor were
+/// received by the console and leave the queue; the rest are copied into the response and
+/// stay queued until a later cursor passes them, so a response the I/O manager never
+/// copies out loses nothing (control request, PASSIVE_LEVEL: `wait` may sleep).
+pub fn events_read(out: &mut [u8], cursor: u64, wait: impl FnMut()) -> Result<usize, WriteError> {
     EVENTS.with(
         |q| {
             let busy = EVENTS_BUSY.swap(0, Ordering::Relaxed);
             match q.as_mut() {
                 Some(ring) => {
                     ring.add_dropped(busy);
-                    ring.drain_into(out, max)
+                    ring.read_into(out, cursor)
                 }
                 None => {
                     let mut none = EventRing::disabled();
                     none.add_dropped(busy);
-                    none.drain_into(out, max)
+                    none.read_into(out, cursor)
                 }
             }
         },

@@ -49,7 +49,7 @@ mod scratch;
 mod setinfo;
 mod verdict;
 
-pub use audit::{events_counts, events_drain, events_free, events_init};
+pub use audit::{events_counts, events_free, events_init, events_read};
 pub use create::{REFUSED_DELETE_BY_ID, post_create, pre_create};
 pub use instance::{
     instance_query_teardown, instance_setup, instance_teardown_complete, take_pending_volume,

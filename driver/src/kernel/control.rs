@@ -5,9 +5,17 @@
 //! - Who may open it: the device's DACL grants LocalSystem and Administrators all access
 //!   and nobody else anything (set before `DriverEntry` returns, while the I/O manager still
 //!   refuses opens of a device being initialized); `FILE_DEVICE_SECURE_OPEN` applies it to
-//!   every open, the device namespace included. The IOCTL requires read and write access
-//!   on the handle (`CTL_CODE(..., FILE_READ_DATA | FILE_WRITE_DATA)`), which the I/O
-//!   manager checks before the dispatch routine runs.
+//!   every open, the device namespace included. Two IOCTLs: `IOCTL_CONTROL_READ`
+//!   (`FILE_READ_DATA`) for query and read events, which a handle opened for reading may
+//!   send (least privilege for `status` and `watch`); `IOCTL_CONTROL` (`FILE_READ_DATA |
+//!   FILE_WRITE_DATA`) for everything. The I/O manager checks the handle's access against
+//!   the IOCTL's before the dispatch routine runs; the dispatch refuses a change that
+//!   arrives on the read IOCTL (`STATUS_ACCESS_DENIED`, `control::admitted`).
+//! - What requests do: query, read events (acknowledged by the console's cursor), live
+//!   activation and rollback (`Durable::live_activate`, `rollback`), and the operator's
+//!   changes of the record (`failsafectl recover force-safe-mode | reset | unquarantine`,
+//!   `control::operator::apply`), all under the record lock: while the driver runs, it is
+//!   the record's one writer, so no change is lost between its re-read and its write.
 //! - What is read from user mode: nothing directly. `METHOD_BUFFERED`: the I/O manager
 //!   copies the input into `SystemBuffer` and copies the output back; both lengths come
 //!   from the stack location and bound every slice made here. The request is decoded (and
@@ -31,11 +39,11 @@
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use failsafe_loader::control::wire::{
-    CONTROL_DEVICE, IOCTL_CONTROL, MIN_RESPONSE, mode_code, reason_code,
+    CONTROL_DEVICE, IOCTL_CONTROL, IOCTL_CONTROL_READ, MIN_RESPONSE, mode_code, reason_code,
 };
 use failsafe_loader::control::{
-    Request, Status, decode_request, encode_changed, encode_refused, encode_status, kind,
-    status_flags,
+    Change, ChangeRefusal, Request, Status, admitted, decode_request, encode_changed,
+    encode_refused, encode_status, kind, status_flags,
 };
 use failsafe_loader::state::machine::LiveRefusal;
 use failsafe_loader::state::record::Phase;
@@ -388,7 +396,7 @@ unsafe fn control_irp(irp: *mut IRP, pid: u64) -> (NTSTATUS, usize) {
     };
     // SAFETY: an IRP_MJ_DEVICE_CONTROL stack location: DeviceIoControl is the member set.
     let p = unsafe { stack.Parameters.DeviceIoControl };
-    if p.IoControlCode != IOCTL_CONTROL {
+    if p.IoControlCode != IOCTL_CONTROL && p.IoControlCode != IOCTL_CONTROL_READ {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }
     let in_len = usize::try_from(p.InputBufferLength).unwrap_or(0);
@@ -408,6 +416,13 @@ unsafe fn control_irp(irp: *mut IRP, pid: u64) -> (NTSTATUS, usize) {
         let input = unsafe { core::slice::from_raw_parts(buf, in_len) };
         decode_request(input)
     };
+    // The I/O manager checked the handle against the IOCTL; a change on the read IOCTL
+    // (a handle without write access) is refused here.
+    if let Ok(r) = &req
+        && !admitted(p.IoControlCode, r)
+    {
+        return (STATUS_ACCESS_DENIED, 0);
+    }
     // SAFETY: METHOD_BUFFERED: SystemBuffer holds max(in, out) bytes owned by this IRP
     // until it is completed, which is after this slice's last use.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, out_len) };
@@ -456,17 +471,83 @@ fn respond(
                 encode_refused(out, kind::ROLLBACK, r.code(), &r)
             }
         },
-        Ok(Request::ReadEvents { max }) => {
+        Ok(Request::ReadEvents { cursor }) => {
             event("read-events", pid, 0, "ok", 0);
-            flt::events_drain(out, max, sleep_1ms)
+            flt::events_read(out, cursor, sleep_1ms)
+        }
+        Ok(Request::ForceSafeMode { on }) => changed(
+            out,
+            pid,
+            kind::FORCE_SAFE_MODE,
+            Change::ForceSafeMode(on),
+            false,
+        ),
+        Ok(Request::Reset { confirmed }) => {
+            changed(out, pid, kind::RESET, Change::Reset, confirmed)
+        }
+        Ok(r @ Request::Unquarantine { version, confirmed }) => {
+            changed(out, pid, r.kind(), Change::Unquarantine(version), confirmed)
         }
     };
-    if let Ok(Request::Activate { .. } | Request::Rollback) = req {
-        // A live change, or a refusal after which the core may have written the record
-        // back (docs/boot-safety.md, "Live activation"): mirror the record as it is now.
+    if let Ok(
+        Request::Activate { .. }
+        | Request::Rollback
+        | Request::ForceSafeMode { .. }
+        | Request::Reset { .. }
+        | Request::Unquarantine { .. },
+    ) = req
+    {
+        // A live change or an operator's change, or a refusal after which the core may
+        // have written the record back (docs/boot-safety.md, "Live activation"): mirror
+        // the record as it is now.
         health::with_state(|s| s.as_ref().map(super::mirror::write_locked));
     }
     written.unwrap_or(0)
+}
+
+/// The response to an operator's change (request kind `k`).
+fn changed(
+    out: &mut [u8],
+    pid: u64,
+    k: u16,
+    change: Change,
+    confirmed: bool,
+) -> Result<usize, failsafe_loader::control::WriteError> {
+    let (name, version) = match change {
+        Change::ForceSafeMode(_) => ("force-safe-mode", 0),
+        Change::Reset => ("reset", 0),
+        Change::Unquarantine(v) => ("unquarantine", v),
+    };
+    match health::with_state(|s| operator(s, change, confirmed)) {
+        Ok((v, boot)) => {
+            crate::etw::control_request(name, pid, version, "ok", 0);
+            encode_changed(out, k, v, boot)
+        }
+        Err(e) => {
+            crate::etw::control_request(name, pid, version, "refused", u32::from(e.code()));
+            encode_refused(out, k, e.code(), &e)
+        }
+    }
+}
+
+/// An operator's change of the record for the console (record lock held): decided on the
+/// record as re-read now and written by this, its one writer while the driver runs. The
+/// running content and the health timer are untouched (the change acts at the next start
+/// and on the next live request). Returns the active version and the record's boot.
+fn operator(
+    s: &mut Option<Running>,
+    change: Change,
+    confirmed: bool,
+) -> Result<(u64, u64), ChangeRefusal> {
+    let r = s.as_mut().ok_or(ChangeRefusal::ShuttingDown)?;
+    if r.closing {
+        return Err(ChangeRefusal::ShuttingDown);
+    }
+    failsafe_loader::control::operator::apply(&mut r.durable, change, confirmed)?;
+    Ok((
+        r.activation.map_or(0, |a| a.ver.version),
+        r.durable.state().boot,
+    ))
 }
 
 /// The live state for a query.

@@ -31,13 +31,16 @@ pub use wdk_sys::ntddk::{
 };
 pub use wdk_sys::ntddk::{
     ExFreePool, IoCreateDevice, IoDeleteDevice, IoVolumeDeviceToDosName, IofCompleteRequest,
-    KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent,
-    KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject,
-    MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject,
-    PsGetCurrentProcessId, PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwCreateKey,
-    ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey,
-    ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer,
+    KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject, MmGetSystemRoutineAddress,
+    ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject, PsGetCurrentProcessId,
+    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwCreateKey, ZwFlushBuffersFile,
+    ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile,
+    ZwSetValueKey, ZwWriteFile,
 };
+// Only the drill build bugchecks on purpose; a release build's panics are wdk-panic's.
+#[cfg(feature = "drill")]
+pub use wdk_sys::ntddk::KeBugCheckEx;
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
     DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KDPC, KEVENT,
