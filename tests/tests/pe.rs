@@ -233,6 +233,31 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
     }
     assert!(missing.is_empty(), "imports no module exports: {missing:?}");
 
+    // Long work runs on the driver's own system thread, not the system's worker threads
+    // (issue 19 finding 5; Microsoft Learn, "System Worker Threads"), and shutdown arrives
+    // through the filter's IRP_MJ_SHUTDOWN pre-operation, not a notification device
+    // (finding 8). The image before those fixes imported IoQueueWorkItem,
+    // IoAllocateWorkItem and IoRegisterShutdownNotification, and failed here.
+    let imported: BTreeSet<&str> = imports.iter().map(|i| i.name.as_str()).collect();
+    for gone in [
+        "IoAllocateWorkItem",
+        "IoQueueWorkItem",
+        "IoQueueWorkItemEx",
+        "ExQueueWorkItem",
+        "IoRegisterShutdownNotification",
+    ] {
+        assert!(
+            !imported.contains(gone),
+            "imports {gone}: long work belongs on the driver's own thread, shutdown on the filter"
+        );
+    }
+    for needed in ["PsCreateSystemThread", "PsTerminateSystemThread"] {
+        assert!(
+            names.contains(needed),
+            "does not import {needed}: no thread of its own"
+        );
+    }
+
     // No TLS; no section both writable and executable.
     let tls_dir = pe.data_directory(pe::IMAGE_DIRECTORY_ENTRY_TLS);
     assert!(

@@ -55,7 +55,7 @@ pub use instance::{
     instance_query_teardown, instance_setup, instance_teardown_complete, take_pending_volume,
     take_volume_reference, volume_attempted, volumes_free, volumes_init,
 };
-pub use process::{process_exited, process_image, process_started, processes_free, processes_init};
+pub use process::{process_exited, process_started, processes_free, processes_init};
 pub use registration::{
     OPERATIONS, Static, filter_unload, operations, pre_shutdown, registration, unregister_and_free,
 };
@@ -66,9 +66,10 @@ pub use setinfo::pre_set_information;
 pub trait Host: 'static {
     /// Records an audited or blocked operation (rate-limited `DbgPrintEx` in the driver).
     /// `vetoed`: a `block` that was not applied because the operation is inside the
-    /// driver's own directory. Called at the callback's IRQL (PASSIVE_LEVEL or
+    /// driver's own directory. `image`: the requesting process's image as the rule saw
+    /// it (held by the callback). Called at the callback's IRQL (PASSIVE_LEVEL or
     /// APC_LEVEL); must not block.
-    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool);
+    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, image: &[u16], vetoed: bool);
     /// The filter unload callback (PASSIVE_LEVEL): tear everything down, in order.
     fn unload(flags: u32) -> NTSTATUS;
     /// The system shuts down (the `IRP_MJ_SHUTDOWN` pre-operation callback, PASSIVE_LEVEL,

@@ -40,7 +40,7 @@ pub fn process_exited(pid: u64) {
 
 /// The image of process `pid` into `out` (the scratch's image buffer, `MAX_UNITS` units);
 /// its length, 0 when unknown or `out` is of another size.
-pub fn process_image(pid: u64, out: &mut [u16]) -> usize {
+pub(super) fn process_image(pid: u64, out: &mut [u16]) -> usize {
     let Ok(out) = <&mut [u16; MAX_UNITS]>::try_from(out) else {
         return 0;
     };

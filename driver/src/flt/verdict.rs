@@ -75,12 +75,12 @@ pub(super) fn judge<H: Host>(
         Some(m) if m.action == Action::Block => {
             let vetoed = block_vetoed(req, path, target);
             audit(&audit_event(&m, kind, pid, vetoed), path, image);
-            H::report(&m, kind, path, pid, vetoed);
+            H::report(&m, kind, path, pid, image, vetoed);
             if vetoed { Outcome::Pass } else { Outcome::Deny }
         }
         Some(m) if m.action == Action::Audit => {
             audit(&audit_event(&m, kind, pid, false), path, image);
-            H::report(&m, kind, path, pid, false);
+            H::report(&m, kind, path, pid, image, false);
             Outcome::Pass
         }
         _ => Outcome::Pass,

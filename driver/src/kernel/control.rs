@@ -258,15 +258,16 @@ pub fn remove() {
 /// Completes `irp` with `status` and `information` bytes. The I/O manager's IRP, ours
 /// until this call.
 fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
-    if !irp.is_null() {
-        // SAFETY: the IRP the dispatch routine was given, ours until completed; a raw
-        // place, so no reference to the whole IRP (whose `Cancel` another thread may set).
-        let io = unsafe { core::ptr::addr_of_mut!((*irp).IoStatus) };
-        // SAFETY: `io` points into that IRP; nothing else writes its status block.
-        if let Some(io) = unsafe { io.as_mut() } {
-            io.__bindgen_anon_1.Status = status;
-            io.Information = u64::try_from(information).unwrap_or(0);
-        }
+    if irp.is_null() {
+        return status;
+    }
+    // SAFETY: the IRP the dispatch routine was given, ours until completed; a raw place,
+    // so no reference to the whole IRP (whose `Cancel` another thread may set).
+    let io = unsafe { core::ptr::addr_of_mut!((*irp).IoStatus) };
+    // SAFETY: `io` points into that IRP; nothing else writes its status block.
+    if let Some(io) = unsafe { io.as_mut() } {
+        io.__bindgen_anon_1.Status = status;
+        io.Information = u64::try_from(information).unwrap_or(0);
     }
     // SAFETY: completing the IRP we were given, exactly once, with no priority boost.
     unsafe { IofCompleteRequest(irp, 0) };
@@ -375,8 +376,10 @@ pub fn serve() {
     let pid = PID.load(Ordering::Acquire);
     // SAFETY: the IRP admitted by `dispatch_control`, pending and ours until completed.
     let (status, n) = unsafe { control_irp(irp, pid) };
-    let _ = complete(irp, status, n);
+    // Free for the next request before the caller wakes: a console that sends its next
+    // request at once (`watch`) must not find the last one still counted.
     BUSY.store(false, Ordering::Release);
+    let _ = complete(irp, status, n);
     GATE.leave();
 }
 

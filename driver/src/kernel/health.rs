@@ -427,11 +427,16 @@ pub fn shutdown() {
 pub fn power(wake: bool) {
     let p = if wake { Power::Wake } else { Power::Sleep };
     with_state(|s| {
-        if let Some(r) = s.as_mut()
-            && r.power(p)
-        {
-            r.active_since = now();
-            rearm_locked(r.cfg.healthy_after_secs);
+        if let Some(r) = s.as_mut() {
+            let before = r.durable.seq();
+            if r.power(p) {
+                r.active_since = now();
+                rearm_locked(r.cfg.healthy_after_secs);
+            }
+            // Sleep closes the attempt and wake reopens it: the record changed.
+            if r.durable.seq() != before {
+                super::mirror::write_locked(r);
+            }
         }
     });
     // SAFETY: initialized notification event in static storage.

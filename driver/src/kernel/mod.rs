@@ -207,6 +207,8 @@ pub unsafe extern "system" fn driver_entry(
             started.durable.state(),
             started.durable.seq(),
         );
+        // The record and the store go before teardown closes their directory.
+        drop((started, store));
         teardown();
         return status;
     }
