@@ -253,7 +253,7 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
     }
     for needed in ["PsCreateSystemThread", "PsTerminateSystemThread"] {
         assert!(
-            names.contains(needed),
+            imported.contains(needed),
             "does not import {needed}: no thread of its own"
         );
     }
