@@ -56,7 +56,7 @@ echo "hosted: $(wine --version) ($(dpkg-query -W -f='${Package} ${Version}' wine
 if [ "$build" = 1 ]; then
   driver/kcheck/run.sh
 fi
-for f in target/kcheck/failsafeflt-drill.sys target/kcheck/failsafeflt-drill.map; do
+for f in target/kcheck/failsafeflt-drill.sys target/kcheck/failsafeflt-drill.map target/kcheck/failsafeflt-drill-next.sys; do
   [ -f "$f" ] || { echo "hosted: $f missing (run driver/kcheck/run.sh)" >&2; exit 1; }
 done
 cargo build -q --locked -p failsafectl
@@ -67,10 +67,12 @@ python3 driver/hosted/drill.py \
   --work target/hosted --json target/hosted/timeline.json $short
 if [ -z "$short" ]; then
   # Dormancy (issue 20): the drill image faults in its own setup until it is dormant; the
-  # release image (same sources, another build identity) is the new build.
+  # drill image linked under another build identity (FAILSAFE_BUILD_NOTE, by the kernel
+  # check) is the new build. Not the release image: it refuses a store whose owner is not
+  # SYSTEM or Administrators, and Wine reports every file as the user's.
   python3 driver/hosted/drill.py --scenario dormancy \
     --sys target/kcheck/failsafeflt-drill.sys --map target/kcheck/failsafeflt-drill.map \
-    --new-sys target/kcheck/failsafeflt.sys \
+    --new-sys target/kcheck/failsafeflt-drill-next.sys \
     --ctl target/debug/failsafectl --sample content/sample.toml \
     --work target/hosted-dormancy --json target/hosted-dormancy/timeline.json
   mkdir -p target/hosted-live

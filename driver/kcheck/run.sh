@@ -105,6 +105,15 @@ for variant in release drill; do
   cp "$out/link-$variant/$target/release/deps/failsafeflt.map" "$out/failsafeflt$suffix.map"
 done
 
+# The drill build again under another build identity (FAILSAFE_BUILD_NOTE goes into the
+# digest, driver/build.rs): the hosted dormancy drill's "new build". Same target dir as
+# the drill link, so only the driver crate recompiles.
+echo "kcheck: linking failsafeflt-drill-next.sys (the drill build, another build identity)"
+FAILSAFE_BUILD_NOTE=hosted-next-build FAILSAFE_KBIND=$bindings FAILSAFE_KLIB_DIR=$PWD/$out/lib \
+  RUSTFLAGS="$flags -C linker=rust-lld" \
+  cargo build -q --locked -p failsafeflt --features drill --release --target $target --target-dir "$out/link-drill"
+cp "$out/link-drill/$target/release/failsafeflt.dll" "$out/failsafeflt-drill-next.sys"
+
 echo "kcheck: PE checks (tests/tests/pe.rs)"
 FAILSAFE_SYS=$PWD/$out/failsafeflt.sys FAILSAFE_SYS_DRILL=$PWD/$out/failsafeflt-drill.sys \
   FAILSAFE_SYS_MAP=$PWD/$out/failsafeflt.map FAILSAFE_SYS_DRILL_MAP=$PWD/$out/failsafeflt-drill.map \
