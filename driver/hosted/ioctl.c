@@ -52,11 +52,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "open \\\\.\\FailsafeFlt: error %lu\n", GetLastError());
         return 2;
     }
-    if (!DeviceIoControl(h, read_only ? IOCTL_CONTROL_READ : IOCTL_CONTROL, in, (DWORD)n, out,
-                         RESPONSE_MAX, &got, NULL)) {
-        fprintf(stderr, "DeviceIoControl: error %lu\n", GetLastError());
-        CloseHandle(h);
-        return 3;
+    /* The driver answers one request at a time and turns a second away with
+     * STATUS_DEVICE_BUSY (ERROR_BUSY): send it again, 20 ms apart for up to a second, as
+     * failsafectl does (docs/windows.md, "Control channel"). */
+    for (i = 0;; i++) {
+        DWORD err;
+        if (DeviceIoControl(h, read_only ? IOCTL_CONTROL_READ : IOCTL_CONTROL, in, (DWORD)n, out,
+                            RESPONSE_MAX, &got, NULL))
+            break;
+        err = GetLastError();
+        if (err != ERROR_BUSY || i >= 50) {
+            fprintf(stderr, "DeviceIoControl: error %lu\n", err);
+            CloseHandle(h);
+            return 3;
+        }
+        Sleep(20);
     }
     CloseHandle(h);
     for (i = 0; i < got; i++) printf("%02x", out[i]);
