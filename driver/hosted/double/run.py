@@ -1146,7 +1146,7 @@ def main():
     if a.json:
         Path(a.json).write_text(json.dumps({"rows": [r.__dict__ for r in d.rows], "timings": d.timings}, indent=1))
     say(f"\nhosted drill with the Filter Manager double ({time.time() - t0:.0f} s, Wine, not Windows): "
-        f"{sum(r.result == 'PASS' for r in d.rows)} passed, {len(xfail)} expected failures (review findings not fixed yet), "
+        f"{sum(r.result == 'PASS' for r in d.rows)} passed, {len(xfail)} expected failures (scenarios of findings not yet fixed), "
         f"{len(bad)} failed")
     for r in bad:
         say(f"  {r.result}: {r.name}" + (" - its finding's fix landed: mark the scenario as expected to pass" if r.result == "XPASS" else ""))
