@@ -1,7 +1,9 @@
 //! The console's end of the control protocol (`failsafe_loader::control`): one request
 //! out, one response back. On Linux the responder is `failsafectl serve`, over a Unix
 //! socket (default `STORE/control.sock`); on Windows it is the driver's control device
-//! (`\\.\FailsafeFlt`, one IOCTL, [`failsafe_loader::control::IOCTL_CONTROL`]).
+//! (`\\.\FailsafeFlt`), opened for reading only with the read IOCTL
+//! ([`failsafe_loader::control::IOCTL_CONTROL_READ`]) for query and read events, and for
+//! reading and writing with [`failsafe_loader::control::IOCTL_CONTROL`] for changes.
 //!
 //! Socket framing: the console connects, writes the 16-byte request and shuts its write
 //! side; the host writes one response and closes. One request per connection, so a
@@ -16,7 +18,7 @@ use failsafe_loader::control::{
 #[cfg(windows)]
 mod windows;
 
-use crate::report::Fail;
+use crate::fail::Fail;
 
 /// Where the live responder is.
 #[derive(Clone, Debug)]
@@ -94,7 +96,7 @@ pub fn exchange(ep: &Endpoint, req: &Request) -> Result<Vec<u8>, CallError> {
     match ep {
         Endpoint::Socket(path) => socket_exchange(path, &bytes),
         #[cfg(windows)]
-        Endpoint::Device => windows::exchange(&bytes),
+        Endpoint::Device => windows::exchange(&bytes, failsafe_loader::control::ioctl_for(req)),
         #[cfg(not(windows))]
         Endpoint::Device => Err(CallError::Io(
             "the driver's control device exists only on Windows".into(),

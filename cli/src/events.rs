@@ -6,7 +6,7 @@
 //! sensor reports (`C:\...`, ADR 0013) with the same function the driver uses, so an event
 //! written either way evaluates as on the machine.
 
-use failsafe_loader::text::{dos_form, split_path, without_dos_device_prefix};
+use failsafe_loader::text::{dos_form, rule_form, split_path, without_dos_device_prefix};
 use failsafe_loader::{Event, EventType, FieldKind, Input};
 
 /// One input, owned.
@@ -101,16 +101,20 @@ impl Volumes {
         Ok(())
     }
 
-    /// The path as the sensor reports it (the driver's `VolumeTable::dos_path`).
+    /// The path as the sensor reports it: the core's `text::rule_form`, which the driver's
+    /// `VolumeTable::dos_path` calls too (drive-letter form, no stream, UNC form of
+    /// `\Device\Mup\...`, no trailing dots or spaces).
     pub fn dos_path(&self, path: &[u16]) -> Vec<u16> {
-        let path = without_dos_device_prefix(path);
         let mut out = vec![0u16; path.len() + 64];
-        for (dev, dos) in &self.0 {
-            if let Some(d) = dos_form(path, dev, dos, &mut out) {
-                return d.to_vec();
-            }
+        let volume = |p: &[u16], o: &mut [u16]| {
+            self.0
+                .iter()
+                .find_map(|(dev, dos)| dos_form(p, dev, dos, o).map(<[u16]>::len))
+        };
+        match rule_form(path, volume, &mut out) {
+            Some(n) => out.get(..n).unwrap_or_default().to_vec(),
+            None => without_dos_device_prefix(path).to_vec(),
         }
-        path.to_vec()
     }
 }
 

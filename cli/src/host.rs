@@ -6,7 +6,7 @@
 //!   DIR/state.bin            the two-slot state record (2048 bytes)
 //!   DIR/content/<N>.fsc      content version N
 
-use crate::store::io_code;
+use crate::fail::io_code;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -69,7 +69,9 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the
+/// directory. On failure (a full disk) the temporary file is removed: nothing is left but
+/// what was there before.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -80,12 +82,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     sync_dir(dir)
 }
 
@@ -173,6 +177,54 @@ impl StateMedium for FileMedium {
         }
         if first && self.crash == Some(CrashAt::AfterStateWrite) {
             die();
+        }
+        Ok(())
+    }
+}
+
+/// The record in memory: a copy read once (`status`, previews). Reads return the copy;
+/// writes change the copy only, so the start sequence can run on it to show what a start
+/// would do without touching the file.
+#[derive(Clone, Debug)]
+pub struct MemMedium {
+    record: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>,
+    /// Every write fails with this error (the file could not be written now).
+    pub fail_writes: Option<IoError>,
+}
+
+impl MemMedium {
+    /// A copy of a record as read (`Ok(None)`: no record; `Err`: the read failed).
+    pub fn new(record: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>) -> Self {
+        MemMedium {
+            record,
+            fail_writes: None,
+        }
+    }
+}
+
+impl StateMedium for MemMedium {
+    fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError> {
+        match &self.record {
+            Err(e) => Err(*e),
+            Ok(None) => Ok(false),
+            Ok(Some(r)) => {
+                buf.copy_from_slice(&r[..]);
+                Ok(true)
+            }
+        }
+    }
+
+    fn write_slot(&mut self, slot: usize, bytes: &[u8; SLOT_LEN]) -> Result<(), IoError> {
+        if let Some(e) = self.fail_writes {
+            return Err(e);
+        }
+        // No record yet (a first install): the first write creates it, as on the file.
+        if !matches!(self.record, Ok(Some(_))) {
+            self.record = Ok(Some(Box::new([0u8; RECORD_LEN])));
+        }
+        if let Ok(Some(rec)) = &mut self.record {
+            let at = slot * SLOT_LEN;
+            rec[at..at + SLOT_LEN].copy_from_slice(bytes);
         }
         Ok(())
     }

@@ -36,8 +36,10 @@ mod commands;
 mod control;
 mod drill;
 mod events;
+mod fail;
 mod host;
 mod lint;
+mod preview;
 #[cfg(windows)]
 mod registry;
 mod report;
@@ -45,6 +47,7 @@ mod sigma;
 mod source;
 mod state_mirror;
 mod store;
+mod stream;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,8 +59,9 @@ use failsafe_loader::state::machine::{Config, Env};
 use failsafe_loader::state::start::file_digest;
 use serde_json::json;
 
+use fail::Fail;
 use host::CrashAt;
-use report::{Fail, hex};
+use report::hex;
 
 /// `--version`: the tool, and the content format, event schema and JSON it reads and
 /// writes.
@@ -68,7 +72,7 @@ fn long_version() -> &'static str {
             env!("CARGO_PKG_VERSION"),
             failsafe_loader::format::FORMAT_VERSION,
             failsafe_loader::schema::SCHEMA_VERSION,
-            report::JSON_VERSION
+            fail::JSON_VERSION
         )
     });
     V.as_str()
@@ -128,7 +132,7 @@ pub(crate) fn default_store() -> PathBuf {
 pub(crate) struct SocketArg {
     /// The host process's control socket (Linux; default STORE/control.sock). On Windows
     /// the console talks to the driver's control device instead.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub(crate) socket: Option<PathBuf>,
 }
 
@@ -205,6 +209,15 @@ enum Cmd {
         /// Show what would be installed and removed, and the next start; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The host's trusted keys: content they do not verify is refused (it would be
+        /// quarantined at the next start). Default: on Windows for this system's store, the
+        /// driver's; else the compiled-in release keys (then a signed file is staged with a
+        /// warning, an unsigned one refused).
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
+        /// Stage content the host's keys refuse anyway (it is quarantined at the next start).
+        #[arg(long)]
+        allow_untrusted: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -218,6 +231,10 @@ enum Cmd {
         socket: SocketArg,
         #[command(flatten)]
         tuning: Tuning,
+        /// The host's trusted keys, for the next start's preview (default: on Windows for
+        /// this system's store, the driver's; else the compiled-in release keys).
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -228,8 +245,14 @@ enum Cmd {
         action: RecoverCmd,
         #[command(flatten)]
         store: StoreArg,
+        /// A running host applies the change (Linux: its socket; Windows: the driver).
+        #[command(flatten)]
+        socket: SocketArg,
         #[command(flatten)]
         tuning: Tuning,
+        /// The host's trusted keys, for the next start's preview.
+        #[command(flatten)]
+        keys: commands::verify::KeyArgs,
         /// Confirm an action that re-enables a version quarantined for crash-looping.
         #[arg(long, global = true)]
         yes: bool,
@@ -525,8 +548,12 @@ fn main() -> ExitCode {
             keep,
             tuning,
             dry_run,
+            keys,
+            allow_untrusted,
             json,
         } => commands::stage::run(&commands::stage::Args {
+            keys: &keys,
+            allow_untrusted,
             live: live.then(|| socket.endpoint(&store)),
             file: &file,
             store: &store.dir(),
@@ -541,12 +568,14 @@ fn main() -> ExitCode {
             store,
             socket,
             tuning,
+            keys,
             json,
         } => commands::status::run(
             &store.dir(),
             store.init,
             &socket.endpoint(&store),
             tuning.threshold,
+            &keys,
             json,
         ),
         #[cfg(unix)]
@@ -604,7 +633,9 @@ fn main() -> ExitCode {
         Cmd::Recover {
             action,
             store,
+            socket,
             tuning,
+            keys,
             yes,
             dry_run,
             json,
@@ -628,6 +659,8 @@ fn main() -> ExitCode {
                     yes,
                     dry_run,
                     json,
+                    keys: &keys,
+                    ep: &socket.endpoint(&store),
                 },
             )
         }

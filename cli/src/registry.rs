@@ -65,3 +65,50 @@ pub fn set_force_safe(on: bool) -> Result<String, String> {
         .map_err(|e| format!("cannot set HKLM\\{KEY}\\ForceSafeMode: {e}"))?;
     Ok(format!("HKLM\\{KEY}\\ForceSafeMode = {}", u32::from(on)))
 }
+
+/// The keys the driver verifies content with, as it reads them at start
+/// (`driver/src/kernel/registry.rs`, `read_trust`): the compiled-in release keys; the test
+/// keys of `TestSigningKeys` (REG_BINARY, n x 32 bytes) only when `TestSigning` is 1 and
+/// Windows booted with test signing (`TESTSIGNING` among `SystemStartOptions` under
+/// `HKLM\SYSTEM\CurrentControlSet\Control`). `Err` when the driver's key cannot be opened.
+pub fn driver_trust() -> Result<crate::preview::TrustView, String> {
+    use failsafe_loader::trust::{KeyKind, Trust};
+    let key = windows_registry::LOCAL_MACHINE
+        .open(KEY)
+        .map_err(|e| format!("cannot open HKLM\\{KEY}: {e}"))?;
+    let mut trust = Trust::builtin();
+    let release = trust.keys().count();
+    let switch = key.get_u32("TestSigning").ok() == Some(1);
+    let on = switch && windows_test_signing();
+    trust.set_test_signing(on);
+    let mut test = 0;
+    if on && let Ok(v) = key.get_value("TestSigningKeys") {
+        let blob: &[u8] = v.as_ref();
+        if let Ok(n) = trust.add_keys(blob, KeyKind::Test) {
+            test = n;
+        }
+    }
+    Ok(crate::preview::TrustView {
+        trust,
+        known: true,
+        source: format!(
+            "the driver's ({release} compiled-in release key(s){})",
+            if on {
+                format!(", test signing on with {test} TestSigningKeys key(s)")
+            } else if switch {
+                ", TestSigning = 1 ignored: Windows did not boot with test signing".to_owned()
+            } else {
+                String::new()
+            }
+        ),
+    })
+}
+
+/// Windows booted with test signing: `TESTSIGNING` among the boot options
+/// (`SystemStartOptions`, e.g. `" TESTSIGNING  NOEXECUTE=OPTIN"`), as the driver checks.
+fn windows_test_signing() -> bool {
+    windows_registry::LOCAL_MACHINE
+        .open(r"SYSTEM\CurrentControlSet\Control")
+        .and_then(|k| k.get_string("SystemStartOptions"))
+        .is_ok_and(|o| o.split(' ').any(|w| w.eq_ignore_ascii_case("TESTSIGNING")))
+}

@@ -1,67 +1,16 @@
-//! Output: errors with exit codes, JSON and text renderings of content, state and starts.
-
-use std::path::Path;
+//! Output: JSON and text renderings of content, state and starts (errors: `fail`; what
+//! the next start would do: `preview`). Renders what it is given; reads nothing.
 
 use failsafe_loader::error::code_of_ordinal;
-use failsafe_loader::state::machine::{self, Begin, Config, Env, PriorKind};
+use failsafe_loader::state::machine::PriorKind;
 use failsafe_loader::state::record::QuarantineReason;
 use failsafe_loader::state::record::StartReport;
 use failsafe_loader::state::{Prior, Reason, Started, State};
 use failsafe_loader::{ContentError, Rule};
 use serde_json::{Value, json};
 
-use crate::host::{DirStore, FileMedium};
-
-/// A failure with its exit code and a stable error code for `--json` (docs/cli.md lists
-/// them).
-#[derive(Debug)]
-pub struct Fail {
-    pub code: u8,
-    pub kind: &'static str,
-    pub msg: String,
-    /// More data for `--json` (e.g. every diagnostic of a failed compile), under `"error"`.
-    pub detail: Option<(&'static str, Value)>,
-}
-
-impl Fail {
-    pub fn new(code: u8, kind: &'static str, msg: String) -> Self {
-        Fail {
-            code,
-            kind,
-            msg,
-            detail: None,
-        }
-    }
-    pub fn invalid(msg: String) -> Self {
-        Fail::new(1, "invalid-content", msg)
-    }
-    pub fn refused(kind: &'static str, msg: String) -> Self {
-        Fail::new(1, kind, msg)
-    }
-    pub fn io(msg: String) -> Self {
-        Fail::new(2, "io-error", msg)
-    }
-    pub fn usage(msg: String) -> Self {
-        Fail::new(2, "usage", msg)
-    }
-    /// The error as the one JSON line printed on stdout under `--json`.
-    pub fn json(&self) -> Value {
-        let mut e = json!({"code": self.kind, "message": self.msg, "exit": self.code});
-        if let Some((k, v)) = &self.detail {
-            e[*k] = v.clone();
-        }
-        json!({"json_version": JSON_VERSION, "error": e})
-    }
-    /// Adds `key: value` to the JSON form of the error.
-    pub fn with(mut self, key: &'static str, value: Value) -> Self {
-        self.detail = Some((key, value));
-        self
-    }
-}
-
-/// Version of the JSON the tool prints (`"json_version"` in every top-level object);
-/// bumped when a field changes meaning or goes away (docs/cli.md, "JSON").
-pub const JSON_VERSION: u32 = 1;
+use crate::fail::{JSON_VERSION, os_error};
+use crate::host::FileMedium;
 
 /// `value` with `"json_version"` added, when it is an object.
 pub fn versioned(mut value: Value) -> Value {
@@ -153,7 +102,7 @@ fn quarantine_detail(reason: QuarantineReason, detail: u32) -> String {
 
 pub fn state_json(prior: &Prior, s: &State) -> Value {
     if let Prior::Unreadable(e) = prior {
-        return json!({"record": "unknown", "error": crate::store::os_error(*e)});
+        return json!({"record": "unknown", "error": os_error(*e)});
     }
     json!({
         "record": prior_name(prior),
@@ -171,7 +120,7 @@ pub fn state_json(prior: &Prior, s: &State) -> Value {
             "writes_may_not_persist": d.writes_may_not_persist, "test_signing": d.test_signing})),
         "last_health_check": s.health.map(|h| json!({"version": h.version, "boot": h.boot,
             "uptime_secs": h.uptime_secs, "passed": h.passed,
-            "canary": match h.canary { Ok(()) => "ok".to_owned(), Err(e) => crate::store::os_error(e) }})),
+            "canary": match h.canary { Ok(()) => "ok".to_owned(), Err(e) => os_error(e) }})),
     })
 }
 
@@ -179,7 +128,7 @@ pub fn state_json(prior: &Prior, s: &State) -> Value {
 pub fn start_report_json(r: &StartReport) -> Value {
     json!({"boot": r.boot, "mode": r.mode.name(), "reason": r.reason.name(),
            "version": (r.version != 0).then_some(r.version), "record_written": !r.record_not_written,
-           "error": r.error.map(crate::store::os_error), "writes_may_not_persist": r.writes_may_not_persist,
+           "error": r.error.map(os_error), "writes_may_not_persist": r.writes_may_not_persist,
            "test_signing": r.test_signing})
 }
 
@@ -197,9 +146,7 @@ pub fn start_report_text(r: &StartReport) -> String {
         }
     );
     if r.record_not_written {
-        let why = r
-            .error
-            .map_or("unknown error".to_owned(), crate::store::os_error);
+        let why = r.error.map_or("unknown error".to_owned(), os_error);
         t += &match r.reason {
             Reason::StateUnwritable => format!(
                 "  WARNING: that start ran WITHOUT CONTENT: the state record could not be written ({why}),\n  so nothing could be activated; the record below does not show that start.\n"
@@ -225,7 +172,7 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
     if let Prior::Unreadable(e) = prior {
         return format!(
             "state record: UNKNOWN: it cannot be read ({}).\n  Quarantine, counts and last-known-good are unknown; the driver runs without content\n  (state-unreadable) until the record is readable again or rebuilt: failsafectl recover rebuild.\n",
-            crate::store::os_error(*e)
+            os_error(*e)
         );
     }
     let mut t = format!("state record: {}\n", prior_name(prior));
@@ -304,7 +251,7 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
             h.uptime_secs,
             match h.canary {
                 Ok(()) => "ok".to_owned(),
-                Err(e) => format!("FAILED ({})", crate::store::os_error(e)),
+                Err(e) => format!("FAILED ({})", os_error(e)),
             },
             if h.passed { "healthy" } else { "not healthy" }
         );
@@ -322,70 +269,6 @@ pub fn state_text(prior: &Prior, s: &State) -> String {
         );
     }
     t
-}
-
-/// What the next start would do, from `prior` and the store's versions (the files are not
-/// read; Windows Safe Mode is not known here). `cfg` carries the threshold and the
-/// configuration switch (the registry's, on Windows).
-pub fn preview(prior: Prior, versions: &[u64], cfg: &Config) -> (Value, String) {
-    // The next start runs the driver build the record last saw (a new build would get
-    // fresh tries).
-    let env = Env {
-        build: prior.split().1.driver.map(|d| d.build).unwrap_or_default(),
-        ..Env::default()
-    };
-    match machine::begin(prior, cfg, &env) {
-        Begin::Safe { reason, .. } => (
-            json!({"mode": "safe", "reason": reason.name(), "version": null}),
-            format!("safe mode ({}), no content", reason.name()),
-        ),
-        Begin::Choose(mut s) => {
-            let before: Vec<u64> = s
-                .quarantine
-                .iter()
-                .flatten()
-                .map(|q| q.ver.version)
-                .collect();
-            let c = machine::choose(&mut s, versions, &[], cfg, &Env::default());
-            let newly: Vec<u64> = s
-                .quarantine
-                .iter()
-                .flatten()
-                .map(|q| q.ver.version)
-                .filter(|v| !before.contains(v))
-                .collect();
-            let q = if newly.is_empty() {
-                String::new()
-            } else {
-                format!(" after quarantining {newly:?} (attempts used up)")
-            };
-            let text = match c.target {
-                Some(v) => format!(
-                    "{} mode ({}): tries v{v}, start {} of {}{q}",
-                    c.mode.name(),
-                    c.reason.name(),
-                    u32::from(s.attempts(v)) + 1,
-                    cfg.threshold()
-                ),
-                None => format!(
-                    "{} mode ({}): no content{q}",
-                    c.mode.name(),
-                    c.reason.name()
-                ),
-            };
-            (
-                json!({"mode": c.mode.name(), "reason": c.reason.name(), "version": c.target, "quarantines": newly}),
-                text,
-            )
-        }
-    }
-}
-
-/// The preview for the store as it is now.
-pub fn preview_dir(dir: &Path, cfg: &Config) -> (Value, String) {
-    let (prior, _) = failsafe_loader::state::Durable::open(FileMedium::new(dir, None));
-    let versions = DirStore::new(dir).list().unwrap_or_default();
-    preview(prior, &versions, cfg)
 }
 
 fn newly_quarantined(s: &Started<FileMedium>) -> Vec<Value> {
@@ -421,7 +304,7 @@ pub fn started_json(s: &Started<FileMedium>) -> Value {
         "rejected": s.rejected.iter().map(|r| json!({"version": r.ver.version, "error": error_json(&r.error)})).collect::<Vec<_>>(),
         "unreadable": s.unreadable,
         "persist_failed": s.persist_error.is_some(),
-        "persist_error": s.persist_error.map(crate::store::os_error),
+        "persist_error": s.persist_error.map(os_error),
         "record": prior_kind_name(&s.prior),
         "writes_may_not_persist": s.env.writes_may_not_persist,
         "test_signing": s.test_signing,
@@ -468,14 +351,11 @@ pub fn started_text(s: &Started<FileMedium>) -> String {
     if let Some(e) = s.persist_error {
         t += &format!(
             "  WARNING: the state record could not be written: {}\n",
-            crate::store::os_error(e)
+            os_error(e)
         );
     }
     if let PriorKind::Unreadable(e) = s.prior {
-        t += &format!(
-            "  the state record could not be read: {}\n",
-            crate::store::os_error(e)
-        );
+        t += &format!("  the state record could not be read: {}\n", os_error(e));
     }
     t
 }

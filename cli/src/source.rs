@@ -581,40 +581,83 @@ fn quote(units: &[u16]) -> String {
     toml::Value::String(s).to_string()
 }
 
-fn value_text(c: &Criterion, kind: FieldKind) -> Option<String> {
-    let many = |items: Vec<String>| {
-        if items.len() == 1 {
-            items.into_iter().next().unwrap_or_default()
-        } else {
-            format!("[{}]", items.join(", "))
-        }
-    };
-    let masks = matches!(c.op, Op::AnyBits | Op::AllBits);
-    let int = |v: u64| {
+/// One value of a criterion, as the renderers take them: one at a time, so a tool facing a
+/// hostile file never holds more than one decoded string (`failsafe_loader::view`).
+pub enum Val<'a> {
+    Str(std::borrow::Cow<'a, [u16]>),
+    Int(u64),
+    Range(u64, u64),
+}
+
+/// The values of an owned criterion, one at a time.
+fn vals(c: &Criterion) -> (usize, Box<dyn Iterator<Item = Val<'_>> + '_>) {
+    match &c.values {
+        Values::Strs(v) => (
+            v.len(),
+            Box::new(v.iter().map(|s| Val::Str(std::borrow::Cow::Borrowed(s)))),
+        ),
+        Values::Ints(v) => (v.len(), Box::new(v.iter().map(|&x| Val::Int(x)))),
+        Values::Ranges(v) => (
+            v.len(),
+            Box::new(v.iter().map(|&(lo, hi)| Val::Range(lo, hi))),
+        ),
+        Values::None => (0, Box::new(std::iter::empty())),
+    }
+}
+
+/// Writes `n` values as the source and the readable forms show them: one value alone,
+/// several in brackets; strings TOML-quoted; masks in hex; integers above i64 as quoted hex.
+pub fn write_values<'v>(
+    w: &mut dyn std::fmt::Write,
+    op: Op,
+    kind: FieldKind,
+    n: usize,
+    values: impl Iterator<Item = Val<'v>>,
+) -> std::fmt::Result {
+    let masks = matches!(op, Op::AnyBits | Op::AllBits);
+    let int = |w: &mut dyn std::fmt::Write, v: u64| {
         if v > i64::MAX as u64 {
-            format!("\"{v:#x}\"")
+            write!(w, "\"{v:#x}\"")
         } else if masks && kind == FieldKind::Int {
             // Bit masks read better in hex.
-            format!("{v:#x}")
+            write!(w, "{v:#x}")
         } else {
-            v.to_string()
+            write!(w, "{v}")
         }
     };
-    match &c.values {
-        Values::Strs(v) => Some(many(v.iter().map(|s| quote(s)).collect())),
-        Values::Ints(v) => Some(many(v.iter().map(|&x| int(x)).collect())),
-        Values::Ranges(v) if v.len() == 1 => v
-            .first()
-            .map(|&(lo, hi)| format!("[{}, {}]", int(lo), int(hi))),
-        Values::Ranges(v) => Some(format!(
-            "[{}]",
-            v.iter()
-                .map(|&(lo, hi)| format!("[{}, {}]", int(lo), int(hi)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        Values::None => None,
+    if n != 1 {
+        w.write_char('[')?;
     }
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        match v {
+            Val::Str(s) => w.write_str(&quote(&s))?,
+            Val::Int(x) => int(w, x)?,
+            Val::Range(lo, hi) => {
+                w.write_char('[')?;
+                int(w, lo)?;
+                w.write_str(", ")?;
+                int(w, hi)?;
+                w.write_char(']')?;
+            }
+        }
+    }
+    if n != 1 {
+        w.write_char(']')?;
+    }
+    Ok(())
+}
+
+fn value_text(c: &Criterion, kind: FieldKind) -> Option<String> {
+    let (n, v) = vals(c);
+    if matches!(c.values, Values::None) {
+        return None;
+    }
+    let mut out = String::new();
+    let _ = write_values(&mut out, c.op, kind, n, v);
+    Some(out)
 }
 
 fn criterion_text(event: EventType, c: &Criterion) -> String {
@@ -664,12 +707,31 @@ pub fn to_source(c: &Content) -> String {
 
 /// Readable one-line form of a criterion (inspect, test).
 pub fn describe_criterion(event: EventType, c: &Criterion) -> String {
+    let (n, v) = vals(c);
+    let mut out = String::new();
+    let _ = write_criterion(&mut out, event, (c.field, c.op, c.negate), n, v);
+    out
+}
+
+/// Writes the readable form of a criterion (`field`, `op`, `negate`) whose `n` values come
+/// one at a time (none for a flag operator): `[not ]NAME OP VALUES`.
+pub fn write_criterion<'v>(
+    w: &mut dyn std::fmt::Write,
+    event: EventType,
+    (field, op, negate): (u8, Op, bool),
+    n: usize,
+    values: impl Iterator<Item = Val<'v>>,
+) -> std::fmt::Result {
     let (name, kind) = event
-        .field(c.field)
+        .field(field)
         .map_or(("?", FieldKind::Str), |f| (f.name, f.kind));
-    let not = if c.negate { "not " } else { "" };
-    match value_text(c, kind) {
-        Some(v) => format!("{not}{name} {} {v}", c.op.name()),
-        None => format!("{not}{name} {}", c.op.name()),
+    if negate {
+        w.write_str("not ")?;
     }
+    write!(w, "{name} {}", op.name())?;
+    if op.kind() != FieldKind::Flag {
+        w.write_char(' ')?;
+        write_values(w, op, kind, n, values)?;
+    }
+    Ok(())
 }

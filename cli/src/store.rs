@@ -12,30 +12,11 @@ use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use failsafe_loader::state::IoError;
-use failsafe_loader::state::record::{REPORT_LEN, StartReport, decode_report, encode_report};
+use failsafe_loader::state::record::{
+    RECORD_LEN, REPORT_LEN, StartReport, decode_report, encode_report,
+};
 
-use crate::report::Fail;
-
-/// An OS error code from the core's `IoError`, in words ("No space left on device (os
-/// error 28)"), as the responder needs it.
-pub fn os_error(e: IoError) -> String {
-    match i32::try_from(e.code) {
-        Ok(code) if code > 0 => io::Error::from_raw_os_error(code).to_string(),
-        _ if e == failsafe_loader::state::start::NO_MEMORY => {
-            "out of memory (the record's memory could not be reserved)".to_owned()
-        }
-        _ if e == failsafe_loader::state::start::NO_RECORD => {
-            "the record is missing or both of its slots are invalid".to_owned()
-        }
-        _ => format!("I/O error (code {})", e.code),
-    }
-}
-
-/// The core's error code of an `io::Error` (-100 when the OS gave none: negative codes
-/// above it are the core's own).
-pub fn io_code(e: &io::Error) -> i64 {
-    e.raw_os_error().map_or(-100, i64::from)
-}
+use crate::fail::{Fail, io_code};
 
 /// What a command is about to do with the store.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,6 +79,17 @@ pub fn open(dir: &Path, init: bool, how: Use) -> Result<PathBuf, Fail> {
         }
     }
     if init && how == Use::Write {
+        #[cfg(windows)]
+        protected::secure(&abs).map_err(|e| {
+            Fail::new(
+                2,
+                "io-error",
+                format!(
+                    "cannot create store {} with its access list (SYSTEM and Administrators only): {e}",
+                    abs.display()
+                ),
+            )
+        })?;
         std::fs::create_dir_all(abs.join("content")).map_err(|e| {
             Fail::new(
                 2,
@@ -105,6 +97,7 @@ pub fn open(dir: &Path, init: bool, how: Use) -> Result<PathBuf, Fail> {
                 format!("cannot create store {}: {e}", abs.display()),
             )
         })?;
+        reserve_report(&abs);
     }
     Ok(abs)
 }
@@ -182,6 +175,21 @@ pub fn write_report(dir: &Path, r: &StartReport) -> io::Result<()> {
     }
 }
 
+/// Makes room for the start report ahead of the starts: an empty report file (zeros, which
+/// read as no report) of the report's length, created where none exists, so that a start
+/// on a disk that filled up since writes its report in place and leaves a trace (a full
+/// disk cannot take a new file; an existing one takes its bytes). Best effort: called when
+/// content is staged or a store created, while there is room.
+pub fn reserve_report(dir: &Path) {
+    let path = report_path(dir);
+    if path.exists() {
+        return;
+    }
+    if crate::host::write_atomic(&path, &[0u8; REPORT_LEN]).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// Reads the start report; `None` when there is none or it is not valid.
 pub fn read_report(dir: &Path) -> Option<StartReport> {
     let mut buf = Vec::with_capacity(REPORT_LEN);
@@ -193,15 +201,169 @@ pub fn read_report(dir: &Path) -> Option<StartReport> {
     decode_report(&buf)
 }
 
-/// Whether the record could be written now: opens it for writing without changing it.
-/// `Err` carries the OS error ("Read-only file system").
-pub fn record_writable(dir: &Path) -> io::Result<()> {
-    let p = dir.join("state.bin");
-    if p.exists() {
-        OpenOptions::new().write(true).open(&p).map(|_| ())
-    } else {
-        let probe = dir.join(".write-probe");
-        File::create(&probe)?;
-        std::fs::remove_file(&probe)
+/// The record as one read of `DIR/state.bin` finds it, and whether a start could write it.
+#[derive(Debug)]
+pub struct RecordFile {
+    /// The record's bytes (a short file zero-padded, as the host medium reads it); `None`:
+    /// no record (first install); `Err`: the read failed.
+    pub bytes: Result<Option<Box<[u8; RECORD_LEN]>>, IoError>,
+    /// `Err` with the OS error ("Read-only file system", "No space left on device") when a
+    /// start could not write the record now.
+    pub writable: io::Result<()>,
+}
+
+/// Reads the record once: opened for reading and writing (which also says whether a start
+/// could write it), else for reading only. Without a record, whether one could be created
+/// is probed as a start creates it: [`RECORD_LEN`] bytes written, synced and removed (an
+/// empty file still fits on a full disk; a record does not).
+pub fn read_record(dir: &Path) -> RecordFile {
+    let path = dir.join("state.bin");
+    let code = |e: &io::Error| IoError { code: io_code(e) };
+    let (file, writable) = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => (f, Ok(())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return RecordFile {
+                bytes: Ok(None),
+                writable: probe_create(dir),
+            };
+        }
+        Err(e) => match File::open(&path) {
+            Ok(f) => (f, Err(e)),
+            Err(read) => {
+                return RecordFile {
+                    bytes: Err(code(&read)),
+                    writable: Err(e),
+                };
+            }
+        },
+    };
+    let mut got = Vec::with_capacity(RECORD_LEN);
+    let bytes = file
+        .take(u64::try_from(RECORD_LEN).unwrap_or(0))
+        .read_to_end(&mut got)
+        .map_err(|e| code(&e))
+        .map(|_| {
+            let mut b = Box::new([0u8; RECORD_LEN]);
+            if let Some(dst) = b.get_mut(..got.len()) {
+                dst.copy_from_slice(&got);
+            }
+            Some(b)
+        });
+    RecordFile { bytes, writable }
+}
+
+/// Whether a record of [`RECORD_LEN`] bytes could be created in `dir` now.
+fn probe_create(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".write-probe");
+    let r = File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; RECORD_LEN])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    r
+}
+
+/// The store's access list on Windows (issue 19, finding 3): the directory the driver
+/// reads its record and rules from grants SYSTEM and Administrators everything and nobody
+/// else anything, protected from its parent's inheritable ACEs. The driver checks the same
+/// at every start (`driver/src/kernel/storedir.rs`) and refuses a store others may write.
+#[cfg(windows)]
+mod protected {
+    use std::io;
+    use std::os::windows::ffi::OsStrExt;
+    use std::path::Path;
+
+    use windows_sys::Win32::Foundation::{ERROR_SUCCESS, LocalFree};
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1, SE_FILE_OBJECT,
+        SetNamedSecurityInfoW,
+    };
+    use windows_sys::Win32::Security::{
+        ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES,
+    };
+    use windows_sys::Win32::Storage::FileSystem::CreateDirectoryW;
+
+    /// The driver's `dacl::STORE_DESCRIPTOR`, in SDDL.
+    const SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+
+    /// A security descriptor from `ConvertStringSecurityDescriptorToSecurityDescriptorW`,
+    /// freed with `LocalFree` (Microsoft Learn, the function's page).
+    struct Descriptor(PSECURITY_DESCRIPTOR);
+
+    impl Drop for Descriptor {
+        fn drop(&mut self) {
+            // SAFETY: allocated by the conversion below (LocalAlloc), freed once.
+            unsafe { LocalFree(self.0) };
+        }
+    }
+
+    fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+        s.encode_wide().chain(Some(0)).collect()
+    }
+
+    /// Creates `dir` (its parents as usual) with the store's DACL, or applies the DACL to
+    /// an existing `dir` (`SetNamedSecurityInfoW` also gives its existing files and folders
+    /// the new inheritable ACEs).
+    pub fn secure(dir: &Path) -> io::Result<()> {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let sddl = wide(SDDL.as_ref());
+        let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated string; `sd` receives a LocalAlloc'd descriptor.
+        let ok = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                sddl.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let sd = Descriptor(sd);
+        let path = wide(dir.as_os_str());
+        if !dir.exists() {
+            let sa = SECURITY_ATTRIBUTES {
+                nLength: u32::try_from(size_of::<SECURITY_ATTRIBUTES>()).unwrap_or(0),
+                lpSecurityDescriptor: sd.0,
+                bInheritHandle: 0,
+            };
+            // SAFETY: a NUL-terminated path; `sa` and the descriptor it points to are live.
+            if unsafe { CreateDirectoryW(path.as_ptr(), &sa) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(());
+        }
+        let (mut present, mut defaulted) = (0, 0);
+        let mut dacl: *mut ACL = std::ptr::null_mut();
+        // SAFETY: a valid descriptor; the out pointers are live locals; `dacl` points into
+        // `sd`, which outlives its use.
+        let ok =
+            unsafe { GetSecurityDescriptorDacl(sd.0, &mut present, &mut dacl, &mut defaulted) };
+        if ok == 0 || present == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a NUL-terminated path; the DACL is valid (from the descriptor above); no
+        // owner, group or SACL is changed.
+        let e = unsafe {
+            SetNamedSecurityInfoW(
+                path.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            )
+        };
+        if e != ERROR_SUCCESS {
+            return Err(io::Error::from_raw_os_error(
+                i32::try_from(e).unwrap_or(i32::MAX),
+            ));
+        }
+        Ok(())
     }
 }

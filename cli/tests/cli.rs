@@ -422,9 +422,14 @@ fn stage_status_and_recover() {
         .arg(d.path().join("dev.pub"));
     s(&mut c);
     c.assert().failure();
+    // Previews verify with the host's keys, as the boot above did.
+    let k = |c: &mut Command| {
+        c.arg("--key").arg(d.path().join("dev.pub"));
+    };
     let mut c = ctl();
     c.arg("status").arg("--json");
     s(&mut c);
+    k(&mut c);
     let j = json_of(&c.assert().success().get_output().stdout);
     assert_eq!(j["state"]["attempt"]["version"], 6);
     assert_eq!(j["state"]["attempt"]["phase"], "in-progress");
@@ -433,6 +438,7 @@ fn stage_status_and_recover() {
     let mut c = ctl();
     c.arg("status");
     s(&mut c);
+    k(&mut c);
     c.assert().success().stdout(contains(
         "next start: normal mode (newest-content): tries v6, start 2 of 3",
     ));
@@ -453,6 +459,7 @@ fn stage_status_and_recover() {
     let mut c = ctl();
     c.args(["recover", "force-safe-mode", "off", "--json"]);
     s(&mut c);
+    k(&mut c);
     let j = json_of(&c.assert().success().get_output().stdout);
     assert_eq!(j["next_start"]["version"], 6);
     let mut c = ctl();

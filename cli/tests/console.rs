@@ -44,6 +44,15 @@ fn dev_key() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// The keys the boots trust, for the commands that preview the next start.
+fn host_keys() -> [std::ffi::OsString; 3] {
+    [
+        "--test-signing".into(),
+        "--test-key".into(),
+        dev_key().1.clone().into_os_string(),
+    ]
+}
+
 /// A store with content versions compiled from the sample and signed with [`dev_key`]
 /// (`bad`: garbage files).
 fn store_with(dir: &Path, good: &[u64], bad: &[u64]) {
@@ -235,7 +244,8 @@ fn concurrent_writers_lose_no_update() {
             std::process::Command::new(exe())
                 .arg("stage")
                 .arg(f)
-                .args(["--force", "--keep", "20", "--store"])
+                // Unsigned: the test is of the lock, not of trust.
+                .args(["--force", "--keep", "20", "--allow-untrusted", "--store"])
                 .arg(dir)
                 .stdout(Stdio::null())
                 .spawn()
@@ -261,6 +271,7 @@ fn releasing_a_crash_loop_needs_yes_and_dry_run_writes_nothing() {
     ctl()
         .args(["recover", "unquarantine", "v2", "--store"])
         .arg(dir)
+        .args(host_keys())
         .assert()
         .code(1)
         .stderr(contains("refused without --yes"))
@@ -414,6 +425,7 @@ fn an_unreadable_record_is_unknown_and_can_be_rebuilt() {
     ctl()
         .args(["recover", "rebuild", "--yes", "--store"])
         .arg(dir)
+        .args(host_keys())
         .assert()
         .success()
         .stdout(contains("state record rebuilt"))
@@ -616,4 +628,157 @@ fn the_drill_fails_on_a_different_timeline() {
         .stdout(contains(
             "!! expected v1 fallback newer-quarantined healthy",
         ));
+}
+
+/// `recover` (but `rebuild`) on a record whose two slots are both invalid changes nothing
+/// and exits 3 (docs/cli.md, exit codes); `status` shows it as lost and exits 0.
+#[test]
+fn recover_on_a_corrupt_record_exits_3() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    store_with(dir, &[1], &[]);
+    let junk = vec![0x5Au8; 4096];
+    std::fs::write(dir.join("state.bin"), &junk).unwrap();
+    for action in [
+        &["reset"][..],
+        &["force-safe-mode", "on"],
+        &["unquarantine", "1"],
+    ] {
+        let a = ctl()
+            .arg("recover")
+            .args(action)
+            .args(["--json", "--store"])
+            .arg(dir)
+            .assert()
+            .code(3)
+            .stderr(contains("both slots invalid"));
+        assert_eq!(
+            json_of(&a.get_output().stdout)["error"]["code"],
+            "state-unknown"
+        );
+    }
+    assert_eq!(std::fs::read(dir.join("state.bin")).unwrap(), junk);
+    ctl()
+        .args(["status", "--store"])
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(contains("state record: lost (both slots invalid)"));
+}
+
+/// A version rolled back by the operator is released without `--yes` (docs/cli.md).
+#[test]
+fn unquarantine_of_a_rolled_back_version_needs_no_yes() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    store_with(dir, &[1], &[]);
+    ctl()
+        .args(["recover", "force-safe-mode", "off", "--store"])
+        .arg(dir)
+        .assert()
+        .success();
+    let mut s = state(dir);
+    s.quarantine[0] = Some(failsafe_loader::state::QEntry {
+        ver: failsafe_loader::state::Ver {
+            version: 1,
+            digest: [1; 32],
+        },
+        reason: QuarantineReason::RolledBack,
+        detail: 0,
+        boot: 1,
+    });
+    let slot = failsafe_loader::state::record::encode_slot(&s, 50);
+    std::fs::write(dir.join("state.bin"), [slot, [0; 2048]].concat()).unwrap();
+    ctl()
+        .args(["recover", "unquarantine", "1", "--store"])
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(contains("version 1 released from quarantine"));
+    assert!(state(dir).quarantined(1).is_none());
+}
+
+/// A first start on a full disk (a real one: a 256 KiB tmpfs in a private mount namespace,
+/// filled up after the content was put there) runs without content (`state-unwritable`),
+/// leaves no temporary file, and leaves a trace: in a store whose content was staged, the
+/// start report (room for it was made by `stage`); in one whose content was copied in by
+/// hand, `status` says that whether any start ran cannot be known.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_first_start_on_a_full_disk_leaves_a_trace() {
+    let d = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../content/sample.toml");
+    let content = d.path().join("1.fsc");
+    ctl()
+        .arg("compile")
+        .arg(&src)
+        .arg("-o")
+        .arg(&content)
+        .args(["--version", "1", "--sign"])
+        .arg(&dev_key().0)
+        .assert()
+        .success();
+    let (mnt, out) = (d.path().join("mnt"), d.path().join("out"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let script = r#"set -e
+mount -t tmpfs -o size=256k tmpfs "$MNT"
+"$CTL" stage "$CONTENT" --store "$MNT/a" --init > "$OUT/a.stage"
+mkdir -p "$MNT/b/content"
+cp "$CONTENT" "$MNT/b/content/1.fsc"
+dd if=/dev/zero of="$MNT/fill" bs=4k > /dev/null 2>&1 || true
+for s in a b; do
+  "$CTL" boot --store "$MNT/$s" --json --test-signing --test-key "$KEY" > "$OUT/$s.boot" 2>&1 || true
+  ls -A "$MNT/$s" > "$OUT/$s.ls"
+  "$CTL" status --store "$MNT/$s" --json > "$OUT/$s.json" 2> /dev/null || true
+  "$CTL" status --store "$MNT/$s" > "$OUT/$s.txt" 2>&1 || true
+done
+"#;
+    // A private mount namespace (and user namespace, so it works without root too): the
+    // tmpfs disappears with the script.
+    let run = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "bash", "-c", script])
+        .env("MNT", &mnt)
+        .env("OUT", &out)
+        .env("CTL", exe())
+        .env("CONTENT", &content)
+        .env("KEY", &dev_key().1)
+        .output()
+        .expect("unshare(1) (util-linux) runs the full-disk scenario");
+    assert!(
+        run.status.success(),
+        "the full-disk scenario needs a private mount namespace (unshare --user --mount): {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
+    for s in ["a", "b"] {
+        let boot = first_json(read(&format!("{s}.boot")).as_bytes());
+        assert_eq!(boot["reason"], "state-unwritable", "{s}: {boot}");
+        assert_eq!(boot["version"], Value::Null);
+        let ls = read(&format!("{s}.ls"));
+        assert!(!ls.contains(".tmp"), "{s}: temporary files left: {ls}");
+        assert!(!ls.contains("state.bin"), "{s}: {ls}");
+    }
+    // Staged store: the report was written in place.
+    assert!(read("a.ls").contains("last-start.bin"));
+    let a = json_of(read("a.json").as_bytes());
+    assert_eq!(a["last_start"]["reason"], "state-unwritable", "{a}");
+    assert_eq!(a["last_start"]["record_written"], false);
+    assert_eq!(a["last_start_known"], true);
+    assert!(
+        read("a.txt").contains("WARNING: that start ran WITHOUT CONTENT"),
+        "{}",
+        read("a.txt")
+    );
+    // Hand-made store: no report, and status says it cannot know.
+    let b = json_of(read("b.json").as_bytes());
+    assert_eq!(b["last_start"], Value::Null, "{b}");
+    assert_eq!(b["last_start_known"], false, "{b}");
+    assert!(
+        read("b.txt")
+            .contains("last start:          UNKNOWN: there is no state record and no start report"),
+        "{}",
+        read("b.txt")
+    );
+    assert!(read("b.txt").contains("No space left on device"));
 }

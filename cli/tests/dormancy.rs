@@ -110,6 +110,51 @@ fn recover_wake_needs_yes_shows_a_dry_run_and_refuses_a_build_not_dormant() {
     );
 }
 
+/// `wake` is the console's own write (a dormant build sets up no host); when a host
+/// answers on the store's endpoint anyway (the record changed under the console), it
+/// writes nothing beside it and says so.
+#[cfg(unix)]
+#[test]
+fn recover_wake_is_refused_while_a_host_answers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let d = dormant_store();
+    let before = std::fs::read(d.path().join("state.bin")).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let mut host = Command::new(EXE)
+        .args(["serve", "--init", "--json", "--store"])
+        .arg(other.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = BufReader::new(host.stdout.take().unwrap());
+    let mut l = String::new();
+    while r.read_line(&mut l).unwrap() > 0 && !l.contains("\"listening\"") {
+        l.clear();
+    }
+    assert!(l.contains("\"listening\""), "serve did not listen");
+    std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+    let sock = other.path().join("control.sock");
+    let o = Command::new(EXE)
+        .args(["recover", "wake", "--yes", "--json", "--store"])
+        .arg(d.path())
+        .arg("--socket")
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let _ = host.kill();
+    let _ = host.wait();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let e = json(&o);
+    assert_eq!(e["error"]["code"], "host-running", "{e}");
+    assert_eq!(std::fs::read(d.path().join("state.bin")).unwrap(), before);
+}
+
 #[test]
 fn a_malformed_build_is_refused_with_what_was_expected() {
     let d = tempfile::tempdir().unwrap();

@@ -1059,4 +1059,176 @@ mod live {
         }
         assert_eq!(live_status(dir)["active"], 1);
     }
+    /// `recover` while a host runs goes through the host, which applies the change under
+    /// its lock as the record's one writer (issue 20: the driver's writes did not take the
+    /// console's lock, so a change between its re-read and its write was lost). The
+    /// console says who applied it; `--dry-run` says who would.
+    #[test]
+    fn recover_goes_through_the_running_host() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        compile(dir, 1);
+        let _host = serve(dir);
+        let sock = dir.join("control.sock");
+        let o = Command::new(EXE)
+            .args(["recover", "force-safe-mode", "on", "--dry-run", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains(&format!(
+                "(through the host process at {}, which runs)",
+                sock.display()
+            )),
+            "{out}"
+        );
+        assert!(!state(dir).force_safe);
+        let o = Command::new(EXE)
+            .args(["recover", "force-safe-mode", "on", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            j["via"],
+            format!("the host process at {}", sock.display()),
+            "{j}"
+        );
+        assert!(state(dir).force_safe);
+        // The host refuses live changes now, as a start would run nothing.
+        compile(dir, 2);
+        let (exit, _, err) = stage_live(dir, "2");
+        assert_eq!(exit, Some(1), "{err}");
+        assert!(err.contains("safe-mode"), "{err}");
+        // And the host's own refusal comes back in the console's terms.
+        let o = Command::new(EXE)
+            .args(["recover", "force-safe-mode", "off", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stdout).contains("applied by the host process at"));
+        assert!(!state(dir).force_safe);
+    }
+
+    /// The console and the host racing across real processes: eight `recover
+    /// unquarantine` against four live pushes (each a record write by the host, with a
+    /// health check a second after each swap): no change of either side is lost. (On Linux the host also took the store lock before, so this guards
+    /// the one-writer path rather than reproducing the Windows loss; the hosted drill runs
+    /// the same against the driver.)
+    #[test]
+    fn the_console_and_the_host_racing_lose_no_update() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        compile(dir, 1);
+        for v in 2..=9 {
+            std::fs::write(
+                dir.join("content").join(format!("{v}.fsc")),
+                b"\x89FSC\r\n\x1a\nbad",
+            )
+            .unwrap();
+        }
+        assert!(boot(dir, &["--then", "healthy"]).0);
+        for v in 2..=9 {
+            assert!(state(dir).quarantined(v).is_some(), "v{v}");
+        }
+        for v in 10..=13 {
+            compile(dir, v);
+        }
+        let host = serve(dir);
+        let kids: Vec<std::process::Child> = (2..=9)
+            .map(|v| {
+                Command::new(EXE)
+                    .args(["recover", "unquarantine", &v.to_string(), "--store"])
+                    .arg(dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let pushes = std::thread::spawn({
+            let dir = dir.to_path_buf();
+            move || {
+                (10..=13)
+                    .map(|v| stage_live(&dir, &v.to_string()))
+                    .collect::<Vec<_>>()
+            }
+        });
+        for k in kids {
+            let o = k.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let pushed = pushes.join().unwrap();
+        let s = state(dir);
+        for v in 2..=9 {
+            assert!(s.quarantined(v).is_none(), "v{v}'s release was lost");
+        }
+        // Every push was accepted and is in the record: its attempt is the one the host
+        // runs, the last pushed.
+        let live = live_status(dir);
+        let active = live["active"].as_u64().unwrap();
+        assert!(pushed.iter().all(|(c, _, _)| *c == Some(0)), "{pushed:?}");
+        assert_eq!(active, 13);
+        assert_eq!(s.attempt.map(|a| a.ver.version), Some(active), "{live}");
+        drop(host);
+    }
+
+    /// Read-events leaves events queued until the console's cursor passes them: a response
+    /// read and lost is read again; `watch` then acknowledges what it printed.
+    #[test]
+    fn audit_events_survive_a_lost_response() {
+        use failsafe_loader::control::{Reply, Request, decode_response, encode_request};
+        use std::io::{Read as _, Write as _};
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        compile(dir, 1);
+        let events = dir.join("events.jsonl");
+        std::fs::write(
+            &events,
+            "{\"event\": \"file-create\", \"path\": \"C:\\\\Users\\\\a\\\\x.locky\", \"desired-access\": 2}\n",
+        )
+        .unwrap();
+        let mut c = Command::new(EXE)
+            .args(["serve", "--json", "--events"])
+            .arg(&events)
+            .arg("--store")
+            .arg(dir)
+            .args(trust_args())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let mut l = String::new();
+        while out.read_line(&mut l).unwrap() > 0 && !l.contains("listening") {
+            l.clear();
+        }
+        let read = |cursor: u64| {
+            let mut s = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
+            s.write_all(&encode_request(&Request::ReadEvents { cursor }))
+                .unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).unwrap();
+            match decode_response(&back).unwrap().reply {
+                Reply::Events(e) => (e.first, e.count),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(read(0), (0, 1));
+        // That response is "lost": the event is still there.
+        assert_eq!(read(0), (0, 1));
+        let o = Command::new(EXE)
+            .args(["watch", "--json", "--store"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+        // watch's last read acknowledged it.
+        assert_eq!(read(1), (1, 0));
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }

@@ -495,3 +495,217 @@ fn a_replayed_older_signed_version_is_refused() {
         assert_eq!(s.quarantined(v).unwrap().reason, QuarantineReason::Invalid);
     }
 }
+
+/// The keys docs/cli.md lists for `inspect --json`'s `"signature"` object.
+fn documented_signature_keys() -> Vec<String> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md"))
+        .unwrap();
+    let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let at = flat
+        .find("\"signature\": {")
+        .expect("docs/cli.md lists inspect --json's signature keys");
+    let list = &flat[at + "\"signature\": {".len()..];
+    let list = &list[..list.find('}').unwrap()];
+    list.split(',')
+        .map(|k| k.trim().trim_matches('"').to_owned())
+        .collect()
+}
+
+/// `inspect --json`'s `"signature"` has exactly the keys docs/cli.md lists, in every case
+/// (unsigned, signed without a key, verified, refused), and the header's file digest under
+/// its documented name.
+#[test]
+fn inspect_json_signature_has_every_documented_key() {
+    let want = documented_signature_keys();
+    assert!(want.contains(&"error".to_owned()), "{want:?}");
+    let d = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(d.path(), "dev");
+    let (_, other) = keygen(d.path(), "other");
+    let unsigned = d.path().join("u.fsc");
+    compile(&unsigned, 3, None);
+    let signed = d.path().join("s.fsc");
+    compile(&signed, 3, Some(&key));
+    let cases: [(&Path, Vec<OsString>, Value); 4] = [
+        (&unsigned, vec![], Value::Bool(false)),
+        (&signed, vec![], Value::Null),
+        (&signed, key_arg(&public), Value::Bool(true)),
+        (&signed, key_arg(&other), Value::Bool(false)),
+    ];
+    for (file, keys, verified) in cases {
+        let a = ctl()
+            .arg("inspect")
+            .arg(file)
+            .args(&keys)
+            .arg("--json")
+            .assert()
+            .success();
+        let j = json_of(&a.get_output().stdout);
+        let sig = j["signature"].as_object().unwrap();
+        let mut got: Vec<&String> = sig.keys().collect();
+        got.sort();
+        let mut w: Vec<&String> = want.iter().collect();
+        w.sort();
+        assert_eq!(got, w, "{} {keys:?}: {sig:?}", file.display());
+        assert_eq!(sig["verified"], verified, "{sig:?}");
+        assert_eq!(sig["key_id"].is_null(), file == unsigned.as_path());
+        assert_eq!(
+            sig["error"].is_null(),
+            verified != Value::Bool(false) || file == unsigned.as_path()
+        );
+        assert_eq!(j["file_digest"], j["body_sha256"]);
+        assert_eq!(j["file_digest"].as_str().map(str::len), Some(64));
+    }
+}
+
+/// `status` predicts what the start does, with the host's keys: a file it cannot read now
+/// is skipped (not quarantined), an unsigned one and one signed by a key it does not trust
+/// are quarantined at once, and the start falls back. The start then does exactly that.
+/// Without the host's keys it checks against the compiled-in release keys (what a start
+/// without keys trusts: none here, so nothing runs) and says whose keys those are.
+#[test]
+fn status_predicts_the_start_with_the_hosts_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(d.path(), "dev");
+    let (other, _) = keygen(d.path(), "other");
+    let store = d.path().join("store");
+    let content = store.join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    compile(&content.join("1.fsc"), 1, Some(&key));
+    compile(&content.join("2.fsc"), 2, None);
+    compile(&content.join("3.fsc"), 3, Some(&other));
+    // v4 cannot be read now (a directory where the file should be: EISDIR).
+    std::fs::create_dir_all(content.join("4.fsc")).unwrap();
+    let host = [
+        "--test-signing".into(),
+        "--test-key".into(),
+        public.clone().into_os_string(),
+    ];
+    let a = ctl()
+        .args(["status", "--json", "--store"])
+        .arg(&store)
+        .args(&host)
+        .assert()
+        .success();
+    let next = json_of(&a.get_output().stdout)["next_start"].clone();
+    assert_eq!(next["version"], 1, "{next}");
+    assert_eq!(next["reason"], "newer-unreadable", "{next}");
+    assert_eq!(next["unreadable"], serde_json::json!([4]), "{next}");
+    assert_eq!(
+        next["refused"],
+        serde_json::json!([{"version": 3, "error": "unknown-key"}, {"version": 2, "error": "unsigned"}]),
+        "{next}"
+    );
+    assert_eq!(next["trust"]["known"], true);
+    // The start does what status said.
+    let o = std::process::Command::new(assert_cmd::cargo::cargo_bin("failsafectl"))
+        .args(["boot", "--json", "--then", "clean-shutdown", "--store"])
+        .arg(&store)
+        .args(&host)
+        .output()
+        .unwrap();
+    let j = first_json(&o.stdout);
+    assert_eq!(
+        (j["version"].clone(), j["reason"].clone()),
+        (next["version"].clone(), next["reason"].clone())
+    );
+    assert_eq!(j["unreadable"], next["unreadable"]);
+    let s = state(&store);
+    for (v, code) in [(2, "unsigned"), (3, "unknown-key")] {
+        assert_eq!(
+            s.quarantined(v).map(|q| q.reason),
+            Some(QuarantineReason::Invalid),
+            "v{v}"
+        );
+        assert_eq!(
+            failsafe_loader::error::code_of_ordinal(s.quarantined(v).unwrap().detail),
+            Some(code)
+        );
+    }
+    assert!(s.quarantined(4).is_none());
+    // Without the host's keys: the compiled-in release keys (none), said so.
+    std::fs::remove_file(store.join("state.bin")).unwrap();
+    let a = ctl()
+        .args(["status", "--store"])
+        .arg(&store)
+        .assert()
+        .success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(
+        out.contains("next start: fallback mode (nothing-usable), no content"),
+        "{out}"
+    );
+    assert!(
+        out.contains("signatures checked against the 0 compiled-in release key(s) only"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: the 0 compiled-in release key(s) only"),
+        "{out}"
+    );
+}
+
+/// `stage` refuses content the host would quarantine at once: unsigned (whatever the keys),
+/// or signed by a key the host's keys do not verify; `--allow-untrusted` stages it with a
+/// warning. A signed file whose key cannot be checked here is staged with a warning.
+#[test]
+fn stage_refuses_what_the_start_would_quarantine() {
+    let d = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(d.path(), "dev");
+    let (_, other_pub) = keygen(d.path(), "other");
+    let store = d.path().join("store");
+    let unsigned = d.path().join("u.fsc");
+    compile(&unsigned, 2, None);
+    let signed = d.path().join("s.fsc");
+    compile(&signed, 3, Some(&key));
+    let stage = |file: &Path, extra: &[OsString]| {
+        let mut c = ctl();
+        c.arg("stage")
+            .arg(file)
+            .args(["--init", "--json", "--store"])
+            .arg(&store)
+            .args(extra);
+        c.output().unwrap()
+    };
+    let o = stage(&unsigned, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let j = json_of(&o.stdout);
+    assert_eq!(j["error"]["code"], "untrusted-content", "{j}");
+    assert_eq!(j["error"]["content_error"]["code"], "unsigned", "{j}");
+    assert!(!store.join("content/2.fsc").exists());
+    // Signed by a key the host does not trust (its keys given).
+    let o = stage(&signed, &key_arg(&other_pub));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        json_of(&o.stdout)["error"]["content_error"]["code"],
+        "unknown-key"
+    );
+    // Trusted: staged, no warning; the preview runs it.
+    let o = stage(&signed, &key_arg(&public));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json_of(&o.stdout);
+    assert_eq!(j["warnings"], serde_json::json!([]));
+    assert_eq!(j["next_start"]["version"], 3);
+    // Keys not known here: staged with a warning.
+    let signed4 = d.path().join("s4.fsc");
+    compile(&signed4, 4, Some(&key));
+    let o = stage(&signed4, &[]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: "));
+    assert_eq!(
+        json_of(&o.stdout)["warnings"].as_array().map(Vec::len),
+        Some(1)
+    );
+    // --allow-untrusted: staged, warned, and the preview says the start quarantines it.
+    let unsigned5 = d.path().join("u5.fsc");
+    compile(&unsigned5, 5, None);
+    let mut extra = key_arg(&public);
+    extra.push("--allow-untrusted".into());
+    let o = stage(&unsigned5, &extra);
+    assert!(o.status.success());
+    let j = json_of(&o.stdout);
+    assert_eq!(
+        j["next_start"]["refused"][0],
+        serde_json::json!({"version": 5, "error": "unsigned"})
+    );
+    assert_eq!(j["next_start"]["version"], 4);
+}

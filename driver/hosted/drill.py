@@ -74,12 +74,16 @@ DRIVER_INIT = re.compile(r":Call driver init ([0-9a-f]+) \(.*Services\\\\failsaf
 # Written from docs/control-protocol.md alone (not from the Rust code), so the hosted
 # scenario is also an independent check of the driver's encoder.
 
+PROTOCOL = 2
 KIND_QUERY, KIND_ACTIVATE, KIND_ROLLBACK, KIND_EVENTS = 1, 2, 3, 4
+KIND_FORCE_SAFE, KIND_RESET, KIND_UNQUARANTINE, KIND_UNQUARANTINE_YES = 5, 6, 7, 8
+CHANGED_KINDS = (KIND_ACTIVATE, KIND_ROLLBACK, KIND_FORCE_SAFE, KIND_RESET, KIND_UNQUARANTINE,
+                 KIND_UNQUARANTINE_YES)
 FLAG_LIVE, FLAG_HEALTHY, FLAG_CHECKED, FLAG_CANARY_FAILED = 1, 2, 8, 16
 
 
 def control_request(kind, arg=0):
-    return b"FSCQ" + struct.pack("<HHQ", 1, kind, arg)
+    return b"FSCQ" + struct.pack("<HHQ", PROTOCOL, kind, arg)
 
 
 def control_response(raw: bytes):
@@ -87,7 +91,7 @@ def control_response(raw: bytes):
     if len(raw) < 16:
         raise Fail(f"control response of {len(raw)} bytes (header is 16)")
     magic, proto, kind, status, reserved, body_len = struct.unpack_from("<4sHHHHI", raw)
-    if magic != b"FSCR" or proto != 1 or reserved != 0 or len(raw) != 16 + body_len:
+    if magic != b"FSCR" or proto != PROTOCOL or reserved != 0 or len(raw) != 16 + body_len:
         raise Fail(f"control response header: {raw[:16].hex()} (length {len(raw)})")
     body = raw[16:]
     if status != 0:
@@ -105,14 +109,16 @@ def control_response(raw: bytes):
         return {"kind": kind, "status": 0, "active": active, "boot": boot, "lkg": lkg,
                 "active_ms": active_ms, "dropped": dropped, "queued": queued, "uptime": uptime,
                 "mode": mode, "reason": reason, "attempts": attempts, "flags": flags, "canary": canary}
-    if kind in (KIND_ACTIVATE, KIND_ROLLBACK):
+    if kind in CHANGED_KINDS:
         if len(body) != 16:
             raise Fail(f"changed body of {len(body)} bytes (16)")
         version, boot = struct.unpack("<QQ", body)
         return {"kind": kind, "status": 0, "version": version, "boot": boot}
     if kind == KIND_EVENTS:
-        dropped, count, res = struct.unpack_from("<QHH", body)
-        at, events = 12, []
+        dropped, first, count, res, res2 = struct.unpack_from("<QQHHI", body)
+        if res or res2:
+            raise Fail(f"events body reserved bytes: {body[:24].hex()}")
+        at, events = 24, []
         for _ in range(count):
             action, etype, flags, res2, rule, pid, plen, qlen = struct.unpack_from("<BBBBIQHH", body, at)
             at += 20
@@ -124,7 +130,7 @@ def control_response(raw: bytes):
                            "path": path, "process": proc})
         if at != len(body):
             raise Fail(f"events body: {len(body) - at} bytes after the last record")
-        return {"kind": kind, "status": 0, "dropped": dropped, "events": events}
+        return {"kind": kind, "status": 0, "dropped": dropped, "first": first, "events": events}
     raise Fail(f"control response of kind {kind}")
 
 
@@ -414,6 +420,7 @@ def reg_file(force_safe_mode: int) -> str:
 "HealthyAfterSeconds"=dword:{HEALTHY_AFTER:08x}
 "ForceSafeMode"=dword:{force_safe_mode:08x}
 "DrillCrashVersion"=dword:{DRILL_VERSION:08x}
+"DrillStoreAclReportOnly"=dword:00000001
 
 [HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters\\Instances]
 "DefaultInstance"="Failsafe Instance"
@@ -736,11 +743,16 @@ class Drill:
             self.boot("healthy", unload=True)
 
     # -- the July 2024 scenario (issue 11): live updates through the control device
-    def control(self, kind, arg=0, raw=None):
+    def ioctl(self, req: bytes, read=False):
+        """ioctl.exe under Wine: the completed process (read: a read-only handle and the
+        read IOCTL, as `status` and `watch` send them)."""
+        return subprocess.run(["wine", r"C:\failsafe-ioctl.exe", *(["--read"] if read else []), req.hex()],
+                              env=self.wine.env(), capture_output=True, text=True)
+
+    def control(self, kind, arg=0, raw=None, read=False):
         """One request through the driver's control device (ioctl.exe under Wine)."""
         req = raw if raw is not None else control_request(kind, arg)
-        r = subprocess.run(["wine", r"C:\failsafe-ioctl.exe", req.hex()], env=self.wine.env(),
-                           capture_output=True, text=True)
+        r = self.ioctl(req, read)
         if r.returncode != 0:
             raise Fail(f"ioctl.exe {req.hex()}: exit {r.returncode}: {r.stderr.strip()}")
         return control_response(bytes.fromhex(r.stdout.strip()))
@@ -801,7 +813,45 @@ class Drill:
                           {"status": 0, "active": 3, "lkg": 3,
                            "flags": FLAG_LIVE | FLAG_HEALTHY | FLAG_CHECKED})
             self.live_row("rollback (last-known-good runs)", self.control(KIND_ROLLBACK), {"status": 2})
-            self.live_row("read events", self.control(KIND_EVENTS, 64), {"status": 0, "dropped": 0, "events": []})
+            # Least privilege: a read-only handle with the read IOCTL queries and reads events;
+            # a change sent that way is refused by the driver (STATUS_ACCESS_DENIED, which
+            # DeviceIoControl reports as ERROR_ACCESS_DENIED, 5).
+            self.live_row("query (read-only handle, read IOCTL)", self.control(KIND_QUERY, read=True),
+                          {"status": 0, "active": 3, "lkg": 3})
+            self.live_row("read events from cursor 0 (read-only)", self.control(KIND_EVENTS, 0, read=True),
+                          {"status": 0, "dropped": 0, "first": 0, "events": []})
+            r = self.ioctl(control_request(KIND_FORCE_SAFE, 1), read=True)
+            denied = r.returncode == 3 and "error 5" in r.stderr
+            self.live_row("force-safe-mode on through the read IOCTL",
+                          {"exit": r.returncode, "stderr": r.stderr.strip(), "denied": denied}, {"denied": True})
+            if self.ctl.status(self.store)["state"]["force_safe_mode"]:
+                raise Fail("a change through the read IOCTL reached the record")
+            # The operator's changes through the driver, the record's one writer while it
+            # runs: refused without confirmation where they re-enable a crash loop; raced
+            # against a live push (both are record writes, serialized by the driver's lock;
+            # before, the console wrote the file beside the driver and one could be lost).
+            self.live_row("unquarantine v2 (crash-loop) unconfirmed", self.control(KIND_UNQUARANTINE, 2),
+                          {"status": 17})
+            self.ctl.run("compile", self.sample, "-o", self.work / "4.fsc", "--version", 4, "--sign", self.key)
+            self.stage(4)
+            got = {}
+            racers = [
+                threading.Thread(target=lambda: got.__setitem__("push", self.control(KIND_ACTIVATE, 4))),
+                threading.Thread(target=lambda: got.__setitem__("release", self.control(KIND_UNQUARANTINE_YES, 2))),
+            ]
+            for t in racers:
+                t.start()
+            for t in racers:
+                t.join()
+            self.live_row("race: activate v4 live", got.get("push", {}), {"status": 0, "version": 4})
+            self.live_row("race: unquarantine v2 confirmed", got.get("release", {}), {"status": 0})
+            rec = self.ctl.status(self.store)["state"]
+            attempt = rec.get("attempt") or {}
+            kept = [q["version"] for q in rec.get("quarantine", [])]
+            ok = attempt.get("version") == 4 and attempt.get("phase") == "in-progress" and 2 not in kept
+            self.live_row("race: the record keeps both writes",
+                          {"attempt": attempt, "quarantined": kept, "ok": ok}, {"ok": True})
+            say("  record after the race: v4's live attempt in progress and v2 released (no write lost)")
 
         self.boot("healthy", during=push_v2_then_crash)
         self.boot("bugcheck")

@@ -22,7 +22,8 @@
 #                  also ForceSafeMode, a power loss, dormancy, July 2024 and the double's scenarios
 #   --no-build     use the images already in target/kcheck (e.g. right after the kernel check)
 #   --double-only  the double's scenarios only
-# Installs wine64 (and the kernel check's packages) with apt-get when missing (CI is root).
+# Installs what it needs when missing (.ci/need.sh: wine64, python3, MinGW-w64's compiler
+# and headers, the Windows target and clippy for the double; the kernel check its own).
 # Logs and the Wine prefix stay in target/hosted (never committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,22 +39,24 @@ for a in "$@"; do
   esac
 done
 
-need=()
-command -v wine >/dev/null 2>&1 && command -v wineserver >/dev/null 2>&1 || need+=(wine64)
-[ "$build" = 0 ] || dpkg -s mingw-w64-x86-64-dev libclang-dev >/dev/null 2>&1 || need+=(mingw-w64-x86-64-dev libclang-dev)
-[ -n "$short" ] || command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
-[ -n "$short" ] || dpkg -s mingw-w64-x86-64-dev >/dev/null 2>&1 || need+=(mingw-w64-x86-64-dev)
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "hosted: installing ${need[*]} (apt-get)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+# What this needs (.ci/need.sh installs what is missing): Debian's Wine, Python 3 for the
+# drill; for July 2024 and the double, MinGW-w64's C compiler and headers (the IOCTL and
+# double clients) and the driver's target with clippy (the double is checked and built for
+# it); the kernel check installs its own when it builds the images here.
+source .ci/need.sh
+need_apt wine64 python3
+if [ -z "$short" ]; then
+  need_apt gcc-mingw-w64-x86-64 mingw-w64-x86-64-dev
+  need_component clippy
+  need_target x86_64-pc-windows-msvc
 fi
+need_done
 echo "hosted: $(wine --version) ($(dpkg-query -W -f='${Package} ${Version}' wine64 2>/dev/null || echo 'wine64: not from dpkg'))"
 
 if [ "$build" = 1 ]; then
   driver/kcheck/run.sh
 fi
-for f in target/kcheck/failsafeflt-drill.sys target/kcheck/failsafeflt-drill.map; do
+for f in target/kcheck/failsafeflt-drill.sys target/kcheck/failsafeflt-drill.map target/kcheck/failsafeflt-drill-next.sys; do
   [ -f "$f" ] || { echo "hosted: $f missing (run driver/kcheck/run.sh)" >&2; exit 1; }
 done
 cargo build -q --locked -p failsafectl
@@ -64,10 +67,12 @@ python3 driver/hosted/drill.py \
   --work target/hosted --json target/hosted/timeline.json $short
 if [ -z "$short" ]; then
   # Dormancy (issue 20): the drill image faults in its own setup until it is dormant; the
-  # release image (same sources, another build identity) is the new build.
+  # drill image linked under another build identity (FAILSAFE_BUILD_NOTE, by the kernel
+  # check) is the new build. Not the release image: it refuses a store whose owner is not
+  # SYSTEM or Administrators, and Wine reports every file as the user's.
   python3 driver/hosted/drill.py --scenario dormancy \
     --sys target/kcheck/failsafeflt-drill.sys --map target/kcheck/failsafeflt-drill.map \
-    --new-sys target/kcheck/failsafeflt.sys \
+    --new-sys target/kcheck/failsafeflt-drill-next.sys \
     --ctl target/debug/failsafectl --sample content/sample.toml \
     --work target/hosted-dormancy --json target/hosted-dormancy/timeline.json
   mkdir -p target/hosted-live

@@ -7,7 +7,10 @@
 #    (driver/kcheck: bindgen as a library). WDK_INCLUDE names a WDK `Include/<version>`
 #    directory (km/, shared/); default: MinGW-w64's headers (Debian mingw-w64-x86-64-dev).
 # 2. Type-checks and lints every line of driver/ for x86_64-pc-windows-msvc against them
-#    (`--cfg failsafe_kcheck`), with and without the drill feature, warnings as errors.
+#    (`--cfg failsafe_kcheck`), with and without the drill feature, warnings as errors. The
+#    driver crate compiles the release build's items here: only the bindings and the crate
+#    that supplies the panic handler (driver/kshim for wdk-panic) differ
+#    (tests/tests/kcheck_items.rs), so an unused import in release fails here too.
 # 3. Unless --no-link (or no MinGW import libraries are installed): links failsafeflt.sys
 #    and failsafeflt-drill.sys with rust-lld against MinGW-w64's libntoskrnl.a / libhal.a,
 #    and runs tests/tests/pe.rs on both images.
@@ -19,10 +22,23 @@ cd "$(dirname "$0")/../.."
 link=1
 [ "${1:-}" = "--no-link" ] && link=0
 out=target/kcheck
-mkdir -p "$out"
 include=${WDK_INCLUDE:-/usr/share/mingw-w64/include}
 mingw_lib=${MINGW_LIB:-/usr/x86_64-w64-mingw32/lib}
 target=x86_64-pc-windows-msvc
+
+# What this needs (.ci/need.sh installs what is missing): clippy and the Windows target of
+# the pinned toolchain; llvm-tools (llvm-nm) to list the import libraries' exports;
+# libclang for bindgen; MinGW-w64's headers (the default header set) and import libraries.
+source .ci/need.sh
+need_component clippy
+need_target "$target"
+need_apt libclang-dev
+if [ -z "${WDK_INCLUDE:-}" ] || [ "$link" = 1 ]; then
+  need_apt mingw-w64-x86-64-dev
+fi
+[ "$link" = 0 ] || need_component llvm-tools
+need_done
+mkdir -p "$out"
 
 # libclang for bindgen: Debian installs it under /usr/lib/llvm-N/lib.
 if [ -z "${LIBCLANG_PATH:-}" ]; then
@@ -43,7 +59,7 @@ flags="--cfg failsafe_kcheck -C target-feature=+crt-static"
 for features in "" "--features drill"; do
   echo "kcheck: clippy -D warnings, failsafeflt ${features:-(release features)}"
   FAILSAFE_KBIND=$bindings RUSTFLAGS="$flags" \
-    cargo clippy -q --locked -p failsafeflt $features --target $target --target-dir "$out/build" -- -D warnings
+    cargo clippy -q --locked -p failsafeflt -p failsafe-kshim $features --target $target --target-dir "$out/build" -- -D warnings
 done
 
 if [ "$link" = 0 ]; then
@@ -88,6 +104,15 @@ for variant in release drill; do
   cp "$out/link-$variant/$target/release/failsafeflt.dll" "$out/failsafeflt$suffix.sys"
   cp "$out/link-$variant/$target/release/deps/failsafeflt.map" "$out/failsafeflt$suffix.map"
 done
+
+# The drill build again under another build identity (FAILSAFE_BUILD_NOTE goes into the
+# digest, driver/build.rs): the hosted dormancy drill's "new build". Same target dir as
+# the drill link, so only the driver crate recompiles.
+echo "kcheck: linking failsafeflt-drill-next.sys (the drill build, another build identity)"
+FAILSAFE_BUILD_NOTE=hosted-next-build FAILSAFE_KBIND=$bindings FAILSAFE_KLIB_DIR=$PWD/$out/lib \
+  RUSTFLAGS="$flags -C linker=rust-lld" \
+  cargo build -q --locked -p failsafeflt --features drill --release --target $target --target-dir "$out/link-drill"
+cp "$out/link-drill/$target/release/failsafeflt.dll" "$out/failsafeflt-drill-next.sys"
 
 echo "kcheck: PE checks (tests/tests/pe.rs)"
 FAILSAFE_SYS=$PWD/$out/failsafeflt.sys FAILSAFE_SYS_DRILL=$PWD/$out/failsafeflt-drill.sys \

@@ -94,17 +94,27 @@ impl<T: Send + Sync> Default for Published<T> {
 /// A value readers use without a lock while a writer may replace it: a two-epoch reader
 /// count (the scheme of sleepable RCU, reduced to one writer at a time).
 ///
-/// A reader announces itself in the counter of the current epoch, re-checks that the
-/// epoch did not move (else it withdraws and retries), loads the pointer, uses it and
-/// withdraws. The writer swaps the pointer, then advances the epoch, then waits until the
-/// old epoch's counter is zero: every reader that could have loaded the old pointer
-/// announced itself in that counter before the advance (a reader announcing later fails
-/// its re-check before loading anything), so once it drains the old value has no reader.
-/// All operations are sequentially consistent, which the argument needs.
+/// A reader announces itself in the counter of the current epoch's parity, re-checks that
+/// the epoch did not move (else it withdraws and retries), loads the pointer, uses it and
+/// withdraws. All operations are sequentially consistent, which the argument needs.
+///
+/// The writer runs a full grace period over both parities (`replace`): it swaps the
+/// pointer, waits until the parity the current epoch does *not* use is empty, advances
+/// the epoch (new readers now announce in that emptied parity), and waits until the parity
+/// it left is empty. Every reader that could have loaded the old pointer loaded it before
+/// the swap and is still counted in one of the two parities (its counter is raised before
+/// its load and lowered after its last use), and each parity is seen empty at some moment
+/// after the swap: so none is left. Waiting on one parity only is not enough: a reader
+/// whose earlier swap gave up on it (parked) stays counted in that swap's parity and may
+/// by then hold the value the *next* swap replaces (it loaded after that swap, or between
+/// its pointer swap and its epoch advance): the first wait catches it (issue 19, the
+/// kernel review's use-after-free).
 ///
 /// The counters are spread over [`SHARDS`] cache lines, chosen by the reader's processor,
 /// so that callbacks on different processors do not contend for one line (the writer sums
-/// them). A reader decrements the shard it incremented, wherever it runs by then.
+/// them). A reader decrements the shard it incremented, wherever it runs by then; each
+/// shard's counter is never negative, so a sum of zero means no reader was inside for the
+/// whole of the scan.
 #[derive(Debug)]
 pub struct Swappable<T> {
     ptr: AtomicPtr<T>,
@@ -214,11 +224,12 @@ impl<T: Send + Sync> Swappable<T> {
     }
 
     /// Replaces the value with `new` and returns the old one once no reader can still be
-    /// using it; `wait` is called between checks while readers drain (the driver sleeps a
-    /// millisecond). After `patience` calls of `wait` with readers still inside (a reader
-    /// starved of CPU), the old value is parked instead, if one of the [`PARKED`] places is
-    /// free, and freed only by [`Swappable::take`] at unload: `None` is then returned and
-    /// the writer goes on. With every place taken it waits on: memory stays bounded.
+    /// using it (a full grace period, see the type's documentation); `wait` is called
+    /// between checks while readers drain (the driver sleeps a millisecond). After
+    /// `patience` calls of `wait` with readers still inside (a reader starved of CPU), the
+    /// old value is parked instead, if one of the [`PARKED`] places is free, and freed only
+    /// by [`Swappable::take`] at unload: `None` is then returned and the writer goes on.
+    /// With every place taken it waits on: memory stays bounded.
     ///
     /// # Safety
     /// Writers are serialized (the driver holds its state lock), and `wait` may block:
@@ -231,18 +242,45 @@ impl<T: Send + Sync> Swappable<T> {
     ) -> Option<Box<T>> {
         let raw = new.map_or(core::ptr::null_mut(), Box::into_raw);
         let old = self.ptr.swap(raw, Ordering::SeqCst);
-        let e = self.epoch.fetch_add(1, Ordering::SeqCst);
+        if old.is_null() {
+            return None; // nothing that a reader could hold is freed
+        }
         let mut waited: u32 = 0;
-        while self.readers(e) != 0 {
-            if waited >= patience && !old.is_null() && self.park(old) {
-                return None;
-            }
-            wait();
-            waited = waited.saturating_add(1);
+        let e = self.epoch.load(Ordering::SeqCst);
+        // Stragglers of earlier swaps: only they can be counted in the parity the current
+        // epoch does not use (a reader announcing there now fails its re-check).
+        if !self.drain(e.wrapping_add(1), old, &mut wait, patience, &mut waited) {
+            return None;
+        }
+        // New readers announce in the emptied parity; then wait for the one just left.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if !self.drain(e, old, &mut wait, patience, &mut waited) {
+            return None;
         }
         // SAFETY: non-null pointers in `ptr` come from `Box::into_raw`; the swap made this
-        // the only owner, and every reader that could have loaded it has left.
-        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+        // the only owner, and both parities were seen empty after the swap: every reader
+        // that could have loaded it has left.
+        Some(unsafe { Box::from_raw(old) })
+    }
+
+    /// Waits until `epoch`'s parity has no reader: `true`. `false` when `old` was parked
+    /// instead (after `patience` waits in all, counted in `waited`).
+    fn drain(
+        &self,
+        epoch: usize,
+        old: *mut T,
+        wait: &mut impl FnMut(),
+        patience: u32,
+        waited: &mut u32,
+    ) -> bool {
+        while self.readers(epoch) != 0 {
+            if *waited >= patience && self.park(old) {
+                return false;
+            }
+            wait();
+            *waited = waited.saturating_add(1);
+        }
+        true
     }
 
     /// Keeps `old` (owned, possibly still read) until unload; `false` if no place is free.
@@ -600,6 +638,120 @@ mod tests {
             .map(|t| t.join().unwrap())
             .sum();
         assert_eq!(l.with(|v| *v, std::thread::yield_now), ran + 1);
+    }
+
+    /// The review's use-after-free (issue 19, finding 1): a reader passes its epoch
+    /// re-check, is held there while a swap gives up waiting for it and parks the old
+    /// value, then loads the *new* value, which its count (in the old parity) does not
+    /// protect against the next swap. The next swap must not free it while it is read.
+    #[test]
+    fn a_straggler_that_loads_after_a_parked_swap_keeps_what_it_loaded() {
+        use std::sync::Arc;
+        use std::sync::mpsc;
+        let s: Arc<Swappable<Tracked>> = Arc::new(Swappable::new());
+        assert!(s.publish(Box::new(Tracked(4010))).is_ok());
+        let (at_pause_tx, at_pause_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (loaded_tx, loaded_rx) = mpsc::channel();
+        let (leave_tx, leave_rx) = mpsc::channel::<()>();
+        let s2 = Arc::clone(&s);
+        let reader = std::thread::spawn(move || {
+            s2.with_on_paused(
+                0,
+                move || {
+                    at_pause_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                },
+                |t| {
+                    loaded_tx.send(t.0).unwrap();
+                    leave_rx.recv().unwrap();
+                    !FREED[t.0].load(Ordering::SeqCst)
+                },
+            )
+        });
+        // The reader is counted and past its re-check, before its load.
+        at_pause_rx.recv().unwrap();
+        // First swap: the reader does not leave within patience; the old value is parked.
+        // SAFETY: one writer.
+        let old = unsafe { s.replace(Some(Box::new(Tracked(4011))), || (), 3) };
+        assert!(old.is_none(), "the first swap parks what it replaced");
+        assert_eq!(s.parked(), 1);
+        // The reader now loads: the new value.
+        go_tx.send(()).unwrap();
+        assert_eq!(loaded_rx.recv().unwrap(), 4011);
+        // Second swap (an activation or rollback seconds later): the reader still holds
+        // 4011, so 4011 may not come back to be freed.
+        // SAFETY: one writer.
+        let old = unsafe { s.replace(Some(Box::new(Tracked(4012))), || (), 3) };
+        let returned = old.as_ref().map(|t| t.0);
+        drop(old);
+        assert_eq!(
+            returned, None,
+            "the second swap handed back the value a reader still uses"
+        );
+        assert!(!FREED[4011].load(Ordering::SeqCst));
+        assert_eq!(s.parked(), 2);
+        leave_tx.send(()).unwrap();
+        assert_eq!(reader.join().unwrap(), Some(true), "freed under its reader");
+        // Unload frees everything parked with the current value.
+        // SAFETY: no reader runs.
+        assert_eq!(unsafe { s.take() }.map(|t| t.0), Some(4012));
+        assert!(FREED[4010].load(Ordering::SeqCst) && FREED[4011].load(Ordering::SeqCst));
+    }
+
+    /// Many swaps that give up on slow readers quickly (patience 1): parked places fill
+    /// and later swaps wait, but no reader ever sees its value freed.
+    #[test]
+    fn parked_swaps_under_slow_readers_never_free_a_value_in_use() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let s: Arc<Swappable<Tracked>> = Arc::new(Swappable::new());
+        assert!(s.publish(Box::new(Tracked(1000))).is_ok());
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = (0..3usize)
+            .map(|k| {
+                let (s, stop, reads) = (Arc::clone(&s), Arc::clone(&stop), Arc::clone(&reads));
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        s.with_on(k, |t| {
+                            assert!(!FREED[t.0].load(Ordering::SeqCst), "freed under a reader");
+                            if n % 7 == k as u64 {
+                                std::thread::sleep(std::time::Duration::from_micros(300));
+                            }
+                            assert!(!FREED[t.0].load(Ordering::SeqCst), "freed under a reader");
+                        });
+                        n += 1;
+                        reads.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        let mut freed = 0;
+        for id in 1001..1300 {
+            // Keep the readers in the race: at least one read per swap.
+            let seen = reads.load(Ordering::SeqCst);
+            while reads.load(Ordering::SeqCst) == seen {
+                std::thread::yield_now();
+            }
+            // SAFETY: one writer (this thread).
+            let old = unsafe { s.replace(Some(Box::new(Tracked(id))), std::thread::yield_now, 1) };
+            freed += usize::from(old.is_some());
+        }
+        stop.store(true, Ordering::SeqCst);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert!(s.parked() <= PARKED);
+        assert_eq!(
+            freed + s.parked(),
+            299,
+            "every replaced value freed or parked"
+        );
+        // SAFETY: readers joined.
+        assert_eq!(unsafe { s.take() }.map(|t| t.0), Some(1299));
+        assert!((1000..1300).all(|i| FREED[i].load(Ordering::SeqCst)));
     }
 
     #[test]

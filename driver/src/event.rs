@@ -21,6 +21,46 @@ pub const FILE_LINK_INFORMATION: i32 = 11;
 pub const FILE_LINK_INFORMATION_EX: i32 = 72;
 /// `FILE_DISPOSITION_DELETE` flag of `FILE_DISPOSITION_INFORMATION_EX`.
 pub const FILE_DISPOSITION_DELETE: u32 = 0x1;
+/// `FILE_DELETE_ON_CLOSE` create option (wdm.h).
+pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
+/// `FILE_OPEN_BY_FILE_ID` create option (wdm.h): the name is a file ID, not a path.
+pub const FILE_OPEN_BY_FILE_ID: u32 = 0x0000_2000;
+/// Create dispositions (wdm.h), in the high 8 bits of `Parameters.Create.Options`.
+pub const FILE_SUPERSEDE: u32 = 0;
+pub const FILE_CREATE: u32 = 2;
+pub const FILE_OPEN_IF: u32 = 3;
+pub const FILE_OVERWRITE_IF: u32 = 5;
+
+/// A create that deletes a file: `FILE_DELETE_ON_CLOSE`, or the `FILE_SUPERSEDE`
+/// disposition (an existing file is replaced by a new one). Besides its `file-create`
+/// event it is evaluated as a `file-set-info` event with `is-delete`, so delete rules see
+/// it (issue 19, section 4). Whether a superseded file existed is known only after the
+/// file system ran, when it is already gone: decided before, as a delete.
+pub fn create_deletes(options: u32) -> bool {
+    options & FILE_DELETE_ON_CLOSE != 0 || options >> 24 == FILE_SUPERSEDE
+}
+
+/// A create whose disposition may make a new file (supersede, create, open-if,
+/// overwrite-if): the only ones whose name the file system can tunnel.
+pub fn create_may_create(options: u32) -> bool {
+    matches!(
+        options >> 24,
+        FILE_SUPERSEDE | FILE_CREATE | FILE_OPEN_IF | FILE_OVERWRITE_IF
+    )
+}
+
+/// The last component of `path` looks like an 8.3 short name (`PROGRA~1`): a name the file
+/// system may replace with a tunneled long name when it creates the file (Microsoft Learn,
+/// "FltGetTunneledName"). Only `~` is looked for: a long name with `~` costs a post-create
+/// and nothing else.
+pub fn short_name_candidate(path: &[u16]) -> bool {
+    let name = path
+        .iter()
+        .rposition(|&u| u == 0x5C)
+        .and_then(|p| path.get(p.saturating_add(1)..))
+        .unwrap_or(path);
+    name.contains(&0x7E)
+}
 
 /// Which set-information classes the sensor evaluates; others pass without a lookup.
 /// Hard links are evaluated like renames (the new name is the `target` input, the class
@@ -207,7 +247,7 @@ mod tests {
         use crate::volumes::{MAX_PATH_UNITS, VolumeTable};
         use failsafe_loader::{Action, Content, Criterion, Op, Rule, RuleSet, Values, encode};
         let mut vols = VolumeTable::try_new().unwrap();
-        assert!(vols.insert(&w("\\Device\\HarddiskVolume3"), &w("C:")));
+        assert!(vols.insert(1, &w("\\Device\\HarddiskVolume3"), &w("C:")));
         let raw = w("\\Device\\HarddiskVolume3\\Windows\\System32\\drivers\\evil.sys");
         let mut buf = [0u16; MAX_PATH_UNITS];
         let path = vols.dos_path(&raw, &mut buf);
@@ -243,6 +283,30 @@ mod tests {
         let rs = RuleSet::load(&encode(&content).unwrap()).unwrap();
         let m = rs.evaluate(&event(EventType::FileCreate, &inputs)).unwrap();
         assert_eq!(m.action, Action::Block);
+    }
+
+    #[test]
+    fn creates_that_delete_create_or_may_be_tunneled() {
+        let with = |disposition: u32, options: u32| (disposition << 24) | options;
+        assert!(create_deletes(with(1, FILE_DELETE_ON_CLOSE))); // FILE_OPEN + delete-on-close
+        assert!(create_deletes(with(FILE_SUPERSEDE, 0)));
+        assert!(!create_deletes(with(1, 0))); // FILE_OPEN
+        assert!(!create_deletes(with(FILE_OVERWRITE_IF, 0))); // truncates, keeps the file
+        assert!(
+            create_may_create(with(FILE_CREATE, 0)) && create_may_create(with(FILE_OPEN_IF, 0))
+        );
+        assert!(
+            create_may_create(with(FILE_SUPERSEDE, 0))
+                && create_may_create(with(FILE_OVERWRITE_IF, 0))
+        );
+        assert!(!create_may_create(with(1, 0)) && !create_may_create(with(4, 0))); // open, overwrite
+        assert!(short_name_candidate(&w(
+            "\\Device\\HarddiskVolume3\\t\\LONGNA~1.TXT"
+        )));
+        assert!(!short_name_candidate(&w(
+            "\\Device\\HarddiskVolume3\\a~b\\long.txt"
+        )));
+        assert!(short_name_candidate(&w("X~1")));
     }
 
     #[test]

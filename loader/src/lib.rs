@@ -10,7 +10,8 @@
 //! - [`eval`]: events and the meaning of a criterion (shared by engine and reference scan);
 //! - [`trust`]: trusted keys and the signature check that runs before any parsing;
 //! - [`state`]: the boot-attempt counter, its durable record and the start decision;
-//! - [`control`]: the console's control protocol and the audit-event queue.
+//! - [`control`]: the console's control protocol and the audit-event queue;
+//! - [`view`]: content validated and decoded by reference, for tools facing hostile files.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod schema;
 pub mod state;
 pub mod text;
 pub mod trust;
+pub mod view;
 
 pub use content::{Content, Criterion, Rule, Values};
 pub use engine::RuleSet;

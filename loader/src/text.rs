@@ -207,6 +207,115 @@ pub fn without_dos_device_prefix(path: &[u16]) -> &[u16] {
     }
 }
 
+/// `\Device\Mup`, the multiple UNC provider: network files are named
+/// `\Device\Mup\server\share\...` by the Filter Manager, `\\server\share\...` by authors.
+const MUP: [u16; 11] = [
+    0x5C, 0x44, 0x65, 0x76, 0x69, 0x63, 0x65, 0x5C, 0x4D, 0x75, 0x70,
+];
+/// `:`, which in a normalized name can only start a stream (`file.exe:payload:$DATA`).
+const COLON: u16 = 0x3A;
+
+/// The form the rules see a path in (docs/content-format.md, "Paths"), written into `out`;
+/// its length, or `None` when it does not fit (the caller then evaluates the path as it
+/// is). Shared by the driver and `failsafectl test`, so both see the same:
+/// 1. `\??\C:\x` and `\\?\C:\x` lose their prefix;
+/// 2. an alternate data stream is cut off (`evil.exe:payload` is `evil.exe`): the first
+///    `:` after the last `\` (a name component cannot hold one otherwise);
+/// 3. a network path `\Device\Mup\server\share\x` becomes `\\server\share\x`;
+///    other paths are given to `volume`, which writes the drive-letter form of a path on a
+///    volume it knows into its buffer (its length) or declines (`None`: the path is copied
+///    as it is);
+/// 4. trailing dots and spaces are removed from every component, as Win32 removes them
+///    when it resolves a name (`evil.exe.` and `evil.exe ` are written that way only
+///    through the native API, and a rule on `*.exe` must still see `.exe`); a component
+///    that would become empty is kept.
+pub fn rule_form(
+    path: &[u16],
+    volume: impl FnOnce(&[u16], &mut [u16]) -> Option<usize>,
+    out: &mut [u16],
+) -> Option<usize> {
+    let path = without_dos_device_prefix(path);
+    let path = match path.iter().rposition(|&u| u == BACKSLASH) {
+        Some(last) => {
+            let stream = path
+                .iter()
+                .skip(last)
+                .position(|&u| u == COLON)
+                .and_then(|at| at.checked_add(last));
+            stream.and_then(|at| path.get(..at)).unwrap_or(path)
+        }
+        None => path,
+    };
+    let n = match mup_rest(path) {
+        Some(rest) => {
+            let n = rest.len().checked_add(1)?;
+            let dst = out.get_mut(..n)?;
+            for (d, &s) in dst.iter_mut().zip(core::iter::once(&BACKSLASH).chain(rest)) {
+                *d = s;
+            }
+            n
+        }
+        None => match volume(path, out) {
+            Some(n) if n <= out.len() => n,
+            _ => {
+                let dst = out.get_mut(..path.len())?;
+                for (d, &s) in dst.iter_mut().zip(path) {
+                    *d = s;
+                }
+                path.len()
+            }
+        },
+    };
+    Some(trim_component_ends(out.get_mut(..n)?))
+}
+
+/// `\server\share\x` of `\Device\Mup\server\share\x` (case-insensitively).
+fn mup_rest(path: &[u16]) -> Option<&[u16]> {
+    let head = path.get(..MUP.len())?;
+    if !head.iter().zip(&MUP).all(|(&a, &b)| fold(a) == fold(b)) {
+        return None;
+    }
+    let rest = path.get(MUP.len()..)?;
+    (rest.first() == Some(&BACKSLASH)).then_some(rest)
+}
+
+/// Removes trailing `.` and ` ` from every component of `buf` in place (see
+/// [`rule_form`]); the new length.
+fn trim_component_ends(buf: &mut [u16]) -> usize {
+    let mut w = 0usize; // write position
+    let mut start = 0usize; // read position of the current component
+    while start <= buf.len() {
+        let end = buf
+            .iter()
+            .skip(start)
+            .position(|&u| u == BACKSLASH)
+            .map_or(buf.len(), |p| p.saturating_add(start));
+        let comp_len = end.saturating_sub(start);
+        let keep = buf
+            .get(start..end)
+            .and_then(|c| c.iter().rposition(|&u| u != 0x2E && u != 0x20))
+            .map_or(comp_len, |p| p.saturating_add(1));
+        for i in 0..keep {
+            let (Some(&u), Some(_)) = (buf.get(start.saturating_add(i)), buf.get(w)) else {
+                break;
+            };
+            if let Some(d) = buf.get_mut(w) {
+                *d = u;
+            }
+            w = w.saturating_add(1);
+        }
+        if end >= buf.len() {
+            break;
+        }
+        if let Some(d) = buf.get_mut(w) {
+            *d = BACKSLASH;
+        }
+        w = w.saturating_add(1);
+        start = end.saturating_add(1);
+    }
+    w.min(buf.len())
+}
+
 /// `path` begins with a drive letter and a colon (`C:`).
 pub fn has_drive_letter(path: &[u16]) -> bool {
     matches!(path.get(..2), Some([l, 0x3A]) if is_ascii_letter(*l))
@@ -219,7 +328,68 @@ fn is_ascii_letter(u: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::string::String;
     use alloc::vec::Vec;
+
+    /// `rule_form` of `p` with one volume, `\Device\HarddiskVolume3` = `C:`.
+    fn rf(p: &str) -> String {
+        let mut out = [0u16; 128];
+        let n = rule_form(
+            &w(p),
+            |path, out| {
+                dos_form(path, &w("\\Device\\HarddiskVolume3"), &w("C:"), out).map(<[u16]>::len)
+            },
+            &mut out,
+        );
+        assert!(n.is_some(), "{p}: does not fit");
+        String::from_utf16_lossy(out.get(..n.unwrap_or(0)).unwrap_or_default())
+    }
+
+    #[test]
+    fn rule_form_is_what_the_rules_see() {
+        let v = "\\Device\\HarddiskVolume3";
+        assert_eq!(rf(&format!("{v}\\Windows\\x.sys")), "C:\\Windows\\x.sys");
+        // Streams: cut at the first colon of the last component.
+        assert_eq!(rf(&format!("{v}\\t\\evil.exe:payload")), "C:\\t\\evil.exe");
+        assert_eq!(rf(&format!("{v}\\t\\evil.exe::$DATA")), "C:\\t\\evil.exe");
+        assert_eq!(rf("\\??\\C:\\t\\a.exe:s"), "C:\\t\\a.exe");
+        assert_eq!(rf("C:"), "C:", "a drive's own colon is no stream");
+        // Trailing dots and spaces of every component.
+        assert_eq!(rf(&format!("{v}\\t\\evil.exe.")), "C:\\t\\evil.exe");
+        assert_eq!(rf(&format!("{v}\\t\\evil.exe . .")), "C:\\t\\evil.exe");
+        assert_eq!(
+            rf(&format!("{v}\\Windows.\\System32 \\x.sys")),
+            "C:\\Windows\\System32\\x.sys"
+        );
+        assert_eq!(
+            rf(&format!("{v}\\t\\...")),
+            "C:\\t\\...",
+            "an all-dots name is kept"
+        );
+        assert_eq!(rf(&format!("{v}\\t\\a.b")), "C:\\t\\a.b");
+        // Network paths in UNC form; device form kept for volumes without a DOS name.
+        assert_eq!(
+            rf("\\Device\\Mup\\srv\\share\\e.exe"),
+            "\\\\srv\\share\\e.exe"
+        );
+        assert_eq!(
+            rf("\\device\\mup\\srv\\share\\e.exe:x"),
+            "\\\\srv\\share\\e.exe"
+        );
+        assert_eq!(rf("\\Device\\Mupx\\a"), "\\Device\\Mupx\\a");
+        assert_eq!(
+            rf("\\Device\\HarddiskVolume4\\a "),
+            "\\Device\\HarddiskVolume4\\a"
+        );
+        assert_eq!(rf(""), "");
+        // Too long for `out`: None (the caller evaluates the path as given).
+        let mut small = [0u16; 4];
+        assert_eq!(
+            rule_form(&w("\\Device\\X\\abc"), |_, _| None, &mut small),
+            None
+        );
+    }
 
     fn w(s: &str) -> Vec<u16> {
         s.encode_utf16().collect()

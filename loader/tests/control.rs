@@ -37,8 +37,20 @@ fn requests_round_trip() {
         Request::Activate { version: 7 },
         Request::Activate { version: u64::MAX },
         Request::Rollback,
-        Request::ReadEvents { max: 1 },
-        Request::ReadEvents { max: MAX_EVENTS },
+        Request::ReadEvents { cursor: 0 },
+        Request::ReadEvents { cursor: u64::MAX },
+        Request::ForceSafeMode { on: true },
+        Request::ForceSafeMode { on: false },
+        Request::Reset { confirmed: false },
+        Request::Reset { confirmed: true },
+        Request::Unquarantine {
+            version: 3,
+            confirmed: false,
+        },
+        Request::Unquarantine {
+            version: 3,
+            confirmed: true,
+        },
     ] {
         let bytes = encode_request(&req);
         assert_eq!(bytes.len(), REQUEST_LEN);
@@ -47,13 +59,13 @@ fn requests_round_trip() {
     // The documented layout, byte for byte.
     assert_eq!(
         encode_request(&Request::Activate { version: 0x0102 }).to_vec(),
-        raw(b"FSCQ", 1, 2, 0x0102)
+        raw(b"FSCQ", 2, 2, 0x0102)
     );
 }
 
 #[test]
 fn malformed_requests_name_the_field() {
-    let ok = raw(b"FSCQ", 1, kind::QUERY, 0);
+    let ok = raw(b"FSCQ", 2, kind::QUERY, 0);
     assert_eq!(
         decode_request(&ok[..15]),
         Err(ProtoError::Length {
@@ -78,26 +90,27 @@ fn malformed_requests_name_the_field() {
         })
     );
     assert_eq!(
-        decode_request(&raw(b"FSCR", 1, 1, 0)),
+        decode_request(&raw(b"FSCR", 2, 1, 0)),
         Err(ProtoError::Magic { found: *b"FSCR" })
     );
+    // Protocol 1 (read events removed what they returned) is not spoken any more.
     assert_eq!(
-        decode_request(&raw(b"FSCQ", 2, 1, 0)),
+        decode_request(&raw(b"FSCQ", 1, 1, 0)),
         Err(ProtoError::Version {
-            expected: 1,
-            found: 2
+            expected: 2,
+            found: 1
         })
     );
     assert_eq!(
-        decode_request(&raw(b"FSCQ", 1, 5, 0)),
-        Err(ProtoError::Kind { found: 5 })
+        decode_request(&raw(b"FSCQ", 2, 9, 0)),
+        Err(ProtoError::Kind { found: 9 })
     );
     assert_eq!(
-        decode_request(&raw(b"FSCQ", 1, 0, 0)),
+        decode_request(&raw(b"FSCQ", 2, 0, 0)),
         Err(ProtoError::Kind { found: 0 })
     );
     assert_eq!(
-        decode_request(&raw(b"FSCQ", 1, kind::ACTIVATE, 0)),
+        decode_request(&raw(b"FSCQ", 2, kind::ACTIVATE, 0)),
         Err(ProtoError::Argument {
             kind: 2,
             found: 0,
@@ -105,7 +118,7 @@ fn malformed_requests_name_the_field() {
         })
     );
     assert_eq!(
-        decode_request(&raw(b"FSCQ", 1, kind::QUERY, 9)),
+        decode_request(&raw(b"FSCQ", 2, kind::QUERY, 9)),
         Err(ProtoError::Argument {
             kind: 1,
             found: 9,
@@ -113,25 +126,30 @@ fn malformed_requests_name_the_field() {
         })
     );
     assert_eq!(
-        decode_request(&raw(b"FSCQ", 1, kind::ROLLBACK, 1)),
+        decode_request(&raw(b"FSCQ", 2, kind::ROLLBACK, 1)),
         Err(ProtoError::Argument {
             kind: 3,
             found: 1,
             expected: "0"
         })
     );
-    for bad in [0, 65, 1 << 16, u64::MAX] {
+    for (k, bad, expected) in [
+        (kind::FORCE_SAFE_MODE, 2, "0 (off) or 1 (on)"),
+        (kind::RESET, 2, "0, or 1 (confirmed)"),
+        (kind::UNQUARANTINE, 0, "a version above 0"),
+        (kind::UNQUARANTINE_CONFIRMED, 0, "a version above 0"),
+    ] {
         assert_eq!(
-            decode_request(&raw(b"FSCQ", 1, kind::READ_EVENTS, bad)),
+            decode_request(&raw(b"FSCQ", 2, k, bad)),
             Err(ProtoError::Argument {
-                kind: 4,
+                kind: k,
                 found: bad,
-                expected: "1..=64 events"
+                expected
             }),
-            "{bad}"
+            "kind {k}"
         );
     }
-    let e = decode_request(&raw(b"FSCQ", 1, kind::ACTIVATE, 0)).unwrap_err();
+    let e = decode_request(&raw(b"FSCQ", 2, kind::ACTIVATE, 0)).unwrap_err();
     assert_eq!(e.code(), 1005);
     assert_eq!(
         e.to_string(),
@@ -271,15 +289,28 @@ fn utf16(s: &str) -> Vec<u16> {
     s.encode_utf16().collect()
 }
 
-fn drain(ring: &mut EventRing, room: usize, max: u16) -> Vec<(u32, u64, u8, String, String)> {
+/// A decoded event: (rule id, pid, flags, path, process).
+type Row = (u32, u64, u8, String, String);
+
+/// A read with `cursor` (events below it acknowledged), then the acknowledgement of what
+/// it returned: the console's two steps in one, for the tests that look at the records.
+fn drain(ring: &mut EventRing, room: usize, cursor: u64) -> Vec<Row> {
+    let (first, got) = read(ring, room, cursor);
+    let mut ack = [0u8; 64];
+    ring.read_into(&mut ack, first + got.len() as u64).unwrap();
+    got
+}
+
+/// One read: the first sequence number and the records.
+fn read(ring: &mut EventRing, room: usize, cursor: u64) -> (u64, Vec<Row>) {
     let mut buf = vec![0u8; room];
-    let n = ring.drain_into(&mut buf, max).unwrap();
+    let n = ring.read_into(&mut buf, cursor).unwrap();
     let r = decode_response(&buf[..n]).unwrap();
     assert_eq!(r.kind, kind::READ_EVENTS);
     let Reply::Events(events) = r.reply else {
         panic!("not events");
     };
-    events
+    let got = events
         .iter()
         .map(|rec| {
             let rec = rec.unwrap();
@@ -300,7 +331,8 @@ fn drain(ring: &mut EventRing, room: usize, max: u16) -> Vec<(u32, u64, u8, Stri
                 text(rec.process),
             )
         })
-        .collect()
+        .collect();
+    (events.first, got)
 }
 
 #[test]
@@ -310,9 +342,11 @@ fn queue_is_bounded_fifo_and_counts_drops() {
         let kept = ring.push(&ev(id), &utf16(&format!("C:\\f{id}")), &utf16("C:\\p.exe"));
         assert_eq!(kept, id <= 3, "{id}");
     }
-    assert_eq!((ring.len(), ring.dropped()), (3, 2));
-    // `max` bounds the batch; oldest first.
-    let got = drain(&mut ring, 4096, 2);
+    assert_eq!((ring.len(), ring.dropped(), ring.first_seq()), (3, 2, 0));
+    // A buffer with room for two records returns two, oldest first, numbered from 0.
+    let rec = 20 + 2 * ("C:\\f1".len() + "C:\\p.exe".len());
+    let (first, got) = read(&mut ring, HEADER_LEN + 24 + 2 * rec, 0);
+    assert_eq!(first, 0);
     assert_eq!(
         got,
         vec![
@@ -326,30 +360,95 @@ fn queue_is_bounded_fifo_and_counts_drops() {
             (2, 4002, 0, "C:\\f2".into(), "C:\\p.exe".into()),
         ]
     );
-    // Wrap around the end of the slots.
+    // Acknowledging them (cursor 2) makes room; wrap around the end of the slots.
+    let (first, got) = read(&mut ring, 4096, 2);
+    assert_eq!((first, got.len()), (2, 1));
     assert!(ring.push(&ev(6), &utf16("C:\\f6"), &[]));
     assert!(ring.push(&ev(7), &utf16("C:\\f7"), &[]));
     assert!(!ring.push(&ev(8), &utf16("C:\\f8"), &[]));
     assert_eq!(ring.dropped(), 3);
-    // A buffer with room for one record only returns one; the rest stays queued.
-    let one = HEADER_LEN + 12 + 20 + 2 * ("C:\\f3".len() + "C:\\p.exe".len());
-    let got = drain(&mut ring, one, 64);
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].0, 3);
-    let got = drain(&mut ring, 4096, 64);
+    let (first, got) = read(&mut ring, 4096, 3);
+    assert_eq!(first, 3);
     assert_eq!(
         got.iter().map(|g| g.0).collect::<Vec<_>>(),
         vec![6, 7],
         "FIFO across the wrap"
     );
+    let (first, got) = read(&mut ring, 4096, 5);
+    assert_eq!((first, got.len()), (5, 0));
     assert!(ring.is_empty());
     // The dropped count travels with every batch.
     let mut buf = [0u8; 64];
-    let n = ring.drain_into(&mut buf, 1).unwrap();
+    let n = ring.read_into(&mut buf, 5).unwrap();
     let Reply::Events(e) = decode_response(&buf[..n]).unwrap().reply else {
         panic!("not events");
     };
-    assert_eq!((e.dropped, e.count), (3, 0));
+    assert_eq!((e.dropped, e.first, e.count), (3, 5, 0));
+}
+
+/// Events leave the queue only when a later read's cursor passes them: a response that
+/// never reached the console (the I/O manager could not copy it out, the console died)
+/// loses nothing; the next read returns the same events (issue 20: read-events removed
+/// them before the I/O manager copied them out).
+#[test]
+fn a_read_leaves_events_queued_until_a_later_cursor_passes_them() {
+    let mut ring = EventRing::with_capacity(4).unwrap();
+    for id in 1..=3 {
+        assert!(ring.push(&ev(id), &utf16("C:\\x"), &[]));
+    }
+    let (first, got) = read(&mut ring, 4096, 0);
+    assert_eq!((first, got.len()), (0, 3));
+    assert_eq!(ring.len(), 3, "a read removed what it returned");
+    // The response was lost: the console asks again from where it was.
+    let (first, again) = read(&mut ring, 4096, 0);
+    assert_eq!((first, again), (0, got.clone()));
+    // It received the first two: they leave; the third is returned again.
+    let (first, rest) = read(&mut ring, 4096, 2);
+    assert_eq!((first, rest), (2, got[2..].to_vec()));
+    assert_eq!(ring.len(), 1);
+    // A cursor past everything acknowledges everything.
+    let (first, none) = read(&mut ring, 4096, u64::MAX);
+    assert_eq!((first, none.len(), ring.len()), (3, 0, 0));
+    // A buffer too small for the fixed part: an error, and nothing acknowledged.
+    assert!(ring.push(&ev(9), &utf16("C:\\y"), &[]));
+    let mut tiny = [0u8; 20];
+    assert_eq!(
+        ring.read_into(&mut tiny, u64::MAX),
+        Err(WriteError { need: 40, have: 20 })
+    );
+    assert_eq!(ring.len(), 1);
+}
+
+/// Query and read events need only read access (their own IOCTL); every change needs the
+/// read-write IOCTL, and arriving on the read one it is not admitted.
+#[test]
+fn changes_need_write_access_and_reads_do_not() {
+    use failsafe_loader::control::{IOCTL_CONTROL, IOCTL_CONTROL_READ, admitted, ioctl_for};
+    // CTL_CODE(FILE_DEVICE_UNKNOWN, 0x901, METHOD_BUFFERED, FILE_READ_DATA).
+    assert_eq!(IOCTL_CONTROL_READ, 0x0022_6404);
+    let reads = [Request::Query, Request::ReadEvents { cursor: 7 }];
+    let changes = [
+        Request::Activate { version: 2 },
+        Request::Rollback,
+        Request::ForceSafeMode { on: true },
+        Request::Reset { confirmed: true },
+        Request::Unquarantine {
+            version: 2,
+            confirmed: false,
+        },
+    ];
+    for r in reads {
+        assert!(!r.needs_write());
+        assert!(admitted(IOCTL_CONTROL_READ, &r) && admitted(IOCTL_CONTROL, &r));
+        assert_eq!(ioctl_for(&r), IOCTL_CONTROL_READ);
+    }
+    for r in changes {
+        assert!(r.needs_write(), "{r:?}");
+        assert!(!admitted(IOCTL_CONTROL_READ, &r), "{r:?}");
+        assert!(admitted(IOCTL_CONTROL, &r));
+        assert_eq!(ioctl_for(&r), IOCTL_CONTROL);
+    }
+    assert!(!admitted(0x0022_E404, &Request::Query));
 }
 
 #[test]
@@ -358,7 +457,7 @@ fn long_strings_are_cut_and_flagged() {
     let path = vec![u16::from(b'a'); MAX_PATH_UNITS + 5];
     let process = vec![u16::from(b'p'); MAX_PROCESS_UNITS + 1];
     assert!(ring.push(&ev(2), &path, &process));
-    let got = drain(&mut ring, 8192, 1);
+    let got = drain(&mut ring, 8192, 0);
     assert_eq!(got[0].2, FLAG_PATH_CUT | FLAG_PROCESS_CUT);
     assert_eq!(got[0].3.len(), MAX_PATH_UNITS);
     assert_eq!(got[0].4.len(), MAX_PROCESS_UNITS);
@@ -369,13 +468,13 @@ fn a_queue_without_memory_drops_everything() {
     let mut ring = EventRing::disabled();
     assert!(!ring.push(&ev(1), &utf16("C:\\x"), &[]));
     assert_eq!((ring.capacity(), ring.dropped()), (0, 1));
-    let got = drain(&mut ring, 64, 64);
+    let got = drain(&mut ring, 64, 0);
     assert!(got.is_empty());
     // Not even the fixed part fits: a write error, not a partial response.
     let mut tiny = [0u8; 20];
     assert_eq!(
-        ring.drain_into(&mut tiny, 1),
-        Err(WriteError { need: 24, have: 20 })
+        ring.read_into(&mut tiny, 0),
+        Err(WriteError { need: 40, have: 20 })
     );
 }
 
@@ -384,10 +483,10 @@ fn malformed_event_records_are_rejected() {
     let mut ring = EventRing::with_capacity(1).unwrap();
     ring.push(&ev(2), &utf16("C:\\x"), &[]);
     let mut buf = [0u8; 256];
-    let n = ring.drain_into(&mut buf, 1).unwrap();
+    let n = ring.read_into(&mut buf, 0).unwrap();
     // Unknown flag bit.
     let mut bad = buf[..n].to_vec();
-    bad[HEADER_LEN + 12 + 2] = 0x80;
+    bad[HEADER_LEN + 24 + 2] = 0x80;
     assert_eq!(
         decode_response(&bad),
         Err(ProtoError::Field {
@@ -397,17 +496,17 @@ fn malformed_event_records_are_rejected() {
     );
     // A path length past the body.
     let mut bad = buf[..n].to_vec();
-    bad[HEADER_LEN + 12 + 16] = 200;
+    bad[HEADER_LEN + 24 + 16] = 200;
     assert_eq!(
         decode_response(&bad),
         Err(ProtoError::Truncated {
             what: "event path",
-            at: HEADER_LEN + 12 + 20
+            at: HEADER_LEN + 24 + 20
         })
     );
     // A count larger than the records present.
     let mut bad = buf[..n].to_vec();
-    bad[HEADER_LEN + 8] = 2;
+    bad[HEADER_LEN + 16] = 2;
     assert_eq!(
         decode_response(&bad),
         Err(ProtoError::Truncated {
@@ -448,7 +547,142 @@ fn ioctl_and_record_codes() {
         assert!(ring.push(&ev, &long, &long));
     }
     let mut buf = vec![0u8; MAX_RESPONSE];
-    let n = ring.drain_into(&mut buf, MAX_EVENTS).unwrap();
+    let n = ring.read_into(&mut buf, 0).unwrap();
     assert_eq!(n, MAX_RESPONSE);
-    assert!(ring.is_empty());
+    assert_eq!(
+        ring.len(),
+        usize::from(MAX_EVENTS),
+        "a read acknowledges nothing itself"
+    );
+}
+
+// ---- The operator's changes applied by the host (control::operator).
+
+/// A record in memory that several `Durable`s share, as the host and another writer share
+/// a file.
+#[derive(Clone, Default)]
+struct Shared(std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>);
+
+impl failsafe_loader::state::StateMedium for Shared {
+    fn read(
+        &mut self,
+        buf: &mut [u8; failsafe_loader::state::record::RECORD_LEN],
+    ) -> Result<bool, failsafe_loader::state::IoError> {
+        match &*self.0.borrow() {
+            None => Ok(false),
+            Some(r) => {
+                buf.copy_from_slice(r);
+                Ok(true)
+            }
+        }
+    }
+    fn write_slot(
+        &mut self,
+        slot: usize,
+        bytes: &[u8; failsafe_loader::state::record::SLOT_LEN],
+    ) -> Result<(), failsafe_loader::state::IoError> {
+        use failsafe_loader::state::record::{RECORD_LEN, SLOT_LEN};
+        let mut r = self.0.borrow_mut();
+        let rec = r.get_or_insert_with(|| vec![0; RECORD_LEN]);
+        rec[slot * SLOT_LEN..(slot + 1) * SLOT_LEN].copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+#[test]
+fn operator_changes_are_decided_on_the_record_as_the_host_rereads_it() {
+    use failsafe_loader::control::operator::{apply, changed, needs_confirmation};
+    use failsafe_loader::control::{Change, ChangeRefusal};
+    use failsafe_loader::state::{Durable, QEntry, QuarantineReason, State, Ver};
+    let ver = |v: u64| Ver {
+        version: v,
+        digest: [v as u8; 32],
+    };
+    let q = |v: u64, reason| {
+        Some(QEntry {
+            ver: ver(v),
+            reason,
+            detail: 3,
+            boot: 4,
+        })
+    };
+    let mut s = State {
+        boot: 4,
+        ..State::default()
+    };
+    s.quarantine[0] = q(2, QuarantineReason::CrashLoop);
+    s.quarantine[1] = q(3, QuarantineReason::RolledBack);
+    s.quarantine[2] = q(5, QuarantineReason::Invalid);
+    // What needs --yes: re-enabling a crash loop.
+    assert!(needs_confirmation(&s, Change::Unquarantine(2)));
+    assert!(!needs_confirmation(&s, Change::Unquarantine(3)));
+    assert!(!needs_confirmation(&s, Change::Unquarantine(5)));
+    assert!(needs_confirmation(&s, Change::Reset));
+    assert!(!needs_confirmation(&s, Change::ForceSafeMode(true)));
+    assert_eq!(
+        changed(&s, Change::Unquarantine(2), false),
+        Err(ChangeRefusal::NeedsConfirmation)
+    );
+    assert_eq!(
+        changed(&s, Change::Unquarantine(9), true),
+        Err(ChangeRefusal::NotQuarantined { version: 9 })
+    );
+    assert!(
+        changed(&s, Change::Unquarantine(2), true)
+            .unwrap()
+            .quarantined(2)
+            .is_none()
+    );
+    // The host's Durable was opened before another writer changed the record: apply
+    // re-reads, so neither change is lost.
+    let medium = Shared::default();
+    let (_, mut other) = Durable::open(medium.clone());
+    other.persist(&s).unwrap();
+    let (_, mut host) = Durable::open(medium.clone());
+    let (_, mut other) = Durable::open(medium.clone());
+    other
+        .persist(&changed(other.state(), Change::ForceSafeMode(true), false).unwrap())
+        .unwrap();
+    apply(&mut host, Change::Unquarantine(3), false).unwrap();
+    let (_, now) = Durable::open(medium.clone());
+    assert!(now.state().force_safe, "the other writer's change was lost");
+    assert!(now.state().quarantined(3).is_none());
+    // A refusal writes nothing.
+    let before = medium.0.borrow().clone();
+    assert_eq!(
+        apply(&mut host, Change::Reset, false),
+        Err(ChangeRefusal::NeedsConfirmation)
+    );
+    assert_eq!(*medium.0.borrow(), before);
+    apply(&mut host, Change::Reset, true).unwrap();
+    assert!(host.state().quarantined(2).is_none());
+    // A record whose slots are both invalid now is not written over.
+    *medium.0.borrow_mut() = Some(vec![0x5A; failsafe_loader::state::record::RECORD_LEN]);
+    let r = apply(&mut host, Change::ForceSafeMode(false), false).unwrap_err();
+    assert_eq!((r.name(), r.code()), ("state-unwritable", 12));
+    assert_eq!(
+        *medium.0.borrow(),
+        Some(vec![0x5A; failsafe_loader::state::record::RECORD_LEN])
+    );
+    // Names and codes, as docs/control-protocol.md lists them.
+    for (r, name, code) in [
+        (ChangeRefusal::NeedsConfirmation, "needs-confirmation", 17),
+        (
+            ChangeRefusal::NotQuarantined { version: 1 },
+            "not-quarantined",
+            18,
+        ),
+        (ChangeRefusal::ShuttingDown, "shutting-down", 16),
+    ] {
+        assert_eq!((r.name(), r.code()), (name, code));
+    }
+    // Requests and changes map one to one.
+    for (c, yes) in [
+        (Change::ForceSafeMode(true), false),
+        (Change::Reset, true),
+        (Change::Unquarantine(4), true),
+        (Change::Unquarantine(4), false),
+    ] {
+        assert_eq!(Change::of(&c.request(yes)), Some((c, yes)));
+    }
 }

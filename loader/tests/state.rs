@@ -1691,6 +1691,30 @@ fn a_rollback_whose_target_no_longer_loads_changes_nothing() {
     );
 }
 
+/// A live activation of last-known-good's version whose file is not the file that was
+/// healthy (its SHA-256 differs from the one recorded) is refused as rollback refuses it,
+/// before anything is written: the record would otherwise call new bytes by a proven
+/// version. The file as recorded still activates.
+#[test]
+fn a_live_activation_of_a_changed_last_known_good_is_refused() {
+    let (c, e) = (cfg(), env());
+    let (mut mem, mut store, v1) = healthy_on_v1();
+    let (v2, _) = live(&mut mem, &mut store, Some(&v1), 2, &c, &e).unwrap();
+    let good = store.files[&1].clone();
+    let mut other = one_rule();
+    other.version = 1;
+    other.rules[0].id = 77;
+    store.files.insert(1, signed(&other));
+    let want = LiveRefusal::LastKnownGoodChanged { version: 1 };
+    refused_unchanged(&mut mem, want, |m| {
+        live(m, &mut store, Some(&v2), 1, &c, &e)
+    });
+    store.files.insert(1, good);
+    let (a, loaded) = live(&mut mem, &mut store, Some(&v2), 1, &c, &e).unwrap();
+    assert_eq!((a.ver.version, loaded), (1, 1));
+    assert_eq!(a.ver, state_of(&mem).lkg.unwrap());
+}
+
 // ---- The driver build under the counter (issue 20): dormancy.
 
 fn build(n: u8) -> failsafe_loader::state::BuildId {

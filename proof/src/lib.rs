@@ -38,8 +38,9 @@ fn on_panic(_: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { failsafe_reachable_panic() }
 }
 
-/// The kernel's allocator stands behind these two symbols (wdk-alloc: `ExAllocatePool2`,
-/// which returns null on failure); the proof needs only that they may fail.
+/// The kernel's allocator stands behind these two symbols (the driver's own pool allocator,
+/// `driver/src/kernel/pool.rs`, which returns null on failure); the proof needs only that
+/// they may fail.
 struct ExternAlloc;
 
 // SAFETY: forwards to an allocator that honours the GlobalAlloc contract or returns null.
@@ -211,9 +212,31 @@ pub fn fs_control(
             let _ = ring.push(event, path, process);
             control::encode_changed(out, control::kind::ROLLBACK, status.lkg, status.boot)
         }
-        Ok(control::Request::ReadEvents { max }) => ring.drain_into(out, max),
+        Ok(control::Request::ReadEvents { cursor }) => ring.read_into(out, cursor),
+        Ok(req) => {
+            // An operator's change arriving on the read-only IOCTL is refused.
+            let code = u16::from(!control::admitted(control::IOCTL_CONTROL_READ, &req));
+            control::encode_refused(out, req.kind(), code, &"")
+        }
     };
     n.unwrap_or(0)
+}
+
+/// The operator's changes as the driver applies them for the console (control request,
+/// record lock held): the start's record, then the change a decoded request asks for.
+#[unsafe(no_mangle)]
+pub fn fs_operator(medium: Medium, mut store: Store, cfg: &Config, env: &Env, request: &[u8]) -> u16 {
+    let mut s = start(medium, &mut store, cfg, env);
+    let Some((change, confirmed)) = control::decode_request(request)
+        .ok()
+        .and_then(|r| control::Change::of(&r))
+    else {
+        return 0;
+    };
+    match control::operator::apply(&mut s.durable, change, confirmed) {
+        Ok(()) => 1,
+        Err(e) => e.code(),
+    }
 }
 
 /// Slot encoding.

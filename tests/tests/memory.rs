@@ -132,3 +132,48 @@ fn validation_memory_is_bounded_by_the_file_size() {
         );
     }
 }
+
+/// The file by reference (`view::view`, what `failsafectl inspect` and `test` read): the
+/// validator's checks with memory below 2x the file, whatever the body references; and a
+/// tool decoding one criterion at a time holds one criterion (at most 255 strings of 1024
+/// code units), not the file's decoded strings (`validate` holds them all: about 1,000x the
+/// file for these).
+#[test]
+fn a_view_is_bounded_by_the_file_size() {
+    for overlap in [false, true] {
+        let file = many_references(400, 255, overlap);
+        let len = file.len();
+        let (n, peak) =
+            counting::peak_of(|| failsafe_loader::view::view(&file).map(|v| v.rules().len()));
+        assert_eq!(n, Ok(400));
+        assert!(
+            peak <= 2 * len + 64 * 1024,
+            "view: peak {peak} bytes for a {len}-byte file (overlap {overlap})"
+        );
+        let v = failsafe_loader::view::view(&file).unwrap();
+        // The first 40 rules (decoding all 400 takes long in a debug build; each criterion
+        // is as large as any).
+        let (units, peak) = counting::peak_of(|| {
+            let mut units = 0usize;
+            for r in v.rules().iter().take(40) {
+                for c in v.criteria(r) {
+                    if let failsafe_loader::Values::Strs(s) = v.criterion(c, true).unwrap().values {
+                        units += s.iter().map(Vec::len).sum::<usize>();
+                    }
+                }
+            }
+            units
+        });
+        assert_eq!(units, 40 * 255 * 1024, "every reference decoded once");
+        let one = 255 * (1024 * 2 + 24) + 64;
+        assert!(
+            peak <= one + 4 * 1024,
+            "decoding criteria one at a time: peak {peak} bytes (one criterion: {one})"
+        );
+        eprintln!(
+            "{len}-byte file, overlap {overlap}: view peak {:.2}x the file",
+            counting::peak_of(|| failsafe_loader::view::view(&file).map(|_| ())).1 as f64
+                / len as f64
+        );
+    }
+}

@@ -27,7 +27,8 @@ use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 
 const KERNEL_MODULES: [&str; 3] = ["ntoskrnl.exe", "HAL.dll", "FLTMGR.SYS"];
 /// The symbols the image may export: the entry point, and the two link-time symbols
-/// wdk-sys itself defines (`_fltused`, `__CxxFrameHandler3`; driver/src/kernel/crt.rs).
+/// wdk-sys itself defines (`_fltused`, `__CxxFrameHandler3`; the kernel check's stand-in,
+/// driver/kshim).
 const EXPORTS: [&str; 3] = ["DriverEntry", "_fltused", "__CxxFrameHandler3"];
 const DRILL_BUGCHECK: u32 = 0x4653_4443;
 /// Largest frame of any function (bytes, return address included). Below one page, so no
@@ -37,6 +38,15 @@ const MAX_FRAME: u64 = 3072;
 /// Deepest chain of the driver's own frames below an entry point (bytes). The rest of the
 /// 24 KiB kernel stack belongs to the caller and to the I/O the driver issues.
 const MAX_DEPTH: u64 = 8192;
+/// Deepest chain below a file-system callback (pre-create, post-create,
+/// pre-set-information, pre-shutdown), which runs on its caller's stack (issue 19, finding
+/// 6; it was 5.1 KiB): its path buffers live in a preallocated pool, not on the stack.
+/// `flt/scratch.rs`'s `ENTRY_MIN` (8 KiB) is this plus the file system's share.
+const CALLBACK_DEPTH: u64 = 3072;
+/// The same with the on-stack fallback (`scratch::on_stack`, taken only when the pool is
+/// exhausted and `FALLBACK_MIN` = `ENTRY_MIN` + 3 KiB remain): its frame must fit in those
+/// 3 KiB.
+const FALLBACK_DEPTH: u64 = CALLBACK_DEPTH + 3072;
 
 fn image(var: &str) -> Vec<u8> {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
@@ -223,6 +233,31 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
     }
     assert!(missing.is_empty(), "imports no module exports: {missing:?}");
 
+    // Long work runs on the driver's own system thread, not the system's worker threads
+    // (issue 19 finding 5; Microsoft Learn, "System Worker Threads"), and shutdown arrives
+    // through the filter's IRP_MJ_SHUTDOWN pre-operation, not a notification device
+    // (finding 8). The image before those fixes imported IoQueueWorkItem,
+    // IoAllocateWorkItem and IoRegisterShutdownNotification, and failed here.
+    let imported: BTreeSet<&str> = imports.iter().map(|i| i.name.as_str()).collect();
+    for gone in [
+        "IoAllocateWorkItem",
+        "IoQueueWorkItem",
+        "IoQueueWorkItemEx",
+        "ExQueueWorkItem",
+        "IoRegisterShutdownNotification",
+    ] {
+        assert!(
+            !imported.contains(gone),
+            "imports {gone}: long work belongs on the driver's own thread, shutdown on the filter"
+        );
+    }
+    for needed in ["PsCreateSystemThread", "PsTerminateSystemThread"] {
+        assert!(
+            imported.contains(needed),
+            "does not import {needed}: no thread of its own"
+        );
+    }
+
     // No TLS; no section both writable and executable.
     let tls_dir = pe.data_directory(pe::IMAGE_DIRECTORY_ENTRY_TLS);
     assert!(
@@ -266,6 +301,13 @@ fn check(data: &[u8], drill: bool, map_var: &str) {
     assert_eq!(
         drill_value, drill,
         "DrillCrashVersion string present: {drill_value}"
+    );
+    // So is the drill build's report-only switch of the store's access-list check.
+    let acl_switch = contains(data, b"DrillStoreAclReportOnly")
+        || contains(data, &utf16("DrillStoreAclReportOnly"));
+    assert_eq!(
+        acl_switch, drill,
+        "DrillStoreAclReportOnly string present: {acl_switch}"
     );
     assert_eq!(
         drill_code, drill,
@@ -758,9 +800,10 @@ fn check_stack(
     // 0013), frame by frame.
     let shown = |at: u64| {
         at == entry
-            || name(at).contains("flt::pre_")
-            || name(at).contains("flt::instance_")
-            || name(at).contains("flt::filter_unload")
+            || name(at).contains("::pre_create")
+            || name(at).contains("::pre_set_information")
+            || name(at).contains("flt::instance::instance_")
+            || name(at).contains("::filter_unload")
             || name(at).contains("process_notify")
             || name(at).contains("dosnames::volume_work")
     };
@@ -843,6 +886,49 @@ fn check_stack(
             ours.is_empty(),
             "panics reachable from the driver's own routines: {ours:#?}"
         );
+    }
+    // The file-system callbacks: their own budget, without and with the on-stack scratch.
+    if !names.is_empty() {
+        let callback = |at: u64| {
+            let n = name(at);
+            [
+                "::pre_create",
+                "::post_create",
+                "::pre_set_information",
+                "::pre_shutdown",
+            ]
+            .iter()
+            .any(|c| n.contains(c))
+        };
+        let fallback = |i: usize| name(funcs[i].begin).contains("scratch::on_stack");
+        let common: Vec<Vec<usize>> = calls
+            .iter()
+            .map(|cs| cs.iter().copied().filter(|&c| !fallback(c)).collect())
+            .collect();
+        let mut memo_common = vec![None; funcs.len()];
+        let roots: Vec<&(u64, u64, usize)> =
+            chains.iter().filter(|(_, at, _)| callback(*at)).collect();
+        assert!(
+            roots.len() >= 4,
+            "the four callbacks are roots of the call graph: {:?}",
+            roots.iter().map(|r| name(r.1)).collect::<Vec<_>>()
+        );
+        println!("callbacks (own stack, bytes): without the on-stack scratch / with it");
+        for &&(d_all, at, root) in &roots {
+            let d =
+                depth(root, &funcs, &common, &mut memo_common, &mut Vec::new()).unwrap_or(u64::MAX);
+            println!("  {d:6} / {d_all:6} {}", name(at));
+            assert!(
+                d <= CALLBACK_DEPTH,
+                "{}: {d} bytes of own stack, over the callbacks' {CALLBACK_DEPTH}",
+                name(at)
+            );
+            assert!(
+                d_all <= FALLBACK_DEPTH,
+                "{}: {d_all} bytes with the on-stack scratch, over {FALLBACK_DEPTH}",
+                name(at)
+            );
+        }
     }
     let over: Vec<String> = chains
         .iter()

@@ -19,9 +19,11 @@ use failsafe_loader::state::machine::{Activation, BuildActivation, Config, Env, 
 use failsafe_loader::state::{BuildId, Durable, HealthCheck, IoError, begin_start, finish_start};
 use serde_json::json;
 
+use crate::fail::Fail;
+use crate::fail::{io_code, os_error};
 use crate::host::{CrashAt, DirStore, FileMedium};
-use crate::report::{self, Fail};
-use crate::store::{self, StoreLock, Use, io_code, os_error};
+use crate::report;
+use crate::store::{self, StoreLock, Use};
 
 /// The filter's I/O path (see the module doc).
 static FILTER: Mutex<()> = Mutex::new(());

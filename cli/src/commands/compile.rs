@@ -8,7 +8,8 @@ use failsafe_loader::state::start::file_digest;
 use failsafe_loader::{encode, validate};
 use serde_json::json;
 
-use crate::report::{Fail, hex, out};
+use crate::fail::Fail;
+use crate::report::{hex, out};
 use crate::source::{self, Diag, Severity};
 
 #[derive(clap::Args)]

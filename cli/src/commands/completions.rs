@@ -6,7 +6,7 @@
 
 use clap::Command;
 
-use crate::report::Fail;
+use crate::fail::Fail;
 
 #[derive(clap::Args)]
 #[command(

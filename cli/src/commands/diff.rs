@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use failsafe_loader::{Content, Rule, validate};
 use serde_json::json;
 
-use crate::report::{Fail, versioned};
+use crate::fail::Fail;
+use crate::report::versioned;
 use crate::source::{describe_criterion, rule_name};
 
 #[derive(clap::Args)]

@@ -13,7 +13,8 @@ use failsafe_fleet::{agent, controller, ops, plan, status};
 use serde_json::json;
 
 use super::fleet_machine::{Console, os_machine_id};
-use crate::report::{self, Fail};
+use crate::fail::Fail;
+use crate::report;
 
 #[derive(clap::Args)]
 pub struct Args {

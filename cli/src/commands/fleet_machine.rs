@@ -99,7 +99,7 @@ impl Machine for Console {
 
     fn unstage(&self, version: u64) -> Result<bool> {
         use failsafe_loader::state::Durable;
-        let fail = |e: crate::report::Fail| Error::io("machine", e.msg);
+        let fail = |e: crate::fail::Fail| Error::io("machine", e.msg);
         let dir = crate::store::open(&self.store, false, crate::store::Use::Write).map_err(fail)?;
         let _lock = crate::store::StoreLock::exclusive(&dir).map_err(fail)?;
         let (_, durable) = Durable::open(crate::host::FileMedium::new(&dir, None));

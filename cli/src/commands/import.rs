@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::report::{Fail, versioned};
+use crate::fail::Fail;
+use crate::report::versioned;
 use crate::sigma;
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]

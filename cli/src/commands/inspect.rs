@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use failsafe_loader::format::read_header;
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::validate;
+use failsafe_loader::view::view;
 use serde_json::json;
 
-use crate::report::{Fail, hex, versioned};
+use crate::fail::Fail;
+use crate::report::{hex, versioned};
 use crate::source::{self, rule_name};
+use crate::stream::{self, Out};
 
 #[derive(clap::Args)]
 #[command(
@@ -35,68 +38,80 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", file.display())))?;
     let header =
         read_header(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
-    let v = validate(&bytes).map_err(|e| {
+    let invalid = |e: failsafe_loader::ContentError| {
         Fail::invalid(format!(
             "{}: header read, but the file is invalid: {e}",
             file.display()
         ))
-    })?;
+    };
     if a.source {
+        // The TOML source is the owned content (`source::to_source`): its size follows the
+        // decoded content, not the file (docs/cli.md).
+        let v = validate(&bytes).map_err(invalid)?;
         outp!("{}", source::to_source(&v.content));
         return Ok(0);
     }
+    // By reference: memory bounded by the file, whatever the output's size.
+    let v = view(&bytes).map_err(invalid)?;
     let trust = a.keys.given()?;
     let (sig, sig_text) = super::verify::describe(&bytes, &header, trust.as_ref());
     let d = hex(&file_digest(&bytes));
+    let mut out = Out::new();
     if a.json {
-        let rules: Vec<_> = v
-            .content
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| crate::report::rule_json(i, r))
-            .collect();
-        outln!(
-            "{}",
-            versioned(
-                json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
-                   "rules": rules, "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
-                   "string_table_bytes": header.strings_len, "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len(),
-                   "signature": sig})
-            )
+        let head = versioned(
+            json!({"file": file, "format": header.format, "schema": header.schema, "version": header.version,
+               "rule_count": header.rule_count, "rule_table_bytes": header.rules_len,
+               "string_table_bytes": header.strings_len, "file_digest": hex(&header.digest), "body_sha256": hex(&header.digest), "sha256": d, "bytes": bytes.len(),
+               "signature": sig}),
         );
+        // The header's fields, then the rules streamed one by one into the same object.
+        let mut text = head.to_string();
+        text.pop(); // the closing brace
+        out.s(&text);
+        out.s(",\"rules\":[");
+        for (i, r) in v.rules().iter().enumerate() {
+            if i > 0 {
+                out.s(",");
+            }
+            stream::rule_json(&mut out, &v, i, r);
+        }
+        out.s("]}\n");
+        out.flush();
         return Ok(0);
     }
-    outln!("file:          {}", file.display());
-    outln!(
+    let w: &mut dyn std::fmt::Write = &mut out;
+    let _ = writeln!(w, "file:          {}", file.display());
+    let _ = writeln!(
+        w,
         "format:        v{} (event schema {})",
-        header.format,
-        header.schema
+        header.format, header.schema
     );
-    outln!("version:       {}", header.version);
-    outln!(
+    let _ = writeln!(w, "version:       {}", header.version);
+    let _ = writeln!(
+        w,
         "size:          {} bytes (rule table {}, string table {}, signature block {})",
         bytes.len(),
         header.rules_len,
         header.strings_len,
         header.signature_len
     );
-    outln!("signature:     {sig_text}");
-    outln!("sha256:        {d}");
-    outln!("file digest:   {} (verified)", hex(&header.digest));
-    outln!("rules:         {}", header.rule_count);
-    for (i, r) in v.content.rules.iter().enumerate() {
-        outln!("  {}: {} on {}", rule_name(i, r.id), r.action, r.event);
-        for c in &r.criteria {
-            outln!("      {}", source::describe_criterion(r.event, c));
+    let _ = writeln!(w, "signature:     {sig_text}");
+    let _ = writeln!(w, "sha256:        {d}");
+    let _ = writeln!(w, "file digest:   {} (verified)", hex(&header.digest));
+    let _ = writeln!(w, "rules:         {}", header.rule_count);
+    for (i, r) in v.rules().iter().enumerate() {
+        let _ = writeln!(w, "  {}: {} on {}", rule_name(i, r.id), r.action, r.event);
+        for c in v.criteria(r) {
+            let _ = w.write_str("      ");
+            let _ = stream::criterion_text(w, &v, r.event, c);
+            let _ = w.write_str("\n");
         }
-        for (k, set) in r.exceptions.iter().enumerate() {
-            let parts: Vec<_> = set
-                .iter()
-                .map(|c| source::describe_criterion(r.event, c))
-                .collect();
-            outln!("      except[{k}]: {}", parts.join(" and "));
+        for (k, set) in v.exceptions(r).enumerate() {
+            let _ = write!(w, "      except[{k}]: ");
+            let _ = stream::criteria_text(w, &v, r.event, set);
+            let _ = w.write_str("\n");
         }
     }
+    out.flush();
     Ok(0)
 }

@@ -23,7 +23,8 @@ use ed25519_compact::{KeyPair, Seed};
 use failsafe_loader::trust::{KeyId, KeyKind, PUBLIC_KEY_LEN, Trust, key_id};
 use serde_json::json;
 
-use crate::report::{Fail, hex, out};
+use crate::fail::Fail;
+use crate::report::{hex, out};
 
 const SECRET_KIND: &str = "failsafe-ed25519-secret-key-v1";
 const PUBLIC_KIND: &str = "failsafe-ed25519-public-key-v1";

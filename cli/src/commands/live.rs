@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use failsafe_loader::control::wire::MAX_EVENTS;
 use failsafe_loader::control::{
     EventRecord, Reply, Request, Status, mode_from_code, reason_from_code, status_flags,
 };
@@ -12,7 +11,8 @@ use failsafe_loader::{Action, EventType};
 use serde_json::{Value, json};
 
 use crate::control::{CallError, Endpoint, answer, ask, refusal};
-use crate::report::{self, Fail};
+use crate::fail::Fail;
+use crate::report;
 
 /// Asks the responder to activate `version` live. Returns (JSON, text).
 pub fn activate(ep: &Endpoint, version: u64) -> Result<(Value, String), Fail> {
@@ -222,38 +222,22 @@ fn event_text(v: &Value) -> String {
     s
 }
 
-/// `failsafectl watch`: drains the audit queue, printing events as text or JSON lines.
-/// Without `--follow`, stops when the queue is empty; with it, polls until `--count`.
+/// `failsafectl watch`: reads the audit queue, printing events as text or JSON lines.
+/// Each read carries the cursor: the sequence number after the last event printed, so the
+/// host drops only what was printed (a response lost on the way is read again; an event is
+/// printed at least once). Without `--follow`, stops when the queue is empty; with it,
+/// polls until `--count`. After `--count` events, one more read acknowledges them.
 pub fn watch(a: &WatchArgs<'_>) -> Result<u8, Fail> {
     let mut shown: u64 = 0;
     let mut dropped_seen: Option<u64> = None;
+    let mut cursor: u64 = 0;
     loop {
-        let left = a
-            .count
-            .map_or(u64::from(MAX_EVENTS), |c| c.saturating_sub(shown));
+        let left = a.count.map_or(u64::MAX, |c| c.saturating_sub(shown));
+        let (dropped, first, rows) = read_events(a.ep, cursor)?;
         if left == 0 {
+            // That read acknowledged what was printed; nothing more to show.
             break;
         }
-        let max = u16::try_from(left.min(u64::from(MAX_EVENTS))).unwrap_or(MAX_EVENTS);
-        let (dropped, rows) = ask(a.ep, &Request::ReadEvents { max }, |reply| match reply {
-            Reply::Events(ev) => {
-                let mut rows = Vec::new();
-                for r in ev.iter() {
-                    match r {
-                        Ok(e) => rows.push(event_json(&e)),
-                        Err(e) => {
-                            return Err(Fail::io(format!(
-                                "malformed event from {}: {e}",
-                                a.ep.describe()
-                            )));
-                        }
-                    }
-                }
-                Ok((ev.dropped, rows))
-            }
-            Reply::Refused { code, message } => Err(refusal(a.ep, "read events", code, message)),
-            other => Err(unexpected(a.ep, &other)),
-        })??;
         // The drop counter, whenever it grows (the first time only when not zero).
         if dropped > dropped_seen.unwrap_or(0) {
             if a.json {
@@ -263,8 +247,9 @@ pub fn watch(a: &WatchArgs<'_>) -> Result<u8, Fail> {
             }
         }
         dropped_seen = Some(dropped);
+        let take = rows.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let empty = rows.is_empty();
-        for r in rows {
+        for r in rows.into_iter().take(take) {
             shown += 1;
             if a.json {
                 outln!("{r}");
@@ -273,6 +258,7 @@ pub fn watch(a: &WatchArgs<'_>) -> Result<u8, Fail> {
             }
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
+        cursor = first.saturating_add(u64::try_from(take).unwrap_or(u64::MAX));
         if empty {
             if !a.follow {
                 break;
@@ -288,6 +274,29 @@ pub fn watch(a: &WatchArgs<'_>) -> Result<u8, Fail> {
         );
     }
     Ok(0)
+}
+
+/// One read-events request: (dropped, first sequence number, the records as JSON).
+fn read_events(ep: &Endpoint, cursor: u64) -> Result<(u64, u64, Vec<Value>), Fail> {
+    ask(ep, &Request::ReadEvents { cursor }, |reply| match reply {
+        Reply::Events(ev) => {
+            let mut rows = Vec::new();
+            for r in ev.iter() {
+                match r {
+                    Ok(e) => rows.push(event_json(&e)),
+                    Err(e) => {
+                        return Err(Fail::io(format!(
+                            "malformed event from {}: {e}",
+                            ep.describe()
+                        )));
+                    }
+                }
+            }
+            Ok((ev.dropped, ev.first, rows))
+        }
+        Reply::Refused { code, message } => Err(refusal(ep, "read events", code, message)),
+        other => Err(unexpected(ep, &other)),
+    })?
 }
 
 /// `stage --live`'s target: a version already in the store (`2` or `v2`, when no such

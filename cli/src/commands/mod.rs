@@ -29,6 +29,8 @@ use std::path::Path;
 use failsafe_loader::state::Config;
 use serde_json::{Value, json};
 
+use crate::fail::Fail;
+
 /// The configuration a preview uses, and where it came from: `--threshold`, else (on
 /// Windows, for this system's own store) the driver's registry switches, else defaults.
 pub struct Settings {
@@ -103,6 +105,47 @@ pub fn settings(dir: &Path, threshold: Option<u8>) -> Settings {
             registry_text: Some(format!("registry switches: {e}")),
         },
     }
+}
+
+/// The keys the host of store `dir` verifies content with, for previews and `stage`: the
+/// keys given on the command line; else, on Windows for this system's own store, the
+/// driver's (the compiled-in release keys, and `TestSigningKeys` when `TestSigning` is 1
+/// and Windows booted with test signing, as the driver reads them); else the compiled-in
+/// release keys, which is what a start without keys trusts, marked as not known to be the
+/// host's.
+pub fn trust_for(dir: &Path, keys: &verify::KeyArgs) -> Result<crate::preview::TrustView, Fail> {
+    use failsafe_loader::trust::Trust;
+    let release = Trust::builtin().keys().count();
+    if keys.any() {
+        let trust = keys.trust()?;
+        return Ok(crate::preview::TrustView {
+            source: format!(
+                "the keys given ({} key(s){}, and the {release} compiled-in release key(s))",
+                keys.keys.len() + keys.test_keys.len(),
+                if keys.test_signing {
+                    ", test signing on"
+                } else {
+                    ""
+                }
+            ),
+            trust,
+            known: true,
+        });
+    }
+    #[cfg(windows)]
+    if crate::registry::is_live_store(dir)
+        && let Ok(t) = crate::registry::driver_trust()
+    {
+        return Ok(t);
+    }
+    let _ = dir;
+    Ok(crate::preview::TrustView {
+        trust: Trust::builtin(),
+        known: false,
+        source: format!(
+            "the {release} compiled-in release key(s) only (the host's keys are not known here)"
+        ),
+    })
 }
 
 /// `json` with the store's absolute path added.

@@ -1,20 +1,33 @@
 //! `failsafectl recover ...`: the responder's overrides, written through the same state
-//! code the driver uses, under the store lock. Every action says exactly what the next
-//! start will do; anything that re-enables a version quarantined for crash-looping needs
-//! `--yes`; `--dry-run` shows the result without writing.
+//! code the driver uses. Every action says exactly what the next start will do; anything
+//! that re-enables a version quarantined for crash-looping needs `--yes`; `--dry-run` shows
+//! the result without writing.
+//!
+//! Who writes: while a host runs on the store (the driver on this Windows system's own
+//! store, `failsafectl serve` on Linux), `force-safe-mode`, `reset` and `unquarantine` are
+//! sent to it through the control channel and the host applies them under its record lock
+//! (`control::operator`), so it stays the record's one writer and neither its writes nor
+//! the responder's are lost between a re-read and a write. With no host (WinRE, another
+//! system's disk, a stopped host) the console writes the record itself under the store
+//! lock. `rebuild` is always the console's: it is for a record that cannot be read or is
+//! corrupt, which no host writes (every host write re-reads the record first). So is
+//! `wake`: a dormant build runs no host, and with a host running it is refused.
 
 use std::path::Path;
 
+use failsafe_loader::control::{Change, Reply};
 use failsafe_loader::state::machine::{self, Config};
-use failsafe_loader::state::record::Stored;
 use failsafe_loader::state::start::file_digest;
 use failsafe_loader::state::{Durable, Loaded, Prior, QuarantineReason, State, Ver};
 use serde_json::json;
 
 use super::{settings, with_store};
+use crate::control::{Endpoint, ask, refusal};
+use crate::fail::Fail;
+use crate::fail::os_error;
 use crate::host::{DirStore, FileMedium};
-use crate::report::{self, Fail, out};
-use crate::store::{self, StoreLock, Use, os_error};
+use crate::report::out;
+use crate::store::{self, StoreLock, Use};
 
 #[derive(Clone, Copy)]
 pub enum Action {
@@ -32,6 +45,10 @@ pub struct Args<'a> {
     pub yes: bool,
     pub dry_run: bool,
     pub json: bool,
+    /// The host's keys, for the preview (`commands::trust_for`).
+    pub keys: &'a super::verify::KeyArgs,
+    /// Where a running host answers (its socket on Linux, the driver's device on Windows).
+    pub ep: &'a Endpoint,
 }
 
 /// A planned change: the new state, what it does in words, and whether it re-enables a
@@ -51,7 +68,12 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
         a.init,
         if a.dry_run { Use::Read } else { Use::Write },
     )?;
-    let _lock = if a.dry_run {
+    let host = match action {
+        Action::Rebuild { .. } => None,
+        _ => host_of(&dir, a.ep)?,
+    };
+    // With a host, the console only reads (the host takes the lock for its write).
+    let lock = if a.dry_run || host.is_some() {
         StoreLock::shared(&dir)
     } else {
         Some(StoreLock::exclusive(&dir)?)
@@ -92,12 +114,13 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
             plan(action, &current, &versions, &dir, &set.cfg)?
         }
     };
-    let after = Prior::Loaded(Loaded::Ok(Stored {
-        state: plan.state,
-        seq: durable.seq().saturating_add(1),
-        slot: 0,
-    }));
-    let next = report::preview(after, &versions, &set.cfg);
+    let trust = super::trust_for(&dir, a.keys)?;
+    let next = crate::preview::next_start(
+        crate::preview::RecordCopy::of_state(&plan.state, durable.seq().saturating_add(1)),
+        &mut crate::preview::store_of(&dir),
+        &set.cfg,
+        &trust,
+    );
     if let Some(why) = &plan.needs_yes
         && !a.yes
         && !a.dry_run
@@ -112,16 +135,19 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
         ));
     }
     if a.dry_run {
+        let via = host.as_ref().map(Endpoint::describe);
         out(
             a.json,
             with_store(
-                json!({"dry_run": true, "would": plan.would, "detail": plan.detail, "needs_yes": plan.needs_yes, "next_start": next.0}),
+                json!({"dry_run": true, "would": plan.would, "detail": plan.detail, "needs_yes": plan.needs_yes, "via": via, "next_start": next.0}),
                 &dir,
             ),
             format!(
-                "store: {}\ndry run: would {}\n{}{}next start would be: {}\nnothing was written",
+                "store: {}\ndry run: would {}{}\n{}{}next start would be: {}\nnothing was written",
                 dir.display(),
                 plan.would,
+                via.as_ref()
+                    .map_or(String::new(), |h| format!(" (through {h}, which runs)")),
                 lines(&plan.detail),
                 plan.needs_yes
                     .as_ref()
@@ -130,6 +156,17 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
             ),
         );
         return Ok(0);
+    }
+    if let (Some(ep), Action::Wake) = (&host, action) {
+        // A dormant build sets nothing up, so a host that answers is a build that runs:
+        // the record changed under us, and writing beside the host could lose its writes.
+        return Err(Fail::refused(
+            "host-running",
+            format!(
+                "{} runs on this store, so its driver build is not dormant now; nothing was changed (stop the host to wake a build offline)",
+                ep.describe()
+            ),
+        ));
     }
     let mut notes: Vec<String> = Vec::new();
     let mut failed = false;
@@ -142,6 +179,29 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
                 notes.push(format!("registry NOT written: {e}"));
             }
         }
+    }
+    if let (Some(ep), Some(change)) = (&host, change_of(action)) {
+        drop(lock);
+        via_host(ep, change, a.yes, &notes)?;
+        notes.push(format!(
+            "applied by {} (the record's one writer while it runs)",
+            ep.describe()
+        ));
+        // The record as the host wrote it.
+        let rec = {
+            let _shared = StoreLock::shared(&dir);
+            store::read_record(&dir)
+        };
+        let next = crate::preview::next_start(
+            crate::preview::RecordCopy {
+                bytes: rec.bytes,
+                write_error: None,
+            },
+            &mut crate::preview::store_of(&dir),
+            &set.cfg,
+            &trust,
+        );
+        return done(a, &dir, &plan, &notes, &next, Some(ep), failed);
     }
     match action {
         Action::Rebuild { .. } => write_rebuilt(&dir, &prior, &plan.state, &mut notes)?,
@@ -157,22 +217,99 @@ pub fn run(action: Action, a: &Args<'_>) -> Result<u8, Fail> {
             Fail::io(msg)
         })?,
     }
+    done(a, &dir, &plan, &notes, &next, None, failed)
+}
+
+/// Prints what was done.
+fn done(
+    a: &Args<'_>,
+    dir: &Path,
+    plan: &Plan,
+    notes: &[String],
+    next: &(serde_json::Value, String),
+    via: Option<&Endpoint>,
+    failed: bool,
+) -> Result<u8, Fail> {
     out(
         a.json,
         with_store(
-            json!({"done": plan.what, "detail": plan.detail, "notes": notes, "next_start": next.0}),
-            &dir,
+            json!({"done": plan.what, "detail": plan.detail, "notes": notes, "via": via.map(Endpoint::describe), "next_start": next.0}),
+            dir,
         ),
         format!(
             "store: {}\n{}\n{}{}next start: {}",
             dir.display(),
             plan.what,
             lines(&plan.detail),
-            lines(&notes),
+            lines(notes),
             next.1
         ),
     );
     Ok(if failed { 2 } else { 0 })
+}
+
+/// The host running on store `dir`, if one answers at `ep` (on Windows, the driver, for
+/// this system's own store only). A host that is there but cannot be asked is an error:
+/// writing the record beside it could lose its writes or ours.
+fn host_of(dir: &Path, ep: &Endpoint) -> Result<Option<Endpoint>, Fail> {
+    #[cfg(windows)]
+    if matches!(ep, Endpoint::Device) && !crate::registry::is_live_store(dir) {
+        return Ok(None);
+    }
+    let _ = dir;
+    match super::live::query(ep) {
+        Ok(Some(_)) => Ok(Some(ep.clone())),
+        Ok(None) => Ok(None),
+        Err(f) => Err(Fail::new(
+            f.code,
+            f.kind,
+            format!(
+                "a host runs on this store but could not be asked ({}); nothing was changed (the record is written by the running host only)",
+                f.msg
+            ),
+        )),
+    }
+}
+
+/// The change an action asks a host for (all but `rebuild`).
+fn change_of(action: Action) -> Option<Change> {
+    match action {
+        Action::ForceSafeMode(on) => Some(Change::ForceSafeMode(on)),
+        Action::Reset => Some(Change::Reset),
+        Action::Unquarantine(v) => Some(Change::Unquarantine(v)),
+        Action::Wake | Action::Rebuild { .. } => None,
+    }
+}
+
+/// Asks the running host to apply `change`; its refusal in the console's terms.
+fn via_host(ep: &Endpoint, change: Change, yes: bool, notes: &[String]) -> Result<(), Fail> {
+    let req = change.request(yes);
+    let tail = |msg: String| notes.iter().fold(msg, |m, n| format!("{m}\n{n}"));
+    ask(ep, &req, |reply| match reply {
+        Reply::Changed { .. } => Ok(()),
+        Reply::Refused { code, message } => Err(match code {
+            17 => Fail::refused(
+                "needs-confirmation",
+                tail(format!(
+                    "refused without --yes by {}: {message}",
+                    ep.describe()
+                )),
+            ),
+            18 => Fail::refused(
+                "not-quarantined",
+                tail(format!("refused by {}: {message}", ep.describe())),
+            ),
+            12 => Fail::io(tail(format!(
+                "{} could not write the state record: {message}; nothing was changed in it",
+                ep.describe()
+            ))),
+            _ => refusal(ep, "the change", code, message),
+        }),
+        other => Err(Fail::io(format!(
+            "unexpected answer from {}: {other:?}",
+            ep.describe()
+        ))),
+    })?
 }
 
 fn lines(v: &[String]) -> String {

@@ -1,10 +1,12 @@
 //! `failsafectl serve`: the Linux host of the live path. A long-running process that runs
 //! the portable start sequence once, as `failsafectl boot` does (same media, options and
 //! crash points), then answers the control protocol on a Unix socket as the driver
-//! answers its IOCTL: query, live activation, rollback, read audit events. It runs the
-//! health check on a timer (uptime since the content was activated or swapped in, then a
-//! canary file operation in the store) and records a clean shutdown on SIGTERM or SIGINT,
-//! as the driver's shutdown notification does. A SIGKILL or an abort is the crash: the
+//! answers its IOCTL: query, live activation, rollback, read audit events, and the
+//! operator's changes of the record (`recover` while a host runs: the host is the record's
+//! one writer, under the store lock, as the driver is on Windows). It runs the health check
+//! on a timer (uptime since the content was activated or swapped in, then a canary file
+//! operation in the store) and records a clean shutdown on SIGTERM or SIGINT, as the
+//! driver's shutdown notification does. A SIGKILL or an abort is the crash: the
 //! next `serve` (or `boot`) is the next start, and charges the attempt in progress.
 //!
 //! The socket (default `STORE/control.sock`) is created with mode 0600 under a umask of
@@ -27,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use failsafe_loader::Action;
 use failsafe_loader::control::{
-    self, AuditEvent, EventRing, Request, Status, decode_request, encode_changed, encode_refused,
-    encode_status, kind, status_flags,
+    self, AuditEvent, Change, ChangeRefusal, EventRing, Request, Status, decode_request,
+    encode_changed, encode_refused, encode_status, kind, status_flags,
 };
 use failsafe_loader::engine::RuleSet;
 use failsafe_loader::state::machine::{Activation, BuildActivation, Config, Env, HealthEvidence};
@@ -37,9 +39,11 @@ use failsafe_loader::trust::Trust;
 use serde_json::json;
 
 use crate::events::{Owned, OwnedEvent, Volumes};
+use crate::fail::Fail;
+use crate::fail::os_error;
 use crate::host::{CrashAt, DirStore, FileMedium};
-use crate::report::{self, Fail};
-use crate::store::{self, StoreLock, Use, os_error};
+use crate::report;
+use crate::store::{self, StoreLock, Use};
 
 pub struct Args<'a> {
     pub store: &'a Path,
@@ -281,7 +285,64 @@ impl Host {
                 Ok(v) => encode_changed(buf, kind::ROLLBACK, v, self.durable.state().boot),
                 Err(r) => self.refused(buf, kind::ROLLBACK, &r, json!({"rollback": true})),
             },
-            Request::ReadEvents { max } => self.ring.drain_into(buf, max),
+            Request::ReadEvents { cursor } => self.ring.read_into(buf, cursor),
+            Request::ForceSafeMode { on } => {
+                self.change(buf, req.kind(), Change::ForceSafeMode(on), false)
+            }
+            Request::Reset { confirmed } => self.change(buf, req.kind(), Change::Reset, confirmed),
+            Request::Unquarantine { version, confirmed } => {
+                self.change(buf, req.kind(), Change::Unquarantine(version), confirmed)
+            }
+        }
+    }
+
+    /// An operator's change of the record for the console (`recover` while this host
+    /// runs), under the store lock, decided on the record as re-read now: the host is the
+    /// record's one writer while it runs, as the driver is on Windows.
+    fn change(
+        &mut self,
+        buf: &mut [u8],
+        k: u16,
+        change: Change,
+        confirmed: bool,
+    ) -> Result<usize, control::WriteError> {
+        let done = match StoreLock::exclusive(&self.dir) {
+            Ok(_lock) => control::operator::apply(&mut self.durable, change, confirmed),
+            Err(_) => Err(ChangeRefusal::StateUnwritable {
+                error: failsafe_loader::state::IoError { code: 37 }, // ENOLCK
+            }),
+        };
+        let what = json!({"change": format!("{change:?}"), "confirmed": confirmed});
+        match done {
+            Ok(()) => {
+                let boot = self.durable.state().boot;
+                line(
+                    self.json,
+                    json!({"operator": what, "boot": boot}),
+                    format!("operator: {change:?} applied (record boot {boot})"),
+                );
+                let active = self.active.as_ref().map_or(0, |(a, _)| a.ver.version);
+                encode_changed(buf, k, active, boot)
+            }
+            Err(r) => {
+                let text = match r {
+                    ChangeRefusal::StateUnwritable { error } => format!(
+                        "the state record could not be re-read or written ({}): nothing was changed",
+                        os_error(error)
+                    ),
+                    _ => r.to_string(),
+                };
+                line(
+                    self.json,
+                    json!({"operator": what, "refused": r.name(), "code": r.code(), "message": text}),
+                    format!(
+                        "operator: {change:?} refused ({}, code {}): {text}",
+                        r.name(),
+                        r.code()
+                    ),
+                );
+                encode_refused(buf, k, r.code(), &format!("{}: {text}", r.name()))
+            }
         }
     }
 

@@ -9,7 +9,8 @@ use failsafe_loader::trust::{CONTEXT, KeyKind, Trust, verify};
 use serde_json::json;
 
 use super::keygen::{SigningKey, read_signing_key};
-use crate::report::{Fail, hex, out};
+use crate::fail::Fail;
+use crate::report::{hex, out};
 
 /// `bytes` (valid content, signed or not) signed by `key`; checked with the kernel's
 /// verifier before it is returned.

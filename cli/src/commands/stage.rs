@@ -2,14 +2,16 @@
 
 use std::path::Path;
 
-use failsafe_loader::state::Durable;
+use failsafe_loader::check;
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::validate;
+use failsafe_loader::state::{Durable, IoError};
 use serde_json::json;
 
 use super::{settings, with_store};
-use crate::host::{self, DirStore, FileMedium};
-use crate::report::{self, Fail, hex, out};
+use crate::fail::{Fail, io_code};
+use crate::host::{self, DirStore, MemMedium};
+use crate::preview::{RecordCopy, StoreView};
+use crate::report::{self, hex, out};
 use crate::store::{self, StoreLock, Use};
 
 pub struct Args<'a> {
@@ -23,6 +25,10 @@ pub struct Args<'a> {
     pub threshold: Option<u8>,
     pub dry_run: bool,
     pub json: bool,
+    /// The host's keys (`commands::trust_for`).
+    pub keys: &'a super::verify::KeyArgs,
+    /// Stage content the host's keys refuse (it is quarantined at the next start).
+    pub allow_untrusted: bool,
 }
 
 pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
@@ -53,18 +59,22 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     }
     let bytes = crate::read_capped(a.file)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", a.file.display())))?;
-    let v = validate(&bytes).map_err(|e| {
+    // The kernel's check, without decoding the rules (memory bounded by the file).
+    let header = check(&bytes).map_err(|e| {
         Fail::invalid(format!(
             "{}: refused, invalid content: {e}",
             a.file.display()
         ))
     })?;
-    let version = v.header.version;
+    let version = header.version;
+    let rules = header.rule_count;
     let dir = store::open(
         a.store,
         a.init,
         if a.dry_run { Use::Read } else { Use::Write },
     )?;
+    let trust = super::trust_for(&dir, a.keys)?;
+    let warnings = trusted(a, &trust, &bytes, header.is_signed())?;
     let _lock = if a.dry_run {
         StoreLock::shared(&dir)
     } else {
@@ -93,7 +103,17 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
     }
     // Keep: everything at or above last-known-good, the version of the last attempt, and
     // the `keep` newest of the rest.
-    let (prior, durable) = Durable::open(FileMedium::new(&dir, None));
+    let record = store::read_record(&dir);
+    let write_error = record
+        .writable
+        .as_ref()
+        .err()
+        .map(|e| IoError { code: io_code(e) });
+    let (_, durable) = Durable::open(MemMedium::new(record.bytes.clone()));
+    let copy = RecordCopy {
+        bytes: record.bytes,
+        write_error,
+    };
     let st = *durable.state();
     let lkg = st.lkg.map_or(0, |l| l.version);
     let pinned = |v: u64| {
@@ -111,17 +131,22 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         .collect();
     after.push(version);
     if a.dry_run {
-        let next = report::preview(prior, &after, &cfg);
+        let mut view = StoreView {
+            dir: DirStore::new(&dir),
+            versions: Some(after),
+            added: Some((version, &bytes)),
+        };
+        let next = crate::preview::next_start(copy, &mut view, &cfg, &trust);
         out(
             a.json,
             with_store(
-                json!({"dry_run": true, "would_stage": version, "path": target, "sha256": hex(&file_digest(&bytes)), "would_remove": doomed, "next_start": next.0}),
+                json!({"dry_run": true, "would_stage": version, "path": target, "sha256": hex(&file_digest(&bytes)), "would_remove": doomed, "warnings": warnings, "next_start": next.0}),
                 &dir,
             ),
             format!(
                 "store: {}\ndry run: would stage version {version} ({} rules) as {}{}\nnext start would be: {}\nnothing was written",
                 dir.display(),
-                v.content.rules.len(),
+                rules,
                 target.display(),
                 if doomed.is_empty() {
                     String::new()
@@ -158,16 +183,19 @@ pub fn run(a: &Args<'_>) -> Result<u8, Fail> {
         }
     }
     let _ = host::sync_dir(store.dir());
-    let next = report::preview_dir(&dir, &cfg);
+    store::reserve_report(&dir);
+    // The record is as read above (the lock is held and staging does not write it); the
+    // store is as it is now.
+    let next = crate::preview::next_start(copy, &mut crate::preview::store_of(&dir), &cfg, &trust);
     let staged = (
         with_store(
-            json!({"staged": version, "path": target, "sha256": hex(&file_digest(&bytes)), "removed": removed, "next_start": next.0}),
+            json!({"staged": version, "path": target, "sha256": hex(&file_digest(&bytes)), "removed": removed, "warnings": warnings, "next_start": next.0}),
             &dir,
         ),
         format!(
             "store: {}\nstaged version {version} ({} rules) as {}{}\nnext start: {}",
             dir.display(),
-            v.content.rules.len(),
+            rules,
             target.display(),
             if removed.is_empty() {
                 String::new()
@@ -225,4 +253,46 @@ fn live_after_stage(
             Err(f)
         }
     }
+}
+
+/// The start refuses content its keys do not verify and quarantines it: staging such a file
+/// only costs that start a quarantine, so it is refused here at once (exit 1,
+/// `untrusted-content`, with the verifier's reason) unless `--allow-untrusted`. Unsigned
+/// content is refused whatever the keys (no key makes it run). A signed file whose key
+/// cannot be checked here (the host's keys are not known: none given, not this Windows
+/// system's own store) is staged with a warning. Returns the warnings.
+fn trusted(
+    a: &Args<'_>,
+    trust: &crate::preview::TrustView,
+    bytes: &[u8],
+    signed: bool,
+) -> Result<Vec<String>, Fail> {
+    let Err(e) = failsafe_loader::trust::verify(bytes, &trust.trust) else {
+        return Ok(Vec::new());
+    };
+    let definite = !signed || trust.known;
+    let what = format!(
+        "{}: the host's next start would quarantine it ({}: {e}; keys: {})",
+        a.file.display(),
+        e.code(),
+        trust.source
+    );
+    if definite && !a.allow_untrusted {
+        return Err(Fail::refused(
+            "untrusted-content",
+            format!("{what}; refused (--allow-untrusted stages it anyway)"),
+        )
+        .with("content_error", report::error_json(&e)));
+    }
+    let w = if definite {
+        format!("{what}; staged anyway (--allow-untrusted)")
+    } else {
+        format!(
+            "{}: signed by a key not among {}: not verified here; a host that does not trust it quarantines it at its next start (pass the host's --key / --test-key to check)",
+            a.file.display(),
+            trust.source
+        )
+    };
+    eprintln!("warning: {w}");
+    Ok(vec![w])
 }

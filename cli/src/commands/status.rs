@@ -5,12 +5,14 @@
 use std::path::Path;
 
 use failsafe_loader::state::start::file_digest;
-use failsafe_loader::state::{Durable, Prior, State};
+use failsafe_loader::state::{Durable, IoError, Loaded, Prior, State};
 use serde_json::json;
 
 use super::settings;
-use crate::host::{DirStore, FileMedium};
-use crate::report::{self, Fail, hex};
+use crate::fail::{Fail, io_code};
+use crate::host::{DirStore, MemMedium};
+use crate::preview::RecordCopy;
+use crate::report::{self, hex};
 use crate::state_mirror;
 use crate::store::{self, StoreLock, Use};
 
@@ -22,9 +24,12 @@ pub fn run(
     init: bool,
     ep: &crate::control::Endpoint,
     threshold: Option<u8>,
+    keys: &super::verify::KeyArgs,
     json: bool,
 ) -> Result<u8, Fail> {
     let dir = store::open(dir, init, Use::Read)?;
+    let set = settings(&dir, threshold);
+    let trust = super::trust_for(&dir, keys)?;
     // The running host's view first (it takes the store lock to re-read the record).
     // On Windows the driver serves only this system's own store: another store's status
     // (WinRE, a mounted disk) must not show the running driver's state as its own.
@@ -58,25 +63,30 @@ pub fn run(
             format!("live: WARNING: {}\n", e.msg),
         ),
     };
-    let _lock = StoreLock::shared(&dir);
-    let (prior, durable) = Durable::open(FileMedium::new(&dir, None));
+    // The record, read once under the shared lock, and handed down from here on.
+    let (record, report) = {
+        let _lock = StoreLock::shared(&dir);
+        (store::read_record(&dir), last_start(&dir))
+    };
+    let writable = record.writable;
+    let (prior, durable) = Durable::open(MemMedium::new(record.bytes.clone()));
     let store = DirStore::new(&dir);
     let versions = store
         .list()
         .map_err(|e| Fail::io(format!("cannot list {}: {e}", store.dir().display())))?;
-    let set = settings(&dir, threshold);
-    let mut next = report::preview(prior, &versions, &set.cfg);
-    let writable = store::record_writable(&dir);
-    if let (Err(e), Some(_)) = (&writable, next.0["version"].as_u64()) {
-        // The start would fail to make its attempt durable: nothing would be activated.
-        next = (
-            json!({"mode": "safe", "reason": "state-unwritable", "version": null}),
-            format!(
-                "safe mode (state-unwritable), no content: the record cannot be written now ({e})"
-            ),
-        );
-    }
-    let last = last_start(&dir);
+    let next = crate::preview::next_start(
+        RecordCopy {
+            bytes: record.bytes,
+            write_error: writable
+                .as_ref()
+                .err()
+                .map(|e| IoError { code: io_code(e) }),
+        },
+        &mut crate::preview::store_of(&dir),
+        &set.cfg,
+        &trust,
+    );
+    let last = report;
     let files: Vec<_> = versions
         .iter()
         .map(|&v| {
@@ -84,8 +94,12 @@ pub fn run(
             // The kernel's check, without decoding the rules (memory bounded by the file).
             match crate::read_capped(&p) {
                 Ok(b) => match failsafe_loader::check(&b) {
-                    Ok(h) if h.version == v => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count,
-                                                      "key_id": h.is_signed().then(|| hex(&h.key_id))}),
+                    Ok(h) if h.version == v => {
+                        // Verified as the start verifies it, with the keys it trusts.
+                        let refused = failsafe_loader::trust::verify(&b, &trust.trust).err().map(|e| e.code());
+                        json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": true, "rules": h.rule_count,
+                               "key_id": h.is_signed().then(|| hex(&h.key_id)), "trusted": refused.is_none(), "refused": refused})
+                    }
                     Ok(h) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": format!("header declares version {}", h.version)}),
                     Err(e) => json!({"version": v, "sha256": hex(&file_digest(&b)), "valid": false, "error": e.to_string()}),
                 },
@@ -93,6 +107,13 @@ pub fn run(
             }
         })
         .collect();
+    // No record, no report, and neither could be written now (a full or read-only disk):
+    // a start here runs without content and leaves no trace, so whether any start ran is
+    // unknown; "first install" would be a guess.
+    let untraceable = match (&prior, &last, &writable) {
+        (Prior::Loaded(Loaded::Fresh), None, Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
     let known = !matches!(prior, Prior::Unreadable(_));
     let mut st = report::state_json(&prior, durable.state());
     if known {
@@ -126,6 +147,7 @@ pub fn run(
             "{}",
             report::versioned(
                 json!({"store": dir, "live": live.0, "state": st, "last_start": last.as_ref().map(report::start_report_json),
+                   "last_start_known": untraceable.is_none(), "last_start_unknown_why": untraceable.as_ref().map(|e| untraceable_text(e)),
                    "record_writable": writable.as_ref().err().map(ToString::to_string).map_or(json!(true), |e| json!({"writable": false, "error": e})),
                    "registry": set.registry, "registry_mirror": mirror.as_ref().map(|m| &m.0),
                    "content": files, "next_start": next.0, "exit": code})
@@ -147,6 +169,9 @@ pub fn run(
         if !shown || r.record_not_written || r.writes_may_not_persist {
             outp!("{}", report::start_report_text(r));
         }
+    }
+    if let Some(e) = &untraceable {
+        outln!("last start:          UNKNOWN: {}", untraceable_text(e));
     }
     if let Err(e) = &writable {
         outln!("  WARNING: the record cannot be written now ({e}): a start activates no content");
@@ -173,11 +198,16 @@ pub fn run(
             }
         }
         let validity = if f["valid"].as_bool() == Some(true) {
-            let signed = f["key_id"]
-                .as_str()
-                .map_or("UNSIGNED (refused by the driver)".to_owned(), |id| {
-                    format!("signed by key {id}")
-                });
+            let signed = match (f["key_id"].as_str(), f["refused"].as_str()) {
+                (None, _) => "UNSIGNED (refused by the driver)".to_owned(),
+                (Some(id), None) => format!("signed by key {id} (trusted)"),
+                (Some(id), Some(why)) if trust.known => {
+                    format!("signed by key {id}: REFUSED by the host's keys ({why})")
+                }
+                (Some(id), Some(why)) => {
+                    format!("signed by key {id}: not trusted by the keys known here ({why})")
+                }
+            };
             format!("valid, {} rules, {signed}", f["rules"])
         } else {
             format!("INVALID: {}", f["error"].as_str().unwrap_or("?"))
@@ -188,8 +218,16 @@ pub fn run(
             tags.join(" ")
         );
     }
+    outln!("trust: {}", trust.source);
     outln!("next start: {}", next.1);
     Ok(code)
+}
+
+/// Why the last start cannot be known (no record, no report, neither writable: `e`).
+fn untraceable_text(e: &str) -> String {
+    format!(
+        "there is no state record and no start report, and neither can be written here now ({e}): a start on this store runs WITHOUT CONTENT (state-unwritable) and leaves no trace, so starts may already have run that way; this is not known to be a first install"
+    )
 }
 
 /// The newest start report: the one beside the record, or (Windows, this system's own

@@ -1,17 +1,21 @@
 //! `failsafectl test FILE --event SPEC | --events FILE.jsonl`: evaluates events with the
 //! kernel's evaluator; shows the verdict, the deciding rule and every exception that vetoed
 //! an earlier rule; checks expectations (per event or for all) and exits 1 for CI when one
-//! fails.
+//! fails. Memory is bounded by the file (the kernel's rule set, the file by reference, one
+//! criterion decoded at a time) and the output streams, whatever the file references.
 
 use std::path::{Path, PathBuf};
 
-use failsafe_loader::eval::{criterion_holds, fold_content};
-use failsafe_loader::{Content, RuleSet, validate};
+use failsafe_loader::RuleSet;
+use failsafe_loader::eval::criterion_holds;
+use failsafe_loader::view::{CritRef, View, view};
 use serde_json::json;
 
 use crate::events::{self, OwnedEvent, Volumes};
-use crate::report::{Fail, versioned};
-use crate::source::{describe_criterion, rule_name};
+use crate::fail::Fail;
+use crate::report::versioned;
+use crate::source::rule_name;
+use crate::stream::{self, Out};
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Verdict {
@@ -59,43 +63,60 @@ pub struct Args {
     pub json: bool,
 }
 
-/// A rule whose criteria held but one of whose exception sets vetoed it.
+/// A rule before the deciding one whose criteria held but one of whose exception sets
+/// vetoed it.
 struct Veto {
     rule_index: usize,
-    rule_id: u32,
     set: usize,
-    text: String,
 }
 
 /// The rules before the deciding one (or all, if none decided) that an exception vetoed.
-fn vetoes(folded: &Content, original: &Content, e: &OwnedEvent, upto: Option<usize>) -> Vec<Veto> {
+/// Only rules with exception sets can veto; their criteria are decoded (case-folded) one at
+/// a time from the view, so memory stays bounded by one criterion (at most 255 values of
+/// 1024 code units) beside the view.
+fn vetoes(view: &View<'_>, e: &OwnedEvent, upto: Option<usize>) -> Result<Vec<Veto>, Fail> {
+    let holds = |c: &CritRef, ev: &failsafe_loader::Event<'_>| {
+        view.criterion(c, true)
+            .map(|f| criterion_holds(&f, ev))
+            .map_err(|_| Fail::io("out of memory decoding a criterion".into()))
+    };
     e.with(|ev| {
         let mut out = Vec::new();
-        for (i, (r, o)) in folded.rules.iter().zip(&original.rules).enumerate() {
+        for (i, r) in view.rules().iter().enumerate() {
             if upto.is_some_and(|u| i >= u) {
                 break;
             }
-            if r.event != ev.kind || !r.criteria.iter().all(|c| criterion_holds(c, ev)) {
+            if r.event != ev.kind || view.exceptions(r).next().is_none() {
                 continue;
             }
-            if let Some(k) = r
-                .exceptions
-                .iter()
-                .position(|set| set.iter().all(|c| criterion_holds(c, ev)))
-            {
-                let parts: Vec<_> = o.exceptions[k]
-                    .iter()
-                    .map(|c| describe_criterion(o.event, c))
-                    .collect();
-                out.push(Veto {
-                    rule_index: i,
-                    rule_id: r.id,
-                    set: k,
-                    text: parts.join(" and "),
-                });
+            let mut all = true;
+            for c in view.criteria(r) {
+                if !holds(c, ev)? {
+                    all = false;
+                    break;
+                }
+            }
+            if !all {
+                continue;
+            }
+            for (k, set) in view.exceptions(r).enumerate() {
+                let mut vetoed = true;
+                for c in set {
+                    if !holds(c, ev)? {
+                        vetoed = false;
+                        break;
+                    }
+                }
+                if vetoed {
+                    out.push(Veto {
+                        rule_index: i,
+                        set: k,
+                    });
+                    break;
+                }
             }
         }
-        out
+        Ok(out)
     })
 }
 
@@ -103,10 +124,10 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
     let file = &a.file;
     let bytes = crate::read_capped(file)
         .map_err(|e| Fail::io(format!("cannot read {}: {e}", file.display())))?;
-    let v = validate(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
-    let rs = RuleSet::compile(&v).map_err(|e| Fail::io(format!("{}: {e}", file.display())))?;
-    let folded =
-        fold_content(&v.content).map_err(|e| Fail::io(format!("{}: {e}", file.display())))?;
+    // The file by reference (memory bounded by the file) for the rules' text and the
+    // vetoes; the kernel's own rule set for the verdict.
+    let v = view(&bytes).map_err(|e| Fail::invalid(format!("{}: {e}", file.display())))?;
+    let rs = RuleSet::load(&bytes).map_err(|e| Fail::io(format!("{}: {e}", file.display())))?;
     let mut volumes = Volumes::default();
     for s in &a.volume {
         volumes.add(s).map_err(Fail::usage)?;
@@ -127,6 +148,7 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
     }
     let color = crate::color::stdout();
     let (mut checked, mut as_expected) = (0usize, 0usize);
+    let mut out = Out::new();
     for (origin, e, own_expect) in &evs {
         let m = e.with(|ev| rs.evaluate(ev));
         let verdict = m.map_or("pass", |m| m.action.name());
@@ -139,54 +161,79 @@ pub fn run(a: &Args) -> Result<u8, Fail> {
             as_expected += usize::from(ok);
         }
         let decided = m.and_then(|m| usize::try_from(m.rule_index).ok());
-        let vetoed = vetoes(&folded, &v.content, e, decided);
-        let rule = decided.and_then(|i| v.content.rules.get(i).map(|r| (i, r)));
+        let vetoed = vetoes(&v, e, decided)?;
+        let rule = decided.and_then(|i| v.rules().get(i).map(|r| (i, r)));
         if a.json {
-            outln!(
-                "{}",
-                versioned(json!({
-                    "source": origin,
-                    "event": e.json(),
-                    "verdict": verdict,
-                    "rule": rule.map(|(i, r)| json!({"index": i, "id": r.id, "action": r.action.name()})),
-                    "vetoed": vetoed.iter().map(|x| json!({"rule_index": x.rule_index, "rule_id": x.rule_id, "exception": x.set, "text": x.text})).collect::<Vec<_>>(),
-                    "expected": expected,
-                    "ok": ok,
-                }))
-            );
+            // The event's line, its texts streamed.
+            let mut head = versioned(json!({
+                "source": origin,
+                "event": e.json(),
+                "verdict": verdict,
+                "rule": rule.map(|(i, r)| json!({"index": i, "id": r.id, "action": r.action.name()})),
+                "expected": expected,
+                "ok": ok,
+            }))
+            .to_string();
+            head.pop();
+            out.s(&head);
+            out.s(",\"vetoed\":[");
+            for (n, x) in vetoed.iter().enumerate() {
+                let Some(r) = v.rules().get(x.rule_index) else {
+                    continue;
+                };
+                if n > 0 {
+                    out.s(",");
+                }
+                out.s(&format!(
+                    "{{\"rule_index\":{},\"rule_id\":{},\"exception\":{},\"text\":",
+                    x.rule_index, r.id, x.set
+                ));
+                let set = v.exceptions(r).nth(x.set).unwrap_or(&[]);
+                out.json_text(|w| stream::criteria_text(w, &v, r.event, set));
+                out.s("}");
+            }
+            out.s("]}\n");
             continue;
         }
-        let why = match rule {
-            Some((i, r)) => {
-                let parts: Vec<_> = r
-                    .criteria
-                    .iter()
-                    .map(|c| describe_criterion(r.event, c))
-                    .collect();
-                format!(" by {}: {}", rule_name(i, r.id), parts.join(" and "))
-            }
-            None if vetoed.is_empty() => " (no rule matched)".into(),
-            None => " (no rule decided)".into(),
-        };
-        let flag = match (&expected, ok) {
-            (Some(x), false) => format!("  <-- UNEXPECTED (expected {x})"),
-            _ => String::new(),
-        };
         let shown = if ok {
             verdict.to_owned()
         } else {
             color.paint(crate::color::RED, verdict)
         };
-        outln!("{}\n  => {shown}{why}{flag}", e.describe());
+        let w: &mut dyn std::fmt::Write = &mut out;
+        let _ = write!(w, "{}\n  => {shown}", e.describe());
+        match rule {
+            Some((i, r)) => {
+                let _ = write!(w, " by {}: ", rule_name(i, r.id));
+                let _ = stream::criteria_text(w, &v, r.event, v.criteria(r));
+            }
+            None if vetoed.is_empty() => {
+                let _ = w.write_str(" (no rule matched)");
+            }
+            None => {
+                let _ = w.write_str(" (no rule decided)");
+            }
+        }
+        if let (Some(x), false) = (&expected, ok) {
+            let _ = write!(w, "  <-- UNEXPECTED (expected {x})");
+        }
+        let _ = w.write_str("\n");
         for x in &vetoed {
-            outln!(
-                "     {} matched, but its except[{}] vetoed it: {}",
-                rule_name(x.rule_index, x.rule_id),
-                x.set,
-                x.text
+            let Some(r) = v.rules().get(x.rule_index) else {
+                continue;
+            };
+            let _ = write!(
+                w,
+                "     {} matched, but its except[{}] vetoed it: ",
+                rule_name(x.rule_index, r.id),
+                x.set
             );
+            let set = v.exceptions(r).nth(x.set).unwrap_or(&[]);
+            let _ = stream::criteria_text(w, &v, r.event, set);
+            let _ = w.write_str("\n");
         }
     }
+    out.flush();
     let failed = checked - as_expected;
     if a.json {
         outln!(

@@ -9,29 +9,33 @@ use failsafe_loader::{ContentError, format::Header};
 use serde_json::{Value, json};
 
 use super::keygen::{trust_from, trust_json};
-use crate::report::{self, Fail, hex};
+use crate::fail::Fail;
+use crate::report::{self, hex};
 
-/// What a file's signature says, as `validate`, `inspect` and `verify` show it.
+/// What a file's signature says, as `validate`, `inspect` and `verify` show it. The JSON
+/// object always has the same keys (docs/cli.md): `signed`, `key_id` (null: unsigned),
+/// `verified` (null: signed, no key given), `key_kind` (null unless verified) and `error`
+/// (null unless it does not verify).
 pub fn describe(bytes: &[u8], header: &Header, trust: Option<&Trust>) -> (Value, String) {
     let id = hex(&header.key_id);
     if !header.is_signed() {
         return (
-            json!({"signed": false, "verified": false}),
+            json!({"signed": false, "key_id": null, "verified": false, "key_kind": null, "error": null}),
             "none (unsigned: the driver refuses it)".into(),
         );
     }
     match trust {
         None => (
-            json!({"signed": true, "key_id": id, "verified": null}),
+            json!({"signed": true, "key_id": id, "verified": null, "key_kind": null, "error": null}),
             format!("key {id} (not verified: give --key)"),
         ),
         Some(t) => match verify(bytes, t) {
             Ok(v) => (
-                json!({"signed": true, "key_id": id, "verified": true, "key_kind": v.key.kind.name()}),
+                json!({"signed": true, "key_id": id, "verified": true, "key_kind": v.key.kind.name(), "error": null}),
                 format!("key {id} ({} key): verified", v.key.kind.name()),
             ),
             Err(e) => (
-                json!({"signed": true, "key_id": id, "verified": false, "error": report::error_json(&e)}),
+                json!({"signed": true, "key_id": id, "verified": false, "key_kind": null, "error": report::error_json(&e)}),
                 format!("key {id}: DOES NOT VERIFY: {e}"),
             ),
         },
@@ -117,13 +121,13 @@ pub fn run(
 pub struct KeyArgs {
     /// Trusted public key (file or 64 hex digits), as a release key: verifies with or
     /// without test signing. Repeatable.
-    #[arg(long = "key", value_name = "PUB")]
+    #[arg(long = "key", value_name = "PUB", global = true)]
     pub keys: Vec<PathBuf>,
     /// Trusted development (test) key: verifies only with --test-signing. Repeatable.
-    #[arg(long = "test-key", value_name = "PUB")]
+    #[arg(long = "test-key", value_name = "PUB", global = true)]
     pub test_keys: Vec<PathBuf>,
     /// Test signing on (the driver's TestSigning switch): test keys verify.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub test_signing: bool,
 }
 
@@ -135,5 +139,9 @@ impl KeyArgs {
     /// The trust, or `None` when no key was given.
     pub fn given(&self) -> Result<Option<Trust>, Fail> {
         cli_trust(&self.keys, &self.test_keys, self.test_signing)
+    }
+    /// Whether any of the options was given (the trust is then the command line's).
+    pub fn any(&self) -> bool {
+        !self.keys.is_empty() || !self.test_keys.is_empty() || self.test_signing
     }
 }

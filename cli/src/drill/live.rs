@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::scenarios::Expect;
 use super::{DevKey, boot_row, check, json_lines};
-use crate::report::Fail;
+use crate::fail::Fail;
 
 /// The running host, its output, its row in the timeline and what it must decide.
 #[derive(Default)]

@@ -12,8 +12,8 @@ use std::process::Command;
 use failsafe_loader::{Action, Content, Criterion, EventType, Op, Rule, Values, encode};
 use serde_json::{Value, json};
 
+use crate::fail::Fail;
 use crate::host::{self, DirStore};
-use crate::report::Fail;
 
 use scenarios::{
     Boot, Corrupt, Expect, Good, Hang, Kill, Live, LiveRefused, Recover, SCENARIOS, Scenario,

@@ -159,11 +159,23 @@ def expected_driver(cli_line, op):
 
 
 def observed(res):
-    if res.flags & proto.COMPLETED and res.io_status == proto.STATUS_ACCESS_DENIED:
+    # A block: completed in pre-create, or (an open decided after it ran, issue 19 section
+    # 4) cancelled in post-create with FltCancelFileOpen and failed with the same status.
+    if res.flags & (proto.COMPLETED | proto.CANCELLED) and res.io_status == proto.STATUS_ACCESS_DENIED:
         return "block"
     if res.flags & proto.COMPLETED:
         return f"completed {res.io_status:#x}"
     return "pass" if res.io_status == 0 else f"status {res.io_status:#x}"
+
+
+def delete_of_create(ev):
+    """The file-set-info delete event the driver also evaluates for a create that deletes
+    (FILE_DELETE_ON_CLOSE 0x1000, or disposition FILE_SUPERSEDE 0), or None."""
+    if ev.get("event") != "file-create" or not (ev.get("disposition") == 0 or ev.get("create-options", 0) & 0x1000):
+        return None
+    d = {k: ev[k] for k in ("path", "pid", "process", "kernel-mode") if k in ev}
+    d.update({"event": "file-set-info", "info-class": 13, "target-path": "", "is-delete": True})
+    return d
 
 
 def cli_events_jsonl(ops):

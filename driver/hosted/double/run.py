@@ -263,14 +263,26 @@ class Drill:
 
     # ------------------------------------------------------------------ the CLI
     def cli(self, version, ops):
+        # A create that deletes (FILE_DELETE_ON_CLOSE, or the FILE_SUPERSEDE disposition) is
+        # also a file-set-info delete event to the driver (issue 19 section 4,
+        # docs/content-format.md): the CLI judges both, and the create's verdict is the
+        # delete's when that one blocks and the create's own does not.
+        deletes = [events.delete_of_create(o.tag["event"]) for o in ops]
+        extra = [e for e in deletes if e]
         f = self.work / "cli-events.jsonl"
-        f.write_text(events.cli_events_jsonl(ops))
+        f.write_text(events.cli_events_jsonl(ops) + "".join(json.dumps(e) + "\n" for e in extra))
         out = self.ctl_run("test", self.version_files[version], "--events", f, "--json", *events.CLI_VOLUMES)
         lines = [json.loads(l) for l in out.splitlines()]
         lines = [l for l in lines if "verdict" in l]
-        if len(lines) != len(ops):
-            raise Fail(f"failsafectl test: {len(lines)} verdicts for {len(ops)} events")
-        return lines
+        if len(lines) != len(ops) + len(extra):
+            raise Fail(f"failsafectl test: {len(lines)} verdicts for {len(ops) + len(extra)} events")
+        head, tail = lines[:len(ops)], iter(lines[len(ops):])
+        for i, e in enumerate(deletes):
+            if e:
+                d = next(tail)
+                if head[i]["verdict"] != "block" and d["verdict"] == "block":
+                    head[i] = d
+        return head
 
     def parity(self, version, ops, results):
         cli = self.cli(version, ops)
@@ -292,12 +304,17 @@ class Drill:
         return control(self.wine, kind, arg)
 
     def drain_events(self):
-        got = []
+        # Protocol 2 (docs/control-protocol.md): the argument is the cursor, the sequence
+        # number after the last event received; events stay queued until a cursor passes
+        # them. The last read (empty) acknowledged everything before it, so each drain
+        # starts from 0.
+        got, cursor = [], 0
         for _ in range(40):
-            r = self.control(KIND_EVENTS, 64)
+            r = self.control(KIND_EVENTS, cursor)
             got += r["events"]
             if not r["events"]:
                 break
+            cursor = r["first"] + len(r["events"])
         return got
 
     def record(self):
@@ -335,16 +352,21 @@ def s_start(d: Drill):
     d.start_report = rep
     if rep["filter_state"] != 2:
         problems.append(f"filter state {rep['filter_state']} (2: filtering)")
-    if rep["patched"] != 6:
-        problems.append(f"{rep['patched']} import entries interposed (6 expected)")
+    # 4: the driver no longer imports IoRegisterShutdownNotification / IoUnregister...
+    # (issue 19 finding 8: shutdown comes through the filter's IRP_MJ_SHUTDOWN callback).
+    if rep["patched"] != 4:
+        problems.append(f"{rep['patched']} import entries interposed (4 expected)")
     attached = [i for i, v in enumerate(rep["volumes"]) if v["instances"]]
-    if attached != [C, D, NOLETTER, FOLDER]:
-        problems.append(f"instances on volumes {attached}; expected NTFS volumes 0-3 (the driver refuses FAT and the network volume)")
+    # NTFS volumes 0-3 and the network one (issue 19 section 4: \Device\Mup); FAT refused.
+    if attached != [C, D, NOLETTER, FOLDER, MUPVOL]:
+        problems.append(f"instances on volumes {attached}; expected NTFS volumes 0-3 and the network volume 5 (the driver refuses FAT)")
     for v in (C, D, FOLDER):
         if rep["volumes"][v]["dos_calls"] < 1:
             problems.append(f"volume {v}: its DOS name was never asked")
-    if not rep["notify_registered"] or not rep["shutdown_registered"]:
-        problems.append("process notify routine or shutdown notification not registered")
+    if not rep["notify_registered"]:
+        problems.append("process notify routine not registered")
+    if rep["shutdown_registered"]:
+        problems.append("a shutdown notification is registered (the filter's IRP_MJ_SHUTDOWN callback replaces it)")
     if rep["violations"]:
         problems.append(f"violations: {rep['violation_records']}")
     row.notes.append(f"instances on volumes {attached}; FltGetVolumeName calls "
@@ -506,8 +528,8 @@ def s_dos_retry(d: Drill):
 
 
 def s_two_instances(d: Drill):
-    row = d.row("two-instances", "a second instance on C: at another altitude, then detached: C:\\ rules keep applying",
-                "review finding 3.2: one instance's teardown removes the other's volume entry")
+    # Review finding 3.2 (fixed, issue 19): one instance's teardown removed the other's volume entry.
+    row = d.row("two-instances", "a second instance on C: at another altitude, then detached: C:\\ rules keep applying")
     probe = Op(proto.IRP_MJ_CREATE, C, DEV[C] + r"\Windows\System32\drivers\x.sys", desired_access=WRITE)
     problems = []
     st = d.volumes(proto.volume_command(proto.ATTACH, C, altitude=370000))
@@ -535,8 +557,8 @@ def s_two_instances(d: Drill):
 
 
 def s_teardown_name_failure(d: Drill):
-    row = d.row("teardown-name-failure", "FltGetVolumeName fails in a pending volume's teardown: its entry and disk reference must not stay",
-                "review finding 3.2: a failed name query in teardown pins the entry and its reference")
+    # Review finding 3.2 (fixed): a failed name query in teardown pinned the entry and its reference.
+    row = d.row("teardown-name-failure", "FltGetVolumeName fails in a pending volume's teardown: its entry and disk reference must not stay")
     problems = []
     spare = 7
     st = d.volumes(
@@ -652,13 +674,17 @@ def s_name_forms(d: Drill):
         row.notes.append(f"{what}: the rule sees {c['event']['path']!r} (name {c['event']['name']!r}, extension "
                          f"{c['event']['extension']!r}): {events.observed(r)}")
     mup = d.run_ops([Op(0, MUPVOL, r"\Device\Mup\server\share\x.locky", desired_access=WRITE)], workers=1)[0]
-    row.notes.append(f"\\Device\\Mup\\server\\share\\x.locky: {'not seen (no instance: the driver does not attach to network file systems)' if mup.flags & proto.UNFILTERED else events.observed(mup)}")
+    row.notes.append(f"\\Device\\Mup\\server\\share\\x.locky (the rules see \\\\server\\share\\x.locky): "
+                     f"{'not seen (no instance)' if mup.flags & proto.UNFILTERED else events.observed(mup)}")
+    if mup.flags & proto.UNFILTERED or events.observed(mup) != "block":
+        diffs.append(f"a .locky file on a share: {events.observed(mup)} (a block rule on the extension matches)")
     d.conclude(row, diffs, len(ops) + 1)
 
 
 def s_bypass_open_by_id(d: Drill):
-    row = d.row("bypass-open-by-id", "an open by file ID of a blocked file is refused",
-                "issue 19 section 4: the pre-create name query fails for an open by ID and the open passes")
+    # Issue 19 section 4 (fixed): the pre-create name query fails for an open by ID and the
+    # open passed; now decided in post-create and cancelled (FltCancelFileOpen).
+    row = d.row("bypass-open-by-id", "an open by file ID of a blocked file is refused")
     o = Op(0, C, DEV[C] + r"\Users\bob\q.locky", desired_access=WRITE, create_options=(1 << 24) | FILE_OPEN_BY_FILE_ID)
     resolved = Op(0, C, DEV[C] + r"\Users\bob\q.locky", desired_access=WRITE,
                   create_options=(1 << 24) | FILE_OPEN_BY_FILE_ID, flags=proto.OPEN_BY_ID_RESOLVES)
@@ -669,8 +695,8 @@ def s_bypass_open_by_id(d: Drill):
 
 
 def s_bypass_delete_on_close(d: Drill):
-    row = d.row("bypass-delete-on-close", "a delete through FILE_DELETE_ON_CLOSE reaches delete rules",
-                "issue 19 section 4: FILE_DELETE_ON_CLOSE reaches the rules as file-create, never is-delete")
+    # Issue 19 section 4 (fixed): FILE_DELETE_ON_CLOSE reached the rules as file-create only.
+    row = d.row("bypass-delete-on-close", "a delete through FILE_DELETE_ON_CLOSE reaches delete rules")
     o = Op(0, C, DEV[C] + r"\Windows\bootstat.dat", desired_access=0x10000, create_options=(1 << 24) | FILE_DELETE_ON_CLOSE)
     r = d.run_ops([o], workers=1)[0]
     row.notes.append(f"create with FILE_DELETE_ON_CLOSE of C:\\Windows\\bootstat.dat (rule 510 blocks its delete): {events.observed(r)}")
@@ -750,23 +776,29 @@ def s_swap(d: Drill):
 
 
 def s_shutdown(d: Drill):
-    row = d.row("shutdown", "IRP_MJ_SHUTDOWN: through the filter (if it registered one) and to the driver's shutdown notification")
-    kind, status, body = d.client.one(proto.request(proto.KIND_SHUTDOWN, 0, 3))
+    # Review finding 3.8 (fixed, issue 19): shutdown now reaches the driver through the
+    # Filter Manager's IRP_MJ_SHUTDOWN pre-operation callback (once per instance); the
+    # driver no longer registers a device of its own with IoRegisterShutdownNotification.
+    row = d.row("shutdown", "IRP_MJ_SHUTDOWN through the filter's pre-operation callback: the attempt closed, live changes refused")
+    registered = d.report()["shutdown_registered"]
+    kind, status, body = d.client.one(proto.request(proto.KIND_SHUTDOWN, 0, 1))
     st, callbacks = struct.unpack_from("<iI", body)
     rec = d.record()["state"]
     attempt = rec.get("attempt") or {}
-    # After the driver's shutdown path (health::dispatch_shutdown -> close_clean), live
-    # changes are refused `shutting-down` (16): docs/boot-safety.md.
+    # After the driver's shutdown path (pre_shutdown -> health::shutdown -> close_clean),
+    # live changes are refused `shutting-down` (16): docs/boot-safety.md.
     spare = max(d.version_files)
     refused = d.activate(spare)
-    row.notes.append(f"pre-operation callbacks for IRP_MJ_SHUTDOWN: {callbacks} (the driver registers none today); "
-                     f"IRP_MJ_SHUTDOWN to its shutdown notification device: status {st:#x}; record: attempt "
-                     f"v{attempt.get('version')} {attempt.get('phase')}; a live activation afterwards: status {refused['status']}")
+    row.notes.append(f"pre-operation callbacks for IRP_MJ_SHUTDOWN: {callbacks} (one per instance); shutdown "
+                     f"notification registered: {registered}; record: attempt v{attempt.get('version')} "
+                     f"{attempt.get('phase')}; a live activation afterwards: status {refused['status']}")
     problems = []
-    if st != 0:
-        problems.append(f"IRP_MJ_SHUTDOWN to the notification device: {st:#x}")
+    if callbacks < 1:
+        problems.append("no IRP_MJ_SHUTDOWN pre-operation callback was called")
+    if registered:
+        problems.append("a shutdown notification device is registered (the filter's callback replaces it)")
     if attempt.get("phase") not in ("clean-shutdown", "healthy"):
-        problems.append(f"the attempt is {attempt.get('phase')} after the shutdown notification")
+        problems.append(f"the attempt is {attempt.get('phase')} after the shutdown callback")
     if refused["status"] != 16:
         problems.append(f"a live activation after the shutdown was not refused shutting-down: {refused}")
     d.conclude(row, problems)
@@ -861,8 +893,8 @@ def s_verifier(d: Drill, label):
 
 def s_swap_uaf(d: Drill):
     """Its own session: before the fix it may end the host process."""
-    row = d.row("swap-held-reader", "a reader counted before a swap and held across the next one: its rule set is not freed",
-                "review finding 3.1: use-after-free in the swap (a straggler holding the new set)")
+    # Review finding 3.1 (fixed): use-after-free in the swap (a straggler holding the new set).
+    row = d.row("swap-held-reader", "a reader counted before a swap and held across the next one: its rule set is not freed")
     problems = []
     d.start_session("uaf")
     mark = d.session.mark()
@@ -1114,7 +1146,7 @@ def main():
     if a.json:
         Path(a.json).write_text(json.dumps({"rows": [r.__dict__ for r in d.rows], "timings": d.timings}, indent=1))
     say(f"\nhosted drill with the Filter Manager double ({time.time() - t0:.0f} s, Wine, not Windows): "
-        f"{sum(r.result == 'PASS' for r in d.rows)} passed, {len(xfail)} expected failures (review findings not fixed yet), "
+        f"{sum(r.result == 'PASS' for r in d.rows)} passed, {len(xfail)} expected failures (scenarios of findings not yet fixed), "
         f"{len(bad)} failed")
     for r in bad:
         say(f"  {r.result}: {r.name}" + (" - its finding's fix landed: mark the scenario as expected to pass" if r.result == "XPASS" else ""))

@@ -73,7 +73,9 @@ def reg_text(healthy_after: int) -> str:
     Instances key) but demand-started (the runner starts them with `net start`), the
     double's as Windows' FltMgr (a file-system driver the minifilter depends on), and the
     double's self-test filter (driver/hosted/double/selftest), started instead of the driver
-    in a session of its own."""
+    in a session of its own. `DrillStoreAclReportOnly`: Wine has no file security, so the
+    drill build reports the store's access list instead of refusing to start (docs/windows.md,
+    "The store's directory")."""
     return f"""Windows Registry Editor Version 5.00
 
 [HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\FltMgr]
@@ -97,6 +99,7 @@ def reg_text(healthy_after: int) -> str:
 "Threshold"=dword:00000003
 "HealthyAfterSeconds"=dword:{healthy_after:08x}
 "ForceSafeMode"=dword:00000000
+"DrillStoreAclReportOnly"=dword:00000001
 
 [HKEY_LOCAL_MACHINE\\System\\CurrentControlSet\\Services\\{SERVICE}\\Parameters\\Instances]
 "DefaultInstance"="Failsafe Instance"

@@ -5,9 +5,17 @@
 //! - Who may open it: the device's DACL grants LocalSystem and Administrators all access
 //!   and nobody else anything (set before `DriverEntry` returns, while the I/O manager still
 //!   refuses opens of a device being initialized); `FILE_DEVICE_SECURE_OPEN` applies it to
-//!   every open, the device namespace included. The IOCTL requires read and write access
-//!   on the handle (`CTL_CODE(..., FILE_READ_DATA | FILE_WRITE_DATA)`), which the I/O
-//!   manager checks before the dispatch routine runs.
+//!   every open, the device namespace included. Two IOCTLs: `IOCTL_CONTROL_READ`
+//!   (`FILE_READ_DATA`) for query and read events, which a handle opened for reading may
+//!   send (least privilege for `status` and `watch`); `IOCTL_CONTROL` (`FILE_READ_DATA |
+//!   FILE_WRITE_DATA`) for everything. The I/O manager checks the handle's access against
+//!   the IOCTL's before the dispatch routine runs; the dispatch refuses a change that
+//!   arrives on the read IOCTL (`STATUS_ACCESS_DENIED`, `control::admitted`).
+//! - What requests do: query, read events (acknowledged by the console's cursor), live
+//!   activation and rollback (`Durable::live_activate`, `rollback`), and the operator's
+//!   changes of the record (`failsafectl recover force-safe-mode | reset | unquarantine`,
+//!   `control::operator::apply`), all under the record lock: while the driver runs, it is
+//!   the record's one writer, so no change is lost between its re-read and its write.
 //! - What is read from user mode: nothing directly. `METHOD_BUFFERED`: the I/O manager
 //!   copies the input into `SystemBuffer` and copies the output back; both lengths come
 //!   from the stack location and bound every slice made here. The request is decoded (and
@@ -16,35 +24,41 @@
 //!   protection, which Wine 8.0's ntoskrnl lacks); teardown closes it and waits for
 //!   requests in flight before anything a request uses is torn down; new requests fail with
 //!   `STATUS_DELETE_PENDING`.
-//! - IRQL and thread: dispatch runs at PASSIVE_LEVEL in the caller's thread and hands the
-//!   request to a system worker thread (a work item per request), waiting for it: the
-//!   record and store are then opened in the system's context (global DOS devices, no
-//!   impersonation), on a fresh stack, by a thread no user can suspend.
+//! - IRQL and thread: dispatch runs at PASSIVE_LEVEL in the caller's thread, admits one
+//!   request at a time (a second while one is in flight fails at once with
+//!   `STATUS_DEVICE_BUSY`: the console retries), marks it pending and hands it to the
+//!   driver's own thread (`worker`, issue 19 finding 5), which answers and completes it:
+//!   the record and store are opened in the system's context (global DOS devices, no
+//!   impersonation), on that thread's stack, by a thread no user can suspend, and no
+//!   system worker thread is held for the seconds a request can take. The caller's thread
+//!   is not held in the driver at all. The pended IRP has no cancel routine: it is in
+//!   progress and completes within the request's bounded work (at most a 32 MiB read and
+//!   about a second of swap), as Microsoft Learn, "Cancel-Safe IRP Queues", allows for
+//!   IRPs a driver does not queue.
 
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use failsafe_loader::control::wire::{
-    CONTROL_DEVICE, IOCTL_CONTROL, MIN_RESPONSE, mode_code, reason_code,
+    CONTROL_DEVICE, IOCTL_CONTROL, IOCTL_CONTROL_READ, MIN_RESPONSE, mode_code, reason_code,
 };
 use failsafe_loader::control::{
-    Request, Status, decode_request, encode_changed, encode_refused, encode_status, kind,
-    status_flags,
+    Change, ChangeRefusal, Request, Status, admitted, decode_request, encode_changed,
+    encode_refused, encode_status, kind, status_flags,
 };
 use failsafe_loader::state::machine::LiveRefusal;
 use failsafe_loader::state::record::Phase;
 
 use super::ffi::{
-    _EVENT_TYPE, _KWAIT_REASON, _WORK_QUEUE_TYPE, ACL_REVISION, DACL_SECURITY_INFORMATION,
-    DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN,
-    HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
-    IoAllocateWorkItem, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
-    IoFreeWorkItem, IoQueueWorkItem, IofCompleteRequest, KERNEL_MODE, KEVENT,
-    KeDelayExecutionThread, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, LARGE_INTEGER,
+    ACL_REVISION, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DRIVER_OBJECT, FILE_ALL_ACCESS,
+    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
+    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice,
+    IoDeleteSymbolicLink, IofCompleteRequest, KERNEL_MODE, KeDelayExecutionThread, LARGE_INTEGER,
     NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PACL, PSECURITY_DESCRIPTOR, PSID,
     PsGetCurrentProcessId, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
     RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR, SECURITY_DESCRIPTOR_REVISION,
-    STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, WRITE_DAC, ZwClose, ZwSetSecurityObject,
+    SL_PENDING_RETURNED, STATUS_BUFFER_TOO_SMALL, STATUS_DELETE_PENDING, STATUS_DEVICE_BUSY,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_PENDING, STATUS_SUCCESS,
+    WRITE_DAC, ZwClose, ZwSetSecurityObject,
 };
 use super::ffi::{IO_STACK_LOCATION, STATUS_ACCESS_DENIED};
 use super::globals::Running;
@@ -62,6 +76,12 @@ static LINKED: AtomicU8 = AtomicU8::new(0);
 /// Admission of requests: teardown closes it and waits for requests in flight
 /// (`crate::active::Gate`, the role of rundown protection).
 static GATE: Gate = Gate::new();
+/// A request is in flight (admitted, not yet completed by the driver's thread).
+static BUSY: AtomicBool = AtomicBool::new(false);
+/// The request in flight, for the driver's thread to take (null: none waiting).
+static SLOT: AtomicPtr<IRP> = AtomicPtr::new(core::ptr::null_mut());
+/// The process that sent the request in `SLOT` (set with it by `dispatch_control`).
+static PID: AtomicU64 = AtomicU64::new(0);
 
 /// Where the link may go, in order: the global DOS device namespace by its own name (found
 /// from any process: `remove` may run in another process's context), else `\DosDevices`
@@ -238,15 +258,16 @@ pub fn remove() {
 /// Completes `irp` with `status` and `information` bytes. The I/O manager's IRP, ours
 /// until this call.
 fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
-    if !irp.is_null() {
-        // SAFETY: the IRP the dispatch routine was given, ours until completed; a raw
-        // place, so no reference to the whole IRP (whose `Cancel` another thread may set).
-        let io = unsafe { core::ptr::addr_of_mut!((*irp).IoStatus) };
-        // SAFETY: `io` points into that IRP; nothing else writes its status block.
-        if let Some(io) = unsafe { io.as_mut() } {
-            io.__bindgen_anon_1.Status = status;
-            io.Information = u64::try_from(information).unwrap_or(0);
-        }
+    if irp.is_null() {
+        return status;
+    }
+    // SAFETY: the IRP the dispatch routine was given, ours until completed; a raw place,
+    // so no reference to the whole IRP (whose `Cancel` another thread may set).
+    let io = unsafe { core::ptr::addr_of_mut!((*irp).IoStatus) };
+    // SAFETY: `io` points into that IRP; nothing else writes its status block.
+    if let Some(io) = unsafe { io.as_mut() } {
+        io.__bindgen_anon_1.Status = status;
+        io.Information = u64::try_from(information).unwrap_or(0);
     }
     // SAFETY: completing the IRP we were given, exactly once, with no priority boost.
     unsafe { IofCompleteRequest(irp, 0) };
@@ -307,25 +328,66 @@ unsafe extern "C" fn dispatch_close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) 
     complete(irp, STATUS_SUCCESS, 0)
 }
 
-/// IRP_MJ_DEVICE_CONTROL (PASSIVE_LEVEL, the caller's thread).
+/// IRP_MJ_DEVICE_CONTROL (PASSIVE_LEVEL, the caller's thread): admits the request (one at a
+/// time), marks it pending and hands it to the driver's thread, which completes it
+/// (`serve`).
 unsafe extern "C" fn dispatch_control(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    if device.is_null() || device != CONTROL.load(Ordering::Acquire) {
+    if device.is_null() || device != CONTROL.load(Ordering::Acquire) || irp.is_null() {
         return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
     }
     if !GATE.enter() {
         return complete(irp, STATUS_DELETE_PENDING, 0);
     }
-    // SAFETY: the I/O manager's IRP for this dispatch.
-    let (status, n) = unsafe { control_irp(irp) };
+    if !super::worker::running()
+        || BUSY
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        GATE.leave();
+        return complete(irp, STATUS_DEVICE_BUSY, 0);
+    }
+    // `IoMarkIrpPending` (a wdm.h macro): SL_PENDING_RETURNED in the current stack
+    // location, before the IRP can be completed by another thread.
+    // SAFETY: a non-null IRP in dispatch, ours until completed.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: the I/O manager's stack location for this dispatch; a raw place, no
+    // reference to the whole IRP.
+    if let Some(st) = unsafe { stack.as_mut() } {
+        st.Control |= SL_PENDING_RETURNED;
+    }
+    // The requestor, for the `ControlRequest` event: the dispatch runs in the calling
+    // thread (a top-level driver's IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch
+    // routine contexts"), the driver's thread does not.
+    // SAFETY: no arguments; any IRQL ≤ DISPATCH_LEVEL (ntddk.h).
+    let pid = u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0);
+    PID.store(pid, Ordering::Release);
+    SLOT.store(irp, Ordering::Release);
+    super::worker::post(super::worker::CONTROL);
+    // The IRP and the gate now belong to the driver's thread (`serve`).
+    STATUS_PENDING
+}
+
+/// Answers the request in flight and completes it (the driver's thread, PASSIVE_LEVEL).
+pub fn serve() {
+    let irp = SLOT.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if irp.is_null() {
+        return;
+    }
+    let pid = PID.load(Ordering::Acquire);
+    // SAFETY: the IRP admitted by `dispatch_control`, pending and ours until completed.
+    let (status, n) = unsafe { control_irp(irp, pid) };
+    // Free for the next request before the caller wakes: a console that sends its next
+    // request at once (`watch`) must not find the last one still counted.
+    BUSY.store(false, Ordering::Release);
+    let _ = complete(irp, status, n);
     GATE.leave();
-    complete(irp, status, n)
 }
 
 /// Decodes the request in the IRP's system buffer and writes the response over it.
 ///
 /// # Safety
-/// `irp` is the IRP of the current IRP_MJ_DEVICE_CONTROL dispatch.
-unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
+/// `irp` is an IRP_MJ_DEVICE_CONTROL IRP of the control device, admitted and not completed.
+unsafe fn control_irp(irp: *mut IRP, pid: u64) -> (NTSTATUS, usize) {
     if irp.is_null() {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }
@@ -337,7 +399,7 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
     };
     // SAFETY: an IRP_MJ_DEVICE_CONTROL stack location: DeviceIoControl is the member set.
     let p = unsafe { stack.Parameters.DeviceIoControl };
-    if p.IoControlCode != IOCTL_CONTROL {
+    if p.IoControlCode != IOCTL_CONTROL && p.IoControlCode != IOCTL_CONTROL_READ {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }
     let in_len = usize::try_from(p.InputBufferLength).unwrap_or(0);
@@ -357,85 +419,17 @@ unsafe fn control_irp(irp: *mut IRP) -> (NTSTATUS, usize) {
         let input = unsafe { core::slice::from_raw_parts(buf, in_len) };
         decode_request(input)
     };
-    // The request runs in a system worker thread, not the caller's: `\??\` paths then
-    // resolve in the global DOS device namespace (not the caller's drive letters or an
-    // impersonated token's), files are opened on the system's behalf, and the file-system
-    // stack below the record's writes runs on a fresh stack, not on top of the caller's
-    // system call. The caller's thread waits (kernel mode, PASSIVE_LEVEL).
-    let device = CONTROL.load(Ordering::Acquire);
-    // SAFETY: our control device (the gate is held, so `remove` has not deleted it).
-    let item = unsafe { IoAllocateWorkItem(device) };
-    if item.is_null() {
-        return (STATUS_INSUFFICIENT_RESOURCES, 0);
+    // The I/O manager checked the handle against the IOCTL; a change on the read IOCTL
+    // (a handle without write access) is refused here.
+    if let Ok(r) = &req
+        && !admitted(p.IoControlCode, r)
+    {
+        return (STATUS_ACCESS_DENIED, 0);
     }
-    let mut done = core::mem::MaybeUninit::<KEVENT>::uninit();
-    // SAFETY: a local event the worker signals before this frame returns (we wait for it).
-    unsafe { KeInitializeEvent(done.as_mut_ptr(), _EVENT_TYPE::NotificationEvent, 0) };
-    let mut job = Job {
-        req,
-        // The requestor: the dispatch runs in the calling thread (a top-level driver's
-        // IRP_MJ_DEVICE_CONTROL; Microsoft Learn, "Dispatch routine contexts").
-        // SAFETY: no arguments; any IRQL ≤ DISPATCH (ntddk.h).
-        pid: u64::try_from(unsafe { PsGetCurrentProcessId() }.addr()).unwrap_or(0),
-        out: buf,
-        out_len,
-        written: 0,
-        done: done.as_mut_ptr(),
-    };
-    // SAFETY: a work item of our device; `job` outlives the work (the wait below), and the
-    // routine has the IO_WORKITEM_ROUTINE signature.
-    unsafe {
-        IoQueueWorkItem(
-            item,
-            Some(control_work),
-            _WORK_QUEUE_TYPE::DelayedWorkQueue,
-            core::ptr::from_mut(&mut job).cast(),
-        )
-    };
-    // SAFETY: the event initialized above; kernel-mode wait, so this stack stays resident
-    // while the worker writes `job`.
-    let _ = unsafe {
-        KeWaitForSingleObject(
-            done.as_mut_ptr().cast(),
-            _KWAIT_REASON::Executive,
-            KERNEL_MODE,
-            0,
-            core::ptr::null_mut(),
-        )
-    };
-    // SAFETY: the item ran (it was dequeued before its routine was called) and is not
-    // queued again: freeing it is allowed (Microsoft Learn, "IoFreeWorkItem").
-    unsafe { IoFreeWorkItem(item) };
-    (STATUS_SUCCESS, job.written)
-}
-
-/// A request handed to the worker thread.
-struct Job {
-    req: Result<Request, failsafe_loader::control::ProtoError>,
-    /// The requesting process (for the `ControlRequest` event).
-    pid: u64,
-    /// The IRP's system buffer and its output length.
-    out: *mut u8,
-    out_len: usize,
-    /// Bytes of response written.
-    written: usize,
-    /// Signaled when the response is written.
-    done: *mut KEVENT,
-}
-
-/// Work item (PASSIVE_LEVEL, system worker thread): answers one request.
-unsafe extern "C" fn control_work(_device: *mut DEVICE_OBJECT, ctx: *mut core::ffi::c_void) {
-    // SAFETY: `ctx` is the dispatch routine's `Job`, alive until `done` is signaled below.
-    let Some(job) = (unsafe { ctx.cast::<Job>().as_mut() }) else {
-        return;
-    };
-    // SAFETY: the IRP's system buffer of at least `out_len` bytes (checked by the
-    // dispatch), not otherwise referenced while the dispatch routine waits.
-    let out = unsafe { core::slice::from_raw_parts_mut(job.out, job.out_len) };
-    job.written = respond(job.req, job.pid, out);
-    // SAFETY: the dispatch's event; after this the dispatch may return and `job` is gone,
-    // so nothing touches it afterwards.
-    let _ = unsafe { KeSetEvent(job.done, 0, 0) };
+    // SAFETY: METHOD_BUFFERED: SystemBuffer holds max(in, out) bytes owned by this IRP
+    // until it is completed, which is after this slice's last use.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, out_len) };
+    (STATUS_SUCCESS, respond(req, pid, out))
 }
 
 /// The response to one request, written into `out` (at least `MIN_RESPONSE` bytes).
@@ -480,17 +474,83 @@ fn respond(
                 encode_refused(out, kind::ROLLBACK, r.code(), &r)
             }
         },
-        Ok(Request::ReadEvents { max }) => {
+        Ok(Request::ReadEvents { cursor }) => {
             event("read-events", pid, 0, "ok", 0);
-            flt::events_drain(out, max, sleep_1ms)
+            flt::events_read(out, cursor, sleep_1ms)
+        }
+        Ok(Request::ForceSafeMode { on }) => changed(
+            out,
+            pid,
+            kind::FORCE_SAFE_MODE,
+            Change::ForceSafeMode(on),
+            false,
+        ),
+        Ok(Request::Reset { confirmed }) => {
+            changed(out, pid, kind::RESET, Change::Reset, confirmed)
+        }
+        Ok(r @ Request::Unquarantine { version, confirmed }) => {
+            changed(out, pid, r.kind(), Change::Unquarantine(version), confirmed)
         }
     };
-    if let Ok(Request::Activate { .. } | Request::Rollback) = req {
-        // A live change, or a refusal after which the core may have written the record
-        // back (docs/boot-safety.md, "Live activation"): mirror the record as it is now.
+    if let Ok(
+        Request::Activate { .. }
+        | Request::Rollback
+        | Request::ForceSafeMode { .. }
+        | Request::Reset { .. }
+        | Request::Unquarantine { .. },
+    ) = req
+    {
+        // A live change or an operator's change, or a refusal after which the core may
+        // have written the record back (docs/boot-safety.md, "Live activation"): mirror
+        // the record as it is now.
         health::with_state(|s| s.as_ref().map(super::mirror::write_locked));
     }
     written.unwrap_or(0)
+}
+
+/// The response to an operator's change (request kind `k`).
+fn changed(
+    out: &mut [u8],
+    pid: u64,
+    k: u16,
+    change: Change,
+    confirmed: bool,
+) -> Result<usize, failsafe_loader::control::WriteError> {
+    let (name, version) = match change {
+        Change::ForceSafeMode(_) => ("force-safe-mode", 0),
+        Change::Reset => ("reset", 0),
+        Change::Unquarantine(v) => ("unquarantine", v),
+    };
+    match health::with_state(|s| operator(s, change, confirmed)) {
+        Ok((v, boot)) => {
+            crate::etw::control_request(name, pid, version, "ok", 0);
+            encode_changed(out, k, v, boot)
+        }
+        Err(e) => {
+            crate::etw::control_request(name, pid, version, "refused", u32::from(e.code()));
+            encode_refused(out, k, e.code(), &e)
+        }
+    }
+}
+
+/// An operator's change of the record for the console (record lock held): decided on the
+/// record as re-read now and written by this, its one writer while the driver runs. The
+/// running content and the health timer are untouched (the change acts at the next start
+/// and on the next live request). Returns the active version and the record's boot.
+fn operator(
+    s: &mut Option<Running>,
+    change: Change,
+    confirmed: bool,
+) -> Result<(u64, u64), ChangeRefusal> {
+    let r = s.as_mut().ok_or(ChangeRefusal::ShuttingDown)?;
+    if r.closing {
+        return Err(ChangeRefusal::ShuttingDown);
+    }
+    failsafe_loader::control::operator::apply(&mut r.durable, change, confirmed)?;
+    Ok((
+        r.activation.map_or(0, |a| a.ver.version),
+        r.durable.state().boot,
+    ))
 }
 
 /// The live state for a query.

@@ -23,26 +23,30 @@ pub(crate) use crate::kbind as wdk_sys;
 pub(crate) use ::wdk_sys;
 
 pub use wdk_sys::ntddk::{
-    DbgPrintEx, ExFreePoolWithTag, IoCreateSymbolicLink, IoDeleteSymbolicLink,
-    KeDelayExecutionThread, ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl,
-    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ZwSetSecurityObject,
+    DbgPrintEx, ExCreateCallback, ExFreePoolWithTag, ExRegisterCallback, ExUnregisterCallback,
+    IoCreateSymbolicLink, IoDeleteSymbolicLink, KeDelayExecutionThread, ObOpenObjectByPointer,
+    PsCreateSystemThread, PsTerminateSystemThread, RtlAddAccessAllowedAce, RtlCreateAcl,
+    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ZwQueryFullAttributesFile,
+    ZwQuerySecurityObject, ZwSetSecurityObject, ZwWaitForSingleObject,
 };
 pub use wdk_sys::ntddk::{
-    ExFreePool, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
-    IoQueueWorkItem, IoRegisterShutdownNotification, IoUnregisterShutdownNotification,
-    IoVolumeDeviceToDosName, IofCompleteRequest, KeBugCheckEx, KeCancelTimer, KeFlushQueuedDpcs,
-    KeInitializeDpc, KeInitializeEvent, KeInitializeTimer, KeResetEvent, KeSetEvent, KeSetTimer,
-    KeWaitForSingleObject, MmGetSystemRoutineAddress, ObQueryNameString, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PsGetCurrentProcessId, PsSetCreateProcessNotifyRoutineEx, ZwClose,
-    ZwCreateFile, ZwCreateKey, ZwFlushBuffersFile, ZwOpenKey, ZwQueryDirectoryFile,
-    ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile, ZwSetValueKey, ZwWriteFile,
+    ExFreePool, IoCreateDevice, IoDeleteDevice, IoVolumeDeviceToDosName, IofCompleteRequest,
+    KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer,
+    KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject, MmGetSystemRoutineAddress,
+    ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject, PsGetCurrentProcessId,
+    PsSetCreateProcessNotifyRoutineEx, ZwClose, ZwCreateFile, ZwCreateKey, ZwFlushBuffersFile,
+    ZwOpenKey, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwQueryValueKey, ZwReadFile,
+    ZwSetValueKey, ZwWriteFile,
 };
+// Only the drill build bugchecks on purpose; a release build's panics are wdk-panic's.
+#[cfg(feature = "drill")]
+pub use wdk_sys::ntddk::KeBugCheckEx;
 pub use wdk_sys::{
     _EVENT_TYPE, _FILE_INFORMATION_CLASS, _KEY_VALUE_INFORMATION_CLASS, _KWAIT_REASON, _POOL_TYPE,
-    _WORK_QUEUE_TYPE, DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK,
-    IRP, KDPC, KEVENT, KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCUNICODE_STRING,
-    PDEVICE_OBJECT, PEPROCESS, PIO_WORKITEM, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID,
-    SECURITY_DESCRIPTOR, UNICODE_STRING,
+    DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KDPC, KEVENT,
+    KTIMER, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PACL, PCALLBACK_OBJECT, PCUNICODE_STRING,
+    PEPROCESS, PS_CREATE_NOTIFY_INFO, PSECURITY_DESCRIPTOR, PSID, SECURITY_DESCRIPTOR,
+    UNICODE_STRING,
 };
 
 // "C", as bindgen declares kernel routines: on x64 and arm64 it is the same ABI as
@@ -116,6 +120,9 @@ pub const STATUS_DELETE_PENDING: NTSTATUS = nt(0xC000_0056);
 /// `DriverEntry` of a dormant build (ADR 0016): the start refuses itself.
 pub const STATUS_REQUEST_ABORTED: NTSTATUS = nt(0xC000_0240);
 pub const STATUS_ACCESS_DENIED: NTSTATUS = nt(0xC000_0022);
+pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;
+pub const STATUS_REPARSE_POINT_ENCOUNTERED: NTSTATUS = nt(0xC000_050B);
+pub const STATUS_DEVICE_BUSY: NTSTATUS = nt(0x8000_0011);
 
 /// An NTSTATUS from its documented hexadecimal form.
 const fn nt(bits: u32) -> NTSTATUS {
@@ -125,6 +132,9 @@ const fn nt(bits: u32) -> NTSTATUS {
 // ntdef.h
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
+/// Windows SDK `shared/ntdef.h` (10.0.22621 and the previews; absent from MinGW-w64's
+/// headers and from the WDK's `km/`): no reparse point is followed while parsing the name.
+pub const OBJ_DONT_REPARSE: u32 = 0x1000;
 // winnt.h access rights
 pub const GENERIC_READ: u32 = 0x8000_0000;
 pub const GENERIC_WRITE: u32 = 0x4000_0000;
@@ -137,23 +147,31 @@ pub const FILE_SHARE_READ: u32 = 0x1;
 pub const FILE_SHARE_WRITE: u32 = 0x2;
 pub const FILE_SHARE_DELETE: u32 = 0x4;
 pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
+pub const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
+pub const READ_CONTROL: u32 = 0x0002_0000;
+pub const FILE_TRAVERSE: u32 = 0x0020;
 // wdm.h create dispositions and options
 pub const FILE_OPEN: u32 = 0x1;
 pub const FILE_CREATE: u32 = 0x2;
+pub const FILE_OPEN_IF: u32 = 0x3;
 pub const FILE_OVERWRITE_IF: u32 = 0x5;
 pub const FILE_DIRECTORY_FILE: u32 = 0x1;
 pub const FILE_WRITE_THROUGH: u32 = 0x2;
 pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
 pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 pub const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
+pub const FILE_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 // devioctl.h
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 // wdm.h
 pub const IRP_MJ_CREATE: usize = 0x00;
 pub const IRP_MJ_CLOSE: usize = 0x02;
 pub const IRP_MJ_DEVICE_CONTROL: usize = 0x0e;
-pub const IRP_MJ_SHUTDOWN: usize = 0x10;
 pub const IRP_MJ_CLEANUP: usize = 0x12;
+/// `IoMarkIrpPending` (a macro) sets this in the current stack location's `Control`.
+pub const SL_PENDING_RETURNED: u8 = 0x01;
+/// `\Callback\PowerState`'s `Argument1` for a system state transition.
+pub const PO_CB_SYSTEM_STATE_LOCK: usize = 3;
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
 pub const FILE_ALL_ACCESS: u32 = 0x001F_01FF;
 pub const WRITE_DAC: u32 = 0x0004_0000;
@@ -161,6 +179,7 @@ pub const WRITE_DAC: u32 = 0x0004_0000;
 pub const SECURITY_DESCRIPTOR_REVISION: u32 = 1;
 pub const ACL_REVISION: u32 = 2;
 pub const DACL_SECURITY_INFORMATION: u32 = 0x4;
+pub const OWNER_SECURITY_INFORMATION: u32 = 0x1;
 pub const PASSIVE_LEVEL: u8 = 0;
 pub const APC_LEVEL: u8 = 1;
 /// `KernelMode` (wdm.h `MODE`) as the `KPROCESSOR_MODE` (CCHAR) that wait routines take.

@@ -1,11 +1,12 @@
-//! The health timer, its DPC and work item, the canary, and the shutdown notification.
+//! The health timer, its DPC and the health check on the driver's thread, the canary, the
+//! shutdown and power transitions.
 //!
 //! Protocol (documented in docs/windows.md, "Health"):
 //! - `arm` (PASSIVE, `DriverEntry` after filtering started): `HEALTH` idle → armed,
 //!   `WORK_IDLE` reset, one-shot `KTIMER` set for `healthy_after` seconds.
-//! - `health_dpc` (DISPATCH): armed → queued, then `IoQueueWorkItem` (the work item holds a
-//!   reference on our device object, so the image stays loaded until it returns).
-//! - `health_work` (PASSIVE, system worker thread): if less uptime than `healthy_after`
+//! - `health_dpc` (DISPATCH): armed → queued, then posts the health job to the driver's
+//!   thread (`worker`; the image stays loaded until teardown has waited for the thread).
+//! - `work` (PASSIVE, the driver's thread): if less uptime than `healthy_after`
 //!   has passed (a relative timer that fell due during sleep fires at once on wake, while
 //!   the unbiased uptime excludes the sleep), the timer is set again for the rest and the
 //!   state moves queued → armed, unless teardown stopped it. Otherwise the canary (create,
@@ -15,14 +16,14 @@
 //!   (the record re-read first); then, with the lock still held, queued → idle and
 //!   `WORK_IDLE` set.
 //! - `rearm_locked` (a live swap, PASSIVE, record lock held): idle → armed and the timer
-//!   set; armed: the timer set again for the whole window; queued: nothing (the work item
+//!   set; armed: the timer set again for the whole window; queued: nothing (the health check
 //!   re-arms itself for the new content).
 //! - `quiesce` (teardown, PASSIVE): the state becomes stopped (so neither the DPC nor the
-//!   work item arms or queues again), `KeCancelTimer`, `KeFlushQueuedDpcs` (the DPC either
+//!   health check arms or queues again), `KeCancelTimer`, `KeFlushQueuedDpcs` (the DPC either
 //!   ran to completion or never will); if it was armed, nobody else will set `WORK_IDLE`, so
-//!   set it here; then wait for `WORK_IDLE`. Only then may the work item be freed. This does
+//!   set it here; then wait for `WORK_IDLE`. Only then may the thread stop. This does
 //!   not rely on `KeCancelTimer`'s result, which Wine reports differently from Windows for
-//!   an expired one-shot timer.
+//!   an expired one-shot timer. The thread must still run then: teardown stops it after.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -30,18 +31,22 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use failsafe_loader::state::machine::HealthEvidence;
 
 use super::ffi::{
-    _KWAIT_REASON, _WORK_QUEUE_TYPE, DELETE, DEVICE_OBJECT, FILE_DELETE_ON_CLOSE,
-    FILE_NON_DIRECTORY_FILE, FILE_OVERWRITE_IF, FILE_WRITE_THROUGH, GENERIC_READ, GENERIC_WRITE,
-    IRP, IoQueueWorkItem, IofCompleteRequest, KDPC, KERNEL_MODE, KeCancelTimer, KeFlushQueuedDpcs,
-    KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject, LARGE_INTEGER, NTSTATUS,
-    PDEVICE_OBJECT, STATUS_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS, TickCountFn,
-    TimeIncrementFn, UnbiasedInterruptTimeFn,
+    _KWAIT_REASON, DELETE, FILE_DELETE_ON_CLOSE, FILE_NON_DIRECTORY_FILE, FILE_OVERWRITE_IF,
+    FILE_WRITE_THROUGH, GENERIC_READ, GENERIC_WRITE, KDPC, KERNEL_MODE, KeCancelTimer,
+    KeFlushQueuedDpcs, KeResetEvent, KeSetEvent, KeSetTimer, KeWaitForSingleObject, LARGE_INTEGER,
+    NTSTATUS, STATUS_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES, TickCountFn, TimeIncrementFn,
+    UnbiasedInterruptTimeFn,
 };
 use super::globals::{
-    DIR, DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, HEALTH_STOPPED, Running, STATE,
-    STATE_LOCK, TIMER, WORK_IDLE, WORK_ITEM,
+    DPC, HEALTH, HEALTH_ARMED, HEALTH_IDLE, HEALTH_QUEUED, HEALTH_STOPPED, POWER_DONE, Running,
+    STATE, STATE_LOCK, TIMER, WORK_IDLE,
 };
-use super::nt::{Wide, debug_assert_passive, flush, io, open, read_at, system_routine, write_at};
+use super::nt::{
+    Wide, debug_assert_passive, flush, io, open_at, read_at, system_routine, write_at,
+};
+use super::storedir;
+use super::worker;
+use crate::running::{Close, Power};
 
 /// Runs `f` on the record and this start's activation with `STATE_LOCK` held.
 /// PASSIVE_LEVEL.
@@ -74,7 +79,7 @@ pub(super) fn wait_forever(object: *mut c_void) {
 /// Arms the one-shot health timer. PASSIVE_LEVEL, once, after filtering started.
 pub fn arm(healthy_after_secs: u32) {
     debug_assert_passive!();
-    if WORK_ITEM.load(Ordering::Acquire).is_null()
+    if !worker::running()
         || HEALTH
             .compare_exchange(
                 HEALTH_IDLE,
@@ -103,36 +108,25 @@ fn set_timer(secs: u64) {
     let _ = unsafe { KeSetTimer(TIMER.ptr(), due, DPC.ptr()) };
 }
 
-/// Timer DPC (DISPATCH_LEVEL): hands the health check to a work item at PASSIVE_LEVEL.
+/// Timer DPC (DISPATCH_LEVEL): hands the health check to the driver's thread at
+/// PASSIVE_LEVEL, once per arming (the compare-exchange).
 pub unsafe extern "C" fn health_dpc(
     _dpc: *mut KDPC,
     _ctx: *mut c_void,
     _a: *mut c_void,
     _b: *mut c_void,
 ) {
-    let item = WORK_ITEM.load(Ordering::Acquire);
-    if item.is_null()
-        || HEALTH
-            .compare_exchange(
-                HEALTH_ARMED,
-                HEALTH_QUEUED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-    {
-        return;
-    }
-    // SAFETY: a work item allocated for our device, queued at most once per arming (the
-    // compare-exchange above); IoQueueWorkItem may be called at DISPATCH_LEVEL.
-    unsafe {
-        IoQueueWorkItem(
-            item.cast(),
-            Some(health_work),
-            _WORK_QUEUE_TYPE::DelayedWorkQueue,
-            core::ptr::null_mut(),
+    if HEALTH
+        .compare_exchange(
+            HEALTH_ARMED,
+            HEALTH_QUEUED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
         )
-    };
+        .is_ok()
+    {
+        worker::post(worker::HEALTH);
+    }
 }
 
 /// The clocks `now` reads, resolved by `init_clock`: `KeQueryUnbiasedInterruptTime`, else
@@ -204,19 +198,18 @@ pub fn now() -> u64 {
 const CANARY: &[u8; 16] = b"failsafe canary\n";
 
 /// The canary: evidence that a create, a write, a flush and a read through the whole
-/// file-system stack, this filter included, complete. `<dir>\canary.tmp`, deleted on close,
-/// is inside the driver's own directory, which content can audit but never block
-/// (`crate::guard`). A filter that hangs creates never gets past `open`, so the work item
-/// never records healthy. PASSIVE_LEVEL.
+/// file-system stack, this filter included, complete. `canary.tmp`, deleted on close, is
+/// inside the driver's own directory, which content can audit but never block
+/// (`crate::guard`), and is opened relative to the directory the driver holds, following no
+/// reparse point (`nt::open_at`: an overwrite and a delete-on-close as SYSTEM must never
+/// reach another file). A filter that hangs creates never gets past the open, so the
+/// health check never records healthy. PASSIVE_LEVEL.
 fn canary() -> Result<(), NTSTATUS> {
     debug_assert_passive!();
-    // SAFETY: DIR is written once before the timer is armed and cleared only after the
-    // work item finished (globals.rs); this is a shared read.
-    let dir = unsafe { &*DIR.0.get() };
-    let dir = dir.as_ref().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-    let mut path = Wide::join(dir.units(), "\\canary.tmp").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-    let h = open(
-        &mut path,
+    let mut name = Wide::from_str("canary.tmp").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let h = open_at(
+        storedir::handle(),
+        &mut name,
         GENERIC_READ | GENERIC_WRITE | DELETE,
         FILE_OVERWRITE_IF,
         FILE_NON_DIRECTORY_FILE | FILE_WRITE_THROUGH | FILE_DELETE_ON_CLOSE,
@@ -242,9 +235,10 @@ fn uptime() -> Option<(u64, u64)> {
     })
 }
 
-/// Work item (PASSIVE_LEVEL): content stayed up `healthy_after` seconds; the canary's
-/// result is the evidence, recorded either way; healthy only if it passed.
-unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
+/// The health check (PASSIVE_LEVEL, the driver's thread): content stayed up
+/// `healthy_after` seconds; the canary's result is the evidence, recorded either way;
+/// healthy only if it passed.
+pub fn work() {
     if let Some((up, window)) = uptime()
         && up < window
     {
@@ -329,7 +323,7 @@ unsafe extern "C" fn health_work(_device: PDEVICE_OBJECT, _ctx: *mut c_void) {
     let _ = unsafe { KeSetEvent(WORK_IDLE.ptr(), 0, 0) };
 }
 
-/// From the work item: sets the timer for the `rest` of the window and moves queued →
+/// From the health check: sets the timer for the `rest` of the window and moves queued →
 /// armed. `false` if teardown stopped the machinery meanwhile (the timer is then taken
 /// back and its DPC flushed; the caller sets `WORK_IDLE`). The timer is set before the
 /// state says armed, so teardown never sees armed without a timer it can cancel. (Should
@@ -352,19 +346,19 @@ fn rearm_rest(rest: u64) -> bool {
     // SAFETY: initialized timer; cancelling is harmless if it already fired (the DPC then
     // finds the state stopped and queues nothing).
     let _ = unsafe { KeCancelTimer(TIMER.ptr()) };
-    // SAFETY: PASSIVE_LEVEL (work item); waits for a DPC of that timer, if queued.
+    // SAFETY: PASSIVE_LEVEL (the driver's thread); waits for a DPC of that timer, if queued.
     unsafe { KeFlushQueuedDpcs() };
     false
 }
 
 /// A live swap installed new content: its health window starts now. Called with the
-/// record lock held (`with_state`), so the work item is idle (armed here), armed (the
+/// record lock held (`with_state`), so the health check is idle (armed here), armed (the
 /// timer is set again for the whole window), or queued and not yet in its final locked
 /// step (it then finds the new content's window not passed and re-arms itself).
 /// PASSIVE_LEVEL.
 pub fn rearm_locked(healthy_after_secs: u32) {
     debug_assert_passive!();
-    if WORK_ITEM.load(Ordering::Acquire).is_null() {
+    if !worker::running() {
         return;
     }
     match HEALTH.compare_exchange(
@@ -383,7 +377,8 @@ pub fn rearm_locked(healthy_after_secs: u32) {
     }
 }
 
-/// Stops the health machinery so that the work item can be freed. PASSIVE_LEVEL.
+/// Stops the health machinery: afterwards no health check is queued or running and none
+/// will be. PASSIVE_LEVEL, before the driver's thread stops.
 pub fn quiesce() {
     debug_assert_passive!();
     let was = HEALTH.swap(HEALTH_STOPPED, Ordering::AcqRel);
@@ -393,48 +388,57 @@ pub fn quiesce() {
     // SAFETY: PASSIVE_LEVEL; waits until every queued DPC, ours included, has run.
     unsafe { KeFlushQueuedDpcs() };
     if was == HEALTH_ARMED {
-        // No work item is queued (the DPC moves armed → queued before queueing, and now
-        // finds the state stopped; a re-arming work item set the timer before the state):
+        // No health check is queued (the DPC moves armed → queued before posting, and now
+        // finds the state stopped; a re-arming health check set the timer before the state):
         // nobody else signals the event.
         // SAFETY: initialized notification event.
         let _ = unsafe { KeSetEvent(WORK_IDLE.ptr(), 0, 0) };
     }
-    // Signaled unless a work item is queued or running; then wait for it to end.
+    // Signaled unless a health check is queued or running; then wait for it to end.
     wait_forever(WORK_IDLE.ptr().cast());
 }
 
 /// Closes this start's attempt as clean: its content's (and build's with it), or, without
-/// content, its build's; nothing for a safe start. PASSIVE_LEVEL.
-pub fn close_clean() {
+/// content, its build's; nothing for a safe start. For
+/// `why` (`Close::Stop` also refuses later live changes). PASSIVE_LEVEL.
+pub fn close_clean(why: Close) {
     with_state(|s| {
-        if let Some(r) = s.as_mut() {
-            // Under the same lock as live changes: none can open an attempt after this.
-            r.closing = true;
-            if r.durable.refresh().is_ok() {
-                // The content's attempt closes the build's with it; without content, the
-                // build's alone.
-                let changed = match (r.activation, r.build) {
-                    (Some(act), _) => r.durable.clean_shutdown(&act) == Ok(true),
-                    (None, Some(b)) => r.durable.build_shutdown(&b) == Ok(true),
-                    (None, None) => false,
-                };
-                if changed {
-                    super::mirror::write_locked(r);
-                }
-            }
+        if let Some(r) = s.as_mut()
+            && r.close(why)
+        {
+            super::mirror::write_locked(r);
         }
     });
 }
 
-/// IRP_MJ_SHUTDOWN (PASSIVE_LEVEL): an orderly shutdown before healthy is not charged.
-pub unsafe extern "C" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    close_clean();
-    // SAFETY: the I/O manager passes a valid IRP that this routine owns until completed.
-    if let Some(i) = unsafe { irp.as_mut() } {
-        i.IoStatus.__bindgen_anon_1.Status = STATUS_SUCCESS;
-        i.IoStatus.Information = 0;
-    }
-    // SAFETY: completing the IRP we were given, exactly once, with no priority boost.
-    unsafe { IofCompleteRequest(irp, 0) };
-    STATUS_SUCCESS
+/// The system shuts down (the Filter Manager's `IRP_MJ_SHUTDOWN` pre-operation callback,
+/// PASSIVE_LEVEL; once per attached volume: the first closes, the rest find nothing): an
+/// orderly shutdown before healthy is not charged, and no live change follows it. Its own
+/// frame: the record's write (and the registry mirror's) stays off the callback's.
+#[inline(never)]
+pub fn shutdown() {
+    close_clean(Close::Stop);
+}
+
+/// A power transition, on the driver's thread (PASSIVE_LEVEL): `false`, a sleep or
+/// hibernation is imminent (this start's attempt closed clean, remembered); `true`, back
+/// in the working state (the attempt reopened and its health window armed afresh). See
+/// `running::Running::power`. Signals `POWER_DONE` for a power callback waiting for it.
+pub fn power(wake: bool) {
+    let p = if wake { Power::Wake } else { Power::Sleep };
+    with_state(|s| {
+        if let Some(r) = s.as_mut() {
+            let before = r.durable.seq();
+            if r.power(p) {
+                r.active_since = now();
+                rearm_locked(r.cfg.healthy_after_secs);
+            }
+            // Sleep closes the attempt and wake reopens it: the record changed.
+            if r.durable.seq() != before {
+                super::mirror::write_locked(r);
+            }
+        }
+    });
+    // SAFETY: initialized notification event in static storage.
+    let _ = unsafe { KeSetEvent(POWER_DONE.ptr(), 0, 0) };
 }

@@ -20,9 +20,9 @@ pub struct Kernel;
 const REPORT_INTERVAL: u64 = 100_000;
 
 impl Host for Kernel {
-    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool) {
+    fn report(m: &Match, kind: EventType, path: &[u16], pid: u64, image: &[u16], vetoed: bool) {
         let now = super::health::now();
-        trace_match(m, kind, path, pid, vetoed, now);
+        crate::etw::matched(m, kind, path, pid, image, vetoed, now);
         let last = LAST_REPORT.load(Ordering::Relaxed);
         if now.saturating_sub(last) < REPORT_INTERVAL
             || LAST_REPORT
@@ -77,6 +77,10 @@ impl Host for Kernel {
         super::dosnames::release(disk);
     }
 
+    fn shutdown() {
+        super::health::shutdown();
+    }
+
     fn unload(flags: u32) -> NTSTATUS {
         crate::etw::driver_stopped(flags);
         // An orderly stop (`fltmc unload`, `sc stop`, uninstall) is not a crash: close this
@@ -84,7 +88,7 @@ impl Host for Kernel {
         // start would charge it.
         // Control requests end first, so none opens an attempt after it is closed.
         super::control::remove();
-        super::health::close_clean();
+        super::health::close_clean(crate::running::Close::Stop);
         super::teardown();
         // Drill build: what of the pool is still out after the whole teardown (the hosted
         // drill asserts nothing; pool.rs).
@@ -116,18 +120,4 @@ pub unsafe extern "C" fn process_notify(
         }
         None => flt::process_exited(pid),
     }
-}
-
-/// The match as an ETW event (`crate::etw::matched`: rate-limited, nothing when no session
-/// listens), with the process image copied from the process table into this frame. Its
-/// own frame, so that the image buffer is not on `report`'s. IRQL ≤ APC_LEVEL.
-#[inline(never)]
-fn trace_match(m: &Match, kind: EventType, path: &[u16], pid: u64, vetoed: bool, now: u64) {
-    if !crate::etw::match_enabled(m.action) {
-        return;
-    }
-    let mut image = [0u16; crate::proctable::MAX_UNITS];
-    let n = flt::process_image(pid, &mut image);
-    let process = image.get(..n).unwrap_or(&[]);
-    crate::etw::matched(m, kind, path, pid, process, vetoed, now);
 }

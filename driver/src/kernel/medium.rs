@@ -1,6 +1,7 @@
-//! The state medium: `<dir>\state.bin`, two slots written in place with `FILE_WRITE_THROUGH`
-//! and flushed with `ZwFlushBuffersFile` before `write_slot` returns (ADR 0002,
-//! docs/boot-safety.md "Durability"). PASSIVE_LEVEL.
+//! The state medium: `state.bin` in the store's directory (opened relative to the
+//! directory the driver holds, following no reparse point: `storedir`, `nt::open_at`), two
+//! slots written in place with `FILE_WRITE_THROUGH` and flushed with `ZwFlushBuffersFile`
+//! before `write_slot` returns (ADR 0002, docs/boot-safety.md "Durability"). PASSIVE_LEVEL.
 
 use alloc::vec::Vec;
 
@@ -9,31 +10,37 @@ use failsafe_loader::state::{IoError, StateMedium};
 
 use super::ffi::{
     FILE_CREATE, FILE_NON_DIRECTORY_FILE, FILE_OPEN, FILE_WRITE_THROUGH, GENERIC_READ,
-    GENERIC_WRITE, STATUS_INSUFFICIENT_RESOURCES, STATUS_OBJECT_NAME_NOT_FOUND,
+    GENERIC_WRITE, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_OBJECT_NAME_NOT_FOUND,
 };
-use super::nt::{Wide, flush, io, open, read_at, write_at};
+use super::nt::{Handle, Wide, flush, io, open_at, read_at, write_at};
+use super::storedir;
 
-/// The record file. The path is built once, at `DriverEntry`.
+/// The record file. Its name is built once, at `DriverEntry`.
 #[derive(Debug)]
 pub struct KernelMedium {
-    path: Wide,
+    name: Wide,
 }
 
 impl KernelMedium {
-    /// `<dir>\state.bin`.
-    pub fn new(dir: &[u16]) -> Option<Self> {
-        Wide::join(dir, "\\state.bin").map(|path| KernelMedium { path })
+    /// `state.bin` in the store's directory.
+    pub fn new() -> Option<Self> {
+        Wide::from_str("state.bin").map(|name| KernelMedium { name })
+    }
+
+    fn open(&mut self, access: u32, disposition: u32, options: u32) -> Result<Handle, NTSTATUS> {
+        open_at(
+            storedir::handle(),
+            &mut self.name,
+            access,
+            disposition,
+            options,
+        )
     }
 }
 
 impl StateMedium for KernelMedium {
     fn read(&mut self, buf: &mut [u8; RECORD_LEN]) -> Result<bool, IoError> {
-        let h = match open(
-            &mut self.path,
-            GENERIC_READ,
-            FILE_OPEN,
-            FILE_NON_DIRECTORY_FILE,
-        ) {
+        let h = match self.open(GENERIC_READ, FILE_OPEN, FILE_NON_DIRECTORY_FILE) {
             Ok(h) => h,
             Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Ok(false),
             Err(s) => return Err(io(s)),
@@ -48,7 +55,7 @@ impl StateMedium for KernelMedium {
         let at = slot
             .checked_mul(SLOT_LEN)
             .ok_or(io(STATUS_INSUFFICIENT_RESOURCES))?;
-        match open(&mut self.path, GENERIC_WRITE, FILE_OPEN, opts) {
+        match self.open(GENERIC_WRITE, FILE_OPEN, opts) {
             Ok(h) => {
                 write_at(&h, u64::try_from(at).unwrap_or(u64::MAX), bytes).map_err(io)?;
                 flush(&h).map_err(io)
@@ -56,7 +63,7 @@ impl StateMedium for KernelMedium {
             // First record: create the file with both slots (zeros and this one), so that
             // later slot writes never extend it. The 2 KiB image is built in pool memory.
             Err(STATUS_OBJECT_NAME_NOT_FOUND) => {
-                let h = open(&mut self.path, GENERIC_WRITE, FILE_CREATE, opts).map_err(io)?;
+                let h = self.open(GENERIC_WRITE, FILE_CREATE, opts).map_err(io)?;
                 let mut record = Vec::new();
                 record
                     .try_reserve_exact(RECORD_LEN)

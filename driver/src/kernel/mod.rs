@@ -9,18 +9,19 @@
 //! | [`ffi`] | every import, constants with their headers | — |
 //! | [`globals`] | every global, who writes and reads it | — |
 //! | [`nt`] | names, handles, synchronous file I/O | PASSIVE |
-//! | [`medium`], [`store`] | the state record and the content store over `Zw*` | PASSIVE |
+//! | [`storedir`] | the store's directory: opened once, reparse and DACL checked, held | PASSIVE |
+//! | [`medium`], [`store`] | the state record and the content store over `Zw*`, relative to it | PASSIVE |
 //! | [`registry`] | `Parameters`, Safe Mode | PASSIVE |
 //! | [`mirror`] | the record's meaning under `Parameters\State` | PASSIVE |
 //! | [`etw`] | the ETW provider's registration (`crate::etw` writes the events) | PASSIVE |
-//! | [`health`] | health timer, DPC, work item, canary, shutdown | DPC at DISPATCH, rest PASSIVE |
-//! | [`host`] | audit lines, unload, process notify | ≤ APC; PASSIVE |
-//! | [`dosnames`] | volumes' DOS names (work item), ADR 0013 | queue ≤ APC; work PASSIVE |
+//! | [`health`] | health timer, DPC, health check, canary, shutdown, power jobs | DPC at DISPATCH, rest PASSIVE |
+//! | [`worker`] | the driver's own system thread: control requests, health, volume names, power | post ≤ DISPATCH; jobs PASSIVE |
+//! | [`power`] | the `\Callback\PowerState` callback (Fast Startup) | ≤ DISPATCH; posts |
+//! | [`host`] | audit lines, unload, shutdown, process notify | ≤ APC; PASSIVE |
+//! | [`dosnames`] | volumes' DOS names (a job of the thread), ADR 0013 | queue ≤ APC; round PASSIVE |
 //! | [`pool`] | the global allocator | ≤ APC |
 
 pub mod control;
-#[cfg(all(failsafe_kcheck, not(test)))]
-mod crt;
 pub mod dosnames;
 pub mod etw;
 pub mod ffi;
@@ -30,12 +31,19 @@ pub mod host;
 pub mod medium;
 pub mod mirror;
 pub mod nt;
-#[cfg(all(failsafe_kcheck, not(test)))]
-mod panic;
 pub mod pool;
+pub mod power;
 pub mod registry;
 pub mod store;
+pub mod storedir;
+pub mod worker;
 
+// The panic handler and two link-time symbols: wdk-panic and wdk-sys in the shipped build;
+// their stand-in crate in the kernel check, which has no WDK. Nothing else of the driver
+// differs between the two, so the check lints the release build's item set
+// (tests/tests/kcheck_items.rs).
+#[cfg(all(not(test), failsafe_kcheck))]
+extern crate failsafe_kshim;
 #[cfg(all(not(test), not(failsafe_kcheck)))]
 extern crate wdk_panic;
 
@@ -59,20 +67,16 @@ use crate::guard::OwnDir;
 use crate::proctable::ProcessTable;
 use crate::volumes::VolumeTable;
 use ffi::{
-    _EVENT_TYPE, DRIVER_OBJECT, FILE_DEVICE_UNKNOWN, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY,
-    FILE_OPEN, IRP_MJ_SHUTDOWN, IoAllocateWorkItem, IoCreateDevice, IoDeleteDevice, IoFreeWorkItem,
-    IoRegisterShutdownNotification, IoUnregisterShutdownNotification, KERNEL_MODE, KeInitializeDpc,
-    KeInitializeEvent, KeInitializeTimer, NTSTATUS, ObQueryNameString, ObReferenceObjectByHandle,
-    ObfDereferenceObject, PCUNICODE_STRING, PDEVICE_OBJECT, PIO_WORKITEM,
+    _EVENT_TYPE, DRIVER_OBJECT, KERNEL_MODE, KeInitializeDpc, KeInitializeEvent, KeInitializeTimer,
+    NTSTATUS, ObQueryNameString, ObReferenceObjectByHandle, ObfDereferenceObject, PCUNICODE_STRING,
     PsSetCreateProcessNotifyRoutineEx, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
 };
 use globals::{
-    DEVICE, DIR, DPC, PROCESS_NOTIFY, Running, SHUTDOWN_REGISTERED, STATE_LOCK, TIMER, VOLUME_IDLE,
-    VOLUME_ITEM, WORK_IDLE, WORK_ITEM,
+    DPC, POWER_DONE, PROCESS_NOTIFY, Running, STATE_LOCK, TIMER, VOLUME_IDLE, WORK_IDLE,
 };
 use host::{Kernel, process_notify};
 use medium::KernelMedium;
-use nt::{Wide, debug_assert_passive, open};
+use nt::{Wide, debug_assert_passive};
 use store::KernelStore;
 
 #[global_allocator]
@@ -87,7 +91,8 @@ const DRILL_SETUP_BUGCHECK: u32 = 0x4653_4453;
 /// Process-image table size: 256 sets of 4 (about 530 KiB of paged pool).
 const PROCESS_SETS: usize = 256;
 
-static OPERATIONS: Static<[FLT_OPERATION_REGISTRATION; 3]> = Static(flt::operations::<Kernel>());
+static OPERATIONS: Static<[FLT_OPERATION_REGISTRATION; flt::OPERATIONS]> =
+    Static(flt::operations::<Kernel>());
 static REGISTRATION: Static<FLT_REGISTRATION> =
     Static(flt::registration::<Kernel>(OPERATIONS.0.as_ptr()));
 
@@ -98,8 +103,9 @@ static REGISTRATION: Static<FLT_REGISTRATION> =
 /// end charged, this start's attempt of the build made durable) before any setup of the
 /// driver's own, so a fault in that setup is charged to the build. A dormant build returns
 /// here, having set nothing up (ADR 0016). Then the driver's own setup — the filter
-/// registration, the control device, its work item and shutdown notification, the process
-/// notify routine, the volume table; a failure there closes the build's attempt as clean
+/// registration (its operation table holds the `IRP_MJ_SHUTDOWN` pre-operation), the
+/// driver's thread, the power-state callback, the control device, the process notify
+/// routine, the volume table and the callbacks' scratch pool; a failure there closes the build's attempt as clean
 /// and charges nothing — then the content decision (`finish_start`: the content's attempt
 /// durable before it is parsed), activation, and filtering. A failure to start filtering
 /// closes the attempts as not run.
@@ -118,11 +124,14 @@ pub unsafe extern "system" fn driver_entry(
     // that starts signaled serves as a mutex.
     unsafe { KeInitializeEvent(STATE_LOCK.ptr(), _EVENT_TYPE::SynchronizationEvent, 1) };
     // SAFETY: static storage, initialized once here before any use; a notification event,
-    // signaled: no work item in flight.
+    // signaled: no health check in flight.
     unsafe { KeInitializeEvent(WORK_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
     // SAFETY: static storage, initialized once here before any use; signaled: no volume
-    // work item in flight.
+    // volume-name round in flight.
     unsafe { KeInitializeEvent(VOLUME_IDLE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
+    // SAFETY: static storage, initialized once here before any use; signaled: no power job
+    // waited for.
+    unsafe { KeInitializeEvent(POWER_DONE.ptr(), _EVENT_TYPE::NotificationEvent, 1) };
     // SAFETY: static storage, initialized once.
     unsafe { KeInitializeTimer(TIMER.ptr()) };
     // SAFETY: static storage; health_dpc has the KDEFERRED_ROUTINE signature.
@@ -147,13 +156,17 @@ pub unsafe extern "system" fn driver_entry(
         log_refusal(c"ContentDirectory is set but unusable (type, length or a %variable%)");
         return refuse("ContentDirectory", ffi::STATUS_INVALID_PARAMETER);
     };
-    let (Some(medium), Some(mut store), Some(canary_dir)) = (
-        KernelMedium::new(dir.units()),
-        KernelStore::new(dir.units()),
-        Wide::join(dir.units(), ""),
-    ) else {
+    let (Some(medium), Some(mut store)) = (KernelMedium::new(), KernelStore::new()) else {
         return refuse("ContentDirectory", STATUS_INSUFFICIENT_RESOURCES);
     };
+    // The store's directory, opened once and held: a reparse point or a DACL that lets
+    // others write refuses the start; a loose DACL is replaced (storedir.rs says how).
+    let policy = storedir::Policy {
+        report_only: params.drill_store_acl_report_only,
+    };
+    if let Err(status) = storedir::open(&dir, policy) {
+        return refuse("ContentDirectory", status);
+    }
 
     // 1. The start's first half: this start's attempt of the build is durable before the
     //    driver's own setup runs (a fault there is the build's).
@@ -167,7 +180,12 @@ pub unsafe extern "system" fn driver_entry(
             started.durable.state(),
             started.durable.seq(),
         );
-        return dormant(&params.service, &started);
+        let status = dormant(&params.service, &started);
+        // The store's directory is the one thing opened before the decision: closed once
+        // the record and the store, which use its handle, are gone.
+        drop((started, store));
+        storedir::close();
+        return status;
     }
     log_build(&started);
     #[cfg(feature = "drill")]
@@ -189,6 +207,8 @@ pub unsafe extern "system" fn driver_entry(
             started.durable.state(),
             started.durable.seq(),
         );
+        // The record and the store go before teardown closes their directory.
+        drop((started, store));
         teardown();
         return status;
     }
@@ -218,14 +238,13 @@ pub unsafe extern "system" fn driver_entry(
         }
     }
     volumes_init();
+    flt::scratch_init();
     // Content never blocks inside the driver's own directory. Unresolvable (no directory
     // yet, out of memory): the callbacks then never block the System process's kernel-mode
-    // requests, the driver's own among them (flt.rs, `OWN_DIR`).
-    if let Some(own) = own_dir(&dir).and_then(|d| try_box(d).ok()) {
+    // requests, the driver's own among them (`flt::OWN_DIR`).
+    if let Some(own) = own_dir().and_then(|d| try_box(d).ok()) {
         let _ = OWN_DIR.publish(own);
     }
-    // SAFETY: DIR has no reader yet (the timer is not armed).
-    unsafe { *DIR.0.get() = Some(canary_dir) };
 
     // 3. The content decision: the content's attempt is durable before it is parsed.
     finish_start(&mut started, &mut store, &cfg, &env, &params.trust);
@@ -248,7 +267,7 @@ pub unsafe extern "system" fn driver_entry(
     let status = unsafe { FltStartFiltering(FILTER.load(Ordering::Acquire)) };
     if status < 0 {
         crate::etw::setup_failed("FltStartFiltering", status);
-        health::close_clean();
+        health::close_clean(crate::running::Close::NotRun);
         teardown();
         return status;
     }
@@ -394,9 +413,10 @@ fn events_init() {
 /// Publishes the start's rule set and keeps what the health, shutdown and control events
 /// need (`Running`, built here so that `DriverEntry`'s frame, on the start's deep call
 /// chain, does not hold it). Returns the version that runs and whether a health window is
-/// to be armed (this start's content attempt, or its build attempt, is in progress). Should moving the rule set to
-/// pool memory fail, the content never runs: the attempt is closed as clean and nothing is
-/// armed. PASSIVE_LEVEL.
+/// to be armed (this start's content attempt, or its build attempt, is in progress).
+/// Should moving the rule set to pool memory fail, the content never runs: the attempt is
+/// closed as clean, and live changes stay allowed (`running::Running::after_start`).
+/// PASSIVE_LEVEL.
 #[inline(never)]
 fn keep_running(
     started: Started<KernelMedium>,
@@ -405,44 +425,14 @@ fn keep_running(
     env: Env,
     trust: &Trust,
 ) -> (Option<u64>, bool) {
-    let (mut active_version, mut activation) = (None, None);
-    if let Some((ver, rules)) = started.active
-        && let Ok(b) = try_box(rules)
-        && ACTIVE.publish(b).is_ok()
-    {
-        active_version = Some(ver.version);
-        activation = started.activation;
-    }
-    let lost_activation = started.activation.is_some() && activation.is_none();
-    let build = started.build;
-    let running = Running {
-        durable: started.durable,
-        build,
-        activation: if lost_activation {
-            started.activation
-        } else {
-            activation
-        },
-        cfg,
-        active_since: health::now(),
-        store,
-        env,
-        trust: *trust,
-        live: false,
-        closing: false,
-    };
-    health::with_state(|s| *s = Some(running));
-    if lost_activation {
-        health::close_clean();
-        health::with_state(|s| {
-            if let Some(r) = s.as_mut() {
-                r.activation = None;
-            }
-        });
-    }
+    let publish = |rules| try_box(rules).is_ok_and(|b| ACTIVE.publish(b).is_ok());
+    let (running, version) =
+        Running::after_start(started, publish, cfg, store, env, *trust, health::now());
     // The health window is armed for this start's content, or without content for its
     // build (its count of unclean starts without content is cleared by a healthy period).
-    (active_version, activation.is_some() || build.is_some())
+    let armed = running.activation.is_some() || running.build.is_some();
+    health::with_state(|s| *s = Some(running));
+    (version, armed)
 }
 
 /// One line for the debugger (and the hosted drill's log): what the start read and chose.
@@ -491,8 +481,9 @@ fn log_warning(what: &core::ffi::CStr) {
     };
 }
 
-/// Filter registration (not started), the control device, its shutdown notification and
-/// work item. PASSIVE_LEVEL.
+/// Filter registration (not started; its operation table includes the `IRP_MJ_SHUTDOWN`
+/// pre-operation callback that closes the attempt at shutdown), the driver's thread, and
+/// the power-state callback (optional). PASSIVE_LEVEL.
 fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), (&'static str, NTSTATUS)> {
     debug_assert_passive!();
     let mut filter = 0isize;
@@ -509,73 +500,34 @@ fn setup(driver: &mut DRIVER_OBJECT) -> Result<(), (&'static str, NTSTATUS)> {
         return Err(("FltRegisterFilter", status));
     }
     FILTER.store(filter, Ordering::Release);
-
-    // A device object only to receive the shutdown notification and own the work item.
-    let mut device: PDEVICE_OBJECT = core::ptr::null_mut();
-    // SAFETY: valid driver object; unnamed device, no extension; out pointer is a local.
-    let status = unsafe {
-        IoCreateDevice(
-            driver,
-            0,
-            core::ptr::null_mut(),
-            FILE_DEVICE_UNKNOWN,
-            0,
-            0,
-            &mut device,
-        )
-    };
-    if status < 0 {
-        return Err(("IoCreateDevice", status));
+    // The health check and control requests run on it: without it, refuse to run.
+    worker::start().map_err(|status| ("PsCreateSystemThread", status))?;
+    if !power::register() {
+        log_warning(c"power-state callback unavailable (a discarded hibernation is charged)");
     }
-    DEVICE.store(device, Ordering::Release);
-    if let Some(slot) = driver.MajorFunction.get_mut(IRP_MJ_SHUTDOWN) {
-        *slot = Some(health::dispatch_shutdown);
-    }
-    // SAFETY: a device just created by this driver.
-    let item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
-    if item.is_null() {
-        return Err(("IoAllocateWorkItem", STATUS_INSUFFICIENT_RESOURCES));
-    }
-    WORK_ITEM.store(item.cast(), Ordering::Release);
-    // The volume-name work item (`dosnames`) is optional: without it paths stay in device
-    // form.
-    // SAFETY: a device just created by this driver.
-    let volume_item: PIO_WORKITEM = unsafe { IoAllocateWorkItem(device) };
-    VOLUME_ITEM.store(volume_item.cast(), Ordering::Release);
-    // Without the notification every reboot would count as a crash: refuse to run.
-    // SAFETY: a device just created by this driver, with a shutdown dispatch routine.
-    let status = unsafe { IoRegisterShutdownNotification(device) };
-    if status < 0 {
-        return Err(("IoRegisterShutdownNotification", status));
-    }
-    SHUTDOWN_REGISTERED.store(true, Ordering::Release);
     Ok(())
 }
 
 /// The driver's directory as the Filter Manager names files in it
-/// (`\Device\HarddiskVolumeN\…`): opened, its file object referenced
+/// (`\Device\HarddiskVolumeN\…`): the handle `storedir` holds, its file object referenced
 /// (`ObReferenceObjectByHandle`, no type check, kernel mode) and named by the object
 /// manager (`ObQueryNameString`: an `OBJECT_NAME_INFORMATION`, a `UNICODE_STRING` whose
 /// buffer follows it; ntifs.h, Microsoft Learn "ObQueryNameString function (ntifs.h)").
 /// `ZwQueryObject` with class 1 would be shorter, but the WDK's headers do not declare
 /// that class (MinGW's do): the kernel check against the real headers caught it.
 /// PASSIVE_LEVEL.
-fn own_dir(dir: &Wide) -> Option<OwnDir> {
+fn own_dir() -> Option<OwnDir> {
     debug_assert_passive!();
-    let mut path = Wide::join(dir.units(), "")?;
-    let h = open(
-        &mut path,
-        FILE_LIST_DIRECTORY,
-        FILE_OPEN,
-        FILE_DIRECTORY_FILE,
-    )
-    .ok()?;
+    let h = storedir::handle();
+    if h.is_null() {
+        return None;
+    }
     let mut object: *mut core::ffi::c_void = core::ptr::null_mut();
     // SAFETY: a live kernel handle; kernel mode with no type check is allowed for kernel
     // handles; `object` is a live local; no handle information requested.
     let status = unsafe {
         ObReferenceObjectByHandle(
-            h.0,
+            h,
             0,
             core::ptr::null_mut(),
             KERNEL_MODE,
@@ -651,23 +603,20 @@ pub fn teardown() {
         // SAFETY: removes the routine registered in DriverEntry.
         let _ = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), 1) };
     }
-    // Timer, DPC and work item stopped for real before anything they use is freed.
+    // No power job is posted after this (a callback in progress has returned).
+    power::unregister();
+    // Timer, DPC and health check stopped for real before anything they use is freed.
     health::quiesce();
-    let device = DEVICE.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !device.is_null() && SHUTDOWN_REGISTERED.swap(false, Ordering::AcqRel) {
-        // SAFETY: registered for this device in setup().
-        unsafe { IoUnregisterShutdownNotification(device) };
-    }
     // Unregisters the filter (waits for every callback), then frees the rule set.
     flt::unregister_and_free();
-    // No callback or instance setup can queue the volume work item any more: wait for it,
-    // release the disk device objects the volume table still holds (every instance was
-    // torn down, so normally none), free the table.
+    // No callback or instance setup can queue a volume-name round any more: wait for the
+    // last, release the disk device objects the volume table still holds (every instance
+    // was torn down, so normally none), free the table.
     dosnames::quiesce();
     while let Some(disk) = flt::take_volume_reference() {
         dosnames::release(disk);
     }
-    // SAFETY: the filter is unregistered, the notify routine removed and the work item
+    // SAFETY: the filter is unregistered, the notify routine removed and the rounds
     // finished: nothing else uses the volume table.
     unsafe { flt::volumes_free() };
     // SAFETY: the filter is unregistered and the notify routine removed: nothing else
@@ -676,29 +625,11 @@ pub fn teardown() {
     // The filter is unregistered and the control channel removed: nothing else uses the
     // event queue.
     flt::events_free(control::sleep_1ms);
-    let volume_item = VOLUME_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !volume_item.is_null() {
-        // SAFETY: allocated in setup(); not queued (dosnames::quiesce waited for
-        // VOLUME_IDLE, set by the item's routine as it ends).
-        unsafe { IoFreeWorkItem(volume_item.cast()) };
-    }
-    let item = WORK_ITEM.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !item.is_null() {
-        // SAFETY: allocated in setup(); not queued (quiesce waited for WORK_IDLE, which is
-        // set only when no item is queued or by the item's own routine, and the I/O manager
-        // dequeues an item before calling its routine: Microsoft Learn "IoFreeWorkItem",
-        // which a routine may call on its own item).
-        unsafe { IoFreeWorkItem(item.cast()) };
-    }
-    if !device.is_null() {
-        // SAFETY: created in setup(); its shutdown registration is removed. A work item
-        // still returning holds a reference, in which case the I/O manager defers the
-        // deletion until that reference is released (Microsoft Learn "IoDeleteDevice").
-        unsafe { IoDeleteDevice(device) };
-    }
-    // SAFETY: the work item, the only reader, has finished (quiesce).
-    unsafe { *DIR.0.get() = None };
+    // Every producer of jobs is gone: the thread leaves, and is waited for.
+    worker::stop();
     health::with_state(|s| *s = None);
+    // The record, the store and the canary were the directory's last users.
+    storedir::close();
     // Nothing writes the record any more; the provider last, so teardown's own failures
     // above could still be events.
     mirror::close();

@@ -5,12 +5,13 @@
 use alloc::vec::Vec;
 
 use super::ffi::{
-    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_DELETE, FILE_SHARE_READ,
-    FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK, LARGE_INTEGER,
-    MmGetSystemRoutineAddress, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE,
-    OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES, STATUS_NAME_TOO_LONG,
-    SYNCHRONIZE, UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryInformationFile,
-    ZwReadFile, ZwWriteFile,
+    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_OPEN_REPARSE_POINT, FILE_SHARE_DELETE,
+    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK,
+    LARGE_INTEGER, MmGetSystemRoutineAddress, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_DONT_REPARSE,
+    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_NAME_TOO_LONG, STATUS_NO_MORE_FILES, SYNCHRONIZE,
+    UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryDirectoryFile,
+    ZwQueryInformationFile, ZwReadFile, ZwWriteFile,
 };
 use failsafe_loader::mem;
 use failsafe_loader::state::IoError;
@@ -175,31 +176,99 @@ fn offset(at: u64) -> LARGE_INTEGER {
     }
 }
 
-/// Opens a file or directory (ZwCreateFile; Microsoft Learn "ZwCreateFile function
-/// (wdm.h)"), synchronous I/O. PASSIVE_LEVEL.
+/// Opens `name`, relative to the directory `root` (a handle the driver holds), without
+/// following any reparse point (issue 19, finding 4: the store's files are opened in the
+/// system's context, so a junction or symbolic link in the path would redirect an
+/// overwrite or a delete-on-close to any file): `OBJ_DONT_REPARSE` (ntdef.h, Windows SDK
+/// 10.0.22621 `shared/ntdef.h`: `0x00001000L`; Microsoft Learn, "OBJECT_ATTRIBUTES
+/// structure": parsing fails with `STATUS_REPARSE_POINT_ENCOUNTERED` at any reparse point,
+/// object-manager symbolic links included) and `FILE_OPEN_REPARSE_POINT` (wdm.h; a final
+/// component that is a reparse point is opened itself, never its target). A Windows that
+/// predates `OBJ_DONT_REPARSE` refuses the unknown attribute with
+/// `STATUS_INVALID_PARAMETER`: the open is then repeated without it, still relative to the
+/// held directory and with `FILE_OPEN_REPARSE_POINT` (what that loses: a reparse point on
+/// an intermediate component, which only a writer of the store could make, and the store's
+/// DACL admits no other writer). Shares as [`create`]. PASSIVE_LEVEL.
+pub fn open_at(
+    root: HANDLE,
+    name: &mut Wide,
+    access: u32,
+    disposition: u32,
+    options: u32,
+) -> Result<Handle, NTSTATUS> {
+    let options = options | FILE_OPEN_REPARSE_POINT;
+    match create(
+        root,
+        name,
+        OBJ_DONT_REPARSE,
+        access,
+        disposition,
+        options,
+        None,
+    ) {
+        Err(STATUS_INVALID_PARAMETER) => create(root, name, 0, access, disposition, options, None),
+        r => r,
+    }
+}
+
+/// `ZwCreateFile` of `name` (relative to `root` unless null) with extra object attributes
+/// `attributes` and, for an object it creates, the self-relative security descriptor
+/// `descriptor` (Microsoft Learn "ZwCreateFile function (wdm.h)"), synchronous I/O.
+/// PASSIVE_LEVEL.
 ///
 /// Every open shares read, write and delete: the driver never needs to keep others out
 /// (the record survives torn and concurrent slot writes by its checksums and sequence
 /// numbers), and must not make `failsafectl` fail (its atomic replace renames over the
 /// driver's files), nor fail itself because a responder's tool, a backup agent or an
 /// antivirus has one of its files open (a failed clean-shutdown write would be charged as
-/// a crash).
-pub fn open(
-    path: &mut Wide,
+/// a crash). The one exception is the store's directory itself (`storedir`), held without
+/// delete sharing so it cannot be renamed or replaced while the driver runs.
+pub fn create(
+    root: HANDLE,
+    name: &mut Wide,
+    attributes: u32,
     access: u32,
+    disposition: u32,
+    options: u32,
+    descriptor: Option<&'static [u8]>,
+) -> Result<Handle, NTSTATUS> {
+    create_shared(
+        root,
+        name,
+        (attributes, descriptor),
+        access,
+        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+        disposition,
+        options,
+    )
+}
+
+/// [`create`] with the share access `share`.
+pub fn create_shared(
+    root: HANDLE,
+    name: &mut Wide,
+    (attributes, descriptor): (u32, Option<&'static [u8]>),
+    access: u32,
+    share: u32,
     disposition: u32,
     options: u32,
 ) -> Result<Handle, NTSTATUS> {
     debug_assert_passive!();
-    let mut name = path.unicode();
-    if name.Length == 0 {
+    let mut us = name.unicode();
+    if us.Length == 0 {
         return Err(STATUS_NAME_TOO_LONG);
     }
-    let mut attrs = object_attributes(&mut name);
+    let mut attrs = object_attributes(&mut us);
+    attrs.RootDirectory = root;
+    attrs.Attributes |= attributes;
+    // The kernel only reads (captures) the descriptor.
+    attrs.SecurityDescriptor =
+        descriptor.map_or(core::ptr::null_mut(), |d| d.as_ptr().cast_mut().cast());
     let mut iosb = IO_STATUS_BLOCK::default();
     let mut h: HANDLE = core::ptr::null_mut();
-    // SAFETY: every pointer is to a live local; `name` (and the buffer it points into,
-    // owned by `path`) outlives the call; PASSIVE_LEVEL; no EA buffer.
+    // SAFETY: every pointer is to a live local; `us` (and the buffer it points into, owned
+    // by `name`) and the descriptor (static) outlive the call; `root` is null or a live
+    // directory handle of ours; PASSIVE_LEVEL; no EA buffer.
     let status = unsafe {
         ZwCreateFile(
             &mut h,
@@ -208,7 +277,7 @@ pub fn open(
             &mut iosb,
             core::ptr::null_mut(),
             FILE_ATTRIBUTE_NORMAL,
-            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            share,
             disposition,
             options | FILE_SYNCHRONOUS_IO_NONALERT,
             core::ptr::null_mut(),
@@ -216,6 +285,92 @@ pub fn open(
         )
     };
     ok(status).map(|()| Handle(h))
+}
+
+/// One batch of `FILE_NAMES_INFORMATION` entries of the directory `h` into `buf`
+/// (`ZwQueryDirectoryFile`, ntifs.h; synchronous); `false` at the end. PASSIVE_LEVEL.
+pub fn list_batch(h: &Handle, buf: &mut [u8], restart: bool) -> Result<bool, NTSTATUS> {
+    debug_assert_passive!();
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    // SAFETY: synchronous directory query on a live directory handle into `buf`, which
+    // is live and `len` bytes long; no event, APC, or file name filter.
+    let status = unsafe {
+        ZwQueryDirectoryFile(
+            h.0,
+            core::ptr::null_mut(),
+            None,
+            core::ptr::null_mut(),
+            &mut iosb,
+            buf.as_mut_ptr().cast(),
+            len,
+            _FILE_INFORMATION_CLASS::FileNamesInformation,
+            0,
+            core::ptr::null_mut(),
+            u8::from(restart),
+        )
+    };
+    match status {
+        STATUS_NO_MORE_FILES => Ok(false),
+        s if s < 0 => Err(s),
+        _ => Ok(true),
+    }
+}
+
+/// A line for the debugger: ASCII text in a fixed buffer (anything else as `?`),
+/// NUL-terminated, truncated at 255 bytes; for `DbgPrintEx`'s `%s`, which is valid at any
+/// IRQL (`%wZ` is not).
+#[derive(Debug)]
+pub struct Line {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Line {
+    /// Empty.
+    pub fn new() -> Self {
+        Line {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        // The last byte stays NUL.
+        if self.len < self.buf.len().saturating_sub(1)
+            && let Some(slot) = self.buf.get_mut(self.len)
+        {
+            *slot = if (0x20..0x7F).contains(&b) { b } else { b'?' };
+            self.len = self.len.saturating_add(1);
+        }
+    }
+
+    /// Appends UTF-16 text (non-ASCII as `?`).
+    pub fn push_units(&mut self, units: &[u16]) {
+        for &u in units {
+            self.push(u8::try_from(u).unwrap_or(b'?'));
+        }
+    }
+
+    /// The NUL-terminated text.
+    pub fn as_ptr(&self) -> *const core::ffi::c_char {
+        self.buf.as_ptr().cast()
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            self.push(b);
+        }
+        Ok(())
+    }
 }
 
 /// Synchronous read at `at` into `buf`; the number of bytes read (0 at end of file).

@@ -5,7 +5,7 @@
 //! Why paged (docs/decisions/0006-pool.md): everything on the heap — the content file
 //! while it is validated (up to 32 MiB), the compiled rule set, the process table, the
 //! record and path buffers — is touched only at IRQL ≤ APC_LEVEL: `DriverEntry`, the
-//! health work item and the shutdown notification run at PASSIVE_LEVEL, the pre-operation
+//! health check and the shutdown callback run at PASSIVE_LEVEL, the pre-operation
 //! callbacks at ≤ APC_LEVEL (paging I/O is never evaluated), the process notify routine at
 //! PASSIVE_LEVEL. The only DISPATCH_LEVEL code, the timer DPC, touches static storage only.
 //! An allocation request above APC_LEVEL therefore means a bug: it fails (null) instead of

@@ -25,6 +25,9 @@ pub struct Parameters {
     /// `DrillCrashVersion`: read by drill builds only (a release image does not even
     /// contain the name; tests/tests/pe.rs checks).
     pub drill_version: Option<u64>,
+    /// `DrillStoreAclReportOnly` (non-zero): drill builds only, for hosts that do not
+    /// emulate file security (`storedir::Policy`).
+    pub drill_store_acl_report_only: bool,
     /// `DrillSetupFault` = 1: the drill build faults in its own setup (issue 20), after the
     /// build's attempt is durable. Read by drill builds only.
     pub drill_setup_fault: bool,
@@ -158,6 +161,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
         return Some(Parameters {
             values: RegistryValues::default(),
             drill_version: None,
+            drill_store_acl_report_only: false,
             drill_setup_fault: false,
             dir: Some(default_dir()?),
             service: Wide::join(service, "")?,
@@ -175,6 +179,11 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     #[cfg(not(feature = "drill"))]
     let drill_version = None;
     #[cfg(feature = "drill")]
+    let drill_store_acl_report_only =
+        read_test_value(&key, "DrillStoreAclReportOnly", &mut buf).is_some_and(|v| v != 0);
+    #[cfg(not(feature = "drill"))]
+    let drill_store_acl_report_only = false;
+    #[cfg(feature = "drill")]
     let drill_setup_fault = read_test_value(&key, "DrillSetupFault", &mut buf) == Some(1);
     #[cfg(not(feature = "drill"))]
     let drill_setup_fault = false;
@@ -188,6 +197,7 @@ pub fn read_parameters(registry_path: PCUNICODE_STRING) -> Option<Parameters> {
     Some(Parameters {
         values,
         drill_version,
+        drill_store_acl_report_only,
         drill_setup_fault,
         dir,
         service: Wide::join(service, "")?,

@@ -3,6 +3,13 @@
 //! Allocated once (the driver: at `DriverEntry`), never grown: a full queue drops the new
 //! event and counts it, so a burst of matches costs a counter, not memory. The caller
 //! provides the lock (the driver: a push lock; callbacks run at PASSIVE or APC level).
+//!
+//! Every queued event has a sequence number (consecutive, from 0 at the queue's creation;
+//! a dropped event gets none). A read writes the oldest events into the response and
+//! leaves them queued; they leave the queue when a later read's cursor is past them, i.e.
+//! once the console has shown that it received them. A response that never reaches the
+//! console (the I/O manager could not copy it out, the console died) loses nothing: the
+//! next read returns the same events again.
 //! Record layout on the wire ([`RECORD_HEAD`] bytes, then the strings):
 //!
 //! | offset | size | field |
@@ -19,7 +26,7 @@
 
 use alloc::vec::Vec;
 
-use super::wire::{HEADER_LEN, WriteError, Writer, finish, header, kind};
+use super::wire::{EVENTS_HEAD, HEADER_LEN, MAX_EVENTS, WriteError, Writer, finish, header, kind};
 use crate::error::AllocError;
 use crate::mem;
 use crate::schema::{Action, EventType};
@@ -115,6 +122,8 @@ pub struct EventRing {
     head: usize,
     len: usize,
     dropped: u64,
+    /// Sequence number the next queued event gets.
+    next_seq: u64,
 }
 
 impl EventRing {
@@ -129,6 +138,7 @@ impl EventRing {
             head: 0,
             len: 0,
             dropped: 0,
+            next_seq: 0,
         })
     }
 
@@ -139,6 +149,7 @@ impl EventRing {
             head: 0,
             len: 0,
             dropped: 0,
+            next_seq: 0,
         }
     }
 
@@ -193,21 +204,49 @@ impl EventRing {
         slot.path_len = path_len;
         slot.process_len = process_len;
         self.len = self.len.saturating_add(1);
+        self.next_seq = self.next_seq.saturating_add(1);
         true
     }
 
-    /// Writes a read-events response into `buf`: as many queued events as fit, at most
-    /// `max`, oldest first; those written leave the queue. Fails only when not even the
-    /// response's fixed part fits.
-    pub fn drain_into(&mut self, buf: &mut [u8], max: u16) -> Result<usize, WriteError> {
+    /// Sequence number of the oldest queued event (with none: of the next one).
+    pub fn first_seq(&self) -> u64 {
+        self.next_seq
+            .saturating_sub(u64::try_from(self.len).unwrap_or(u64::MAX))
+    }
+
+    /// Answers a read-events request with `cursor`: the events numbered below `cursor` were
+    /// received and leave the queue; then as many of the remaining as fit in `buf`, at most
+    /// [`MAX_EVENTS`], oldest first, are written into a response, **and stay queued** until
+    /// a later cursor passes them. Fails only when not even the response's fixed part fits
+    /// (then nothing is acknowledged either).
+    pub fn read_into(&mut self, buf: &mut [u8], cursor: u64) -> Result<usize, WriteError> {
+        let fixed = HEADER_LEN.saturating_add(EVENTS_HEAD);
+        if buf.len() < fixed {
+            return Err(WriteError {
+                need: fixed,
+                have: buf.len(),
+            });
+        }
+        // Acknowledge: at most `len` turns.
+        while self.len > 0 && self.first_seq() < cursor {
+            self.head = self
+                .head
+                .saturating_add(1)
+                .checked_rem(self.slots.len())
+                .unwrap_or(0);
+            self.len = self.len.saturating_sub(1);
+        }
         let mut w = Writer::new(buf);
         header(&mut w, kind::READ_EVENTS, 0)?;
         w.u64(self.dropped)?;
+        w.u64(self.first_seq())?;
         w.u16(0)?; // count, patched below
         w.u16(0)?;
+        w.u32(0)?;
         let mut count: u16 = 0;
-        while count < max {
-            let Some(slot) = (self.len > 0).then(|| self.slots.get(self.head)).flatten() else {
+        let mut at = self.head;
+        while usize::from(count) < self.len && count < MAX_EVENTS {
+            let Some(slot) = self.slots.get(at) else {
                 break;
             };
             if w.room() < slot.wire_len() {
@@ -223,17 +262,15 @@ impl EventRing {
             w.u16(slot.process_len)?;
             w.units(slot.path())?;
             w.units(slot.process())?;
-            self.head = self
-                .head
+            at = at
                 .saturating_add(1)
                 .checked_rem(self.slots.len())
                 .unwrap_or(0);
-            self.len = self.len.saturating_sub(1);
             count = count.saturating_add(1);
         }
         let total = finish(&mut w)?;
-        if let Some(dst) = buf.get_mut(HEADER_LEN.saturating_add(8)..HEADER_LEN.saturating_add(10))
-        {
+        let count_at = HEADER_LEN.saturating_add(16);
+        if let Some(dst) = buf.get_mut(count_at..count_at.saturating_add(2)) {
             dst.copy_from_slice(&count.to_le_bytes());
         }
         Ok(total)

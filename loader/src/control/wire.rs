@@ -6,8 +6,8 @@
 //! |--------|------|--------------------------------------------------------------|
 //! | 0      | 4    | magic `FSCQ`                                                 |
 //! | 4      | 2    | protocol version ([`PROTOCOL`])                              |
-//! | 6      | 2    | kind: 1 query, 2 activate, 3 rollback, 4 read events         |
-//! | 8      | 8    | argument: activate: version (> 0); read events: 1..=[`MAX_EVENTS`]; else 0 |
+//! | 6      | 2    | kind ([`kind`]): 1 query, 2 activate, 3 rollback, 4 read events, 5 force-safe-mode, 6 reset, 7 unquarantine, 8 unquarantine (confirmed) |
+//! | 8      | 8    | argument: activate, unquarantine: version (> 0); read events: the cursor; force-safe-mode: 0 off, 1 on; reset: 0, or 1 confirmed; else 0 |
 //!
 //! Response: a [`HEADER_LEN`]-byte header, then `body_len` bytes:
 //!
@@ -19,6 +19,10 @@
 //! | 8      | 2    | status: 0 ok; 1..=999 a refusal's code; 1000.. a protocol error |
 //! | 10     | 2    | reserved, 0                                                  |
 //! | 12     | 4    | body length                                                  |
+//!
+//! Access (Windows): query and read events travel on [`IOCTL_CONTROL_READ`], which a handle
+//! opened for reading may send; every change needs [`IOCTL_CONTROL`] (read and write
+//! access), and arriving on the read IOCTL it is refused ([`admitted`]).
 
 use core::fmt;
 
@@ -27,19 +31,20 @@ use untrusted::{Input, Reader};
 use super::ring::{FLAG_KNOWN, RECORD_HEAD};
 use crate::state::record::{Mode, Reason};
 
-/// Protocol version this build speaks.
-pub const PROTOCOL: u16 = 1;
+/// Protocol version this build speaks: 2 since read events acknowledge by cursor and the
+/// operator's changes joined (1: read events removed what they returned).
+pub const PROTOCOL: u16 = 2;
 /// Length of every request.
 pub const REQUEST_LEN: usize = 16;
 /// Length of a response header.
 pub const HEADER_LEN: usize = 16;
 /// Length of a status body.
 pub const STATUS_LEN: usize = 64;
-/// Length of the body answering a successful activation or rollback.
+/// Length of the body answering a successful change.
 pub const CHANGED_LEN: usize = 16;
 /// Largest refusal message, in bytes of UTF-8 (longer messages are cut at a character).
 pub const MAX_MESSAGE: usize = 240;
-/// Most events one read-events request may ask for.
+/// Most events one read-events response carries.
 pub const MAX_EVENTS: u16 = 64;
 /// A response buffer this large holds any answer but a read-events one (which fills what
 /// it is given).
@@ -50,7 +55,7 @@ pub const PROTO_ERROR_BASE: u16 = 1000;
 /// Largest response to a read-events request: the fixed part and [`MAX_EVENTS`] records
 /// with their longest strings. A console buffer this large receives any answer whole.
 pub const MAX_RESPONSE: usize = HEADER_LEN
-    + 12
+    + EVENTS_HEAD
     + MAX_EVENTS_USIZE
         * (super::ring::RECORD_HEAD
             + 2 * (super::ring::MAX_PATH_UNITS + super::ring::MAX_PROCESS_UNITS));
@@ -64,11 +69,32 @@ pub const fn ctl_code(device_type: u32, function: u32, method: u32, access: u32)
     (device_type << 16) | (access << 14) | (function << 2) | method
 }
 
-/// The one IOCTL of the driver's control device, carrying a whole request as its input
-/// buffer and receiving the response in its output buffer: `CTL_CODE(FILE_DEVICE_UNKNOWN
-/// (0x22), 0x900, METHOD_BUFFERED (0), FILE_READ_DATA | FILE_WRITE_DATA (3))` = 0x0022_E400.
-/// The driver and `failsafectl` both use this constant.
+/// The IOCTL of every request, changes included: `CTL_CODE(FILE_DEVICE_UNKNOWN (0x22),
+/// 0x900, METHOD_BUFFERED (0), FILE_READ_DATA | FILE_WRITE_DATA (3))` = 0x0022_E400. The I/O
+/// manager sends it only on a handle opened with read and write access.
 pub const IOCTL_CONTROL: u32 = ctl_code(0x22, 0x900, 0, 3);
+
+/// The IOCTL of the requests that change nothing durable (query, read events):
+/// `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x901, METHOD_BUFFERED, FILE_READ_DATA (1))` =
+/// 0x0022_6404, which a handle opened for reading only may send (least privilege for
+/// `status` and `watch`).
+pub const IOCTL_CONTROL_READ: u32 = ctl_code(0x22, 0x901, 0, 1);
+
+/// Whether `req` may be carried by `ioctl`: anything by [`IOCTL_CONTROL`], only requests
+/// that need no write access by [`IOCTL_CONTROL_READ`] (the I/O manager checked the
+/// handle's access against the IOCTL's; this checks the request against the IOCTL).
+pub const fn admitted(ioctl: u32, req: &Request) -> bool {
+    ioctl == IOCTL_CONTROL || (ioctl == IOCTL_CONTROL_READ && !req.needs_write())
+}
+
+/// The IOCTL the console sends `req` with: the read one when it suffices.
+pub const fn ioctl_for(req: &Request) -> u32 {
+    if req.needs_write() {
+        IOCTL_CONTROL
+    } else {
+        IOCTL_CONTROL_READ
+    }
+}
 
 /// The control device as user mode opens it (`CreateFileW`); the driver creates
 /// `\Device\FailsafeFlt` with the symbolic link `\DosDevices\FailsafeFlt`.
@@ -115,8 +141,16 @@ pub mod kind {
     pub const ACTIVATE: u16 = 2;
     /// Return to last-known-good.
     pub const ROLLBACK: u16 = 3;
-    /// Read (and remove) queued audit events.
+    /// Read queued audit events (and acknowledge those before the cursor).
     pub const READ_EVENTS: u16 = 4;
+    /// The operator's force-safe-mode switch in the record (argument 0 off, 1 on).
+    pub const FORCE_SAFE_MODE: u16 = 5;
+    /// The operator's reset of the record (argument 1: confirmed, `--yes`).
+    pub const RESET: u16 = 6;
+    /// Release a version from quarantine (argument: the version).
+    pub const UNQUARANTINE: u16 = 7;
+    /// Release a version from quarantine, confirmed (`--yes`).
+    pub const UNQUARANTINE_CONFIRMED: u16 = 8;
 }
 
 /// A decoded request.
@@ -131,10 +165,28 @@ pub enum Request {
     },
     /// Return to last-known-good.
     Rollback,
-    /// Up to `max` queued audit events.
+    /// Queued audit events, oldest first; those numbered below `cursor` were received by
+    /// the console and leave the queue first.
     ReadEvents {
-        /// 1..=[`MAX_EVENTS`].
-        max: u16,
+        /// The sequence number of the first event not yet received (0 at first).
+        cursor: u64,
+    },
+    /// The operator's switch in the record (`failsafectl recover force-safe-mode`).
+    ForceSafeMode {
+        /// On or off.
+        on: bool,
+    },
+    /// The operator's reset (`failsafectl recover reset`).
+    Reset {
+        /// `--yes`: allowed to re-enable crash-looping content.
+        confirmed: bool,
+    },
+    /// Release `version` from quarantine (`failsafectl recover unquarantine`).
+    Unquarantine {
+        /// Version (> 0).
+        version: u64,
+        /// `--yes`: allowed to re-enable a crash-looping version.
+        confirmed: bool,
     },
 }
 
@@ -146,7 +198,21 @@ impl Request {
             Request::Activate { .. } => kind::ACTIVATE,
             Request::Rollback => kind::ROLLBACK,
             Request::ReadEvents { .. } => kind::READ_EVENTS,
+            Request::ForceSafeMode { .. } => kind::FORCE_SAFE_MODE,
+            Request::Reset { .. } => kind::RESET,
+            Request::Unquarantine {
+                confirmed: false, ..
+            } => kind::UNQUARANTINE,
+            Request::Unquarantine {
+                confirmed: true, ..
+            } => kind::UNQUARANTINE_CONFIRMED,
         }
+    }
+
+    /// Whether the request changes the record or the running content (then it needs
+    /// write access to the control device); query and read events do not.
+    pub const fn needs_write(&self) -> bool {
+        !matches!(self, Request::Query | Request::ReadEvents { .. })
     }
 }
 
@@ -242,7 +308,7 @@ impl fmt::Display for ProtoError {
             ),
             ProtoError::Kind { found } => write!(
                 f,
-                "control request kind: expected 1 (query), 2 (activate), 3 (rollback) or 4 (read events), found {found}"
+                "control request kind: expected 1 (query), 2 (activate), 3 (rollback), 4 (read events), 5 (force-safe-mode), 6 (reset), 7 or 8 (unquarantine), found {found}"
             ),
             ProtoError::Argument {
                 kind,
@@ -296,11 +362,20 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtoError> {
         kind::ROLLBACK if arg == 0 => Ok(Request::Rollback),
         kind::QUERY | kind::ROLLBACK => Err(bad("0")),
         kind::ACTIVATE if arg > 0 => Ok(Request::Activate { version: arg }),
-        kind::ACTIVATE => Err(bad("a version above 0")),
-        kind::READ_EVENTS => match u16::try_from(arg) {
-            Ok(max) if (1..=MAX_EVENTS).contains(&max) => Ok(Request::ReadEvents { max }),
-            _ => Err(bad("1..=64 events")),
-        },
+        kind::READ_EVENTS => Ok(Request::ReadEvents { cursor: arg }),
+        kind::FORCE_SAFE_MODE if arg <= 1 => Ok(Request::ForceSafeMode { on: arg == 1 }),
+        kind::FORCE_SAFE_MODE => Err(bad("0 (off) or 1 (on)")),
+        kind::RESET if arg <= 1 => Ok(Request::Reset {
+            confirmed: arg == 1,
+        }),
+        kind::RESET => Err(bad("0, or 1 (confirmed)")),
+        kind::UNQUARANTINE | kind::UNQUARANTINE_CONFIRMED if arg > 0 => Ok(Request::Unquarantine {
+            version: arg,
+            confirmed: kind == kind::UNQUARANTINE_CONFIRMED,
+        }),
+        kind::ACTIVATE | kind::UNQUARANTINE | kind::UNQUARANTINE_CONFIRMED => {
+            Err(bad("a version above 0"))
+        }
         found => Err(ProtoError::Kind { found }),
     }
 }
@@ -308,8 +383,9 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtoError> {
 /// Encodes a request (the console's side).
 pub fn encode_request(req: &Request) -> [u8; REQUEST_LEN] {
     let arg = match *req {
-        Request::Activate { version } => version,
-        Request::ReadEvents { max } => u64::from(max),
+        Request::Activate { version } | Request::Unquarantine { version, .. } => version,
+        Request::ReadEvents { cursor } => cursor,
+        Request::ForceSafeMode { on: flag } | Request::Reset { confirmed: flag } => u64::from(flag),
         Request::Query | Request::Rollback => 0,
     };
     let mut out = [0u8; REQUEST_LEN];
@@ -398,7 +474,8 @@ pub struct Response<'a> {
 pub enum Reply<'a> {
     /// The live state.
     Status(Status),
-    /// The activation or rollback happened: `version` (0: none) is active.
+    /// The change (activation, rollback, or an operator's change of the record) happened:
+    /// `version` (0: none) is active.
     Changed {
         /// Active version now.
         version: u64,
@@ -421,6 +498,9 @@ pub enum Reply<'a> {
 pub struct Events<'a> {
     /// Dropped since the driver started.
     pub dropped: u64,
+    /// Sequence number of the first record (with none: of the next event to be queued);
+    /// the records are numbered from it, one by one.
+    pub first: u64,
     /// Records in `records`.
     pub count: u16,
     records: &'a [u8],
@@ -465,7 +545,9 @@ impl<'a> Events<'a> {
     }
 }
 
-const EVENTS_HEAD: usize = 12;
+/// The fixed part of a read-events body: dropped u64, first u64, count u16, reserved u16
+/// and u32.
+pub(crate) const EVENTS_HEAD: usize = 24;
 
 fn read_record<'a>(r: &mut Reader<'a>, at: &mut usize) -> Result<EventRecord<'a>, ProtoError> {
     let t = |what, at: usize| ProtoError::Truncated { what, at };
@@ -563,17 +645,27 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response<'_>, ProtoError> {
     } else {
         match kind {
             kind::QUERY => Reply::Status(read_status(&mut b)?),
-            kind::ACTIVATE | kind::ROLLBACK => Reply::Changed {
+            kind::ACTIVATE
+            | kind::ROLLBACK
+            | kind::FORCE_SAFE_MODE
+            | kind::RESET
+            | kind::UNQUARANTINE
+            | kind::UNQUARANTINE_CONFIRMED => Reply::Changed {
                 version: read_u64(&mut b).ok_or(t("version", HEADER_LEN))?,
                 boot: read_u64(&mut b).ok_or(t("boot", HEADER_LEN.saturating_add(8)))?,
             },
             kind::READ_EVENTS => {
                 let dropped = read_u64(&mut b).ok_or(t("dropped", HEADER_LEN))?;
-                let count = read_u16(&mut b).ok_or(t("count", HEADER_LEN.saturating_add(8)))?;
-                let _reserved = read_u16(&mut b);
+                let first = read_u64(&mut b).ok_or(t("first", HEADER_LEN.saturating_add(8)))?;
+                let count = read_u16(&mut b).ok_or(t("count", HEADER_LEN.saturating_add(16)))?;
+                let _reserved =
+                    read_u16(&mut b).ok_or(t("reserved", HEADER_LEN.saturating_add(18)))?;
+                let _reserved =
+                    read_u32(&mut b).ok_or(t("reserved", HEADER_LEN.saturating_add(20)))?;
                 let rest = b.read_bytes_to_end();
                 let events = Events {
                     dropped,
+                    first,
                     count,
                     records: rest.as_slice_less_safe(),
                 };
@@ -781,7 +873,8 @@ pub fn encode_status(buf: &mut [u8], s: &Status) -> Result<usize, WriteError> {
     finish(&mut w)
 }
 
-/// Writes the answer to a successful activation or rollback (`kind`).
+/// Writes the answer to a successful change (`kind`): the version active now and the
+/// record's boot number.
 pub fn encode_changed(
     buf: &mut [u8],
     kind: u16,

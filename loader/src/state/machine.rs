@@ -657,38 +657,52 @@ pub fn set_force_safe(s: &State, on: bool) -> State {
 /// made it ended uncleanly, or is running: the next start charges it, once, as always).
 /// The next start then tries the newest version as on a first install.
 pub fn reset(s: &State) -> State {
-    let mut n = State {
-        boot: s.boot,
-        force_safe: s.force_safe,
-        last: s.last,
-        health: s.health,
-        attempt: s.pending().copied(),
-        // The driver build's history is not content history: `recover wake` is its reset.
-        driver: s.driver,
-        ..State::default()
-    };
-    if let Some(a) = n.attempt {
-        let _ = set_attempts(&mut n, a.ver, 0);
-    }
+    let mut n = *s;
+    reset_in(&mut n);
     n
+}
+
+/// [`reset`] in place (no state on the stack: the driver applies it for the console).
+pub fn reset_in(s: &mut State) {
+    let (boot, force_safe, last, health) = (s.boot, s.force_safe, s.last, s.health);
+    // The driver build's history is not content history: `recover wake` is its reset.
+    let driver = s.driver;
+    let pending = s.pending().copied();
+    *s = State::EMPTY;
+    s.boot = boot;
+    s.force_safe = force_safe;
+    s.last = last;
+    s.health = health;
+    s.driver = driver;
+    s.attempt = pending;
+    if let Some(a) = pending {
+        let _ = set_attempts(s, a.ver, 0);
+    }
 }
 
 /// Operator: lift the quarantine of `version`; it gets fresh attempts. `None` if it was not
 /// quarantined.
 pub fn unquarantine(s: &State, version: u64) -> Option<State> {
-    s.quarantined(version)?;
     let mut n = *s;
-    for q in n.quarantine.iter_mut() {
+    unquarantine_in(&mut n, version).then_some(n)
+}
+
+/// [`unquarantine`] in place: `false` (and `s` unchanged) if it was not quarantined.
+pub fn unquarantine_in(s: &mut State, version: u64) -> bool {
+    if s.quarantined(version).is_none() {
+        return false;
+    }
+    for q in s.quarantine.iter_mut() {
         if q.is_some_and(|q| q.ver.version == version) {
             *q = None;
         }
     }
-    for t in n.tracks.iter_mut() {
+    for t in s.tracks.iter_mut() {
         if t.is_some_and(|t| t.ver.version == version) {
             *t = None;
         }
     }
-    Some(n)
+    true
 }
 
 /// Operator: a fresh record for a machine whose record was unreadable or lost. Its history
@@ -914,8 +928,8 @@ pub enum LiveRefusal {
     },
     /// Rollback: there is no last-known-good and nothing is active.
     NoLastKnownGood,
-    /// Rollback: last-known-good's file is not the file that was healthy (its SHA-256
-    /// differs from the one recorded).
+    /// Rollback, or a live activation of last-known-good's version: its file is not the
+    /// file that was healthy (its SHA-256 differs from the one recorded).
     LastKnownGoodChanged {
         /// Last-known-good's version.
         version: u64,

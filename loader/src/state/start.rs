@@ -256,6 +256,24 @@ impl<M: StateMedium> Durable<M> {
         self.mem.first_mut().map(|m| &mut m.next)
     }
 
+    /// An operator's change on the running system, in place (no state on the stack): re-reads
+    /// the record, lets `f` change the next state (`Err`: refused, nothing written), writes
+    /// it. A record that cannot be re-read, or whose slots are both invalid now, is not
+    /// written over (`unwritable` makes the error).
+    #[inline(never)]
+    pub fn change<E>(
+        &mut self,
+        f: impl FnOnce(&mut State) -> Result<(), E>,
+        unwritable: impl Fn(IoError) -> E,
+    ) -> Result<(), E> {
+        self.refresh().map_err(&unwritable)?;
+        let Some(n) = self.next_from_state() else {
+            return Err(unwritable(NO_MEMORY));
+        };
+        f(n)?;
+        self.persist_next().map_err(unwritable)
+    }
+
     /// Applies an event (an operator command) and persists the result if there is one.
     /// `Ok(false)`: nothing to record.
     pub fn apply(&mut self, event: impl FnOnce(&State) -> Option<State>) -> Result<bool, IoError> {
@@ -343,6 +361,8 @@ impl<M: StateMedium> Durable<M> {
     /// durable ([`live_attempt_in`], written) **before** the file is parsed, so a crash in
     /// the parser or afterwards is charged to `version` at the next start exactly as at a
     /// start; then verify the signature, validate and compile with the start's own `load`.
+    /// Last-known-good's version whose file's SHA-256 is not the one recorded is refused
+    /// (`LastKnownGoodChanged`) before anything is written, as [`Durable::rollback`] does.
     ///
     /// Rejected content: the state before is written back (the record's net content is
     /// unchanged: a refused change changes nothing) and `Invalid` returned; nothing is
@@ -386,6 +406,15 @@ impl<M: StateMedium> Durable<M> {
             version,
             digest: file_digest(&buf),
         };
+        // Last-known-good's version names the file that proved healthy: other bytes under
+        // its number are refused, as `rollback` refuses them, before anything is written.
+        if self
+            .state()
+            .lkg
+            .is_some_and(|l| l.version == version && l != ver)
+        {
+            return Err(LiveRefusal::LastKnownGoodChanged { version });
+        }
         let act = {
             let n = self.next_from_state().ok_or(LiveRefusal::OutOfMemory)?;
             live_attempt_in(n, ver, env)
