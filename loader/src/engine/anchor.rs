@@ -1,12 +1,17 @@
 //! The anchor choice: every rule is anchored on the non-negated string criterion that
 //! makes it a candidate least often, estimated from the operator, the field's role and the
-//! value ([`rarity`]), times the number of rules with the same criterion (all of them
-//! would be candidates with it: a process filter or prefix common to many rules is a poor
-//! anchor, a path literal unique to one rule a good one).
+//! value ([`rarity`]), times the number of rules with the same literal (all of them would
+//! be candidates with it: a process filter, a common extension or a prefix shared by many
+//! rules is a poor anchor, a path literal unique to one rule a good one).
 
-use super::NO_ANCHOR;
-use super::index::{Kind, RuleSet};
-use super::shape::Shares;
+use alloc::vec::Vec;
+
+use super::index::{CCrit, Kind, RuleSet};
+use super::lits::key;
+use super::map::Map;
+use super::{NO_ANCHOR, idx, u32_of};
+use crate::error::AllocError;
+use crate::mem::push;
 use crate::schema::{EventType, FieldKind};
 use crate::text::longest_literal;
 
@@ -56,25 +61,68 @@ fn role(t: EventType, field: u8) -> Role {
     }
 }
 
+/// The literal a value of a string criterion would be found by, as a key of [`Map`]: the
+/// value itself, or a wildcard's longest literal run; `None` for an empty one.
+fn literal(rs: &RuleSet, slot: usize, c: &CCrit, off: u32, len: u16) -> Option<u64> {
+    let (kind, off, len) = rs.anchor_key(c.op, off, len);
+    (len > 0).then(|| key(slot, c.field, kind, off, len))
+}
+
+/// Could criterion `c` be an anchor (a string criterion that is not negated)?
+fn anchorable(c: &CCrit) -> bool {
+    !c.negate && c.op.kind() == FieldKind::Str
+}
+
+/// Per literal of a value of a criterion that could be an anchor: how many of the rules
+/// (not left out) have it. All of them are candidates when an event holds it, whatever
+/// the rest of their criteria, so a literal many rules share (`.txt` in a list of three
+/// extensions, a process filter) is a poor anchor even when every criterion is unique.
+fn literal_counts(rs: &RuleSet, dup: &[bool]) -> Result<(Map, Vec<u32>), AllocError> {
+    let mut map = Map::new();
+    let mut counts: Vec<u32> = Vec::new();
+    for (i, r) in rs.rules.iter().enumerate() {
+        if dup.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        let slot = r.event.slot();
+        for c in rs
+            .crits_at(r.crit, r.ncrit)
+            .iter()
+            .filter(|c| anchorable(c))
+        {
+            for v in rs.svals_of(c) {
+                let Some(k) = literal(rs, slot, c, v.off, v.len) else {
+                    continue;
+                };
+                let new = u32_of(counts.len())?;
+                let at = map.get_or_insert(k, new, |_| true)?;
+                if at == new {
+                    push(&mut counts, 0)?;
+                }
+                if let Some(n) = counts.get_mut(idx(at)) {
+                    *n = n.saturating_add(1);
+                }
+            }
+        }
+    }
+    Ok((map, counts))
+}
+
 /// Sets every rule's anchor (rules in `dup` never decide and get none).
-pub(super) fn choose(rs: &mut RuleSet, dup: &[bool], sh: &Shares) {
+pub(super) fn choose(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
+    let (map, counts) = literal_counts(rs, dup)?;
     for i in 0..rs.rules.len() {
         let Some(r) = rs.rules.get(i).copied() else {
             break;
         };
+        let slot = r.event.slot();
         let mut best: Option<(u32, u8, bool)> = None;
         if !dup.get(i).copied().unwrap_or(true) {
             for (k, c) in rs.crits_at(r.crit, r.ncrit).iter().enumerate() {
-                if c.negate || c.op.kind() != FieldKind::Str {
+                if !anchorable(c) {
                     continue;
                 }
                 let rl = role(r.event, c.field);
-                let n = sh
-                    .preds
-                    .get(super::idx(c.pred))
-                    .copied()
-                    .unwrap_or(1)
-                    .max(1);
                 let mut p = 0u32;
                 let mut ok = true;
                 for v in rs.svals_of(c) {
@@ -87,6 +135,11 @@ pub(super) fn choose(rs: &mut RuleSet, dup: &[bool], sh: &Shares) {
                         ok = false;
                         break;
                     }
+                    let n = literal(rs, slot, c, v.off, v.len)
+                        .and_then(|k| map.get(k))
+                        .and_then(|at| counts.get(idx(at)).copied())
+                        .unwrap_or(1)
+                        .max(1);
                     let each = (1u32 << 24)
                         .checked_shr(rarity(rl, kind, pat))
                         .unwrap_or(0)
@@ -106,4 +159,5 @@ pub(super) fn choose(rs: &mut RuleSet, dup: &[bool], sh: &Shares) {
             };
         }
     }
+    Ok(())
 }

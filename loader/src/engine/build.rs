@@ -157,7 +157,7 @@ impl RuleSet {
         let shares = shape::share(&mut self)?;
         shape::compact(&mut self, &shares)?;
         let dup = shape::duplicates(&self)?;
-        anchor::choose(&mut self, &dup, &shares);
+        anchor::choose(&mut self, &dup)?;
         shape::guards(&mut self, &shares)?;
         drop(shares);
         lits::build(&mut self, &dup)?;

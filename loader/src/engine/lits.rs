@@ -45,7 +45,7 @@ impl Home {
     }
 }
 
-fn key(slot: usize, field: u8, kind: Kind, off: u32, len: u16) -> u64 {
+pub(super) fn key(slot: usize, field: u8, kind: Kind, off: u32, len: u16) -> u64 {
     (u64::try_from(slot).unwrap_or(0) << 58)
         | (u64::from(field) << 50)
         | (u64::from(kind.code()) << 48)
@@ -136,7 +136,7 @@ impl Homes {
 impl RuleSet {
     /// The anchor literal of a value `(off, len)` of an anchor criterion with operator
     /// `op`: the value itself, or for a wildcard its longest literal run, `contains`.
-    fn anchor_key(&self, op: Op, off: u32, len: u16) -> (Kind, u32, u16) {
+    pub(super) fn anchor_key(&self, op: Op, off: u32, len: u16) -> (Kind, u32, u16) {
         match Kind::of(op) {
             Some(kind) => (kind, off, len),
             None => {
