@@ -231,18 +231,31 @@ fn main() {
         realistic(budget, &sizes, &variant_corpus());
         return;
     }
-    realistic(budget, &sizes, &realistic_corpus());
+    let synthetic_only = std::env::args().any(|a| a == "--synthetic");
+    if !synthetic_only {
+        corpora(budget, &sizes);
+    }
+    synthetic(budget, full);
+}
+
+/// The realistic and variant-scaled corpora, and `--file`'s.
+fn corpora(budget: Duration, sizes: &[usize]) {
+    realistic(budget, sizes, &realistic_corpus());
     if std::env::args().any(|a| a == "--realistic") {
-        return; // the realistic corpus only (quicker while tuning)
+        std::process::exit(0); // the realistic corpus only (quicker while tuning)
     }
     println!();
-    realistic(budget, &sizes, &variant_corpus());
+    realistic(budget, sizes, &variant_corpus());
     if let Some(pos) = std::env::args().position(|a| a == "--file") {
         let path = std::env::args().nth(pos + 1).unwrap();
         println!();
-        realistic(budget, &sizes, &file_corpus(&path));
+        realistic(budget, sizes, &file_corpus(&path));
     }
     println!();
+}
+
+/// The synthetic mix (seven simple rule kinds, its own events; `--synthetic` alone).
+fn synthetic(budget: Duration, full: bool) {
     let evs = events(2000, 7);
     println!(
         "failsafe-loader benchmark summary ({} events of realistic Windows paths; median ns per event)",
