@@ -33,6 +33,15 @@ pub fn push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     }
 }
 
+/// `n` copies of `x`, or an error.
+pub fn filled<T: Copy>(x: T, n: usize) -> Result<Vec<T>, AllocError> {
+    let mut v = with_capacity(n)?;
+    while v.len() < n && v.len() < v.capacity() {
+        v.push(x);
+    }
+    Ok(v)
+}
+
 /// Appends a copy of `xs`, growing fallibly if needed.
 #[inline]
 pub fn extend_from_slice<T: Copy>(v: &mut Vec<T>, xs: &[T]) -> Result<(), AllocError> {

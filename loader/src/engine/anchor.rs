@@ -109,6 +109,7 @@ fn literal_counts(rs: &RuleSet, dup: &[bool]) -> Result<(Map, Vec<u32>), AllocEr
 }
 
 /// Sets every rule's anchor (rules in `dup` never decide and get none).
+#[inline(never)]
 pub(super) fn choose(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
     let (map, counts) = literal_counts(rs, dup)?;
     for i in 0..rs.rules.len() {

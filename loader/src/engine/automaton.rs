@@ -51,10 +51,12 @@ pub(super) struct Automaton {
     edges: Vec<(u16, u32)>,
     outs: Vec<u32>,
     /// Class of each ASCII code unit as it occurs in an input (case folded in).
-    class: [u8; 128],
+    /// 128 entries; on the heap, as `start`: an automaton is built and moved through
+    /// frames of the kernel's load path (the kernel check's stack budget).
+    class: Vec<u8>,
     /// Per ASCII unit: some literal begins with it (folded). At the root, the scan skips
     /// the others without stepping.
-    start: [bool; 128],
+    start: Vec<bool>,
     /// The only unit any literal begins with, when there is one (a path's literals often
     /// all begin with `\`): the root then skips four units per test.
     only: Option<u16>,
@@ -211,8 +213,8 @@ impl Automaton {
             nodes,
             edges,
             outs,
-            class: [0; 128],
-            start: [false; 128],
+            class: mem::filled(0u8, 128)?,
+            start: mem::filled(false, 128)?,
             only: None,
             stride: 1,
             ndense: 0,
@@ -253,13 +255,13 @@ impl Automaton {
             }
         }
         // Classes of the ASCII units the literals use, in unit order.
-        let mut units = [false; 128];
+        let mut units = mem::filled(false, 128)?;
         for &(c, _) in &a.edges {
             if let Some(slot) = units.get_mut(usize::from(c)) {
                 *slot = true;
             }
         }
-        let mut of_unit = [0u8; 128];
+        let mut of_unit = mem::filled(0u8, 128)?;
         let mut stride = 1u8;
         for (c, &used) in units.iter().enumerate() {
             if let (true, Some(slot)) = (used, of_unit.get_mut(c)) {

@@ -108,7 +108,8 @@ impl RuleSet {
         b.rs.finish(&header).map_err(|AllocError| ContentError {
             at: Location::default(),
             kind: ErrorKind::OutOfMemory,
-        })
+        })?;
+        Ok(b.rs)
     }
 
     /// What the kernel activates: checks the file's authenticity first
@@ -133,7 +134,8 @@ impl RuleSet {
         b.rs.finish(&header).map_err(|AllocError| ContentError {
             at: Location::default(),
             kind: ErrorKind::OutOfMemory,
-        })
+        })?;
+        Ok(b.rs)
     }
 
     /// Compiles validated content (already decoded by [`crate::validate`]).
@@ -143,25 +145,26 @@ impl RuleSet {
             rs: RuleSet::empty(),
         };
         replay(&v.content, &mut b)?;
-        b.rs.finish(&v.header)
+        b.rs.finish(&v.header)?;
+        Ok(b.rs)
     }
 
-    /// The index, once the flat arrays are complete.
-    fn finish(mut self, h: &Header) -> Result<RuleSet, AllocError> {
+    /// The index, once the flat arrays are complete. In place, and each pass in a frame of
+    /// its own: the kernel check's stack budget counts the deepest chain through here.
+    fn finish(&mut self, h: &Header) -> Result<(), AllocError> {
         self.version = h.version;
         self.digest = h.digest;
         self.index = mem::with_capacity(EventType::ALL.len())?;
         for _ in EventType::ALL {
             push(&mut self.index, TypeIndex::default())?;
         }
-        let shares = shape::share(&mut self)?;
-        shape::compact(&mut self, &shares)?;
-        let dup = shape::duplicates(&self)?;
-        anchor::choose(&mut self, &dup)?;
-        shape::guards(&mut self, &shares)?;
+        let shares = shape::share(self)?;
+        shape::compact(self, &shares)?;
+        let dup = shape::duplicates(self)?;
+        anchor::choose(self, &dup)?;
+        shape::guards(self, &shares)?;
         drop(shares);
-        lits::build(&mut self, &dup)?;
-        Ok(self)
+        lits::build(self, &dup)
     }
 }
 

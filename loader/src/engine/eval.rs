@@ -16,10 +16,10 @@ use crate::schema::{Action, Op};
 use crate::text;
 
 /// Membership literals one event may hold before its membership tests compare directly.
-const MAX_HITS: usize = 64;
+const MAX_HITS: usize = 32;
 /// Anchor literals remembered as done per event (a literal found again past this is
 /// checked again: same verdict, more work).
-const MAX_SEEN: usize = 32;
+const MAX_SEEN: usize = 24;
 const NO_OWNER: u8 = u8::MAX;
 
 fn bit(f: u8) -> u32 {
@@ -106,13 +106,17 @@ struct Cx<'a, 'e> {
     /// Per field: the field whose input holds it (itself, or the path it was derived
     /// from), `NO_OWNER` when it is not a string input.
     owner: [u8; MAX_FIELDS],
-    reg: [Reg; MAX_FIELDS],
+    /// Where the derived inputs the path holds lie in it: (field, region), `NO_OWNER` for
+    /// none. A field that holds its own input spans all of it (not stored: the state
+    /// stays small on the kernel callbacks' stack).
+    parts: [(u8, Reg); 3],
     /// Fields held by the path's input (derived ones and the path itself).
     in_path: u32,
     path: u8,
-    /// Made when first needed: most events find no literal and test no membership.
-    seen: Option<Set<MAX_SEEN>>,
-    member: Option<Set<MAX_HITS>>,
+    /// Anchor literals done, and membership literals found. Inline, not made when first
+    /// needed: an `Option` of each cost the kernel's callbacks a copy of it on the stack.
+    seen: Set<MAX_SEEN>,
+    member: Set<MAX_HITS>,
     /// Bit `o`: the input of field `o` was scanned for membership literals.
     mscanned: u32,
 }
@@ -123,11 +127,11 @@ impl<'a, 'e> Cx<'a, 'e> {
             ev,
             best: NONE,
             owner: [NO_OWNER; MAX_FIELDS],
-            reg: [Reg { start: 0, end: 0 }; MAX_FIELDS],
+            parts: [(NO_OWNER, Reg { start: 0, end: 0 }); 3],
             in_path: 0,
             path: NO_OWNER,
-            seen: None,
-            member: None,
+            seen: Set::new(),
+            member: Set::new(),
             mscanned: 0,
         }
     }
@@ -139,13 +143,10 @@ impl<'a, 'e> Cx<'a, 'e> {
         // Only fields with literals are looked up by position.
         let used = ti.fwd_start | ti.bwd_end | ti.ac_fields | ti.member_fields;
         for f in fields(used) {
-            if let (Some(Input::Str(s)), Some(o), Some(r)) = (
-                ev.input(f),
-                self.owner.get_mut(usize::from(f)),
-                self.reg.get_mut(usize::from(f)),
-            ) {
+            if let (Some(Input::Str(_)), Some(o)) =
+                (ev.input(f), self.owner.get_mut(usize::from(f)))
+            {
                 *o = f;
-                r.end = s.len();
             }
         }
         let Some([fp, fname, fext, fparent]) = ti.derived else {
@@ -163,21 +164,24 @@ impl<'a, 'e> Cx<'a, 'e> {
             (fext, len.saturating_sub(ext.len()), ext),
             (fparent, 0, parent),
         ];
-        for (f, start, part) in parts {
+        for (k, (f, start, part)) in parts.into_iter().enumerate() {
             let same = match ev.input(f) {
                 Some(Input::Str(s)) => core::ptr::eq(s, part) || s == part,
                 _ => false,
             };
-            if let (true, Some(o), Some(r)) = (
-                same,
+            if let (true, Some(o), Some(p)) = (
+                same && f != fp,
                 self.owner.get_mut(usize::from(f)),
-                self.reg.get_mut(usize::from(f)),
+                self.parts.get_mut(k),
             ) {
                 *o = fp;
-                *r = Reg {
-                    start,
-                    end: start.saturating_add(part.len()),
-                };
+                *p = (
+                    f,
+                    Reg {
+                        start,
+                        end: start.saturating_add(part.len()),
+                    },
+                );
                 self.in_path |= bit(f);
             }
         }
@@ -192,11 +196,24 @@ impl<'a, 'e> Cx<'a, 'e> {
         self.owner.get(usize::from(f)).copied().unwrap_or(NO_OWNER)
     }
 
+    /// Where field `f` lies in its owner's input (an empty, impossible region when it has
+    /// no string input).
     fn reg(&self, f: u8) -> Reg {
-        self.reg
-            .get(usize::from(f))
-            .copied()
-            .unwrap_or(Reg { start: 1, end: 0 })
+        let none = Reg { start: 1, end: 0 };
+        let o = self.owner(f);
+        if o != f {
+            return match self.parts.iter().find(|p| p.0 == f) {
+                Some(&(_, r)) if o != NO_OWNER => r,
+                _ => none,
+            };
+        }
+        match self.ev.input(f) {
+            Some(Input::Str(s)) => Reg {
+                start: 0,
+                end: s.len(),
+            },
+            _ => none,
+        }
     }
 
     /// The smallest region holding the regions of `fields`.
@@ -310,7 +327,7 @@ impl RuleSet {
             Kind::Equals => s == r.start && e == r.end,
             Kind::Contains => s >= r.start && e <= r.end,
         };
-        if holds && cx.seen.get_or_insert_with(Set::new).insert(l) {
+        if holds && cx.seen.insert(l) {
             let a = self.post_start.get(idx(l)).copied().unwrap_or(0);
             let b = self
                 .post_start
@@ -402,13 +419,12 @@ impl RuleSet {
                 Op::StrEquals | Op::StartsWith | Op::EndsWith | Op::Contains | Op::Wildcard,
                 Input::Str(s),
             ) => self.svals_of(c).iter().any(|x| {
-                if c.op == Op::Contains && x.lit != NONE {
-                    self.member_scan(ti, cx, c.field);
-                    if let Some(m) = &cx.member
-                        && !m.overflow
-                    {
-                        return m.contains(x.lit);
-                    }
+                if c.op == Op::Contains
+                    && x.lit != NONE
+                    && self.member_scan(ti, cx, c.field)
+                    && !cx.member.overflow
+                {
+                    return cx.member.contains(x.lit);
                 }
                 str_op(c.op, s, self.units(x.off, x.len))
             }),
@@ -441,33 +457,32 @@ impl RuleSet {
         hit != c.negate
     }
 
-    /// Scans the input that holds field `f` for membership literals, once per event.
-    fn member_scan(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, f: u8) {
+    /// Scans the input that holds field `f` for membership literals, once per event; false
+    /// when `f` has none to be found in (its values are then compared directly).
+    fn member_scan(&self, ti: &TypeIndex, cx: &mut Cx<'_, '_>, f: u8) -> bool {
         let o = cx.owner(f);
-        if o == NO_OWNER || cx.mscanned & bit(o) != 0 {
-            return;
-        }
-        cx.mscanned |= bit(o);
-        cx.member.get_or_insert_with(Set::new);
         let (Some(ac), Some(Input::Str(buf))) = (&ti.member, cx.ev.input(o)) else {
-            return;
+            return false;
         };
-        let want = cx.served(o) & ti.member_fields;
-        if want == 0 {
-            return;
+        if o == NO_OWNER || ti.member_fields & bit(f) == 0 {
+            return false;
         }
-        let (lo, hi) = cx.span(want);
-        ac.scan(buf.get(lo..hi).unwrap_or(&[]), |l, end| {
-            let Some(lit) = self.mlits.get(idx(l)) else {
-                return;
-            };
-            let e = lo.saturating_add(end);
-            let s = e.saturating_sub(usize::from(lit.len));
-            let r = cx.reg(lit.field);
-            if cx.owner(lit.field) == o && s >= r.start && e <= r.end {
-                cx.member.get_or_insert_with(Set::new).insert(l);
-            }
-        });
+        if cx.mscanned & bit(o) == 0 {
+            cx.mscanned |= bit(o);
+            let (lo, hi) = cx.span(cx.served(o) & ti.member_fields);
+            ac.scan(buf.get(lo..hi).unwrap_or(&[]), |l, end| {
+                let Some(lit) = self.mlits.get(idx(l)) else {
+                    return;
+                };
+                let e = lo.saturating_add(end);
+                let s = e.saturating_sub(usize::from(lit.len));
+                let r = cx.reg(lit.field);
+                if cx.owner(lit.field) == o && s >= r.start && e <= r.end {
+                    cx.member.insert(l);
+                }
+            });
+        }
+        true
     }
 }
 

@@ -95,19 +95,19 @@ impl Homes {
     }
 
     /// The walkable trie of one home of one type, `None` when it is empty.
-    fn trie(&self, rs: &RuleSet, slot: usize, home: Home) -> Result<Option<Trie>, AllocError> {
+    fn trie(&self, strings: &[u16], slot: usize, home: Home) -> Result<Option<Trie>, AllocError> {
         let pats = self.pats(slot, home, None)?;
         if pats.is_empty() {
             return Ok(None);
         }
-        let levels = Levels::build(&rs.strings, &pats, false)?;
+        let levels = Levels::build(strings, &pats, false)?;
         Trie::new(&levels, &pats, home == Home::Bwd).map(Some)
     }
 
     /// The automaton of one home of one type (of one field, when given).
     fn automaton(
         &self,
-        rs: &RuleSet,
+        strings: &[u16],
         slot: usize,
         home: Home,
         field: Option<u8>,
@@ -116,7 +116,7 @@ impl Homes {
         if pats.is_empty() {
             return Ok(None);
         }
-        let levels = Levels::build(&rs.strings, &pats, true)?;
+        let levels = Levels::build(strings, &pats, true)?;
         drop(pats);
         // Dense rows: a constant plus two bytes per literal unit of this home, so the rows
         // grow no faster than the literals (bounded by the string table).
@@ -164,6 +164,13 @@ pub(super) fn build(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
         used: [[0; 4]; 2],
         cap: rs.strings.len().saturating_add(EXTRA_LITERAL_UNITS),
     };
+    literals(rs, dup, &mut homes)?;
+    structures(rs, &homes)
+}
+
+/// Steps 1-6: the literals, postings and homes (a frame of its own, as [`structures`]).
+#[inline(never)]
+fn literals(rs: &mut RuleSet, dup: &[bool], homes: &mut Homes) -> Result<(), AllocError> {
     // 1. Anchor literals, and the literal of every anchor value: rule `i`'s are
     // `vlit[vstart[i]..]`, one per value of its anchor criterion.
     let mut map = Map::new();
@@ -377,31 +384,34 @@ pub(super) fn build(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
         }
     }
     drop(map);
-    // 7. The structures of each type.
+    Ok(())
+}
+
+/// Step 7: the structures of each type, built in place. A frame of its own (as steps 1-6
+/// have): the kernel check's stack budget counts the deepest chain, and a trie or an
+/// automaton held in a shared frame would add to every chain through it.
+#[inline(never)]
+fn structures(rs: &mut RuleSet, homes: &Homes) -> Result<(), AllocError> {
+    let RuleSet { strings, index, .. } = rs;
     for t in EventType::ALL {
         let slot = t.slot();
-        let fwd = homes.trie(rs, slot, Home::Fwd)?;
-        let bwd = homes.trie(rs, slot, Home::Bwd)?;
-        let member = homes.automaton(rs, slot, Home::Member, None)?;
-        // One automaton per field: each scans only its field, and skips at its root what
-        // begins none of its literals (the path's literals mostly begin with `\`).
-        let mut ac = Vec::new();
-        let ac_fields = rs.index.get(slot).map_or(0, |ti| ti.ac_fields);
-        for f in 0..u8::try_from(MAX_FIELDS).unwrap_or(0) {
-            if ac_fields & bit(f) == 0 {
-                continue;
-            }
-            if let Some(a) = homes.automaton(rs, slot, Home::Ac, Some(f))? {
-                push(&mut ac, (f, a))?;
-            }
-        }
-        let Some(ti) = rs.index.get_mut(slot) else {
+        let Some(ti) = index.get_mut(slot) else {
             continue;
         };
-        ti.fwd = fwd;
-        ti.bwd = bwd;
-        ti.ac = ac;
-        ti.member = member;
+        ti.fwd = homes.trie(strings, slot, Home::Fwd)?;
+        ti.bwd = homes.trie(strings, slot, Home::Bwd)?;
+        ti.member = homes.automaton(strings, slot, Home::Member, None)?;
+        // One automaton per field: each scans only its field, and skips at its root what
+        // begins none of its literals (the path's literals mostly begin with `\`).
+        ti.ac = Vec::new();
+        for f in 0..u8::try_from(MAX_FIELDS).unwrap_or(0) {
+            if ti.ac_fields & bit(f) == 0 {
+                continue;
+            }
+            if let Some(a) = homes.automaton(strings, slot, Home::Ac, Some(f))? {
+                push(&mut ti.ac, (f, a))?;
+            }
+        }
         let f = |n: &str| t.field_index(n);
         ti.derived = match (f("path"), f("name"), f("extension"), f("parent")) {
             (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),

@@ -110,6 +110,7 @@ pub(super) struct Shares {
 }
 
 /// Gives every criterion its predicate id and every exception set its set id.
+#[inline(never)]
 pub(super) fn share(rs: &mut RuleSet) -> Result<Shares, AllocError> {
     let mut map = Map::new();
     // Predicate id -> the first criterion with it and its event type: a field index means
@@ -190,6 +191,7 @@ pub(super) fn share(rs: &mut RuleSet) -> Result<Shares, AllocError> {
 
 /// Rules that never decide: equal (same event type, criteria and exception sets, in the
 /// same order) to an earlier rule. Needs the ids from [`share`].
+#[inline(never)]
 pub(super) fn duplicates(rs: &RuleSet) -> Result<Vec<bool>, AllocError> {
     let mut dup: Vec<bool> = mem::with_capacity(rs.rules.len())?;
     let mut map = Map::new();
@@ -206,6 +208,7 @@ pub(super) fn duplicates(rs: &RuleSet) -> Result<Vec<bool>, AllocError> {
 /// Sets every rule's guard: the criterion and the exception set it shares with the most
 /// other criteria and sets (`NONE` where it shares none). The anchor is left out (a
 /// candidate's anchor is known to hold).
+#[inline(never)]
 pub(super) fn guards(rs: &mut RuleSet, sh: &Shares) -> Result<(), AllocError> {
     for i in 0..rs.rules.len() {
         let Some(r) = rs.rules.get(i).copied() else {
@@ -236,6 +239,7 @@ pub(super) fn guards(rs: &mut RuleSet, sh: &Shares) -> Result<(), AllocError> {
 /// Equal criteria share one copy of their values: the first keeps its values (moved
 /// down over the copies removed before it), the others point at them. Realistic sets
 /// repeat long lists (the same 40 process filters in many exception sets).
+#[inline(never)]
 pub(super) fn compact(rs: &mut RuleSet, sh: &Shares) -> Result<(), AllocError> {
     let mut at: Vec<u32> = mem::with_capacity(sh.preds.len())?;
     for _ in 0..sh.preds.len() {
