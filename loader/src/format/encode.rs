@@ -1,7 +1,6 @@
 //! The encoder: owned content to format v1 (each distinct string once in the string
 //! table), and the copy of a file made ready for signing.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use sha2::{Digest as _, Sha256};
 
@@ -9,6 +8,7 @@ use super::header::{DIGESTED_HEADER, HEADER_LEN32, tables};
 use super::{CRIT_FIXED, FLAG_NEGATE, RULE_FIXED, SET_FIXED, STR_REF, digest_of, oom};
 use super::{FORMAT_VERSION, HEADER_LEN, MAGIC, SIGNATURE_BLOCK_LEN, field, read_header};
 use crate::content::{Content, Criterion, Values, limits};
+use crate::engine::map::Map;
 use crate::error::{AllocError, ContentError, Location};
 use crate::mem;
 use crate::schema::{FieldKind, Op, SCHEMA_VERSION};
@@ -117,25 +117,45 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
     }
     // The string table holds each distinct string once, in order of first use; every
     // reference to an equal string shares it.
-    let mut shared: BTreeMap<&[u16], u32> = BTreeMap::new();
+    // `offs` is the offset of every string value in the order the rules table lists them
+    // (each rule's criteria, then its exception sets'), so that table is written without a
+    // second lookup.
+    // Distinct strings by a hash of their units (a string whose probe runs long is
+    // written again: the table only shares less).
+    let mut shared = Map::new();
     let mut st: Vec<u8> = Vec::new();
+    let mut offs: Vec<u32> = Vec::new();
     for r in &content.rules {
         for c in r.criteria.iter().chain(r.exceptions.iter().flatten()) {
             if let Values::Strs(list) = &c.values {
                 for s in list {
-                    if shared.contains_key(s.as_slice()) {
-                        continue;
-                    }
-                    let off = u32::try_from(st.len() / 2)
+                    let next = u32::try_from(st.len() / 2)
                         .map_err(|_| limit(None, "string table", usize::MAX, st.len()))?;
-                    shared.insert(s, off);
-                    for u in s {
-                        st.extend_from_slice(&u.to_le_bytes());
+                    let hash = s.iter().fold(u64::try_from(s.len()).unwrap_or(0), |h, &u| {
+                        (h.rotate_left(5) ^ u64::from(u)).wrapping_mul(0x517C_C1B7_2722_0A95)
+                    });
+                    let at = |off: u32| {
+                        let from = usize::try_from(off).unwrap_or(usize::MAX).saturating_mul(2);
+                        st.get(from..from.saturating_add(s.len().saturating_mul(2)))
+                            .is_some_and(|b| {
+                                b.chunks_exact(2).zip(s).all(|(x, &u)| x == u.to_le_bytes())
+                            })
+                    };
+                    let off = shared
+                        .get_or_insert(hash, next, at)
+                        .map_err(|_| EncodeError::OutOfMemory)?;
+                    if off == next {
+                        for u in s {
+                            st.extend_from_slice(&u.to_le_bytes());
+                        }
                     }
+                    offs.push(off);
                 }
             }
         }
     }
+    drop(shared);
+    let mut offs = offs.into_iter();
     let strings_len = st.len();
     let total = HEADER_LEN
         .saturating_add(rules_len)
@@ -175,7 +195,7 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
             r.exceptions.len(),
         )?);
         for c in &r.criteria {
-            put_criterion(&mut rt, &shared, i, c)?;
+            put_criterion(&mut rt, &mut offs, i, c)?;
         }
         for set in &r.exceptions {
             rt.push(count_u8(
@@ -185,7 +205,7 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
                 set.len(),
             )?);
             for c in set {
-                put_criterion(&mut rt, &shared, i, c)?;
+                put_criterion(&mut rt, &mut offs, i, c)?;
             }
         }
     }
@@ -242,7 +262,7 @@ pub fn prepare_signed(bytes: &[u8], key_id: [u8; 8]) -> Result<Vec<u8>, ContentE
 
 fn put_criterion(
     rt: &mut Vec<u8>,
-    shared: &BTreeMap<&[u16], u32>,
+    offs: &mut impl Iterator<Item = u32>,
     rule: usize,
     c: &Criterion,
 ) -> Result<(), EncodeError> {
@@ -258,7 +278,7 @@ fn put_criterion(
     match &c.values {
         Values::Strs(list) => {
             for s in list {
-                let off = shared.get(s.as_slice()).copied().unwrap_or(0);
+                let off = offs.next().unwrap_or(0);
                 let len = u16::try_from(s.len()).map_err(|_| {
                     limit(Some(rule), "string length", usize::from(u16::MAX), s.len())
                 })?;
