@@ -1221,6 +1221,9 @@ def run_reparse(d):
         failures.append(f"control boot: no passed health check: {hc}")
     if victim_state() != "intact":
         failures.append(rf"control boot: C:\windows\victim.dat {victim_state()}")
+    faults = [x for x in log.read_text(errors="replace").splitlines() if FAULT.search(x)]
+    if faults:
+        failures.append(f"control boot: a fault in Wine's output: {faults[:3]}")
     d.rows.append({"event": "boot", "boot": 2, "what": "control", "driver": said, "passed": bool(passed)})
     return failures
 
