@@ -11,15 +11,20 @@
 #      after 3 bugchecks; the release image, another build, runs again;
 #   3. "July 2024": v2 pushed live through the driver's control device (IOCTLs sent by
 #      driver/hosted/ioctl.c, built here with MinGW-w64), a crash, two boots that bugcheck
-#      on v2, the start on v1 with v2 quarantined, v3 pushed live and healthy.
+#      on v2, the start on v1 with v2 quarantined, v3 pushed live and healthy;
+#   4. the store behind a link (issue 19, finding 4): ContentDirectory replaced by a link to
+#      a planted copy whose canary.tmp links to a file outside; the driver must refuse it
+#      with its line naming the link, write nothing through it, and the file must survive
+#      (the image before the fix started there and its canary deleted the file).
 # driver/hosted/drill.py says how. Then, with Wine's fltmgr.sys replaced by a TEST DOUBLE of
 # Filter Manager (driver/hosted/double: built here, loaded with WINEDLLOVERRIDES=fltmgr.sys=n):
-#   4. the double checked with its own self-test filter (driver/hosted/double/selftest),
+#   5. the double checked with its own self-test filter (driver/hosted/double/selftest),
 #      then the driver's file-system half: instances, verdict parity with failsafectl test,
 #      paths, DOS names, hostile inputs, live swaps under load, unload with operations in
 #      flight and reload, and the review findings' scenarios (driver/hosted/double/run.py).
-#   --short        scenario 1 only (6 boots), no dormancy, no July 2024, no double; default:
-#                  also ForceSafeMode, a power loss, dormancy, July 2024 and the double's scenarios
+#   --short        scenario 1 only (6 boots), no dormancy, no July 2024, no reparse, no double;
+#                  default: also ForceSafeMode, a power loss, dormancy, July 2024, the store
+#                  behind a link and the double's scenarios
 #   --no-build     use the images already in target/kcheck (e.g. right after the kernel check)
 #   --double-only  the double's scenarios only
 # Installs what it needs when missing (.ci/need.sh: wine64, python3, MinGW-w64's compiler
@@ -82,11 +87,16 @@ if [ -z "$short" ]; then
     --ctl target/debug/failsafectl --sample content/sample.toml \
     --ioctl target/hosted-live/failsafe-ioctl.exe \
     --work target/hosted-live/run --json target/hosted-live/timeline.json
+  # The store behind a link (issue 19, finding 4): a fresh prefix and two boots, ~60 s.
+  python3 driver/hosted/drill.py --scenario reparse \
+    --sys target/kcheck/failsafeflt-drill.sys --map target/kcheck/failsafeflt-drill.map \
+    --ctl target/debug/failsafectl --sample content/sample.toml \
+    --work target/hosted-reparse --json target/hosted-reparse/timeline.json
 fi
 fi
 [ -n "$short" ] && exit 0
 
-# 4. The Filter Manager test double: clippy-clean for the driver's target, linked like the
+# 5. The Filter Manager test double: clippy-clean for the driver's target, linked like the
 # driver (rust-lld, MinGW's import libraries that the kernel check copied), its client, and
 # the engine's own cost on the same events (release build, as `cargo bench`).
 mkdir -p target/hosted-double

@@ -132,9 +132,9 @@ const fn nt(bits: u32) -> NTSTATUS {
 // ntdef.h
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
-/// Windows SDK `shared/ntdef.h` (10.0.22621 and the previews; absent from MinGW-w64's
-/// headers and from the WDK's `km/`): no reparse point is followed while parsing the name.
-pub const OBJ_DONT_REPARSE: u32 = 0x1000;
+// OBJ_DONT_REPARSE (Windows SDK `shared/ntdef.h`; absent from MinGW-w64's headers and from
+// the WDK's `km/`), FILE_OPEN_REPARSE_POINT and FILE_ATTRIBUTE_REPARSE_POINT: in
+// `crate::reparse`, where the unit tests check how the store is opened.
 // winnt.h access rights
 pub const GENERIC_READ: u32 = 0x8000_0000;
 pub const GENERIC_WRITE: u32 = 0x4000_0000;
@@ -147,7 +147,6 @@ pub const FILE_SHARE_READ: u32 = 0x1;
 pub const FILE_SHARE_WRITE: u32 = 0x2;
 pub const FILE_SHARE_DELETE: u32 = 0x4;
 pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
-pub const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
 pub const READ_CONTROL: u32 = 0x0002_0000;
 pub const FILE_TRAVERSE: u32 = 0x0020;
 // wdm.h create dispositions and options
@@ -160,7 +159,6 @@ pub const FILE_WRITE_THROUGH: u32 = 0x2;
 pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
 pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 pub const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
-pub const FILE_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 // devioctl.h
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 // wdm.h

@@ -46,6 +46,7 @@ use super::nt::{
 };
 use super::storedir;
 use super::worker;
+use crate::reparse::Child;
 use crate::running::{Close, Power};
 
 /// Runs `f` on the record and this start's activation with `STATE_LOCK` held.
@@ -210,6 +211,7 @@ fn canary() -> Result<(), NTSTATUS> {
     let h = open_at(
         storedir::handle(),
         &mut name,
+        Child::Canary,
         GENERIC_READ | GENERIC_WRITE | DELETE,
         FILE_OVERWRITE_IF,
         FILE_NON_DIRECTORY_FILE | FILE_WRITE_THROUGH | FILE_DELETE_ON_CLOSE,

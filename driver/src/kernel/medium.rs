@@ -14,6 +14,7 @@ use super::ffi::{
 };
 use super::nt::{Handle, Wide, flush, io, open_at, read_at, write_at};
 use super::storedir;
+use crate::reparse::Child;
 
 /// The record file. Its name is built once, at `DriverEntry`.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl KernelMedium {
         open_at(
             storedir::handle(),
             &mut self.name,
+            Child::Record,
             access,
             disposition,
             options,

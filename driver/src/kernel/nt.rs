@@ -5,16 +5,17 @@
 use alloc::vec::Vec;
 
 use super::ffi::{
-    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_OPEN_REPARSE_POINT, FILE_SHARE_DELETE,
-    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK,
-    LARGE_INTEGER, MmGetSystemRoutineAddress, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_DONT_REPARSE,
-    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_PARAMETER, STATUS_NAME_TOO_LONG, STATUS_NO_MORE_FILES, SYNCHRONIZE,
-    UNICODE_STRING, ZwClose, ZwCreateFile, ZwFlushBuffersFile, ZwQueryDirectoryFile,
-    ZwQueryInformationFile, ZwReadFile, ZwWriteFile,
+    _FILE_INFORMATION_CLASS, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FILE_SYNCHRONOUS_IO_NONALERT, HANDLE, IO_STATUS_BLOCK, LARGE_INTEGER,
+    MmGetSystemRoutineAddress, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE,
+    OBJECT_ATTRIBUTES, STATUS_END_OF_FILE, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
+    STATUS_NAME_TOO_LONG, STATUS_NO_MORE_FILES, SYNCHRONIZE, UNICODE_STRING, ZwClose, ZwCreateFile,
+    ZwFlushBuffersFile, ZwQueryDirectoryFile, ZwQueryInformationFile, ZwReadFile, ZwWriteFile,
 };
 use failsafe_loader::mem;
 use failsafe_loader::state::IoError;
+
+use crate::reparse::Child;
 
 /// The current IRQL.
 ///
@@ -176,37 +177,44 @@ fn offset(at: u64) -> LARGE_INTEGER {
     }
 }
 
-/// Opens `name`, relative to the directory `root` (a handle the driver holds), without
-/// following any reparse point (issue 19, finding 4: the store's files are opened in the
-/// system's context, so a junction or symbolic link in the path would redirect an
-/// overwrite or a delete-on-close to any file): `OBJ_DONT_REPARSE` (ntdef.h, Windows SDK
-/// 10.0.22621 `shared/ntdef.h`: `0x00001000L`; Microsoft Learn, "OBJECT_ATTRIBUTES
-/// structure": parsing fails with `STATUS_REPARSE_POINT_ENCOUNTERED` at any reparse point,
-/// object-manager symbolic links included) and `FILE_OPEN_REPARSE_POINT` (wdm.h; a final
-/// component that is a reparse point is opened itself, never its target). A Windows that
-/// predates `OBJ_DONT_REPARSE` refuses the unknown attribute with
-/// `STATUS_INVALID_PARAMETER`: the open is then repeated without it, still relative to the
-/// held directory and with `FILE_OPEN_REPARSE_POINT` (what that loses: a reparse point on
-/// an intermediate component, which only a writer of the store could make, and the store's
-/// DACL admits no other writer). Shares as [`create`]. PASSIVE_LEVEL.
+/// Opens `name`, the store's child `child`, relative to the directory `root` (a handle the
+/// driver holds), without following any reparse point (issue 19, finding 4: the store's
+/// files are opened in the system's context, so a junction or symbolic link in the path
+/// would redirect an overwrite or a delete-on-close to any file): the object attributes
+/// and create options are [`Child::open`]'s (`OBJ_DONT_REPARSE`, `FILE_OPEN_REPARSE_POINT`
+/// and `options`). A Windows that predates `OBJ_DONT_REPARSE` refuses the unknown
+/// attribute with `STATUS_INVALID_PARAMETER`: the open is then repeated as
+/// [`Child::open_without_dont_reparse`] says. Shares as [`create`]. PASSIVE_LEVEL.
 pub fn open_at(
     root: HANDLE,
     name: &mut Wide,
+    child: Child,
     access: u32,
     disposition: u32,
     options: u32,
 ) -> Result<Handle, NTSTATUS> {
-    let options = options | FILE_OPEN_REPARSE_POINT;
+    let o = child.open(options);
     match create(
         root,
         name,
-        OBJ_DONT_REPARSE,
+        o.attributes,
         access,
         disposition,
-        options,
+        o.options,
         None,
     ) {
-        Err(STATUS_INVALID_PARAMETER) => create(root, name, 0, access, disposition, options, None),
+        Err(STATUS_INVALID_PARAMETER) => {
+            let o = child.open_without_dont_reparse(options);
+            create(
+                root,
+                name,
+                o.attributes,
+                access,
+                disposition,
+                o.options,
+                None,
+            )
+        }
         r => r,
     }
 }

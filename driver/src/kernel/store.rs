@@ -14,6 +14,7 @@ use super::ffi::{
 use super::nt::{Wide, file_size, io, list_batch, open_at, read_at};
 use super::storedir;
 use crate::config::{content_file_name, parse_content_name};
+use crate::reparse::Child;
 use crate::wire::{file_names, utf16_into};
 
 /// Directory listing buffer (pool, not stack) and the most entries looked at.
@@ -38,6 +39,7 @@ impl ContentStore for KernelStore {
         let h = match open_at(
             storedir::handle(),
             &mut self.dir,
+            Child::ContentFolder,
             FILE_LIST_DIRECTORY,
             FILE_OPEN,
             FILE_DIRECTORY_FILE,
@@ -87,6 +89,7 @@ impl ContentStore for KernelStore {
         let h = open_at(
             storedir::handle(),
             &mut path,
+            Child::Content,
             GENERIC_READ,
             FILE_OPEN,
             FILE_NON_DIRECTORY_FILE,

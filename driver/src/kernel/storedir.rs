@@ -5,7 +5,8 @@
 //! At the start:
 //! 1. The directory is opened (created if missing, with the store's DACL) with
 //!    `FILE_OPEN_REPARSE_POINT`: a junction or symbolic link there is opened itself and
-//!    refused (`FileAttributeTagInformation` shows `FILE_ATTRIBUTE_REPARSE_POINT`). The
+//!    refused (`FileAttributeTagInformation` or `ZwQueryFullAttributesFile` shows
+//!    `FILE_ATTRIBUTE_REPARSE_POINT`; the flags and the rule: `crate::reparse`). The
 //!    handle does not share delete, so the directory cannot be renamed or replaced while
 //!    the driver runs; its files can (the console's atomic replace renames them).
 //! 2. Its owner and DACL (`ZwQuerySecurityObject`) are judged by `crate::dacl::judge`:
@@ -28,15 +29,15 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::ffi::{
     _FILE_INFORMATION_CLASS, DACL_SECURITY_INFORMATION, DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-    DbgPrintEx, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY, FILE_OPEN, FILE_OPEN_IF,
-    FILE_OPEN_REPARSE_POINT, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, HANDLE,
-    IO_STATUS_BLOCK, NTSTATUS, OWNER_SECURITY_INFORMATION, READ_CONTROL, STATUS_ACCESS_DENIED,
-    STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES, STATUS_OBJECT_NAME_NOT_FOUND,
-    STATUS_REPARSE_POINT_ENCOUNTERED, WRITE_DAC, ZwClose, ZwQueryFullAttributesFile,
-    ZwQueryInformationFile, ZwQuerySecurityObject, ZwSetSecurityObject,
+    DbgPrintEx, FILE_DIRECTORY_FILE, FILE_LIST_DIRECTORY, FILE_OPEN, FILE_OPEN_IF, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FILE_TRAVERSE, HANDLE, IO_STATUS_BLOCK, NTSTATUS, OWNER_SECURITY_INFORMATION,
+    READ_CONTROL, STATUS_ACCESS_DENIED, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_REPARSE_POINT_ENCOUNTERED, WRITE_DAC, ZwClose,
+    ZwQueryFullAttributesFile, ZwQueryInformationFile, ZwQuerySecurityObject, ZwSetSecurityObject,
 };
 use super::nt::{Handle, Line, Wide, create_shared, debug_assert_passive, list_batch, open_at};
 use crate::dacl::{STORE_DESCRIPTOR, Unsafe, Verdict, judge};
+use crate::reparse::{self, Child};
 use crate::wire::{file_names, utf16_into};
 
 /// The store's directory handle (a kernel handle), null when none is held. Written in
@@ -66,17 +67,18 @@ pub fn handle() -> HANDLE {
 pub fn open(path: &Wide, policy: Policy) -> Result<(), NTSTATUS> {
     debug_assert_passive!();
     let mut name = Wide::join(path.units(), "").ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let o = reparse::directory(FILE_DIRECTORY_FILE);
     let dir = create_shared(
         core::ptr::null_mut(),
         &mut name,
-        (0, Some(&DESCRIPTOR.0)),
+        (o.attributes, Some(&DESCRIPTOR.0)),
         FILE_LIST_DIRECTORY | FILE_TRAVERSE | READ_CONTROL | WRITE_DAC,
         FILE_SHARE_READ | FILE_SHARE_WRITE,
         FILE_OPEN_IF,
-        FILE_DIRECTORY_FILE | FILE_OPEN_REPARSE_POINT,
+        o.options,
     )
     .map_err(|s| refuse(s, format_args!("cannot be opened or created ({s:#010x})")))?;
-    if reparse_point(&dir)? || reparse_point_by_name(&mut name)? {
+    if reparse::refuses(attributes(&dir)?, attributes_by_name(&mut name)?) {
         return Err(refuse(
             STATUS_REPARSE_POINT_ENCOUNTERED,
             format_args!("is a junction or symbolic link (its target could be any directory)"),
@@ -88,6 +90,7 @@ pub fn open(path: &Wide, policy: Policy) -> Result<(), NTSTATUS> {
     match open_at(
         dir.0,
         &mut content,
+        Child::ContentFolder,
         FILE_LIST_DIRECTORY | READ_CONTROL,
         FILE_OPEN,
         FILE_DIRECTORY_FILE,
@@ -117,9 +120,9 @@ pub fn close() {
     }
 }
 
-/// The object is a reparse point (`FILE_ATTRIBUTE_TAG_INFORMATION`, ntifs.h: `FileAttributes`
+/// The object's attributes (`FILE_ATTRIBUTE_TAG_INFORMATION`, ntifs.h: `FileAttributes`
 /// ULONG, `ReparseTag` ULONG).
-fn reparse_point(h: &Handle) -> Result<bool, NTSTATUS> {
+fn attributes(h: &Handle) -> Result<u32, NTSTATUS> {
     let mut info = [0u32; 2];
     let mut iosb = IO_STATUS_BLOCK::default();
     // SAFETY: a live handle; `info` is a live local of 8 bytes, the structure's size.
@@ -139,7 +142,7 @@ fn reparse_point(h: &Handle) -> Result<bool, NTSTATUS> {
         ));
     }
     let [attributes, _tag] = info;
-    Ok(attributes & super::ffi::FILE_ATTRIBUTE_REPARSE_POINT != 0)
+    Ok(attributes)
 }
 
 /// The same by name (`ZwQueryFullAttributesFile`, wdm.h: a `FILE_NETWORK_OPEN_INFORMATION`,
@@ -147,7 +150,7 @@ fn reparse_point(h: &Handle) -> Result<bool, NTSTATUS> {
 /// handle's answer above is the authority and this one agrees (the attributes of the link
 /// itself); Wine 8.0 reports a symbolic link's reparse attribute only by name (probed:
 /// `GetFileAttributesW` 0x410, the handle's `FileAttributeTagInformation` 0x10).
-fn reparse_point_by_name(name: &mut Wide) -> Result<bool, NTSTATUS> {
+fn attributes_by_name(name: &mut Wide) -> Result<u32, NTSTATUS> {
     let mut us = name.unicode();
     let mut attrs = super::nt::object_attributes(&mut us);
     let mut info = [0u64; 7];
@@ -161,8 +164,7 @@ fn reparse_point_by_name(name: &mut Wide) -> Result<bool, NTSTATUS> {
         ));
     }
     let [.., attributes_and_pad] = info;
-    let attributes = u32::try_from(attributes_and_pad & 0xFFFF_FFFF).unwrap_or(0);
-    Ok(attributes & super::ffi::FILE_ATTRIBUTE_REPARSE_POINT != 0)
+    Ok(u32::try_from(attributes_and_pad & 0xFFFF_FFFF).unwrap_or(0))
 }
 
 /// The owner and DACL of `h` as a self-relative descriptor, in pool memory.
@@ -323,8 +325,15 @@ fn secure_entries(dir: &Handle, prefix: Option<&str>, policy: Policy) -> Result<
             }
             let mut child = Wide::join_units(dst, &[]).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
             let what = Some((prefix.unwrap_or(""), &*dst));
-            let h = open_at(dir.0, &mut child, READ_CONTROL | WRITE_DAC, FILE_OPEN, 0)
-                .map_err(|s| refuse_entry(s, what, format_args!("cannot be opened ({s:#010x})")))?;
+            let h = open_at(
+                dir.0,
+                &mut child,
+                Child::Entry,
+                READ_CONTROL | WRITE_DAC,
+                FILE_OPEN,
+                0,
+            )
+            .map_err(|s| refuse_entry(s, what, format_args!("cannot be opened ({s:#010x})")))?;
             secure(&h, what, policy)?;
         }
     }
