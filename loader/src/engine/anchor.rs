@@ -9,9 +9,9 @@ use alloc::vec::Vec;
 use super::index::{CCrit, Kind, RuleSet};
 use super::lits::key;
 use super::map::Map;
-use super::{NO_ANCHOR, idx, u32_of};
+use super::{NO_ANCHOR, NONE, idx, u32_of};
 use crate::error::AllocError;
-use crate::mem::push;
+use crate::mem::{self, push};
 use crate::schema::{EventType, FieldKind};
 use crate::text::longest_literal;
 
@@ -77,9 +77,12 @@ fn anchorable(c: &CCrit) -> bool {
 /// (not left out) have it. All of them are candidates when an event holds it, whatever
 /// the rest of their criteria, so a literal many rules share (`.txt` in a list of three
 /// extensions, a process filter) is a poor anchor even when every criterion is unique.
-fn literal_counts(rs: &RuleSet, dup: &[bool]) -> Result<(Map, Vec<u32>), AllocError> {
+/// Returns the count of each value's literal by value index (0 for the others).
+fn literal_counts(rs: &RuleSet, dup: &[bool]) -> Result<Vec<u32>, AllocError> {
     let mut map = Map::new();
     let mut counts: Vec<u32> = Vec::new();
+    // Per value: its literal's index in `counts`, `NONE` when it has none.
+    let mut of_value: Vec<u32> = mem::filled(NONE, rs.svals.len())?;
     for (i, r) in rs.rules.iter().enumerate() {
         if dup.get(i).copied().unwrap_or(true) {
             continue;
@@ -90,7 +93,11 @@ fn literal_counts(rs: &RuleSet, dup: &[bool]) -> Result<(Map, Vec<u32>), AllocEr
             .iter()
             .filter(|c| anchorable(c))
         {
-            for v in rs.svals_of(c) {
+            for j in 0..usize::from(c.n) {
+                let vi = idx(c.vals).saturating_add(j);
+                let Some(v) = rs.svals.get(vi) else {
+                    break;
+                };
                 let Some(k) = literal(rs, slot, c, v.off, v.len) else {
                     continue;
                 };
@@ -102,21 +109,27 @@ fn literal_counts(rs: &RuleSet, dup: &[bool]) -> Result<(Map, Vec<u32>), AllocEr
                 if let Some(n) = counts.get_mut(idx(at)) {
                     *n = n.saturating_add(1);
                 }
+                if let Some(o) = of_value.get_mut(vi) {
+                    *o = at;
+                }
             }
         }
     }
-    Ok((map, counts))
+    drop(map);
+    for o in &mut of_value {
+        *o = counts.get(idx(*o)).copied().unwrap_or(0);
+    }
+    Ok(of_value)
 }
 
 /// Sets every rule's anchor (rules in `dup` never decide and get none).
 #[inline(never)]
 pub(super) fn choose(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
-    let (map, counts) = literal_counts(rs, dup)?;
+    let counts = literal_counts(rs, dup)?;
     for i in 0..rs.rules.len() {
         let Some(r) = rs.rules.get(i).copied() else {
             break;
         };
-        let slot = r.event.slot();
         let mut best: Option<(u32, u8, bool)> = None;
         if !dup.get(i).copied().unwrap_or(true) {
             for (k, c) in rs.crits_at(r.crit, r.ncrit).iter().enumerate() {
@@ -126,7 +139,7 @@ pub(super) fn choose(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
                 let rl = role(r.event, c.field);
                 let mut p = 0u32;
                 let mut ok = true;
-                for v in rs.svals_of(c) {
+                for (j, v) in rs.svals_of(c).iter().enumerate() {
                     let s = rs.units(v.off, v.len);
                     let (kind, pat) = match Kind::of(c.op) {
                         Some(kind) => (kind, s),
@@ -136,9 +149,9 @@ pub(super) fn choose(rs: &mut RuleSet, dup: &[bool]) -> Result<(), AllocError> {
                         ok = false;
                         break;
                     }
-                    let n = literal(rs, slot, c, v.off, v.len)
-                        .and_then(|k| map.get(k))
-                        .and_then(|at| counts.get(idx(at)).copied())
+                    let n = counts
+                        .get(idx(c.vals).saturating_add(j))
+                        .copied()
                         .unwrap_or(1)
                         .max(1);
                     let each = (1u32 << 24)

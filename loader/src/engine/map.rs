@@ -71,22 +71,6 @@ impl Map {
         Ok(self.enter(key, new, same))
     }
 
-    /// The value entered under `key`, if it was entered.
-    pub(crate) fn get(&self, key: u64) -> Option<u32> {
-        let key = if key == EMPTY { EMPTY - 1 } else { key };
-        let mask = self.keys.len().checked_sub(1)?;
-        let h = usize::try_from(mix(key)).unwrap_or(0);
-        for i in 0..PROBES {
-            let slot = h.wrapping_add(i) & mask;
-            match self.keys.get(slot).copied() {
-                Some(EMPTY) | None => return None,
-                Some(k) if k == key => return self.vals.get(slot).copied(),
-                Some(_) => {}
-            }
-        }
-        None
-    }
-
     fn enter(&mut self, key: u64, new: u32, mut same: impl FnMut(u32) -> bool) -> u32 {
         let key = if key == EMPTY { EMPTY - 1 } else { key };
         let mask = self.keys.len().saturating_sub(1);
