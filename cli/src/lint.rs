@@ -21,7 +21,7 @@ use failsafe_loader::text::{
 };
 use failsafe_loader::{Content, Criterion, EventType, Input, Op, Rule, Values};
 
-use crate::source::{Compiled, Diag, Severity, line_col, rule_name};
+use crate::source::{Compiled, Diag, Lines, Severity, rule_name};
 
 /// Pairs of rules the shadowing check compares at most; beyond that (very large sets) it
 /// stops and says so, so compile time stays linear.
@@ -38,7 +38,7 @@ fn s(units: &[u16]) -> String {
 }
 
 struct Linter<'a> {
-    src: &'a str,
+    lines: Lines<'a>,
     out: Vec<Diag>,
 }
 
@@ -53,7 +53,7 @@ impl Linter<'_> {
         self.out.push(Diag {
             severity: Severity::Warning,
             code,
-            line_col: at.map(|o| line_col(self.src, o)),
+            line_col: at.map(|o| self.lines.line_col(o)),
             rule,
             message,
         });
@@ -277,7 +277,7 @@ fn contradicts(event: EventType, r: &Criterion, e: &Criterion) -> bool {
 /// Runs every lint over a compiled source; the warnings are added to `compiled`.
 pub fn lint(compiled: &mut Compiled, src: &str) {
     let mut l = Linter {
-        src,
+        lines: Lines::new(src),
         out: Vec::new(),
     };
     let content: &Content = &compiled.content;
@@ -408,7 +408,7 @@ fn shadowing(l: &mut Linter<'_>, content: &Content, offsets: &[usize]) {
                         "never decides: every event it matches is matched first by {} ({} on line {}), which has no exceptions",
                         rule_name(j, a.id),
                         a.action,
-                        offsets.get(j).map_or(0, |&o| line_col(l.src, o).0)
+                        offsets.get(j).map_or(0, |&o| l.lines.line_col(o).0)
                     ),
                 );
                 break;

@@ -807,3 +807,58 @@ fn import_sigma_converts_what_it_can_and_reports_the_rest_per_rule() {
     assert_eq!(j["imported"], 5);
     assert_eq!(j["not_imported"], 4);
 }
+
+/// Many warnings of one kind (a generated source in device form): the first 20 are
+/// printed with their place, the rest counted in one line; `--json` lists every one.
+#[test]
+fn repeated_warnings_are_counted_after_twenty_and_json_keeps_all() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("version = 1\n");
+    for i in 0..25 {
+        text.push_str(&format!(
+            "[[rule]]\nid = {i}\nevent = \"file-create\"\naction = \"audit\"\nmatch = [{{ field = \"path\", op = \"starts-with\", value = \"\\\\Device\\\\HarddiskVolume3\\\\d{i}\\\\\" }}]\n"
+        ));
+    }
+    let src = write(d.path(), "many.toml", &text);
+    let a = ctl()
+        .arg("compile")
+        .arg(&src)
+        .arg("-o")
+        .arg(d.path().join("many.fsc"))
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert_eq!(
+        err.matches("warning[device-path]: rule #").count(),
+        20,
+        "{err}"
+    );
+    assert!(
+        err.contains("warning[device-path]: rule #19 (id 19)"),
+        "{err}"
+    );
+    assert!(!err.contains("rule #20 (id 20)"), "{err}");
+    assert!(
+        err.contains(
+            "many.toml: 5 more warning[device-path] not shown (25 in all; --json lists every one)"
+        ),
+        "{err}"
+    );
+    let j = ctl()
+        .arg("compile")
+        .arg(&src)
+        .arg("-o")
+        .arg(d.path().join("many2.fsc"))
+        .arg("--json")
+        .assert()
+        .success();
+    let v = json_lines(&j.get_output().stdout);
+    let warnings = v[0]["warnings"].as_array().unwrap();
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|w| w["code"] == "device-path")
+            .count(),
+        25
+    );
+}

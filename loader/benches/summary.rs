@@ -1,7 +1,8 @@
 //! One-screen summary: the evaluator against its baselines on the same rules and paths, and
 //! validation against memcpy and the digest alone, as ratios measured in this process.
-//! `cargo bench -p failsafe-loader --bench summary` (a few seconds; `--full` for 100k rules
-//! against the naive scan and more passes; `--realistic` for the realistic corpus only,
+//! `cargo bench -p failsafe-loader --bench summary` (a few minutes; `--file PATH` adds a
+//! content file's rules scaled by variants as a third corpus; `--full` for 100k rules against
+//! the naive scan and more passes; `--realistic` or `--variants` for one corpus only,
 //! `--validation` for the validation line only).
 #![allow(
     clippy::indexing_slicing,
@@ -33,13 +34,59 @@ fn per_item(items: usize, budget: Duration, mut pass: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// The realistic corpus: engine against RegexSet + verify, the aho-corasick design with
+/// A rule corpus: its title, its rules at a size, and its events for a rule count.
+struct Corpus {
+    title: String,
+    rules: Box<dyn Fn(usize) -> failsafe_loader::Content>,
+    events: Box<dyn Fn(usize) -> Vec<OwnedEvent>>,
+}
+
+fn realistic_corpus() -> Corpus {
+    Corpus {
+        title: "realistic corpus (Sigma file_event shape, a unique indicator per rule)".into(),
+        rules: Box::new(|n| common::realistic::realistic_rules(n, 0xC0FFEE ^ n as u64)),
+        events: Box::new(|n| common::realistic::realistic_events(2000, n, 7)),
+    }
+}
+
+fn variant_corpus() -> Corpus {
+    Corpus {
+        title: "variant-scaled corpus (200 shapes, path literals varied by a token per variant)"
+            .into(),
+        rules: Box::new(|n| common::realistic::variant_rules(n, 0xC0FFEE ^ n as u64)),
+        events: Box::new(|n| common::realistic::realistic_events(2000, n, 7)),
+    }
+}
+
+/// Rules from a content file (e.g. public Sigma rules through `failsafectl import`), scaled
+/// by variants as [`variant_corpus`]; events in drive-letter form, as the sensor reports
+/// them (ADR 0013).
+fn file_corpus(path: &str) -> Corpus {
+    let bytes = std::fs::read(path).unwrap();
+    let shapes = validate(&bytes).unwrap().content;
+    Corpus {
+        title: format!("{path}: {} rules scaled by variants", shapes.rules.len()),
+        rules: Box::new(move |n| common::realistic::variants_of(&shapes, n)),
+        events: Box::new(|n| {
+            common::realistic::realistic_events(2000, n, 7)
+                .iter()
+                .map(|e| {
+                    let dos = |s: &[u16]| {
+                        String::from_utf16_lossy(s).replacen("\\Device\\HarddiskVolume3", "C:", 1)
+                    };
+                    OwnedEvent::new(&dos(&e.path), &dos(&e.process))
+                })
+                .collect()
+        }),
+    }
+}
+
+/// A rule corpus: engine against RegexSet + verify, the aho-corasick design with
 /// the same anchors and the naive scan, every verdict compared, ratios from one run.
-fn realistic(budget: Duration, sizes: &[usize]) {
-    use common::realistic::{realistic_events, realistic_rules};
-    println!("realistic corpus (Sigma file_event shape; median ns per event over 2000 events)");
+fn realistic(budget: Duration, sizes: &[usize], corpus: &Corpus) {
+    println!("{} (median ns per event over 2000 events)", corpus.title);
     println!(
-        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",
         "rules",
         "MB",
         "engine",
@@ -50,17 +97,17 @@ fn realistic(budget: Duration, sizes: &[usize]) {
         "rx/eng",
         "nv/eng",
         "matched",
-        "load ms"
+        "load ms",
+        "chk/sha",
+        "load/sha"
     );
     let mut first = f64::NAN;
     for &n in sizes {
-        let content = realistic_rules(n, 0xC0FFEE ^ n as u64);
+        let content = (corpus.rules)(n);
         let bytes = encode(&content).unwrap();
-        let t = Instant::now();
         let rs = RuleSet::load(&bytes).unwrap();
-        let load_ms = t.elapsed().as_secs_f64() * 1e3;
         let folded = failsafe_loader::eval::fold_content(&content).unwrap();
-        let evs = realistic_events(2000, n, 7);
+        let evs = (corpus.events)(n);
         let utf8: Vec<[String; 5]> = evs.iter().map(utf8_fields).collect();
         let ac = AcDesign::new(&content, &rs);
         let mut matched = 0;
@@ -126,12 +173,26 @@ fn realistic(budget: Duration, sizes: &[usize]) {
                 black_box(e.with(|ev| failsafe_loader::eval::evaluate_scan(&folded, ev)));
             }
         });
+        // Validation of the same file: check and load against SHA-256 alone, medians
+        // measured back to back.
+        let check = per_item(1, budget, || {
+            black_box(failsafe_loader::check(black_box(&bytes)).unwrap());
+        });
+        let digest = per_item(1, budget, || {
+            black_box(Sha256::digest(black_box(&bytes)));
+        });
+        let load = per_item(1, budget, || {
+            black_box(RuleSet::load(black_box(&bytes)).unwrap());
+        });
         println!(
-            "{n:>6} {:>8.2} {engine:>9.0} {acs:>10.0} {regex:>10.0} {naive:>8.0} {:>9.1} {:>9.1} {:>9.1} {matched:>8} {load_ms:>9.1}",
+            "{n:>6} {:>8.2} {engine:>9.0} {acs:>10.0} {regex:>10.0} {naive:>8.0} {:>9.1} {:>9.1} {:>9.1} {matched:>8} {:>9.1} {:>8.2} {:>8.1}",
             bytes.len() as f64 / 1e6,
             acs / engine,
             regex / engine,
             naive / engine,
+            load / 1e6,
+            check / digest,
+            load / digest,
         );
         if n == *sizes.last().unwrap() {
             println!(
@@ -163,11 +224,38 @@ fn main() {
         validation(budget); // the validation line only
         return;
     }
-    realistic(budget, &[200, 1_000, 10_000, 65_000]);
+    // Every corpus in this one run (issue 22): the realistic one, the variant-scaled one,
+    // and `--file PATH` (e.g. public Sigma rules imported) scaled by variants.
+    let sizes = [200, 1_000, 10_000, 65_000];
+    if std::env::args().any(|a| a == "--variants") {
+        realistic(budget, &sizes, &variant_corpus());
+        return;
+    }
+    let synthetic_only = std::env::args().any(|a| a == "--synthetic");
+    if !synthetic_only {
+        corpora(budget, &sizes);
+    }
+    synthetic(budget, full);
+}
+
+/// The realistic and variant-scaled corpora, and `--file`'s.
+fn corpora(budget: Duration, sizes: &[usize]) {
+    realistic(budget, sizes, &realistic_corpus());
     if std::env::args().any(|a| a == "--realistic") {
-        return; // the realistic corpus only (quicker while tuning)
+        std::process::exit(0); // the realistic corpus only (quicker while tuning)
     }
     println!();
+    realistic(budget, sizes, &variant_corpus());
+    if let Some(pos) = std::env::args().position(|a| a == "--file") {
+        let path = std::env::args().nth(pos + 1).unwrap();
+        println!();
+        realistic(budget, sizes, &file_corpus(&path));
+    }
+    println!();
+}
+
+/// The synthetic mix (seven simple rule kinds, its own events; `--synthetic` alone).
+fn synthetic(budget: Duration, full: bool) {
     let evs = events(2000, 7);
     println!(
         "failsafe-loader benchmark summary ({} events of realistic Windows paths; median ns per event)",

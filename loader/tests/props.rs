@@ -101,6 +101,30 @@ fn content_strategy(max_rules: usize) -> impl Strategy<Value = Content> {
         })
 }
 
+/// `c` with every third rule repeated at the end under a new id (equal rules never decide,
+/// and a guard shared by many rules is checked once for all of them), and every fourth
+/// repeated with its string values reversed (a variant: same shape, other literals).
+fn with_repeats(mut c: Content) -> Content {
+    let n = c.rules.len();
+    for i in 0..n {
+        let mut r = c.rules[i].clone();
+        r.id = 1_000_000 + i as u32;
+        if i % 3 == 0 {
+            c.rules.push(r.clone());
+        }
+        if i % 4 == 0 {
+            for crit in &mut r.criteria {
+                if let Values::Strs(v) = &mut crit.values {
+                    v.iter_mut().for_each(|s| s.reverse());
+                }
+            }
+            r.id += 500_000;
+            c.rules.push(r);
+        }
+    }
+    c
+}
+
 #[derive(Debug, Clone)]
 enum OwnedInput {
     S(Vec<u16>),
@@ -142,7 +166,7 @@ proptest! {
     }
 
     #[test]
-    fn engine_agrees_with_reference_scan(c in content_strategy(24), events in prop::collection::vec(event_strategy(), 1..16)) {
+    fn engine_agrees_with_reference_scan(c in content_strategy(24).prop_map(with_repeats), events in prop::collection::vec(event_strategy(), 1..16)) {
         let rs = RuleSet::load(&encode(&c).unwrap()).unwrap();
         let folded = fold_content(&c).unwrap();
         for (kind, owned) in &events {
@@ -151,6 +175,29 @@ proptest! {
                 OwnedInput::I(x) => Input::Int(*x),
                 OwnedInput::F(b) => Input::Flag(*b),
             }).collect();
+            let ev = Event::new(*kind, &inputs);
+            prop_assert_eq!(rs.evaluate(&ev), evaluate_scan(&folded, &ev));
+        }
+    }
+
+    /// As the sensor supplies them: name, extension and parent derived from the path
+    /// (sub-slices of it, or equal copies), so that one walk of the path serves them all.
+    #[test]
+    fn engine_agrees_with_reference_scan_on_derived_inputs(c in content_strategy(24).prop_map(with_repeats), events in prop::collection::vec((event_strategy(), text(0, 16), any::<bool>()), 1..16)) {
+        let rs = RuleSet::load(&encode(&c).unwrap()).unwrap();
+        let folded = fold_content(&c).unwrap();
+        for ((kind, owned), path, copies) in &events {
+            let (parent, name, ext) = failsafe_loader::text::split_path(path);
+            let (pc, nc, ec) = (parent.to_vec(), name.to_vec(), ext.to_vec());
+            let mut inputs: Vec<Input<'_>> = owned.iter().map(|i| match i {
+                OwnedInput::S(s) => Input::Str(s),
+                OwnedInput::I(x) => Input::Int(*x),
+                OwnedInput::F(b) => Input::Flag(*b),
+            }).collect();
+            let parts: [&[u16]; 4] = if *copies { [path, &nc, &ec, &pc] } else { [path, name, ext, parent] };
+            for (slot, part) in inputs.iter_mut().zip(parts) {
+                *slot = Input::Str(part);
+            }
             let ev = Event::new(*kind, &inputs);
             prop_assert_eq!(rs.evaluate(&ev), evaluate_scan(&folded, &ev));
         }

@@ -764,7 +764,12 @@ fn check_stack(
     let mut by_size: Vec<&Func> = funcs.iter().collect();
     by_size.sort_by_key(|f| std::cmp::Reverse(f.frame));
     println!("largest frames (bytes, return address included):");
-    for f in by_size.iter().take(6) {
+    for f in by_size.iter().take(
+        std::env::var("FAILSAFE_FRAMES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6),
+    ) {
         println!("  {:6} {}", f.frame, name(f.begin));
     }
     let big: Vec<String> = funcs

@@ -380,3 +380,71 @@ pub fn realistic_events(n: usize, rules: usize, seed: u64) -> Vec<OwnedEvent> {
         })
         .collect()
 }
+
+/// Rule shapes the variant-scaled corpus repeats (issue 22: real large sets are a few
+/// hundred shapes repeated with different literals).
+pub const SHAPES: usize = 200;
+
+/// Fields of a file-create event that hold the file's path or a part of it.
+const PATH_FIELDS: [u8; 4] = [0, 1, 2, 3];
+
+/// `value` with `token` put inside its last literal path component: before the first `.`,
+/// `*` or `?` of that component, else at its end (`\Temp\` -> `\Temp_v17\`, `evil.exe` ->
+/// `evil_v17.exe`, `name_*.tmp` -> `name_v17_*.tmp`, `.exe` -> `_v17.exe`).
+pub fn with_token(value: &[u16], token: &str) -> Vec<u16> {
+    let sep = |u: u16| u == u16::from(b'\\') || u == u16::from(b'/');
+    // The last component that is not empty: a trailing separator belongs to the one
+    // before it.
+    let end = value.len() - usize::from(value.last().is_some_and(|&u| sep(u)));
+    let start = value[..end]
+        .iter()
+        .rposition(|&u| sep(u))
+        .map_or(0, |p| p + 1);
+    let stop = [u16::from(b'.'), u16::from(b'*'), u16::from(b'?')];
+    let at = value[start..end]
+        .iter()
+        .position(|u| stop.contains(u))
+        .map_or(end, |p| start + p);
+    let mut out = value[..at].to_vec();
+    out.extend(token.encode_utf16());
+    out.extend_from_slice(&value[at..]);
+    out
+}
+
+/// The variant-scaled corpus: the first [`SHAPES`] rules of [`realistic_rules`], then
+/// variants of them ([`variants_of`]) until `n` rules.
+pub fn variant_rules(n: usize, seed: u64) -> Content {
+    variants_of(&realistic_rules(SHAPES.min(n), seed), n)
+}
+
+/// `n` rules: the rules of `shapes`, then variants of them, shape by shape in rounds.
+/// Variant `k` of a rule changes every value of its path criteria (path, name,
+/// extension, parent) by the token `_v{k}` inside the last literal path component
+/// ([`with_token`]); its process criteria, its other criteria and its exception sets stay
+/// identical to the shape's. So most events match none of the variants, and variants of
+/// one shape share all but their path literals.
+pub fn variants_of(shapes: &Content, n: usize) -> Content {
+    let vary = |c: &Criterion, token: &str| -> Criterion {
+        let mut c = c.clone();
+        if let (true, Values::Strs(v)) = (PATH_FIELDS.contains(&c.field), &mut c.values) {
+            for s in v.iter_mut() {
+                *s = with_token(s, token);
+            }
+        }
+        c
+    };
+    let rules = (0..n)
+        .map(|i| {
+            let shape = &shapes.rules[i % shapes.rules.len()];
+            let k = i / shapes.rules.len();
+            let mut r = shape.clone();
+            r.id = i as u32 + 1;
+            if k > 0 {
+                let token = format!("_v{k}");
+                r.criteria = shape.criteria.iter().map(|c| vary(c, &token)).collect();
+            }
+            r
+        })
+        .collect();
+    Content { version: 1, rules }
+}
