@@ -801,8 +801,9 @@ fn check_stack(
     }
     // The deepest chain of DriverEntry and of the routines on the file-system path (the
     // pre-operation callbacks, whose frames hold the path buffers; instance setup and
-    // teardown; unload; the process notify routine and the volume-name work item; ADR
-    // 0013), frame by frame.
+    // teardown; unload; the process notify routine, the volume-name work and the driver's
+    // own thread, which runs control requests, live loads included; ADR 0013), frame by
+    // frame.
     let shown = |at: u64| {
         at == entry
             || name(at).contains("::pre_create")
@@ -811,6 +812,7 @@ fn check_stack(
             || name(at).contains("::filter_unload")
             || name(at).contains("process_notify")
             || name(at).contains("dosnames::volume_work")
+            || name(at).contains("kernel::worker::run")
     };
     for &(d, at, root) in chains.iter().filter(|(_, at, _)| shown(*at)) {
         println!("{}'s deepest chain ({d} bytes):", name(at));
