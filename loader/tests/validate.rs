@@ -821,3 +821,32 @@ fn encoder_errors_read_well() {
     };
     assert_eq!(e.to_string(), "rule #1: values do not fit operator range");
 }
+
+/// The string table holds each distinct string once, however many values share it and
+/// however large the set: 100 000 indicators, each used twice by its rule (a map with a
+/// bounded probe once wrote some of them twice at this size), plus one value every rule
+/// repeats.
+#[test]
+fn the_string_table_holds_each_distinct_string_once() {
+    let mut rules = Vec::new();
+    let mut distinct_units = "common.exe".len();
+    for i in 0..100_000u32 {
+        let name = format!("indicator{i}.bin");
+        distinct_units += name.len();
+        rules.push(rule(
+            i,
+            EventType::FileCreate,
+            Action::Audit,
+            vec![
+                strs(Op::StrEquals, 1, &[&name]),
+                strs(Op::EndsWith, 0, &[&name]),
+                strs(Op::EndsWith, 4, &["common.exe"]),
+            ],
+        ));
+    }
+    let c = content(rules);
+    let bytes = encode(&c).unwrap();
+    let v = validate(&bytes).unwrap();
+    assert_eq!(v.header.strings_len as usize, distinct_units * 2);
+    assert_eq!(v.content, c);
+}

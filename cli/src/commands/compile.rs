@@ -80,11 +80,12 @@ fn check_output(a: &Args) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Prints diagnostics on standard error, as `SRC:LINE:COL: warning[code]: ...`.
-/// Warnings of one kind printed before the rest are counted instead (a generated source
-/// of 100k rules in device form had 180 000 `device-path` warnings); `--json` lists all.
+/// Warnings of one kind printed with their place; past this many, the rest of that kind
+/// are counted in one line (a generated source of 100k rules in device form had 180 000
+/// `device-path` warnings). `--json` lists every one.
 const SHOWN_PER_CODE: usize = 20;
 
+/// Prints diagnostics on standard error, as `SRC:LINE:COL: warning[code]: ...`.
 fn print_diags(src: &Path, diags: &[Diag]) {
     let color = crate::color::stderr();
     let mut warned: std::collections::BTreeMap<&str, usize> = Default::default();

@@ -14,7 +14,7 @@ const EMPTY: u64 = u64::MAX;
 const PROBES: usize = 32;
 
 #[derive(Debug)]
-pub(crate) struct Map {
+pub(super) struct Map {
     keys: Vec<u64>,
     vals: Vec<u32>,
     len: usize,
@@ -30,7 +30,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 impl Map {
-    pub(crate) fn new() -> Map {
+    pub(super) fn new() -> Map {
         Map {
             keys: Vec::new(),
             vals: Vec::new(),
@@ -59,7 +59,7 @@ impl Map {
 
     /// The value of an entry with `key` for which `same` holds; otherwise enters `new`
     /// under `key` (when the probe bound allows) and returns it.
-    pub(crate) fn get_or_insert(
+    pub(super) fn get_or_insert(
         &mut self,
         key: u64,
         new: u32,

@@ -39,7 +39,7 @@ mod build;
 mod eval;
 mod index;
 mod lits;
-pub(crate) mod map;
+mod map;
 mod shape;
 mod trie;
 

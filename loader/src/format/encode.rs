@@ -1,6 +1,7 @@
 //! The encoder: owned content to format v1 (each distinct string once in the string
 //! table), and the copy of a file made ready for signing.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use sha2::{Digest as _, Sha256};
 
@@ -8,7 +9,6 @@ use super::header::{DIGESTED_HEADER, HEADER_LEN32, tables};
 use super::{CRIT_FIXED, FLAG_NEGATE, RULE_FIXED, SET_FIXED, STR_REF, digest_of, oom};
 use super::{FORMAT_VERSION, HEADER_LEN, MAGIC, SIGNATURE_BLOCK_LEN, field, read_header};
 use crate::content::{Content, Criterion, Values, limits};
-use crate::engine::map::Map;
 use crate::error::{AllocError, ContentError, Location};
 use crate::mem;
 use crate::schema::{FieldKind, Op, SCHEMA_VERSION};
@@ -116,13 +116,11 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
             .saturating_add(sets.fold(0, usize::saturating_add));
     }
     // The string table holds each distinct string once, in order of first use; every
-    // reference to an equal string shares it.
-    // `offs` is the offset of every string value in the order the rules table lists them
-    // (each rule's criteria, then its exception sets'), so that table is written without a
-    // second lookup.
-    // Distinct strings by a hash of their units (a string whose probe runs long is
-    // written again: the table only shares less).
-    let mut shared = Map::new();
+    // reference to an equal string shares it (exactly: a map that gave up on a key would
+    // write it again and change the bytes). `offs` is the offset of every string value in
+    // the order the rules table lists them (each rule's criteria, then its exception
+    // sets'), so that table is written without a second lookup.
+    let mut shared: BTreeMap<&[u16], u32> = BTreeMap::new();
     let mut st: Vec<u8> = Vec::new();
     let mut offs: Vec<u32> = Vec::new();
     for r in &content.rules {
@@ -131,24 +129,12 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, EncodeError> {
                 for s in list {
                     let next = u32::try_from(st.len() / 2)
                         .map_err(|_| limit(None, "string table", usize::MAX, st.len()))?;
-                    let hash = s.iter().fold(u64::try_from(s.len()).unwrap_or(0), |h, &u| {
-                        (h.rotate_left(5) ^ u64::from(u)).wrapping_mul(0x517C_C1B7_2722_0A95)
-                    });
-                    let at = |off: u32| {
-                        let from = usize::try_from(off).unwrap_or(usize::MAX).saturating_mul(2);
-                        st.get(from..from.saturating_add(s.len().saturating_mul(2)))
-                            .is_some_and(|b| {
-                                b.chunks_exact(2).zip(s).all(|(x, &u)| x == u.to_le_bytes())
-                            })
-                    };
-                    let off = shared
-                        .get_or_insert(hash, next, at)
-                        .map_err(|_| EncodeError::OutOfMemory)?;
-                    if off == next {
+                    let off = *shared.entry(s.as_slice()).or_insert_with(|| {
                         for u in s {
                             st.extend_from_slice(&u.to_le_bytes());
                         }
-                    }
+                        next
+                    });
                     offs.push(off);
                 }
             }
