@@ -33,6 +33,11 @@ pub fn push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     }
 }
 
+/// Bytes a vector holds on the heap (its capacity, spare room included).
+pub fn heap_bytes<T>(v: &Vec<T>) -> usize {
+    v.capacity().saturating_mul(core::mem::size_of::<T>())
+}
+
 /// `n` copies of `x`, or an error.
 pub fn filled<T: Copy>(x: T, n: usize) -> Result<Vec<T>, AllocError> {
     let mut v = with_capacity(n)?;

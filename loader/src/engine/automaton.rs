@@ -439,13 +439,13 @@ impl Automaton {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        fn b<T>(v: &Vec<T>) -> usize {
-            v.capacity().saturating_mul(core::mem::size_of::<T>())
-        }
+        use crate::mem::heap_bytes as b;
         b(&self.nodes)
             .saturating_add(b(&self.edges))
             .saturating_add(b(&self.outs))
             .saturating_add(b(&self.dense))
+            .saturating_add(b(&self.class))
+            .saturating_add(b(&self.start))
     }
 }
 

@@ -254,9 +254,7 @@ impl RuleSet {
     /// Bytes held by the compiled form (arrays, tries and automata, spare capacity
     /// included).
     pub fn heap_bytes(&self) -> usize {
-        fn b<T>(v: &Vec<T>) -> usize {
-            v.capacity().saturating_mul(core::mem::size_of::<T>())
-        }
+        use crate::mem::heap_bytes as b;
         let structures = self.index.iter().fold(0usize, |acc, ti| {
             acc.saturating_add(ti.fwd.as_ref().map_or(0, Trie::heap_bytes))
                 .saturating_add(ti.bwd.as_ref().map_or(0, Trie::heap_bytes))

@@ -480,9 +480,7 @@ impl Trie {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        fn b<T>(v: &Vec<T>) -> usize {
-            v.capacity().saturating_mul(core::mem::size_of::<T>())
-        }
+        use crate::mem::heap_bytes as b;
         b(&self.nodes)
             .saturating_add(b(&self.tails))
             .saturating_add(b(&self.units))
