@@ -13,7 +13,8 @@
  * OUT: records `u32 message index, u32 round, u32 length, i32 Win32 error (0: ok),
  * u64 start, u64 end (QueryPerformanceCounter), length bytes` (the response).
  * Exit: 0 every request completed; 3 the device did not open or some DeviceIoControl
- * failed (its record carries the error); 64 usage or input errors.
+ * failed (its record carries the error, stderr says which); 64 usage or input errors;
+ * 65 a thread could not be started or waited for. Another code is a crash.
  * Built with MinGW-w64 (x86_64-w64-mingw32-gcc), as driver/hosted/ioctl.c. */
 #include <windows.h>
 #include <stdio.h>
@@ -71,6 +72,7 @@ static DWORD WINAPI sender(LPVOID arg) {
                 error = GetLastError();
                 got = 0;
                 InterlockedIncrement(&failures);
+                fprintf(stderr, "thread %u: message %u, round %u: DeviceIoControl: error %lu\n", me, i, round, error);
             }
             QueryPerformanceCounter(&t1);
             header[0] = i;
@@ -143,9 +145,21 @@ int main(int argc, char **argv) {
     InitializeCriticalSection(&out_lock);
     QueryPerformanceFrequency(&frequency);
     QueryPerformanceCounter(&started);
-    for (t = 0; t < MAX_THREADS; t++)
-        if (used[t]) threads[n++] = CreateThread(NULL, 0, sender, (LPVOID)(ULONG_PTR)t, 0, NULL);
-    WaitForMultipleObjects(n, threads, TRUE, INFINITE);
-    fclose(out);
+    for (t = 0; t < MAX_THREADS; t++) {
+        if (!used[t]) continue;
+        if (!(threads[n] = CreateThread(NULL, 0, sender, (LPVOID)(ULONG_PTR)t, 0, NULL))) {
+            fprintf(stderr, "thread %u: CreateThread: error %lu\n", t, GetLastError());
+            return 65;
+        }
+        n++;
+    }
+    if (WaitForMultipleObjects(n, threads, TRUE, INFINITE) == WAIT_FAILED) {
+        fprintf(stderr, "WaitForMultipleObjects: error %lu\n", GetLastError());
+        return 65;
+    }
+    if (fclose(out)) {
+        fprintf(stderr, "%s: cannot write\n", argv[2]);
+        return 64;
+    }
     return failures ? 3 : 0;
 }

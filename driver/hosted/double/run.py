@@ -190,7 +190,11 @@ class Drill:
 
     # ------------------------------------------------------------------ the double
     def report(self):
-        kind, status, body = self.client.one(proto.request(proto.KIND_REPORT, 0, 0))
+        mark = self.session.mark() if self.session else 0
+        try:
+            kind, status, body = self.client.one(proto.request(proto.KIND_REPORT, 0, 0))
+        except Fail as e:
+            raise Fail(f"{e}{self.session_context(mark)}") from e
         if status:
             raise Fail(f"report refused: {status:#x}")
         return proto.report(body)
@@ -217,8 +221,20 @@ class Drill:
                 chunk = idx[b:b + BATCH]
                 messages.append((w, proto.ops_request(w, [ops[i] for i in chunk])))
                 index.append(chunk)
-        out = self.client.send(messages, seconds=seconds)
+        mark = self.session.mark() if self.session else 0
+        try:
+            out = self.client.send(messages, seconds=seconds)
+        except Fail as e:
+            raise Fail(f"{e}{self.session_context(mark)}") from e
         return self.decode(out, index, len(ops))
+
+    def session_context(self, mark):
+        """What the double and Wine said since `mark`: a client that failed is explained
+        by them (a refused request, a fault), and CI keeps only the end of the output."""
+        if not self.session:
+            return ""
+        said = self.session.grep(r"fltmgr-double: |failsafeflt: ", mark)[-4:] + self.session.faults(mark)[:2]
+        return "; the session said: " + " | ".join(l.strip()[-200:] for l in said) if said else ""
 
     def decode(self, out, index, n):
         results = [None] * n

@@ -230,6 +230,8 @@ unsafe extern "system" fn dispatch_control(_dev: *const DEVICE_OBJECT, irp: *mut
                 )
                 .is_err()
             {
+                // One sender per worker: a refusal here is a harness bug, said in the log.
+                kit::log(c"worker busy, request refused: worker", u64::from(hdr.worker));
                 complete(irp, STATUS_DEVICE_BUSY, 0);
                 return STATUS_PENDING;
             }
@@ -239,6 +241,7 @@ unsafe extern "system" fn dispatch_control(_dev: *const DEVICE_OBJECT, irp: *mut
         }
         _ => {
             if CONTROL_BUSY.swap(1, Ordering::AcqRel) != 0 {
+                kit::log(c"control request refused, another running: kind", u64::from(hdr.kind));
                 complete(irp, STATUS_DEVICE_BUSY, 0);
                 return STATUS_DEVICE_BUSY;
             }
@@ -266,10 +269,13 @@ fn refuse(irp: *mut IRP, output: usize, why: Malformed) -> NTSTATUS {
         // SAFETY: the system buffer holds at least `output` ≥ 16 bytes.
         unsafe { core::ptr::copy_nonoverlapping(h.as_ptr(), buf, h.len()) };
         complete(irp, STATUS_SUCCESS, h.len());
+        STATUS_SUCCESS
     } else {
+        // The dispatch routine returns the status it completed with ("Completing IRPs",
+        // Microsoft Learn).
         complete(irp, STATUS_INVALID_PARAMETER, 0);
+        STATUS_INVALID_PARAMETER
     }
-    STATUS_SUCCESS
 }
 
 /// A worker thread: waits for its request, runs it, completes it.
