@@ -231,7 +231,10 @@ unsafe extern "system" fn dispatch_control(_dev: *const DEVICE_OBJECT, irp: *mut
                 .is_err()
             {
                 // One sender per worker: a refusal here is a harness bug, said in the log.
-                kit::log(c"worker busy, request refused: worker", u64::from(hdr.worker));
+                kit::log(
+                    c"worker busy, request refused: worker",
+                    u64::from(hdr.worker),
+                );
                 complete(irp, STATUS_DEVICE_BUSY, 0);
                 return STATUS_PENDING;
             }
@@ -241,7 +244,10 @@ unsafe extern "system" fn dispatch_control(_dev: *const DEVICE_OBJECT, irp: *mut
         }
         _ => {
             if CONTROL_BUSY.swap(1, Ordering::AcqRel) != 0 {
-                kit::log(c"control request refused, another running: kind", u64::from(hdr.kind));
+                kit::log(
+                    c"control request refused, another running: kind",
+                    u64::from(hdr.kind),
+                );
                 complete(irp, STATUS_DEVICE_BUSY, 0);
                 return STATUS_DEVICE_BUSY;
             }
