@@ -1,4 +1,4 @@
-/* The hosted drill's control client (driver/hosted/drill.py): sends one control request
+/* The hosted drill's control client (driver/hosted/boot/july.py): sends one control request
  * to the driver's control device and prints the response, both as hex.
  *
  *   ioctl.exe [--read] REQUEST_HEX      -> stdout: RESPONSE_HEX
@@ -9,7 +9,8 @@
  *
  * Exit: 0 the IOCTL completed; 2 the device did not open; 3 DeviceIoControl failed
  * (the Windows error code is printed on stderr). The protocol itself is encoded and
- * decoded by drill.py from docs/control-protocol.md, independently of the Rust code.
+ * decoded by boot/protocol.py from docs/control-protocol.md, independently of the Rust
+ * code.
  * Built with MinGW-w64 (x86_64-w64-mingw32-gcc) because failsafectl.exe needs
  * bcryptprimitives.dll, which Wine 8.0 lacks. */
 #include <windows.h>

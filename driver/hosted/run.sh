@@ -16,7 +16,7 @@
 #      a planted copy whose canary.tmp links to a file outside; the driver must refuse it
 #      with its line naming the link, write nothing through it, and the file must survive
 #      (the image before the fix started there and its canary deleted the file).
-# driver/hosted/drill.py says how. Then, with Wine's fltmgr.sys replaced by a TEST DOUBLE of
+# driver/hosted/boot/ says how (drill.py is its entry). Then, with Wine's fltmgr.sys replaced by a TEST DOUBLE of
 # Filter Manager (driver/hosted/double: built here, loaded with WINEDLLOVERRIDES=fltmgr.sys=n):
 #   5. the double checked with its own self-test filter (driver/hosted/double/selftest),
 #      then the driver's file-system half: instances, verdict parity with failsafectl test,

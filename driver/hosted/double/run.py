@@ -36,7 +36,7 @@ import proto  # noqa: E402
 from proto import Op  # noqa: E402
 from wine import (Fail, Session, DoubleClient, Wine, control, host_pids_with, say,  # noqa: E402
                   setup_prefix)
-from drill import KIND_ACTIVATE, KIND_EVENTS, KIND_QUERY, KIND_ROLLBACK  # noqa: E402
+from boot.protocol import KIND_ACTIVATE, KIND_EVENTS, KIND_QUERY, KIND_ROLLBACK  # noqa: E402
 
 HOLD_MARK = 0x1F4
 WORKERS = 8

@@ -250,7 +250,7 @@ class DoubleClient:
 
 def control(wine: Wine, kind, arg=0):
     """One request through the driver's control device (driver/hosted/ioctl.c)."""
-    from drill import control_request, control_response  # driver/hosted/drill.py
+    from boot.protocol import control_request, control_response  # driver/hosted/boot/protocol.py
     req = control_request(kind, arg)
     r = subprocess.run(["wine", r"C:\failsafe-ioctl.exe", req.hex()], env=wine.env(), capture_output=True, text=True)
     if r.returncode != 0:
@@ -299,7 +299,7 @@ def setup_prefix(wine: Wine, work: Path, driver_image: Path, double_image: Path,
              "/t", "REG_EXPAND_SZ", "/d", rf"\SystemRoot\System32\drivers\{SELFTEST}.sys", "/f")
     wine.run("reg", "add", PARAMS_KEY, "/v", "ContentDirectory", "/t", "REG_EXPAND_SZ", "/d", CONTENT_DIR_NT, "/f")
     # Content is signed with a development key made for the run and trusted as a test key
-    # (as driver/hosted/drill.py does: TestSigning, TestSigningKeys, TESTSIGNING boot option).
+    # (as driver/hosted/boot/drill.py's setup does: TestSigning, TestSigningKeys, TESTSIGNING boot option).
     wine.run("reg", "add", PARAMS_KEY, "/v", "TestSigning", "/t", "REG_DWORD", "/d", "1", "/f")
     wine.run("reg", "add", PARAMS_KEY, "/v", "TestSigningKeys", "/t", "REG_BINARY", "/d", test_key_hex, "/f")
     wine.run("reg", "add", r"HKLM\System\CurrentControlSet\Control", "/v", "SystemStartOptions",
