@@ -652,7 +652,9 @@ fn drill_swap_line(freed: bool, parked: bool) {
     };
 }
 
-/// A live activation of `version` (record lock held).
+/// A live activation of `version` (record lock held). Its own frame: inlined, its locals
+/// and those of every other request sat in the worker's, on the deepest chain (kcheck).
+#[inline(never)]
 fn activate(s: &mut Option<Running>, version: u64) -> Result<(u64, u64), LiveRefusal> {
     let r = s.as_mut().ok_or(LiveRefusal::OutOfMemory)?;
     if r.closing {
@@ -671,6 +673,7 @@ fn activate(s: &mut Option<Running>, version: u64) -> Result<(u64, u64), LiveRef
 }
 
 /// Return to last-known-good (record lock held): its version, or 0 with nothing active.
+#[inline(never)]
 fn rollback(s: &mut Option<Running>) -> Result<(u64, u64), LiveRefusal> {
     let r = s.as_mut().ok_or(LiveRefusal::OutOfMemory)?;
     if r.closing {
