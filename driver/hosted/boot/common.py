@@ -24,7 +24,7 @@ FAULT = re.compile(r"Unhandled exception|page fault|unimplemented function|err:s
 DRIVER_INIT = re.compile(r":Call driver init ([0-9a-f]+) \(.*Services\\\\failsafeflt")
 
 
-def say(msg):
+def say(msg=""):
     print(msg, flush=True)
 
 

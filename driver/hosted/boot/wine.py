@@ -13,6 +13,13 @@ from .common import DRIVER_INIT, RELAY, Fail
 
 
 class Wine:
+    """A prefix. The Filter Manager double's (driver/hosted/double/wine.py) is this one with
+    its own DLL overrides and longer waits."""
+
+    OVERRIDES = "mscoree,mshtml="  # no Mono / Gecko installer prompts
+    RUN_TIMEOUT = None
+    END_TIMEOUT = 60
+
     def __init__(self, prefix: Path):
         self.prefix = prefix
 
@@ -22,22 +29,24 @@ class Wine:
             WINEPREFIX=str(self.prefix),
             WINEDEBUG=debug,
             WINEARCH="win64",
-            WINEDLLOVERRIDES="mscoree,mshtml=",  # no Mono / Gecko installer prompts
+            WINEDLLOVERRIDES=self.OVERRIDES,
             DISPLAY="",
         )
         return e
 
-    def run(self, *args, check=True):
-        r = subprocess.run(["wine", *args], env=self.env(), capture_output=True, text=True)
+    def run(self, *args, check=True, timeout=None):
+        r = subprocess.run(["wine", *args], env=self.env(), capture_output=True, text=True,
+                           timeout=timeout or self.RUN_TIMEOUT)
         if check and r.returncode != 0:
-            raise Fail(f"wine {' '.join(args)}: exit {r.returncode}: {r.stdout}{r.stderr}")
+            raise Fail(f"wine {' '.join(map(str, args))}: exit {r.returncode}: {r.stdout}{r.stderr}")
         return r
 
     def kill(self):
         subprocess.run(["wineserver", "-k"], env=self.env(), capture_output=True)
         subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True)
 
-    def wait_end(self, timeout=60):
+    def wait_end(self, timeout=None):
+        timeout = timeout or self.END_TIMEOUT
         try:
             subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -10,7 +10,6 @@ builtin stub; both services are in the load-order group "FSFilter Anti-Virus", s
 services.exe runs them in one winedevice.exe (its `get_winedevice_process` groups driver
 services by that value)."""
 
-import os
 import re
 import shutil
 import struct
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import proto
+from boot.common import Fail, say  # noqa: F401 (the double's scenarios take them from here)
+from boot.wine import Wine as BootWine
 
 HERE = Path(__file__).resolve().parent
 SERVICE = "failsafeflt"
@@ -33,39 +34,12 @@ FAULT = re.compile(r"Unhandled exception|page fault|unimplemented function|err:s
                    r"KeBugCheckEx|EXCEPTION_|Unhandled page fault|assertion failed")
 
 
-class Fail(Exception):
-    pass
+class Wine(BootWine):
+    """The boot drill's prefix (boot/wine.py) with the double taking fltmgr.sys's place."""
 
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-class Wine:
-    def __init__(self, prefix: Path):
-        self.prefix = prefix
-
-    def env(self, debug="-all"):
-        e = dict(os.environ)
-        e.update(WINEPREFIX=str(self.prefix), WINEDEBUG=debug, WINEARCH="win64", DISPLAY="",
-                 WINEDLLOVERRIDES="mscoree,mshtml=;fltmgr.sys=n")
-        return e
-
-    def run(self, *args, check=True, timeout=300):
-        r = subprocess.run(["wine", *args], env=self.env(), capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise Fail(f"wine {' '.join(map(str, args))}: exit {r.returncode}: {r.stdout}{r.stderr}")
-        return r
-
-    def kill(self):
-        subprocess.run(["wineserver", "-k"], env=self.env(), capture_output=True)
-        subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True)
-
-    def wait_end(self, timeout=90):
-        try:
-            subprocess.run(["wineserver", "-w"], env=self.env(), capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise Fail("the Wine session did not end")
+    OVERRIDES = "mscoree,mshtml=;fltmgr.sys=n"
+    RUN_TIMEOUT = 300
+    END_TIMEOUT = 90
 
 
 def reg_text(healthy_after: int) -> str:
